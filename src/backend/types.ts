@@ -1,0 +1,79 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The storage backend: where ciphertext, headers, the keystore and the audit log live. Everything a backend
+ * stores is already encrypted or non-secret; a backend is untrusted (see docs/THREAT-MODEL.md).
+ *
+ * Errors: implementations throw S3Error (src/errors.ts) with codes NoSuchBucket, NoSuchKey, NoSuchUpload,
+ * BucketNotEmpty, BucketAlreadyOwnedByYou, PreconditionFailed, InvalidRange, InvalidPart; anything else
+ * (network, 5xx after retries) surfaces as S3Error('ServiceUnavailable') with the cause attached.
+ */
+export interface ObjectInfo {
+  key: string;
+  /** Stored (ciphertext) size in bytes. */
+  size: number;
+  /** Backend ETag without quotes. */
+  etag: string;
+  lastModified: Date;
+  /** Backend user metadata, lower-case names without the x-amz-meta- prefix. Only on head/get. */
+  meta: Record<string, string>;
+}
+
+export interface ListOptions {
+  prefix?: string;
+  delimiter?: string;
+  /** Exclusive: list keys strictly after this one. */
+  startAfter?: string;
+  /** Opaque token from a previous ListResult. */
+  continuationToken?: string;
+  /** 1..1000, default 1000. */
+  maxKeys?: number;
+}
+
+export interface ListResult {
+  objects: Omit<ObjectInfo, 'meta'>[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  nextContinuationToken?: string;
+}
+
+export interface PutOptions {
+  /** Exact number of bytes the body will yield. */
+  size: number;
+  meta?: Record<string, string>;
+  /** Conditional write: succeed only if the current object's ETag equals this. */
+  ifMatch?: string;
+  /** Conditional write: '*' = succeed only if no object exists at the key. */
+  ifNoneMatch?: '*';
+}
+
+export interface Backend {
+  readonly kind: 'fs' | 's3';
+  listBuckets(): Promise<{ name: string; creationDate: Date }[]>;
+  createBucket(bucket: string): Promise<void>;
+  /** Resolves true/false; never throws NoSuchBucket. */
+  bucketExists(bucket: string): Promise<boolean>;
+  deleteBucket(bucket: string): Promise<void>;
+
+  putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string }>;
+  /** Range is inclusive [start, end]; end may exceed the size (clamped). */
+  getObject(bucket: string, key: string, range?: { start: number; end?: number }): Promise<{ body: Readable; info: ObjectInfo }>;
+  /** Convenience: whole small object as a Buffer. */
+  getBuffer(bucket: string, key: string): Promise<{ data: Buffer; info: ObjectInfo }>;
+  /** null when absent (never throws NoSuchKey). */
+  headObject(bucket: string, key: string): Promise<ObjectInfo | null>;
+  /** Idempotent: deleting an absent key succeeds. */
+  deleteObject(bucket: string, key: string): Promise<void>;
+  /** Server-side copy, bytes never pass through the gateway. Metadata replaced by `meta`. */
+  copyObject(srcBucket: string, srcKey: string, dstBucket: string, dstKey: string, opts: { meta: Record<string, string>; ifMatch?: string }): Promise<{ etag: string }>;
+  listObjects(bucket: string, opts: ListOptions): Promise<ListResult>;
+
+  createMultipart(bucket: string, key: string, meta: Record<string, string>): Promise<string>;
+  uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Readable | Buffer, size: number): Promise<{ etag: string }>;
+  completeMultipart(bucket: string, key: string, uploadId: string, parts: { partNumber: number; etag: string }[]): Promise<{ etag: string }>;
+  abortMultipart(bucket: string, key: string, uploadId: string): Promise<void>;
+  /** Uploads still open in the backend (for gc). */
+  listMultipartUploads(bucket: string): Promise<{ key: string; uploadId: string; initiated: Date }[]>;
+
+  close(): Promise<void>;
+}
