@@ -1,0 +1,128 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import type { OpenResult } from '../../workers/crypto-core.mjs';
+import { baseAad } from '../format/layout.ts';
+import type { Batch } from './plan.ts';
+import { runBatch, type Op } from './pool.ts';
+
+export interface BatchStreamInit {
+  op: Op;
+  batches: Iterator<Batch>;
+  datasetId: Buffer;
+  oid: Buffer;
+  keyOf: (b: Batch) => Buffer;
+  /** Crypto threads for this stream; 0 = inline. */
+  threads: number;
+  /** Bytes to hand to `onLead` before the first batch (the data prefix). */
+  lead: number;
+}
+
+/**
+ * Cuts the input into the planned batches, seals or opens them (inline or in the pool) and pushes results in
+ * order. At most `2 * threads` batches are in flight: the callback of _transform waits for the oldest, so a slow
+ * consumer stops the producer instead of growing memory.
+ */
+export abstract class BatchStream extends Transform {
+  private readonly init: BatchStreamInit;
+  private readonly maxInFlight: number;
+  private readonly inFlight: { b: Batch; p: Promise<OpenResult> }[] = [];
+  private next: IteratorResult<Batch>;
+  private cur: { b: Batch; buf: Buffer; filled: number } | null = null;
+  private leadBuf: Buffer;
+  private leadFilled = 0;
+  private failed = false;
+
+  constructor(init: BatchStreamInit) {
+    super();
+    this.init = init;
+    this.maxInFlight = Math.max(2, init.threads * 2);
+    this.next = init.batches.next();
+    this.leadBuf = Buffer.alloc(init.lead);
+  }
+
+  protected abstract inputLen(b: Batch): number;
+  protected abstract onResult(b: Batch, r: OpenResult): void;
+  protected abstract tooMuch(): Error;
+  protected abstract tooLittle(): Error;
+  protected beforeSubmit(_b: Batch): void {}
+  protected onLead(_lead: Buffer): void {}
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.failed) return cb();
+    try {
+      this.consume(chunk);
+    } catch (e) {
+      return this.fail(e, cb);
+    }
+    if (this.inFlight.length <= this.maxInFlight) return cb();
+    this.settle(this.maxInFlight).then(() => cb(), (e: unknown) => this.fail(e, cb));
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.failed) return cb();
+    this.settle(0).then(() => {
+      if (this.leadFilled < this.leadBuf.length || this.cur !== null || !this.next.done) throw this.tooLittle();
+      cb();
+    }).catch((e: unknown) => this.fail(e, cb));
+  }
+
+  private fail(e: unknown, cb: TransformCallback): void {
+    this.failed = true;
+    cb(e as Error);
+  }
+
+  private consume(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.leadFilled < this.leadBuf.length) {
+        const n = chunk.copy(this.leadBuf, this.leadFilled, off, off + this.leadBuf.length - this.leadFilled);
+        this.leadFilled += n;
+        off += n;
+        if (this.leadFilled === this.leadBuf.length) this.onLead(this.leadBuf);
+        continue;
+      }
+      if (this.cur === null) {
+        if (this.next.done) throw this.tooMuch();
+        const b = this.next.value;
+        this.next = this.init.batches.next();
+        const need = this.inputLen(b);
+        if (this.init.threads === 0 && chunk.length - off >= need) {
+          // Inline fast path: the whole batch is in this chunk, no copy needed.
+          this.submit(b, chunk.subarray(off, off + need));
+          off += need;
+          continue;
+        }
+        this.cur = { b, buf: Buffer.allocUnsafeSlow(need), filled: 0 };
+      }
+      const c = this.cur;
+      const n = chunk.copy(c.buf, c.filled, off, off + c.buf.length - c.filled);
+      c.filled += n;
+      off += n;
+      if (c.filled === c.buf.length) {
+        this.cur = null;
+        this.submit(c.b, c.buf);
+      }
+    }
+  }
+
+  private submit(b: Batch, data: Buffer): void {
+    this.beforeSubmit(b);
+    const task = {
+      key: this.init.keyOf(b), aad: baseAad(this.init.datasetId, this.init.oid, b.partNumber, b.block),
+      firstChunk: b.firstChunk, count: b.count, lastLen: b.lastLen, final: b.final, data,
+    };
+    const r = runBatch(this.init.op, task, this.init.threads);
+    if (!(r instanceof Promise)) {
+      this.onResult(b, r);
+      return;
+    }
+    r.catch(() => {}); // observed later in order by settle(); avoid an unhandled rejection meanwhile
+    this.inFlight.push({ b, p: r });
+  }
+
+  private async settle(limit: number): Promise<void> {
+    while (this.inFlight.length > limit) {
+      const { b, p } = this.inFlight.shift()!;
+      this.onResult(b, await p);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import type { Transform } from 'node:stream';
+import type { OpenResult } from '../../workers/crypto-core.mjs';
+import { FormatError } from '../format/errors.ts';
+import { type HeaderFields } from '../format/header.ts';
+import { checkPrefix, datasetIdOf } from '../format/layout.ts';
+import { BatchStream } from './batch-stream.ts';
+import { batches, locateRange, type Batch, type RangePlan } from './plan.ts';
+import { POOL_MIN_BYTES, configuredThreads } from './pool.ts';
+
+export interface DecryptOptions {
+  header: HeaderFields; start: number; endInclusive: number;
+  /** (part number as in the chunk AAD, block index within the part) -> revoked in the keystore. */
+  isRevoked?: (part: number, block: number) => boolean;
+  /** Crypto threads; default: inline below POOL_MIN_BYTES, else LAKECRYPT_CRYPTO_THREADS. */
+  threads?: number;
+}
+
+const erased = (b: { partNumber: number; block: number }): FormatError =>
+  new FormatError('DekErased', `the key of part ${b.partNumber} block ${b.block} is revoked`);
+
+class DecryptStream extends BatchStream {
+  private readonly o: DecryptOptions;
+  private readonly plan: RangePlan;
+  constructor(o: DecryptOptions, plan: RangePlan, threads: number) {
+    const h = o.header;
+    super({
+      op: 'open', batches: batches(plan.parts, h.blockSize, plan.from, plan.to), datasetId: datasetIdOf(h.dataset), oid: h.oid,
+      keyOf: (b) => h.parts[b.partIndex].deks[b.block]!, threads, lead: plan.withPrefix ? 32 : 0,
+    });
+    this.o = o;
+    this.plan = plan;
+  }
+  protected override onLead(lead: Buffer): void { checkPrefix(lead, this.o.header.oid); }
+  protected override beforeSubmit(b: Batch): void {
+    if (this.o.header.parts[b.partIndex].deks[b.block] == null || this.o.isRevoked?.(b.partNumber, b.block)) throw erased(b);
+  }
+  protected inputLen(b: Batch): number { return b.sealedLen; }
+  protected onResult(b: Batch, r: OpenResult): void {
+    // r.data is the plaintext of the r.ok chunks that verified, starting at b.plainStart; trim to the range.
+    const from = Math.max(0, this.o.start - b.plainStart);
+    const to = Math.min(r.data.length, this.o.endInclusive + 1 - b.plainStart);
+    if (to > from) this.push(r.data.subarray(from, to));
+    if (r.failed) {
+      throw new FormatError('ChunkAuthFailed', `part ${b.partNumber} block ${b.block} chunk ${b.firstChunk + r.ok} failed authentication`);
+    }
+  }
+  protected tooMuch(): Error { return new FormatError('TrailingData', `data continues after byte ${this.plan.cipherEnd}`); }
+  protected tooLittle(): Error { return new FormatError('UnexpectedEOF', `data ended before byte ${this.plan.cipherEnd}`); }
+}
+
+/**
+ * Input: exactly the ciphertext bytes planRange(header, start, endInclusive) names. Output: plaintext[start..end].
+ * Throws synchronously (before any byte) with DekErased/KeyRevoked when a touched block's DEK is erased or
+ * revoked, so the server can answer 403; a revocation seen later while streaming errors the stream.
+ */
+export function createDecryptStream(opts: DecryptOptions): Transform {
+  const plan = locateRange(opts.header, opts.start, opts.endInclusive);
+  let first = true;
+  for (const b of batches(plan.parts, opts.header.blockSize, plan.from, plan.to)) {
+    if (!first && b.firstChunk !== 0) continue; // one check per touched block
+    first = false;
+    if (opts.header.parts[b.partIndex].deks[b.block] == null || opts.isRevoked?.(b.partNumber, b.block)) throw erased(b);
+  }
+  const len = opts.endInclusive - opts.start + 1;
+  const threads = opts.threads ?? (len < POOL_MIN_BYTES ? 0 : configuredThreads());
+  return new DecryptStream(opts, plan, threads);
+}

@@ -1,0 +1,56 @@
+import type { Transform } from 'node:stream';
+import type { OpenResult } from '../../workers/crypto-core.mjs';
+import { S3Error } from '../errors.ts';
+import {
+  DEK_SIZE, blockCount, checkOid, chunkCount, datasetIdOf, encodePrefix,
+} from '../format/layout.ts';
+import { BatchStream } from './batch-stream.ts';
+import { batches, type Batch } from './plan.ts';
+import { POOL_MIN_BYTES, configuredThreads } from './pool.ts';
+
+export interface EncryptOptions {
+  dataset: string; oid: Buffer; partNumber: number; plaintextSize: number; blockSize: number; deks: Buffer[];
+  withPrefix: boolean;
+  /** Crypto threads; default: inline below POOL_MIN_BYTES, else LAKECRYPT_CRYPTO_THREADS. */
+  threads?: number;
+}
+
+class EncryptStream extends BatchStream {
+  private received = 0;
+  private readonly size: number;
+  constructor(o: EncryptOptions, threads: number) {
+    const n = chunkCount(o.plaintextSize);
+    super({
+      op: 'seal',
+      batches: batches([{ size: o.plaintextSize, partNumber: o.partNumber, plainStart: 0, cipherStart: 0 }], o.blockSize, { part: 0, chunk: 0 }, { part: 0, chunk: n - 1 }),
+      datasetId: datasetIdOf(o.dataset), oid: o.oid, keyOf: (b) => o.deks[b.block], threads, lead: 0,
+    });
+    this.size = o.plaintextSize;
+    if (o.withPrefix) this.push(encodePrefix(o.oid));
+  }
+  override _transform(chunk: Buffer, enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.received += chunk.length;
+    super._transform(chunk, enc, cb);
+  }
+  protected inputLen(b: Batch): number { return b.plainLen; }
+  protected onResult(_b: Batch, r: OpenResult): void { this.push(r.data); }
+  protected tooMuch(): Error {
+    return new S3Error('IncompleteBody', `body is longer than the declared ${this.size} bytes`);
+  }
+  protected tooLittle(): Error {
+    return new S3Error('IncompleteBody', `body ended after ${this.received} of ${this.size} bytes`);
+  }
+}
+
+/** Seals one part (docs/FORMAT.md 2.2). Input MUST be exactly plaintextSize bytes, else IncompleteBody. */
+export function createEncryptStream(opts: EncryptOptions): Transform {
+  checkOid(opts.oid);
+  if (!Number.isInteger(opts.partNumber) || opts.partNumber < 1 || opts.partNumber > 10000) throw new RangeError(`partNumber must be 1..10000, got ${opts.partNumber}`);
+  const want = blockCount(opts.plaintextSize, opts.blockSize);
+  if (opts.deks.length !== want) throw new RangeError(`${want} DEKs needed for ${opts.plaintextSize} bytes, got ${opts.deks.length}`);
+  for (const d of opts.deks) if (d.length !== DEK_SIZE) throw new RangeError(`DEK must be ${DEK_SIZE} bytes`);
+  const threads = opts.threads ?? (opts.plaintextSize < POOL_MIN_BYTES ? 0 : configuredThreads());
+  return new EncryptStream(opts, threads);
+}
+
+
