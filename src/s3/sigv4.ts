@@ -399,7 +399,9 @@ export function verifyRequest(
     expires = Number(ex);
     if (expires < 1) throw malformed('X-Amz-Expires must be non-negative');
     if (expires > MAX_PRESIGN_EXPIRES) throw malformed('X-Amz-Expires must be less than a week (in seconds) that is 604800');
-    payloadValue = getHeader(req.headers, 'x-amz-content-sha256')?.trim() ?? query.get('X-Amz-Content-Sha256') ?? UNSIGNED_PAYLOAD;
+    let fromQuery: string | undefined;
+    for (const [k, v] of query) if (k.toLowerCase() === 'x-amz-content-sha256') fromQuery ??= v;
+    payloadValue = getHeader(req.headers, 'x-amz-content-sha256')?.trim() ?? fromQuery ?? UNSIGNED_PAYLOAD;
   }
 
   const cred = parseCredential(credential, malformed);

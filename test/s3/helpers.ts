@@ -1,0 +1,83 @@
+/** Test-only helpers: an independent aws-chunked encoder and SDK request capture. */
+import { createHash, createHmac } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { AuthResult } from '../../src/s3/sigv4.ts';
+
+export const AK = 'AKIAIOSFODNN7EXAMPLE';
+export const SK = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+export const lookup = (k: string) => (k === AK ? SK : undefined);
+
+const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+const hmac = (k: Uint8Array, s: string) => createHmac('sha256', k).update(s).digest('hex');
+const EMPTY = sha('');
+
+export function signingKey(secret: string, date: string, region = 'us-east-1'): Buffer {
+  let k: Buffer = createHmac('sha256', 'AWS4' + secret).update(date).digest();
+  for (const s of [region, 's3', 'aws4_request']) k = createHmac('sha256', k).update(s).digest();
+  return k;
+}
+
+export interface EncodeOpts {
+  mode: 'streaming-signed' | 'streaming-signed-trailer' | 'streaming-unsigned-trailer';
+  auth?: Pick<AuthResult, 'signingKey' | 'amzDate' | 'scope' | 'seedSignature'>;
+  trailers?: Array<[string, string]>;
+}
+
+/** Encode chunks of payload as aws-chunked per the AWS streaming docs. */
+export function encodeAwsChunked(chunks: Buffer[], o: EncodeOpts): Buffer {
+  const out: Buffer[] = [];
+  const signed = o.mode !== 'streaming-unsigned-trailer';
+  let prev = o.auth?.seedSignature ?? '';
+  for (const c of [...chunks.filter((x) => x.length > 0), Buffer.alloc(0)]) {
+    let head = c.length.toString(16);
+    if (signed) {
+      const sts = `AWS4-HMAC-SHA256-PAYLOAD\n${o.auth!.amzDate}\n${o.auth!.scope}\n${prev}\n${EMPTY}\n${sha(c)}`;
+      prev = hmac(o.auth!.signingKey, sts);
+      head += `;chunk-signature=${prev}`;
+    }
+    out.push(Buffer.from(head + '\r\n'));
+    if (c.length) out.push(c, Buffer.from('\r\n'));
+  }
+  if (o.mode === 'streaming-signed') {
+    out.push(Buffer.from('\r\n'));
+  } else {
+    const tl = (o.trailers ?? []).map(([k, v]) => `${k}:${v}`);
+    for (const l of tl) out.push(Buffer.from(l + '\r\n'));
+    if (o.mode === 'streaming-signed-trailer') {
+      const sts = `AWS4-HMAC-SHA256-TRAILER\n${o.auth!.amzDate}\n${o.auth!.scope}\n${prev}\n${sha(tl.map((l) => l + '\n').join(''))}`;
+      out.push(Buffer.from(`x-amz-trailer-signature:${hmac(o.auth!.signingKey, sts)}\r\n`));
+    }
+    out.push(Buffer.from('\r\n'));
+  }
+  return Buffer.concat(out);
+}
+
+/** Split a buffer at the given cut points. */
+export function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
+  const pts = [...new Set(cuts.map((c) => Math.max(0, Math.min(buf.length, c))))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let last = 0;
+  for (const p of pts) {
+    out.push(buf.subarray(last, p));
+    last = p;
+  }
+  out.push(buf.subarray(last));
+  return out.filter((b) => b.length > 0);
+}
+
+export async function collect(src: Buffer[], t: NodeJS.ReadWriteStream): Promise<Buffer> {
+  const out: Buffer[] = [];
+  return new Promise<Buffer>((resolve, reject) => {
+    t.on('data', (d: Buffer) => out.push(d));
+    t.on('end', () => resolve(Buffer.concat(out)));
+    t.on('error', reject);
+    Readable.from(src).on('error', reject).pipe(t as NodeJS.WritableStream);
+  });
+}
+
+export const crc32b64 = async (b: Buffer) => {
+  const { Crc32 } = await import('@aws-crypto/crc32');
+  const x = Buffer.alloc(4);
+  x.writeUInt32BE(new Crc32().update(b).digest() >>> 0);
+  return x.toString('base64');
+};
