@@ -21,7 +21,9 @@ export const ERRORS = {
   BucketAlreadyOwnedByYou: { status: 409, message: 'Your previous request to create the named bucket succeeded and you already own it.' },
   BucketAlreadyExists: { status: 409, message: 'The requested bucket name is not available.' },
   BucketNotEmpty: { status: 409, message: 'The bucket you tried to delete is not empty.' },
+  InvalidLocationConstraint: { status: 400, message: 'The specified location constraint is not valid.' },
   InvalidBucketName: { status: 400, message: 'The specified bucket is not valid.' },
+  InvalidURI: { status: 400, message: 'Couldn\'t parse the specified URI.' },
   KeyTooLongError: { status: 400, message: 'Your key is too long.' },
   // --- request shape
   InvalidArgument: { status: 400, message: 'Invalid Argument.' },

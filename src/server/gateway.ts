@@ -1,0 +1,252 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline, type Readable } from 'node:stream';
+import type { Backend } from '../backend/types.ts';
+import { S3Error } from '../errors.ts';
+import type { HeaderChecksums } from '../engine/index.ts';
+import type { KeyService } from '../keys/service.ts';
+import { ChecksumSet, expectedFromRequest } from '../s3/checksum.ts';
+import { createPayloadDecoder } from '../s3/chunked.ts';
+import { verifyRequest, type AuthResult } from '../s3/sigv4.ts';
+import * as buckets from './buckets.ts';
+import * as mp from './multipart.ts';
+import * as objects from './objects.ts';
+import { addressOf, type S3Request } from './request.ts';
+import { sendError } from './respond.ts';
+import { MultipartStore, ObjectStore } from './store.ts';
+import type { User, Users } from './users.ts';
+
+export interface GatewayOptions {
+  backend: Backend;
+  keys: KeyService;
+  users: Users;
+  metaBucket: string;
+  region: string;
+  blockSize: number;
+  /** Host suffixes for virtual-hosted-style requests (bucket.<domain>). */
+  domains: string[];
+  /** Called once per finished request (access log, metrics). */
+  onRequestDone?: (r: S3Request, status: number, ms: number, error?: S3Error) => void;
+}
+
+export interface Upload {
+  /** Decoded, authenticated plaintext body. */
+  body: Readable;
+  /** Plaintext length the client declared. */
+  size: number;
+  /** Runs after the last byte: verifies checksums (throws BadDigest) and returns what to store. */
+  finish: () => Promise<HeaderChecksums>;
+  /** The checksums computed (after finish). */
+  result: () => HeaderChecksums;
+}
+
+/** The S3 front end: authentication, dispatch to handlers, one error path. */
+export class Gateway {
+  readonly backend: Backend;
+  readonly keys: KeyService;
+  readonly users: Users;
+  readonly store: ObjectStore;
+  readonly mpu: MultipartStore;
+  readonly metaBucket: string;
+  readonly region: string;
+  private readonly auth = new WeakMap<S3Request, AuthResult>();
+  inflight = 0;
+
+  constructor(readonly opts: GatewayOptions) {
+    this.backend = opts.backend;
+    this.keys = opts.keys;
+    this.users = opts.users;
+    this.metaBucket = opts.metaBucket;
+    this.region = opts.region;
+    this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize);
+    this.mpu = new MultipartStore(this.store);
+  }
+
+  /** The plaintext body of an upload request: every SigV4 payload mode decoded and verified, checksums on. */
+  payload(r: S3Request): Upload {
+    const auth = this.auth.get(r)!;
+    const headers = r.req.headers;
+    const streaming = auth.payloadMode.startsWith('streaming');
+    const lengthHeader = streaming ? r.header('x-amz-decoded-content-length') : r.header('content-length');
+    if (lengthHeader === undefined) throw new S3Error('MissingContentLength');
+    if (!/^\d{1,16}$/.test(lengthHeader)) throw new S3Error('InvalidArgument', 'Invalid content length.');
+    const size = Number(lengthHeader);
+    if (size > 5 * 1024 ** 4) throw new S3Error('EntityTooLarge');
+    const decoder = createPayloadDecoder(auth, headers);
+    const trailerNames = (r.header('x-amz-trailer') ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+    const expected = expectedFromRequest(headers, trailerNames);
+    const sums = ChecksumSet.forRequest(expected);
+    const tap = sums.stream();
+    const body = pipeline(r.req, decoder, tap, () => {}) as unknown as Readable;
+    let result: HeaderChecksums = {};
+    return {
+      body,
+      size,
+      finish: async () => {
+        const got = await sums.verify(expected, decoder.trailers);
+        const alg = expected.algorithm;
+        result = { md5: got.md5.toString('hex') };
+        if (alg && got.checksums[alg]) Object.assign(result, { algorithm: alg, value: got.checksums[alg], type: 'FULL_OBJECT' });
+        return result;
+      },
+      result: () => result,
+    };
+  }
+
+  /** Read a small XML body (Complete, Delete, CreateBucket) through the same payload verification. */
+  async readSmallBody(r: S3Request, max: number): Promise<Buffer> {
+    const auth = this.auth.get(r)!;
+    const declared = Number(r.header(auth.payloadMode.startsWith('streaming') ? 'x-amz-decoded-content-length' : 'content-length') ?? '0');
+    if (declared > max) throw new S3Error('MaxMessageLengthExceeded');
+    const decoder = createPayloadDecoder(auth, r.req.headers);
+    const parts: Buffer[] = [];
+    let total = 0;
+    await new Promise<void>((resolve, reject) => {
+      pipeline(r.req, decoder, (e) => (e ? reject(e) : resolve()));
+      decoder.on('data', (b: Buffer) => {
+        total += b.length;
+        if (total > max) decoder.destroy(new S3Error('MaxMessageLengthExceeded'));
+        else parts.push(b);
+      });
+    });
+    return Buffer.concat(parts);
+  }
+
+  /** Node request listener: the hot path reads and writes Node streams directly. */
+  handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = performance.now();
+    const id = randomBytes(8).toString('hex').toUpperCase();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const rawPath = q >= 0 ? url.slice(0, q) : url;
+    const rawQuery = q >= 0 ? url.slice(q + 1) : '';
+    const r: S3Request = {
+      id,
+      req,
+      res,
+      method: req.method ?? 'GET',
+      rawPath,
+      rawQuery,
+      query: new URLSearchParams(rawQuery),
+      bucket: '',
+      key: '',
+      user: undefined as unknown as User,
+      op: 'Unknown',
+      header: (name) => {
+        const v = req.headers[name];
+        return Array.isArray(v) ? v.join(',') : v;
+      },
+      bytesIn: 0,
+      bytesOut: 0,
+    };
+    res.setHeader('x-amz-request-id', id);
+    res.setHeader('Server', 'lakecrypt');
+    this.inflight++;
+    let error: S3Error | undefined;
+    try {
+      const addr = addressOf(rawPath, req.headers.host, this.opts.domains);
+      r.bucket = addr.bucket;
+      r.key = addr.key;
+      r.op = opName(r);
+      const auth = verifyRequest({ method: r.method, path: rawPath, query: rawQuery, headers: req.headers }, this.users.secretFor, {});
+      this.auth.set(r, auth);
+      r.user = this.users.get(auth.accessKey)!;
+      if (r.bucket) {
+        this.users.authorize(r.user, r.bucket);
+        if (r.bucket === this.metaBucket) {
+          throw r.method === 'PUT' && !r.key
+            ? new S3Error('BucketAlreadyExists', undefined, { BucketName: r.bucket })
+            : new S3Error('AccessDenied', 'This bucket is reserved for lakecrypt.');
+        }
+      }
+      await this.dispatch(r);
+    } catch (e) {
+      error = sendError(res, e, rawPath, id, r.method);
+      // Unread request bodies would keep the socket busy: drain what the client still sends.
+      if (!req.complete) req.resume();
+    } finally {
+      this.inflight--;
+      this.opts.onRequestDone?.(r, error?.status ?? res.statusCode, performance.now() - started, error);
+    }
+  };
+
+  private async dispatch(r: S3Request): Promise<void> {
+    const has = (k: string) => r.query.has(k);
+    const m = r.method;
+    if (!r.bucket) {
+      if (m === 'GET') return buckets.listBuckets(this, r);
+      throw new S3Error('MethodNotAllowed');
+    }
+    if (!r.key) {
+      if (m === 'PUT' && !hasSubresource(r)) return buckets.createBucket(this, r);
+      if (m === 'HEAD') return buckets.headBucket(this, r);
+      if (m === 'DELETE' && !hasSubresource(r)) return buckets.deleteBucket(this, r);
+      if (m === 'GET' && has('location')) return buckets.getBucketLocation(this, r);
+      if (m === 'GET' && has('uploads')) return mp.listMultipartUploads(this, r);
+      if (m === 'GET' && has('versioning')) return buckets.getBucketVersioning(this, r);
+      if (m === 'GET' && !hasSubresource(r)) return buckets.listObjects(this, r, r.query.get('list-type') === '2');
+      if (m === 'POST' && has('delete')) return buckets.deleteObjects(this, r);
+      throw new S3Error('NotImplemented', 'This bucket operation is not implemented by lakecrypt.');
+    }
+    if (m === 'PUT') {
+      if (has('partNumber') && has('uploadId')) {
+        return r.header('x-amz-copy-source') ? mp.uploadPartCopy(this, r) : mp.uploadPart(this, r);
+      }
+      if (hasSubresource(r)) throw new S3Error('NotImplemented', 'This object operation is not implemented by lakecrypt.');
+      return r.header('x-amz-copy-source') ? objects.copyObject(this, r) : objects.putObject(this, r);
+    }
+    if (m === 'GET' || m === 'HEAD') {
+      if (m === 'GET' && has('uploadId')) return mp.listParts(this, r);
+      if (hasSubresource(r)) throw new S3Error('NotImplemented', 'This object operation is not implemented by lakecrypt.');
+      return objects.getObject(this, r, m === 'HEAD');
+    }
+    if (m === 'POST') {
+      if (has('uploads')) return mp.createMultipartUpload(this, r);
+      if (has('uploadId')) return mp.completeMultipartUpload(this, r);
+      throw new S3Error('NotImplemented');
+    }
+    if (m === 'DELETE') {
+      if (has('uploadId')) return mp.abortMultipartUpload(this, r);
+      if (hasSubresource(r)) throw new S3Error('NotImplemented');
+      return objects.deleteObject(this, r);
+    }
+    throw new S3Error('MethodNotAllowed');
+  }
+}
+
+/** Query parameters that select another API than the plain object/bucket one. */
+const SUBRESOURCES = new Set([
+  'acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification', 'replication', 'encryption',
+  'object-lock', 'legal-hold', 'retention', 'restore', 'select', 'attributes', 'torrent', 'versions', 'versioning',
+  'accelerate', 'requestPayment', 'analytics', 'inventory', 'metrics', 'intelligent-tiering', 'ownershipControls',
+  'publicAccessBlock', 'policyStatus', 'location', 'uploads', 'delete',
+]);
+function hasSubresource(r: S3Request): boolean {
+  for (const k of r.query.keys()) if (SUBRESOURCES.has(k)) return true;
+  return false;
+}
+
+/** Operation name for logs and metrics (S3 API names). */
+export function opName(r: S3Request): string {
+  const q = r.query;
+  const m = r.method;
+  if (!r.bucket) return 'ListBuckets';
+  if (!r.key) {
+    if (m === 'PUT') return 'CreateBucket';
+    if (m === 'HEAD') return 'HeadBucket';
+    if (m === 'DELETE') return 'DeleteBucket';
+    if (m === 'POST' && q.has('delete')) return 'DeleteObjects';
+    if (q.has('location')) return 'GetBucketLocation';
+    if (q.has('uploads')) return 'ListMultipartUploads';
+    return q.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects';
+  }
+  if (m === 'PUT') {
+    if (q.has('uploadId')) return r.req.headers['x-amz-copy-source'] ? 'UploadPartCopy' : 'UploadPart';
+    return r.req.headers['x-amz-copy-source'] ? 'CopyObject' : 'PutObject';
+  }
+  if (m === 'GET') return q.has('uploadId') ? 'ListParts' : 'GetObject';
+  if (m === 'HEAD') return 'HeadObject';
+  if (m === 'POST') return q.has('uploads') ? 'CreateMultipartUpload' : 'CompleteMultipartUpload';
+  if (m === 'DELETE') return q.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
+  return 'Unknown';
+}

@@ -1,0 +1,192 @@
+import { S3Error } from '../errors.ts';
+import type { HeaderChecksums, HeaderFields } from '../engine/index.ts';
+import * as xml from '../s3/xml.ts';
+import { combineFullObjectCrc, compositeChecksum, supportsFullObject } from '../s3/checksum.ts';
+import type { Gateway } from './gateway.ts';
+import { metaFromRequest, openCopySource, quote } from './objects.ts';
+import type { S3Request } from './request.ts';
+import { checkBucketName, checkKey } from './request.ts';
+import { sendXml } from './respond.ts';
+
+const ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
+
+function partNumberOf(r: S3Request): number {
+  const v = r.query.get('partNumber') ?? '';
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 10000) throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive.');
+  return n;
+}
+
+function uploadIdOf(r: S3Request): string {
+  const id = r.query.get('uploadId');
+  if (!id) throw new S3Error('NoSuchUpload');
+  return id;
+}
+
+export async function createMultipartUpload(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  checkKey(r.key);
+  if (!(await g.backend.bucketExists(r.bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
+  const alg = r.header('x-amz-checksum-algorithm')?.toUpperCase();
+  if (alg !== undefined && !(ALGORITHMS as readonly string[]).includes(alg)) throw new S3Error('InvalidRequest', 'Checksum algorithm not supported.');
+  const type = r.header('x-amz-checksum-type')?.toUpperCase();
+  if (type !== undefined && type !== 'COMPOSITE' && type !== 'FULL_OBJECT') throw new S3Error('InvalidRequest', 'Invalid checksum type.');
+  if (type === 'FULL_OBJECT' && (alg === 'SHA1' || alg === 'SHA256')) throw new S3Error('InvalidRequest', 'The FULL_OBJECT checksum type is not supported for this algorithm.');
+  if (type === 'COMPOSITE' && alg === 'CRC64NVME') throw new S3Error('InvalidRequest', 'The COMPOSITE checksum type is not supported for CRC64NVME.');
+  const checksums: HeaderChecksums = alg
+    ? { algorithm: alg as HeaderChecksums['algorithm'], type: (type as HeaderChecksums['type']) ?? (alg === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE') }
+    : {};
+  const uploadId = await g.mpu.create(r.bucket, r.key, metaFromRequest(r), checksums);
+  const headers: Record<string, string> = {};
+  if (checksums.algorithm) {
+    headers['x-amz-checksum-algorithm'] = checksums.algorithm;
+    headers['x-amz-checksum-type'] = checksums.type!;
+  }
+  sendXml(r.res, 200, xml.initiateMultipartUploadResult(r.bucket, r.key, uploadId), headers);
+}
+
+export async function uploadPart(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  const partNumber = partNumberOf(r);
+  const uploadId = uploadIdOf(r);
+  const upload = g.payload(r);
+  const { etag } = await g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, upload.body, upload.size, upload.finish);
+  r.bytesIn = upload.size;
+  r.res.statusCode = 200;
+  r.res.setHeader('ETag', quote(etag));
+  const c = upload.result();
+  if (c.algorithm && c.value) r.res.setHeader(`x-amz-checksum-${c.algorithm.toLowerCase()}`, c.value);
+  r.res.setHeader('Content-Length', 0);
+  r.res.end();
+}
+
+export async function uploadPartCopy(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  const partNumber = partNumberOf(r);
+  const uploadId = uploadIdOf(r);
+  await g.mpu.init(r.bucket, r.key, uploadId);
+  const src = await openCopySource(g, r);
+  let start = 0;
+  let end = src.size - 1;
+  const rangeHeader = r.header('x-amz-copy-source-range');
+  if (rangeHeader !== undefined) {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(rangeHeader);
+    if (!m) throw new S3Error('InvalidArgument', 'The x-amz-copy-source-range value must be of the form bytes=first-last.');
+    start = Number(m[1]);
+    end = Number(m[2]);
+    if (start > end || end >= src.size) throw new S3Error('InvalidRange');
+  }
+  const size = src.size === 0 ? 0 : end - start + 1;
+  const plain = await g.store.read(src, start, end);
+  const { etag } = await g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, plain, size, () => ({}));
+  const info = await g.backend.headObject(src.bucket, src.key);
+  sendXml(r.res, 200, xml.copyPartResult(etag, info?.lastModified ?? new Date()));
+}
+
+export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  const uploadId = uploadIdOf(r);
+  const body = await g.readSmallBody(r, 1024 * 1024);
+  const requested = xml.parseCompleteMultipartUpload(body);
+  if (requested.length === 0) throw new S3Error('MalformedXML');
+  const combine = async (init: HeaderFields, parts: HeaderFields[]): Promise<HeaderChecksums> => {
+    // The client's per-part checksums in the body must be the ones we computed when the parts arrived.
+    requested.forEach((p, i) => {
+      const ours = parts[i]!.checksums;
+      for (const alg of ALGORITHMS) {
+        const theirs = p.checksums?.[alg];
+        if (theirs !== undefined && (ours.algorithm !== alg || ours.value !== theirs)) {
+          throw new S3Error('InvalidPart', `The checksum of part ${p.partNumber} does not match.`);
+        }
+      }
+    });
+    const alg = init.checksums.algorithm;
+    if (!alg) return {};
+    if (parts.some((h) => h.checksums.algorithm !== alg || !h.checksums.value)) {
+      return {};
+    }
+    const type = init.checksums.type ?? 'COMPOSITE';
+    const values = parts.map((h) => h.checksums.value!);
+    if (type === 'FULL_OBJECT' && supportsFullObject(alg)) {
+      const value = combineFullObjectCrc(alg, parts.map((h) => ({ checksum: h.checksums.value!, length: h.parts[0]!.plaintextSize })));
+      return { algorithm: alg, type, value, parts: values };
+    }
+    return { algorithm: alg, type: 'COMPOSITE', value: await compositeChecksum(alg, values), parts: values };
+  };
+  const { etag, header, needsReseal } = await g.mpu.complete(r.bucket, r.key, uploadId, requested, combine);
+  let finalEtag = etag;
+  if (needsReseal) finalEtag = (await g.store.reseal(r.bucket, r.key)).etag;
+  const c = header.checksums;
+  sendXml(
+    r.res,
+    200,
+    xml.completeMultipartUploadResult({
+      location: `/${r.bucket}/${r.key}`,
+      bucket: r.bucket,
+      key: r.key,
+      etag: finalEtag,
+      checksums: c.algorithm && c.value ? { [c.algorithm]: c.value } : undefined,
+      checksumType: c.algorithm && c.value ? c.type : undefined,
+    }),
+  );
+}
+
+export async function abortMultipartUpload(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  await g.mpu.abort(r.bucket, r.key, uploadIdOf(r));
+  r.res.statusCode = 204;
+  r.res.end();
+}
+
+export async function listParts(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  const uploadId = uploadIdOf(r);
+  const init = await g.mpu.init(r.bucket, r.key, uploadId);
+  const marker = Number(r.query.get('part-number-marker') ?? '0') || 0;
+  const maxParts = Math.min(Number(r.query.get('max-parts') ?? '1000') || 1000, 1000);
+  const all = (await g.mpu.listParts(r.bucket, r.key, uploadId)).filter((p) => p.partNumber > marker);
+  const page = all.slice(0, maxParts);
+  sendXml(
+    r.res,
+    200,
+    xml.listPartsResult({
+      bucket: r.bucket,
+      key: r.key,
+      uploadId,
+      partNumberMarker: marker,
+      nextPartNumberMarker: page.length ? page[page.length - 1]!.partNumber : marker,
+      maxParts,
+      isTruncated: all.length > page.length,
+      checksumAlgorithm: init.checksums.algorithm,
+      checksumType: init.checksums.type,
+      parts: page.map((p) => ({
+        partNumber: p.partNumber,
+        etag: quote(p.etag),
+        size: p.plaintextSize,
+        lastModified: p.lastModified,
+        checksums: p.checksums.algorithm && p.checksums.value ? { [p.checksums.algorithm]: p.checksums.value } : undefined,
+      })),
+    }),
+  );
+}
+
+export async function listMultipartUploads(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  if (!(await g.backend.bucketExists(r.bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
+  const prefix = r.query.get('prefix') ?? '';
+  const uploads = (await g.backend.listMultipartUploads(r.bucket))
+    .filter((u) => u.key.startsWith(prefix))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.initiated.getTime() - b.initiated.getTime()));
+  sendXml(
+    r.res,
+    200,
+    xml.listMultipartUploadsResult({
+      bucket: r.bucket,
+      prefix,
+      maxUploads: 1000,
+      isTruncated: false,
+      uploads: uploads.map((u) => ({ key: u.key, uploadId: u.uploadId, initiated: u.initiated })),
+      commonPrefixes: [],
+    }),
+  );
+}

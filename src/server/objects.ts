@@ -1,0 +1,236 @@
+import type { Readable } from 'node:stream';
+import { S3Error } from '../errors.ts';
+import type { HeaderChecksums, HeaderMeta } from '../engine/index.ts';
+import { parseRange } from '../s3/range.ts';
+import { checkCopySourceConditions, checkGetConditions } from '../s3/conditional.ts';
+import * as xml from '../s3/xml.ts';
+import type { Gateway } from './gateway.ts';
+import type { S3Request } from './request.ts';
+import { checkBucketName, checkKey } from './request.ts';
+import { sendXml } from './respond.ts';
+import type { StoredObject } from './store.ts';
+
+const MAX_META_BYTES = 2048;
+
+/** User metadata and the stored standard headers from a PUT / CreateMultipartUpload / COPY REPLACE request. */
+export function metaFromRequest(r: S3Request): HeaderMeta {
+  const user: Record<string, string> = {};
+  let bytes = 0;
+  for (const [name, value] of Object.entries(r.req.headers)) {
+    if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
+    const v = Array.isArray(value) ? value.join(',') : value;
+    const k = name.slice('x-amz-meta-'.length);
+    bytes += k.length + Buffer.byteLength(v);
+    user[k] = v;
+  }
+  if (bytes > MAX_META_BYTES) throw new S3Error('MetadataTooLarge');
+  const meta: HeaderMeta = { user };
+  const std: [keyof HeaderMeta, string][] = [
+    ['contentType', 'content-type'],
+    ['contentEncoding', 'content-encoding'],
+    ['contentDisposition', 'content-disposition'],
+    ['cacheControl', 'cache-control'],
+    ['contentLanguage', 'content-language'],
+    ['expires', 'expires'],
+  ];
+  for (const [field, h] of std) {
+    let v = r.header(h);
+    if (field === 'contentEncoding' && v) {
+      // aws-chunked is a transfer detail of this request, not a property of the object.
+      v = v.split(',').map((s) => s.trim()).filter((s) => s && s !== 'aws-chunked').join(',') || undefined;
+    }
+    if (v !== undefined) (meta as unknown as Record<string, string>)[field] = v;
+  }
+  return meta;
+}
+
+function checksumHeaders(c: HeaderChecksums): Record<string, string> {
+  if (!c.algorithm || !c.value) return {};
+  const h: Record<string, string> = { [`x-amz-checksum-${c.algorithm.toLowerCase()}`]: c.value };
+  if (c.type) h['x-amz-checksum-type'] = c.type;
+  return h;
+}
+
+export const quote = (etag: string) => `"${etag.replace(/"/g, '')}"`;
+
+export async function putObject(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  checkKey(r.key);
+  const upload = g.payload(r);
+  const meta = metaFromRequest(r);
+  const ifNoneMatch = r.header('if-none-match');
+  const ifMatch = r.header('if-match');
+  if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw new S3Error('NotImplemented', 'If-None-Match on PUT supports only "*".');
+  const { etag } = await g.store.put(r.bucket, r.key, upload.body, upload.size, meta, upload.finish, {
+    ifNoneMatch: ifNoneMatch === '*' ? '*' : undefined,
+    ifMatch: ifMatch?.replace(/"/g, ''),
+  });
+  r.bytesIn = upload.size;
+  r.res.statusCode = 200;
+  r.res.setHeader('ETag', quote(etag));
+  for (const [k, v] of Object.entries(checksumHeaders(upload.result()))) r.res.setHeader(k, v);
+  r.res.setHeader('Content-Length', 0);
+  r.res.end();
+}
+
+function objectHeaders(obj: StoredObject, r: S3Request, withChecksum: boolean): Record<string, string> {
+  const m = obj.header.meta;
+  const h: Record<string, string> = {
+    ETag: quote(obj.etag),
+    'Last-Modified': obj.lastModified.toUTCString(),
+    'Accept-Ranges': 'bytes',
+    'Content-Type': m.contentType ?? 'binary/octet-stream',
+  };
+  if (m.contentEncoding) h['Content-Encoding'] = m.contentEncoding;
+  if (m.contentDisposition) h['Content-Disposition'] = m.contentDisposition;
+  if (m.cacheControl) h['Cache-Control'] = m.cacheControl;
+  if (m.contentLanguage) h['Content-Language'] = m.contentLanguage;
+  if (m.expires) h['Expires'] = m.expires;
+  for (const [k, v] of Object.entries(m.user)) h[`x-amz-meta-${k}`] = v;
+  if (obj.header.parts.length > 1) h['x-amz-mp-parts-count'] = String(obj.header.parts.length);
+  if (withChecksum && r.header('x-amz-checksum-mode')?.toUpperCase() === 'ENABLED') {
+    Object.assign(h, checksumHeaders(obj.header.checksums));
+  }
+  const overrides: [string, string][] = [
+    ['response-content-type', 'Content-Type'],
+    ['response-content-language', 'Content-Language'],
+    ['response-expires', 'Expires'],
+    ['response-cache-control', 'Cache-Control'],
+    ['response-content-disposition', 'Content-Disposition'],
+    ['response-content-encoding', 'Content-Encoding'],
+  ];
+  for (const [q, name] of overrides) {
+    const v = r.query.get(q);
+    if (v !== null) h[name] = v;
+  }
+  return h;
+}
+
+/** The plaintext range of one part (GET/HEAD ?partNumber=N). */
+function partRange(obj: StoredObject, partNumber: number): { start: number; end: number } {
+  let start = 0;
+  for (let i = 0; i < obj.header.parts.length; i++) {
+    const size = obj.header.parts[i]!.plaintextSize;
+    if (i + 1 === partNumber) return { start, end: start + size - 1 };
+    start += size;
+  }
+  throw new S3Error('InvalidPart' as const, 'The requested partnumber is not satisfiable');
+}
+
+export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Promise<void> {
+  checkBucketName(r.bucket);
+  const obj = await g.store.stat(r.bucket, r.key);
+  checkGetConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
+  const partNumber = r.query.get('partNumber');
+  let range: { start: number; end: number } | null;
+  if (partNumber !== null) {
+    const n = Number(partNumber);
+    if (!Number.isInteger(n) || n < 1 || n > 10000) throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000.');
+    range = obj.size === 0 && n === 1 ? null : partRange(obj, n);
+  } else {
+    range = parseRange(r.header('range'), obj.size);
+  }
+  const headers = objectHeaders(obj, r, range === null && partNumber === null);
+  const start = range?.start ?? 0;
+  const end = range?.end ?? obj.size - 1;
+  const length = obj.size === 0 ? 0 : end - start + 1;
+  for (const [k, v] of Object.entries(headers)) r.res.setHeader(k, v);
+  r.res.setHeader('Content-Length', length);
+  if (range) r.res.setHeader('Content-Range', `bytes ${start}-${end}/${obj.size}`);
+  r.res.statusCode = range ? 206 : 200;
+  if (headOnly) {
+    r.res.end();
+    return;
+  }
+  const stream = await g.store.read(obj, start, end);
+  await pipeToResponse(stream, r);
+}
+
+/**
+ * Stream plaintext to the client. A failure after the status line aborts the socket (sendError does that),
+ * so a client never takes a truncated or unauthenticated body for a whole one.
+ */
+export function pipeToResponse(stream: Readable, r: S3Request): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let failed = false;
+    stream.on('data', (chunk: Buffer) => {
+      r.bytesOut += chunk.length;
+      if (!r.res.write(chunk)) {
+        stream.pause();
+        r.res.once('drain', () => stream.resume());
+      }
+    });
+    stream.on('end', () => {
+      r.res.end(() => resolve());
+    });
+    stream.on('error', (e) => {
+      failed = true;
+      reject(e);
+    });
+    r.res.on('close', () => {
+      if (!r.res.writableFinished && !failed) {
+        stream.destroy();
+        resolve();
+      }
+    });
+  });
+}
+
+export async function deleteObject(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  if (!(await g.backend.bucketExists(r.bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
+  await g.store.delete(r.bucket, r.key);
+  r.res.statusCode = 204;
+  r.res.end();
+}
+
+/** x-amz-copy-source: "bucket/key" or "/bucket/key", URL-encoded, optional ?versionId. */
+export function parseCopySource(value: string): { bucket: string; key: string } {
+  let v = value;
+  const q = v.indexOf('?');
+  if (q >= 0) v = v.slice(0, q);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(v).replace(/^\//, '');
+  } catch {
+    throw new S3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey.');
+  }
+  const slash = decoded.indexOf('/');
+  if (slash <= 0 || slash === decoded.length - 1) {
+    throw new S3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey.');
+  }
+  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1) };
+}
+
+export async function openCopySource(g: Gateway, r: S3Request): Promise<StoredObject> {
+  const src = parseCopySource(r.header('x-amz-copy-source')!);
+  g.users.authorize(r.user, src.bucket);
+  const obj = await g.store.stat(src.bucket, src.key);
+  checkCopySourceConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
+  return obj;
+}
+
+export async function copyObject(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  checkKey(r.key);
+  const src = await openCopySource(g, r);
+  const directive = (r.header('x-amz-metadata-directive') ?? 'COPY').toUpperCase();
+  if (directive !== 'COPY' && directive !== 'REPLACE') throw new S3Error('InvalidArgument', 'Unknown metadata directive.');
+  if (directive === 'COPY' && src.bucket === r.bucket && src.key === r.key) {
+    throw new S3Error(
+      'InvalidRequest',
+      "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+    );
+  }
+  const meta = directive === 'REPLACE' ? metaFromRequest(r) : src.header.meta;
+  let etag: string;
+  if (g.keys.datasetFor(src.bucket, src.key) === g.keys.datasetFor(r.bucket, r.key)) {
+    ({ etag } = await g.store.copySameDataset(src, r.bucket, r.key, meta));
+  } else {
+    // Another dataset means another KEK and another AAD binding: the bytes have to be re-sealed.
+    const plain = await g.store.read(src, 0, src.size - 1);
+    ({ etag } = await g.store.put(r.bucket, r.key, plain, src.size, meta, () => src.header.checksums));
+  }
+  const info = await g.backend.headObject(r.bucket, r.key);
+  sendXml(r.res, 200, xml.copyObjectResult(etag, info?.lastModified ?? new Date()));
+}

@@ -1,0 +1,54 @@
+import type { ServerResponse } from 'node:http';
+import { S3Error, isS3Error } from '../errors.ts';
+
+const esc = (s: string) =>
+  s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+
+/** The one place an error becomes an S3 response. Unknown errors become InternalError (cause logged, not sent). */
+export function toS3Error(e: unknown): S3Error {
+  if (isS3Error(e)) return e;
+  const code = (e as { code?: string })?.code;
+  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET') return new S3Error('IncompleteBody', undefined, {}, { cause: e });
+  return new S3Error('InternalError', undefined, {}, { cause: e });
+}
+
+export function errorXml(err: S3Error, resource: string, requestId: string): string {
+  const detail = Object.entries(err.detail)
+    .map(([k, v]) => `<${k}>${esc(v)}</${k}>`)
+    .join('');
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<Error><Code>${err.code}</Code><Message>${esc(err.message)}</Message>${detail}` +
+    `<Resource>${esc(resource)}</Resource><RequestId>${requestId}</RequestId></Error>`
+  );
+}
+
+/**
+ * Send an error. If the status line already went out (a failure found mid-body), the only safe answer is to
+ * abort the connection: the client sees a truncated body, never unauthenticated or wrong bytes.
+ */
+export function sendError(res: ServerResponse, e: unknown, resource: string, requestId: string, method: string): S3Error {
+  const err = toS3Error(e);
+  if (res.headersSent) {
+    res.destroy(err);
+    return err;
+  }
+  const body = method === 'HEAD' || err.status === 304 ? '' : errorXml(err, resource, requestId);
+  res.statusCode = err.status;
+  res.setHeader('x-amz-request-id', requestId);
+  if (body) {
+    res.setHeader('Content-Type', 'application/xml');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+  }
+  if (err.code === 'KeyRevoked') res.setHeader('x-lakecrypt-error', 'KeyRevoked');
+  res.end(body);
+  return err;
+}
+
+export function sendXml(res: ServerResponse, status: number, xml: string, headers: Record<string, string> = {}): void {
+  res.statusCode = status;
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  res.setHeader('Content-Type', 'application/xml');
+  res.setHeader('Content-Length', Buffer.byteLength(xml));
+  res.end(xml);
+}

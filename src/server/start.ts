@@ -1,0 +1,132 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
+import type { Backend } from '../backend/types.ts';
+import type { CmkProvider } from '../keys/types.ts';
+import { KeyService } from '../keys/service.ts';
+import { AuditLog, loadAuditKey } from '../keys/audit.ts';
+import { createS3App, type Health } from './app.ts';
+import { Gateway, type GatewayOptions } from './gateway.ts';
+import { Users, type User } from './users.ts';
+
+export interface StartOptions {
+  host?: string;
+  port?: number;
+  backend: Backend;
+  cmks: Record<string, CmkProvider>;
+  defaultCmk: string;
+  datasets?: { name: string; cmk?: string }[];
+  users: User[];
+  metaBucket?: string;
+  region?: string;
+  blockSize?: number;
+  domains?: string[];
+  keyCacheTtlMs?: number;
+  keyCacheSize?: number;
+  epochPollMs?: number;
+  tls?: { cert: string; key: string };
+  headersTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  shutdownGraceMs?: number;
+  onRequestDone?: GatewayOptions['onRequestDone'];
+}
+
+export interface RunningGateway {
+  url: string;
+  port: number;
+  gateway: Gateway;
+  keys: KeyService;
+  audit: AuditLog;
+  server: Server;
+  health: Health;
+  /** Graceful: stop accepting, drain in-flight requests up to the grace period, then close everything. */
+  close(): Promise<void>;
+}
+
+export async function startGateway(o: StartOptions): Promise<RunningGateway> {
+  const metaBucket = o.metaBucket ?? 'lakecrypt-meta';
+  if (!(await o.backend.bucketExists(metaBucket))) {
+    await o.backend.createBucket(metaBucket).catch((e) => {
+      if ((e as { code?: string }).code !== 'BucketAlreadyOwnedByYou') throw e;
+    });
+  }
+  const keys = new KeyService({
+    backend: o.backend,
+    metaBucket,
+    cmks: o.cmks,
+    defaultCmk: o.defaultCmk,
+    datasets: o.datasets,
+    cacheTtlMs: o.keyCacheTtlMs,
+    cacheMax: o.keyCacheSize,
+    epochPollMs: o.epochPollMs,
+  });
+  const audit = new AuditLog({ backend: o.backend, metaBucket, macKey: await loadAuditKey(keys) });
+  keys.setAudit?.(audit);
+  const gateway = new Gateway({
+    backend: o.backend,
+    keys,
+    users: new Users(o.users),
+    metaBucket,
+    region: o.region ?? 'us-east-1',
+    blockSize: o.blockSize ?? 8 * 1024 * 1024,
+    domains: o.domains ?? ['localhost'],
+    onRequestDone: o.onRequestDone,
+  });
+  keys.onInvalidate?.(() => gateway.store.headers.clear());
+  await keys.start();
+  let stopping = false;
+  const health: Health = {
+    live: () => !stopping,
+    ready: async () => {
+      if (stopping) return 'shutdown';
+      try {
+        await o.backend.bucketExists(metaBucket);
+      } catch {
+        return 'backend';
+      }
+      for (const [id, cmk] of Object.entries(o.cmks)) {
+        try {
+          await cmk.ping();
+        } catch {
+          return `cmk:${id}`;
+        }
+      }
+      return null;
+    },
+  };
+  const app = createS3App(gateway, health);
+  const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
+  const server: Server = o.tls
+    ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener) as unknown as Server)
+    : createHttpServer(listener);
+  // Half-open or slow clients must not pin sockets forever.
+  server.headersTimeout = o.headersTimeoutMs ?? 30_000;
+  server.requestTimeout = 0; // large uploads may legitimately take long; idle sockets are cut by the timeout below
+  server.keepAliveTimeout = 5_000;
+  server.setTimeout(o.idleTimeoutMs ?? 60_000, (socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
+  return {
+    url,
+    port,
+    gateway,
+    keys,
+    audit,
+    server,
+    health,
+    async close() {
+      stopping = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + (o.shutdownGraceMs ?? 10_000);
+      while (gateway.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      server.closeAllConnections();
+      await closed;
+      await keys.stop();
+      gateway.store.headers.clear();
+    },
+  };
+}

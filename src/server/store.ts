@@ -1,0 +1,538 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { PassThrough, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Backend, ObjectInfo } from '../backend/types.ts';
+import { S3Error, isS3Error } from '../errors.ts';
+import {
+  CHUNK_SIZE,
+  blockCount,
+  ciphertextSize,
+  createDecryptStream,
+  createEncryptStream,
+  datasetIdOf,
+  newDeks,
+  openHeader,
+  peekHeader,
+  planRange,
+  sealHeader,
+  totalPlaintextSize,
+  zero,
+  type HeaderChecksums,
+  type HeaderFields,
+  type HeaderMeta,
+} from '../engine/index.ts';
+import type { KeyService } from '../keys/service.ts';
+import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
+
+/** Backend metadata names on data objects (never secret). */
+export const META_OID = 'lc-oid';
+export const META_FMT = 'lc-fmt';
+/** S3's minimum size of a non-final multipart part. */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+
+export interface StoredObject {
+  bucket: string;
+  key: string;
+  header: HeaderFields;
+  info: ObjectInfo;
+  size: number;
+  etag: string;
+  lastModified: Date;
+}
+
+export interface PutResult {
+  etag: string;
+  oid: Buffer;
+}
+
+const keyHash = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
+
+/**
+ * The encryption-aware object layer: every handler goes through it, it alone talks to the engine, the key
+ * service and the backend for object data. See docs/DESIGN.md for the write order and layout.
+ */
+export class ObjectStore {
+  readonly headers: HeaderCache;
+  constructor(
+    readonly backend: Backend,
+    readonly keys: KeyService,
+    readonly metaBucket: string,
+    readonly blockSize: number,
+    headerCacheTtlMs = 30_000,
+  ) {
+    this.headers = new HeaderCache(4096, headerCacheTtlMs);
+  }
+
+  headerPath(bucket: string, key: string, oidHex: string): string {
+    return `h/${bucket}/${keyHash(key)}/${oidHex}`;
+  }
+  headerDir(bucket: string, key: string): string {
+    return `h/${bucket}/${keyHash(key)}/`;
+  }
+
+  /** Seal and store a header under the dataset's active KEK (or the given version). */
+  async writeHeader(fields: HeaderFields, opts: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<string> {
+    const kek = await this.keys.kek(fields.dataset, fields.kekVersion);
+    const bytes = sealHeader(fields, kek);
+    const { etag } = await this.backend.putObject(
+      this.metaBucket,
+      this.headerPath(fields.bucket, fields.key, fields.oid.toString('hex')),
+      bytes,
+      { size: bytes.length, ...opts },
+    );
+    return etag;
+  }
+
+  async readHeader(bucket: string, key: string, oidHex: string): Promise<{ header: HeaderFields; etag: string }> {
+    const cached = this.headers.get(bucket, key, oidHex);
+    if (cached) return cached;
+    let got: { data: Buffer; info: ObjectInfo };
+    try {
+      got = await this.backend.getBuffer(this.metaBucket, this.headerPath(bucket, key, oidHex));
+    } catch (e) {
+      if (isS3Error(e, 'NoSuchKey')) throw new S3Error('IntegrityError', 'The object header is missing.', {}, { cause: e });
+      throw e;
+    }
+    const dataset = this.keys.datasetFor(bucket, key);
+    const peek = peekHeader(got.data);
+    if (!peek.datasetId.equals(datasetIdOf(dataset))) {
+      throw new S3Error('IntegrityError', 'The object header belongs to another dataset.');
+    }
+    if (peek.oid.toString('hex') !== oidHex) throw new S3Error('IntegrityError', 'The object header belongs to another object.');
+    const kek = await this.keys.kek(dataset, peek.kekVersion);
+    const header = openHeader(got.data, { bucket, key }, kek);
+    const entry = { header, etag: got.info.etag };
+    this.headers.set(bucket, key, oidHex, entry);
+    void this.maybeRewrapOnRead(header, got.info.etag);
+    return entry;
+  }
+
+  /** Lazy re-wrap: a header still on an older KEK version is moved to the active one (conditional write). */
+  private async maybeRewrapOnRead(header: HeaderFields, etag: string): Promise<void> {
+    try {
+      const active = await this.keys.activeKek(header.dataset);
+      if (active.version === header.kekVersion) return;
+      await this.writeHeader({ ...header, kekVersion: active.version }, { ifMatch: etag });
+      this.headers.delete(header.bucket, header.key, header.oid.toString('hex'));
+    } catch {
+      // Best effort: the background re-wrap job will pick it up; a lost race means someone else wrote it.
+    }
+  }
+
+  /** HEAD the data object and open its header. Throws NoSuchKey. */
+  async stat(bucket: string, key: string): Promise<StoredObject> {
+    for (let attempt = 0; ; attempt++) {
+      const info = await this.backend.headObject(bucket, key);
+      if (!info) {
+        if (!(await this.backend.bucketExists(bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+        throw new S3Error('NoSuchKey', undefined, { Key: key });
+      }
+      const oidHex = info.meta[META_OID];
+      if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) {
+        throw new S3Error('AccessDenied', 'This object was not written through lakecrypt and is not readable until migrated.');
+      }
+      try {
+        const { header } = await this.readHeader(bucket, key, oidHex);
+        const size = totalPlaintextSize(header);
+        return { bucket, key, header, info, size, etag: info.etag, lastModified: info.lastModified };
+      } catch (e) {
+        // The object may have been overwritten between our HEAD and the header read: look again once.
+        if (attempt === 0 && isS3Error(e, 'IntegrityError')) continue;
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * Plaintext stream of [start, end] of an object opened by `stat`. Verifies the data object is still the
+   * same version (oid) as the header; the returned stream errors on any integrity failure.
+   */
+  async read(obj: StoredObject, start: number, endInclusive: number): Promise<Readable> {
+    if (obj.size === 0 || endInclusive < start) return Readable.from([]);
+    const { cipherStart, cipherEnd } = planRange(obj.header, start, endInclusive);
+    const { body, info } = await this.backend.getObject(obj.bucket, obj.key, { start: cipherStart, end: cipherEnd });
+    if (info.meta[META_OID] !== undefined && info.meta[META_OID] !== obj.header.oid.toString('hex')) {
+      body.destroy();
+      throw new S3Error('PreconditionFailed', 'The object changed while it was being read.');
+    }
+    const revoked = await this.revokedSet(obj.header);
+    const header = cloneHeaderKeys(obj.header);
+    const decrypt = createDecryptStream({
+      header,
+      start,
+      endInclusive,
+      isRevoked: (part, block) => revoked.has(`${part}:${block}`),
+    });
+    body.on('error', (e) => decrypt.destroy(e));
+    decrypt.once('close', () => wipeHeaderKeys(header));
+    return body.pipe(decrypt);
+  }
+
+  private async revokedSet(header: HeaderFields): Promise<Set<string>> {
+    const set = new Set<string>();
+    const oidHex = header.oid.toString('hex');
+    for (const part of header.parts) {
+      const n = part.partNumber ?? 1;
+      for (let b = 0; b < part.deks.length; b++) {
+        if (await this.keys.isBlockRevoked(header.dataset, oidHex, n, b)) set.add(`${n}:${b}`);
+      }
+    }
+    return set;
+  }
+
+  /**
+   * Encrypt a plaintext stream of exactly `size` bytes to bucket/key. `verify` runs after the last plaintext
+   * byte and before the last ciphertext chunk leaves, so a failed checksum never commits the object.
+   */
+  async put(
+    bucket: string,
+    key: string,
+    body: Readable,
+    size: number,
+    meta: HeaderMeta,
+    finish: () => Promise<HeaderChecksums> | HeaderChecksums,
+    cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
+  ): Promise<PutResult> {
+    const dataset = this.keys.datasetFor(bucket, key);
+    const { version } = await this.keys.activeKek(dataset);
+    const oid = randomBytes(16);
+    const deks = newDeks(blockCount(size, this.blockSize));
+    const header: HeaderFields = {
+      dataset,
+      kekVersion: version,
+      oid,
+      bucket,
+      key,
+      state: 'pending',
+      createdAt: Date.now(),
+      blockSize: this.blockSize,
+      chunkSize: CHUNK_SIZE,
+      parts: [{ partNumber: 1, plaintextSize: size, deks }],
+      meta,
+      checksums: {},
+    };
+    try {
+      await this.writeHeader(header);
+      let checksums: HeaderChecksums = {};
+      const gate = new Transform({
+        transform(chunk, _enc, cb) {
+          cb(null, chunk);
+        },
+        flush(cb) {
+          Promise.resolve()
+            .then(finish)
+            .then((c) => {
+              checksums = c;
+              cb();
+            }, cb);
+        },
+      });
+      const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
+      const cipher = new PassThrough({ highWaterMark: 1 << 20 });
+      const previous = await this.backend.headObject(bucket, key).catch(() => null);
+      const piping = pipeline(body, gate, encrypt, cipher);
+      const [, put] = await Promise.all([
+        piping,
+        this.backend.putObject(bucket, key, cipher, {
+          size: ciphertextSize(size),
+          meta: { [META_OID]: oid.toString('hex'), [META_FMT]: '1' },
+          ...cond,
+        }),
+      ]);
+      await this.writeHeader({ ...header, state: 'final', checksums });
+      await this.dropPreviousHeader(bucket, key, previous, oid);
+      return { etag: put.etag, oid };
+    } catch (e) {
+      // The data object was not committed (or failed): its header is an orphan; remove it now (gc otherwise).
+      await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid.toString('hex'))).catch(() => {});
+      throw e;
+    } finally {
+      for (const d of deks) zero(d);
+    }
+  }
+
+  async dropPreviousHeader(bucket: string, key: string, previous: ObjectInfo | null, current: Buffer): Promise<void> {
+    const prevOid = previous?.meta[META_OID];
+    if (!prevOid || prevOid === current.toString('hex')) return;
+    this.headers.delete(bucket, key, prevOid);
+    await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, prevOid)).catch(() => {});
+  }
+
+  /** Rewrite an object as one fresh single stream under new DEKs (odd multipart layouts, DEK rekey). */
+  async reseal(bucket: string, key: string): Promise<PutResult> {
+    const obj = await this.stat(bucket, key);
+    const plain = await this.read(obj, 0, obj.size - 1);
+    return this.put(bucket, key, plain, obj.size, obj.header.meta, () => obj.header.checksums, { ifMatch: obj.etag });
+  }
+
+  async delete(bucket: string, key: string): Promise<void> {
+    const info = await this.backend.headObject(bucket, key);
+    await this.backend.deleteObject(bucket, key);
+    const oid = info?.meta[META_OID];
+    if (oid) {
+      this.headers.delete(bucket, key, oid);
+      await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid)).catch(() => {});
+    }
+  }
+
+  /** Server-side copy of the ciphertext within one dataset, with a new header bound to the destination. */
+  async copySameDataset(src: StoredObject, dstBucket: string, dstKey: string, meta: HeaderMeta): Promise<PutResult> {
+    const dataset = src.header.dataset;
+    const { version } = await this.keys.activeKek(dataset);
+    const header: HeaderFields = {
+      ...src.header,
+      bucket: dstBucket,
+      key: dstKey,
+      kekVersion: version,
+      meta,
+      state: 'final',
+      createdAt: Date.now(),
+    };
+    const previous = await this.backend.headObject(dstBucket, dstKey).catch(() => null);
+    await this.writeHeader(header);
+    const oidHex = src.header.oid.toString('hex');
+    try {
+      const { etag } = await this.backend.copyObject(src.bucket, src.key, dstBucket, dstKey, {
+        meta: { [META_OID]: oidHex, [META_FMT]: '1' },
+        ifMatch: src.etag,
+      });
+      if (!(previous?.meta[META_OID] === oidHex && src.bucket === dstBucket && src.key === dstKey)) {
+        await this.dropPreviousHeader(dstBucket, dstKey, previous, src.header.oid);
+      }
+      return { etag, oid: src.header.oid };
+    } catch (e) {
+      if (!(src.bucket === dstBucket && src.key === dstKey)) {
+        await this.backend.deleteObject(this.metaBucket, this.headerPath(dstBucket, dstKey, oidHex)).catch(() => {});
+      }
+      throw e;
+    }
+  }
+}
+
+/** Multipart uploads: each part sealed independently; the object header is written before the commit. */
+export interface PartRecord {
+  partNumber: number;
+  etag: string;
+  plaintextSize: number;
+  checksums: HeaderChecksums;
+  lastModified: Date;
+}
+
+export class MultipartStore {
+  constructor(private readonly store: ObjectStore) {}
+
+  private get backend() {
+    return this.store.backend;
+  }
+  private get keys() {
+    return this.store.keys;
+  }
+  private initPath(uploadId: string) {
+    return `mpu/${encodeURIComponent(uploadId)}/init`;
+  }
+  private partPath(uploadId: string, partNumber: number, etag: string) {
+    return `mpu/${encodeURIComponent(uploadId)}/${String(partNumber).padStart(5, '0')}/${etag}`;
+  }
+
+  private async putSealed(path: string, fields: HeaderFields): Promise<void> {
+    const kek = await this.keys.kek(fields.dataset, fields.kekVersion);
+    const bytes = sealHeader(fields, kek);
+    await this.backend.putObject(this.store.metaBucket, path, bytes, { size: bytes.length });
+  }
+
+  private async getSealed(path: string, bucket: string, key: string, missing: 'NoSuchUpload' | 'InvalidPart'): Promise<HeaderFields> {
+    let data: Buffer;
+    try {
+      ({ data } = await this.backend.getBuffer(this.store.metaBucket, path));
+    } catch (e) {
+      if (isS3Error(e, 'NoSuchKey')) throw new S3Error(missing);
+      throw e;
+    }
+    const dataset = this.keys.datasetFor(bucket, key);
+    const peek = peekHeader(data);
+    if (!peek.datasetId.equals(datasetIdOf(dataset))) throw new S3Error(missing);
+    const kek = await this.keys.kek(dataset, peek.kekVersion);
+    try {
+      return openHeader(data, { bucket, key }, kek);
+    } catch (e) {
+      // An upload id presented for another bucket/key does not authenticate: to the client it does not exist.
+      if (isS3Error(e, 'IntegrityError')) throw new S3Error(missing);
+      throw e;
+    }
+  }
+
+  async create(bucket: string, key: string, meta: HeaderMeta, checksums: HeaderChecksums): Promise<string> {
+    const dataset = this.keys.datasetFor(bucket, key);
+    const { version } = await this.keys.activeKek(dataset);
+    const oid = randomBytes(16);
+    const uploadId = await this.backend.createMultipart(bucket, key, { [META_OID]: oid.toString('hex'), [META_FMT]: '1' });
+    await this.putSealed(this.initPath(uploadId), {
+      dataset,
+      kekVersion: version,
+      oid,
+      bucket,
+      key,
+      state: 'pending',
+      createdAt: Date.now(),
+      blockSize: this.store.blockSize,
+      chunkSize: CHUNK_SIZE,
+      // The format needs at least one part; the upload record carries an empty placeholder.
+      parts: [{ partNumber: 1, plaintextSize: 0, deks: [] }],
+      meta,
+      checksums,
+    });
+    return uploadId;
+  }
+
+  async init(bucket: string, key: string, uploadId: string): Promise<HeaderFields> {
+    return this.getSealed(this.initPath(uploadId), bucket, key, 'NoSuchUpload');
+  }
+
+  async uploadPart(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable,
+    size: number,
+    finish: () => Promise<HeaderChecksums> | HeaderChecksums,
+  ): Promise<{ etag: string; checksums: HeaderChecksums }> {
+    const init = await this.init(bucket, key, uploadId);
+    const deks = newDeks(blockCount(size, init.blockSize));
+    try {
+      let checksums: HeaderChecksums = {};
+      const gate = new Transform({
+        transform(chunk, _enc, cb) {
+          cb(null, chunk);
+        },
+        flush(cb) {
+          Promise.resolve()
+            .then(finish)
+            .then((c) => {
+              checksums = c;
+              cb();
+            }, cb);
+        },
+      });
+      const withPrefix = partNumber === 1;
+      const encrypt = createEncryptStream({
+        dataset: init.dataset,
+        oid: init.oid,
+        partNumber,
+        plaintextSize: size,
+        blockSize: init.blockSize,
+        deks,
+        withPrefix,
+      });
+      const cipher = new PassThrough({ highWaterMark: 1 << 20 });
+      const cipherLen = ciphertextSize(size) - (withPrefix ? 0 : ciphertextSize(0));
+      const [, { etag }] = await Promise.all([
+        pipeline(body, gate, encrypt, cipher),
+        this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen),
+      ]);
+      await this.putSealed(this.partPath(uploadId, partNumber, etag), {
+        ...init,
+        state: 'pending',
+        createdAt: Date.now(),
+        parts: [{ partNumber, plaintextSize: size, deks }],
+        checksums,
+      });
+      return { etag, checksums };
+    } finally {
+      for (const d of deks) zero(d);
+    }
+  }
+
+  async part(bucket: string, key: string, uploadId: string, partNumber: number, etag: string): Promise<HeaderFields> {
+    return this.getSealed(this.partPath(uploadId, partNumber, etag.replace(/"/g, '')), bucket, key, 'InvalidPart');
+  }
+
+  async listParts(bucket: string, key: string, uploadId: string): Promise<PartRecord[]> {
+    await this.init(bucket, key, uploadId);
+    const prefix = `mpu/${encodeURIComponent(uploadId)}/`;
+    const latest = new Map<number, PartRecord>();
+    let token: string | undefined;
+    do {
+      const page = await this.backend.listObjects(this.store.metaBucket, { prefix, continuationToken: token });
+      for (const o of page.objects) {
+        const rest = o.key.slice(prefix.length);
+        const m = /^(\d{5})\/(.+)$/.exec(rest);
+        if (!m) continue;
+        const partNumber = Number(m[1]);
+        const prev = latest.get(partNumber);
+        if (prev && prev.lastModified > o.lastModified) continue;
+        const h = await this.getSealed(o.key, bucket, key, 'InvalidPart');
+        latest.set(partNumber, {
+          partNumber,
+          etag: m[2]!,
+          plaintextSize: h.parts[0]?.plaintextSize ?? 0,
+          checksums: h.checksums,
+          lastModified: o.lastModified,
+        });
+        wipeHeaderKeys(h);
+      }
+      token = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (token);
+    return [...latest.values()].sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  private async cleanup(uploadId: string): Promise<void> {
+    const prefix = `mpu/${encodeURIComponent(uploadId)}/`;
+    let token: string | undefined;
+    do {
+      const page = await this.backend.listObjects(this.store.metaBucket, { prefix, continuationToken: token });
+      await Promise.all(page.objects.map((o) => this.backend.deleteObject(this.store.metaBucket, o.key).catch(() => {})));
+      token = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async abort(bucket: string, key: string, uploadId: string): Promise<void> {
+    await this.init(bucket, key, uploadId);
+    await this.backend.abortMultipart(bucket, key, uploadId).catch((e) => {
+      if (!isS3Error(e, 'NoSuchUpload')) throw e;
+    });
+    await this.cleanup(uploadId);
+  }
+
+  /**
+   * Complete: the object header (every part's DEKs) is stored before the backend completes, which is the
+   * commit point. `combine` turns the parts' checksums into the object's.
+   */
+  async complete(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+    combine: (init: HeaderFields, parts: HeaderFields[]) => Promise<HeaderChecksums>,
+  ): Promise<{ etag: string; header: HeaderFields; needsReseal: boolean }> {
+    const init = await this.init(bucket, key, uploadId);
+    const sealed: HeaderFields[] = [];
+    try {
+      for (const p of parts) sealed.push(await this.part(bucket, key, uploadId, p.partNumber, p.etag));
+      sealed.forEach((h, i) => {
+        if (i < sealed.length - 1 && h.parts[0]!.plaintextSize < MIN_PART_SIZE) {
+          throw new S3Error('EntityTooSmall', undefined, { ProposedSize: String(h.parts[0]!.plaintextSize), MinSizeAllowed: String(MIN_PART_SIZE) });
+        }
+      });
+      const header: HeaderFields = {
+        ...init,
+        state: 'final',
+        createdAt: Date.now(),
+        parts: sealed.map((h) => h.parts[0]!),
+        checksums: await combine(init, sealed),
+      };
+      const previous = await this.backend.headObject(bucket, key).catch(() => null);
+      await this.store.writeHeader(header);
+      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag.replace(/"/g, '') })));
+      await this.store.dropPreviousHeader(bucket, key, previous, init.oid);
+      await this.cleanup(uploadId);
+      // A layout whose size function differs from a single stream (a non-final part that is not a whole number
+      // of chunks, or no part 1 to carry the prefix) is re-sealed so listings stay exact.
+      const needsReseal =
+        sealed[0]!.parts[0]!.partNumber !== 1 || sealed.slice(0, -1).some((h) => h.parts[0]!.plaintextSize % CHUNK_SIZE !== 0);
+      return { etag, header, needsReseal };
+    } finally {
+      for (const h of sealed) wipeHeaderKeys(h);
+    }
+  }
+}

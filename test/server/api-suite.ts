@@ -1,0 +1,383 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import {
+  S3Client,
+  CreateBucketCommand,
+  HeadBucketCommand,
+  DeleteBucketCommand,
+  ListBucketsCommand,
+  PutObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  CopyObjectCommand,
+  ListObjectsV2Command,
+  ListObjectsCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+  CompleteMultipartUploadCommand,
+  AbortMultipartUploadCommand,
+  ListPartsCommand,
+  ListMultipartUploadsCommand,
+  GetBucketLocationCommand,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import * as Minio from 'minio';
+import { startTestGateway, type TestGateway, MARKER } from './harness.ts';
+
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+const MiB = 1024 * 1024;
+
+async function body(out: { Body?: unknown }): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of out.Body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+async function s3err(p: Promise<unknown>): Promise<{ name: string; status: number }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as S3ServiceException;
+    return { name: err.name, status: err.$metadata?.httpStatusCode ?? 0 };
+  }
+  throw new Error('expected an S3 error');
+}
+
+/** Deterministic, marked plaintext so the backend scan can look for it. */
+export function marked(size: number, tag: string): Buffer {
+  const b = Buffer.alloc(size);
+  const line = Buffer.from(`${MARKER}-${tag}-`);
+  for (let i = 0; i < size; i += line.length) line.copy(b, i, 0, Math.min(line.length, size - i));
+  return b;
+}
+
+export function apiSuite(kind: 'fs' | 's3') {
+  describe(`S3 API on the ${kind} backend`, () => {
+    let gw: TestGateway;
+    let s3: S3Client;
+    let minio: Minio.Client;
+    const bucket = `api-${kind}-${randomBytes(3).toString('hex')}`;
+
+    beforeAll(async () => {
+      gw = await startTestGateway(kind);
+      s3 = gw.client();
+      const u = new URL(gw.url);
+      minio = new Minio.Client({
+        endPoint: u.hostname,
+        port: Number(u.port),
+        useSSL: false,
+        accessKey: gw.accessKey,
+        secretKey: gw.secretKey,
+        region: 'us-east-1',
+        pathStyle: true,
+      });
+      await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    });
+    afterAll(async () => {
+      await gw?.close();
+    });
+
+    it('creates, heads, lists and locates buckets; refuses bad names and the reserved one', async () => {
+      await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+      const list = await s3.send(new ListBucketsCommand({}));
+      const names = list.Buckets!.map((b) => b.Name);
+      expect(names).toContain(bucket);
+      expect(names).not.toContain('lakecrypt-meta');
+      const loc = await s3.send(new GetBucketLocationCommand({ Bucket: bucket }));
+      expect(loc.LocationConstraint ?? '').toBe('');
+      expect((await s3err(s3.send(new HeadBucketCommand({ Bucket: 'no-such-bucket-x' })))).status).toBe(404);
+      expect((await s3err(s3.send(new CreateBucketCommand({ Bucket: 'Bad_Name' })))).name).toBe('InvalidBucketName');
+      expect((await s3err(s3.send(new CreateBucketCommand({ Bucket: 'lakecrypt-meta' })))).status).toBe(409);
+    });
+
+    it('round-trips objects of boundary sizes with metadata, one ETag everywhere', async () => {
+      for (const size of [0, 1, 65535, 65536, 65537, 3 * MiB + 7]) {
+        const data = marked(size, `sz${size}`);
+        const key = `sizes/obj-${size}`;
+        const put = await s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: data,
+            ContentType: 'text/x-test',
+            CacheControl: 'max-age=5',
+            ContentDisposition: 'attachment; filename="x.txt"',
+            ContentEncoding: 'identity',
+            Metadata: { color: `${MARKER}-meta-blue` },
+          }),
+        );
+        const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        expect(head.ContentLength).toBe(size);
+        expect(head.ETag).toBe(put.ETag);
+        expect(head.ContentType).toBe('text/x-test');
+        expect(head.CacheControl).toBe('max-age=5');
+        expect(head.ContentDisposition).toBe('attachment; filename="x.txt"');
+        expect(head.ContentEncoding).toBe('identity');
+        expect(head.Metadata).toEqual({ color: `${MARKER}-meta-blue` });
+        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        expect(got.ETag).toBe(put.ETag);
+        expect(md5(await body(got))).toBe(md5(data));
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key }));
+        expect(listed.Contents![0]!.Size).toBe(size);
+        expect(listed.Contents![0]!.ETag).toBe(put.ETag);
+      }
+    });
+
+    it('serves every Range shape exactly with a stable ETag', async () => {
+      const data = marked(300_000, 'range');
+      const key = 'range/obj';
+      const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data }));
+      const cases: [string, number, number][] = [
+        ['bytes=0-0', 0, 0],
+        ['bytes=299999-299999', 299999, 299999],
+        ['bytes=65530-65545', 65530, 65545],
+        ['bytes=100000-', 100000, 299999],
+        ['bytes=-1000', 299000, 299999],
+        ['bytes=-400000', 0, 299999],
+        ['bytes=131071-262144', 131071, 262144],
+        ['bytes=5-999999', 5, 299999],
+      ];
+      for (const [range, a, b] of cases) {
+        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range }));
+        expect(got.ETag).toBe(put.ETag);
+        expect(got.ContentRange).toBe(`bytes ${a}-${b}/300000`);
+        const bytes = await body(got);
+        expect(bytes.equals(data.subarray(a, b + 1))).toBe(true);
+      }
+      expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: 'bytes=300000-' })))).status).toBe(416);
+    });
+
+    it('honours conditional GET headers and response overrides', async () => {
+      const key = 'cond/obj';
+      const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'conditional' }));
+      const ok = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfMatch: put.ETag }));
+      expect((await body(ok)).toString()).toBe('conditional');
+      expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfMatch: '"abc"' })))).status).toBe(412);
+      expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfNoneMatch: put.ETag })))).status).toBe(304);
+      const lastModified = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).LastModified!;
+      expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfUnmodifiedSince: new Date(Date.now() - 3600_000) })))).status).toBe(412);
+      expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfModifiedSince: lastModified })))).status).toBe(304);
+      const o = await s3.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, ResponseContentType: 'application/x-over', ResponseContentDisposition: 'inline' }),
+      );
+      expect(o.ContentType).toBe('application/x-over');
+      expect(o.ContentDisposition).toBe('inline');
+      await body(o);
+    });
+
+    it('conditional PUT: If-None-Match * and If-Match are atomic', async () => {
+      const key = 'cond/put';
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'one', IfNoneMatch: '*' }));
+      expect((await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'two', IfNoneMatch: '*' })))).status).toBe(412);
+      expect((await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'two', IfMatch: '"0000"' })))).status).toBe(412);
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      expect((await body(got)).toString()).toBe('one');
+    });
+
+    it('verifies checksums: default CRC32, each algorithm by header, BadDigest on mismatch, checksum mode', async () => {
+      const key = 'ck/obj';
+      const data = marked(100_000, 'ck');
+      for (const alg of ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const) {
+        const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${key}-${alg}`, Body: data, ChecksumAlgorithm: alg }));
+        const field = `Checksum${alg}` as const;
+        expect(put[field]).toBeTruthy();
+        const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${key}-${alg}`, ChecksumMode: 'ENABLED' }));
+        expect(head[field]).toBe(put[field]);
+        const ranged = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${key}-${alg}`, ChecksumMode: 'ENABLED', Range: 'bytes=0-9' }));
+        expect(ranged[field]).toBeUndefined();
+        await body(ranged);
+      }
+      // A stream body makes the SDK use aws-chunked with a CRC32 trailer (STREAMING-UNSIGNED-PAYLOAD-TRAILER).
+      const streamed = await s3.send(
+        new PutObjectCommand({ Bucket: bucket, Key: `${key}-stream`, Body: Readable.from([data.subarray(0, 50_000), data.subarray(50_000)]), ContentLength: data.length }),
+      );
+      expect(streamed.ChecksumCRC32).toBeTruthy();
+      const g = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${key}-stream`, ChecksumMode: 'ENABLED' }));
+      expect((await body(g)).equals(data)).toBe(true);
+      const bad = await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${key}-bad`, Body: data, ChecksumSHA256: Buffer.alloc(32).toString('base64') })));
+      expect(bad.name).toBe('BadDigest');
+      const badMd5 = await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${key}-bad`, Body: data, ContentMD5: createHash('md5').update('x').digest('base64') })));
+      expect(badMd5.name).toBe('BadDigest');
+      expect((await s3err(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${key}-bad` })))).status).toBe(404);
+    });
+
+    it('copies within a dataset server-side with COPY and REPLACE directives and conditions', async () => {
+      const data = marked(200_000, 'copy');
+      const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'copy/src', Body: data, ContentType: 'text/a', Metadata: { a: '1' } }));
+      await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'copy/dst', CopySource: `${bucket}/copy/src` }));
+      const h1 = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'copy/dst' }));
+      expect(h1.ContentType).toBe('text/a');
+      expect(h1.Metadata).toEqual({ a: '1' });
+      await s3.send(
+        new CopyObjectCommand({ Bucket: bucket, Key: 'copy/dst2', CopySource: `${bucket}/copy/src`, MetadataDirective: 'REPLACE', ContentType: 'text/b', Metadata: { b: '2' } }),
+      );
+      const h2 = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'copy/dst2' }));
+      expect(h2.ContentType).toBe('text/b');
+      expect(h2.Metadata).toEqual({ b: '2' });
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'copy/dst2', Range: 'bytes=70000-140000' }));
+      expect((await body(got)).equals(data.subarray(70000, 140001))).toBe(true);
+      expect((await s3err(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'copy/dst3', CopySource: `${bucket}/copy/src`, CopySourceIfMatch: '"nope"' })))).status).toBe(412);
+      expect((await s3err(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'copy/src', CopySource: `${bucket}/copy/src` })))).name).toBe('InvalidRequest');
+      // The source is untouched by copies.
+      const src = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'copy/src' }));
+      expect(src.ETag).toBe(put.ETag);
+      expect((await body(src)).equals(data)).toBe(true);
+    });
+
+    it('lists with prefix, delimiter, pagination, start-after, marker and url encoding', async () => {
+      // S3 orders keys by UTF-8 bytes: 'é' (0xC3 0xA9) sorts after 'z'.
+      const keys = ['l/a', 'l/b/1', 'l/b/2', 'l/c', 'l/d d', 'l/z/x/y', 'l/é'];
+      for (const k of keys) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: k, Body: k }));
+      const d = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'l/', Delimiter: '/' }));
+      expect(d.Contents!.map((c) => c.Key)).toEqual(['l/a', 'l/c', 'l/d d', 'l/é']);
+      expect(d.CommonPrefixes!.map((c) => c.Prefix)).toEqual(['l/b/', 'l/z/']);
+      const seen: string[] = [];
+      let token: string | undefined;
+      do {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'l/', MaxKeys: 2, ContinuationToken: token }));
+        seen.push(...page.Contents!.map((c) => c.Key!));
+        token = page.NextContinuationToken;
+      } while (token);
+      expect(seen).toEqual(keys);
+      const after = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'l/', StartAfter: 'l/c' }));
+      expect(after.Contents!.map((c) => c.Key)).toEqual(['l/d d', 'l/z/x/y', 'l/é']);
+      const v1 = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'l/', Marker: 'l/b/2', MaxKeys: 2 }));
+      expect(v1.Contents!.map((c) => c.Key)).toEqual(['l/c', 'l/d d']);
+      expect(v1.IsTruncated).toBe(true);
+      const enc = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'l/d', EncodingType: 'url' }));
+      // S3 url-encodes keys in the form encoding (space as '+'); the JS SDK hands them over as sent.
+      expect(enc.Contents!.map((c) => decodeURIComponent(c.Key!.replace(/\+/g, ' ')))).toEqual(['l/d d']);
+    });
+
+    it('deletes one and many objects', async () => {
+      for (const k of ['del/1', 'del/2', 'del/3']) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: k, Body: k }));
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'del/1' }));
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'del/never-existed' }));
+      const res = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: [{ Key: 'del/2' }, { Key: 'del/3' }] } }));
+      expect(res.Deleted!.map((d) => d.Key).sort()).toEqual(['del/2', 'del/3']);
+      const left = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'del/' }));
+      expect(left.KeyCount).toBe(0);
+      expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'del/2' })))).name).toBe('NoSuchKey');
+    });
+
+    it('multipart: parts out of order and in parallel, ListParts, UploadPartCopy, composite checksum, abort', async () => {
+      const key = 'mp/obj';
+      const parts = [marked(5 * MiB, 'p1'), marked(5 * MiB, 'p2'), marked(1234, 'p3')];
+      const create = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: 'text/mp', Metadata: { m: 'v' }, ChecksumAlgorithm: 'CRC32' }));
+      const uploadId = create.UploadId!;
+      const done = await Promise.all(
+        [2, 0, 1].map(async (i) => {
+          const r = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: parts[i], ChecksumAlgorithm: 'CRC32' }));
+          return { PartNumber: i + 1, ETag: r.ETag, ChecksumCRC32: r.ChecksumCRC32 };
+        }),
+      );
+      done.sort((a, b) => a.PartNumber - b.PartNumber);
+      const lp = await s3.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+      expect(lp.Parts!.map((p) => [p.PartNumber, p.Size])).toEqual([[1, 5 * MiB], [2, 5 * MiB], [3, 1234]]);
+      const ups = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      expect(ups.Uploads!.some((u) => u.UploadId === uploadId)).toBe(true);
+      const c = await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done } }));
+      expect(c.ETag).toMatch(/-3"$/);
+      expect(c.ChecksumCRC32).toMatch(/-3$/);
+      const all = Buffer.concat(parts);
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      expect(head.ContentLength).toBe(all.length);
+      expect(head.ETag).toBe(c.ETag);
+      expect(head.ContentType).toBe('text/mp');
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key }));
+      expect(listed.Contents![0]!.Size).toBe(all.length);
+      expect(listed.Contents![0]!.ETag).toBe(c.ETag);
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      expect(md5(await body(got))).toBe(md5(all));
+      const edge = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${5 * MiB - 10}-${5 * MiB + 10}` }));
+      expect((await body(edge)).equals(all.subarray(5 * MiB - 10, 5 * MiB + 11))).toBe(true);
+
+      // UploadPartCopy from the object just written, then abort another upload.
+      const c2 = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mp/copy' }));
+      const pc1 = await s3.send(new UploadPartCopyCommand({ Bucket: bucket, Key: 'mp/copy', UploadId: c2.UploadId, PartNumber: 1, CopySource: `${bucket}/${key}`, CopySourceRange: `bytes=0-${5 * MiB - 1}` }));
+      const pc2 = await s3.send(new UploadPartCopyCommand({ Bucket: bucket, Key: 'mp/copy', UploadId: c2.UploadId, PartNumber: 2, CopySource: `${bucket}/${key}`, CopySourceRange: `bytes=${5 * MiB}-${all.length - 1}` }));
+      await s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: 'mp/copy',
+          UploadId: c2.UploadId,
+          MultipartUpload: { Parts: [{ PartNumber: 1, ETag: pc1.CopyPartResult!.ETag }, { PartNumber: 2, ETag: pc2.CopyPartResult!.ETag }] },
+        }),
+      );
+      const copied = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'mp/copy' }));
+      expect(md5(await body(copied))).toBe(md5(all));
+
+      const c3 = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mp/aborted' }));
+      await s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'mp/aborted', UploadId: c3.UploadId, PartNumber: 1, Body: 'x' }));
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: 'mp/aborted', UploadId: c3.UploadId }));
+      expect((await s3err(s3.send(new ListPartsCommand({ Bucket: bucket, Key: 'mp/aborted', UploadId: c3.UploadId })))).name).toBe('NoSuchUpload');
+    });
+
+    it('multipart errors: EntityTooSmall, InvalidPart, InvalidPartOrder, NoSuchUpload', async () => {
+      const key = 'mp/err';
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+      const p1 = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: 'small' }));
+      const p2 = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 2, Body: 'small' }));
+      const small = await s3err(s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }, { PartNumber: 2, ETag: p2.ETag }] } })));
+      expect(small.name).toBe('EntityTooSmall');
+      const badPart = await s3err(s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: '"ffff"' }] } })));
+      expect(badPart.name).toBe('InvalidPart');
+      const order = await s3err(s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 2, ETag: p2.ETag }, { PartNumber: 1, ETag: p1.ETag }] } })));
+      expect(order.name).toBe('InvalidPartOrder');
+      const none = await s3err(s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: 'not-an-upload', PartNumber: 1, Body: 'x' })));
+      expect(none.name).toBe('NoSuchUpload');
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }));
+    });
+
+    it('lib-storage Upload: parallel multipart of a stream, exact size back', async () => {
+      const data = marked(17 * MiB + 3, 'libstorage');
+      const up = new Upload({ client: s3, params: { Bucket: bucket, Key: 'ls/big', Body: Readable.from([data]) }, queueSize: 4, partSize: 5 * MiB });
+      const res = await up.done();
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'ls/big' }));
+      expect(head.ContentLength).toBe(data.length);
+      expect(head.ETag).toBe(res.ETag);
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'ls/big' }));
+      expect(md5(await body(got))).toBe(md5(data));
+    });
+
+    it('minio JS client: signed streaming chunks, stat, list, remove', async () => {
+      const data = marked(7 * MiB + 11, 'minio');
+      await minio.putObject(bucket, 'mc/obj', data, data.length, { 'Content-Type': 'text/minio' });
+      const stat = await minio.statObject(bucket, 'mc/obj');
+      expect(stat.size).toBe(data.length);
+      const stream = await minio.getObject(bucket, 'mc/obj');
+      const chunks: Buffer[] = [];
+      for await (const c of stream) chunks.push(c as Buffer);
+      expect(md5(Buffer.concat(chunks))).toBe(md5(data));
+      const part = await minio.getPartialObject(bucket, 'mc/obj', 1000, 100);
+      const pc: Buffer[] = [];
+      for await (const c of part) pc.push(c as Buffer);
+      expect(Buffer.concat(pc).equals(data.subarray(1000, 1100))).toBe(true);
+      const names: string[] = [];
+      for await (const o of minio.listObjectsV2(bucket, 'mc/', true)) names.push((o as { name: string }).name);
+      expect(names).toEqual(['mc/obj']);
+      await minio.removeObject(bucket, 'mc/obj');
+      await expect(minio.statObject(bucket, 'mc/obj')).rejects.toThrow();
+    });
+
+    it('refuses to delete a non-empty bucket, deletes an empty one', async () => {
+      const b = `${bucket}-tmp`;
+      await s3.send(new CreateBucketCommand({ Bucket: b }));
+      await s3.send(new PutObjectCommand({ Bucket: b, Key: 'x', Body: 'x' }));
+      expect((await s3err(s3.send(new DeleteBucketCommand({ Bucket: b })))).name).toBe('BucketNotEmpty');
+      await s3.send(new DeleteObjectCommand({ Bucket: b, Key: 'x' }));
+      await s3.send(new DeleteBucketCommand({ Bucket: b }));
+      expect((await s3err(s3.send(new HeadBucketCommand({ Bucket: b })))).status).toBe(404);
+    });
+
+    it('stores no plaintext marker in the backend', async () => {
+      const hits = await gw.scanBackendFor([MARKER]);
+      expect(hits).toEqual([]);
+    });
+  });
+}
