@@ -232,9 +232,9 @@ export class LocalCmkProvider implements CmkProvider {
 
   async ping(): Promise<void> {
     await this.init();
+    // readiness = the state file and every non-destroyed key file are readable (an all-disabled CMK is still "up")
     const st = await this.readState();
-    const a = LocalCmkProvider.active(st);
-    await fsp.access(this.keyPath(a.version), fsp.constants?.R_OK ?? 4);
+    for (const v of st.versions) if (v.state !== 'destroyed') await fsp.access(this.keyPath(v.version), fsp.constants.R_OK);
   }
 
   async close(): Promise<void> {

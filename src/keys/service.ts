@@ -275,7 +275,7 @@ export class KeyService {
       // we created it: keep the fresh KEK in the cache (saves one unwrap)
       if (gen === this.generation) this.kekCache.set(`${datasetId}:1`, pending);
       else pending.fill(0);
-      void this.audit?.append('kek.create', { dataset, datasetId, version: 1, cmkId });
+      await this.audit?.append('kek.create', { dataset, datasetId, version: 1, cmkId });
     }
     return this.cacheRecord(r!.value, gen);
   }
