@@ -1,0 +1,403 @@
+/**
+ * S3 backend: any S3-compatible store (MinIO, AWS, ...) through @aws-sdk/client-s3.
+ *
+ * - No automatic request checksums / response validation (the ciphertext is authenticated by the format).
+ * - Keep-alive agents with 64 sockets.
+ * - Two clients share the agents: `client` retries (standard mode, 5 attempts) and is used for every call whose
+ *   request can be replayed (no body, or a Buffer body); `once` never retries and is used for Readable bodies
+ *   (a consumed stream cannot be resent).
+ * - Errors are mapped to S3Error (see mapError).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
+import type { Backend, ListOptions, ListResult, ObjectInfo, PutOptions } from './types.ts';
+
+export interface S3BackendOptions {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  region?: string;
+  forcePathStyle?: boolean;
+  /** Attempts for replayable requests (default 5). */
+  maxAttempts?: number;
+  /** Sockets per agent (default 64). */
+  maxSockets?: number;
+}
+
+const unquote = (e: string | undefined) => (e ?? '').replace(/^W\//, '').replace(/^"+|"+$/g, '');
+const quote = (e: string) => (e === '*' ? '*' : `"${unquote(e)}"`);
+
+/** S3 (and MinIO) error codes that differ from ours but mean the same thing. */
+const ALIASES: Record<string, S3ErrorCode> = {
+  NotFound: 'NoSuchKey',
+  ConditionalRequestConflict: 'PreconditionFailed',
+  XMinioInvalidObjectName: 'InvalidArgument',
+  XMinioInvalidResourceName: 'InvalidArgument',
+  XMinioObjectExistsAsDirectory: 'InvalidArgument',
+  XMinioParentIsObject: 'InvalidArgument',
+  InvalidObjectName: 'InvalidArgument',
+  InvalidStorageClass: 'InvalidArgument',
+  XMinioServerNotInitialized: 'ServiceUnavailable',
+  XMinioStorageFull: 'ServiceUnavailable',
+  OperationAborted: 'ServiceUnavailable',
+  Throttling: 'SlowDown',
+  ThrottlingException: 'SlowDown',
+  RequestTimeTooSkewed: 'ServiceUnavailable',
+  EntityTooLarge: 'EntityTooLarge',
+};
+
+/** Map anything the SDK throws to an S3Error. */
+export function mapError(e: unknown, ctx: { bucket?: string; key?: string; uploadId?: string } = {}): S3Error {
+  if (e instanceof S3Error) return e;
+  const detail: Record<string, string> = {};
+  if (ctx.bucket) detail.BucketName = ctx.bucket;
+  if (ctx.key) detail.Key = ctx.key;
+  if (ctx.uploadId) detail.UploadId = ctx.uploadId;
+  const err = e as { name?: string; Code?: string; code?: string; $metadata?: { httpStatusCode?: number }; message?: string };
+  const status = err?.$metadata?.httpStatusCode;
+  const name = err?.Code ?? err?.name ?? '';
+  let code: S3ErrorCode | undefined;
+  if (name in ALIASES) code = ALIASES[name];
+  else if (name in ERRORS) code = name as S3ErrorCode;
+  else if (status === 412) code = 'PreconditionFailed';
+  else if (status === 416) code = 'InvalidRange';
+  else if (status === 404) code = ctx.key ? 'NoSuchKey' : 'NoSuchBucket';
+  else if (status === 403) code = 'AccessDenied';
+  else if (status !== undefined && status >= 400 && status < 500 && e instanceof S3ServiceException) code = 'InvalidRequest';
+  else code = 'ServiceUnavailable';
+  // Server-side / auth failures of the backend are never passed on verbatim to our clients as their own.
+  if (code === 'SignatureDoesNotMatch' || code === 'InvalidAccessKeyId') code = 'ServiceUnavailable';
+  const msg = code === 'ServiceUnavailable' ? `backend error: ${name || 'network'}: ${err?.message ?? ''}` : undefined;
+  return new S3Error(code, msg, detail, { cause: e });
+}
+
+function encodeCopySource(bucket: string, key: string): string {
+  return `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+}
+
+/** ListObjectsV2 with EncodingType=url: S3 encodes spaces as '+', a literal '+' as %2B. */
+const urlDecode = (s: string | undefined) => (s === undefined ? undefined : decodeURIComponent(s.replace(/\+/g, ' ')));
+
+function lowerMeta(m: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m ?? {})) out[k.toLowerCase()] = v;
+  return out;
+}
+
+function parseTotalSize(contentRange: string | undefined, contentLength: number | undefined): number {
+  const m = contentRange ? /\/(\d+)\s*$/.exec(contentRange) : null;
+  return m ? Number(m[1]) : (contentLength ?? 0);
+}
+
+export class S3Backend implements Backend {
+  readonly kind = 's3' as const;
+  readonly client: S3Client;
+  private readonly once: S3Client;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+
+  constructor(opts: S3BackendOptions) {
+    const maxSockets = opts.maxSockets ?? 64;
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets });
+    const base: S3ClientConfig = {
+      endpoint: opts.endpoint,
+      region: opts.region ?? 'us-east-1',
+      forcePathStyle: opts.forcePathStyle ?? true,
+      credentials: { accessKeyId: opts.accessKey, secretAccessKey: opts.secretKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: { httpAgent: this.httpAgent, httpsAgent: this.httpsAgent, connectionTimeout: 10_000 },
+    };
+    this.client = new S3Client({ ...base, maxAttempts: opts.maxAttempts ?? 5, retryMode: 'standard' });
+    this.once = new S3Client({ ...base, maxAttempts: 1 });
+  }
+
+  private clientFor(body: Readable | Buffer): S3Client {
+    return Buffer.isBuffer(body) ? this.client : this.once;
+  }
+
+  async listBuckets(): Promise<{ name: string; creationDate: Date }[]> {
+    try {
+      const r = await this.client.send(new ListBucketsCommand({}));
+      return (r.Buckets ?? []).map((b) => ({ name: b.Name!, creationDate: b.CreationDate ?? new Date(0) }));
+    } catch (e) {
+      throw mapError(e);
+    }
+  }
+
+  async createBucket(bucket: string): Promise<void> {
+    try {
+      await this.client.send(new CreateBucketCommand({ Bucket: bucket }));
+    } catch (e) {
+      throw mapError(e, { bucket });
+    }
+  }
+
+  async bucketExists(bucket: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: bucket }));
+      return true;
+    } catch (e) {
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404 || status === 400) return false;
+      throw mapError(e, { bucket });
+    }
+  }
+
+  async deleteBucket(bucket: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteBucketCommand({ Bucket: bucket }));
+    } catch (e) {
+      throw mapError(e, { bucket });
+    }
+  }
+
+  async putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string }> {
+    try {
+      const r = await this.clientFor(body).send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentLength: opts.size,
+          Metadata: opts.meta,
+          IfMatch: opts.ifMatch !== undefined ? quote(opts.ifMatch) : undefined,
+          IfNoneMatch: opts.ifNoneMatch,
+        }),
+      );
+      return { etag: unquote(r.ETag) };
+    } catch (e) {
+      const err = mapError(e, { bucket, key });
+      // If-Match against a missing key: S3 answers 404 NoSuchKey, keep that.
+      throw err;
+    }
+  }
+
+  async getObject(
+    bucket: string,
+    key: string,
+    range?: { start: number; end?: number },
+  ): Promise<{ body: Readable; info: ObjectInfo }> {
+    if (range && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start)))
+      throw new S3Error('InvalidRange');
+    try {
+      const r = await this.client.send(
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+        }),
+      );
+      const info: ObjectInfo = {
+        key,
+        size: parseTotalSize(r.ContentRange, r.ContentLength),
+        etag: unquote(r.ETag),
+        lastModified: r.LastModified ?? new Date(0),
+        meta: lowerMeta(r.Metadata),
+      };
+      return { body: r.Body as Readable, info };
+    } catch (e) {
+      throw mapError(e, { bucket, key });
+    }
+  }
+
+  async getBuffer(bucket: string, key: string): Promise<{ data: Buffer; info: ObjectInfo }> {
+    const { body, info } = await this.getObject(bucket, key);
+    const chunks: Buffer[] = [];
+    try {
+      for await (const c of body) chunks.push(c as Buffer);
+    } catch (e) {
+      throw mapError(e, { bucket, key });
+    }
+    return { data: Buffer.concat(chunks), info };
+  }
+
+  async headObject(bucket: string, key: string): Promise<ObjectInfo | null> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return {
+        key,
+        size: r.ContentLength ?? 0,
+        etag: unquote(r.ETag),
+        lastModified: r.LastModified ?? new Date(0),
+        meta: lowerMeta(r.Metadata),
+      };
+    } catch (e) {
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404) return null;
+      throw mapError(e, { bucket, key });
+    }
+  }
+
+  async deleteObject(bucket: string, key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    } catch (e) {
+      throw mapError(e, { bucket, key });
+    }
+  }
+
+  async copyObject(
+    srcBucket: string,
+    srcKey: string,
+    dstBucket: string,
+    dstKey: string,
+    opts: { meta: Record<string, string>; ifMatch?: string },
+  ): Promise<{ etag: string }> {
+    try {
+      const r = await this.client.send(
+        new CopyObjectCommand({
+          Bucket: dstBucket,
+          Key: dstKey,
+          CopySource: encodeCopySource(srcBucket, srcKey),
+          MetadataDirective: 'REPLACE',
+          Metadata: opts.meta,
+          CopySourceIfMatch: opts.ifMatch !== undefined ? quote(opts.ifMatch) : undefined,
+        }),
+      );
+      return { etag: unquote(r.CopyObjectResult?.ETag) };
+    } catch (e) {
+      throw mapError(e, { bucket: srcBucket, key: srcKey });
+    }
+  }
+
+  async listObjects(bucket: string, opts: ListOptions): Promise<ListResult> {
+    try {
+      const r = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: opts.prefix || undefined,
+          Delimiter: opts.delimiter || undefined,
+          StartAfter: opts.startAfter || undefined,
+          ContinuationToken: opts.continuationToken || undefined,
+          MaxKeys: opts.maxKeys ?? 1000,
+          EncodingType: 'url',
+        }),
+      );
+      return {
+        objects: (r.Contents ?? []).map((o) => ({
+          key: urlDecode(o.Key)!,
+          size: o.Size ?? 0,
+          etag: unquote(o.ETag),
+          lastModified: o.LastModified ?? new Date(0),
+        })),
+        commonPrefixes: (r.CommonPrefixes ?? []).map((p) => urlDecode(p.Prefix)!),
+        isTruncated: !!r.IsTruncated,
+        nextContinuationToken: r.IsTruncated ? r.NextContinuationToken : undefined,
+      };
+    } catch (e) {
+      throw mapError(e, { bucket });
+    }
+  }
+
+  async createMultipart(bucket: string, key: string, meta: Record<string, string>): Promise<string> {
+    try {
+      const r = await this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: meta }));
+      return r.UploadId!;
+    } catch (e) {
+      throw mapError(e, { bucket, key });
+    }
+  }
+
+  async uploadPart(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable | Buffer,
+    size: number,
+  ): Promise<{ etag: string }> {
+    try {
+      const r = await this.clientFor(body).send(
+        new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: size }),
+      );
+      return { etag: unquote(r.ETag) };
+    } catch (e) {
+      throw mapError(e, { bucket, key, uploadId });
+    }
+  }
+
+  async completeMultipart(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+  ): Promise<{ etag: string }> {
+    try {
+      const r = await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: quote(p.etag) })) },
+        }),
+      );
+      return { etag: unquote(r.ETag) };
+    } catch (e) {
+      throw mapError(e, { bucket, key, uploadId });
+    }
+  }
+
+  async abortMultipart(bucket: string, key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+    } catch (e) {
+      throw mapError(e, { bucket, key, uploadId });
+    }
+  }
+
+  async listMultipartUploads(bucket: string): Promise<{ key: string; uploadId: string; initiated: Date }[]> {
+    const out: { key: string; uploadId: string; initiated: Date }[] = [];
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    try {
+      for (;;) {
+        const r = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker, UploadIdMarker, EncodingType: 'url' }),
+        );
+        for (const u of r.Uploads ?? [])
+          out.push({ key: urlDecode(u.Key)!, uploadId: u.UploadId!, initiated: u.Initiated ?? new Date(0) });
+        if (!r.IsTruncated) break;
+        KeyMarker = urlDecode(r.NextKeyMarker);
+        UploadIdMarker = r.NextUploadIdMarker;
+        if (!KeyMarker && !UploadIdMarker) break;
+      }
+    } catch (e) {
+      throw mapError(e, { bucket });
+    }
+    // S3 lists by key then initiation time; MinIO does not sort: normalize.
+    return out.sort(
+      (a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || a.initiated.getTime() - b.initiated.getTime(),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+    this.once.destroy();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}

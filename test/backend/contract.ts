@@ -1,0 +1,560 @@
+/**
+ * The Backend contract: one suite, run against every backend (fs.test.ts, s3.test.ts).
+ * Everything here must hold for the embedded fs backend AND for a real S3 (MinIO).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../../src/backend/types.ts';
+import { S3Error } from '../../src/errors.ts';
+import { uniqueBucketName } from './names.ts';
+
+export interface ContractTarget {
+  backend: Backend;
+  cleanup?: () => Promise<void> | void;
+}
+
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+const MiB = 1024 * 1024;
+
+async function readAll(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function streamOf(buf: Buffer, chunk = 64 * 1024): Readable {
+  return Readable.from(
+    (function* () {
+      for (let i = 0; i < buf.length; i += chunk) yield buf.subarray(i, i + chunk);
+    })(),
+  );
+}
+
+async function expectCode(p: Promise<unknown>, code: string | string[]) {
+  const codes = Array.isArray(code) ? code : [code];
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(S3Error);
+    expect(codes).toContain((e as S3Error).code);
+    return e as S3Error;
+  }
+  throw new Error(`expected S3Error ${codes.join('|')}, but the call succeeded`);
+}
+
+/** UTF-8 byte order, as S3 lists. */
+const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+
+async function putMany(b: Backend, bucket: string, keys: string[], concurrency = 32) {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (i < keys.length) {
+        const k = keys[i++];
+        const body = Buffer.from(`v:${k}`);
+        await b.putObject(bucket, k, body, { size: body.length });
+      }
+    }),
+  );
+}
+
+/** Page through a listing, returning the flat sequence of keys and common prefixes. */
+async function listAll(b: Backend, bucket: string, opts: { prefix?: string; delimiter?: string; startAfter?: string; maxKeys?: number }) {
+  const keys: string[] = [];
+  const prefixes: string[] = [];
+  const pages: number[] = [];
+  let token: string | undefined;
+  for (let guard = 0; guard < 100_000; guard++) {
+    const r = await b.listObjects(bucket, { ...opts, continuationToken: token });
+    keys.push(...r.objects.map((o) => o.key));
+    prefixes.push(...r.commonPrefixes);
+    pages.push(r.objects.length + r.commonPrefixes.length);
+    if (opts.maxKeys) expect(r.objects.length + r.commonPrefixes.length).toBeLessThanOrEqual(opts.maxKeys);
+    if (!r.isTruncated) {
+      expect(r.nextContinuationToken).toBeUndefined();
+      break;
+    }
+    expect(r.nextContinuationToken).toBeTruthy();
+    token = r.nextContinuationToken;
+  }
+  return { keys, prefixes, pages };
+}
+
+export function backendContract(name: string, makeTarget: () => Promise<ContractTarget>) {
+  describe(`Backend contract: ${name}`, () => {
+    let t: ContractTarget;
+    let b: Backend;
+    const created: string[] = [];
+    const newBucket = async (p = 'c') => {
+      const name = uniqueBucketName(p);
+      await b.createBucket(name);
+      created.push(name);
+      return name;
+    };
+
+    beforeAll(async () => {
+      t = await makeTarget();
+      b = t.backend;
+    });
+    afterAll(async () => {
+      // best-effort cleanup of everything this suite created
+      for (const bucket of created) {
+        try {
+          for (const u of await b.listMultipartUploads(bucket)) await b.abortMultipart(bucket, u.key, u.uploadId).catch(() => {});
+          for (;;) {
+            const r = await b.listObjects(bucket, {});
+            await Promise.all(r.objects.map((o) => b.deleteObject(bucket, o.key)));
+            if (!r.isTruncated) break;
+          }
+          await b.deleteBucket(bucket);
+        } catch {
+          /* ignore */
+        }
+      }
+      await b?.close();
+      await t?.cleanup?.();
+    });
+
+    // ------------------------------------------------------------------------------------------ buckets
+    describe('buckets', () => {
+      it('create / exists / list / delete', async () => {
+        const name = uniqueBucketName('bk');
+        expect(await b.bucketExists(name)).toBe(false);
+        await b.createBucket(name);
+        expect(await b.bucketExists(name)).toBe(true);
+        const list = await b.listBuckets();
+        const mine = list.find((x) => x.name === name);
+        expect(mine).toBeDefined();
+        expect(mine!.creationDate).toBeInstanceOf(Date);
+        expect(Math.abs(mine!.creationDate.getTime() - Date.now())).toBeLessThan(10 * 60_000);
+        const names = list.map((x) => x.name);
+        expect([...names].sort(byteOrder)).toEqual(names);
+        await expectCode(b.createBucket(name), 'BucketAlreadyOwnedByYou');
+        await b.deleteBucket(name);
+        expect(await b.bucketExists(name)).toBe(false);
+        await expectCode(b.deleteBucket(name), 'NoSuchBucket');
+      });
+
+      it('refuses to delete a non-empty bucket', async () => {
+        const bucket = await newBucket();
+        await b.putObject(bucket, 'x', Buffer.from('1'), { size: 1 });
+        await expectCode(b.deleteBucket(bucket), 'BucketNotEmpty');
+        await b.deleteObject(bucket, 'x');
+        await b.deleteBucket(bucket);
+        expect(await b.bucketExists(bucket)).toBe(false);
+      });
+
+      it('rejects invalid bucket names', async () => {
+        for (const bad of ['ab', 'Bad_Name', '-leading', 'a..b', '192.168.1.1']) {
+          await expectCode(b.createBucket(bad), 'InvalidBucketName');
+        }
+      });
+
+      it('object calls on a missing bucket fail with NoSuchBucket', async () => {
+        const missing = uniqueBucketName('nob');
+        await expectCode(b.putObject(missing, 'k', Buffer.from('x'), { size: 1 }), 'NoSuchBucket');
+        await expectCode(b.getObject(missing, 'k'), 'NoSuchBucket');
+        await expectCode(b.listObjects(missing, {}), 'NoSuchBucket');
+        await expectCode(b.createMultipart(missing, 'k', {}), 'NoSuchBucket');
+        expect(await b.headObject(missing, 'k')).toBeNull();
+      });
+    });
+
+    // ------------------------------------------------------------------------------------------ objects
+    describe('objects', () => {
+      let bucket: string;
+      beforeAll(async () => {
+        bucket = await newBucket('obj');
+      });
+
+      it('put (Buffer) / head / get / getBuffer / delete with metadata', async () => {
+        const data = randomBytes(1000);
+        const before = Date.now();
+        const { etag } = await b.putObject(bucket, 'dir/obj.bin', data, { size: data.length, meta: { 'lc-oid': 'abc123', 'lc-fmt': '1' } });
+        expect(etag).toBe(md5(data));
+        const h = await b.headObject(bucket, 'dir/obj.bin');
+        expect(h).not.toBeNull();
+        expect(h!.key).toBe('dir/obj.bin');
+        expect(h!.size).toBe(1000);
+        expect(h!.etag).toBe(etag);
+        expect(h!.meta).toMatchObject({ 'lc-oid': 'abc123', 'lc-fmt': '1' });
+        expect(Math.abs(h!.lastModified.getTime() - before)).toBeLessThan(60_000);
+        const g = await b.getObject(bucket, 'dir/obj.bin');
+        expect(await readAll(g.body)).toEqual(data);
+        expect(g.info.etag).toBe(etag);
+        expect(g.info.size).toBe(1000);
+        expect(g.info.meta['lc-oid']).toBe('abc123');
+        const gb = await b.getBuffer(bucket, 'dir/obj.bin');
+        expect(gb.data).toEqual(data);
+        expect(gb.info.etag).toBe(etag);
+        await b.deleteObject(bucket, 'dir/obj.bin');
+        expect(await b.headObject(bucket, 'dir/obj.bin')).toBeNull();
+        await expectCode(b.getObject(bucket, 'dir/obj.bin'), 'NoSuchKey');
+        await b.deleteObject(bucket, 'dir/obj.bin'); // idempotent
+        await b.deleteObject(bucket, 'never-existed');
+      });
+
+      it('put (Readable stream, known size) and empty objects', async () => {
+        const data = randomBytes(3 * MiB + 17);
+        const { etag } = await b.putObject(bucket, 'stream.bin', streamOf(data), { size: data.length });
+        expect(etag).toBe(md5(data));
+        expect((await b.getBuffer(bucket, 'stream.bin')).data.equals(data)).toBe(true);
+        const e = await b.putObject(bucket, 'empty', Buffer.alloc(0), { size: 0 });
+        expect(e.etag).toBe(md5(Buffer.alloc(0)));
+        const g = await b.getBuffer(bucket, 'empty');
+        expect(g.data.length).toBe(0);
+        expect(g.info.size).toBe(0);
+        const es = await b.putObject(bucket, 'empty-stream', Readable.from([]), { size: 0 });
+        expect(es.etag).toBe(md5(Buffer.alloc(0)));
+      });
+
+      it('overwrite replaces data, etag and metadata', async () => {
+        const a = Buffer.from('first');
+        const c = Buffer.from('second version');
+        await b.putObject(bucket, 'ow', a, { size: a.length, meta: { one: '1' } });
+        const r = await b.putObject(bucket, 'ow', c, { size: c.length, meta: { two: '2' } });
+        const h = await b.headObject(bucket, 'ow');
+        expect(h!.etag).toBe(r.etag);
+        expect(h!.size).toBe(c.length);
+        expect(h!.meta.two).toBe('2');
+        expect(h!.meta.one).toBeUndefined();
+        expect((await b.getBuffer(bucket, 'ow')).data.toString()).toBe('second version');
+      });
+
+      it('range reads (inclusive, clamped, open-ended; info.size is the whole object)', async () => {
+        const data = randomBytes(10_000);
+        await b.putObject(bucket, 'range', data, { size: data.length });
+        const cases: [number, number | undefined, number, number][] = [
+          [0, 9, 0, 10],
+          [5, 5, 5, 6],
+          [9990, undefined, 9990, 10_000],
+          [9000, 20_000, 9000, 10_000],
+          [0, undefined, 0, 10_000],
+          [1234, 5678, 1234, 5679],
+        ];
+        for (const [start, end, s, e] of cases) {
+          const g = await b.getObject(bucket, 'range', { start, end });
+          expect((await readAll(g.body)).equals(data.subarray(s, e))).toBe(true);
+          expect(g.info.size).toBe(10_000);
+          expect(g.info.etag).toBe(md5(data));
+        }
+        await expectCode(b.getObject(bucket, 'range', { start: 10_000 }), 'InvalidRange');
+        await expectCode(b.getObject(bucket, 'range', { start: 20_000, end: 30_000 }), 'InvalidRange');
+        await expectCode(b.getObject(bucket, 'missing', { start: 0, end: 1 }), 'NoSuchKey');
+      });
+
+      it('range read of a large object streams (does not need the whole object)', async () => {
+        const data = randomBytes(8 * MiB);
+        await b.putObject(bucket, 'big', data, { size: data.length });
+        const g = await b.getObject(bucket, 'big', { start: 7 * MiB, end: 7 * MiB + 99 });
+        expect(g.body).toBeInstanceOf(Readable);
+        expect((await readAll(g.body)).equals(data.subarray(7 * MiB, 7 * MiB + 100))).toBe(true);
+      });
+
+      it('copy: server-side, metadata replaced, source untouched, ifMatch on the source', async () => {
+        const data = randomBytes(5000);
+        const src = await b.putObject(bucket, 'copy/src', data, { size: data.length, meta: { a: '1' } });
+        const r = await b.copyObject(bucket, 'copy/src', bucket, 'copy/dst', { meta: { b: '2' } });
+        expect(r.etag).toBe(md5(data));
+        const d = await b.getBuffer(bucket, 'copy/dst');
+        expect(d.data.equals(data)).toBe(true);
+        expect(d.info.meta.b).toBe('2');
+        expect(d.info.meta.a).toBeUndefined();
+        expect((await b.headObject(bucket, 'copy/src'))!.meta.a).toBe('1');
+        // conditional on the source etag
+        await b.copyObject(bucket, 'copy/src', bucket, 'copy/dst2', { meta: {}, ifMatch: src.etag });
+        await b.copyObject(bucket, 'copy/src', bucket, 'copy/dst3', { meta: {}, ifMatch: `"${src.etag}"` });
+        await expectCode(b.copyObject(bucket, 'copy/src', bucket, 'copy/dst4', { meta: {}, ifMatch: md5(Buffer.from('x')) }), 'PreconditionFailed');
+        expect(await b.headObject(bucket, 'copy/dst4')).toBeNull();
+        await expectCode(b.copyObject(bucket, 'copy/nope', bucket, 'copy/dst5', { meta: {} }), 'NoSuchKey');
+        // across buckets, and onto itself with new metadata
+        const other = await newBucket('cp2');
+        await b.copyObject(bucket, 'copy/src', other, 'x', { meta: { c: '3' } });
+        expect((await b.getBuffer(other, 'x')).data.equals(data)).toBe(true);
+        await b.copyObject(bucket, 'copy/src', bucket, 'copy/src', { meta: { self: 'y' } });
+        const self = await b.getBuffer(bucket, 'copy/src');
+        expect(self.data.equals(data)).toBe(true);
+        expect(self.info.meta.self).toBe('y');
+      });
+    });
+
+    // ------------------------------------------------------------------------------------------ conditional writes
+    describe('conditional puts', () => {
+      let bucket: string;
+      beforeAll(async () => {
+        bucket = await newBucket('cond');
+      });
+
+      it('ifNoneMatch "*" creates only when absent', async () => {
+        const a = Buffer.from('a');
+        await b.putObject(bucket, 'inm', a, { size: 1, ifNoneMatch: '*' });
+        await expectCode(b.putObject(bucket, 'inm', Buffer.from('b'), { size: 1, ifNoneMatch: '*' }), 'PreconditionFailed');
+        expect((await b.getBuffer(bucket, 'inm')).data.toString()).toBe('a');
+      });
+
+      it('10 concurrent ifNoneMatch "*" puts: exactly one wins', async () => {
+        for (let round = 0; round < 3; round++) {
+          const key = `race-${round}`;
+          const results = await Promise.allSettled(
+            Array.from({ length: 10 }, (_, i) => {
+              const body = Buffer.from(`writer-${i}`);
+              return b.putObject(bucket, key, body, { size: body.length, ifNoneMatch: '*' });
+            }),
+          );
+          const won = results.filter((r) => r.status === 'fulfilled');
+          const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+          expect(won).toHaveLength(1);
+          for (const l of lost) expect((l.reason as S3Error).code).toBe('PreconditionFailed');
+          const winnerEtag = (won[0] as PromiseFulfilledResult<{ etag: string }>).value.etag;
+          expect((await b.headObject(bucket, key))!.etag).toBe(winnerEtag);
+        }
+      });
+
+      it('ifMatch: current etag succeeds, stale etag fails', async () => {
+        const v1 = await b.putObject(bucket, 'im', Buffer.from('v1'), { size: 2 });
+        const v2 = await b.putObject(bucket, 'im', Buffer.from('v2'), { size: 2, ifMatch: v1.etag });
+        await expectCode(b.putObject(bucket, 'im', Buffer.from('v3'), { size: 2, ifMatch: v1.etag }), 'PreconditionFailed');
+        expect((await b.getBuffer(bucket, 'im')).data.toString()).toBe('v2');
+        await b.putObject(bucket, 'im', Buffer.from('v4'), { size: 2, ifMatch: `"${v2.etag}"` });
+        expect((await b.getBuffer(bucket, 'im')).data.toString()).toBe('v4');
+        // ifMatch on an absent key never creates it
+        await expectCode(b.putObject(bucket, 'im-absent', Buffer.from('x'), { size: 1, ifMatch: v1.etag }), ['NoSuchKey', 'PreconditionFailed']);
+        expect(await b.headObject(bucket, 'im-absent')).toBeNull();
+      });
+
+      it('10 concurrent ifMatch puts on the same etag: exactly one wins (compare-and-swap)', async () => {
+        const base = await b.putObject(bucket, 'cas', Buffer.from('base'), { size: 4 });
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) => {
+            const body = Buffer.from(`cas-writer-${i}`);
+            return b.putObject(bucket, 'cas', body, { size: body.length, ifMatch: base.etag });
+          }),
+        );
+        const won = results.filter((r) => r.status === 'fulfilled');
+        expect(won).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect((r.reason as S3Error).code).toBe('PreconditionFailed');
+      });
+    });
+
+    // ------------------------------------------------------------------------------------------ listing
+    describe('listing', () => {
+      let bucket: string;
+      const tree = [
+        'photos/2020/a.jpg',
+        'photos/2020/b.jpg',
+        'photos/2021/c.jpg',
+        'photos/x.jpg',
+        'docs/readme.md',
+        'root.txt',
+        'zeta',
+        'Zeta',
+        'a-b',
+        'a.b',
+        'a0',
+        'ä-umlaut',
+        'émoji-\u{1F600}',
+        'cjk-\u{FF5A}',
+        '\u{1F600}',
+        '\u{FF5A}',
+        '\u{E000}',
+        '~tilde',
+        'space key',
+        'plus+key',
+        'pct%2Fkey',
+        'x/y/z',
+        'x/w',
+        'nfc-\u00e9',
+        'nfc-e\u0301',
+      ];
+      beforeAll(async () => {
+        bucket = await newBucket('ls');
+        await putMany(b, bucket, tree);
+      });
+
+      it('lists every key in UTF-8 byte order with size and etag', async () => {
+        const r = await b.listObjects(bucket, {});
+        expect(r.isTruncated).toBe(false);
+        expect(r.commonPrefixes).toEqual([]);
+        expect(r.objects.map((o) => o.key)).toEqual([...tree].sort(byteOrder));
+        for (const o of r.objects) {
+          expect(o.size).toBe(Buffer.byteLength(`v:${o.key}`));
+          expect(o.etag).toBe(md5(Buffer.from(`v:${o.key}`)));
+          expect(o.lastModified).toBeInstanceOf(Date);
+        }
+      });
+
+      it('prefix', async () => {
+        const r = await b.listObjects(bucket, { prefix: 'photos/' });
+        expect(r.objects.map((o) => o.key)).toEqual(['photos/2020/a.jpg', 'photos/2020/b.jpg', 'photos/2021/c.jpg', 'photos/x.jpg']);
+        expect((await b.listObjects(bucket, { prefix: 'nfc-' })).objects.map((o) => o.key)).toEqual(['nfc-e\u0301', 'nfc-\u00e9']);
+        expect((await b.listObjects(bucket, { prefix: 'nope/' })).objects).toEqual([]);
+        expect((await b.listObjects(bucket, { prefix: 'a' })).objects.map((o) => o.key)).toEqual(['a-b', 'a.b', 'a0']);
+        expect((await b.listObjects(bucket, { prefix: '\u{1F600}' })).objects.map((o) => o.key)).toEqual(['\u{1F600}']);
+      });
+
+      it('delimiter and common prefixes', async () => {
+        const top = await b.listObjects(bucket, { delimiter: '/' });
+        expect(top.commonPrefixes).toEqual(['docs/', 'photos/', 'x/']);
+        expect(top.objects.map((o) => o.key)).toEqual(tree.filter((k) => !k.includes('/')).sort(byteOrder));
+        const photos = await b.listObjects(bucket, { prefix: 'photos/', delimiter: '/' });
+        expect(photos.commonPrefixes).toEqual(['photos/2020/', 'photos/2021/']);
+        expect(photos.objects.map((o) => o.key)).toEqual(['photos/x.jpg']);
+        const y = await b.listObjects(bucket, { prefix: 'x/', delimiter: '/' });
+        expect(y.commonPrefixes).toEqual(['x/y/']);
+        expect(y.objects.map((o) => o.key)).toEqual(['x/w']);
+        const noSlash = await b.listObjects(bucket, { prefix: 'photos', delimiter: '/' });
+        expect(noSlash.commonPrefixes).toEqual(['photos/']);
+        expect(noSlash.objects).toEqual([]);
+      });
+
+      it('startAfter (exclusive), alone and with prefix/delimiter', async () => {
+        const sorted = [...tree].sort(byteOrder);
+        const r = await b.listObjects(bucket, { startAfter: 'photos/2020/a.jpg' });
+        expect(r.objects.map((o) => o.key)).toEqual(sorted.filter((k) => byteOrder(k, 'photos/2020/a.jpg') > 0));
+        const r2 = await b.listObjects(bucket, { startAfter: 'photos/2020/zzz', prefix: 'photos/', delimiter: '/' });
+        expect(r2.commonPrefixes).toEqual(['photos/2021/']);
+        expect(r2.objects.map((o) => o.key)).toEqual(['photos/x.jpg']);
+        const r3 = await b.listObjects(bucket, { startAfter: 'nonexistent-but-between' });
+        expect(r3.objects.map((o) => o.key)).toEqual(sorted.filter((k) => byteOrder(k, 'nonexistent-but-between') > 0));
+        const r4 = await b.listObjects(bucket, { startAfter: '\u{1F600}' });
+        expect(r4.objects).toEqual([]);
+      });
+
+      it('paging with small maxKeys yields the same sequence, with and without delimiter', async () => {
+        const full = await b.listObjects(bucket, { delimiter: '/' });
+        for (const maxKeys of [1, 2, 3, 7]) {
+          const paged = await listAll(b, bucket, { delimiter: '/', maxKeys });
+          expect(paged.keys).toEqual(full.objects.map((o) => o.key));
+          expect(paged.prefixes).toEqual(full.commonPrefixes);
+          const flat = await listAll(b, bucket, { maxKeys });
+          expect(flat.keys).toEqual([...tree].sort(byteOrder));
+        }
+      });
+
+      it('2,500 keys: pages of 1000/1000/500, small pages, startAfter in the middle', async () => {
+        const big = await newBucket('big');
+        const keys = Array.from({ length: 2500 }, (_, i) => `k/${String(i).padStart(5, '0')}`);
+        await putMany(b, big, keys, 48);
+        const p1000 = await listAll(b, big, { maxKeys: 1000 });
+        expect(p1000.pages).toEqual([1000, 1000, 500]);
+        expect(p1000.keys).toEqual(keys);
+        const dflt = await b.listObjects(big, {});
+        expect(dflt.objects).toHaveLength(1000);
+        expect(dflt.isTruncated).toBe(true);
+        const p97 = await listAll(b, big, { maxKeys: 97, prefix: 'k/' });
+        expect(p97.keys).toEqual(keys);
+        expect(p97.pages).toHaveLength(Math.ceil(2500 / 97));
+        const mid = await listAll(b, big, { startAfter: 'k/01233', maxKeys: 500 });
+        expect(mid.keys).toEqual(keys.slice(1234));
+        const cp = await b.listObjects(big, { delimiter: '/' });
+        expect(cp.commonPrefixes).toEqual(['k/']);
+        expect(cp.objects).toEqual([]);
+        expect(cp.isTruncated).toBe(false);
+        const exact = await b.listObjects(big, { prefix: 'k/0249', maxKeys: 10 });
+        expect(exact.objects.map((o) => o.key)).toEqual(keys.slice(2490));
+        expect(exact.isTruncated).toBe(false);
+      });
+    });
+
+    // ------------------------------------------------------------------------------------------ multipart
+    describe('multipart', () => {
+      let bucket: string;
+      beforeAll(async () => {
+        bucket = await newBucket('mpu');
+      });
+
+      it('out-of-order parts, stream and Buffer bodies, S3 multipart etag, metadata kept', async () => {
+        const p1 = randomBytes(5 * MiB);
+        const p2 = randomBytes(5 * MiB + 3);
+        const p3 = randomBytes(1234);
+        const id = await b.createMultipart(bucket, 'mp/obj', { 'lc-oid': 'feed', 'lc-fmt': '1' });
+        expect(typeof id).toBe('string');
+        const open = await b.listMultipartUploads(bucket);
+        expect(open.find((u) => u.uploadId === id)).toMatchObject({ key: 'mp/obj' });
+        expect(open.find((u) => u.uploadId === id)!.initiated).toBeInstanceOf(Date);
+        const e3 = await b.uploadPart(bucket, 'mp/obj', id, 3, p3, p3.length);
+        const e1 = await b.uploadPart(bucket, 'mp/obj', id, 1, streamOf(p1), p1.length);
+        const e2 = await b.uploadPart(bucket, 'mp/obj', id, 2, p2, p2.length);
+        expect(e1.etag).toBe(md5(p1));
+        expect(e2.etag).toBe(md5(p2));
+        expect(e3.etag).toBe(md5(p3));
+        const expected =
+          createHash('md5')
+            .update(Buffer.concat([p1, p2, p3].map((p) => createHash('md5').update(p).digest())))
+            .digest('hex') + '-3';
+        const done = await b.completeMultipart(bucket, 'mp/obj', id, [
+          { partNumber: 1, etag: e1.etag },
+          { partNumber: 2, etag: `"${e2.etag}"` },
+          { partNumber: 3, etag: e3.etag },
+        ]);
+        expect(done.etag).toBe(expected);
+        const g = await b.getBuffer(bucket, 'mp/obj');
+        expect(g.data.equals(Buffer.concat([p1, p2, p3]))).toBe(true);
+        expect(g.info.etag).toBe(expected);
+        expect(g.info.size).toBe(p1.length + p2.length + p3.length);
+        expect(g.info.meta).toMatchObject({ 'lc-oid': 'feed', 'lc-fmt': '1' });
+        const listed = await b.listObjects(bucket, { prefix: 'mp/' });
+        expect(listed.objects[0]).toMatchObject({ key: 'mp/obj', etag: expected, size: g.info.size });
+        expect((await b.listMultipartUploads(bucket)).find((u) => u.uploadId === id)).toBeUndefined();
+        // a range across the part boundary
+        const r = await b.getObject(bucket, 'mp/obj', { start: 5 * MiB - 10, end: 5 * MiB + 9 });
+        expect((await readAll(r.body)).equals(Buffer.concat([p1, p2]).subarray(5 * MiB - 10, 5 * MiB + 10))).toBe(true);
+      });
+
+      it('re-uploading a part replaces it; a subset of parts can be completed', async () => {
+        const id = await b.createMultipart(bucket, 'mp/re', {});
+        await b.uploadPart(bucket, 'mp/re', id, 1, Buffer.from('old'), 3);
+        const e1 = await b.uploadPart(bucket, 'mp/re', id, 1, Buffer.from('new!'), 4);
+        await b.uploadPart(bucket, 'mp/re', id, 2, Buffer.from('unused'), 6);
+        const done = await b.completeMultipart(bucket, 'mp/re', id, [{ partNumber: 1, etag: e1.etag }]);
+        expect(done.etag).toMatch(/-1$/);
+        expect((await b.getBuffer(bucket, 'mp/re')).data.toString()).toBe('new!');
+      });
+
+      it('errors: InvalidPart, EntityTooSmall, NoSuchUpload after abort/complete', async () => {
+        const id = await b.createMultipart(bucket, 'mp/err', {});
+        const small = Buffer.from('tiny');
+        const e1 = await b.uploadPart(bucket, 'mp/err', id, 1, small, small.length);
+        const e2 = await b.uploadPart(bucket, 'mp/err', id, 2, small, small.length);
+        await expectCode(b.completeMultipart(bucket, 'mp/err', id, [{ partNumber: 1, etag: md5(Buffer.from('other')) }]), 'InvalidPart');
+        await expectCode(
+          b.completeMultipart(bucket, 'mp/err', id, [
+            { partNumber: 1, etag: e1.etag },
+            { partNumber: 5, etag: e1.etag },
+          ]),
+          'InvalidPart',
+        );
+        await expectCode(
+          b.completeMultipart(bucket, 'mp/err', id, [
+            { partNumber: 1, etag: e1.etag },
+            { partNumber: 2, etag: e2.etag },
+          ]),
+          'EntityTooSmall',
+        );
+        await b.abortMultipart(bucket, 'mp/err', id);
+        expect((await b.listMultipartUploads(bucket)).find((u) => u.uploadId === id)).toBeUndefined();
+        await expectCode(b.uploadPart(bucket, 'mp/err', id, 3, small, small.length), 'NoSuchUpload');
+        await expectCode(b.completeMultipart(bucket, 'mp/err', id, [{ partNumber: 1, etag: e1.etag }]), ['NoSuchUpload', 'InvalidPart']);
+        expect(await b.headObject(bucket, 'mp/err')).toBeNull();
+        const id2 = await b.createMultipart(bucket, 'mp/err2', {});
+        const p = await b.uploadPart(bucket, 'mp/err2', id2, 1, small, small.length);
+        await b.completeMultipart(bucket, 'mp/err2', id2, [{ partNumber: 1, etag: p.etag }]);
+        // After complete, S3 answers NoSuchUpload for the id while MinIO still accepts uploadPart/abort on it
+        // for a while: either way the completed object must stay intact.
+        await b.abortMultipart(bucket, 'mp/err2', id2).catch((e) => expect((e as S3Error).code).toBe('NoSuchUpload'));
+        expect((await b.getBuffer(bucket, 'mp/err2')).data.toString()).toBe('tiny');
+      });
+
+      it('lists several open uploads for a bucket', async () => {
+        const other = await newBucket('mpl');
+        const ids = [await b.createMultipart(other, 'b-key', {}), await b.createMultipart(other, 'a-key', {}), await b.createMultipart(other, 'a-key', {})];
+        const list = await b.listMultipartUploads(other);
+        expect(list.map((u) => u.uploadId).sort()).toEqual([...ids].sort());
+        expect(list.map((u) => u.key)).toEqual(['a-key', 'a-key', 'b-key']);
+        for (const u of list) await b.abortMultipart(other, u.key, u.uploadId);
+        expect(await b.listMultipartUploads(other)).toEqual([]);
+      });
+    });
+  });
+}

@@ -1,0 +1,46 @@
+/**
+ * Vitest globalSetup: one MinIO for the whole run, shared by every test file.
+ *
+ * In a test:
+ *   import { inject } from 'vitest';
+ *   const minio = inject('minio');   // { endpoint, accessKey, secretKey, region, dataDir }
+ * or use `minioCoords()` / `uniqueBucket()` from test/helpers/s3.ts.
+ *
+ * Set LAKECRYPT_TEST_MINIO_ENDPOINT (+ _ACCESS_KEY, _SECRET_KEY) to use an already running server instead.
+ */
+import type { TestProject } from 'vitest/node';
+import { startMinio, type MinioCoords, type MinioHandle } from './minio.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    minio: MinioCoords;
+  }
+}
+
+let handle: MinioHandle | null = null;
+
+export default async function setup(project: TestProject) {
+  let coords: MinioCoords;
+  if (process.env.LAKECRYPT_TEST_MINIO_ENDPOINT) {
+    coords = {
+      endpoint: process.env.LAKECRYPT_TEST_MINIO_ENDPOINT,
+      accessKey: process.env.LAKECRYPT_TEST_MINIO_ACCESS_KEY ?? 'minioadmin',
+      secretKey: process.env.LAKECRYPT_TEST_MINIO_SECRET_KEY ?? 'minioadmin',
+      region: 'us-east-1',
+      dataDir: '',
+    };
+  } else {
+    handle = await startMinio();
+    const { endpoint, accessKey, secretKey, region, dataDir } = handle;
+    coords = { endpoint, accessKey, secretKey, region, dataDir };
+  }
+  project.provide('minio', coords);
+  // Also as env vars, for child processes (e.g. a gateway started by a test) and non-vitest tools.
+  process.env.LAKECRYPT_TEST_MINIO_ENDPOINT = coords.endpoint;
+  process.env.LAKECRYPT_TEST_MINIO_ACCESS_KEY = coords.accessKey;
+  process.env.LAKECRYPT_TEST_MINIO_SECRET_KEY = coords.secretKey;
+  return async () => {
+    await handle?.stop();
+    handle = null;
+  };
+}
