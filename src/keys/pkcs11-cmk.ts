@@ -251,11 +251,23 @@ export class Pkcs11CmkProvider implements CmkProvider {
 
   async wrap(plaintextKey: Buffer, aad: Buffer): Promise<WrappedKey> {
     await this.init();
+    try {
+      return this.wrapOnce(plaintextKey, aad);
+    } catch (e) {
+      // The version we believed active was disabled/destroyed by another process: retry once on fresh state.
+      if (!(e instanceof S3Error && e.code === 'KeyRevoked')) throw e;
+      this.refreshState();
+      return this.wrapOnce(plaintextKey, aad);
+    }
+  }
+
+  private wrapOnce(plaintextKey: Buffer, aad: Buffer): WrappedKey {
     const st = this.state!;
     const active = st.versions.filter((v) => v.state === 'active').sort((a, b) => b.version - a.version)[0];
     if (!active) throw new S3Error('KeyRevoked', `no active version of CMK ${this.id}`);
     const key = this.findKey(active.version);
     if (!key) throw new S3Error('KeyRevoked', `CMK ${this.id} v${active.version} missing from token`);
+    if (plaintextKey.length === 0 || plaintextKey.length > 1024) throw new S3Error('InvalidArgument', 'key material size');
     const s = this.s;
     const iv = s.generateRandom(NONCE);
     try {
@@ -264,9 +276,7 @@ export class Pkcs11CmkProvider implements CmkProvider {
       return { cmkId: this.id, cmkVersion: active.version, blob: Buffer.concat([iv, out]) };
     } catch (e) {
       this.handles.delete(active.version);
-      if (/KEY_FUNCTION_NOT_PERMITTED/.test(errCode(e))) {
-        // disabled by another process: refresh our view
-        this.refreshState();
+      if (/KEY_FUNCTION_NOT_PERMITTED|HANDLE_INVALID/.test(errCode(e))) {
         throw new S3Error('KeyRevoked', `CMK ${this.id} v${active.version} is disabled`);
       }
       throw new S3Error('ServiceUnavailable', 'PKCS#11 wrap failed', {}, { cause: e });
