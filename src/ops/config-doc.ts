@@ -61,6 +61,17 @@ ${rows.join('\n')}
 - \`datasets[].name\` are unique; \`users[].accessKey\` are unique and differ from the root \`accessKey\`.
 - \`metaBucket\` can be neither a dataset nor granted to a user.
 - \`port\` and \`adminPort\` differ (unless 0); \`headersTimeoutMs\` ≤ \`requestTimeoutMs\` when the latter is not 0.
+
+## Containers
+
+The image (\`Dockerfile\`) runs as the non-root user \`lakecrypt\` (uid 10001) with \`LAKECRYPT_HOST\` and
+\`LAKECRYPT_ADMIN_HOST\` set to \`0.0.0.0\` and \`LAKECRYPT_DATA_DIR=/data\` (a volume). Its HEALTHCHECK
+(\`src/ops/healthcheck.mjs\`) GETs \`/healthz\` on \`LAKECRYPT_PORT\`, then on \`LAKECRYPT_ADMIN_PORT\`.
+\`docker-compose.yml\` runs MinIO plus the gateway (\`LAKECRYPT_BACKEND=s3\`); \`--profile softhsm\` adds a
+variant whose CMK lives in a SoftHSM2 token (\`LAKECRYPT_CMK=pkcs11\`, token volume, its own meta bucket), the
+token being created on first start by \`config/docker/softhsm-entrypoint.sh\`. Set \`MINIO_ROOT_USER\`,
+\`MINIO_ROOT_PASSWORD\`, \`LAKECRYPT_ACCESS_KEY\`, \`LAKECRYPT_SECRET_KEY\`, \`SOFTHSM_PIN\` and \`SOFTHSM_SO_PIN\`
+(e.g. in a \`.env\` file); the defaults are \`change-me-…\` placeholders.
 `;
 }
 
