@@ -40,7 +40,7 @@ async function smithySign(method: string, key: string, query: Record<string, str
   const path = '/bucket/' + encodeKey(key);
   const req = { method, protocol: 'http:', hostname: 'localhost', port: 9000, path, query, headers: { host: 'localhost:9000', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...extraHeaders } };
   const s = await smithy.sign(req as never, { signingDate: NOW });
-  return { method, path, query: qs(query), headers: (s as { headers: Record<string, string> }).headers } satisfies SigV4Request;
+  return { method, path, query: qs(query), headers: (s as unknown as { headers: Record<string, string> }).headers } satisfies SigV4Request;
 }
 
 describe('SigV4 header auth (@smithy/signature-v4)', () => {
