@@ -178,11 +178,19 @@ export class KeyService {
 
   // ------------------------------------------------------------------ caches / epoch
 
+  private readonly invalidateListeners: (() => void)[] = [];
+
+  /** Run `fn` whenever the caches are dropped (revocation, epoch change): dependent caches drop theirs too. */
+  onInvalidate(fn: () => void): void {
+    this.invalidateListeners.push(fn);
+  }
+
   /** Drop (and zero) every cached KEK and record. */
   clearCaches(): void {
     this.generation++;
     this.kekCache.clear();
     this.recCache.clear();
+    for (const fn of this.invalidateListeners) fn();
   }
 
   private cacheRecord(rec: DatasetRecord, gen: number): CachedRecord {

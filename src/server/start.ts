@@ -63,7 +63,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     epochPollMs: o.epochPollMs,
   });
   const audit = new AuditLog({ backend: o.backend, metaBucket, macKey: await loadAuditKey(keys) });
-  keys.setAudit?.(audit);
+  keys.setAudit(audit);
   const gateway = new Gateway({
     backend: o.backend,
     keys,
@@ -74,7 +74,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     domains: o.domains ?? ['localhost'],
     onRequestDone: o.onRequestDone,
   });
-  keys.onInvalidate?.(() => gateway.store.headers.clear());
+  keys.onInvalidate(() => gateway.store.headers.clear());
   await keys.start();
   let stopping = false;
   const health: Health = {

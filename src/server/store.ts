@@ -30,6 +30,32 @@ export const META_FMT = 'lc-fmt';
 /** S3's minimum size of a non-final multipart part. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 
+const HOLD_BYTES = 16;
+
+/**
+ * Pass ciphertext through but keep its last bytes back until `verify` (the upload's checksums) succeeds, so a
+ * backend never receives a complete object whose plaintext failed verification: the engine seals the final
+ * chunk as soon as the declared length has arrived, before the trailer checksum can be checked.
+ */
+export function holdLastBytes(verify: () => Promise<void>): Transform {
+  let tail = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      const all = tail.length ? Buffer.concat([tail, chunk]) : chunk;
+      if (all.length <= HOLD_BYTES) {
+        tail = Buffer.from(all);
+        cb();
+        return;
+      }
+      tail = Buffer.from(all.subarray(all.length - HOLD_BYTES));
+      cb(null, all.subarray(0, all.length - HOLD_BYTES));
+    },
+    flush(cb) {
+      verify().then(() => cb(null, tail.length ? tail : undefined), cb);
+    },
+  });
+}
+
 export interface StoredObject {
   bucket: string;
   key: string;
@@ -214,23 +240,13 @@ export class ObjectStore {
     try {
       await this.writeHeader(header);
       let checksums: HeaderChecksums = {};
-      const gate = new Transform({
-        transform(chunk, _enc, cb) {
-          cb(null, chunk);
-        },
-        flush(cb) {
-          Promise.resolve()
-            .then(finish)
-            .then((c) => {
-              checksums = c;
-              cb();
-            }, cb);
-        },
+      const gate = holdLastBytes(async () => {
+        checksums = await finish();
       });
       const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
       const cipher = new PassThrough({ highWaterMark: 1 << 20 });
       const previous = await this.backend.headObject(bucket, key).catch(() => null);
-      const piping = pipeline(body, gate, encrypt, cipher);
+      const piping = pipeline(body, encrypt, gate, cipher);
       const [, put] = await Promise.all([
         piping,
         this.backend.putObject(bucket, key, cipher, {
@@ -401,18 +417,8 @@ export class MultipartStore {
     const deks = newDeks(blockCount(size, init.blockSize));
     try {
       let checksums: HeaderChecksums = {};
-      const gate = new Transform({
-        transform(chunk, _enc, cb) {
-          cb(null, chunk);
-        },
-        flush(cb) {
-          Promise.resolve()
-            .then(finish)
-            .then((c) => {
-              checksums = c;
-              cb();
-            }, cb);
-        },
+      const gate = holdLastBytes(async () => {
+        checksums = await finish();
       });
       const withPrefix = partNumber === 1;
       const encrypt = createEncryptStream({
@@ -427,7 +433,7 @@ export class MultipartStore {
       const cipher = new PassThrough({ highWaterMark: 1 << 20 });
       const cipherLen = ciphertextSize(size) - (withPrefix ? 0 : ciphertextSize(0));
       const [, { etag }] = await Promise.all([
-        pipeline(body, gate, encrypt, cipher),
+        pipeline(body, encrypt, gate, cipher),
         this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen),
       ]);
       await this.putSealed(this.partPath(uploadId, partNumber, etag), {

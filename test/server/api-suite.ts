@@ -87,12 +87,12 @@ export function apiSuite(kind: 'fs' | 's3') {
       const list = await s3.send(new ListBucketsCommand({}));
       const names = list.Buckets!.map((b) => b.Name);
       expect(names).toContain(bucket);
-      expect(names).not.toContain('lakecrypt-meta');
+      expect(names).not.toContain(gw.running.gateway.metaBucket);
       const loc = await s3.send(new GetBucketLocationCommand({ Bucket: bucket }));
       expect(loc.LocationConstraint ?? '').toBe('');
       expect((await s3err(s3.send(new HeadBucketCommand({ Bucket: 'no-such-bucket-x' })))).status).toBe(404);
       expect((await s3err(s3.send(new CreateBucketCommand({ Bucket: 'Bad_Name' })))).name).toBe('InvalidBucketName');
-      expect((await s3err(s3.send(new CreateBucketCommand({ Bucket: 'lakecrypt-meta' })))).status).toBe(409);
+      expect((await s3err(s3.send(new CreateBucketCommand({ Bucket: gw.running.gateway.metaBucket })))).status).toBe(409);
     });
 
     it('round-trips objects of boundary sizes with metadata, one ETag everywhere', async () => {

@@ -1,0 +1,129 @@
+import path from 'node:path';
+import { createBackend } from './backend/index.ts';
+import type { Backend } from './backend/types.ts';
+import { closeCryptoPool } from './engine/index.ts';
+import { LocalCmkProvider } from './keys/local-cmk.ts';
+import { Pkcs11CmkProvider } from './keys/pkcs11-cmk.ts';
+import type { CmkProvider } from './keys/types.ts';
+import { formatConfigError, loadConfigOrExit, redactConfig, type Config } from './ops/config.ts';
+import { createLogger, logAccess } from './ops/logger.ts';
+import { createMetrics } from './ops/metrics.ts';
+import { startAdmin } from './admin/server.ts';
+import { startGateway } from './server/start.ts';
+
+function backendOf(cfg: Config): Backend {
+  if (cfg.backend === 's3') {
+    if (!cfg.s3.endpoint) throw new Error('LAKECRYPT_S3_ENDPOINT: expected a URL when LAKECRYPT_BACKEND=s3');
+    return createBackend({
+      kind: 's3',
+      endpoint: cfg.s3.endpoint,
+      accessKey: cfg.s3.accessKey ?? '',
+      secretKey: cfg.s3.secretKey ?? '',
+      region: cfg.s3.region,
+      forcePathStyle: cfg.s3.forcePathStyle,
+    });
+  }
+  return createBackend({ kind: 'fs', dataDir: path.join(cfg.dataDir, 'store') });
+}
+
+/** The default CMK plus one per configured tenant. */
+export function cmksOf(cfg: Config): Record<string, CmkProvider> {
+  const cmks: Record<string, CmkProvider> = {};
+  const pkcs11 = (id: string, token?: string, pin?: string, label?: string) => {
+    if (!cfg.pkcs11.module) throw new Error('LAKECRYPT_PKCS11_MODULE: expected the path of a PKCS#11 module when a pkcs11 CMK is configured');
+    return new Pkcs11CmkProvider({ module: cfg.pkcs11.module, tokenLabel: token ?? cfg.pkcs11.token ?? '', pin: pin ?? cfg.pkcs11.pin ?? '', id: label ?? id });
+  };
+  cmks.default = cfg.cmk === 'pkcs11' ? pkcs11('default') : new LocalCmkProvider({ id: 'default', dataDir: cfg.dataDir });
+  for (const c of cfg.cmks ?? []) {
+    cmks[c.id] = c.kind === 'pkcs11' ? pkcs11(c.id, c.token, c.pin, c.keyLabel) : new LocalCmkProvider({ id: c.id, dataDir: cfg.dataDir });
+  }
+  return cmks;
+}
+
+async function main(): Promise<void> {
+  const cfg = loadConfigOrExit();
+  const log = createLogger({ level: cfg.logLevel });
+  for (const w of cfg.meta.warnings) log.warn(w);
+  const metrics = createMetrics();
+  const backend = backendOf(cfg);
+  const cmks = cmksOf(cfg);
+  const gw = await startGateway({
+    host: cfg.host,
+    port: cfg.port,
+    backend,
+    cmks,
+    defaultCmk: 'default',
+    datasets: cfg.datasets,
+    users: [
+      { accessKey: cfg.accessKey, secretKey: cfg.secretKey, buckets: ['*'], admin: true },
+      ...(cfg.users ?? []).map((u) => ({ ...u, admin: u.admin ?? false })),
+    ],
+    metaBucket: cfg.metaBucket,
+    region: cfg.region,
+    blockSize: cfg.blockSize,
+    keyCacheTtlMs: cfg.keyCacheTtlMs,
+    keyCacheSize: cfg.keyCacheSize,
+    epochPollMs: cfg.epochPollMs,
+    tls: cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined,
+    headersTimeoutMs: cfg.headersTimeoutMs,
+    idleTimeoutMs: cfg.idleTimeoutMs,
+    shutdownGraceMs: cfg.shutdownGraceMs,
+    onRequestDone: (r, status, ms, err) => {
+      metrics.requests.inc({ op: r.op, status: String(status) });
+      metrics.requestDuration.observe({ op: r.op }, ms / 1000);
+      metrics.bytesIn.inc(r.bytesIn);
+      metrics.bytesOut.inc(r.bytesOut);
+      if (err?.code === 'KeyRevoked') metrics.revocationDenials.inc({ level: 'kek' });
+      if (err && err.status >= 500) log.error({ reqId: r.id, op: r.op, err: err.cause ?? err }, 'request failed');
+      if (cfg.accessLog) {
+        logAccess(log, {
+          reqId: r.id,
+          op: r.op,
+          bucket: r.bucket || undefined,
+          key: r.key || undefined,
+          status,
+          ms: Math.round(ms * 10) / 10,
+          bytesIn: r.bytesIn,
+          bytesOut: r.bytesOut,
+          range: r.header('range'),
+          accessKey: r.user?.accessKey,
+          errorCode: err?.code,
+        });
+      }
+    },
+  });
+  const admin = await startAdmin({ gateway: gw, metrics, host: cfg.adminHost, port: cfg.adminPort, log, tls: gw.server && cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined, rewrapRatePerSec: cfg.rewrapRatePerSec });
+  log.info({ config: redactConfig(cfg) }, 'configuration');
+  const lines = [
+    `lakecrypt is up`,
+    `  S3 endpoint:   ${gw.url}`,
+    `  admin API:     ${admin.url}`,
+    `  region:        ${cfg.region}`,
+    `  backend:       ${cfg.backend === 's3' ? cfg.s3.endpoint : path.resolve(cfg.dataDir, 'store')}`,
+    `  CMK:           ${cfg.cmk}`,
+    `  access key:    ${cfg.accessKey}`,
+    cfg.meta.credentials === 'settings'
+      ? `  secret key:    (as configured)`
+      : `  secret key:    ${cfg.secretKey}   (stored in ${cfg.meta.credentialsFile})`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining in-flight requests');
+    await admin.close();
+    await gw.close();
+    await backend.close();
+    await closeCryptoPool();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((e) => {
+  process.stderr.write(`lakecrypt: ${formatConfigError(e)}\n`);
+  process.exit(1);
+});
