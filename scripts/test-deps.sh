@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs. Idempotent and fast when everything is present.
+# Runs as root on a clean clone (CI) or a developer machine. One line per step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${LAKECRYPT_CACHE:-$HOME/.cache/lakecrypt}"
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+export PATH="$BIN:$PATH"
+
+step() { printf '[test-deps] %-28s %s\n' "$1" "$2"; }
+
+# ---------------------------------------------------------------- npm
+npm_stamp="node_modules/.lakecrypt-lock.sha256"
+lock_sum="$(sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)"
+if [ -d node_modules ] && [ -f "$npm_stamp" ] && [ "$(cat "$npm_stamp")" = "$lock_sum" ]; then
+  step "npm ci" "up to date"
+elif [ -d node_modules/vitest ] && [ -d node_modules/@aws-sdk/client-s3 ] && [ ! -f "$npm_stamp" ] \
+     && [ node_modules/.package-lock.json -nt package-lock.json ]; then
+  echo "$lock_sum" > "$npm_stamp"
+  step "npm ci" "present (node_modules newer than lock file)"
+else
+  step "npm ci" "installing..."
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > "$npm_stamp"
+  step "npm ci" "done"
+fi
+# Native/install-script packages: make sure they were built (npm may skip install scripts).
+if [ -d node_modules/pkcs11js ] && ! ls node_modules/pkcs11js/build/Release/*.node >/dev/null 2>&1; then
+  step "npm rebuild" "pkcs11js esbuild"
+  npm rebuild pkcs11js esbuild --loglevel=error
+fi
+if ! node -e "require('esbuild').transformSync('let a: number = 1', {loader: 'ts'})" >/dev/null 2>&1; then
+  step "npm rebuild" "esbuild"
+  npm rebuild esbuild --loglevel=error
+fi
+step "native modules" "ok"
+
+# ---------------------------------------------------------------- Go binaries (minio, mc, warp)
+go_install() {
+  local name="$1" module="$2" fallback="${3:-}"
+  if [ -x "$BIN/$name" ]; then step "$name" "present ($BIN/$name)"; return; fi
+  if [ -x "/work/cache/gobin/$name" ]; then
+    cp "/work/cache/gobin/$name" "$BIN/$name.tmp" && mv "$BIN/$name.tmp" "$BIN/$name"
+    step "$name" "copied from /work/cache/gobin"; return
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    for g in /usr/local/go/bin/go /usr/lib/go/bin/go; do [ -x "$g" ] && export PATH="$(dirname "$g"):$PATH" && break; done
+  fi
+  if ! command -v go >/dev/null 2>&1; then echo "[test-deps] go toolchain not found: cannot build $name" >&2; return 1; fi
+  step "$name" "go install $module (takes a few minutes)..."
+  if GOBIN="$BIN" go install "$module"; then step "$name" "built"; return; fi
+  # The module proxy may not serve @latest (it refuses some versions): fall back to a pinned release.
+  if [ -n "$fallback" ]; then
+    step "$name" "go install $fallback..."
+    GOBIN="$BIN" go install "$fallback" && { step "$name" "built"; return; }
+  fi
+  return 1
+}
+go_install minio github.com/minio/minio@latest
+go_install mc github.com/minio/mc@latest
+if [ "${LAKECRYPT_SKIP_WARP:-}" = "1" ]; then
+  step "warp" "skipped (LAKECRYPT_SKIP_WARP=1)"
+else
+  # warp is only used by the benchmarks: a failure to build it is reported, not fatal.
+  go_install warp github.com/minio/warp@latest github.com/minio/warp@v1.0.0 || step "warp" "WARNING: could not install (benchmarks only)"
+fi
+
+# ---------------------------------------------------------------- apt packages
+apt_missing=()
+for pkg in softhsm2 awscli s3cmd rclone chromium curl; do
+  if dpkg -s "$pkg" >/dev/null 2>&1; then step "apt $pkg" "installed"; else apt_missing+=("$pkg"); fi
+done
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+  step "apt-get" "installing ${apt_missing[*]}..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+  step "apt-get" "done"
+fi
+
+# ---------------------------------------------------------------- Python packages
+PY="${PYTHON:-python3}"
+if command -v "$PY" >/dev/null 2>&1; then
+  pip_missing=()
+  for spec in boto3:boto3 duckdb:duckdb pyarrow:pyarrow polars:polars; do
+    mod="${spec%%:*}"; pkg="${spec##*:}"
+    if "$PY" -c "import $mod" >/dev/null 2>&1; then step "pip $pkg" "importable"; else pip_missing+=("$pkg"); fi
+  done
+  # duckdb's httpfs extension ships as a pip package (no download at run time)
+  if "$PY" -c "import duckdb_extension_httpfs" >/dev/null 2>&1 || "$PY" -m pip show duckdb-extension-httpfs >/dev/null 2>&1; then
+    step "pip duckdb-extension-httpfs" "installed"
+  else
+    pip_missing+=("duckdb-extension-httpfs")
+  fi
+  if [ "${#pip_missing[@]}" -gt 0 ]; then
+    step "pip install" "${pip_missing[*]}..."
+    "$PY" -m pip install -q --disable-pip-version-check "${pip_missing[@]}"
+    step "pip install" "done"
+  fi
+else
+  step "python" "python3 not found: skipping pip packages"
+fi
+
+step "all" "ready (binaries in $BIN)"
