@@ -1,0 +1,104 @@
+/** s3 backend specifics: wire format of streamed bodies, retries only when replayable, error mapping. */
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Backend } from '../../src/backend/s3.ts';
+import { S3Error } from '../../src/errors.ts';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
+import { freePort } from '../helpers/ports.ts';
+import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
+
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+describe('s3 backend against a fault-injecting proxy', () => {
+  let proxy: FaultProxy;
+  let b: S3Backend;
+  const bucket = uniqueBucket('s3f');
+
+  beforeAll(async () => {
+    const m = minioCoords();
+    proxy = await startFaultProxy(m.endpoint);
+    b = new S3Backend({ endpoint: proxy.endpoint, accessKey: m.accessKey, secretKey: m.secretKey });
+    await b.createBucket(bucket);
+  });
+  afterAll(async () => {
+    proxy.fault = () => null;
+    for (const o of (await b.listObjects(bucket, {})).objects) await b.deleteObject(bucket, o.key);
+    await b.deleteBucket(bucket);
+    await b.close();
+    await proxy.close();
+  });
+
+  it('streams a Readable body with Content-Length, no chunked encoding, no SDK checksums', async () => {
+    proxy.requests.length = 0;
+    const data = randomBytes(4 * 1024 * 1024 + 5);
+    const chunks = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+    const { etag } = await b.putObject(bucket, 'streamed', Readable.from(chunks), { size: data.length });
+    expect(etag).toBe(md5(data));
+    const put = proxy.requests.find((r) => r.method === 'PUT')!;
+    expect(put.headers['content-length']).toBe(String(data.length));
+    expect(put.headers['transfer-encoding']).toBeUndefined();
+    expect(put.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+    expect(Object.keys(put.headers).filter((h) => h.startsWith('x-amz-checksum') || h === 'x-amz-sdk-checksum-algorithm')).toEqual([]);
+    expect(put.bodyBytes).toBe(data.length);
+  });
+
+  it('retries a Buffer put on 503 SlowDown', async () => {
+    proxy.requests.length = 0;
+    let puts = 0;
+    proxy.fault = (req) => (req.method === 'PUT' && ++puts <= 2 ? { status: 503, code: 'SlowDown' } : null);
+    const data = Buffer.from('retry me');
+    const { etag } = await b.putObject(bucket, 'retried', data, { size: data.length });
+    expect(etag).toBe(md5(data));
+    expect(puts).toBe(3);
+    proxy.fault = () => null;
+  });
+
+  it('never retries a consumed stream: one attempt, then a mapped error', async () => {
+    let puts = 0;
+    proxy.fault = (req) => (req.method === 'PUT' && ++puts <= 5 ? { status: 503, code: 'SlowDown' } : null);
+    const data = randomBytes(100_000);
+    const err = await b.putObject(bucket, 'stream-fail', Readable.from([data]), { size: data.length }).catch((e) => e);
+    expect(err).toBeInstanceOf(S3Error);
+    expect(['SlowDown', 'ServiceUnavailable']).toContain((err as S3Error).code);
+    expect(puts).toBe(1);
+    proxy.fault = () => null;
+  });
+
+  it('retries GET after a connection reset; range body is a stream', async () => {
+    const data = randomBytes(50_000);
+    await b.putObject(bucket, 'get-reset', data, { size: data.length });
+    let gets = 0;
+    proxy.fault = (req) => (req.method === 'GET' && ++gets === 1 ? { reset: true } : null);
+    const { body, info } = await b.getObject(bucket, 'get-reset', { start: 100, end: 199 });
+    expect(body).toBeInstanceOf(Readable);
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(data.subarray(100, 200))).toBe(true);
+    expect(info.size).toBe(50_000);
+    expect(gets).toBe(2);
+    proxy.fault = () => null;
+  });
+
+  it('maps persistent 500s to ServiceUnavailable (after retries)', async () => {
+    let n = 0;
+    proxy.fault = (req) => (req.method === 'HEAD' ? (n++, { status: 500, code: 'InternalError' }) : null);
+    const err = await b.headObject(bucket, 'whatever').catch((e) => e);
+    expect(err).toBeInstanceOf(S3Error);
+    expect(['InternalError', 'ServiceUnavailable']).toContain((err as S3Error).code);
+    expect(n).toBeGreaterThan(1);
+    proxy.fault = () => null;
+  });
+});
+
+describe('s3 backend: unreachable endpoint', () => {
+  it('surfaces ServiceUnavailable with the cause attached', async () => {
+    const port = await freePort();
+    const b = new S3Backend({ endpoint: `http://127.0.0.1:${port}`, accessKey: 'x', secretKey: 'y', maxAttempts: 2 });
+    const err = await b.listBuckets().catch((e) => e);
+    expect(err).toBeInstanceOf(S3Error);
+    expect((err as S3Error).code).toBe('ServiceUnavailable');
+    expect((err as S3Error).cause).toBeDefined();
+    await b.close();
+  });
+});
