@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { openBatch, sealBatch, type BatchTask, type OpenResult } from '../../workers/crypto-core.mjs';
 
@@ -15,7 +14,11 @@ export type Op = 'seal' | 'open';
 let pool: Piscina | null = null;
 let poolThreads = 0;
 
-/** LAKECRYPT_CRYPTO_THREADS: 0 = inline; default = available cores (chosen by bench/results/crypto.md). */
+/**
+ * LAKECRYPT_CRYPTO_THREADS: 0 = inline (the default). On the 2-core reference machine inline beat the pool at
+ * every size (bench/results/crypto.md: 1107 vs 456 MiB/s encrypt, 1043 vs 909 MiB/s decrypt); set it > 0 only
+ * after bench/crypto.ts shows a gain on more cores. Streams below POOL_MIN_BYTES stay inline regardless.
+ */
 export function configuredThreads(): number {
   const env = process.env.LAKECRYPT_CRYPTO_THREADS;
   if (env !== undefined && env !== '') {
@@ -23,7 +26,7 @@ export function configuredThreads(): number {
     if (!Number.isInteger(n) || n < 0 || n > 64) throw new RangeError(`LAKECRYPT_CRYPTO_THREADS must be an integer 0..64, got ${env}`);
     return n;
   }
-  return Math.min(4, availableParallelism());
+  return 0;
 }
 
 function getPool(threads: number): Piscina {
