@@ -2,6 +2,7 @@ import path from 'node:path';
 import { createBackend } from './backend/index.ts';
 import type { Backend } from './backend/types.ts';
 import { closeCryptoPool } from './engine/index.ts';
+import { keyCacheCounters } from './keys/cache.ts';
 import { LocalCmkProvider } from './keys/local-cmk.ts';
 import { Pkcs11CmkProvider } from './keys/pkcs11-cmk.ts';
 import type { CmkProvider } from './keys/types.ts';
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
       metrics.bytesIn.inc(r.bytesIn);
       metrics.bytesOut.inc(r.bytesOut);
       if (err?.code === 'KeyRevoked') metrics.revocationDenials.inc({ level: 'kek' });
+      if (r.op === 'PutObject' || r.op === 'UploadPart') metrics.cryptoBytes.inc({ direction: 'encrypt' }, r.bytesIn);
+      if (r.op === 'GetObject') metrics.cryptoBytes.inc({ direction: 'decrypt' }, r.bytesOut);
       if (err && err.status >= 500) log.error({ reqId: r.id, op: r.op, err: err.cause ?? err }, 'request failed');
       if (cfg.accessLog) {
         logAccess(log, {
@@ -92,6 +95,16 @@ async function main(): Promise<void> {
       }
     },
   });
+  // The key cache keeps process-wide counters; mirror their growth into the Prometheus counters.
+  const seen = { hits: 0, misses: 0, unwraps: 0 };
+  const syncKeyCounters = () => {
+    const c = keyCacheCounters;
+    metrics.keyCacheHits.inc(c.hits - seen.hits);
+    metrics.keyCacheMisses.inc(c.misses - seen.misses);
+    metrics.keyUnwraps.inc({ provider: cfg.cmk }, c.unwraps - seen.unwraps);
+    Object.assign(seen, { hits: c.hits, misses: c.misses, unwraps: c.unwraps });
+  };
+  setInterval(syncKeyCounters, 500).unref();
   const admin = await startAdmin({ gateway: gw, metrics, host: cfg.adminHost, port: cfg.adminPort, log, tls: gw.server && cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined, rewrapRatePerSec: cfg.rewrapRatePerSec });
   log.info({ config: redactConfig(cfg) }, 'configuration');
   const lines = [
