@@ -149,8 +149,23 @@ export class FsBackend implements Backend {
   private init(): Promise<void> {
     this.ready ??= (async () => {
       for (const d of [this.objectsDir, this.uploadsDir, this.locksDir, this.tmpDir]) await fsp.mkdir(d, { recursive: true });
+      void this.sweepTmp();
     })();
     return this.ready;
+  }
+
+  /** Best-effort removal of temp files left by a crashed process (older than one hour). */
+  private async sweepTmp(): Promise<void> {
+    try {
+      const cutoff = Date.now() - 3600_000;
+      for (const name of await fsp.readdir(this.tmpDir)) {
+        const p = path.join(this.tmpDir, name);
+        const st = await fsp.lstat(p).catch(() => null);
+        if (st && st.mtimeMs < cutoff) await fsp.rm(p, { recursive: true, force: true }).catch(() => {});
+      }
+    } catch {
+      /* ignore */
+    }
   }
 
   private bucketDir(bucket: string): string {

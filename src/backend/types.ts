@@ -64,7 +64,10 @@ export interface Backend {
   headObject(bucket: string, key: string): Promise<ObjectInfo | null>;
   /** Idempotent: deleting an absent key succeeds. */
   deleteObject(bucket: string, key: string): Promise<void>;
-  /** Server-side copy, bytes never pass through the gateway. Metadata replaced by `meta`. */
+  /**
+   * Server-side copy, bytes never pass through the gateway. Metadata replaced by `meta`.
+   * `ifMatch` is a condition on the SOURCE (x-amz-copy-source-if-match): PreconditionFailed if its ETag differs.
+   */
   copyObject(srcBucket: string, srcKey: string, dstBucket: string, dstKey: string, opts: { meta: Record<string, string>; ifMatch?: string }): Promise<{ etag: string }>;
   listObjects(bucket: string, opts: ListOptions): Promise<ListResult>;
 
