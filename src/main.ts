@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     headersTimeoutMs: cfg.headersTimeoutMs,
     idleTimeoutMs: cfg.idleTimeoutMs,
     shutdownGraceMs: cfg.shutdownGraceMs,
+    maxHeaderBytes: cfg.maxHeaderBytes,
     onRequestDone: (r, status, ms, err) => {
       metrics.requests.inc({ op: r.op, status: String(status) });
       metrics.requestDuration.observe({ op: r.op }, ms / 1000);

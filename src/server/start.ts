@@ -30,6 +30,8 @@ export interface StartOptions {
   headersTimeoutMs?: number;
   idleTimeoutMs?: number;
   shutdownGraceMs?: number;
+  /** Largest request head (request line + headers) accepted; larger gets 431 and the socket closed. */
+  maxHeaderBytes?: number;
   onRequestDone?: GatewayOptions['onRequestDone'];
 }
 
@@ -99,8 +101,8 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   const app = createS3App(gateway, health);
   const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
   const server: Server = o.tls
-    ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener) as unknown as Server)
-    : createHttpServer(listener);
+    ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), maxHeaderSize: o.maxHeaderBytes }, listener) as unknown as Server)
+    : createHttpServer({ maxHeaderSize: o.maxHeaderBytes }, listener);
   // Half-open or slow clients must not pin sockets forever.
   server.headersTimeout = o.headersTimeoutMs ?? 30_000;
   server.requestTimeout = 0; // large uploads may legitimately take long; idle sockets are cut by the timeout below

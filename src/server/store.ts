@@ -71,6 +71,27 @@ export interface PutResult {
   oid: Buffer;
 }
 
+/** Ciphertext size of a header's layout: prefix (carried by part 1) + every part's sealed chunks. */
+export function storedSizeOf(h: HeaderFields): number {
+  const prefix = ciphertextSize(0);
+  let n = (h.parts[0]?.partNumber ?? 1) === 1 ? prefix : 0;
+  for (const p of h.parts) n += ciphertextSize(p.plaintextSize) - prefix;
+  return n;
+}
+
+/** A Readable that resolves its source on first read, so opening errors surface as stream errors. */
+function lazy(open: () => Promise<Readable>): Readable {
+  const out = new PassThrough();
+  open().then(
+    (src) => {
+      src.on('error', (e) => out.destroy(e));
+      src.pipe(out);
+    },
+    (e) => out.destroy(e),
+  );
+  return out;
+}
+
 const keyHash = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 
 /**
@@ -160,6 +181,11 @@ export class ObjectStore {
       try {
         const { header } = await this.readHeader(bucket, key, oidHex);
         const size = totalPlaintextSize(header);
+        // A data object whose stored size is not the header's layout was truncated or extended: a range read
+        // would otherwise serve the untouched chunks and never notice.
+        if (info.size !== storedSizeOf(header)) {
+          throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
+        }
         return { bucket, key, header, info, size, etag: info.etag, lastModified: info.lastModified };
       } catch (e) {
         // The object may have been overwritten between our HEAD and the header read: look again once.
@@ -167,6 +193,68 @@ export class ObjectStore {
         throw e;
       }
     }
+  }
+
+  /**
+   * Whole-object read in one backend round trip (no HEAD first): GET the data object, find its header by the
+   * `lc-oid` the GET returned, and hand back the object and a plaintext stream factory. Falls back to `stat` +
+   * `read` when the version changed under us.
+   */
+  async openWhole(bucket: string, key: string): Promise<{ obj: StoredObject; stream: () => Readable; discard: () => void }> {
+    let got: { body: Readable; info: ObjectInfo };
+    try {
+      got = await this.backend.getObject(bucket, key);
+    } catch (e) {
+      if (isS3Error(e, 'NoSuchKey') && !(await this.backend.bucketExists(bucket))) {
+        throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+      }
+      if (isS3Error(e, 'NoSuchKey')) throw new S3Error('NoSuchKey', undefined, { Key: key });
+      throw e;
+    }
+    const { body, info } = got;
+    const oidHex = info.meta[META_OID];
+    if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) {
+      body.destroy();
+      throw new S3Error('AccessDenied', 'This object was not written through lakecrypt and is not readable until migrated.');
+    }
+    let header: HeaderFields;
+    try {
+      ({ header } = await this.readHeader(bucket, key, oidHex));
+    } catch (e) {
+      body.destroy();
+      if (!isS3Error(e, 'IntegrityError')) throw e;
+      const obj = await this.stat(bucket, key);
+      return { obj, stream: () => lazy(() => this.read(obj, 0, obj.size - 1)), discard: () => {} };
+    }
+    const size = totalPlaintextSize(header);
+    const obj: StoredObject = { bucket, key, header, info, size, etag: info.etag, lastModified: info.lastModified };
+    return {
+      obj,
+      discard: () => body.destroy(),
+      stream: () => {
+        if (size === 0) {
+          body.resume();
+          return Readable.from([]);
+        }
+        return lazy(async () => this.decryptBody(obj, body, 0, size - 1));
+      },
+    };
+  }
+
+  private async decryptBody(obj: StoredObject, body: Readable, start: number, endInclusive: number): Promise<Readable> {
+    const revoked = await this.revokedSet(obj.header);
+    const header = cloneHeaderKeys(obj.header);
+    let decrypt: Transform;
+    try {
+      decrypt = createDecryptStream({ header, start, endInclusive, isRevoked: (part, block) => revoked.has(`${part}:${block}`) });
+    } catch (e) {
+      body.destroy();
+      wipeHeaderKeys(header);
+      throw e;
+    }
+    body.on('error', (e) => decrypt.destroy(e));
+    decrypt.once('close', () => wipeHeaderKeys(header));
+    return body.pipe(decrypt);
   }
 
   /**
@@ -181,17 +269,7 @@ export class ObjectStore {
       body.destroy();
       throw new S3Error('PreconditionFailed', 'The object changed while it was being read.');
     }
-    const revoked = await this.revokedSet(obj.header);
-    const header = cloneHeaderKeys(obj.header);
-    const decrypt = createDecryptStream({
-      header,
-      start,
-      endInclusive,
-      isRevoked: (part, block) => revoked.has(`${part}:${block}`),
-    });
-    body.on('error', (e) => decrypt.destroy(e));
-    decrypt.once('close', () => wipeHeaderKeys(header));
-    return body.pipe(decrypt);
+    return this.decryptBody(obj, body, start, endInclusive);
   }
 
   private async revokedSet(header: HeaderFields): Promise<Set<string>> {
