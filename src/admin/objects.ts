@@ -1,0 +1,115 @@
+/** DEK-level administration: revoke one block (or the whole object), rekey an object. */
+import { S3Error, isS3Error } from '../errors.ts';
+import { openHeader, peekHeader, sealHeader, type HeaderFields } from '../engine/index.ts';
+import type { KeyService } from '../keys/service.ts';
+import { wipeHeaderKeys } from '../server/header-cache.ts';
+import { META_OID, type ObjectStore } from '../server/store.ts';
+
+export interface RevokeResult {
+  bucket: string;
+  key: string;
+  dataset: string;
+  oid: string;
+  /** Global block index, or 'all'. */
+  block: number | 'all';
+  part?: number;
+  partBlock?: number;
+  /** Whether the header was resealed with the DEK(s) erased (false if it could not be opened any more). */
+  resealed: boolean;
+}
+
+/** Map a global 0-based block index (across parts, in order) to (part number, block within the part). */
+export function locateBlock(h: HeaderFields, index: number): { partIndex: number; partNumber: number; block: number } {
+  let base = 0;
+  for (let i = 0; i < h.parts.length; i++) {
+    const n = h.parts[i]!.deks.length;
+    if (index < base + n) return { partIndex: i, partNumber: h.parts[i]!.partNumber ?? i + 1, block: index - base };
+    base += n;
+  }
+  throw new S3Error('InvalidArgument', `block ${index} out of range: the object has ${base} block(s)`);
+}
+
+async function openFresh(store: ObjectStore, bucket: string, key: string, oidHex: string): Promise<{ fields: HeaderFields; etag: string }> {
+  const { data, info } = await store.backend.getBuffer(store.metaBucket, store.headerPath(bucket, key, oidHex));
+  const peek = peekHeader(data);
+  const kek = await store.keys.kek(store.keys.datasetFor(bucket, key), peek.kekVersion);
+  return { fields: openHeader(data, { bucket, key }, kek), etag: info.etag };
+}
+
+export async function revokeObject(
+  store: ObjectStore,
+  keys: KeyService,
+  bucket: string,
+  key: string,
+  block: number | undefined,
+  actor: string,
+): Promise<RevokeResult> {
+  if (block !== undefined && (!Number.isInteger(block) || block < 0)) throw new S3Error('InvalidArgument', 'block must be a non-negative integer');
+  const info = await store.backend.headObject(bucket, key);
+  if (!info) throw new S3Error('NoSuchKey', undefined, { Key: key });
+  const oid = info.meta[META_OID];
+  if (!oid) throw new S3Error('InvalidRequest', 'this object was not written through lakecrypt');
+  const dataset = keys.datasetFor(bucket, key);
+  let opened: { fields: HeaderFields; etag: string } | undefined;
+  try {
+    opened = await openFresh(store, bucket, key, oid);
+  } catch (e) {
+    // A header that no longer opens (revoked KEK) can still be revoked as a whole by oid.
+    if (block !== undefined || !isS3Error(e, 'KeyRevoked')) throw e;
+  }
+  const res: RevokeResult = { bucket, key, dataset, oid, block: block ?? 'all', resealed: false };
+  let loc: ReturnType<typeof locateBlock> | undefined;
+  if (block !== undefined) {
+    try {
+      loc = locateBlock(opened!.fields, block);
+    } catch (e) {
+      wipeHeaderKeys(opened!.fields);
+      throw e;
+    }
+    res.part = loc.partNumber;
+    res.partBlock = loc.block;
+  }
+  if (opened) wipeHeaderKeys(opened.fields);
+  // 1. the keystore list (refuses older copies of the header too) and the epoch bump (every gateway drops caches)
+  await keys.revokeBlocks(dataset, oid, loc ? [{ part: loc.partNumber, block: loc.block }] : 'all', actor);
+  // 2. erase the DEK(s) from the stored header (conditional rewrite, retried on a concurrent change)
+  for (let attempt = 0; opened && attempt < 8; attempt++) {
+    let cur: { fields: HeaderFields; etag: string };
+    try {
+      cur = await openFresh(store, bucket, key, oid);
+    } catch (e) {
+      if (isS3Error(e, 'NoSuchKey')) break;
+      throw e;
+    }
+    try {
+      for (let i = 0; i < cur.fields.parts.length; i++) {
+        const p = cur.fields.parts[i]!;
+        for (let b = 0; b < p.deks.length; b++) {
+          if (!loc || (loc.partIndex === i && loc.block === b)) {
+            p.deks[b]?.fill(0);
+            p.deks[b] = null;
+          }
+        }
+      }
+      const active = await keys.activeKek(dataset);
+      const sealed = sealHeader({ ...cur.fields, kekVersion: active.version }, active.key);
+      await store.backend.putObject(store.metaBucket, store.headerPath(bucket, key, oid), sealed, { size: sealed.length, ifMatch: cur.etag });
+      res.resealed = true;
+      break;
+    } catch (e) {
+      if (!isS3Error(e, 'PreconditionFailed')) throw e;
+    } finally {
+      wipeHeaderKeys(cur.fields);
+    }
+  }
+  store.headers.delete(bucket, key, oid);
+  return res;
+}
+
+export async function rekeyObject(store: ObjectStore, bucket: string, key: string): Promise<{ bucket: string; key: string; oldOid: string; oid: string; etag: string }> {
+  const info = await store.backend.headObject(bucket, key);
+  if (!info) throw new S3Error('NoSuchKey', undefined, { Key: key });
+  const oldOid = info.meta[META_OID] ?? '';
+  const r = await store.reseal(bucket, key);
+  return { bucket, key, oldOid, oid: r.oid.toString('hex'), etag: r.etag };
+}

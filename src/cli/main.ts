@@ -1,0 +1,336 @@
+/**
+ * `lakecrypt` admin CLI. Talks to the admin API (LAKECRYPT_ADMIN_URL, default http://127.0.0.1:9101) with
+ * SigV4-signed requests (LAKECRYPT_ACCESS_KEY / LAKECRYPT_SECRET_KEY of an admin user).
+ * Readable tables by default, `--json` for scripts. Any failure: one line on stderr, non-zero exit.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { AdminClient, CliError } from './client.ts';
+import { kv, table } from './format.ts';
+
+type Opts = { json?: boolean; url?: string };
+type AnyObj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const out = (s: string) => process.stdout.write(s);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function intArg(name: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v)) throw new CliError(`${name}: expected a non-negative integer, got "${v}"`, 2);
+    return Number(v);
+  };
+}
+function numArg(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new CliError(`${name}: expected a non-negative number, got "${v}"`, 2);
+    return n;
+  };
+}
+
+export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
+  const program = new Command('lakecrypt');
+  program
+    .description('lakecrypt key lifecycle administration (talks to the gateway admin API)')
+    .option('--json', 'machine-readable JSON output')
+    .option('--url <url>', 'admin API URL (default $LAKECRYPT_ADMIN_URL or http://127.0.0.1:9101)')
+    .showSuggestionAfterError(false)
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, outputError: () => {} });
+
+  const g = (): Opts => program.opts<Opts>();
+  const client = () => {
+    const accessKey = env.LAKECRYPT_ACCESS_KEY;
+    const secretKey = env.LAKECRYPT_SECRET_KEY;
+    if (!accessKey || !secretKey) throw new CliError('LAKECRYPT_ACCESS_KEY and LAKECRYPT_SECRET_KEY must be set (an admin user)', 2);
+    return new AdminClient({ url: g().url ?? env.LAKECRYPT_ADMIN_URL ?? 'http://127.0.0.1:9101', accessKey, secretKey, region: env.LAKECRYPT_REGION });
+  };
+  const print = (data: unknown, human: () => string) => out(g().json ? JSON.stringify(data, null, 2) + '\n' : human());
+  const needYes = (yes: boolean | undefined, what: string) => {
+    if (!yes) throw new CliError(`${what} is destructive: add --yes to confirm`, 2);
+  };
+  const P = AdminClient.path;
+  // commander sub-commands inherit nothing: make every one quiet and throwing
+  const sub = (parent: Command, name: string, desc: string) =>
+    parent.command(name).description(desc).exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} }).showSuggestionAfterError(false);
+
+  // ------------------------------------------------------------------ keys
+  const keys = sub(program, 'keys', 'dataset KEKs');
+  sub(keys, 'list', 'datasets and their KEK versions').action(async () => {
+    const r = await client().get<{ datasets: AnyObj[] }>(P('admin', 'keys'));
+    print(r, () =>
+      r.datasets.length
+        ? table(
+            ['DATASET', 'CMK', 'ACTIVE', 'VERSIONS', 'REVOKED-BLOCKS'],
+            r.datasets.map((d) => [d.dataset, d.cmkId, d.activeVersion, d.versions.map((v: AnyObj) => `v${v.version}:${v.state}`).join(' '), d.revokedBlocks]),
+          )
+        : 'no datasets yet\n',
+    );
+  });
+  sub(keys, 'show', 'one dataset').argument('<dataset>').action(async (ds: string) => {
+    const r = await client().get<AnyObj>(P('admin', 'keys', ds));
+    print(r, () =>
+      kv({ dataset: r.dataset, datasetId: r.datasetId, cmk: r.cmkId, revokedBlocks: r.revokedBlocks?.length ?? 0 }) +
+        '\n' +
+        table(
+          ['VERSION', 'STATE', 'CREATED', 'CMK-VERSION'],
+          r.versions.map((v: AnyObj) => [v.version, v.state, v.createdAt, v.wrapped ? `${v.wrapped.cmkId}/v${v.wrapped.cmkVersion}` : null]),
+        ),
+    );
+  });
+  sub(keys, 'create', 'create the first KEK of a dataset').argument('<dataset>').action(async (ds: string) => {
+    const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'create'));
+    print(r, () => `${r.created ? 'created' : 'exists'}: ${r.dataset} (active v${r.versions.find((v: AnyObj) => v.state === 'active')?.version ?? '-'})\n`);
+  });
+  sub(keys, 'rotate', 'new active KEK version (the old one becomes decrypt-only)')
+    .argument('<dataset>')
+    .option('--rewrap', 'start the re-wrap job right away')
+    .action(async (ds: string, o: { rewrap?: boolean }) => {
+      const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'rotate'), { rewrap: !!o.rewrap });
+      print(r, () => `rotated ${ds}: active version is now v${r.version}${r.rewrap ? ' (re-wrap started)' : ''}\n`);
+    });
+  sub(keys, 'revoke', 'revoke one KEK version (or all): its data becomes unreadable until restored')
+    .argument('<dataset>')
+    .option('--version <n>', 'KEK version (default: every version)', intArg('--version'))
+    .option('--yes', 'confirm')
+    .action(async (ds: string, o: { version?: number; yes?: boolean }) => {
+      needYes(o.yes, 'keys revoke');
+      const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'revoke'), { version: o.version });
+      print(r, () => `revoked ${ds}: ${r.revoked.length ? r.revoked.map((v: number) => `v${v}`).join(', ') : 'nothing to revoke'}\n`);
+    });
+  sub(keys, 'restore', 'undo a revoke')
+    .argument('<dataset>')
+    .option('--version <n>', 'KEK version (default: every revoked version)', intArg('--version'))
+    .action(async (ds: string, o: { version?: number }) => {
+      const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'restore'), { version: o.version });
+      print(r, () => `restored ${ds}: ${r.restored.length ? r.restored.map((v: number) => `v${v}`).join(', ') : 'nothing to restore'}\n`);
+    });
+  sub(keys, 'destroy', 'destroy a KEK version for good (refused while headers still reference it)')
+    .argument('<dataset>')
+    .requiredOption('--version <n>', 'KEK version', intArg('--version'))
+    .option('--force', 'destroy even if headers still reference it (their objects become unreadable)')
+    .option('--yes', 'confirm')
+    .action(async (ds: string, o: { version: number; yes?: boolean; force?: boolean }) => {
+      needYes(o.yes, 'keys destroy');
+      const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'destroy'), { version: o.version, confirm: true, force: !!o.force });
+      print(r, () => `destroyed ${ds} v${r.destroyed}${r.forced ? ` (forced: ${r.referencingHeaders} header(s) lost)` : ''}\n`);
+    });
+
+  // ------------------------------------------------------------------ objects
+  const objects = sub(program, 'objects', 'object (DEK) level operations');
+  sub(objects, 'revoke', 'revoke one block (or the whole object): erases its DEK')
+    .argument('<bucket>')
+    .argument('<key>')
+    .option('--block <n>', 'global 0-based block index (default: every block)', intArg('--block'))
+    .option('--yes', 'confirm')
+    .action(async (bucket: string, key: string, o: { block?: number; yes?: boolean }) => {
+      needYes(o.yes, 'objects revoke');
+      const r = await client().post<AnyObj>(P('admin', 'objects', 'revoke'), { bucket, key, block: o.block });
+      print(r, () => `revoked ${r.block === 'all' ? 'every block' : `block ${r.block} (part ${r.part}, block ${r.partBlock})`} of ${bucket}/${key} (oid ${r.oid})\n`);
+    });
+  sub(objects, 'rekey', 'rewrite an object under new DEKs (new object id)')
+    .argument('<bucket>')
+    .argument('<key>')
+    .action(async (bucket: string, key: string) => {
+      const r = await client().post<AnyObj>(P('admin', 'objects', 'rekey'), { bucket, key });
+      print(r, () => `rekeyed ${bucket}/${key}: oid ${r.oldOid} -> ${r.oid}\n`);
+    });
+
+  // ------------------------------------------------------------------ rewrap
+  const rewrap = sub(program, 'rewrap', 'move headers to the active KEK version');
+  const rewrapStatus = (r: AnyObj) =>
+    kv({
+      dataset: r.dataset,
+      running: r.running,
+      activeVersion: r.activeVersion,
+      headers: r.total,
+      pending: r.pending,
+      byVersion: r.byVersion,
+      job: r.job ? `${r.job.state} (${r.job.done}/${r.job.total} done, ${r.job.rewrapped} rewrapped, ${r.job.failed} failed, ${r.job.dataBytesRead} data bytes read)` : 'none',
+    });
+  sub(rewrap, 'run', 'start (or resume) the re-wrap job')
+    .argument('<dataset>')
+    .option('--wait', 'wait for the job to finish (progress bar on a TTY)')
+    .option('--fresh', 'start over instead of resuming')
+    .action(async (ds: string, o: { wait?: boolean; fresh?: boolean }) => {
+      const c = client();
+      const started = await c.post<AnyObj>(P('admin', 'rewrap', ds), { fresh: !!o.fresh });
+      if (!o.wait) {
+        print(started, () => `re-wrap of ${ds} ${started.state} (target v${started.targetVersion})\n`);
+        return;
+      }
+      let bar: { start(t: number, v: number): void; update(v: number): void; setTotal(t: number): void; stop(): void } | undefined;
+      if (process.stderr.isTTY && !g().json) {
+        const { SingleBar, Presets } = (await import('cli-progress')).default;
+        bar = new SingleBar({ stream: process.stderr, format: 'rewrap {bar} {value}/{total} headers' }, Presets.shades_classic);
+        bar.start(1, 0);
+      }
+      for (;;) {
+        const s = await c.get<AnyObj>(P('admin', 'rewrap', ds), { scan: '0' });
+        if (bar && s.job) {
+          bar.setTotal(Math.max(1, s.job.total));
+          bar.update(s.job.done);
+        }
+        if (!s.running && s.job?.state !== 'running') break;
+        if (!s.running && s.job?.state === 'running') {
+          // running on another gateway (or resumed): keep polling a little slower
+          await sleep(500);
+          continue;
+        }
+        await sleep(200);
+      }
+      bar?.stop();
+      const r = await c.get<AnyObj>(P('admin', 'rewrap', ds));
+      print(r, () => rewrapStatus(r));
+      if (r.job?.state === 'failed') throw new CliError(`re-wrap of ${ds} failed: ${r.job.errors?.at(-1) ?? 'see status'}`);
+    });
+  sub(rewrap, 'status', 'job progress and headers still on older versions (pending)')
+    .argument('<dataset>')
+    .action(async (ds: string) => {
+      const r = await client().get<AnyObj>(P('admin', 'rewrap', ds));
+      print(r, () => rewrapStatus(r));
+    });
+
+  // ------------------------------------------------------------------ cmk
+  const cmk = sub(program, 'cmk', 'customer master keys');
+  sub(cmk, 'status', 'CMKs and their versions').action(async () => {
+    const r = await client().get<{ cmks: AnyObj[] }>(P('admin', 'cmk'));
+    print(r, () =>
+      table(
+        ['CMK', 'KIND', 'DEFAULT', 'OK', 'DATASETS', 'VERSIONS'],
+        r.cmks.map((x) => [x.id, x.kind, x.isDefault ? 'yes' : 'no', x.ok ? 'yes' : `no (${x.error})`, x.datasets, x.versions.map((v: AnyObj) => `v${v.version}:${v.state}`).join(' ')]),
+      ),
+    );
+  });
+  sub(cmk, 'rotate', 'new CMK version; re-wraps every KEK under it, then disables the old versions')
+    .option('--cmk <id>', 'CMK id (default: the default CMK)')
+    .action(async (o: { cmk?: string }) => {
+      const r = await client().post<AnyObj>(P('admin', 'cmk', 'rotate'), { cmk: o.cmk });
+      print(r, () => `CMK ${r.cmkId}: new version v${r.newVersion}, ${r.rewrapped} key(s) re-wrapped, ${r.failed.length} failed, disabled ${r.disabled.map((v: number) => `v${v}`).join(', ') || 'none'}\n`);
+    });
+  for (const op of ['disable', 'enable', 'destroy'] as const) {
+    sub(cmk, op, `${op} one CMK version`)
+      .option('--cmk <id>', 'CMK id (default: the default CMK)')
+      .requiredOption('--version <n>', 'CMK version', intArg('--version'))
+      .option('--yes', 'confirm')
+      .action(async (o: { cmk?: string; version: number; yes?: boolean }) => {
+        if (op !== 'enable') needYes(o.yes, `cmk ${op}`);
+        const r = await client().post<AnyObj>(P('admin', 'cmk', op), { cmk: o.cmk, version: o.version, confirm: true });
+        print(r, () => `CMK ${r.cmk} v${r.version}: ${op}d\n`);
+      });
+  }
+
+  // ------------------------------------------------------------------ audit
+  const audit = sub(program, 'audit', 'tamper-evident audit log');
+  sub(audit, 'list', 'newest entries')
+    .option('--limit <n>', 'entries (default 50)', intArg('--limit'))
+    .action(async (o: { limit?: number }) => {
+      const r = await client().get<{ entries: AnyObj[] }>(P('admin', 'audit'), { limit: String(o.limit ?? 50) });
+      print(r, () => table(['SEQ', 'TIME', 'EVENT', 'ACTOR', 'DETAILS'], r.entries.map((e) => [e.seq, e.ts, e.event, e.actor, JSON.stringify(e.details)])));
+    });
+  sub(audit, 'verify', 'check the hash chain and MACs (exit 1 when broken)').action(async () => {
+    const r = await client().get<AnyObj>(P('admin', 'audit', 'verify'));
+    print(r, () => (r.ok ? `audit log OK (${r.count} entries)\n` : ''));
+    if (!r.ok) throw new CliError(`audit log BROKEN at entry ${r.firstBad}: ${r.reason}`, 1);
+  });
+
+  // ------------------------------------------------------------------ backup / restore
+  sub(program, 'backup', 'export the keystore (KEKs stay wrapped under their CMKs) to a file')
+    .argument('<file>')
+    .action(async (file: string) => {
+      const r = await client().request('GET', P('admin', 'backup'));
+      writeFileSync(file, r.body, { mode: 0o600 });
+      const doc = r.json() as AnyObj;
+      print({ file, records: doc.records?.length ?? 0, bytes: r.body.length }, () => `wrote ${file}: ${doc.records?.length ?? 0} dataset record(s)\n`);
+    });
+  sub(program, 'restore', 'import a keystore backup (merges; never resurrects revoked or destroyed keys)')
+    .argument('<file>')
+    .action(async (file: string) => {
+      let data: Buffer;
+      try {
+        data = readFileSync(file);
+      } catch (e) {
+        throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+      }
+      const r = (await client().request('POST', P('admin', 'restore'), { raw: data })).json() as AnyObj;
+      print(r, () => `restored: ${r.created} created, ${r.merged} merged, ${r.unchanged} unchanged\n`);
+    });
+
+  // ------------------------------------------------------------------ migrate
+  sub(program, 'migrate', 'encrypt objects written to the backend without lakecrypt')
+    .argument('<bucket>')
+    .option('--wait', 'wait until done (progress on a TTY)')
+    .option('--rate <n>', 'objects per second (0 = unlimited)', numArg('--rate'))
+    .option('--status', 'only show the state')
+    .option('--stop', 'stop a running migration (resume with migrate again)')
+    .option('--fresh', 'start over instead of resuming')
+    .action(async (bucket: string, o: { wait?: boolean; rate?: number; status?: boolean; stop?: boolean; fresh?: boolean }) => {
+      const c = client();
+      const show = (s: AnyObj) => kv({ bucket: s.bucket, state: s.state, scanned: s.scanned, migrated: s.migrated, alreadyEncrypted: s.alreadyEncrypted, raced: s.raced, failed: s.failed, bytes: s.bytes });
+      if (o.status) {
+        const s = await c.get<AnyObj>(P('admin', 'migrate', bucket));
+        print(s, () => show(s));
+        return;
+      }
+      let s = await c.post<AnyObj>(P('admin', 'migrate', bucket), o.stop ? { stop: true } : { rate: o.rate, fresh: !!o.fresh });
+      if (o.wait && !o.stop) {
+        while (s.state === 'running') {
+          await sleep(200);
+          s = await c.get<AnyObj>(P('admin', 'migrate', bucket));
+          if (process.stderr.isTTY && !g().json) process.stderr.write(`\rmigrate ${bucket}: ${s.migrated} migrated, ${s.alreadyEncrypted} already encrypted, ${s.scanned} scanned`);
+        }
+        if (process.stderr.isTTY && !g().json) process.stderr.write('\n');
+      }
+      print(s, () => show(s));
+      if (s.state === 'failed') throw new CliError(`migration of ${bucket} failed: ${s.errors?.at(-1) ?? 'see status'}`);
+    });
+
+  // ------------------------------------------------------------------ gc
+  sub(program, 'gc', 'find (and with --apply remove) orphan headers, orphan data and abandoned uploads')
+    .option('--apply', 'remove what was found (default: dry run)')
+    .option('--yes', 'confirm --apply')
+    .addOption(new Option('--older-than-ms <n>', 'only items older than this').argParser(intArg('--older-than-ms')))
+    .action(async (o: { apply?: boolean; yes?: boolean; olderThanMs?: number }) => {
+      if (o.apply) needYes(o.yes, 'gc --apply');
+      const r = await client().post<AnyObj>(P('admin', 'gc'), { apply: !!o.apply, olderThanMs: o.olderThanMs });
+      print(r, () =>
+        kv({
+          mode: r.apply ? 'apply' : 'dry run',
+          orphanHeaders: r.orphanHeaders?.length ?? 0,
+          orphanData: r.orphanData?.length ?? 0,
+          abandonedUploads: r.abandonedUploads?.length ?? 0,
+          removed: r.removed,
+        }),
+      );
+    });
+
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      if (e.code === 'commander.help' || e.code === 'commander.executeSubCommandAsync') return e.exitCode;
+      process.stderr.write(`lakecrypt: ${e.message.replace(/^error:\s*/, '').split('\n')[0]}\n`);
+      return 2;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`lakecrypt: ${e.message.split('\n')[0]}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`lakecrypt: ${((e as Error)?.message ?? String(e)).split('\n')[0]}\n`);
+    return 1;
+  }
+}
+
+const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain || process.env.LAKECRYPT_CLI_RUN === '1') {
+  main().then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,155 @@
+/** Shared helpers for the admin tests: in-process gateway + admin, CLI runner, gateway processes. */
+import { randomBytes } from 'node:crypto';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { startAdmin, type AdminDatasetConfig, type RunningAdmin } from '../../src/admin/server.ts';
+import { AdminClient } from '../../src/cli/client.ts';
+import { createMetrics } from '../../src/ops/metrics.ts';
+import type { StartOptions } from '../../src/server/start.ts';
+import { startTestGateway, type TestGateway } from '../server/harness.ts';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const CLI = path.join(ROOT, 'bin/lakecrypt.mjs');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `node bin/lakecrypt.mjs ...args` (asynchronously: an in-process gateway keeps serving). */
+export function runCli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env, NODE_OPTIONS: '' }, cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
+  });
+}
+
+export interface AdminHarness {
+  gw: TestGateway;
+  admin: RunningAdmin;
+  client: AdminClient;
+  /** S3 client with the admin credentials. */
+  s3: S3Client;
+  env: Record<string, string>;
+  cli(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  close(): Promise<void>;
+}
+
+export async function startAdminHarness(extra: Partial<StartOptions> & { datasetsCfg?: AdminDatasetConfig[] } = {}): Promise<AdminHarness> {
+  const { datasetsCfg, ...rest } = extra;
+  // the harness's `...extra` replaces its own admin user when `users` is given: bring our own admin then
+  const own = { accessKey: `ADM${randomBytes(5).toString('hex').toUpperCase()}`, secretKey: randomBytes(20).toString('base64url'), buckets: ['*'], admin: true };
+  if (rest.users) rest.users = [own, ...rest.users];
+  const gw = await startTestGateway('s3', { blockSize: 65536, ...rest });
+  if (extra.users) Object.assign(gw, { accessKey: own.accessKey, secretKey: own.secretKey });
+  const admin = await startAdmin({ gateway: gw.running, metrics: createMetrics(), datasets: datasetsCfg, resumeJobs: false });
+  const env = { LAKECRYPT_ADMIN_URL: admin.url, LAKECRYPT_ACCESS_KEY: gw.accessKey, LAKECRYPT_SECRET_KEY: gw.secretKey };
+  return {
+    gw,
+    admin,
+    env,
+    s3: gw.client({ accessKey: gw.accessKey, secretKey: gw.secretKey }),
+    client: new AdminClient({ url: admin.url, accessKey: gw.accessKey, secretKey: gw.secretKey }),
+    cli: (args, e = {}) => runCli(args, { ...env, ...e }),
+    async close() {
+      await admin.close();
+      await gw.close();
+    },
+  };
+}
+
+export async function putText(s3: S3Client, bucket: string, key: string, body: string | Buffer): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+}
+
+/** GET (optionally a range): { status, body } — never throws for S3 errors. */
+export async function getObj(s3: S3Client, bucket: string, key: string, range?: string): Promise<{ status: number; body?: Buffer; code?: string }> {
+  try {
+    const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range }));
+    return { status: r.$metadata.httpStatusCode ?? 200, body: Buffer.from(await r.Body!.transformToByteArray()) };
+  } catch (e) {
+    const m = (e as { $metadata?: { httpStatusCode?: number }; name?: string; Code?: string });
+    return { status: m.$metadata?.httpStatusCode ?? 0, code: m.Code ?? m.name };
+  }
+}
+
+/** Poll `fn` until it returns true; resolves with the elapsed ms, rejects after `timeoutMs`. */
+export async function pollUntil(fn: () => Promise<boolean>, timeoutMs = 10_000, everyMs = 20): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    if (await fn()) return performance.now() - t0;
+    if (performance.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+// ---------------------------------------------------------------- gateway processes
+
+export interface GatewayProc {
+  child: ChildProcess;
+  s3Url: string;
+  adminUrl: string;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+/** `node --import tsx src/main.ts` (what `npx tsx src/main.ts` does, without npx's start-up cost). */
+export function startGatewayProcess(env: Record<string, string>): Promise<GatewayProc> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, NODE_OPTIONS: '', LAKECRYPT_PORT: '0', LAKECRYPT_ADMIN_PORT: '0', LAKECRYPT_LOG_LEVEL: 'warn', LAKECRYPT_ACCESS_LOG: 'false', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    live.add(child);
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`gateway did not start:\n${out.slice(-3000)}`));
+    }, 60_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const s3 = /S3 endpoint:\s+(\S+)/.exec(out);
+      const adm = /admin API:\s+(\S+)/.exec(out);
+      if (s3 && adm) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.stdout!.on('data', (x: Buffer) => (out = (out + x.toString()).slice(-20000)));
+        resolve({
+          child,
+          s3Url: s3[1]!,
+          adminUrl: adm[1]!,
+          output: () => out,
+          stop: (signal = 'SIGTERM') =>
+            new Promise<void>((res) => {
+              if (child.exitCode !== null || child.signalCode !== null) return res();
+              child.once('exit', () => res());
+              child.kill(signal);
+              setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+            }),
+        });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20000)));
+    child.once('exit', (code) => {
+      live.delete(child);
+      clearTimeout(timer);
+      reject(new Error(`gateway exited (${code}) before it was up:\n${out.slice(-3000)}`));
+    });
+  });
+}
