@@ -3,7 +3,7 @@ import type { HeaderChecksums, HeaderFields } from '../engine/index.ts';
 import * as xml from '../s3/xml.ts';
 import { combineFullObjectCrc, compositeChecksum, supportsFullObject } from '../s3/checksum.ts';
 import type { Gateway } from './gateway.ts';
-import { metaFromRequest, openCopySource, quote } from './objects.ts';
+import { metaFromRequest, openCopySource, quote, SSE_HEADERS } from './objects.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
@@ -37,7 +37,7 @@ export async function createMultipartUpload(g: Gateway, r: S3Request): Promise<v
     ? { algorithm: alg as HeaderChecksums['algorithm'], type: (type as HeaderChecksums['type']) ?? (alg === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE') }
     : {};
   const uploadId = await g.mpu.create(r.bucket, r.key, metaFromRequest(r), checksums);
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...SSE_HEADERS };
   if (checksums.algorithm) {
     headers['x-amz-checksum-algorithm'] = checksums.algorithm;
     headers['x-amz-checksum-type'] = checksums.type!;
@@ -54,6 +54,7 @@ export async function uploadPart(g: Gateway, r: S3Request): Promise<void> {
   r.bytesIn = upload.size;
   r.res.statusCode = 200;
   r.res.setHeader('ETag', quote(etag));
+  for (const [k, v] of Object.entries(SSE_HEADERS)) r.res.setHeader(k, v);
   const c = upload.result();
   if (c.algorithm && c.value) r.res.setHeader(`x-amz-checksum-${c.algorithm.toLowerCase()}`, c.value);
   r.res.setHeader('Content-Length', 0);
@@ -80,7 +81,7 @@ export async function uploadPartCopy(g: Gateway, r: S3Request): Promise<void> {
   const plain = await g.store.read(src, start, end);
   const { etag } = await g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, plain, size, () => ({}));
   const info = await g.backend.headObject(src.bucket, src.key);
-  sendXml(r.res, 200, xml.copyPartResult(etag, info?.lastModified ?? new Date()));
+  sendXml(r.res, 200, xml.copyPartResult(etag, info?.lastModified ?? new Date()), SSE_HEADERS);
 }
 
 export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise<void> {
@@ -128,6 +129,7 @@ export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise
       checksums: c.algorithm && c.value ? { [c.algorithm]: c.value } : undefined,
       checksumType: c.algorithm && c.value ? c.type : undefined,
     }),
+    SSE_HEADERS,
   );
 }
 
