@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, type Readable, type Writable } from 'node:stream';
 import type { Backend } from '../backend/types.ts';
 import { S3Error } from '../errors.ts';
 import type { HeaderChecksums } from '../engine/index.ts';
@@ -77,7 +77,9 @@ export class Gateway {
     const expected = expectedFromRequest(headers, trailerNames);
     const sums = ChecksumSet.forRequest(expected);
     const tap = sums.stream();
-    const body = pipeline(r.req, decoder, tap, () => {}) as unknown as Readable;
+    // Not pipeline(): a failed decoder must not destroy the request socket, so the error response can still go out.
+    feed(r.req, decoder);
+    const body = pipeline(decoder, tap, () => {}) as unknown as Readable;
     let result: HeaderChecksums = {};
     return {
       body,
@@ -102,7 +104,9 @@ export class Gateway {
     const parts: Buffer[] = [];
     let total = 0;
     await new Promise<void>((resolve, reject) => {
-      pipeline(r.req, decoder, (e) => (e ? reject(e) : resolve()));
+      feed(r.req, decoder);
+      decoder.once('end', resolve);
+      decoder.once('error', reject);
       decoder.on('data', (b: Buffer) => {
         total += b.length;
         if (total > max) decoder.destroy(new S3Error('MaxMessageLengthExceeded'));
@@ -161,8 +165,10 @@ export class Gateway {
       }
       await this.dispatch(r);
     } catch (e) {
+      // Read (and drop) what the client is still sending, within bounds, so it sees the error response rather
+      // than a connection reset halfway through its upload.
+      if (!req.complete && !res.headersSent) await drainRequest(req, 2_000, 64 * 1024 * 1024);
       error = sendError(res, e, rawPath, id, r.method);
-      // Unread request bodies would keep the socket busy: drain what the client still sends.
       if (!req.complete) req.resume();
     } finally {
       this.inflight--;
@@ -212,6 +218,39 @@ export class Gateway {
     }
     throw new S3Error('MethodNotAllowed');
   }
+}
+
+/** Pipe the request body into a decoder; errors travel downstream only. */
+function feed(req: IncomingMessage, decoder: Writable): void {
+  req.on('error', (e) => decoder.destroy(e));
+  req.on('aborted', () => decoder.destroy(new S3Error('IncompleteBody')));
+  req.pipe(decoder);
+}
+
+function drainRequest(req: IncomingMessage, maxMs: number, maxBytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', done);
+      req.off('error', done);
+      req.off('close', done);
+      resolve();
+    };
+    const onData = (b: Buffer) => {
+      seen += b.length;
+      if (seen > maxBytes) done();
+    };
+    const timer = setTimeout(done, maxMs);
+    req.on('data', onData);
+    req.once('end', done);
+    req.once('error', done);
+    req.once('close', done);
+    // The body may have been piped into a decoder that already failed: make sure it flows again.
+    req.unpipe();
+    req.resume();
+  });
 }
 
 /** Query parameters that select another API than the plain object/bucket one. */
