@@ -1,0 +1,117 @@
+/**
+ * rclone against lakecrypt on MinIO: copy (single part and multipart), sync, check, md5sum, cat, delete.
+ *
+ * rclone takes a 32-hex ETag for the MD5 of the content unless *its own* config says the store is SSE-KMS or
+ * SSE-C (backend/s3: `etagIsNotMD5` is set from server_side_encryption / sse_customer_algorithm only; no
+ * response header changes it). lakecrypt's ETag is the backend's ETag (docs/DESIGN.md), as with AWS SSE-KMS,
+ * so rclone needs `server_side_encryption = aws:kms` exactly as for an SSE-KMS bucket on AWS. With it rclone
+ * stores the plaintext MD5 in `X-Amz-Meta-Md5chksum` (kept encrypted by lakecrypt) and every hash agrees.
+ */
+import path from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findBinary } from '../helpers/minio.ts';
+import { makeTmpDir } from '../helpers/tmp.ts';
+import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
+import { scanDir, startTestGateway, type TestGateway } from '../server/harness.ts';
+import { accessLog, cleanEnv, expectClean, MARKER, markedData, md5, run, writeFile } from './util.ts';
+
+const MiB = 1024 * 1024;
+/** rclone check prints "0 differences found": not a complaint. */
+const ZERO_DIFF = /: 0 differences found$/;
+
+describe('rclone', () => {
+  let gw: TestGateway;
+  const log = accessLog();
+  const tmp = makeTmpDir('lc-rclone-');
+  const bucket = uniqueBucket('rclone');
+  let cfgFile: string;
+  let env: Record<string, string>;
+  const rclone = (...args: string[]) => run(findBinary('rclone')!, ['--config', cfgFile, ...args], { env });
+  const files: Record<string, Buffer> = {};
+
+  beforeAll(async () => {
+    expect(findBinary('rclone'), 'apt-get install rclone (scripts/test-deps.sh)').toBeTruthy();
+    gw = await startTestGateway('s3', { onRequestDone: log.hook });
+    const endpoint = gw.url;
+    const accessKey = gw.accessKey;
+    const secretKey = gw.secretKey;
+    // docs:begin rclone
+    // rclone --config rclone.conf ...   remote "lakecrypt:bucket/path"
+    const rcloneConf = [
+      '[lakecrypt]',
+      'type = s3',
+      'provider = Other',
+      `endpoint = ${endpoint}`,
+      `access_key_id = ${accessKey}`,
+      `secret_access_key = ${secretKey}`,
+      'region = us-east-1',
+      'force_path_style = true',
+      // ETags are not MD5s (as with SSE-KMS): rclone then keeps the MD5 in metadata and checks against that
+      'server_side_encryption = aws:kms',
+      '',
+    ].join('\n');
+    // docs:end
+    cfgFile = path.join(tmp.path, 'rclone.conf');
+    writeFileSync(cfgFile, rcloneConf);
+    env = cleanEnv(path.join(tmp.path, 'home'));
+    expectClean(await rclone('mkdir', `lakecrypt:${bucket}`));
+  });
+  afterAll(async () => {
+    await gw?.close();
+    tmp.cleanup();
+  });
+
+  it('copy (single part and multipart) with the upload hash check, then check agrees on every MD5', async () => {
+    const src = path.join(tmp.path, 'src');
+    Object.assign(files, {
+      'tiny.txt': markedData('rclone tiny', 50),
+      'mid.bin': markedData('rclone mid', 3 * MiB + 1),
+      'dir/big.bin': markedData('rclone big', 20 * MiB + 17),
+    });
+    for (const [n, d] of Object.entries(files)) writeFile(src, n, d);
+    // multipart above 8 MiB, so big.bin goes in 3 parts
+    const copy = expectClean(await rclone('copy', '-v', '--s3-upload-cutoff', '8M', '--s3-chunk-size', '8M', src, `lakecrypt:${bucket}/keep`));
+    expect(copy.stderr.match(/: Copied \(new\)/g)?.length, copy.stderr).toBe(3);
+    expect(log.records.filter((r) => r.op === 'UploadPart' && r.key === 'keep/dir/big.bin').length).toBe(3);
+
+    const check = expectClean(await rclone('check', src, `lakecrypt:${bucket}/keep`), { allow: ZERO_DIFF });
+    expect(check.stderr).toMatch(/: 0 differences found$/m);
+    expect(check.stderr).toMatch(/: 3 matching files/);
+    expect(check.stderr).not.toMatch(/hashes could not be checked/);
+
+    const sums = expectClean(await rclone('md5sum', `lakecrypt:${bucket}/keep`)).stdout;
+    const got = Object.fromEntries(sums.trim().split('\n').map((l) => l.split(/\s+/).reverse()));
+    expect(got).toEqual(Object.fromEntries(Object.entries(files).map(([n, d]) => [n, md5(d)])));
+
+    const cat = expectClean(await rclone('cat', `lakecrypt:${bucket}/keep/mid.bin`));
+    expect(md5(cat.stdoutBuf)).toBe(md5(files['mid.bin']!));
+    const down = path.join(tmp.path, 'down');
+    expectClean(await rclone('copy', `lakecrypt:${bucket}/keep`, down));
+    for (const [n, d] of Object.entries(files)) expect(md5(readFileSync(path.join(down, n))), n).toBe(md5(d));
+  });
+
+  it('sync: a second sync transfers nothing; a local delete and change are mirrored', async () => {
+    const src = path.join(tmp.path, 'syncsrc');
+    writeFile(src, 'a.txt', markedData('rclone sync a', 2000));
+    writeFile(src, 'b.txt', markedData('rclone sync b', 3000));
+    expectClean(await rclone('sync', '-v', src, `lakecrypt:${bucket}/sync`));
+    const again = expectClean(await rclone('sync', '-v', src, `lakecrypt:${bucket}/sync`));
+    expect(again.stderr).not.toMatch(/Copied/);
+    rmSync(path.join(src, 'a.txt'));
+    const changed = markedData('rclone sync b2', 4000);
+    writeFile(src, 'b.txt', changed);
+    const third = expectClean(await rclone('sync', '-v', src, `lakecrypt:${bucket}/sync`));
+    expect(third.stderr).toMatch(/a\.txt: Deleted/);
+    expect(third.stderr).toMatch(/b\.txt: Copied \(replaced existing\)/);
+    expectClean(await rclone('check', src, `lakecrypt:${bucket}/sync`), { allow: ZERO_DIFF });
+    const ls = expectClean(await rclone('lsf', `lakecrypt:${bucket}/sync`));
+    expect(ls.stdout.trim().split('\n')).toEqual(['b.txt']);
+    expectClean(await rclone('purge', `lakecrypt:${bucket}/sync`));
+  });
+
+  it('leaves no plaintext in MinIO; cleanup', async () => {
+    expect(scanDir(minioCoords().dataDir, [MARKER])).toEqual([]);
+    expectClean(await rclone('purge', `lakecrypt:${bucket}`));
+  });
+});
