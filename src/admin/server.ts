@@ -1,4 +1,5 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { DASHBOARD_HTML } from '../dashboard/page.ts';
 import { createServer as createHttpsServer } from 'node:https';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -132,6 +133,8 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
     return failing ? c.json({ ready: false, failing }, 503) : c.json({ ready: true });
   });
   app.get('/metrics', async (c) => c.text(await o.metrics.render(), 200, { 'Content-Type': o.metrics.registry.contentType }));
+  app.get('/dashboard', (c) => c.html(DASHBOARD_HTML));
+  app.get('/', (c) => c.redirect('/dashboard'));
 
   app.post('/admin/login', async (c) => {
     let body: Json;
