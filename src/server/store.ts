@@ -24,6 +24,11 @@ import {
 import type { KeyService } from '../keys/service.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
 
+/** True when a DEK buffer was zeroed (the header left the cache while we held it); a real DEK is never all zero. */
+function dekWiped(h: HeaderFields): boolean {
+  return h.parts.some((p) => p.deks.some((d) => d !== null && d.every((b) => b === 0)));
+}
+
 /** Backend metadata names on data objects (never secret). */
 export const META_OID = 'lc-oid';
 export const META_FMT = 'lc-fmt';
@@ -155,7 +160,10 @@ export class ObjectStore {
   }
 
   /** Lazy re-wrap: a header still on an older KEK version is moved to the active one (conditional write). */
-  private async maybeRewrapOnRead(header: HeaderFields, etag: string): Promise<void> {
+  private async maybeRewrapOnRead(cached: HeaderFields, etag: string): Promise<void> {
+    // Own copy of the DEKs: the cached ones are zeroed when the cache is cleared (a rotation does that) while we
+    // await the active KEK, and resealing zeroed DEKs would destroy the object.
+    const header = cloneHeaderKeys(cached);
     try {
       const active = await this.keys.activeKek(header.dataset);
       if (active.version === header.kekVersion) return;
@@ -163,6 +171,8 @@ export class ObjectStore {
       this.headers.delete(header.bucket, header.key, header.oid.toString('hex'));
     } catch {
       // Best effort: the background re-wrap job will pick it up; a lost race means someone else wrote it.
+    } finally {
+      wipeHeaderKeys(header);
     }
   }
 
@@ -242,8 +252,27 @@ export class ObjectStore {
   }
 
   private async decryptBody(obj: StoredObject, body: Readable, start: number, endInclusive: number): Promise<Readable> {
-    const revoked = await this.revokedSet(obj.header);
-    const header = cloneHeaderKeys(obj.header);
+    // Own copy of the DEKs before any await: a cache clear (revocation, rotation epoch) zeroes the cached ones.
+    let header = cloneHeaderKeys(obj.header);
+    if (dekWiped(header)) {
+      // cleared between stat/openWhole and now: open the header again (synchronous clone right after)
+      wipeHeaderKeys(header);
+      try {
+        const fresh = await this.readHeader(obj.bucket, obj.key, obj.header.oid.toString('hex'));
+        header = cloneHeaderKeys(fresh.header);
+      } catch (e) {
+        body.destroy();
+        throw e;
+      }
+    }
+    let revoked: Set<string>;
+    try {
+      revoked = await this.revokedSet(header);
+    } catch (e) {
+      body.destroy();
+      wipeHeaderKeys(header);
+      throw e;
+    }
     let decrypt: Transform;
     try {
       decrypt = createDecryptStream({ header, start, endInclusive, isRevoked: (part, block) => revoked.has(`${part}:${block}`) });
