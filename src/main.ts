@@ -7,7 +7,8 @@ import { LocalCmkProvider } from './keys/local-cmk.ts';
 import { Pkcs11CmkProvider } from './keys/pkcs11-cmk.ts';
 import type { CmkProvider } from './keys/types.ts';
 import { formatConfigError, loadConfigOrExit, redactConfig, type Config } from './ops/config.ts';
-import { createLogger, logAccess } from './ops/logger.ts';
+import { createLogger } from './ops/logger.ts';
+import { observeRequests } from './server/observe.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { startAdmin } from './admin/server.ts';
 import { startGateway } from './server/start.ts';
@@ -70,31 +71,7 @@ async function main(): Promise<void> {
     idleTimeoutMs: cfg.idleTimeoutMs,
     shutdownGraceMs: cfg.shutdownGraceMs,
     maxHeaderBytes: cfg.maxHeaderBytes,
-    onRequestDone: (r, status, ms, err) => {
-      metrics.requests.inc({ op: r.op, status: String(status) });
-      metrics.requestDuration.observe({ op: r.op }, ms / 1000);
-      metrics.bytesIn.inc(r.bytesIn);
-      metrics.bytesOut.inc(r.bytesOut);
-      if (err?.code === 'KeyRevoked') metrics.revocationDenials.inc({ level: 'kek' });
-      if (r.op === 'PutObject' || r.op === 'UploadPart') metrics.cryptoBytes.inc({ direction: 'encrypt' }, r.bytesIn);
-      if (r.op === 'GetObject') metrics.cryptoBytes.inc({ direction: 'decrypt' }, r.bytesOut);
-      if (err && err.status >= 500) log.error({ reqId: r.id, op: r.op, err: err.cause ?? err }, 'request failed');
-      if (cfg.accessLog) {
-        logAccess(log, {
-          reqId: r.id,
-          op: r.op,
-          bucket: r.bucket || undefined,
-          key: r.key || undefined,
-          status,
-          ms: Math.round(ms * 10) / 10,
-          bytesIn: r.bytesIn,
-          bytesOut: r.bytesOut,
-          range: r.header('range'),
-          accessKey: r.user?.accessKey,
-          errorCode: err?.code,
-        });
-      }
-    },
+    onRequestDone: observeRequests(metrics, log, cfg.accessLog),
   });
   // The key cache keeps process-wide counters; mirror their growth into the Prometheus counters.
   const seen = { hits: 0, misses: 0, unwraps: 0 };
