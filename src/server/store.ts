@@ -236,6 +236,10 @@ export class ObjectStore {
       const obj = await this.stat(bucket, key);
       return { obj, stream: () => lazy(() => this.read(obj, 0, obj.size - 1)), discard: () => {} };
     }
+    if (info.size !== storedSizeOf(header)) {
+      body.destroy();
+      throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
+    }
     const size = totalPlaintextSize(header);
     const obj: StoredObject = { bucket, key, header, info, size, etag: info.etag, lastModified: info.lastModified };
     return {
