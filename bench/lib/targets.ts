@@ -1,0 +1,186 @@
+/**
+ * The three systems under test, all on loopback:
+ *   minio      plain MinIO (also the backend of lakecrypt)
+ *   minio_sse  a second MinIO with its own SSE-S3 (MINIO_KMS_SECRET_KEY + auto-encryption, and a bucket
+ *              encryption config as `mc encrypt set sse-s3` would set); encryption is verified with HEAD
+ *   lakecrypt  the gateway as its own process (`node --import tsx src/main.ts`, LAKECRYPT_BACKEND=s3 on minio),
+ *              so its CPU is separate from the benchmark client's
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, HeadObjectCommand, PutBucketEncryptionCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { startMinio, type MinioHandle } from '../../test/helpers/minio.ts';
+import { freePort } from '../../test/helpers/ports.ts';
+import { makeTmpDir } from '../../test/helpers/tmp.ts';
+import { makeClient, type Endpoint } from './s3.ts';
+import { sleep } from './stats.ts';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export type TargetName = 'lakecrypt' | 'minio' | 'minio_sse';
+export const TARGETS: TargetName[] = ['lakecrypt', 'minio', 'minio_sse'];
+
+export interface Target extends Endpoint {
+  name: TargetName;
+  client: S3Client;
+  /** Same settings, own keep-alive agent: HEADs go here, so a server that breaks the connection after a HEAD
+   * (lakecrypt at the time of writing, see bench/README.md) does not poison the sockets of other scenarios. */
+  headClient: S3Client;
+  bucket: string;
+  pid: number;
+}
+
+export async function startPlainMinio(): Promise<MinioHandle> {
+  return startMinio();
+}
+
+/** MinIO with its own SSE-S3: a static KMS key and auto-encryption (startMinio passes process.env through). */
+export async function startSseMinio(): Promise<MinioHandle> {
+  const saved = { k: process.env.MINIO_KMS_SECRET_KEY, a: process.env.MINIO_KMS_AUTO_ENCRYPTION };
+  process.env.MINIO_KMS_SECRET_KEY = `bench-key:${randomBytes(32).toString('base64')}`;
+  process.env.MINIO_KMS_AUTO_ENCRYPTION = 'on';
+  try {
+    return await startMinio();
+  } finally {
+    if (saved.k === undefined) delete process.env.MINIO_KMS_SECRET_KEY;
+    else process.env.MINIO_KMS_SECRET_KEY = saved.k;
+    if (saved.a === undefined) delete process.env.MINIO_KMS_AUTO_ENCRYPTION;
+    else process.env.MINIO_KMS_AUTO_ENCRYPTION = saved.a;
+  }
+}
+
+export interface Gateway extends Endpoint {
+  pid: number;
+  adminUrl: string;
+  child: ChildProcess;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** Spawn the gateway as its own node process. `nodeArgs` e.g. ['--cpu-prof', '--cpu-prof-dir=...']. */
+export async function startGatewayProcess(backend: Endpoint, opts: { nodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<Gateway> {
+  const dataDir = makeTmpDir('lakecrypt-bench-gw-');
+  const port = await freePort();
+  const adminPort = await freePort();
+  // an empty config file: defaults + the env below, whatever config/lakecrypt.yaml says
+  const configFile = path.join(dataDir.path, 'bench.yaml');
+  writeFileSync(configFile, '');
+  const accessKey = `bench${randomBytes(4).toString('hex')}`;
+  const secretKey = randomBytes(18).toString('base64url');
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      LAKECRYPT_CONFIG: configFile,
+      LAKECRYPT_HOST: '127.0.0.1',
+      LAKECRYPT_PORT: String(port),
+      LAKECRYPT_ADMIN_HOST: '127.0.0.1',
+      LAKECRYPT_ADMIN_PORT: String(adminPort),
+      LAKECRYPT_DATA_DIR: dataDir.path,
+      LAKECRYPT_ACCESS_KEY: accessKey,
+      LAKECRYPT_SECRET_KEY: secretKey,
+      LAKECRYPT_BACKEND: 's3',
+      LAKECRYPT_S3_ENDPOINT: backend.endpoint,
+      LAKECRYPT_S3_ACCESS_KEY: backend.accessKey,
+      LAKECRYPT_S3_SECRET_KEY: backend.secretKey,
+      LAKECRYPT_META_BUCKET: `lcmeta-${randomBytes(4).toString('hex')}`,
+      LAKECRYPT_LOG_LEVEL: 'warn',
+      LAKECRYPT_ACCESS_LOG: 'false',
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: string[] = [];
+  const keep = (d: Buffer) => {
+    out.push(d.toString());
+    if (out.length > 300) out.splice(0, out.length - 300);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  process.once('exit', () => child.kill('SIGKILL'));
+  const deadline = Date.now() + 90_000;
+  while (!out.join('').includes('lakecrypt is up')) {
+    if (exited) throw new Error(`lakecrypt exited during startup:\n${out.join('')}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`lakecrypt did not start in 90 s:\n${out.join('')}`);
+    }
+    await sleep(50);
+  }
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    accessKey,
+    secretKey,
+    pid: child.pid!,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    child,
+    logs: () => out.join(''),
+    async stop() {
+      if (exited) return;
+      const done = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await done;
+      clearTimeout(t);
+      dataDir.cleanup();
+    },
+  };
+}
+
+export async function makeTarget(name: TargetName, e: Endpoint, pid: number): Promise<Target> {
+  const client = makeClient(e);
+  const bucket = `bench-${name.replace('_', '-')}-${randomBytes(3).toString('hex')}`;
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  if (name === 'minio_sse') {
+    // what `mc encrypt set sse-s3 ALIAS/BUCKET` does, in case auto-encryption is not honoured by this MinIO
+    await client.send(new PutBucketEncryptionCommand({
+      Bucket: bucket,
+      ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    }));
+  }
+  return { name, ...e, client, headClient: makeClient(e), bucket, pid };
+}
+
+/** Put a probe object and return what HEAD says about server-side encryption. */
+export async function probeSse(t: Target): Promise<string | undefined> {
+  await t.client.send(new PutObjectCommand({ Bucket: t.bucket, Key: 'sse-probe', Body: Buffer.from('probe') }));
+  const h = await t.headClient.send(new HeadObjectCommand({ Bucket: t.bucket, Key: 'sse-probe' }));
+  return h.ServerSideEncryption;
+}
+
+/** VmRSS / VmHWM of a process in MiB (Linux /proc). */
+export function memOf(pid: number): { rss: number; hwm: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
+    return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+  } catch {
+    return null;
+  }
+}
+
+/** Sample VmRSS every `everyMs` until stopped; returns the peak seen (MiB). */
+export function rssSampler(pid: number, everyMs = 100): { stop(): { peak: number; samples: number; hwm: number } } {
+  let peak = 0;
+  let samples = 0;
+  const tick = () => {
+    const m = memOf(pid);
+    if (m && m.rss > peak) peak = m.rss;
+    samples++;
+  };
+  tick();
+  const t = setInterval(tick, everyMs);
+  return {
+    stop() {
+      clearInterval(t);
+      tick();
+      return { peak, samples, hwm: memOf(pid)?.hwm ?? NaN };
+    },
+  };
+}
