@@ -28,10 +28,13 @@ export interface ChunkPos { part: number; chunk: number }
 
 export interface PartLayout { size: number; partNumber: number; plainStart: number; cipherStart: number }
 
+/** Only part number 1 carries the prefix: an object completed from parts 2, 5, 9 has none (FORMAT.md 2.3). */
+export const hasPrefix = (h: Pick<HeaderFields, 'parts'>): boolean => partNumberOf(h as HeaderFields, 0) === 1;
+
 /** Cumulative plaintext and ciphertext offsets of every part (docs/FORMAT.md 2.3, any layout). */
 export function partLayout(h: Pick<HeaderFields, 'parts'>): PartLayout[] {
   let plain = 0;
-  let cipher = PREFIX_SIZE;
+  let cipher = hasPrefix(h) ? PREFIX_SIZE : 0;
   return h.parts.map((p, i) => {
     const l = { size: p.plaintextSize, partNumber: partNumberOf(h as HeaderFields, i), plainStart: plain, cipherStart: cipher };
     plain += p.plaintextSize;
@@ -102,7 +105,7 @@ export function locateRange(h: Pick<HeaderFields, 'parts'>, start: number, endIn
   const first = parts[pf].cipherStart + from.chunk * SEALED_CHUNK_SIZE;
   const lastLen = Math.min(CHUNK_SIZE, parts[pt].size - to.chunk * CHUNK_SIZE);
   const cipherEnd = parts[pt].cipherStart + to.chunk * SEALED_CHUNK_SIZE + lastLen + TAG_SIZE - 1;
-  const withPrefix = first === PREFIX_SIZE;
+  const withPrefix = hasPrefix(h) && first === PREFIX_SIZE;
   return { cipherStart: withPrefix ? 0 : first, cipherEnd, withPrefix, from, to, parts };
 }
 

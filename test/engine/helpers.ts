@@ -25,7 +25,7 @@ export async function encryptObject(sizes: number[], blockSize: number, opts: { 
   for (const [i, size] of sizes.entries()) {
     const partNumber = opts.partNumbers?.[i] ?? i + 1;
     const deks = newDeks(blockCount(size, blockSize));
-    const enc = createEncryptStream({ dataset, oid, partNumber, plaintextSize: size, blockSize, deks, withPrefix: i === 0, threads: opts.threads ?? 0 });
+    const enc = createEncryptStream({ dataset, oid, partNumber, plaintextSize: size, blockSize, deks, withPrefix: partNumber === 1, threads: opts.threads ?? 0 });
     cts.push(await buffer(pieces(pt.subarray(off, off + size), opts.piece ?? 100_003).pipe(enc)));
     parts.push({ partNumber, plaintextSize: size, deks });
     off += size;
