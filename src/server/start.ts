@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -99,7 +99,13 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     },
   };
   const app = createS3App(gateway, health);
-  const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
+  const honoListener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
+  // hono answers HEAD by running the GET route and re-wrapping its Response, which loses the "already sent"
+  // marker of a handler that wrote the Node response itself (the socket then breaks): HEAD goes straight in.
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'HEAD') return void gateway.handle(req, res);
+    return honoListener(req, res);
+  };
   const server: Server = o.tls
     ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), maxHeaderSize: o.maxHeaderBytes }, listener) as unknown as Server)
     : createHttpServer({ maxHeaderSize: o.maxHeaderBytes }, listener);

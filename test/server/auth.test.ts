@@ -20,7 +20,8 @@ class Sha256 {
     this.h = this.secret ? createHmac('sha256', this.secret as never) : createHash('sha256');
   }
 }
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { spawnGateway } from '../helpers/gateway-process.ts';
 import { encodeAwsChunked, signingKey, crc32b64 } from '../s3/helpers.ts';
 import { startTestGateway, type TestGateway } from './harness.ts';
 
@@ -214,5 +215,54 @@ describe('SigV4 modes end to end', () => {
     const r = await send(new URL(`${gw.url}/signed`), 'GET', signed.headers as Record<string, string>);
     expect(r.status).toBe(200);
     expect(r.body).toBe('signed payload body');
+  });
+});
+
+describe('keep-alive connections', () => {
+  it('a HEAD (found, missing, refused) leaves the connection usable for the next request', async () => {
+    // A separate process, as deployed: the in-process harness did not show the broken-socket bug this guards.
+    const gw = await spawnGateway();
+    try {
+      const s3 = new S3Client({ endpoint: gw.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey } });
+      await s3.send(new CreateBucketCommand({ Bucket: 'keepalive' }));
+      await s3.send(new PutObjectCommand({ Bucket: 'keepalive', Key: 'k', Body: 'kept alive' }));
+      const signerKA = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, sha256: Sha256 as never, uriEscapePath: false });
+      const u = new URL(gw.url);
+      const { connect } = await import('node:net');
+      // One raw socket for every request, as curl and s3cmd reuse it.
+      const sock = connect(Number(u.port), u.hostname);
+      await new Promise((r) => sock.once('connect', r));
+      let buf = '';
+      sock.on('data', (d) => (buf += d.toString('latin1')));
+      let closed = false;
+      sock.on('close', () => (closed = true));
+      const call = async (method: string, path: string) => {
+        const signed = await signerKA.sign({ method, protocol: 'http:', hostname: u.hostname, port: Number(u.port), path, headers: { host: u.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+        const head = Object.entries(signed.headers as Record<string, string>).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+        buf = '';
+        sock.write(`${method} ${path} HTTP/1.1\r\n${head}\r\n\r\n`);
+        // Read one response: headers, then Content-Length bytes of body (none for HEAD).
+        for (;;) {
+          if (closed) throw new Error(`connection closed after ${method} ${path}`);
+          const end = buf.indexOf('\r\n\r\n');
+          if (end >= 0) {
+            const status = Number(buf.slice(9, 12));
+            const len = Number(/content-length: (\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+            const body = buf.slice(end + 4);
+            if (method === 'HEAD' || body.length >= len) return { status, body: method === 'HEAD' ? '' : body.slice(0, len) };
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      expect((await call('HEAD', '/keepalive/k')).status).toBe(200);
+      expect((await call('GET', '/keepalive/k')).body).toBe('kept alive');
+      expect((await call('HEAD', '/keepalive/missing')).status).toBe(404);
+      expect((await call('GET', '/keepalive/k')).body).toBe('kept alive');
+      expect((await call('HEAD', '/no/k')).status).toBe(400);
+      expect((await call('GET', '/keepalive/k')).body).toBe('kept alive');
+      sock.destroy();
+    } finally {
+      await gw.stop();
+    }
   });
 });
