@@ -115,6 +115,26 @@ export class ObjectStore {
     this.headers = new HeaderCache(4096, headerCacheTtlMs);
   }
 
+  /** A pending header for a new object version: fresh oid, the dataset's active KEK version. */
+  async newHeader(bucket: string, key: string, meta: HeaderMeta, parts: HeaderFields['parts'], checksums: HeaderChecksums): Promise<HeaderFields> {
+    const dataset = this.keys.datasetFor(bucket, key);
+    const { version } = await this.keys.activeKek(dataset);
+    return {
+      dataset,
+      kekVersion: version,
+      oid: randomBytes(16),
+      bucket,
+      key,
+      state: 'pending',
+      createdAt: Date.now(),
+      blockSize: this.blockSize,
+      chunkSize: CHUNK_SIZE,
+      parts,
+      meta,
+      checksums,
+    };
+  }
+
   headerPath(bucket: string, key: string, oidHex: string): string {
     return `h/${bucket}/${keyHash(key)}/${oidHex}`;
   }
@@ -330,24 +350,9 @@ export class ObjectStore {
     finish: () => Promise<HeaderChecksums> | HeaderChecksums,
     cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
   ): Promise<PutResult> {
-    const dataset = this.keys.datasetFor(bucket, key);
-    const { version } = await this.keys.activeKek(dataset);
-    const oid = randomBytes(16);
     const deks = newDeks(blockCount(size, this.blockSize));
-    const header: HeaderFields = {
-      dataset,
-      kekVersion: version,
-      oid,
-      bucket,
-      key,
-      state: 'pending',
-      createdAt: Date.now(),
-      blockSize: this.blockSize,
-      chunkSize: CHUNK_SIZE,
-      parts: [{ partNumber: 1, plaintextSize: size, deks }],
-      meta,
-      checksums: {},
-    };
+    const header = await this.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: size, deks }], {});
+    const { dataset, oid } = header;
     try {
       await this.writeHeader(header);
       let checksums: HeaderChecksums = {};
@@ -489,25 +494,10 @@ export class MultipartStore {
   }
 
   async create(bucket: string, key: string, meta: HeaderMeta, checksums: HeaderChecksums): Promise<string> {
-    const dataset = this.keys.datasetFor(bucket, key);
-    const { version } = await this.keys.activeKek(dataset);
-    const oid = randomBytes(16);
-    const uploadId = await this.backend.createMultipart(bucket, key, { [META_OID]: oid.toString('hex'), [META_FMT]: '1' });
-    await this.putSealed(this.initPath(uploadId), {
-      dataset,
-      kekVersion: version,
-      oid,
-      bucket,
-      key,
-      state: 'pending',
-      createdAt: Date.now(),
-      blockSize: this.store.blockSize,
-      chunkSize: CHUNK_SIZE,
-      // The format needs at least one part; the upload record carries an empty placeholder.
-      parts: [{ partNumber: 1, plaintextSize: 0, deks: [] }],
-      meta,
-      checksums,
-    });
+    // The format needs at least one part; the upload record carries an empty placeholder.
+    const init = await this.store.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: 0, deks: [] }], checksums);
+    const uploadId = await this.backend.createMultipart(bucket, key, { [META_OID]: init.oid.toString('hex'), [META_FMT]: '1' });
+    await this.putSealed(this.initPath(uploadId), init);
     return uploadId;
   }
 
