@@ -31,9 +31,9 @@ function backendOf(cfg: Config): Backend {
 /** The default CMK plus one per configured tenant. */
 export function cmksOf(cfg: Config): Record<string, CmkProvider> {
   const cmks: Record<string, CmkProvider> = {};
-  const pkcs11 = (id: string, token?: string, pin?: string, label?: string) => {
+  const pkcs11 = (id: string, token?: string, pin?: string, keyLabel?: string) => {
     if (!cfg.pkcs11.module) throw new Error('LAKECRYPT_PKCS11_MODULE: expected the path of a PKCS#11 module when a pkcs11 CMK is configured');
-    return new Pkcs11CmkProvider({ module: cfg.pkcs11.module, tokenLabel: token ?? cfg.pkcs11.token ?? '', pin: pin ?? cfg.pkcs11.pin ?? '', id: label ?? id });
+    return new Pkcs11CmkProvider({ module: cfg.pkcs11.module, tokenLabel: token ?? cfg.pkcs11.token ?? '', pin: pin ?? cfg.pkcs11.pin ?? '', id, keyLabel });
   };
   cmks.default = cfg.cmk === 'pkcs11' ? pkcs11('default') : new LocalCmkProvider({ id: 'default', dataDir: cfg.dataDir });
   for (const c of cfg.cmks ?? []) {

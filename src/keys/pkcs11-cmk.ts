@@ -31,7 +31,9 @@ export interface Pkcs11CmkOptions {
   tokenLabel: string;
   /** User PIN. */
   pin: string;
-  /** Logical CMK name (tenant); also the key label prefix (`<id>-v<N>`). */
+  /** Key label prefix on the token (`<keyLabel>-v<N>`); default the id. */
+  keyLabel?: string;
+  /** Logical CMK name (tenant); also the key label prefix (`<id>-v<N>`) when no keyLabel is given. */
   id: string;
 }
 
@@ -109,11 +111,15 @@ export class Pkcs11CmkProvider implements CmkProvider {
     this.opts = { ...opts };
   }
 
+  /** Objects on the token are named after `keyLabel` when given (a tenant's key label), else after the id. */
+  private get labelBase(): string {
+    return this.opts.keyLabel ?? this.id;
+  }
   private label(v: number): string {
-    return `${this.id}-v${v}`;
+    return `${this.labelBase}-v${v}`;
   }
   private stateLabel(): string {
-    return `${this.id}-state`;
+    return `${this.labelBase}-state`;
   }
 
   /** Opens the token session, logs in, creates v1 on first start. Idempotent; called lazily by every method. */

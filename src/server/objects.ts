@@ -147,31 +147,33 @@ export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Pr
   const start = range?.start ?? 0;
   const end = range?.end ?? obj.size - 1;
   const length = obj.size === 0 ? 0 : end - start + 1;
+  // Open the plaintext stream first: a revoked key or a changed object is answered with a clean S3 error.
+  const stream = headOnly ? null : await g.store.read(obj, start, end);
   for (const [k, v] of Object.entries(headers)) r.res.setHeader(k, v);
   r.res.setHeader('Content-Length', length);
   if (range) r.res.setHeader('Content-Range', `bytes ${start}-${end}/${obj.size}`);
   r.res.statusCode = range ? 206 : 200;
-  if (headOnly) {
+  if (!stream) {
     r.res.end();
     return;
   }
-  const stream = await g.store.read(obj, start, end);
   await pipeToResponse(stream, r);
 }
 
 /** GET without Range: one backend round trip (data + cached header) instead of HEAD then GET. */
 async function getWholeObject(g: Gateway, r: S3Request): Promise<void> {
-  const { obj, stream, discard } = await g.store.openWhole(r.bucket, r.key);
+  const { obj, open, discard } = await g.store.openWhole(r.bucket, r.key);
   try {
     checkGetConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
   } catch (e) {
     discard();
     throw e;
   }
+  const stream = await open();
   for (const [k, v] of Object.entries(objectHeaders(obj, r, true))) r.res.setHeader(k, v);
   r.res.setHeader('Content-Length', obj.size);
   r.res.statusCode = 200;
-  await pipeToResponse(stream(), r);
+  await pipeToResponse(stream, r);
 }
 
 /**

@@ -34,6 +34,8 @@ export function sendError(res: ServerResponse, e: unknown, resource: string, req
     return err;
   }
   const body = method === 'HEAD' || err.status === 304 ? '' : errorXml(err, resource, requestId);
+  // Headers a handler set for the object (type, encoding, checksums, length) do not describe an error body.
+  for (const name of res.getHeaderNames()) if (name !== 'server') res.removeHeader(name);
   res.statusCode = err.status;
   res.setHeader('x-amz-request-id', requestId);
   if (body) {

@@ -84,19 +84,6 @@ export function storedSizeOf(h: HeaderFields): number {
   return n;
 }
 
-/** A Readable that resolves its source on first read, so opening errors surface as stream errors. */
-function lazy(open: () => Promise<Readable>): Readable {
-  const out = new PassThrough();
-  open().then(
-    (src) => {
-      src.on('error', (e) => out.destroy(e));
-      src.pipe(out);
-    },
-    (e) => out.destroy(e),
-  );
-  return out;
-}
-
 const keyHash = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 
 /**
@@ -230,7 +217,7 @@ export class ObjectStore {
    * `lc-oid` the GET returned, and hand back the object and a plaintext stream factory. Falls back to `stat` +
    * `read` when the version changed under us.
    */
-  async openWhole(bucket: string, key: string): Promise<{ obj: StoredObject; stream: () => Readable; discard: () => void }> {
+  async openWhole(bucket: string, key: string): Promise<{ obj: StoredObject; open: () => Promise<Readable>; discard: () => void }> {
     let got: { body: Readable; info: ObjectInfo };
     try {
       got = await this.backend.getObject(bucket, key);
@@ -254,7 +241,7 @@ export class ObjectStore {
       body.destroy();
       if (!isS3Error(e, 'IntegrityError')) throw e;
       const obj = await this.stat(bucket, key);
-      return { obj, stream: () => lazy(() => this.read(obj, 0, obj.size - 1)), discard: () => {} };
+      return { obj, open: () => this.read(obj, 0, obj.size - 1), discard: () => {} };
     }
     if (info.size !== storedSizeOf(header)) {
       body.destroy();
@@ -265,12 +252,13 @@ export class ObjectStore {
     return {
       obj,
       discard: () => body.destroy(),
-      stream: () => {
+      // Resolves once the keys are in hand (a revoked DEK fails here, before any response header is written).
+      open: async () => {
         if (size === 0) {
           body.resume();
           return Readable.from([]);
         }
-        return lazy(async () => this.decryptBody(obj, body, 0, size - 1));
+        return this.decryptBody(obj, body, 0, size - 1);
       },
     };
   }
