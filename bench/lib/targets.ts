@@ -56,6 +56,8 @@ export interface Gateway extends Endpoint {
   pid: number;
   adminUrl: string;
   child: ChildProcess;
+  /** Spawn to "lakecrypt is up" (ms): start-up samples to skip in a CPU profile. */
+  startupMs: number;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -70,6 +72,7 @@ export async function startGatewayProcess(backend: Endpoint, opts: { nodeArgs?: 
   writeFileSync(configFile, '');
   const accessKey = `bench${randomBytes(4).toString('hex')}`;
   const secretKey = randomBytes(18).toString('base64url');
+  const spawnedAt = performance.now();
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], {
     cwd: REPO,
     env: {
@@ -113,7 +116,9 @@ export async function startGatewayProcess(backend: Endpoint, opts: { nodeArgs?: 
     await sleep(50);
   }
   const endpoint = `http://127.0.0.1:${port}`;
+  const startupMs = performance.now() - spawnedAt;
   return {
+    startupMs,
     endpoint,
     accessKey,
     secretKey,
@@ -162,6 +167,17 @@ export function memOf(pid: number): { rss: number; hwm: number } | null {
     return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
   } catch {
     return null;
+  }
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far (Linux /proc, 100 ticks/s). */
+export function cpuSecondsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15 of the full line
+  } catch {
+    return NaN;
   }
 }
 

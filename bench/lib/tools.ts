@@ -175,10 +175,15 @@ export function rewrapFigures(): { headersPerS: number | null; dataBytesRead: nu
   };
   walk(j, '');
   const pick = (...names: string[]) => {
+    for (const n of names) if (flat.has(n)) return flat.get(n)!; // exact names first, in order of preference
     for (const [k, v] of flat) if (names.some((n) => k.endsWith(n))) return v;
     return null;
   };
   const headersPerS = pick('rewrapheaderspers', 'headerspers', 'headerspersec', 'headerspersecond', 'rate');
   const dataBytesRead = pick('rewrapdatabytesread', 'databytesread', 'databytes');
-  return { headersPerS, dataBytesRead, source: 'bench/results/rewrap.json' };
+  const extra = Object.entries(j as Record<string, unknown>)
+    .filter(([k, v]) => k !== 'rewrap-headers-per-s' && k !== 'rewrap-data-bytes-read' && (typeof v === 'number' || typeof v === 'string'))
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : v}`)
+    .join(', ');
+  return { headersPerS, dataBytesRead, source: `bench/results/rewrap.json (${extra})` };
 }

@@ -37,6 +37,7 @@ const EXPECTED = [
   'range-1mib-small-object-ms', 'range-1mib-huge-object-ms',
   'key-unwraps-per-1000-gets', 'rss-peak-mib-5gib-upload', 'crypto-pipeline-encrypt', 'crypto-pipeline-decrypt',
   'rewrap-headers-per-s', 'rewrap-data-bytes-read', 'mc-put-large', 'mc-get-large', 'warp-mixed-MiBps',
+  'gateway-cpu-ms-per-get-4k', 'gateway-cpu-s-per-gib-put',
 ];
 /** Scenarios every target runs: all three columns are expected. */
 const PEERED = /^(put|get|head)-(large|small)|^multipart|^range-|^mc-/;
