@@ -111,6 +111,30 @@ function parseTotalSize(contentRange: string | undefined, contentLength: number 
   return m ? Number(m[1]) : (contentLength ?? 0);
 }
 
+/**
+ * Retries of replayable calls: throttling (SlowDown, 429) and transient (5xx, network) errors, up to `maxAttempts`,
+ * exponential backoff with full jitter (base 100 ms, 400 ms when throttled, cap 5 s). Unlike the SDK's standard
+ * strategy there is no shared retry quota: with it, every call that was retried and then ended in a legitimate
+ * error (a 404 for the keystore epoch poll, a HEAD of a new key) leaks quota, and under sustained SlowDown the
+ * gateway stopped retrying altogether and passed 503s to its clients (test/reliability/faults.test.ts).
+ */
+class BackoffRetryStrategy {
+  constructor(private readonly maxAttempts: number) {}
+  private token(count: number, delay: number) {
+    return { getRetryCount: () => count, getRetryDelay: () => delay };
+  }
+  async acquireInitialRetryToken(_scope: string) {
+    return this.token(0, 0);
+  }
+  async refreshRetryTokenForRetry(token: { getRetryCount(): number }, info: { errorType: string; error?: unknown }) {
+    const n = token.getRetryCount() + 1;
+    if (n >= this.maxAttempts || (info.errorType !== 'THROTTLING' && info.errorType !== 'TRANSIENT')) throw info.error ?? new Error('no retry');
+    const base = info.errorType === 'THROTTLING' ? 400 : 100;
+    return this.token(n, Math.floor(Math.random() * Math.min(5000, base * 2 ** n)));
+  }
+  recordSuccess(_token: unknown) {}
+}
+
 export class S3Backend implements Backend {
   readonly kind = 's3' as const;
   readonly client: S3Client;
@@ -131,7 +155,7 @@ export class S3Backend implements Backend {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { httpAgent: this.httpAgent, httpsAgent: this.httpsAgent, connectionTimeout: 10_000 },
     };
-    this.client = new S3Client({ ...base, maxAttempts: opts.maxAttempts ?? 5, retryMode: 'standard' });
+    this.client = new S3Client({ ...base, maxAttempts: opts.maxAttempts ?? 5, retryStrategy: new BackoffRetryStrategy(opts.maxAttempts ?? 5) });
     this.once = new S3Client({ ...base, maxAttempts: 1 });
   }
 
