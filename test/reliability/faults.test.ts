@@ -263,7 +263,7 @@ describe('faults: backend outages and gateway crashes', () => {
   });
 
   it('MinIO killed mid-GET: the client gets a prefix of the plaintext, never other bytes; reads work after restart', async () => {
-    const data = randomBytes(24 * MiB);
+    const data = randomBytes(12 * MiB);
     await client(gw.url, creds).send(new PutObjectCommand({ Bucket: bucket, Key: 'big', Body: data }));
     acked.set(`${bucket}/big`, data);
     const r = await slowGet(gw.url, creds, `/${bucket}/big`, MiB, async () => {
@@ -522,8 +522,9 @@ describe('faults: backend answering 503 SlowDown', () => {
       }
       console.log(`[faults] 503 SlowDown injected: ${injected} (of ${proxy.count} backend requests); reads needing a client retry: ${clientRetried}/${reads}`);
       expect(injected).toBeGreaterThan(20);
-      // Observed ~5%: see the report (a backend SlowDown occasionally surfaces with SDK attempts=1). Bound: 15%.
-      expect(clientRetried).toBeLessThanOrEqual(Math.ceil(reads * 0.15));
+      // Every idempotent backend call was absorbed by the gateway (before the fix to src/backend/s3.ts, the SDK's
+      // retry quota drained under sustained SlowDown and ~5% of reads saw a 503).
+      expect(clientRetried).toBe(0);
       stats.injected += injected;
       stats.survived += injected;
     } catch (e) {
