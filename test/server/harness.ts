@@ -73,6 +73,8 @@ export async function startTestGateway(
       if (err && err.status >= 500 && process.env.LAKECRYPT_TEST_DEBUG) console.error('gateway 5xx', err, err.cause);
     },
     ...extra,
+    // Extra users come beside the generated root user, never instead of it.
+    users: [{ accessKey, secretKey, buckets: ['*'], admin: true }, ...(extra.users ?? [])],
   });
   return {
     url: running.url,
