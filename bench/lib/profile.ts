@@ -41,7 +41,7 @@ const frameName = (n: CpuNode | undefined): { fn: string; where: string } => {
  */
 /** Where a frame belongs, for a coarse breakdown: src/<dir>, workers, an npm package, node:<area>, native. */
 export function categoryOf(fn: string, where: string): string {
-  if (fn.startsWith('(')) return fn; // (garbage collector), (program)
+  if (fn.startsWith('(') && fn !== '(anonymous)') return fn; // (garbage collector), (program)
   if (!where) return 'native (C++ bindings: socket writes, crypto, buffers)';
   const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where);
   if (m) return `npm ${m[1].startsWith('@aws-sdk') || m[1].startsWith('@smithy') ? '@aws-sdk/@smithy (backend S3 client)' : m[1]}`;

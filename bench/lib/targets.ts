@@ -27,7 +27,7 @@ export interface Target extends Endpoint {
   name: TargetName;
   client: S3Client;
   /** Same settings, own keep-alive agent: HEADs go here, so a server that breaks the connection after a HEAD
-   * (lakecrypt at the time of writing, see bench/README.md) does not poison the sockets of other scenarios. */
+   * (as lakecrypt's standalone process did before commit 543e6a2) cannot poison the sockets of other scenarios. */
   headClient: S3Client;
   bucket: string;
   pid: number;
