@@ -4,7 +4,7 @@
  *   npm run bench               full run (256 MiB objects, 4 GiB range object, 5 GiB RSS upload, 3 rounds)
  *   npm run bench -- --quick    short run (CI runs it via test/bench/quick.test.ts to keep it working)
  *   options: --out DIR (default bench/results), --rounds N, --profile (always profile the gateway),
- *            --no-profile, --no-warp
+ *            --no-profile, --no-warp, --render-only (re-render latest.md and the SVGs from DIR/latest.json)
  *
  * Writes DIR/latest.json, DIR/latest.md, DIR/{throughput,latency,ops}.svg (and DIR/profile.md when profiling).
  */
@@ -35,6 +35,14 @@ const sizes: Sizes = { ...(quick ? QUICK : FULL) };
 if (opt('--rounds')) sizes.rounds = Number(opt('--rounds'));
 const outDir = path.resolve(opt('--out') ?? path.join(REPO, 'bench', 'results'));
 mkdirSync(outDir, { recursive: true });
+
+if (flag('--render-only')) {
+  // re-render latest.md and the charts from DIR/latest.json (after a change to the report code)
+  const { readFileSync } = await import('node:fs');
+  const prev = JSON.parse(readFileSync(path.join(outDir, 'latest.json'), 'utf8')) as Parameters<typeof writeReport>[1];
+  writeReport(outDir, prev);
+  process.exit(0);
+}
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const notes: string[] = [];

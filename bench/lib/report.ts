@@ -144,7 +144,8 @@ export function writeReport(dir: string, r: Report): string[] {
   w('latest.json', JSON.stringify(rounded, null, 2) + '\n');
   w('latest.md', markdown(rounded));
   const pick = (f: (x: Row) => boolean) => rounded.results.filter((x) => f(x) && COLS.some((c) => x[c] !== null));
-  w('throughput.svg', barChart('Throughput', 'MiB/s, higher is better', pick((x) => x.unit === 'MiB/s')));
+  // only rows with a peer figure: the single-column crypto/openssl rows would flatten every other bar
+  w('throughput.svg', barChart('Throughput', 'MiB/s, higher is better', pick((x) => x.unit === 'MiB/s' && (x.minio !== null || x.minio_sse !== null))));
   w('latency.svg', barChart('Latency', 'ms, lower is better', pick((x) => x.unit === 'ms')));
   w('ops.svg', barChart('Small-object operations', 'ops/s, higher is better', pick((x) => x.unit === 'ops/s')));
   return files;
