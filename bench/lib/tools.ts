@@ -83,7 +83,7 @@ export function parseWarp(out: string): { mibps: number; objps: number } | null 
   let mibps = 0;
   let objps = 0;
   let seen = false;
-  for (const m of clean.matchAll(/\*\s*Average:\s*([\d.]+)\s*(KiB|MiB|GiB)\/s,\s*([\d.]+)\s*obj\/s/gi)) {
+  for (const m of clean.matchAll(/\*\s*(?:Average|Throughput):\s*([\d.]+)\s*(KiB|MiB|GiB)\/s,\s*([\d.]+)\s*obj\/s/gi)) {
     mibps += scale(Number(m[1]), m[2]);
     objps += Number(m[3]);
     seen = true;
