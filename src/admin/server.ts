@@ -19,6 +19,29 @@ import { RotationPolicy } from './policy.ts';
 import { RewrapManager } from './rewrap.ts';
 import { listPages } from './util.ts';
 
+/** Largest admin request body (keystore restores are the big ones). Anything larger is refused unread. */
+const MAX_ADMIN_BODY = 8 * 1024 * 1024;
+
+/**
+ * Read a request body up to `max` bytes, before authentication has been decided: a declared or streamed
+ * body over the limit is refused (413) instead of buffered, so anonymous clients cannot fill memory.
+ */
+async function readLimited(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > max) throw new S3Error('EntityTooLarge', `admin request bodies are limited to ${max} bytes`);
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > max) {
+      req.destroy();
+      throw new S3Error('EntityTooLarge', `admin request bodies are limited to ${max} bytes`);
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
 export interface AdminDatasetConfig {
   name: string;
   cmk?: string;
@@ -139,7 +162,7 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
   app.post('/admin/login', async (c) => {
     let body: Json;
     try {
-      body = (await c.req.json()) as Json;
+      body = JSON.parse((await readLimited((c.env as { incoming: IncomingMessage }).incoming, 64 * 1024)).toString('utf8')) as Json;
     } catch {
       return refuse(c, new S3Error('InvalidArgument', 'expected a JSON body {accessKey, secretKey}'), undefined);
     }
@@ -163,7 +186,7 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
     const incoming = (c.env as { incoming: IncomingMessage }).incoming;
     const raw = incoming.url ?? '/';
     const q = raw.indexOf('?');
-    const body = Buffer.from(await c.req.arrayBuffer());
+    const body = await readLimited(incoming, MAX_ADMIN_BODY);
     let user: User | undefined;
     let presented: string | undefined;
     try {

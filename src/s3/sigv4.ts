@@ -327,6 +327,25 @@ export function parseAuthorizationHeader(value: string): { credential: string; s
   return { credential, signedHeaders, signature };
 }
 
+/** x-amz-* headers that change what a request does: they MUST be covered by the signature. */
+const MUST_SIGN = /^x-amz-(copy-source.*|metadata-directive|decoded-content-length|tagging-directive|website-redirect-location)$/;
+
+/**
+ * Unsigned x-amz-* headers are refused as AWS does: on a presigned URL every one of them (the holder of a
+ * presigned PUT must not turn it into a CopyObject from another bucket), with header auth the ones that
+ * change the operation (a captured request must not be replayed with another copy source).
+ */
+function checkUnsignedHeaders(headers: HeaderMap, signed: readonly string[], presigned: boolean): void {
+  const signedSet = new Set(signed);
+  for (const name of Object.keys(headers)) {
+    const n = name.toLowerCase();
+    if (!n.startsWith('x-amz-') || signedSet.has(n)) continue;
+    if (presigned ? n !== 'x-amz-content-sha256' : MUST_SIGN.test(n)) {
+      throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', { HeadersNotSigned: n });
+    }
+  }
+}
+
 /**
  * Verify a SigV4 request. Throws S3Error:
  * AccessDenied (anonymous, expired / not yet valid presigned), InvalidAccessKeyId, SignatureDoesNotMatch,
@@ -413,6 +432,7 @@ export function verifyRequest(
     throw malformed(`Invalid credential date "${cred.date}". This date is not the same as X-Amz-Date: "${amzDate.slice(0, 8)}".`);
   }
   const signedHeaders = parseSignedHeaders(signedHeadersStr, malformed);
+  checkUnsignedHeaders(req.headers, signedHeaders, presigned);
   if (!SIG_RE.test(signature)) {
     if (presigned) throw malformed('X-Amz-Signature must be 64 lowercase hex characters');
     throw malformed('the Signature must be 64 lowercase hex characters.');

@@ -7,6 +7,7 @@ import { metaFromRequest, openCopySource, quote, SSE_HEADERS } from './objects.t
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
+import { checkWriteConditions } from '../s3/conditional.ts';
 
 const ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
 
@@ -90,6 +91,11 @@ export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise
   const body = await g.readSmallBody(r, 1024 * 1024);
   const requested = xml.parseCompleteMultipartUpload(body);
   if (requested.length === 0) throw new S3Error('MalformedXML');
+  if (r.header('if-none-match') !== undefined || r.header('if-match') !== undefined) {
+    // Checked against the current object just before the commit (not atomic with it, unlike PutObject).
+    const existing = await g.backend.headObject(r.bucket, r.key);
+    checkWriteConditions(r.req.headers, existing ? { etag: existing.etag, lastModified: existing.lastModified } : undefined);
+  }
   const combine = async (init: HeaderFields, parts: HeaderFields[]): Promise<HeaderChecksums> => {
     // The client's per-part checksums in the body must be the ones we computed when the parts arrived.
     requested.forEach((p, i) => {

@@ -132,6 +132,8 @@ export class ObjectStore {
   /** Seal and store a header under the dataset's active KEK (or the given version). */
   async writeHeader(fields: HeaderFields, opts: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<string> {
     const kek = await this.keys.kek(fields.dataset, fields.kekVersion);
+    // Never seal DEKs that a cache clear zeroed under us: that would make the object unreadable for good.
+    if (dekWiped(fields)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
     const bytes = sealHeader(fields, kek);
     const { etag } = await this.backend.putObject(
       this.metaBucket,
@@ -341,8 +343,9 @@ export class ObjectStore {
     const deks = newDeks(blockCount(size, this.blockSize));
     const header = await this.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: size, deks }], {});
     const { dataset, oid } = header;
+    let committed = false;
     try {
-      await this.writeHeader(header);
+      const pendingEtag = await this.writeHeader(header);
       let checksums: HeaderChecksums = {};
       const gate = holdLastBytes(async () => {
         checksums = await finish();
@@ -359,12 +362,19 @@ export class ObjectStore {
           ...cond,
         }),
       ]);
-      await this.writeHeader({ ...header, state: 'final', checksums });
+      // Committed: the pending header already decrypts the object, so what follows is best effort and never
+      // fails the (acknowledged) write. The final header goes under the KEK version active now, and only if
+      // nobody (a re-wrap, a revocation) rewrote the pending one meanwhile.
+      committed = true;
+      await this.keys
+        .activeKek(dataset)
+        .then(({ version }) => this.writeHeader({ ...header, kekVersion: version, state: 'final', checksums }, { ifMatch: pendingEtag }))
+        .catch(() => {});
       await this.dropPreviousHeader(bucket, key, previous, oid);
       return { etag: put.etag, oid };
     } catch (e) {
-      // The data object was not committed (or failed): its header is an orphan; remove it now (gc otherwise).
-      await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid.toString('hex'))).catch(() => {});
+      // Not committed: the header is an orphan; remove it now (gc otherwise). After the commit it is the object's.
+      if (!committed) await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid.toString('hex'))).catch(() => {});
       throw e;
     } finally {
       for (const d of deks) zero(d);
@@ -397,10 +407,24 @@ export class ObjectStore {
 
   /** Server-side copy of the ciphertext within one dataset, with a new header bound to the destination. */
   async copySameDataset(src: StoredObject, dstBucket: string, dstKey: string, meta: HeaderMeta): Promise<PutResult> {
-    const dataset = src.header.dataset;
+    // Our own copy of the DEKs before any await: the cached header's may be zeroed by a concurrent cache clear.
+    let own = cloneHeaderKeys(src.header);
+    if (dekWiped(own)) {
+      wipeHeaderKeys(own);
+      own = cloneHeaderKeys((await this.readHeader(src.bucket, src.key, src.header.oid.toString('hex'))).header);
+    }
+    try {
+      return await this.copyWithKeys(src, own, dstBucket, dstKey, meta);
+    } finally {
+      wipeHeaderKeys(own);
+    }
+  }
+
+  private async copyWithKeys(src: StoredObject, own: HeaderFields, dstBucket: string, dstKey: string, meta: HeaderMeta): Promise<PutResult> {
+    const dataset = own.dataset;
     const { version } = await this.keys.activeKek(dataset);
     const header: HeaderFields = {
-      ...src.header,
+      ...own,
       bucket: dstBucket,
       key: dstKey,
       kekVersion: version,
@@ -416,6 +440,8 @@ export class ObjectStore {
         meta: { [META_OID]: oidHex, [META_FMT]: '1' },
         ifMatch: src.etag,
       });
+      // An in-place copy (metadata change) keeps the oid: the cached header of that oid is stale now.
+      this.headers.delete(dstBucket, dstKey, oidHex);
       if (!(previous?.meta[META_OID] === oidHex && src.bucket === dstBucket && src.key === dstKey)) {
         await this.dropPreviousHeader(dstBucket, dstKey, previous, src.header.oid);
       }
@@ -609,8 +635,10 @@ export class MultipartStore {
           throw new S3Error('EntityTooSmall', undefined, { ProposedSize: String(h.parts[0]!.plaintextSize), MinSizeAllowed: String(MIN_PART_SIZE) });
         }
       });
+      const { version: activeVersion } = await this.keys.activeKek(init.dataset);
       const header: HeaderFields = {
         ...init,
+        kekVersion: activeVersion,
         state: 'final',
         createdAt: Date.now(),
         parts: sealed.map((h) => h.parts[0]!),

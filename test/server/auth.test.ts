@@ -266,3 +266,31 @@ describe('keep-alive connections', () => {
     }
   });
 });
+
+describe('unsigned headers', () => {
+  it('a presigned PUT cannot be turned into a copy from another bucket by an unsigned x-amz-copy-source', async () => {
+    const gw = await startTestGateway('fs');
+    try {
+      const s3 = gw.client();
+      await s3.send(new CreateBucketCommand({ Bucket: 'secretb' }));
+      await s3.send(new CreateBucketCommand({ Bucket: 'pub' }));
+      await s3.send(new PutObjectCommand({ Bucket: 'secretb', Key: 'payroll.csv', Body: 'TOP SECRET PAYROLL' }));
+      const signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, sha256: Sha256 as never, uriEscapePath: false });
+      const u = new URL(`${gw.url}/pub/upload.bin`);
+      const p = await signer.presign({ method: 'PUT', protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: u.pathname, headers: { host: u.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } }, { expiresIn: 60 });
+      const url = new URL(`${gw.url}${u.pathname}?${new URLSearchParams(p.query as Record<string, string>)}`);
+      const r = await send(url, 'PUT', { 'x-amz-copy-source': 'secretb/payroll.csv', 'content-length': '0' }, Buffer.alloc(0));
+      expect(r.status).toBe(403);
+      expect(code(r)).toBe('AccessDenied');
+      // The same URL without the extra header still works as the plain upload it was signed for.
+      const ok = await send(url, 'PUT', { 'content-length': '5' }, Buffer.from('hello'));
+      expect(ok.status).toBe(200);
+      // Header auth: an unsigned copy source is refused too.
+      const plain = await signer.sign({ method: 'PUT', protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: '/pub/copied', headers: { host: u.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+      const r2 = await send(new URL(`${gw.url}/pub/copied`), 'PUT', { ...(plain.headers as Record<string, string>), 'x-amz-copy-source': 'secretb/payroll.csv' });
+      expect(r2.status).toBe(403);
+    } finally {
+      await gw.close();
+    }
+  });
+});
