@@ -29,6 +29,7 @@ export const ERRORS = {
   InvalidArgument: { status: 400, message: 'Invalid Argument.' },
   InvalidRequest: { status: 400, message: 'Invalid Request.' },
   InvalidRange: { status: 416, message: 'The requested range is not satisfiable.' },
+  InvalidPartNumber: { status: 416, message: 'The requested partnumber is not satisfiable.' },
   InvalidPart: { status: 400, message: 'One or more of the specified parts could not be found.' },
   InvalidPartOrder: { status: 400, message: 'The list of parts was not in ascending order.' },
   EntityTooSmall: { status: 400, message: 'Your proposed upload is smaller than the minimum allowed object size.' },

@@ -126,7 +126,7 @@ function partRange(obj: StoredObject, partNumber: number): { start: number; end:
     if (i + 1 === partNumber) return { start, end: start + size - 1 };
     start += size;
   }
-  throw new S3Error('InvalidPart' as const, 'The requested partnumber is not satisfiable');
+  throw new S3Error('InvalidPartNumber');
 }
 
 export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Promise<void> {
@@ -134,7 +134,7 @@ export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Pr
   const partNumber = r.query.get('partNumber');
   if (!headOnly && partNumber === null && r.header('range') === undefined) return getWholeObject(g, r);
   const obj = await g.store.stat(r.bucket, r.key);
-  checkGetConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
+  conditions(r, obj);
   let range: { start: number; end: number } | null;
   if (partNumber !== null) {
     const n = Number(partNumber);
@@ -160,11 +160,24 @@ export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Pr
   await pipeToResponse(stream, r);
 }
 
+/** GET/HEAD preconditions; a 304 carries the object's ETag and Last-Modified, as S3's does. */
+function conditions(r: S3Request, obj: StoredObject): void {
+  try {
+    checkGetConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
+  } catch (e) {
+    if (e instanceof S3Error && e.code === 'NotModified') {
+      e.detail.ETag = quote(obj.etag);
+      e.detail['Last-Modified'] = obj.lastModified.toUTCString();
+    }
+    throw e;
+  }
+}
+
 /** GET without Range: one backend round trip (data + cached header) instead of HEAD then GET. */
 async function getWholeObject(g: Gateway, r: S3Request): Promise<void> {
   const { obj, open, discard } = await g.store.openWhole(r.bucket, r.key);
   try {
-    checkGetConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
+    conditions(r, obj);
   } catch (e) {
     discard();
     throw e;

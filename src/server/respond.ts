@@ -38,6 +38,9 @@ export function sendError(res: ServerResponse, e: unknown, resource: string, req
   for (const name of res.getHeaderNames()) if (name !== 'server') res.removeHeader(name);
   res.statusCode = err.status;
   res.setHeader('x-amz-request-id', requestId);
+  if (err.code === 'NotModified') {
+    for (const h of ['ETag', 'Last-Modified']) if (err.detail[h]) res.setHeader(h, err.detail[h]);
+  }
   if (body) {
     res.setHeader('Content-Type', 'application/xml');
     res.setHeader('Content-Length', Buffer.byteLength(body));

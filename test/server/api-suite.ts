@@ -159,6 +159,15 @@ export function apiSuite(kind: 'fs' | 's3') {
       expect((await body(ok)).toString()).toBe('conditional');
       expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfMatch: '"abc"' })))).status).toBe(412);
       expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfNoneMatch: put.ETag })))).status).toBe(304);
+      // A 304 still names the version it refers to.
+      const raw = await fetch(new URL(`/${bucket}/${key}`, gw.url), { method: 'HEAD' }).catch(() => null);
+      expect(raw?.status).toBe(403); // anonymous: refused, never a 304 leak
+      const nm = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(
+        (h) => h.ETag,
+        () => undefined,
+      );
+      expect(nm).toBe(put.ETag);
+      expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, PartNumber: 2 })))).status).toBe(416);
       const lastModified = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).LastModified!;
       expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfUnmodifiedSince: new Date(Date.now() - 3600_000) })))).status).toBe(412);
       expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfModifiedSince: lastModified })))).status).toBe(304);
