@@ -153,8 +153,8 @@ function newHasher(alg: ChecksumAlgorithm): Hasher {
 }
 
 export interface ChecksumResult {
-  /** Raw MD5 of the payload. */
-  md5: Buffer;
+  /** Raw MD5 of the payload (when the set computes it: always by default, only for Content-MD5 in forRequest). */
+  md5?: Buffer;
   /** base64 digests of the computed algorithms. */
   checksums: Partial<Record<ChecksumAlgorithm, string>>;
   length: number;
@@ -163,25 +163,27 @@ export interface ChecksumResult {
 /** Computes MD5 plus the requested algorithms while streaming. */
 export class ChecksumSet {
   readonly algorithms: readonly ChecksumAlgorithm[];
-  private readonly md5 = createHash('md5');
+  private readonly md5: Hash | undefined;
   private readonly hashers: Map<ChecksumAlgorithm, Hasher>;
   private result: Promise<ChecksumResult> | undefined;
   length = 0;
 
-  constructor(algorithms: Iterable<ChecksumAlgorithm> = []) {
+  constructor(algorithms: Iterable<ChecksumAlgorithm> = [], opts: { md5?: boolean } = {}) {
     this.algorithms = [...new Set(algorithms)];
+    this.md5 = opts.md5 === false ? undefined : createHash('md5');
     this.hashers = new Map(this.algorithms.map((a) => [a, newHasher(a)]));
   }
 
   /** A set computing what `expected` needs (plus MD5). */
   static forRequest(expected: ExpectedChecksums, extra: Iterable<ChecksumAlgorithm> = []): ChecksumSet {
-    return new ChecksumSet([...(expected.algorithm ? [expected.algorithm] : []), ...extra]);
+    // MD5 costs a third of an upload's CPU and lakecrypt's ETag is not an MD5: compute it only to check Content-MD5.
+    return new ChecksumSet([...(expected.algorithm ? [expected.algorithm] : []), ...extra], { md5: expected.md5 !== undefined });
   }
 
   update(chunk: Uint8Array): void {
     if (this.result) throw new Error('ChecksumSet.update after digest');
     this.length += chunk.length;
-    this.md5.update(chunk);
+    this.md5?.update(chunk);
     for (const h of this.hashers.values()) h.update(chunk);
   }
 
@@ -190,7 +192,7 @@ export class ChecksumSet {
     this.result ??= (async () => {
       const checksums: Partial<Record<ChecksumAlgorithm, string>> = {};
       for (const [a, h] of this.hashers) checksums[a] = (await h.digest()).toString('base64');
-      return { md5: this.md5.digest(), checksums, length: this.length };
+      return { md5: this.md5?.digest(), checksums, length: this.length };
     })();
     return this.result;
   }
@@ -213,7 +215,7 @@ export class ChecksumSet {
    */
   async verify(expected: ExpectedChecksums, trailers?: ReadonlyMap<string, string>): Promise<ChecksumResult> {
     const r = await this.digest();
-    if (expected.md5 !== undefined && r.md5.toString('base64') !== expected.md5) {
+    if (expected.md5 !== undefined && r.md5?.toString('base64') !== expected.md5) {
       throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
     }
     if (expected.value !== undefined && expected.algorithm) {

@@ -38,6 +38,8 @@ export interface Upload {
   finish: () => Promise<HeaderChecksums>;
   /** The checksums computed (after finish). */
   result: () => HeaderChecksums;
+  /** What will be stored when the upload verifies, if already known before the body (no trailer). */
+  known?: HeaderChecksums;
 }
 
 /** The S3 front end: authentication, dispatch to handlers, one error path. */
@@ -87,11 +89,19 @@ export class Gateway {
       finish: async () => {
         const got = await sums.verify(expected, decoder.trailers);
         const alg = expected.algorithm;
-        result = { md5: got.md5.toString('hex') };
+        result = got.md5 ? { md5: got.md5.toString('hex') } : {};
         if (alg && got.checksums[alg]) Object.assign(result, { algorithm: alg, value: got.checksums[alg], type: 'FULL_OBJECT' });
         return result;
       },
       result: () => result,
+      known:
+        expected.trailerName !== undefined
+          ? undefined
+          : expected.algorithm && expected.value
+            ? { algorithm: expected.algorithm, value: expected.value, type: 'FULL_OBJECT' }
+            : expected.algorithm
+              ? undefined
+              : {},
     };
   }
 

@@ -71,10 +71,16 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw new S3Error('NotImplemented', 'If-None-Match on PUT supports only "*".');
-  const { etag } = await g.store.put(r.bucket, r.key, upload.body, upload.size, meta, upload.finish, {
-    ifNoneMatch: ifNoneMatch === '*' ? '*' : undefined,
-    ifMatch: ifMatch?.replace(/"/g, ''),
-  });
+  const { etag } = await g.store.put(
+    r.bucket,
+    r.key,
+    upload.body,
+    upload.size,
+    meta,
+    upload.finish,
+    { ifNoneMatch: ifNoneMatch === '*' ? '*' : undefined, ifMatch: ifMatch?.replace(/"/g, '') },
+    upload.known,
+  );
   r.bytesIn = upload.size;
   r.res.statusCode = 200;
   r.res.setHeader('ETag', quote(etag));

@@ -46,14 +46,17 @@ export function holdLastBytes(verify: () => Promise<void>): Transform {
   let tail = Buffer.alloc(0);
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      const all = tail.length ? Buffer.concat([tail, chunk]) : chunk;
-      if (all.length <= HOLD_BYTES) {
-        tail = Buffer.from(all);
-        cb();
+      if (chunk.length < HOLD_BYTES) {
+        // Rare (tiny writes): merge into the held bytes and release what exceeds them.
+        const all = Buffer.concat([tail, chunk]);
+        tail = Buffer.from(all.subarray(Math.max(0, all.length - HOLD_BYTES)));
+        cb(null, all.length > HOLD_BYTES ? all.subarray(0, all.length - HOLD_BYTES) : undefined);
         return;
       }
-      tail = Buffer.from(all.subarray(all.length - HOLD_BYTES));
-      cb(null, all.subarray(0, all.length - HOLD_BYTES));
+      // Release the previously held bytes and all but the end of this chunk, without copying the chunk.
+      if (tail.length) this.push(tail);
+      tail = Buffer.from(chunk.subarray(chunk.length - HOLD_BYTES));
+      cb(null, chunk.subarray(0, chunk.length - HOLD_BYTES));
     },
     flush(cb) {
       verify().then(() => cb(null, tail.length ? tail : undefined), cb);
@@ -339,20 +342,25 @@ export class ObjectStore {
     meta: HeaderMeta,
     finish: () => Promise<HeaderChecksums> | HeaderChecksums,
     cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
+    /** Checksums to store, when known before the body (then the header is written once, already final). */
+    known?: HeaderChecksums,
   ): Promise<PutResult> {
     const deks = newDeks(blockCount(size, this.blockSize));
-    const header = await this.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: size, deks }], {});
+    const header = await this.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: size, deks }], known ?? {});
+    if (known) header.state = 'final';
     const { dataset, oid } = header;
     let committed = false;
     try {
-      const pendingEtag = await this.writeHeader(header);
+      const [pendingEtag, previous] = await Promise.all([
+        this.writeHeader(header),
+        this.backend.headObject(bucket, key).catch(() => null),
+      ]);
       let checksums: HeaderChecksums = {};
       const gate = holdLastBytes(async () => {
         checksums = await finish();
       });
       const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
       const cipher = new PassThrough({ highWaterMark: 1 << 20 });
-      const previous = await this.backend.headObject(bucket, key).catch(() => null);
       const piping = pipeline(body, encrypt, gate, cipher);
       const [, put] = await Promise.all([
         piping,
@@ -366,10 +374,12 @@ export class ObjectStore {
       // fails the (acknowledged) write. The final header goes under the KEK version active now, and only if
       // nobody (a re-wrap, a revocation) rewrote the pending one meanwhile.
       committed = true;
-      await this.keys
-        .activeKek(dataset)
-        .then(({ version }) => this.writeHeader({ ...header, kekVersion: version, state: 'final', checksums }, { ifMatch: pendingEtag }))
-        .catch(() => {});
+      if (!known) {
+        await this.keys
+          .activeKek(dataset)
+          .then(({ version }) => this.writeHeader({ ...header, kekVersion: version, state: 'final', checksums }, { ifMatch: pendingEtag }))
+          .catch(() => {});
+      }
       await this.dropPreviousHeader(bucket, key, previous, oid);
       return { etag: put.etag, oid };
     } catch (e) {
