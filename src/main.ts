@@ -44,6 +44,8 @@ export function cmksOf(cfg: Config): Record<string, CmkProvider> {
 
 async function main(): Promise<void> {
   const cfg = loadConfigOrExit();
+  // The engine reads its thread count from the environment; the configuration file may have set it too.
+  process.env.LAKECRYPT_CRYPTO_THREADS = String(cfg.cryptoThreads);
   const log = createLogger({ level: cfg.logLevel });
   for (const w of cfg.meta.warnings) log.warn(w);
   const metrics = createMetrics();
