@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     tls: cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined,
     headersTimeoutMs: cfg.headersTimeoutMs,
     idleTimeoutMs: cfg.idleTimeoutMs,
+    requestTimeoutMs: cfg.requestTimeoutMs,
     shutdownGraceMs: cfg.shutdownGraceMs,
     maxHeaderBytes: cfg.maxHeaderBytes,
     onRequestDone: observeRequests(metrics, log, cfg.accessLog),

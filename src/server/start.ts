@@ -29,6 +29,8 @@ export interface StartOptions {
   tls?: { cert: string; key: string };
   headersTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** Whole-request limit (0 = none: large uploads may take long; idle sockets are cut by idleTimeoutMs). */
+  requestTimeoutMs?: number;
   shutdownGraceMs?: number;
   /** Largest request head (request line + headers) accepted; larger gets 431 and the socket closed. */
   maxHeaderBytes?: number;
@@ -111,7 +113,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     : createHttpServer({ maxHeaderSize: o.maxHeaderBytes }, listener);
   // Half-open or slow clients must not pin sockets forever.
   server.headersTimeout = o.headersTimeoutMs ?? 30_000;
-  server.requestTimeout = 0; // large uploads may legitimately take long; idle sockets are cut by the timeout below
+  server.requestTimeout = o.requestTimeoutMs ?? 0;
   server.keepAliveTimeout = 5_000;
   server.setTimeout(o.idleTimeoutMs ?? 60_000, (socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
