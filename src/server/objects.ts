@@ -106,6 +106,8 @@ function objectHeaders(obj: StoredObject, r: S3Request, withChecksum: boolean): 
   if (m.expires) h['Expires'] = m.expires;
   for (const [k, v] of Object.entries(m.user)) h[`x-amz-meta-${k}`] = v;
   if (obj.header.parts.length > 1) h['x-amz-mp-parts-count'] = String(obj.header.parts.length);
+  // Said on every response that serves a not-yet-migrated object as it is stored.
+  if (obj.plaintext) h['x-lakecrypt-plaintext'] = 'true';
   if (withChecksum && r.header('x-amz-checksum-mode')?.toUpperCase() === 'ENABLED') {
     Object.assign(h, checksumHeaders(obj.header.checksums));
   }
@@ -273,7 +275,7 @@ export async function copyObject(g: Gateway, r: S3Request): Promise<void> {
   }
   const meta = directive === 'REPLACE' ? metaFromRequest(r) : src.header.meta;
   let etag: string;
-  if (g.keys.datasetFor(src.bucket, src.key) === g.keys.datasetFor(r.bucket, r.key)) {
+  if (!src.plaintext && g.keys.datasetFor(src.bucket, src.key) === g.keys.datasetFor(r.bucket, r.key)) {
     ({ etag } = await g.store.copySameDataset(src, r.bucket, r.key, meta));
   } else {
     // Another dataset means another KEK and another AAD binding: the bytes have to be re-sealed.

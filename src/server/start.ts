@@ -17,7 +17,7 @@ export interface StartOptions {
   backend: Backend;
   cmks: Record<string, CmkProvider>;
   defaultCmk: string;
-  datasets?: { name: string; cmk?: string }[];
+  datasets?: { name: string; cmk?: string; allowPlaintextRead?: boolean }[];
   users: User[];
   metaBucket?: string;
   region?: string;
@@ -79,6 +79,17 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     onRequestDone: o.onRequestDone,
   });
   keys.onInvalidate(() => gateway.store.headers.clear());
+  const plaintextAudited = new Set<string>();
+  gateway.store.plaintextReads = {
+    allowed: (ds) => (o.datasets ?? []).some((d) => d.name === ds && d.allowPlaintextRead === true),
+    // Once per object and process: the trail records that plaintext was served, without one entry per GET.
+    onRead: (bucket, key) => {
+      const id = `${bucket}/${key}`;
+      if (plaintextAudited.has(id)) return;
+      plaintextAudited.add(id);
+      void audit.append('object.plaintext-read', { bucket, key }, 'gateway').catch(() => {});
+    },
+  };
   await keys.start();
   let stopping = false;
   const health: Health = {

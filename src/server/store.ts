@@ -72,6 +72,8 @@ export interface StoredObject {
   size: number;
   etag: string;
   lastModified: Date;
+  /** An object written before lakecrypt, served as stored because its dataset allows plaintext reads. */
+  plaintext?: boolean;
 }
 
 export interface PutResult {
@@ -95,6 +97,8 @@ const keyHash = (key: string) => createHash('sha256').update(key, 'utf8').digest
  */
 export class ObjectStore {
   readonly headers: HeaderCache;
+  /** Datasets whose not-yet-migrated (plaintext) objects may be read, and who to tell when one is. */
+  plaintextReads: { allowed: (dataset: string) => boolean; onRead?: (bucket: string, key: string) => void } = { allowed: () => false };
   constructor(
     readonly backend: Backend,
     readonly keys: KeyService,
@@ -103,6 +107,31 @@ export class ObjectStore {
     headerCacheTtlMs = 30_000,
   ) {
     this.headers = new HeaderCache(4096, headerCacheTtlMs);
+  }
+
+  /** A pre-lakecrypt object: refused, unless its dataset allows plaintext reads until it is migrated. */
+  private unmigrated(bucket: string, key: string, info: ObjectInfo): StoredObject {
+    const dataset = this.keys.datasetFor(bucket, key);
+    if (!this.plaintextReads.allowed(dataset)) {
+      throw new S3Error('AccessDenied', 'This object was not written through lakecrypt and is not readable until migrated.');
+    }
+    this.plaintextReads.onRead?.(bucket, key);
+    const user = Object.fromEntries(Object.entries(info.meta).filter(([k]) => !k.startsWith('lc-')));
+    const header: HeaderFields = {
+      dataset,
+      kekVersion: 0,
+      oid: Buffer.alloc(16),
+      bucket,
+      key,
+      state: 'final',
+      createdAt: info.lastModified.getTime(),
+      blockSize: this.blockSize,
+      chunkSize: CHUNK_SIZE,
+      parts: [{ partNumber: 1, plaintextSize: info.size, deks: [] }],
+      meta: { user },
+      checksums: {},
+    };
+    return { bucket, key, header, info, size: info.size, etag: info.etag, lastModified: info.lastModified, plaintext: true };
   }
 
   /** A pending header for a new object version: fresh oid, the dataset's active KEK version. */
@@ -197,9 +226,7 @@ export class ObjectStore {
         throw new S3Error('NoSuchKey', undefined, { Key: key });
       }
       const oidHex = info.meta[META_OID];
-      if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) {
-        throw new S3Error('AccessDenied', 'This object was not written through lakecrypt and is not readable until migrated.');
-      }
+      if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return this.unmigrated(bucket, key, info);
       try {
         const { header } = await this.readHeader(bucket, key, oidHex);
         const size = totalPlaintextSize(header);
@@ -236,8 +263,14 @@ export class ObjectStore {
     const { body, info } = got;
     const oidHex = info.meta[META_OID];
     if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) {
-      body.destroy();
-      throw new S3Error('AccessDenied', 'This object was not written through lakecrypt and is not readable until migrated.');
+      let obj: StoredObject;
+      try {
+        obj = this.unmigrated(bucket, key, info);
+      } catch (e) {
+        body.destroy();
+        throw e;
+      }
+      return { obj, open: async () => body, discard: () => body.destroy() };
     }
     let header: HeaderFields;
     try {
@@ -309,6 +342,7 @@ export class ObjectStore {
    */
   async read(obj: StoredObject, start: number, endInclusive: number): Promise<Readable> {
     if (obj.size === 0 || endInclusive < start) return Readable.from([]);
+    if (obj.plaintext) return (await this.backend.getObject(obj.bucket, obj.key, { start, end: endInclusive })).body;
     const { cipherStart, cipherEnd } = planRange(obj.header, start, endInclusive);
     const { body, info } = await this.backend.getObject(obj.bucket, obj.key, { start: cipherStart, end: cipherEnd });
     if (info.meta[META_OID] !== undefined && info.meta[META_OID] !== obj.header.oid.toString('hex')) {
