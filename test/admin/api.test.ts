@@ -237,8 +237,11 @@ describe('migration', () => {
     // unmigrated objects are refused
     expect(await getObj(s3, mb, 'p/00')).toMatchObject({ status: 403, code: 'AccessDenied' });
     // slow run, stopped halfway
-    await h.client.post(`/admin/migrate/${mb}`, { rate: 20 });
-    await new Promise((r) => setTimeout(r, 400));
+    // 4 objects a second: the stop below lands mid-run however slow the machine is (24 objects take 6 s).
+    await h.client.post(`/admin/migrate/${mb}`, { rate: 4 });
+    await expect
+      .poll(async () => ((await h.client.get(`/admin/migrate/${mb}`)) as { migrated?: number }).migrated ?? 0, { timeout: 10_000, interval: 100 })
+      .toBeGreaterThan(0);
     const stopped = await h.cli(['migrate', mb, '--stop', '--json']);
     expect(stopped.code, stopped.stderr).toBe(0);
     const mid = JSON.parse(stopped.stdout) as { state: string; migrated: number };
