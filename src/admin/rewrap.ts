@@ -161,6 +161,14 @@ export class RewrapManager {
     return readState<RewrapState>(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset));
   }
 
+  /** Called with a job's last state when it ends in this process (for metrics). */
+  onFinished?: (state: RewrapState) => void;
+
+  /** States of the jobs running in this process (for metrics). */
+  runningStates(): RewrapState[] {
+    return [...this.running.values()].map((e) => e.state);
+  }
+
   isRunning(dataset: string): boolean {
     return this.running.has(dataset);
   }
@@ -198,7 +206,10 @@ export class RewrapManager {
         };
     await writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), state);
     const entry = { promise: Promise.resolve(state), stop: false, state };
-    entry.promise = this.run(entry).finally(() => this.running.delete(dataset));
+    entry.promise = this.run(entry).finally(() => {
+      this.running.delete(dataset);
+      this.onFinished?.(entry.state);
+    });
     this.running.set(dataset, entry);
     if (!resume) await this.ctx.audit?.append('rewrap.start', { dataset, targetVersion: version }, actor);
     return { ...state };

@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { DASHBOARD_HTML } from '../dashboard/page.ts';
+import type { RewrapState } from './rewrap.ts';
 import { createServer as createHttpsServer } from 'node:https';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -470,6 +471,20 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
     void migrate.resumeAll().catch((e) => o.log?.warn({ err: e }, 'migrate resume failed'));
   }
   policy.start();
+  // Re-wrap progress as metrics: headers still to visit per dataset, and headers re-wrapped so far.
+  const reported = new Map<string, number>();
+  const report = (s: RewrapState) => {
+    const before = reported.get(s.dataset) ?? 0;
+    if (s.rewrapped > before) o.metrics.addRewrapDone(s.dataset, s.rewrapped - before);
+    reported.set(s.dataset, s.rewrapped);
+    o.metrics.setRewrapPending(s.dataset, s.state === 'running' ? Math.max(0, s.total - s.done) : (s.pending ?? 0));
+  };
+  const progress = setInterval(() => rewrap.runningStates().forEach(report), 500);
+  progress.unref();
+  rewrap.onFinished = (s) => {
+    report(s);
+    reported.delete(s.dataset);
+  };
   return {
     url: `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`,
     port,
@@ -478,6 +493,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
     migrate,
     policy,
     async close() {
+      clearInterval(progress);
       policy.stop();
       await Promise.all([rewrap.close(), migrate.close()]);
       await new Promise<void>((resolve) => {

@@ -54,6 +54,15 @@ describe('admin dashboard in headless Chromium', () => {
     await expect.poll(() => page.textContent('tr.rewrap-row[data-dataset="sales"] .pending')).toBe('0');
     await expect.poll(() => page.textContent('li.version[data-dataset="sales"][data-version="2"]')).toContain('40 objects');
     await expect.poll(() => page.textContent('#audit')).toMatch(/kek\.rotate/);
+    // The same progress as Prometheus series.
+    await expect
+      .poll(async () => {
+        const text = await (await fetch(`${admin.url}/metrics`)).text();
+        const done = Number(/lakecrypt_rewrap_done_total\{dataset="sales"\} (\d+)/.exec(text)?.[1] ?? -1);
+        const pending = Number(/lakecrypt_rewrap_pending\{dataset="sales"\} (\d+)/.exec(text)?.[1] ?? -1);
+        return [done, pending];
+      })
+      .toEqual([40, 0]);
     // Traffic while the page samples /metrics: the request-rate line leaves the baseline.
     const s3 = gw.client();
     const traffic = (async () => {
