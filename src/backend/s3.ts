@@ -10,6 +10,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { FastS3 } from './s3-fast.ts';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -19,9 +20,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
-  GetObjectCommand,
   HeadBucketCommand,
-  HeadObjectCommand,
   ListBucketsCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -100,12 +99,6 @@ function encodeCopySource(bucket: string, key: string): string {
 /** ListObjectsV2 with EncodingType=url: S3 encodes spaces as '+', a literal '+' as %2B. */
 const urlDecode = (s: string | undefined) => (s === undefined ? undefined : decodeURIComponent(s.replace(/\+/g, ' ')));
 
-function lowerMeta(m: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(m ?? {})) out[k.toLowerCase()] = v;
-  return out;
-}
-
 function parseTotalSize(contentRange: string | undefined, contentLength: number | undefined): number {
   const m = contentRange ? /\/(\d+)\s*$/.exec(contentRange) : null;
   return m ? Number(m[1]) : (contentLength ?? 0);
@@ -157,6 +150,33 @@ export class S3Backend implements Backend {
     };
     this.client = new S3Client({ ...base, maxAttempts: opts.maxAttempts ?? 5, retryStrategy: new BackoffRetryStrategy(opts.maxAttempts ?? 5) });
     this.once = new S3Client({ ...base, maxAttempts: 1 });
+    const endpoint = new URL(opts.endpoint);
+    this.fast = new FastS3(
+      opts.endpoint,
+      opts.accessKey,
+      opts.secretKey,
+      opts.region ?? 'us-east-1',
+      endpoint.protocol === 'https:' ? this.httpsAgent : this.httpAgent,
+      opts.maxAttempts ?? 5,
+    );
+  }
+
+  /** GET/HEAD of one object: the hot read path, signed by hand (see s3-fast.ts). */
+  private readonly fast: FastS3;
+
+  private fastInfo(key: string, h: http.IncomingHttpHeaders): ObjectInfo {
+    const meta: Record<string, string> = {};
+    for (const [name, value] of Object.entries(h)) {
+      if (name.startsWith('x-amz-meta-') && value !== undefined) meta[name.slice(11)] = Array.isArray(value) ? value.join(',') : value;
+    }
+    const length = h['content-length'] !== undefined ? Number(h['content-length']) : undefined;
+    return {
+      key,
+      size: parseTotalSize(h['content-range'], length),
+      etag: unquote(h.etag),
+      lastModified: h['last-modified'] ? new Date(h['last-modified']) : new Date(0),
+      meta,
+    };
   }
 
   private clientFor(body: Readable | Buffer): S3Client {
@@ -227,25 +247,9 @@ export class S3Backend implements Backend {
   ): Promise<{ body: Readable; info: ObjectInfo }> {
     if (range && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start)))
       throw new S3Error('InvalidRange');
-    try {
-      const r = await this.client.send(
-        new GetObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
-        }),
-      );
-      const info: ObjectInfo = {
-        key,
-        size: parseTotalSize(r.ContentRange, r.ContentLength),
-        etag: unquote(r.ETag),
-        lastModified: r.LastModified ?? new Date(0),
-        meta: lowerMeta(r.Metadata),
-      };
-      return { body: r.Body as Readable, info };
-    } catch (e) {
-      throw mapError(e, { bucket, key });
-    }
+    const r = await this.fast.call('GET', bucket, key, range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {});
+    if (r.status >= 300) throw mapError({ name: r.errorCode ?? '', $metadata: { httpStatusCode: r.status } }, { bucket, key });
+    return { body: r.body, info: this.fastInfo(key, r.headers) };
   }
 
   async getBuffer(bucket: string, key: string): Promise<{ data: Buffer; info: ObjectInfo }> {
@@ -260,20 +264,10 @@ export class S3Backend implements Backend {
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectInfo | null> {
-    try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return {
-        key,
-        size: r.ContentLength ?? 0,
-        etag: unquote(r.ETag),
-        lastModified: r.LastModified ?? new Date(0),
-        meta: lowerMeta(r.Metadata),
-      };
-    } catch (e) {
-      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (status === 404) return null;
-      throw mapError(e, { bucket, key });
-    }
+    const r = await this.fast.call('HEAD', bucket, key);
+    if (r.status === 404) return null;
+    if (r.status >= 300) throw mapError({ name: r.errorCode ?? '', $metadata: { httpStatusCode: r.status } }, { bucket, key });
+    return this.fastInfo(key, r.headers);
   }
 
   async deleteObject(bucket: string, key: string): Promise<void> {
