@@ -84,9 +84,10 @@ export class FastS3 {
         }
         throw new S3Error('ServiceUnavailable', `backend error: network: ${(e as Error).message}`, {}, { cause: e });
       }
+      // A HEAD answer has no body, but its socket only goes back to the pool once the message is read to the end.
+      if (method === 'HEAD') res.body.resume();
       if (res.status < 300) return res;
       const text = method === 'HEAD' ? '' : await readText(res.body);
-      if (method === 'HEAD') res.body.resume();
       const errorCode = /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
       if (attempt < this.maxAttempts && (RETRY_STATUS.has(res.status) || errorCode === 'SlowDown')) {
         await backoff(attempt, res.status === 503 || errorCode === 'SlowDown');
