@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${LAKECRYPT_CACHE:-$HOME/.cache/lakecrypt}/bin:$PATH"
 bash scripts/test-deps.sh
+echo '[test] typecheck (tsc --noEmit)'
+npx tsc --noEmit -p .
 mkdir -p .cache
 set +e
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest-results.json

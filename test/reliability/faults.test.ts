@@ -168,14 +168,14 @@ describe('faults: backend outages and gateway crashes', () => {
   async function checkAll(label: string) {
     for (const [p, content] of acked) {
       const [b, ...k] = p.split('/');
-      const r = await read(b!, k.join('/'));
+      const r = (await read(b!, k.join('/')))!;
       expect(r.status, `${label}: acknowledged ${p} (${errorCode(r.body)})`).toBe(200);
       expect(r.aborted, `${label}: acknowledged ${p} cut off`).toBe(false);
       expect(r.body.equals(content), `${label}: acknowledged ${p} content`).toBe(true);
     }
     for (const [p, content] of unacked) {
       const [b, ...k] = p.split('/');
-      const r = await read(b!, k.join('/'));
+      const r = (await read(b!, k.join('/')))!;
       expect([200, 404], `${label}: unacknowledged ${p} is half-visible: ${r.status} ${errorCode(r.body)}`).toContain(r.status);
       if (r.status === 200) {
         expect(r.aborted).toBe(false);
@@ -289,7 +289,7 @@ describe('faults: backend outages and gateway crashes', () => {
     unacked.set(`${bucket}/killed-mid-put`, data);
     await start();
     await checkAll('after gateway restart (mid-PUT)');
-    const g = await read(bucket, 'killed-mid-put');
+    const g = (await read(bucket, 'killed-mid-put'))!;
     expect(g.status).toBe(404); // the backend never got the data: wholly absent
     stats.survived++;
   });
@@ -321,7 +321,7 @@ describe('faults: backend outages and gateway crashes', () => {
     acked.delete(`${bucket}/${key}`);
     unacked.set(`${bucket}/${key}`, v2);
     await start();
-    const g = await read(bucket, key);
+    const g = (await read(bucket, key))!;
     expect(g.status).toBe(200); // committed: wholly there, under its pending header
     expect(g.body.equals(v2)).toBe(true);
     await checkAll('after gateway restart (after commit)');
@@ -355,7 +355,7 @@ describe('faults: backend outages and gateway crashes', () => {
     await gw.kill();
     unacked.set(`${bucket}/killed-complete-before`, a.content);
     await start();
-    expect((await read(bucket, 'killed-complete-before')).status).toBe(404);
+    expect((await read(bucket, 'killed-complete-before'))!.status).toBe(404);
 
     // (b) killed right after the backend committed (while removing the upload records).
     const c2 = client(gw.url, creds);
@@ -382,7 +382,7 @@ describe('faults: backend outages and gateway crashes', () => {
     await gw.kill();
     unacked.set(`${bucket}/killed-complete-after`, b.content);
     await start();
-    const g = await read(bucket, 'killed-complete-after');
+    const g = (await read(bucket, 'killed-complete-after'))!;
     expect(g.status).toBe(200);
     expect(g.body.equals(b.content)).toBe(true);
     await checkAll('after gateway restart (mid-Complete)');

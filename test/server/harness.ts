@@ -66,7 +66,6 @@ export async function startTestGateway(
     backend,
     cmks,
     defaultCmk: Object.keys(cmks)[0]!,
-    users: [{ accessKey, secretKey, buckets: ['*'], admin: true }, ...(extra.users ?? [])],
     metaBucket,
     epochPollMs: 100,
     onRequestDone: (_r, _status, _ms, err) => {
