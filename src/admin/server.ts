@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { DASHBOARD_HTML } from '../dashboard/page.ts';
+import { readBodyLimited } from '../s3/xml.ts';
 import type { RewrapState } from './rewrap.ts';
 import { createServer as createHttpsServer } from 'node:https';
 import { createHash, randomBytes } from 'node:crypto';
@@ -30,17 +31,7 @@ const MAX_ADMIN_BODY = 8 * 1024 * 1024;
 async function readLimited(req: IncomingMessage, max: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > max) throw new S3Error('EntityTooLarge', `admin request bodies are limited to ${max} bytes`);
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > max) {
-      req.destroy();
-      throw new S3Error('EntityTooLarge', `admin request bodies are limited to ${max} bytes`);
-    }
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts);
+  return readBodyLimited(req, max);
 }
 
 export interface AdminDatasetConfig {

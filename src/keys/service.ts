@@ -334,13 +334,23 @@ export class KeyService {
     }
   }
 
+  /**
+   * The revocation list of one object as a synchronous predicate (part number, block): one record lookup per
+   * read, however many blocks the object has.
+   */
+  async revocationCheck(dataset: string, oidHex: string): Promise<(part: number, block: number) => boolean> {
+    const c = await this.record(dataset);
+    if (!c || c.revoked.size === 0) return () => false;
+    const oid = oidHex.toLowerCase();
+    if (c.revoked.has(`${oid}:*`)) return () => true;
+    return (part, block) => c.revoked.has(`${oid}:${part}:${block}`);
+  }
+
   /** True if the block (or the whole object) is on the dataset's revocation list. */
   async isBlockRevoked(dataset: string, oidHex: string, part: number, block: number): Promise<boolean> {
-    const c = await this.record(dataset);
-    if (!c || c.revoked.size === 0) return false;
-    const oid = oidHex.toLowerCase();
-    return c.revoked.has(`${oid}:*`) || c.revoked.has(`${oid}:${part}:${block}`);
+    return (await this.revocationCheck(dataset, oidHex))(part, block);
   }
+
 
   private async mustUpdate(
     dataset: string,

@@ -7,6 +7,7 @@ import type { HeaderChecksums } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
 import { ChecksumSet, expectedFromRequest } from '../s3/checksum.ts';
 import { createPayloadDecoder } from '../s3/chunked.ts';
+import { readBodyLimited } from '../s3/xml.ts';
 import { verifyRequest, type AuthResult } from '../s3/sigv4.ts';
 import * as buckets from './buckets.ts';
 import * as mp from './multipart.ts';
@@ -111,19 +112,8 @@ export class Gateway {
     const declared = Number(r.header(auth.payloadMode.startsWith('streaming') ? 'x-amz-decoded-content-length' : 'content-length') ?? '0');
     if (declared > max) throw new S3Error('MaxMessageLengthExceeded');
     const decoder = createPayloadDecoder(auth, r.req.headers);
-    const parts: Buffer[] = [];
-    let total = 0;
-    await new Promise<void>((resolve, reject) => {
-      feed(r.req, decoder);
-      decoder.once('end', resolve);
-      decoder.once('error', reject);
-      decoder.on('data', (b: Buffer) => {
-        total += b.length;
-        if (total > max) decoder.destroy(new S3Error('MaxMessageLengthExceeded'));
-        else parts.push(b);
-      });
-    });
-    return Buffer.concat(parts);
+    feed(r.req, decoder);
+    return readBodyLimited(decoder, max);
   }
 
   /** Node request listener: the hot path reads and writes Node streams directly. */

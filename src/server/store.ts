@@ -315,9 +315,9 @@ export class ObjectStore {
         throw e;
       }
     }
-    let revoked: Set<string>;
+    let isRevoked: (part: number, block: number) => boolean;
     try {
-      revoked = await this.revokedSet(header);
+      isRevoked = await this.keys.revocationCheck(header.dataset, header.oid.toString('hex'));
     } catch (e) {
       body.destroy();
       wipeHeaderKeys(header);
@@ -325,7 +325,7 @@ export class ObjectStore {
     }
     let decrypt: Transform;
     try {
-      decrypt = createDecryptStream({ header, start, endInclusive, isRevoked: (part, block) => revoked.has(`${part}:${block}`) });
+      decrypt = createDecryptStream({ header, start, endInclusive, isRevoked });
     } catch (e) {
       body.destroy();
       wipeHeaderKeys(header);
@@ -350,18 +350,6 @@ export class ObjectStore {
       throw new S3Error('PreconditionFailed', 'The object changed while it was being read.');
     }
     return this.decryptBody(obj, body, start, endInclusive);
-  }
-
-  private async revokedSet(header: HeaderFields): Promise<Set<string>> {
-    const set = new Set<string>();
-    const oidHex = header.oid.toString('hex');
-    for (const part of header.parts) {
-      const n = part.partNumber ?? 1;
-      for (let b = 0; b < part.deks.length; b++) {
-        if (await this.keys.isBlockRevoked(header.dataset, oidHex, n, b)) set.add(`${n}:${b}`);
-      }
-    }
-    return set;
   }
 
   /**
