@@ -16,6 +16,7 @@
  *
  * Object file format: 'LCO1' | u32be headerLen | header JSON | data. One rename commits data + metadata.
  */
+import { checkBucketName as validateBucketName } from '../s3/names.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -49,20 +50,7 @@ export interface FsBackendOptions {
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-export function validateBucketName(bucket: string): void {
-  const ok =
-    typeof bucket === 'string' &&
-    bucket.length >= 3 &&
-    bucket.length <= 63 &&
-    /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(bucket) &&
-    !bucket.includes('..') &&
-    !/^\d+\.\d+\.\d+\.\d+$/.test(bucket) &&
-    !bucket.startsWith('xn--') &&
-    !bucket.startsWith('sthree-') &&
-    !bucket.endsWith('-s3alias') &&
-    !bucket.endsWith('--ol-s3');
-  if (!ok) throw new S3Error('InvalidBucketName', undefined, { BucketName: String(bucket) });
-}
+export { validateBucketName };
 
 function keyHex(key: string): string {
   if (typeof key !== 'string' || key.length === 0) throw new S3Error('InvalidArgument', 'Object key must not be empty.');

@@ -1,19 +1,8 @@
-import { FsBackend } from './fs.ts';
-import { S3Backend } from './s3.ts';
+import { FsBackend, type FsBackendOptions } from './fs.ts';
+import { S3Backend, type S3BackendOptions } from './s3.ts';
 import type { Backend } from './types.ts';
 
-export type BackendConfig =
-  | { kind: 'fs'; dataDir: string; enforceMinPartSize?: boolean }
-  | {
-      kind: 's3';
-      endpoint: string;
-      accessKey: string;
-      secretKey: string;
-      region?: string;
-      forcePathStyle?: boolean;
-      maxAttempts?: number;
-      maxSockets?: number;
-    };
+export type BackendConfig = ({ kind: 'fs' } & FsBackendOptions) | ({ kind: 's3' } & S3BackendOptions);
 
 export function createBackend(cfg: BackendConfig): Backend {
   switch (cfg.kind) {

@@ -10,6 +10,7 @@
  * was expected, e.g. `LAKECRYPT_PORT: expected an integer 1-65535 (or 0 for any free port), got "abc"`.
  * Secret values are never echoed in messages; use `redactConfig()` before logging a Config.
  */
+import { isBucketName } from '../s3/names.ts';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -43,8 +44,6 @@ export function formatConfigError(err: unknown): string {
 // ---------------------------------------------------------------------------------------------------------
 // Value schemas
 
-const BUCKET_RE = /^(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-const isBucketName = (s: string) => BUCKET_RE.test(s) && !s.endsWith('-s3alias');
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const MIB = 1024 * 1024;
 export const BLOCK_SIZE_UNIT = 65536;

@@ -1,3 +1,4 @@
+export { checkBucketName } from '../s3/names.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { S3Error } from '../errors.ts';
 import type { User } from './users.ts';
@@ -43,12 +44,6 @@ export function addressOf(rawPath: string, host: string | undefined, domains: st
   return { bucket: rest.slice(0, slash), key: rest.slice(slash + 1) };
 }
 
-const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-export function checkBucketName(bucket: string): void {
-  if (!BUCKET_RE.test(bucket) || bucket.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(bucket)) {
-    throw new S3Error('InvalidBucketName', undefined, { BucketName: bucket });
-  }
-}
 
 export function checkKey(key: string): void {
   if (Buffer.byteLength(key, 'utf8') > 1024) throw new S3Error('KeyTooLongError');
