@@ -589,7 +589,9 @@ export class FsBackend implements Backend {
         result.isTruncated = true;
         break;
       }
-      result.objects.push({ key: h.key, size: h.size, etag: h.etag, lastModified: new Date(h.lastModified) });
+      const o: ListResult['objects'][number] = { key: h.key, size: h.size, etag: h.etag, lastModified: new Date(h.lastModified) };
+      if (opts.withMeta) o.meta = { ...h.meta }; // the header is read for the listing anyway: free
+      result.objects.push(o);
       count++;
       last = { a: key };
     }

@@ -1,13 +1,21 @@
+import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { S3Error } from '../errors.ts';
-import { EMPTY_SHA256, deriveSigningKey, signString, stringToSign, uriEncode } from '../s3/sigv4.ts';
+import { EMPTY_SHA256, UNSIGNED_PAYLOAD, deriveSigningKey, signString, stringToSign, uriEncode } from '../s3/sigv4.ts';
 
 /**
- * A minimal SigV4 client for the two calls on every read: GET and HEAD of one object. The AWS SDK v3 spends about
- * 3 CPU-ms of middleware per call on this machine (bench/results/profile.md), more than the rest of a small GET;
- * this path signs and sends the request itself. Everything else keeps using the SDK.
+ * A minimal SigV4 client for the backend calls on the hot paths: GET/HEAD of one object, PUT (object, part, copy),
+ * DELETE and ListObjectsV2. The AWS SDK v3 spends about 3 CPU-ms of middleware per call on this machine
+ * (bench/results/profile.md), more than the rest of a small GET; this path signs and sends the request itself.
+ * Rarely used calls (buckets, multipart create/complete/abort/list) keep using the SDK.
+ *
+ * Payload signing, as the SDK did: no body => the empty hash; a Buffer body => its SHA-256 (signed, so the backend
+ * refuses a body altered in transit); a streamed body => UNSIGNED-PAYLOAD with a Content-Length (no chunked
+ * encoding, no checksums: the ciphertext is authenticated by the format), and `Expect: 100-continue` from 1 MiB on
+ * so a refused request (precondition, auth) does not send the body first.
  */
 export interface FastResponse {
   status: number;
@@ -15,8 +23,24 @@ export interface FastResponse {
   body: IncomingMessage;
 }
 
+export interface FastRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+  bucket: string;
+  /** Undefined for a bucket-level request. */
+  key?: string;
+  /** Query parameters (unencoded); signed and sent in canonical order. */
+  query?: Record<string, string>;
+  /** Extra request headers, names lower-case. */
+  headers?: Record<string, string>;
+  body?: Buffer | Readable;
+  /** Content-Length of a Readable body (required with one). */
+  size?: number;
+}
+
 const RETRY_STATUS = new Set([500, 502, 503, 504]);
 const RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+const EXPECT_CONTINUE_FROM = 1024 * 1024;
+const TIMEOUT_MS = 60_000;
 
 export class FastS3 {
   private readonly url: URL;
@@ -33,68 +57,129 @@ export class FastS3 {
     this.request = this.url.protocol === 'https:' ? (https.request as unknown as typeof http.request) : http.request;
   }
 
-  /** Path-style URI of an object, encoded the way SigV4 canonicalises it (slashes kept). */
-  private path(bucket: string, key: string): string {
+  /** Path-style URI of a bucket or an object, encoded the way SigV4 canonicalises it (slashes kept). */
+  private path(bucket: string, key?: string): string {
     const base = this.url.pathname.replace(/\/$/, '');
-    return `${base}/${uriEncode(bucket)}/${uriEncode(key, true)}`;
+    return key === undefined ? `${base}/${uriEncode(bucket)}` : `${base}/${uriEncode(bucket)}/${uriEncode(key, true)}`;
   }
 
-  private sign(method: string, path: string, extra: Record<string, string>): Record<string, string> {
+  /** Signing key per day (an HMAC chain of four): cached, it is the same for every request of the day. */
+  private keyCache: { date: string; key: Buffer } | null = null;
+  private signingKey(date: string): Buffer {
+    if (this.keyCache?.date !== date) this.keyCache = { date, key: deriveSigningKey(this.secretKey, date, this.region) };
+    return this.keyCache.key;
+  }
+
+  private sign(method: string, path: string, query: string, payloadHash: string, extra: Record<string, string>): Record<string, string> {
     const now = new Date();
     const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
     const date = amzDate.slice(0, 8);
-    const headers: Record<string, string> = { host: this.url.host, 'x-amz-content-sha256': EMPTY_SHA256, 'x-amz-date': amzDate, ...extra };
-    const names = Object.keys(headers).map((n) => n.toLowerCase()).sort();
-    const canonical = names.map((n) => `${n}:${headers[n]!.trim()}\n`).join('');
+    const headers: Record<string, string> = { host: this.url.host, 'x-amz-content-sha256': payloadHash, 'x-amz-date': amzDate, ...extra };
+    // 'expect' is hop-by-hop and may be handled by proxies: never signed (as the SDK does).
+    const names = Object.keys(headers).filter((n) => n !== 'expect').sort();
+    const canonical = names.map((n) => `${n}:${headers[n]!.trim().replace(/\s+/g, ' ')}\n`).join('');
     const signed = names.join(';');
-    const request = `${method}\n${path}\n\n${canonical}\n${signed}\n${EMPTY_SHA256}`;
+    const request = `${method}\n${path}\n${query}\n${canonical}\n${signed}\n${payloadHash}`;
     const scope = `${date}/${this.region}/s3/aws4_request`;
-    const signature = signString(deriveSigningKey(this.secretKey, date, this.region), stringToSign(amzDate, scope, request));
+    const signature = signString(this.signingKey(date), stringToSign(amzDate, scope, request));
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${this.accessKey}/${scope}, SignedHeaders=${signed}, Signature=${signature}`;
     return headers;
   }
 
-  private once(method: 'GET' | 'HEAD', path: string, extra: Record<string, string>): Promise<FastResponse> {
+  private once(method: string, path: string, query: string, payloadHash: string, extra: Record<string, string>, body?: Buffer | Readable): Promise<FastResponse> {
     return new Promise((resolve, reject) => {
+      const headers = this.sign(method, path, query, payloadHash, extra);
       const req = this.request(
-        { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, method, path, headers: this.sign(method, path, extra), agent: this.agent },
+        {
+          protocol: this.url.protocol,
+          hostname: this.url.hostname,
+          port: this.url.port,
+          method,
+          path: query ? `${path}?${query}` : path,
+          headers,
+          agent: this.agent,
+        },
         (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }),
       );
-      req.setTimeout(60_000, () => req.destroy(Object.assign(new Error('backend request timed out'), { code: 'ETIMEDOUT' })));
+      const timeout = () => req.setTimeout(TIMEOUT_MS, () => req.destroy(Object.assign(new Error('backend request timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
-      req.end();
+      if (body === undefined || Buffer.isBuffer(body)) {
+        timeout();
+        req.end(body);
+        return;
+      }
+      // Streamed body: no idle timeout while the producer (a client upload) may be slow; armed once it is sent.
+      // A failing producer aborts the request, so the backend never commits a short object.
+      const onError = (e: unknown) => req.destroy(e instanceof Error ? e : new Error(String(e)));
+      body.once('error', onError);
+      req.once('finish', () => {
+        body.off('error', onError);
+        timeout();
+      });
+      req.once('close', () => body.off('error', onError));
+      if (headers.expect) req.once('continue', () => body.pipe(req));
+      else body.pipe(req);
     });
   }
 
   /**
-   * GET or HEAD with retries (exponential backoff, full jitter) on network errors, 5xx and SlowDown. A non-2xx
-   * answer is returned with its body read into `errorCode` for the caller to map.
+   * One request, with retries (exponential backoff, full jitter) on network errors, 5xx and SlowDown when the
+   * request can be replayed (no body, or a Buffer body; a stream is sent once). A non-2xx answer is returned
+   * with its body read: `errorCode` from the S3 error XML.
    */
-  async call(method: 'GET' | 'HEAD', bucket: string, key: string, extra: Record<string, string> = {}): Promise<FastResponse & { errorCode?: string }> {
-    const path = this.path(bucket, key);
+  async send(r: FastRequest): Promise<FastResponse & { errorCode?: string; errorMessage?: string }> {
+    const path = this.path(r.bucket, r.key);
+    const query = r.query
+      ? Object.entries(r.query)
+          .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const)
+          .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+          .map(([k, v]) => `${k}=${v}`)
+          .join('&')
+      : '';
+    const extra: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r.headers ?? {})) extra[k.toLowerCase()] = v;
+    let payloadHash = EMPTY_SHA256;
+    const replayable = r.body === undefined || Buffer.isBuffer(r.body);
+    if (Buffer.isBuffer(r.body)) {
+      payloadHash = createHash('sha256').update(r.body).digest('hex');
+      extra['content-length'] = String(r.body.length);
+    } else if (r.body) {
+      if (r.size === undefined) throw new Error('FastS3: a streamed body needs its size');
+      payloadHash = UNSIGNED_PAYLOAD;
+      extra['content-length'] = String(r.size);
+      if (r.size >= EXPECT_CONTINUE_FROM) extra.expect = '100-continue';
+    } else if (r.method === 'PUT' || r.method === 'POST') {
+      extra['content-length'] = '0'; // else node sends Transfer-Encoding: chunked
+    }
     for (let attempt = 1; ; attempt++) {
       let res: FastResponse;
       try {
-        res = await this.once(method, path, extra);
+        res = await this.once(r.method, path, query, payloadHash, extra, r.body);
       } catch (e) {
         const code = (e as { code?: string }).code ?? '';
-        if (attempt < this.maxAttempts && RETRY_CODES.has(code)) {
+        if (replayable && attempt < this.maxAttempts && RETRY_CODES.has(code)) {
           await backoff(attempt, false);
           continue;
         }
         throw new S3Error('ServiceUnavailable', `backend error: network: ${(e as Error).message}`, {}, { cause: e });
       }
       // A HEAD answer has no body, but its socket only goes back to the pool once the message is read to the end.
-      if (method === 'HEAD') res.body.resume();
+      if (r.method === 'HEAD') res.body.resume();
       if (res.status < 300) return res;
-      const text = method === 'HEAD' ? '' : await readText(res.body);
+      const text = r.method === 'HEAD' ? '' : await readText(res.body, 64 * 1024).catch(() => '');
       const errorCode = /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
-      if (attempt < this.maxAttempts && (RETRY_STATUS.has(res.status) || errorCode === 'SlowDown')) {
+      const errorMessage = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
+      if (replayable && attempt < this.maxAttempts && (RETRY_STATUS.has(res.status) || errorCode === 'SlowDown')) {
         await backoff(attempt, res.status === 503 || errorCode === 'SlowDown');
         continue;
       }
-      return { ...res, errorCode };
+      return { ...res, errorCode, errorMessage };
     }
+  }
+
+  /** GET or HEAD of one object (see send). */
+  call(method: 'GET' | 'HEAD', bucket: string, key: string, extra: Record<string, string> = {}) {
+    return this.send({ method, bucket, key, headers: extra });
   }
 }
 
@@ -103,10 +188,15 @@ function backoff(attempt: number, throttled: boolean): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.floor(Math.random() * Math.min(5000, base * 2 ** attempt))));
 }
 
-async function readText(body: IncomingMessage, max = 64 * 1024): Promise<string> {
-  let text = '';
+/** The whole (small) body of a response as text; past `max` characters the rest is drained and dropped. */
+export async function readText(body: IncomingMessage, max = 64 * 1024 * 1024): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
   for await (const c of body as AsyncIterable<Buffer>) {
-    if (text.length < max) text += c.toString('utf8');
+    if (n < max) {
+      chunks.push(c);
+      n += c.length;
+    }
   }
-  return text;
+  return Buffer.concat(chunks).toString('utf8');
 }

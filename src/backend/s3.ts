@@ -10,7 +10,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { FastS3 } from './s3-fast.ts';
+import { XMLParser } from 'fast-xml-parser';
+import { FastS3, readText, type FastResponse } from './s3-fast.ts';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -23,7 +24,6 @@ import {
   HeadBucketCommand,
   ListBucketsCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -99,6 +99,43 @@ function encodeCopySource(bucket: string, key: string): string {
 /** ListObjectsV2 with EncodingType=url: S3 encodes spaces as '+', a literal '+' as %2B. */
 const urlDecode = (s: string | undefined) => (s === undefined ? undefined : decodeURIComponent(s.replace(/\+/g, ' ')));
 
+/** An error answer of the fast client, mapped like an SDK error. */
+function fastError(r: FastResponse & { errorCode?: string; errorMessage?: string }, ctx: { bucket?: string; key?: string; uploadId?: string }): S3Error {
+  return mapError({ name: r.errorCode ?? '', message: r.errorMessage, $metadata: { httpStatusCode: r.status } }, ctx);
+}
+
+interface ListBucketXml {
+  Contents?: { Key?: unknown; Size?: unknown; ETag?: unknown; LastModified?: unknown; UserMetadata?: unknown }[];
+  CommonPrefixes?: { Prefix?: unknown }[];
+  IsTruncated?: unknown;
+  NextContinuationToken?: unknown;
+  EncodingType?: unknown;
+}
+
+/** Every value a string (keys like `0001`, ETags), whitespace kept, numeric entities (`&#34;` in ETags) decoded. */
+const LIST_PARSER = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: false,
+  htmlEntities: true,
+  isArray: (name, jpath) => jpath === 'ListBucketResult.Contents' || jpath === 'ListBucketResult.CommonPrefixes',
+});
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
+
+/** MinIO's `<UserMetadata>`: x-amz-meta-* entries, lower-cased and without the prefix; anything else dropped. */
+function userMeta(um: unknown): Record<string, string> | undefined {
+  if (um === undefined) return undefined;
+  const meta: Record<string, string> = {};
+  if (um && typeof um === 'object') {
+    for (const [name, value] of Object.entries(um as Record<string, unknown>)) {
+      const n = name.toLowerCase();
+      if (n.startsWith('x-amz-meta-')) meta[n.slice(11)] = Array.isArray(value) ? value.map(str).join(',') : str(value);
+    }
+  }
+  return meta;
+}
+
 function parseTotalSize(contentRange: string | undefined, contentLength: number | undefined): number {
   const m = contentRange ? /\/(\d+)\s*$/.exec(contentRange) : null;
   return m ? Number(m[1]) : (contentLength ?? 0);
@@ -161,8 +198,10 @@ export class S3Backend implements Backend {
     );
   }
 
-  /** GET/HEAD of one object: the hot read path, signed by hand (see s3-fast.ts). */
+  /** The hot calls (GET/HEAD/PUT/DELETE/copy/list), signed by hand (see s3-fast.ts). */
   private readonly fast: FastS3;
+  /** False once the backend refused MinIO's `metadata=true` listing parameter. */
+  private metaListing = true;
 
   private fastInfo(key: string, h: http.IncomingHttpHeaders): ObjectInfo {
     const meta: Record<string, string> = {};
@@ -302,33 +341,61 @@ export class S3Backend implements Backend {
     }
   }
 
+  /**
+   * ListObjectsV2 through the fast client. With `withMeta`, MinIO's listing extension (`metadata=true`, what
+   * minio-go's WithMetadata sends) returns `<UserMetadata>` in each `<Contents>`: entries named like
+   * `X-Amz-Meta-Lc-Oid` (canonical case) plus non-user ones such as `content-type`; values are XML-escaped but not
+   * url-encoded, even with encoding-type=url. Other backends ignore the parameter (no UserMetadata: `meta` stays
+   * undefined) or refuse it (then the listing is redone without it, and not asked for again).
+   */
   async listObjects(bucket: string, opts: ListOptions): Promise<ListResult> {
+    return this.list(bucket, opts, !!opts.withMeta && this.metaListing);
+  }
+
+  private async list(bucket: string, opts: ListOptions, withMeta: boolean): Promise<ListResult> {
+    const query: Record<string, string> = { 'list-type': '2', 'encoding-type': 'url', 'max-keys': String(opts.maxKeys ?? 1000) };
+    if (opts.prefix) query.prefix = opts.prefix;
+    if (opts.delimiter) query.delimiter = opts.delimiter;
+    if (opts.startAfter) query['start-after'] = opts.startAfter;
+    if (opts.continuationToken) query['continuation-token'] = opts.continuationToken;
+    if (withMeta) query.metadata = 'true';
+    const r = await this.fast.send({ method: 'GET', bucket, query });
+    if (r.status >= 300) {
+      if (withMeta && r.status === 400) {
+        // An S3 that refuses the unknown parameter: if the same listing works without it, stop asking.
+        const plain = await this.list(bucket, opts, false);
+        this.metaListing = false;
+        return plain;
+      }
+      throw fastError(r, { bucket });
+    }
+    let doc: ListBucketXml;
     try {
-      const r = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: bucket,
-          Prefix: opts.prefix || undefined,
-          Delimiter: opts.delimiter || undefined,
-          StartAfter: opts.startAfter || undefined,
-          ContinuationToken: opts.continuationToken || undefined,
-          MaxKeys: opts.maxKeys ?? 1000,
-          EncodingType: 'url',
-        }),
-      );
-      return {
-        objects: (r.Contents ?? []).map((o) => ({
-          key: urlDecode(o.Key)!,
-          size: o.Size ?? 0,
-          etag: unquote(o.ETag),
-          lastModified: o.LastModified ?? new Date(0),
-        })),
-        commonPrefixes: (r.CommonPrefixes ?? []).map((p) => urlDecode(p.Prefix)!),
-        isTruncated: !!r.IsTruncated,
-        nextContinuationToken: r.IsTruncated ? r.NextContinuationToken : undefined,
-      };
+      doc = (LIST_PARSER.parse(await readText(r.body)) as { ListBucketResult?: ListBucketXml }).ListBucketResult ?? {};
     } catch (e) {
+      if (withMeta) {
+        // Metadata names that are not valid XML element names would break the document: list without them.
+        return this.list(bucket, opts, false);
+      }
       throw mapError(e, { bucket });
     }
+    const dec = doc.EncodingType === 'url' ? urlDecode : (s: string | undefined) => s;
+    const truncated = doc.IsTruncated === 'true';
+    return {
+      objects: (doc.Contents ?? []).map((o) => {
+        const obj: ListResult['objects'][number] = {
+          key: dec(str(o.Key))!,
+          size: Number(o.Size ?? 0),
+          etag: unquote(str(o.ETag)),
+          lastModified: o.LastModified ? new Date(str(o.LastModified)) : new Date(0),
+        };
+        if (opts.withMeta) obj.meta = withMeta ? userMeta(o.UserMetadata) : undefined;
+        return obj;
+      }),
+      commonPrefixes: (doc.CommonPrefixes ?? []).map((p) => dec(str(p.Prefix))!),
+      isTruncated: truncated,
+      nextContinuationToken: truncated ? str(doc.NextContinuationToken) || undefined : undefined,
+    };
   }
 
   async createMultipart(bucket: string, key: string, meta: Record<string, string>): Promise<string> {

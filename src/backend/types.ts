@@ -15,7 +15,7 @@ export interface ObjectInfo {
   /** Backend ETag without quotes. */
   etag: string;
   lastModified: Date;
-  /** Backend user metadata, lower-case names without the x-amz-meta- prefix. Only on head/get. */
+  /** Backend user metadata, lower-case names without the x-amz-meta- prefix. On head/get (and listings withMeta). */
   meta: Record<string, string>;
 }
 
@@ -28,10 +28,19 @@ export interface ListOptions {
   continuationToken?: string;
   /** 1..1000, default 1000. */
   maxKeys?: number;
+  /**
+   * Also return each object's backend user metadata (`meta`), where the backend can do so in the listing itself
+   * (fs: always; s3: MinIO's listing extension). `meta` undefined on an object = not known, HEAD it.
+   */
+  withMeta?: boolean;
 }
 
 export interface ListResult {
-  objects: Omit<ObjectInfo, 'meta'>[];
+  /**
+   * `meta` only with ListOptions.withMeta: the user metadata as in ObjectInfo.meta (`{}` when the object has
+   * none), or undefined when this backend could not say.
+   */
+  objects: (Omit<ObjectInfo, 'meta'> & { meta?: Record<string, string> })[];
   commonPrefixes: string[];
   isTruncated: boolean;
   nextContinuationToken?: string;

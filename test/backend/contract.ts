@@ -457,6 +457,106 @@ export function backendContract(name: string, makeTarget: () => Promise<Contract
       });
     });
 
+    // ------------------------------------------------------------------------------------------ listing withMeta
+    describe('listing withMeta', () => {
+      let bucket: string;
+      const oddKeys = ['space key', 'plus+key', 'pct%2Fkey', '100%', 'amp&<lt>', 'ä-umlaut', 'émoji-\u{1F600}', '\u{FF5A}', 'dir/sub key+%/leaf'];
+      const metaOf = (k: string) => ({ 'lc-oid': createHash('sha256').update(k).digest('hex').slice(0, 32), 'lc-fmt': '1' });
+      const expected = new Map<string, Record<string, string>>();
+
+      beforeAll(async () => {
+        bucket = await newBucket('lsm');
+        // putObject: Buffer and stream bodies, with metadata, and one without any
+        for (const k of oddKeys) {
+          const body = Buffer.from(`v:${k}`);
+          await b.putObject(bucket, k, body, { size: body.length, meta: metaOf(k) });
+          expected.set(k, metaOf(k));
+        }
+        const big = randomBytes(2 * MiB + 1);
+        await b.putObject(bucket, 'streamed', streamOf(big), { size: big.length, meta: { 'lc-oid': 'feed', 'lc-fmt': '1' } });
+        expected.set('streamed', { 'lc-oid': 'feed', 'lc-fmt': '1' });
+        await b.putObject(bucket, 'no-meta', Buffer.from('x'), { size: 1 });
+        expected.set('no-meta', {});
+        await b.putObject(bucket, 'empty-meta', Buffer.from('x'), { size: 1, meta: {} });
+        expected.set('empty-meta', {});
+        // copyObject: metadata replaced
+        await b.copyObject(bucket, 'space key', bucket, 'copied key+', { meta: { 'lc-oid': 'c0ffee', 'lc-fmt': '1' } });
+        expected.set('copied key+', { 'lc-oid': 'c0ffee', 'lc-fmt': '1' });
+        // multipart: metadata from createMultipart
+        const id = await b.createMultipart(bucket, 'mpu key%+', { 'lc-oid': 'aa55', 'lc-fmt': '1' });
+        const p1 = await b.uploadPart(bucket, 'mpu key%+', id, 1, Buffer.from('part-one'), 8);
+        await b.completeMultipart(bucket, 'mpu key%+', id, [{ partNumber: 1, etag: p1.etag }]);
+        expected.set('mpu key%+', { 'lc-oid': 'aa55', 'lc-fmt': '1' });
+      });
+
+      it('returns the metadata written by putObject / copyObject / createMultipart+complete ({} when none)', async () => {
+        const r = await b.listObjects(bucket, { withMeta: true });
+        expect(r.isTruncated).toBe(false);
+        expect(r.objects.map((o) => o.key)).toEqual([...expected.keys()].sort(byteOrder));
+        for (const o of r.objects) {
+          expect(o.meta, o.key).toEqual(expected.get(o.key));
+          const h = await b.headObject(bucket, o.key);
+          expect(o.size, o.key).toBe(h!.size);
+          expect(o.etag, o.key).toBe(h!.etag);
+          expect(o.meta, o.key).toEqual(h!.meta);
+        }
+        expect(r.objects.find((o) => o.key === 'mpu key%+')!.etag).toMatch(/-1$/);
+      });
+
+      it('without withMeta: no meta on listed objects, same keys, sizes and etags', async () => {
+        const plain = await b.listObjects(bucket, {});
+        const rich = await b.listObjects(bucket, { withMeta: true });
+        for (const o of plain.objects) expect('meta' in o, o.key).toBe(false);
+        expect(plain.objects).toEqual(rich.objects.map(({ meta: _m, ...rest }) => rest));
+        const no = await b.listObjects(bucket, { withMeta: false });
+        for (const o of no.objects) expect('meta' in o, o.key).toBe(false);
+      });
+
+      it('keys with spaces, unicode, +, %, & list correctly with metadata (prefix, delimiter, startAfter)', async () => {
+        for (const k of oddKeys) {
+          const r = await b.listObjects(bucket, { prefix: k, withMeta: true });
+          const o = r.objects.find((x) => x.key === k);
+          expect(o, k).toBeDefined();
+          expect(o!.meta).toEqual(metaOf(k));
+          expect(o!.size).toBe(Buffer.byteLength(`v:${k}`));
+        }
+        const d = await b.listObjects(bucket, { delimiter: '/', withMeta: true });
+        expect(d.commonPrefixes).toEqual(['dir/']);
+        const sub = await b.listObjects(bucket, { prefix: 'dir/', delimiter: '/', withMeta: true });
+        expect(sub.commonPrefixes).toEqual(['dir/sub key+%/']);
+        expect(sub.objects).toEqual([]);
+        const leaf = await b.listObjects(bucket, { prefix: 'dir/sub key+%/', withMeta: true });
+        expect(leaf.objects.map((o) => [o.key, o.meta])).toEqual([['dir/sub key+%/leaf', metaOf('dir/sub key+%/leaf')]]);
+        const after = await b.listObjects(bucket, { startAfter: 'plus+key', withMeta: true });
+        const want = [...expected.keys()].sort(byteOrder).filter((k) => byteOrder(k, 'plus+key') > 0);
+        expect(after.objects.map((o) => o.key)).toEqual(want);
+        for (const o of after.objects) expect(o.meta).toEqual(expected.get(o.key));
+      });
+
+      it('paging with continuation tokens, with and without a delimiter', async () => {
+        for (const maxKeys of [1, 2, 5]) {
+          for (const delimiter of [undefined, '/']) {
+            const seen: string[] = [];
+            const prefixes: string[] = [];
+            let token: string | undefined;
+            for (let guard = 0; guard < 100; guard++) {
+              const r = await b.listObjects(bucket, { maxKeys, delimiter, continuationToken: token, withMeta: true });
+              expect(r.objects.length + r.commonPrefixes.length).toBeLessThanOrEqual(maxKeys);
+              for (const o of r.objects) expect(o.meta, o.key).toEqual(expected.get(o.key));
+              seen.push(...r.objects.map((o) => o.key));
+              prefixes.push(...r.commonPrefixes);
+              if (!r.isTruncated) break;
+              expect(r.nextContinuationToken).toBeTruthy();
+              token = r.nextContinuationToken;
+            }
+            const all = [...expected.keys()].sort(byteOrder);
+            expect(seen).toEqual(delimiter ? all.filter((k) => !k.includes('/')) : all);
+            expect(prefixes).toEqual(delimiter ? ['dir/'] : []);
+          }
+        }
+      });
+    });
+
     // ------------------------------------------------------------------------------------------ multipart
     describe('multipart', () => {
       let bucket: string;

@@ -80,6 +80,25 @@ describe('s3 backend against a fault-injecting proxy', () => {
     proxy.fault = () => null;
   });
 
+  it('listing withMeta: retried on 503; a backend refusing metadata=true lists without it (meta undefined)', async () => {
+    await b.putObject(bucket, 'lm/a b+', Buffer.from('x'), { size: 1, meta: { 'lc-oid': '01', 'lc-fmt': '1' } });
+    let lists = 0;
+    proxy.fault = (req) => (req.method === 'GET' && req.url?.includes('list-type=2') && ++lists === 1 ? { status: 503, code: 'SlowDown' } : null);
+    const ok = await b.listObjects(bucket, { prefix: 'lm/', withMeta: true });
+    expect(lists).toBe(2);
+    expect(ok.objects.map((o) => [o.key, o.meta])).toEqual([['lm/a b+', { 'lc-oid': '01', 'lc-fmt': '1' }]]);
+    proxy.requests.length = 0;
+    proxy.fault = (req) => (req.url?.includes('metadata=true') ? { status: 400, code: 'InvalidArgument' } : null);
+    const fallback = await b.listObjects(bucket, { prefix: 'lm/', withMeta: true });
+    expect(fallback.objects.map((o) => o.key)).toEqual(['lm/a b+']);
+    expect(fallback.objects[0]).toHaveProperty('meta', undefined);
+    // not asked again
+    const again = await b.listObjects(bucket, { prefix: 'lm/', withMeta: true });
+    expect(again.objects[0]!.meta).toBeUndefined();
+    expect(proxy.requests.filter((r) => r.url.includes('metadata=true'))).toHaveLength(1);
+    proxy.fault = () => null;
+  });
+
   it('maps persistent 500s to ServiceUnavailable (after retries)', async () => {
     let n = 0;
     proxy.fault = (req) => (req.method === 'HEAD' ? (n++, { status: 500, code: 'InternalError' }) : null);
