@@ -1,3 +1,4 @@
+import type { ListResult } from '../backend/types.ts';
 import { S3Error } from '../errors.ts';
 import { plaintextSize } from '../engine/index.ts';
 import * as xml from '../s3/xml.ts';
@@ -72,6 +73,25 @@ function sizeOf(stored: number): number {
   }
 }
 
+/**
+ * The ETags a listing shows, the same as HEAD and GET show (ObjectStore.clientEtag). Backends that list user
+ * metadata (fs, MinIO) answer in the listing itself; otherwise one HEAD per object.
+ */
+async function listedEtags(g: Gateway, bucket: string, objects: ListResult['objects']): Promise<string[]> {
+  const out: string[] = new Array(objects.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < objects.length; i = next++) {
+      const o = objects[i]!;
+      let meta = o.meta;
+      if (meta === undefined) meta = (await g.backend.headObject(bucket, o.key))?.meta ?? {};
+      out[i] = await g.store.clientEtag(bucket, o.key, { etag: o.etag, meta });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, objects.length) }, worker));
+  return out;
+}
+
 export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promise<void> {
   await headBucketExists(g, r.bucket);
   const encodingType = r.query.get('encoding-type');
@@ -91,13 +111,15 @@ export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promis
           startAfter: startAfter || undefined,
           continuationToken: token,
           maxKeys,
+          withMeta: true,
         });
   const owner = { id: r.user.accessKey, displayName: r.user.accessKey };
   const fetchOwner = !v2 || r.query.get('fetch-owner') === 'true';
-  const contents = page.objects.map((o) => ({
+  const etags = await listedEtags(g, r.bucket, page.objects);
+  const contents = page.objects.map((o, i) => ({
     key: o.key,
     size: sizeOf(o.size),
-    etag: quote(o.etag),
+    etag: quote(etags[i]!),
     lastModified: o.lastModified,
     owner: fetchOwner ? owner : undefined,
   }));

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { S3Error } from '../errors.ts';
 import type { HeaderChecksums, HeaderMeta } from '../engine/index.ts';
 import { parseRange } from '../s3/range.ts';
-import { checkCopySourceConditions, checkGetConditions } from '../s3/conditional.ts';
+import { checkCopySourceConditions, checkGetConditions, checkWriteConditions } from '../s3/conditional.ts';
 import * as xml from '../s3/xml.ts';
 import type { Gateway } from './gateway.ts';
 import type { S3Request } from './request.ts';
@@ -54,9 +54,9 @@ function checksumHeaders(c: HeaderChecksums): Record<string, string> {
 export const quote = (etag: string) => `"${etag.replace(/"/g, '')}"`;
 
 /**
- * Every object is encrypted under keys from a key-management service and its ETag is not the MD5 of the
- * plaintext: say so the way AWS SSE-KMS does. Clients that check ETag == MD5 (s3cmd on put and get) skip that
- * check on exactly this header.
+ * Every object is encrypted under keys from a key-management service: say so the way AWS SSE-KMS does. A
+ * single-PUT object's ETag is the MD5 of its plaintext all the same (src/server/etag.ts); a multipart one's is
+ * not, as on S3.
  */
 export const SSE_HEADERS: Record<string, string> = { 'x-amz-server-side-encryption': 'aws:kms' };
 const setSse = (r: S3Request) => {
@@ -71,6 +71,19 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw new S3Error('NotImplemented', 'If-None-Match on PUT supports only "*".');
+  // If-Match names the ETag clients see; the write is made conditional on the backend ETag of that same version.
+  let backendIfMatch: string | undefined;
+  if (ifMatch !== undefined) {
+    const current = await g.store.stat(r.bucket, r.key).catch((e) => {
+      if (e instanceof S3Error && e.code === 'NoSuchKey') return undefined;
+      throw e;
+    });
+    checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
+    backendIfMatch = current!.info.etag;
+  }
+  // A Content-MD5 without a trailer is the plaintext MD5 before the body: the ETag is sealed with the first write.
+  const contentMd5 = r.header('content-md5');
+  const known = upload.known && contentMd5 ? { ...upload.known, md5: Buffer.from(contentMd5.trim(), 'base64').toString('hex') } : upload.known;
   const { etag } = await g.store.put(
     r.bucket,
     r.key,
@@ -78,8 +91,8 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
     upload.size,
     meta,
     upload.finish,
-    { ifNoneMatch: ifNoneMatch === '*' ? '*' : undefined, ifMatch: ifMatch?.replace(/"/g, '') },
-    upload.known,
+    { ifNoneMatch: ifNoneMatch === '*' ? '*' : undefined, ifMatch: backendIfMatch },
+    known,
   );
   r.bytesIn = upload.size;
   r.res.statusCode = 200;

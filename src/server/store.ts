@@ -22,6 +22,7 @@ import {
   type HeaderMeta,
 } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
+import { META_ETAG, openEtag, sealEtag, sealedEtagVersion } from './etag.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
 
 /** True when a DEK buffer was zeroed (the header left the cache while we held it); a real DEK is never all zero. */
@@ -36,6 +37,52 @@ export const META_FMT = 'lc-fmt';
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 
 const HOLD_BYTES = 16;
+
+/** Bodies up to this size are read whole before anything is written (one header write, MD5 ETag up front). */
+export const WHOLE_BODY_MAX = 8 * 1024 * 1024;
+
+/** Bytes of whole bodies held at once, across requests: past it, uploads stream instead (memory stays bounded). */
+export class ByteBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+
+/** Exactly `size` bytes of a stream, else IncompleteBody. */
+export async function readExactly(body: Readable, size: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    if (at + c.length > size) {
+      body.destroy();
+      throw new S3Error('IncompleteBody', `body is longer than the declared ${size} bytes`);
+    }
+    c.copy(out, at);
+    at += c.length;
+  }
+  if (at !== size) throw new S3Error('IncompleteBody', `body ended after ${at} of ${size} bytes`);
+  return out;
+}
+
+/** A stream of exactly `size` bytes collected into one buffer. */
+async function collect(stream: Readable, size: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for await (const c of stream as AsyncIterable<Buffer>) {
+    if (at + c.length > size) throw new S3Error('InternalError', 'ciphertext longer than its layout');
+    c.copy(out, at);
+    at += c.length;
+  }
+  if (at !== size) throw new S3Error('InternalError', 'ciphertext shorter than its layout');
+  return out;
+}
 
 /**
  * Pass ciphertext through but keep its last bytes back until `verify` (the upload's checksums) succeeds, so a
@@ -97,6 +144,7 @@ const keyHash = (key: string) => createHash('sha256').update(key, 'utf8').digest
  */
 export class ObjectStore {
   readonly headers: HeaderCache;
+  readonly bodyBudget: ByteBudget;
   /** Datasets whose not-yet-migrated (plaintext) objects may be read, and who to tell when one is. */
   plaintextReads: { allowed: (dataset: string) => boolean; onRead?: (bucket: string, key: string) => void } = { allowed: () => false };
   constructor(
@@ -105,8 +153,40 @@ export class ObjectStore {
     readonly metaBucket: string,
     readonly blockSize: number,
     headerCacheTtlMs = 30_000,
+    readonly wholeBodyMax = WHOLE_BODY_MAX,
+    wholeBodyBudget = 64 * 1024 * 1024,
   ) {
     this.headers = new HeaderCache(4096, headerCacheTtlMs);
+    this.bodyBudget = new ByteBudget(wholeBodyBudget);
+  }
+
+  /**
+   * The ETag clients see (src/server/etag.ts): with a sealed ETag in the data object's metadata, the plaintext
+   * MD5 (from the header when at hand, else from the sealed value, else from the header read now); without one,
+   * the backend's ETag. The same rule serves HEAD, GET and listings, so they always agree.
+   */
+  async clientEtag(bucket: string, key: string, info: { etag: string; meta: Record<string, string> }, header?: HeaderFields): Promise<string> {
+    const sealed = info.meta[META_ETAG];
+    const oidHex = info.meta[META_OID];
+    if (!sealed || !oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return info.etag;
+    if (header?.checksums.md5 && header.oid.toString('hex') === oidHex) return header.checksums.md5;
+    const version = sealedEtagVersion(sealed);
+    if (version !== null) {
+      try {
+        const kek = await this.keys.kek(this.keys.datasetFor(bucket, key), version);
+        const md5 = openEtag(sealed, kek, Buffer.from(oidHex, 'hex'), bucket, key);
+        if (md5) return md5;
+      } catch {
+        // KEK version destroyed or revoked since: the header (re-wrapped) still says.
+      }
+    }
+    try {
+      const md5 = (await this.readHeader(bucket, key, oidHex)).header.checksums.md5;
+      if (md5) return md5;
+    } catch {
+      // unreadable object: its listing entry keeps the backend's ETag
+    }
+    return info.etag;
   }
 
   /** A pre-lakecrypt object: refused, unless its dataset allows plaintext reads until it is migrated. */
@@ -235,7 +315,8 @@ export class ObjectStore {
         if (info.size !== storedSizeOf(header)) {
           throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
         }
-        return { bucket, key, header, info, size, etag: info.etag, lastModified: info.lastModified };
+        const etag = await this.clientEtag(bucket, key, info, header);
+        return { bucket, key, header, info, size, etag, lastModified: info.lastModified };
       } catch (e) {
         // The object may have been overwritten between our HEAD and the header read: look again once.
         if (attempt === 0 && isS3Error(e, 'IntegrityError')) continue;
@@ -286,7 +367,14 @@ export class ObjectStore {
       throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
     }
     const size = totalPlaintextSize(header);
-    const obj: StoredObject = { bucket, key, header, info, size, etag: info.etag, lastModified: info.lastModified };
+    let etag: string;
+    try {
+      etag = await this.clientEtag(bucket, key, info, header);
+    } catch (e) {
+      body.destroy();
+      throw e;
+    }
+    const obj: StoredObject = { bucket, key, header, info, size, etag, lastModified: info.lastModified };
     return {
       obj,
       discard: () => body.destroy(),
@@ -355,6 +443,14 @@ export class ObjectStore {
   /**
    * Encrypt a plaintext stream of exactly `size` bytes to bucket/key. `verify` runs after the last plaintext
    * byte and before the last ciphertext chunk leaves, so a failed checksum never commits the object.
+   *
+   * The returned ETag is the MD5 of the plaintext (S3's single-PUT ETag), stored in the header and, sealed, in
+   * the data object's metadata for listings (src/server/etag.ts). A small body is read whole first, so the header
+   * and the data object are each written once, complete. A large body streams; when its MD5 was not declared up
+   * front (Content-MD5), it is added after the commit (header rewrite + metadata-only self-copy), best effort:
+   * until then, or if that fails, the object keeps the backend's ETag everywhere.
+   *
+   * `cond.ifMatch` is a condition on the current BACKEND ETag.
    */
   async put(
     bucket: string,
@@ -367,43 +463,122 @@ export class ObjectStore {
     /** Checksums to store, when known before the body (then the header is written once, already final). */
     known?: HeaderChecksums,
   ): Promise<PutResult> {
+    if (size <= this.wholeBodyMax && this.bodyBudget.take(size)) {
+      try {
+        const plain = await readExactly(body, size);
+        const verified = await finish();
+        const checksums: HeaderChecksums = { ...(known ?? verified), md5: createHash('md5').update(plain).digest('hex') };
+        return await this.putWhole(bucket, key, plain, meta, checksums, cond);
+      } finally {
+        this.bodyBudget.give(size);
+      }
+    }
+    return this.putStream(bucket, key, body, size, meta, finish, cond, known);
+  }
+
+  /** A whole plaintext in memory, verified: final header, then the data object with its sealed ETag. */
+  private async putWhole(
+    bucket: string,
+    key: string,
+    plain: Buffer,
+    meta: HeaderMeta,
+    checksums: HeaderChecksums,
+    cond: { ifMatch?: string; ifNoneMatch?: '*' },
+  ): Promise<PutResult> {
+    const size = plain.length;
+    const deks = newDeks(blockCount(size, this.blockSize));
+    const header = await this.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: size, deks }], checksums);
+    header.state = 'final';
+    const { dataset, oid } = header;
+    let committed = false;
+    try {
+      const [, previous, sealed] = await Promise.all([
+        this.writeHeader(header),
+        this.backend.headObject(bucket, key).catch(() => null),
+        this.sealedEtag(header),
+      ]);
+      const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
+      const cipher = await collect(Readable.from(size ? [plain] : []).pipe(encrypt), ciphertextSize(size));
+      await this.backend.putObject(bucket, key, cipher, {
+        size: cipher.length,
+        meta: { [META_OID]: oid.toString('hex'), [META_FMT]: '1', [META_ETAG]: sealed },
+        ...cond,
+      });
+      committed = true;
+      await this.dropPreviousHeader(bucket, key, previous, oid);
+      return { etag: checksums.md5!, oid };
+    } catch (e) {
+      if (!committed) await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid.toString('hex'))).catch(() => {});
+      throw e;
+    } finally {
+      for (const d of deks) zero(d);
+    }
+  }
+
+  /** The plaintext ETag sealed for the data object's metadata, under the header's KEK version. */
+  private async sealedEtag(h: HeaderFields): Promise<string> {
+    const kek = await this.keys.kek(h.dataset, h.kekVersion);
+    return sealEtag(kek, h.kekVersion, h.oid, h.bucket, h.key, h.checksums.md5!);
+  }
+
+  private async putStream(
+    bucket: string,
+    key: string,
+    body: Readable,
+    size: number,
+    meta: HeaderMeta,
+    finish: () => Promise<HeaderChecksums> | HeaderChecksums,
+    cond: { ifMatch?: string; ifNoneMatch?: '*' },
+    known: HeaderChecksums | undefined,
+  ): Promise<PutResult> {
     const deks = newDeks(blockCount(size, this.blockSize));
     const header = await this.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: size, deks }], known ?? {});
     if (known) header.state = 'final';
     const { dataset, oid } = header;
     let committed = false;
     try {
-      const [pendingEtag, previous] = await Promise.all([
+      const [headerEtag, previous, sealed] = await Promise.all([
         this.writeHeader(header),
         this.backend.headObject(bucket, key).catch(() => null),
+        known?.md5 ? this.sealedEtag(header) : undefined,
       ]);
       let checksums: HeaderChecksums = {};
       const gate = holdLastBytes(async () => {
         checksums = await finish();
       });
+      const md5 = createHash('md5');
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          md5.update(chunk);
+          cb(null, chunk);
+        },
+      });
       const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
       const cipher = new PassThrough({ highWaterMark: 1 << 20 });
-      const piping = pipeline(body, encrypt, gate, cipher);
-      const [, put] = await Promise.all([
-        piping,
-        this.backend.putObject(bucket, key, cipher, {
-          size: ciphertextSize(size),
-          meta: { [META_OID]: oid.toString('hex'), [META_FMT]: '1' },
-          ...cond,
-        }),
-      ]);
-      // Committed: the pending header already decrypts the object, so what follows is best effort and never
+      const piping = pipeline(body, tap, encrypt, gate, cipher);
+      const dataMeta: Record<string, string> = { [META_OID]: oid.toString('hex'), [META_FMT]: '1' };
+      if (sealed) dataMeta[META_ETAG] = sealed;
+      const [, put] = await Promise.all([piping, this.backend.putObject(bucket, key, cipher, { size: ciphertextSize(size), meta: dataMeta, ...cond })]);
+      // Committed: the first header already decrypts the object, so what follows is best effort and never
       // fails the (acknowledged) write. The final header goes under the KEK version active now, and only if
-      // nobody (a re-wrap, a revocation) rewrote the pending one meanwhile.
+      // nobody (a re-wrap, a revocation) rewrote the first one meanwhile.
       committed = true;
-      if (!known) {
-        await this.keys
-          .activeKek(dataset)
-          .then(({ version }) => this.writeHeader({ ...header, kekVersion: version, state: 'final', checksums }, { ifMatch: pendingEtag }))
-          .catch(() => {});
+      const digest = md5.digest('hex');
+      let etag = sealed ? known!.md5! : put.etag;
+      if (!sealed) {
+        const final: HeaderFields = { ...header, state: 'final', checksums: { ...(known ?? checksums), md5: digest } };
+        try {
+          final.kekVersion = (await this.keys.activeKek(dataset)).version;
+          await this.writeHeader(final, { ifMatch: headerEtag });
+          const seal = await this.sealedEtag(final);
+          await this.backend.copyObject(bucket, key, bucket, key, { meta: { ...dataMeta, [META_ETAG]: seal }, ifMatch: put.etag });
+          etag = digest;
+        } catch {
+          // The object stands with the backend's ETag (header and metadata agree on that).
+        }
       }
       await this.dropPreviousHeader(bucket, key, previous, oid);
-      return { etag: put.etag, oid };
+      return { etag, oid };
     } catch (e) {
       // Not committed: the header is an orphan; remove it now (gc otherwise). After the commit it is the object's.
       if (!committed) await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid.toString('hex'))).catch(() => {});
@@ -424,7 +599,7 @@ export class ObjectStore {
   async reseal(bucket: string, key: string): Promise<PutResult> {
     const obj = await this.stat(bucket, key);
     const plain = await this.read(obj, 0, obj.size - 1);
-    return this.put(bucket, key, plain, obj.size, obj.header.meta, () => obj.header.checksums, { ifMatch: obj.etag });
+    return this.put(bucket, key, plain, obj.size, obj.header.meta, () => obj.header.checksums, { ifMatch: obj.info.etag });
   }
 
   async delete(bucket: string, key: string): Promise<void> {
@@ -467,11 +642,16 @@ export class ObjectStore {
     const previous = await this.backend.headObject(dstBucket, dstKey).catch(() => null);
     await this.writeHeader(header);
     const oidHex = src.header.oid.toString('hex');
+    // The copy keeps the source's ETag when that is the plaintext MD5 (as S3 does for a single-part source).
+    const md5Etag = src.info.meta[META_ETAG] !== undefined && own.checksums.md5 === src.etag;
+    const dataMeta: Record<string, string> = { [META_OID]: oidHex, [META_FMT]: '1' };
+    if (md5Etag) dataMeta[META_ETAG] = await this.sealedEtag(header);
     try {
-      const { etag } = await this.backend.copyObject(src.bucket, src.key, dstBucket, dstKey, {
-        meta: { [META_OID]: oidHex, [META_FMT]: '1' },
-        ifMatch: src.etag,
+      const copied = await this.backend.copyObject(src.bucket, src.key, dstBucket, dstKey, {
+        meta: dataMeta,
+        ifMatch: src.info.etag,
       });
+      const etag = md5Etag ? src.etag : copied.etag;
       // An in-place copy (metadata change) keeps the oid: the cached header of that oid is stale now.
       this.headers.delete(dstBucket, dstKey, oidHex);
       if (!(previous?.meta[META_OID] === oidHex && src.bucket === dstBucket && src.key === dstKey)) {

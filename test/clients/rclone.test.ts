@@ -1,11 +1,11 @@
 /**
- * rclone against lakecrypt on MinIO: copy (single part and multipart), sync, check, md5sum, cat, delete.
+ * rclone against lakecrypt on MinIO: copy (single part and multipart), sync, check, md5sum, cat, delete — with the
+ * plain S3 remote config a user would write for AWS, no encryption settings.
  *
- * rclone takes a 32-hex ETag for the MD5 of the content unless *its own* config says the store is SSE-KMS or
- * SSE-C (backend/s3: `etagIsNotMD5` is set from server_side_encryption / sse_customer_algorithm only; no
- * response header changes it). lakecrypt's ETag is the backend's ETag (docs/DESIGN.md), as with AWS SSE-KMS,
- * so rclone needs `server_side_encryption = aws:kms` exactly as for an SSE-KMS bucket on AWS. With it rclone
- * stores the plaintext MD5 in `X-Amz-Meta-Md5chksum` (kept encrypted by lakecrypt) and every hash agrees.
+ * rclone takes a 32-hex ETag for the MD5 of the content (backend/s3 `setMD5FromEtag`), from PUT answers and from
+ * listings. lakecrypt's ETag of a single-PUT object is the MD5 of the plaintext in both (src/server/etag.ts), so
+ * rclone's upload check and `rclone check` work unchanged, also on objects other clients wrote. Multipart ETags
+ * are `<hex>-N`, which rclone knows is not an MD5: it uses the MD5 it stored itself in `X-Amz-Meta-Md5chksum`.
  */
 import path from 'node:path';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBinary } from '../helpers/minio.ts';
 import { makeTmpDir } from '../helpers/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { scanDir, startTestGateway, type TestGateway } from '../server/harness.ts';
 import { accessLog, cleanEnv, expectClean, MARKER, markedData, md5, run, writeFile } from './util.ts';
 
@@ -47,8 +48,6 @@ describe('rclone', () => {
       `secret_access_key = ${secretKey}`,
       'region = us-east-1',
       'force_path_style = true',
-      // ETags are not MD5s (as with SSE-KMS): rclone then keeps the MD5 in metadata and checks against that
-      'server_side_encryption = aws:kms',
       '',
     ].join('\n');
     // docs:end
@@ -108,6 +107,26 @@ describe('rclone', () => {
     const ls = expectClean(await rclone('lsf', `lakecrypt:${bucket}/sync`));
     expect(ls.stdout.trim().split('\n')).toEqual(['b.txt']);
     expectClean(await rclone('purge', `lakecrypt:${bucket}/sync`));
+  });
+
+  it('checks hashes of objects other clients wrote, from the listing alone', async () => {
+    const s3 = gw.client();
+    const other: Record<string, Buffer> = { 'sdk-small.bin': markedData('rclone other small', 70_000), 'sdk-big.bin': markedData('rclone other big', 9 * MiB + 3) };
+    const local = path.join(tmp.path, 'other');
+    for (const [n, d] of Object.entries(other)) {
+      writeFile(local, n, d);
+      // the AWS SDK's defaults: a CRC32 trailer, no Content-MD5
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `other/${n}`, Body: d }));
+    }
+    const before = log.records.length;
+    const check = expectClean(await rclone('check', local, `lakecrypt:${bucket}/other`), { allow: ZERO_DIFF });
+    expect(check.stderr).toMatch(/: 2 matching files/);
+    expect(check.stderr).not.toMatch(/hashes could not be checked/);
+    // the MD5s came with the listing: no HEAD per object (rclone HEADs the root "other" once, to see if it is a file)
+    expect(log.records.slice(before).filter((r) => r.op === 'HeadObject' && r.key.startsWith('other/'))).toEqual([]);
+    const sums = expectClean(await rclone('md5sum', `lakecrypt:${bucket}/other`)).stdout;
+    const got = Object.fromEntries(sums.trim().split('\n').map((l) => l.split(/\s+/).reverse()));
+    expect(got).toEqual(Object.fromEntries(Object.entries(other).map(([n, d]) => [n, md5(d)])));
   });
 
   it('leaves no plaintext in MinIO; cleanup', async () => {

@@ -431,6 +431,69 @@ export function apiSuite(kind: 'fs' | 's3') {
       expect((await s3err(s3.send(new HeadBucketCommand({ Bucket: b })))).status).toBe(404);
     });
 
+    it('ETag: plaintext MD5 for single PUTs (whole, streamed, Content-MD5, copies), "-N" for multipart; the same in PUT, HEAD, GET, listings and If-Match', async () => {
+      const cases: { key: string; data: Buffer; contentMd5?: boolean }[] = [
+        { key: 'etag/small', data: marked(100_000, 'et-small') },
+        { key: 'etag/empty', data: Buffer.alloc(0) },
+        // Past the whole-body limit (8 MiB): streamed, MD5 added after the commit.
+        { key: 'etag/streamed', data: marked(9 * MiB + 5, 'et-big') },
+        { key: 'etag/declared', data: marked(9 * MiB + 11, 'et-md5'), contentMd5: true },
+      ];
+      const digests: string[] = [];
+      for (const c of cases) {
+        const hex = md5(c.data);
+        digests.push(hex);
+        const put = await s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: c.key,
+            Body: c.data,
+            ContentMD5: c.contentMd5 ? createHash('md5').update(c.data).digest('base64') : undefined,
+          }),
+        );
+        expect(put.ETag, c.key).toBe(`"${hex}"`);
+        expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: c.key }))).ETag, c.key).toBe(`"${hex}"`);
+        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: c.key }));
+        expect(got.ETag, c.key).toBe(`"${hex}"`);
+        expect(md5(await body(got))).toBe(hex);
+        // Stored sealed: the backend's metadata never holds the MD5 in the clear.
+        const info = await gw.backend.headObject(bucket, c.key);
+        expect(info!.meta['lc-etag']).toMatch(/^\d+\.[A-Za-z0-9_-]{59}$/);
+        expect(JSON.stringify(info!.meta)).not.toContain(hex);
+        expect(info!.etag).not.toBe(hex);
+      }
+      // Copies keep the source's ETag, across keys and in place (metadata REPLACE).
+      await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'etag/copy', CopySource: `${bucket}/etag/small` }));
+      await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'etag/small', CopySource: `${bucket}/etag/small`, MetadataDirective: 'REPLACE', Metadata: { x: 'y' } }));
+      for (const key of ['etag/copy', 'etag/small']) {
+        expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag, key).toBe(`"${digests[0]}"`);
+      }
+      // Multipart: S3's "-N" form, never mistaken for an MD5.
+      const mp = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'etag/multi' }));
+      const parts = [];
+      for (const n of [1, 2]) {
+        const up = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'etag/multi', UploadId: mp.UploadId, PartNumber: n, Body: marked(5 * MiB, `et-p${n}`) }));
+        parts.push({ PartNumber: n, ETag: up.ETag });
+      }
+      const done = await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'etag/multi', UploadId: mp.UploadId, MultipartUpload: { Parts: parts } }));
+      expect(done.ETag).toMatch(/^"[0-9a-f]{32}-2"$/);
+      expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'etag/multi' }))).ETag).toBe(done.ETag);
+      // Listings say what HEAD says, for every object (one listing request, no per-object lookups needed).
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'etag/' }));
+      expect(listed.Contents!.length).toBe(6);
+      for (const o of listed.Contents!) {
+        expect(o.ETag, o.Key).toBe((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: o.Key }))).ETag);
+      }
+      const v1 = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'etag/s' }));
+      expect(v1.Contents!.map((o) => o.ETag)).toEqual([`"${digests[0]}"`, `"${digests[2]}"`]);
+      // If-Match on PUT names the ETag clients see.
+      expect((await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/small', Body: 'x', IfMatch: '"0123456789abcdef0123456789abcdef"' })))).status).toBe(412);
+      const replaced = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/small', Body: 'new', IfMatch: `"${digests[0]}"` }));
+      expect(replaced.ETag).toBe(`"${md5(Buffer.from('new'))}"`);
+      expect((await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/nothing', Body: 'x', IfMatch: `"${digests[0]}"` })))).status).toBe(404);
+      expect(await gw.scanBackendFor(digests)).toEqual([]);
+    });
+
     it('stores no plaintext marker in the backend', async () => {
       const hits = await gw.scanBackendFor([MARKER]);
       expect(hits).toEqual([]);
