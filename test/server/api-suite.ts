@@ -491,7 +491,8 @@ export function apiSuite(kind: 'fs' | 's3') {
       const replaced = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/small', Body: 'new', IfMatch: `"${digests[0]}"` }));
       expect(replaced.ETag).toBe(`"${md5(Buffer.from('new'))}"`);
       expect((await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/nothing', Body: 'x', IfMatch: `"${digests[0]}"` })))).status).toBe(404);
-      expect(await gw.scanBackendFor(digests)).toEqual([]);
+      // (not the empty object's MD5: any empty backend object, e.g. another test's, has that ETag)
+      expect(await gw.scanBackendFor(digests.filter((d) => d !== md5(Buffer.alloc(0))))).toEqual([]);
     });
 
     it('stores no plaintext marker in the backend', async () => {
