@@ -55,6 +55,9 @@ export class ByteBudget {
   }
 }
 
+/** A backend ETag as clients see it when it is not the plaintext MD5: never bare hex (S3's multipart shape). */
+export const notMd5 = (etag: string): string => (/-\d+$/.test(etag) ? etag : `${etag}-1`);
+
 /** Exactly `size` bytes of a stream, else IncompleteBody. */
 export async function readExactly(body: Readable, size: number): Promise<Buffer> {
   const out = Buffer.allocUnsafe(size);
@@ -161,14 +164,18 @@ export class ObjectStore {
   }
 
   /**
-   * The ETag clients see (src/server/etag.ts): with a sealed ETag in the data object's metadata, the plaintext
-   * MD5 (from the header when at hand, else from the sealed value, else from the header read now); without one,
-   * the backend's ETag. The same rule serves HEAD, GET and listings, so they always agree.
+   * The ETag clients see (src/server/etag.ts), by one rule for HEAD, GET and listings so they always agree:
+   * - a sealed ETag in the data object's metadata: the plaintext MD5 (from the header when at hand, else the
+   *   sealed value, else the header read now — after its KEK version was destroyed);
+   * - else, an object written through lakecrypt: the backend's ETag, never 32 bare hex digits — a multipart
+   *   `<hex>-N` stays, a single-part one gets `-1` — so no client mistakes an MD5 of ciphertext for the content's;
+   * - else (a not-yet-migrated plaintext object): the backend's ETag, which is its content's.
    */
   async clientEtag(bucket: string, key: string, info: { etag: string; meta: Record<string, string> }, header?: HeaderFields): Promise<string> {
     const sealed = info.meta[META_ETAG];
     const oidHex = info.meta[META_OID];
-    if (!sealed || !oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return info.etag;
+    if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return info.etag;
+    if (!sealed) return notMd5(info.etag);
     if (header?.checksums.md5 && header.oid.toString('hex') === oidHex) return header.checksums.md5;
     const version = sealedEtagVersion(sealed);
     if (version !== null) {
@@ -186,7 +193,7 @@ export class ObjectStore {
     } catch {
       // unreadable object: its listing entry keeps the backend's ETag
     }
-    return info.etag;
+    return notMd5(info.etag);
   }
 
   /** A pre-lakecrypt object: refused, unless its dataset allows plaintext reads until it is migrated. */
@@ -445,10 +452,11 @@ export class ObjectStore {
    * byte and before the last ciphertext chunk leaves, so a failed checksum never commits the object.
    *
    * The returned ETag is the MD5 of the plaintext (S3's single-PUT ETag), stored in the header and, sealed, in
-   * the data object's metadata for listings (src/server/etag.ts). A small body is read whole first, so the header
-   * and the data object are each written once, complete. A large body streams; when its MD5 was not declared up
-   * front (Content-MD5), it is added after the commit (header rewrite + metadata-only self-copy), best effort:
-   * until then, or if that fails, the object keeps the backend's ETag everywhere.
+   * the data object's metadata for listings (src/server/etag.ts), whenever it is known before the data object is
+   * written: a body of at most `wholeBodyMax` is read whole first (then the header and the data object are each
+   * written once, complete), and a declared Content-MD5 is verified before the commit. A larger body without
+   * Content-MD5 streams and gets a non-MD5 ETag (`<backend ETag>-1`, see clientEtag) rather than paying MD5 on
+   * every byte (it costs more CPU than AES-GCM here: bench/README.md).
    *
    * `cond.ifMatch` is a condition on the current BACKEND ETag.
    */
@@ -546,16 +554,9 @@ export class ObjectStore {
       const gate = holdLastBytes(async () => {
         checksums = await finish();
       });
-      const md5 = createHash('md5');
-      const tap = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          md5.update(chunk);
-          cb(null, chunk);
-        },
-      });
       const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
       const cipher = new PassThrough({ highWaterMark: 1 << 20 });
-      const piping = pipeline(body, tap, encrypt, gate, cipher);
+      const piping = pipeline(body, encrypt, gate, cipher);
       const dataMeta: Record<string, string> = { [META_OID]: oid.toString('hex'), [META_FMT]: '1' };
       if (sealed) dataMeta[META_ETAG] = sealed;
       const [, put] = await Promise.all([piping, this.backend.putObject(bucket, key, cipher, { size: ciphertextSize(size), meta: dataMeta, ...cond })]);
@@ -563,22 +564,14 @@ export class ObjectStore {
       // fails the (acknowledged) write. The final header goes under the KEK version active now, and only if
       // nobody (a re-wrap, a revocation) rewrote the first one meanwhile.
       committed = true;
-      const digest = md5.digest('hex');
-      let etag = sealed ? known!.md5! : put.etag;
-      if (!sealed) {
-        const final: HeaderFields = { ...header, state: 'final', checksums: { ...(known ?? checksums), md5: digest } };
-        try {
-          final.kekVersion = (await this.keys.activeKek(dataset)).version;
-          await this.writeHeader(final, { ifMatch: headerEtag });
-          const seal = await this.sealedEtag(final);
-          await this.backend.copyObject(bucket, key, bucket, key, { meta: { ...dataMeta, [META_ETAG]: seal }, ifMatch: put.etag });
-          etag = digest;
-        } catch {
-          // The object stands with the backend's ETag (header and metadata agree on that).
-        }
+      if (!known) {
+        await this.keys
+          .activeKek(dataset)
+          .then(({ version }) => this.writeHeader({ ...header, kekVersion: version, state: 'final', checksums }, { ifMatch: headerEtag }))
+          .catch(() => {});
       }
       await this.dropPreviousHeader(bucket, key, previous, oid);
-      return { etag, oid };
+      return { etag: sealed ? known!.md5! : notMd5(put.etag), oid };
     } catch (e) {
       // Not committed: the header is an orphan; remove it now (gc otherwise). After the commit it is the object's.
       if (!committed) await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid.toString('hex'))).catch(() => {});
@@ -651,7 +644,7 @@ export class ObjectStore {
         meta: dataMeta,
         ifMatch: src.info.etag,
       });
-      const etag = md5Etag ? src.etag : copied.etag;
+      const etag = md5Etag ? src.etag : notMd5(copied.etag);
       // An in-place copy (metadata change) keeps the oid: the cached header of that oid is stale now.
       this.headers.delete(dstBucket, dstKey, oidHex);
       if (!(previous?.meta[META_OID] === oidHex && src.bucket === dstBucket && src.key === dstKey)) {

@@ -3,9 +3,10 @@
  * plain S3 remote config a user would write for AWS, no encryption settings.
  *
  * rclone takes a 32-hex ETag for the MD5 of the content (backend/s3 `setMD5FromEtag`), from PUT answers and from
- * listings. lakecrypt's ETag of a single-PUT object is the MD5 of the plaintext in both (src/server/etag.ts), so
- * rclone's upload check and `rclone check` work unchanged, also on objects other clients wrote. Multipart ETags
- * are `<hex>-N`, which rclone knows is not an MD5: it uses the MD5 it stored itself in `X-Amz-Meta-Md5chksum`.
+ * listings. lakecrypt's ETag of a single-PUT object is the MD5 of the plaintext in both (src/server/etag.ts) —
+ * rclone always sends Content-MD5 on single-part uploads, and other clients' uploads up to 8 MiB get it too — so
+ * rclone's upload check and `rclone check` work unchanged. Other ETags are `<hex>-N`, which rclone knows is not an
+ * MD5: for its own multipart uploads it uses the MD5 it stored in `X-Amz-Meta-Md5chksum`.
  */
 import path from 'node:path';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -111,7 +112,7 @@ describe('rclone', () => {
 
   it('checks hashes of objects other clients wrote, from the listing alone', async () => {
     const s3 = gw.client();
-    const other: Record<string, Buffer> = { 'sdk-small.bin': markedData('rclone other small', 70_000), 'sdk-big.bin': markedData('rclone other big', 9 * MiB + 3) };
+    const other: Record<string, Buffer> = { 'sdk-small.bin': markedData('rclone other small', 70_000), 'sdk-8m.bin': markedData('rclone other 8m', 8 * MiB) };
     const local = path.join(tmp.path, 'other');
     for (const [n, d] of Object.entries(other)) {
       writeFile(local, n, d);
@@ -124,6 +125,15 @@ describe('rclone', () => {
     expect(check.stderr).not.toMatch(/hashes could not be checked/);
     // the MD5s came with the listing: no HEAD per object (rclone HEADs the root "other" once, to see if it is a file)
     expect(log.records.slice(before).filter((r) => r.op === 'HeadObject' && r.key.startsWith('other/'))).toEqual([]);
+    // rclone's own single-part upload above 8 MiB (default cutoff 200M) declares Content-MD5: an MD5 ETag too
+    const tenMiB = markedData('rclone single 10m', 10 * MiB + 1);
+    other['rclone-10m.bin'] = tenMiB;
+    writeFile(local, 'rclone-10m.bin', tenMiB);
+    expectClean(await rclone('copyto', path.join(local, 'rclone-10m.bin'), `lakecrypt:${bucket}/other/rclone-10m.bin`));
+    expect(log.records.filter((r) => r.op === 'PutObject' && r.key === 'other/rclone-10m.bin').length).toBe(1);
+    const recheck = expectClean(await rclone('check', local, `lakecrypt:${bucket}/other`), { allow: ZERO_DIFF });
+    expect(recheck.stderr).toMatch(/: 3 matching files/);
+    expect(recheck.stderr).not.toMatch(/hashes could not be checked/);
     const sums = expectClean(await rclone('md5sum', `lakecrypt:${bucket}/other`)).stdout;
     const got = Object.fromEntries(sums.trim().split('\n').map((l) => l.split(/\s+/).reverse()));
     expect(got).toEqual(Object.fromEntries(Object.entries(other).map(([n, d]) => [n, md5(d)])));

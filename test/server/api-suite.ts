@@ -431,12 +431,12 @@ export function apiSuite(kind: 'fs' | 's3') {
       expect((await s3err(s3.send(new HeadBucketCommand({ Bucket: b })))).status).toBe(404);
     });
 
-    it('ETag: plaintext MD5 for single PUTs (whole, streamed, Content-MD5, copies), "-N" for multipart; the same in PUT, HEAD, GET, listings and If-Match', async () => {
+    it('ETag: plaintext MD5 for single PUTs up to 8 MiB or with Content-MD5 (and copies), never bare hex otherwise; the same in PUT, HEAD, GET, listings and If-Match', async () => {
       const cases: { key: string; data: Buffer; contentMd5?: boolean }[] = [
         { key: 'etag/small', data: marked(100_000, 'et-small') },
         { key: 'etag/empty', data: Buffer.alloc(0) },
-        // Past the whole-body limit (8 MiB): streamed, MD5 added after the commit.
-        { key: 'etag/streamed', data: marked(9 * MiB + 5, 'et-big') },
+        { key: 'etag/whole', data: marked(8 * MiB, 'et-whole') },
+        // Past the whole-body limit but declared: the MD5 is known before the commit.
         { key: 'etag/declared', data: marked(9 * MiB + 11, 'et-md5'), contentMd5: true },
       ];
       const digests: string[] = [];
@@ -462,6 +462,14 @@ export function apiSuite(kind: 'fs' | 's3') {
         expect(JSON.stringify(info!.meta)).not.toContain(hex);
         expect(info!.etag).not.toBe(hex);
       }
+      // Past 8 MiB without Content-MD5 the body streams and its ETag is the backend's with S3's "-N" shape: never
+      // 32 bare hex digits that a client would take for the content's MD5.
+      const big = marked(8 * MiB + 1, 'et-big');
+      const streamed = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/streamed', Body: big }));
+      const backendEtag = (await gw.backend.headObject(bucket, 'etag/streamed'))!.etag;
+      expect(streamed.ETag).toBe(`"${backendEtag}-1"`);
+      expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'etag/streamed' }))).ETag).toBe(streamed.ETag);
+      expect(md5(await body(await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'etag/streamed', IfMatch: streamed.ETag }))))).toBe(md5(big));
       // Copies keep the source's ETag, across keys and in place (metadata REPLACE).
       await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'etag/copy', CopySource: `${bucket}/etag/small` }));
       await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'etag/small', CopySource: `${bucket}/etag/small`, MetadataDirective: 'REPLACE', Metadata: { x: 'y' } }));
@@ -480,12 +488,12 @@ export function apiSuite(kind: 'fs' | 's3') {
       expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'etag/multi' }))).ETag).toBe(done.ETag);
       // Listings say what HEAD says, for every object (one listing request, no per-object lookups needed).
       const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'etag/' }));
-      expect(listed.Contents!.length).toBe(6);
+      expect(listed.Contents!.length).toBe(7);
       for (const o of listed.Contents!) {
         expect(o.ETag, o.Key).toBe((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: o.Key }))).ETag);
       }
       const v1 = await s3.send(new ListObjectsCommand({ Bucket: bucket, Prefix: 'etag/s' }));
-      expect(v1.Contents!.map((o) => o.ETag)).toEqual([`"${digests[0]}"`, `"${digests[2]}"`]);
+      expect(v1.Contents!.map((o) => o.ETag)).toEqual([`"${digests[0]}"`, streamed.ETag]);
       // If-Match on PUT names the ETag clients see.
       expect((await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/small', Body: 'x', IfMatch: '"0123456789abcdef0123456789abcdef"' })))).status).toBe(412);
       const replaced = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/small', Body: 'new', IfMatch: `"${digests[0]}"` }));
