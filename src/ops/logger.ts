@@ -77,16 +77,49 @@ export function scrubString(s: string): string {
 /** Mask the secret query parameters of a URL or path+query (X-Amz-Signature, X-Amz-Security-Token, X-Amz-Credential). */
 export const redactUrl = scrubString;
 
+const SECRET_NAMES: ReadonlySet<string> = new Set<string>(SECRET_FIELD_NAMES);
+/** Walked this deep: objects at depth 0-3 have their fields censored (the REDACT_PATHS depths), deeper is left as is. */
+const MAX_DEPTH = 4;
+
+/**
+ * The object that is logged, made safe: secret-named fields censored (at depth 0-3, what REDACT_PATHS names),
+ * strings scrubbed, Buffers replaced by their size. Returns copies, never mutates what the caller logs.
+ *
+ * This replaces pino's `redact` option: with its wildcard paths (`*.secret`, `*.*.secret`, ...) fast-redact cost
+ * ~330 µs of CPU per log line (an access-log line per request); this walk costs a few µs.
+ */
 function safeValue(v: unknown, depth: number): unknown {
   if (typeof v === 'string') return scrubString(v);
+  if (v === null || typeof v !== 'object') return v;
   if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return `[${(v as ArrayBufferView).byteLength} bytes]`;
   if (v instanceof ArrayBuffer) return `[${v.byteLength} bytes]`;
-  if (depth >= 4 || v === null || typeof v !== 'object' || v instanceof Date || v instanceof Error) return v;
+  if (depth >= MAX_DEPTH || v instanceof Date) return v;
   if (Array.isArray(v)) return v.map((x) => safeValue(x, depth + 1));
   const proto = Object.getPrototypeOf(v);
-  if (proto !== Object.prototype && proto !== null) return v; // leave class instances to serializers
+  // Class instances with their own JSON form are left to it; any other object (class instances and Errors
+  // included) serialises as its own enumerable fields, which are walked like a plain object's.
+  if (proto !== Object.prototype && proto !== null && typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;
+  return safeFields(v as Record<string, unknown>, depth);
+}
+
+function safeFields(v: Record<string, unknown>, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = safeValue(x, depth + 1);
+  for (const k of Object.keys(v)) {
+    const x = v[k];
+    out[k] = SECRET_NAMES.has(k) && x !== undefined ? CENSOR : safeValue(x, depth + 1);
+  }
+  return out;
+}
+
+/** The record as pino receives it: `err` stays an Error for its serializer (whose output is made safe there). */
+function safeRecord(obj: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(obj)) {
+    const x = obj[k];
+    if (SECRET_NAMES.has(k) && x !== undefined) out[k] = CENSOR;
+    else if (k === 'err' && x instanceof Error) out[k] = x;
+    else out[k] = safeValue(x, 1);
+  }
   return out;
 }
 
@@ -107,18 +140,18 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
     base: { pid: process.pid, ...opts.base },
     timestamp: pino.stdTimeFunctions.isoTime,
     messageKey: 'msg',
-    redact: { paths: REDACT_PATHS, censor: CENSOR },
+    // No pino `redact` (see safeValue): the formatters and the err serializer censor REDACT_PATHS and more.
     serializers: {
       err: (e: unknown) => {
-        const out = pino.stdSerializers.err(e as Error) as unknown as Record<string, unknown>;
-        if (typeof out.message === 'string') out.message = scrubString(out.message);
-        if (typeof out.stack === 'string') out.stack = scrubString(out.stack);
-        return out;
+        const out = pino.stdSerializers.err(e as Error) as unknown;
+        // message, stack, and every field the serializer copied from the error (and its causes), made safe
+        return out !== null && typeof out === 'object' ? safeFields(out as Record<string, unknown>, 1) : safeValue(out, 1);
       },
     },
     formatters: {
       level: (label) => ({ level: label }),
-      log: (obj) => safeValue(obj, 0) as Record<string, unknown>,
+      bindings: (bindings) => safeFields(bindings, 0),
+      log: (obj) => safeRecord(obj),
     },
     hooks: {
       logMethod(args, method) {

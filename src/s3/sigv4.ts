@@ -81,10 +81,22 @@ export function signaturesEqual(a: string, b: string): boolean {
 
 const signingKeyCache = new Map<string, Buffer>();
 const SIGNING_KEY_CACHE_MAX = 256;
+/** SHA-256 of the secrets seen (the signing-key cache is keyed by it, not by the secret): one hash per secret. */
+const secretIds = new Map<string, string>();
+
+function secretId(secret: string): string {
+  let id = secretIds.get(secret);
+  if (id === undefined) {
+    if (secretIds.size >= SIGNING_KEY_CACHE_MAX) secretIds.clear();
+    id = sha256Hex(secret);
+    secretIds.set(secret, id);
+  }
+  return id;
+}
 
 /** kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"); cached. */
 export function deriveSigningKey(secret: string, date: string, region: string, service = 's3'): Buffer {
-  const cacheKey = `${sha256Hex(secret)}/${date}/${region}/${service}`;
+  const cacheKey = `${secretId(secret)}/${date}/${region}/${service}`;
   const hit = signingKeyCache.get(cacheKey);
   if (hit) return hit;
   const kDate = hmacSha256('AWS4' + secret, date);
@@ -144,10 +156,27 @@ export function percentDecodeBytes(s: string, plusIsSpace = false): Buffer {
   return out.subarray(0, j);
 }
 
+/** Only unreserved characters (and '/'): decoding and re-encoding leave such a string as it is. */
+const PLAIN_PATH_RE = /^[A-Za-z0-9\-._~/]*$/;
+const PLAIN_COMPONENT_RE = /^[A-Za-z0-9\-._~]*$/;
+
 /** Canonical URI as S3 computes it: decode the raw path once and re-encode every byte (no double encoding). */
 export function canonicalUri(rawPath: string): string {
   const path = rawPath === '' ? '/' : rawPath;
+  if (PLAIN_PATH_RE.test(path)) return path;
   return uriEncodeBytes(percentDecodeBytes(path), true);
+}
+
+/** Decode then AWS-encode one query component (key or value). */
+function canonicalComponent(raw: string, plusIsSpace: boolean): string {
+  if (PLAIN_COMPONENT_RE.test(raw)) return raw;
+  return uriEncodeBytes(percentDecodeBytes(raw, plusIsSpace), false);
+}
+
+/** Lenient percent-decoding to a string (see percentDecodeBytes). */
+function decodeComponent(raw: string, plusIsSpace: boolean): string {
+  if (PLAIN_COMPONENT_RE.test(raw)) return raw;
+  return percentDecodeBytes(raw, plusIsSpace).toString('utf8');
 }
 
 /**
@@ -162,9 +191,9 @@ export function canonicalQuery(rawQuery: string, exclude: ReadonlySet<string> = 
     const eq = part.indexOf('=');
     const rawK = eq < 0 ? part : part.slice(0, eq);
     const rawV = eq < 0 ? '' : part.slice(eq + 1);
-    const k = uriEncodeBytes(percentDecodeBytes(rawK, plusIsSpace), false);
-    if (exclude.has(percentDecodeBytes(rawK, plusIsSpace).toString('utf8'))) continue;
-    const v = uriEncodeBytes(percentDecodeBytes(rawV, plusIsSpace), false);
+    if (exclude.size > 0 && exclude.has(decodeComponent(rawK, plusIsSpace))) continue;
+    const k = canonicalComponent(rawK, plusIsSpace);
+    const v = canonicalComponent(rawV, plusIsSpace);
     pairs.push([k, v]);
   }
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
@@ -178,8 +207,8 @@ export function parseQuery(rawQuery: string): Map<string, string> {
   for (const part of rawQuery.split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
-    const k = percentDecodeBytes(eq < 0 ? part : part.slice(0, eq), true).toString('utf8');
-    const v = percentDecodeBytes(eq < 0 ? '' : part.slice(eq + 1), true).toString('utf8');
+    const k = decodeComponent(eq < 0 ? part : part.slice(0, eq), true);
+    const v = decodeComponent(eq < 0 ? '' : part.slice(eq + 1), true);
     if (!m.has(k)) m.set(k, v);
   }
   return m;
@@ -201,13 +230,34 @@ export function getHeader(headers: HeaderMap, name: string): string | undefined 
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/** Whitespace that the `\s+` -> " " rewrite would change: a run longer than one, or not a plain space. */
+const SPACE_RUN_RE = / \s|[^\S ]/;
+const canonValue = (x: string): string => {
+  const t = x.trim();
+  return SPACE_RUN_RE.test(t) ? t.replace(/\s+/g, ' ') : t;
+};
 const canonHeaderValue = (v: string | string[] | undefined): string => {
   if (v === undefined) return '';
-  const vals = Array.isArray(v) ? v : [v];
-  return vals.map((x) => x.trim().replace(/\s+/g, ' ')).join(',');
+  if (!Array.isArray(v)) return canonValue(v);
+  return v.map(canonValue).join(',');
 };
 
+const UPPER_RE = /[A-Z]/;
+
 export function canonicalHeaders(headers: HeaderMap, signedHeaders: string[]): string {
+  // Node's IncomingMessage gives lowercase names, duplicates already merged: look the signed names up directly.
+  let allLower = true;
+  for (const k in headers) {
+    if (UPPER_RE.test(k)) {
+      allLower = false;
+      break;
+    }
+  }
+  if (allLower) {
+    let out = '';
+    for (const h of signedHeaders) out += `${h}:${canonHeaderValue(Object.hasOwn(headers, h) ? headers[h] : undefined)}\n`;
+    return out;
+  }
   const lower = new Map<string, string | string[]>();
   for (const [k, v] of Object.entries(headers)) {
     if (v === undefined) continue;
@@ -459,8 +509,12 @@ export function verifyRequest(
   const exclude = presigned ? new Set(['X-Amz-Signature']) : new Set<string>();
 
   // Candidates: the S3 canonical form (decode once, re-encode), then the raw forms some clients sign with.
-  const uris = new Set([canonicalUri(req.path), req.path === '' ? '/' : req.path]);
-  const queries = new Set([canonicalQuery(req.query, exclude, true), canonicalQuery(req.query, exclude, false)]);
+  const canonUri = canonicalUri(req.path);
+  const rawUri = req.path === '' ? '/' : req.path;
+  const uris = canonUri === rawUri ? [canonUri] : [canonUri, rawUri];
+  const canonQuery = canonicalQuery(req.query, exclude, true);
+  // The two query forms differ only where the raw query has a '+'.
+  const queries = req.query.includes('+') ? new Set([canonQuery, canonicalQuery(req.query, exclude, false)]) : [canonQuery];
   let ok = false;
   let firstCanonical = '';
   for (const u of uris) {

@@ -119,7 +119,7 @@ export class Gateway {
   /** Node request listener: the hot path reads and writes Node streams directly. */
   handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
-    const id = randomBytes(8).toString('hex').toUpperCase();
+    const id = requestId();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const rawPath = q >= 0 ? url.slice(0, q) : url;
@@ -218,6 +218,19 @@ export class Gateway {
     }
     throw new S3Error('MethodNotAllowed');
   }
+}
+
+/** Request ids: 8 random bytes as 16 uppercase hex digits, cut from a pool refilled 128 ids at a time. */
+let idPool = '';
+let idAt = 0;
+export function requestId(): string {
+  if (idAt >= idPool.length) {
+    idPool = randomBytes(8 * 128).toString('hex').toUpperCase();
+    idAt = 0;
+  }
+  const id = idPool.slice(idAt, idAt + 16);
+  idAt += 16;
+  return id;
 }
 
 /** Pipe the request body into a decoder; errors travel downstream only. */
