@@ -4,6 +4,7 @@ import { FormatError } from '../format/errors.ts';
 import { type HeaderFields } from '../format/header.ts';
 import { checkPrefix, datasetIdOf } from '../format/layout.ts';
 import { BatchStream } from './batch-stream.ts';
+import { OpenStream } from './chunk-stream.ts';
 import { batches, locateRange, type Batch, type RangePlan } from './plan.ts';
 import { POOL_MIN_BYTES, configuredThreads } from './pool.ts';
 
@@ -48,6 +49,28 @@ class DecryptStream extends BatchStream {
   protected tooLittle(): Error { return new FormatError('UnexpectedEOF', `data ended before byte ${this.plan.cipherEnd}`); }
 }
 
+/** Inline (threads = 0): chunk by chunk from the input buffers (chunk-stream.ts). */
+class InlineDecryptStream extends OpenStream {
+  private readonly o: DecryptOptions;
+  private readonly plan: RangePlan;
+  constructor(o: DecryptOptions, plan: RangePlan) {
+    const h = o.header;
+    super({
+      batches: batches(plan.parts, h.blockSize, plan.from, plan.to), datasetId: datasetIdOf(h.dataset), oid: h.oid,
+      keyOf: (b) => h.parts[b.partIndex].deks[b.block]!, lead: plan.withPrefix ? 32 : 0,
+      start: o.start, endInclusive: o.endInclusive,
+    });
+    this.o = o;
+    this.plan = plan;
+  }
+  protected override onLead(lead: Buffer): void { checkPrefix(lead, this.o.header.oid); }
+  protected override beforeBatch(b: Batch): void {
+    if (this.o.header.parts[b.partIndex].deks[b.block] == null || this.o.isRevoked?.(b.partNumber, b.block)) throw erased(b);
+  }
+  protected tooMuch(): Error { return new FormatError('TrailingData', `data continues after byte ${this.plan.cipherEnd}`); }
+  protected tooLittle(): Error { return new FormatError('UnexpectedEOF', `data ended before byte ${this.plan.cipherEnd}`); }
+}
+
 /**
  * Input: exactly the ciphertext bytes planRange(header, start, endInclusive) names. Output: plaintext[start..end].
  * Throws synchronously (before any byte) with DekErased/KeyRevoked when a touched block's DEK is erased or
@@ -63,5 +86,5 @@ export function createDecryptStream(opts: DecryptOptions): Transform {
   }
   const len = opts.endInclusive - opts.start + 1;
   const threads = opts.threads ?? (len < POOL_MIN_BYTES ? 0 : configuredThreads());
-  return new DecryptStream(opts, plan, threads);
+  return threads === 0 ? new InlineDecryptStream(opts, plan) : new DecryptStream(opts, plan, threads);
 }

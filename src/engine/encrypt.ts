@@ -5,6 +5,7 @@ import {
   DEK_SIZE, blockCount, checkOid, chunkCount, datasetIdOf, encodePrefix,
 } from '../format/layout.ts';
 import { BatchStream } from './batch-stream.ts';
+import { SealStream } from './chunk-stream.ts';
 import { batches, type Batch } from './plan.ts';
 import { POOL_MIN_BYTES, configuredThreads } from './pool.ts';
 
@@ -42,6 +43,31 @@ class EncryptStream extends BatchStream {
   }
 }
 
+/** Inline (threads = 0): chunk by chunk from the input buffers (chunk-stream.ts). */
+class InlineEncryptStream extends SealStream {
+  private received = 0;
+  private readonly size: number;
+  constructor(o: EncryptOptions) {
+    const n = chunkCount(o.plaintextSize);
+    super({
+      batches: batches([{ size: o.plaintextSize, partNumber: o.partNumber, plainStart: 0, cipherStart: 0 }], o.blockSize, { part: 0, chunk: 0 }, { part: 0, chunk: n - 1 }),
+      datasetId: datasetIdOf(o.dataset), oid: o.oid, keyOf: (b) => o.deks[b.block], lead: 0,
+    });
+    this.size = o.plaintextSize;
+    if (o.withPrefix) this.push(encodePrefix(o.oid));
+  }
+  override _transform(chunk: Buffer, enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.received += chunk.length;
+    super._transform(chunk, enc, cb);
+  }
+  protected tooMuch(): Error {
+    return new S3Error('IncompleteBody', `body is longer than the declared ${this.size} bytes`);
+  }
+  protected tooLittle(): Error {
+    return new S3Error('IncompleteBody', `body ended after ${this.received} of ${this.size} bytes`);
+  }
+}
+
 /** Seals one part (docs/FORMAT.md 2.2). Input MUST be exactly plaintextSize bytes, else IncompleteBody. */
 export function createEncryptStream(opts: EncryptOptions): Transform {
   checkOid(opts.oid);
@@ -50,7 +76,7 @@ export function createEncryptStream(opts: EncryptOptions): Transform {
   if (opts.deks.length !== want) throw new RangeError(`${want} DEKs needed for ${opts.plaintextSize} bytes, got ${opts.deks.length}`);
   for (const d of opts.deks) if (d.length !== DEK_SIZE) throw new RangeError(`DEK must be ${DEK_SIZE} bytes`);
   const threads = opts.threads ?? (opts.plaintextSize < POOL_MIN_BYTES ? 0 : configuredThreads());
-  return new EncryptStream(opts, threads);
+  return threads === 0 ? new InlineEncryptStream(opts) : new EncryptStream(opts, threads);
 }
 
 

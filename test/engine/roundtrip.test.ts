@@ -26,6 +26,17 @@ describe('round trip by size (blockSize 128 KiB)', () => {
     for await (const c of pieces(o.pt, 4096).pipe(enc)) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).equals(o.ct)).toBe(true);
   });
+  it.for([1, 7, 16, 17, 4096, C - 1, C, C + 15, C + 16, C + 17, 2 * C + 40, 1 << 20])('input pieces of %i bytes (chunks and tags split across writes), inline encrypt, inline and pool decrypt', async (piece) => {
+    const o = await encryptObject([3 * B + 7], B, { threads: 0, piece });
+    expect(o.ct.length).toBe(32 + o.pt.length + 16 * Math.ceil(o.pt.length / C));
+    for (const threads of [0, 2]) {
+      const { out, err } = await readRange(o, 0, o.pt.length - 1, { threads, piece });
+      expect(err).toBeUndefined();
+      expect(out.equals(o.pt)).toBe(true);
+      const mid = await readRange(o, C - 3, 2 * C + 5, { threads, piece });
+      expect(mid.out.equals(o.pt.subarray(C - 3, 2 * C + 6))).toBe(true);
+    }
+  });
   it('default 8 MiB blocks: 8 MiB + 1 byte, two DEKs, pool', async () => {
     const o = await encryptObject([DEFAULT_BLOCK_SIZE + 1], DEFAULT_BLOCK_SIZE, { threads: 2, piece: 1 << 20 });
     expect(o.h.parts[0].deks).toHaveLength(2);
