@@ -112,6 +112,9 @@ export function deriveSigningKey(secret: string, date: string, region: string, s
 }
 
 const HEX = '0123456789ABCDEF';
+/** Only unreserved characters (and '/'): decoding and re-encoding leave such a string as it is. */
+const PLAIN_PATH_RE = /^[A-Za-z0-9\-._~/]*$/;
+const PLAIN_COMPONENT_RE = /^[A-Za-z0-9\-._~]*$/;
 const isUnreserved = (c: number): boolean =>
   (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) ||
   c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
@@ -126,8 +129,9 @@ export function uriEncodeBytes(bytes: Uint8Array, keepSlash: boolean): string {
   return out;
 }
 
-/** AWS UriEncode of a string (UTF-8). */
-export const uriEncode = (s: string, keepSlash = false): string => uriEncodeBytes(Buffer.from(s, 'utf8'), keepSlash);
+/** AWS UriEncode of a string (UTF-8). A string of unreserved characters (and '/' when kept) is its own encoding. */
+export const uriEncode = (s: string, keepSlash = false): string =>
+  (keepSlash ? PLAIN_PATH_RE : PLAIN_COMPONENT_RE).test(s) ? s : uriEncodeBytes(Buffer.from(s, 'utf8'), keepSlash);
 
 const hexVal = (c: number): number =>
   c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 55 : c >= 0x61 && c <= 0x66 ? c - 87 : -1;
@@ -155,10 +159,6 @@ export function percentDecodeBytes(s: string, plusIsSpace = false): Buffer {
   }
   return out.subarray(0, j);
 }
-
-/** Only unreserved characters (and '/'): decoding and re-encoding leave such a string as it is. */
-const PLAIN_PATH_RE = /^[A-Za-z0-9\-._~/]*$/;
-const PLAIN_COMPONENT_RE = /^[A-Za-z0-9\-._~]*$/;
 
 /** Canonical URI as S3 computes it: decode the raw path once and re-encode every byte (no double encoding). */
 export function canonicalUri(rawPath: string): string {
@@ -287,12 +287,25 @@ const AMZ_DATE_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 const SIG_RE = /^[0-9a-f]{64}$/;
 const HEADER_NAME_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
-function parseAmzDate(s: string): Date | undefined {
+/** Dates seen recently (a request's X-Amz-Date and its credential date repeat across requests). */
+const amzDates = new Map<string, number>();
+
+/** `yyyymmddThhmmssZ` as epoch ms, undefined when malformed or not a calendar date. */
+function amzDateMs(s: string): number | undefined {
+  const hit = amzDates.get(s);
+  if (hit !== undefined) return hit;
   const m = AMZ_DATE_RE.exec(s);
   if (!m) return undefined;
   const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
   if (Number.isNaN(d.getTime()) || d.getUTCDate() !== +m[3]! || d.getUTCMonth() !== +m[2]! - 1) return undefined;
-  return d;
+  if (amzDates.size >= 64) amzDates.clear();
+  amzDates.set(s, d.getTime());
+  return d.getTime();
+}
+
+function parseAmzDate(s: string): Date | undefined {
+  const ms = amzDateMs(s);
+  return ms === undefined ? undefined : new Date(ms);
 }
 
 /** RFC 7231 / RFC 850 / asctime date (the `Date` header fallback for header auth). */
@@ -319,7 +332,7 @@ function parseCredential(cred: string, malformed: (msg: string) => S3Error): Par
   const date = parts.pop()!;
   const accessKey = parts.join('/');
   if (!accessKey) throw malformed('the Credential is mal-formed; the access key is empty.');
-  if (!/^\d{8}$/.test(date) || !parseAmzDate(`${date}T000000Z`)) throw malformed(`Invalid credential date "${date}". This date is not the same as X-Amz-Date: "${date}".`);
+  if (!/^\d{8}$/.test(date) || amzDateMs(`${date}T000000Z`) === undefined) throw malformed(`Invalid credential date "${date}". This date is not the same as X-Amz-Date: "${date}".`);
   if (!region) throw malformed('the Credential is mal-formed; the region is empty.');
   if (terminator !== 'aws4_request') throw malformed(`the Credential is mal-formed; incorrect terminal "${terminator}". This endpoint uses "aws4_request".`);
   return { accessKey, date, region, service };
@@ -436,7 +449,7 @@ export function verifyRequest(
     ({ credential, signedHeaders: signedHeadersStr, signature } = parseAuthorizationHeader(authHeader!));
     const xAmzDate = getHeader(req.headers, 'x-amz-date');
     if (xAmzDate !== undefined) {
-      if (!parseAmzDate(xAmzDate.trim())) throw new S3Error('AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header');
+      if (amzDateMs(xAmzDate.trim()) === undefined) throw new S3Error('AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header');
       amzDate = xAmzDate.trim();
     } else {
       const dh = getHeader(req.headers, 'date');
@@ -462,7 +475,7 @@ export function verifyRequest(
     credential = c;
     signedHeadersStr = sh;
     signature = sig;
-    if (!parseAmzDate(dt)) throw malformed('X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
+    if (amzDateMs(dt) === undefined) throw malformed('X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
     amzDate = dt;
     if (!/^\d{1,7}$/.test(ex)) throw malformed('X-Amz-Expires should be a number');
     expires = Number(ex);
@@ -491,7 +504,7 @@ export function verifyRequest(
   const { mode, hash } = payloadModeOf(payloadValue);
 
   // time checks
-  const reqTime = parseAmzDate(amzDate)!.getTime();
+  const reqTime = amzDateMs(amzDate)!;
   const nowMs = now.getTime();
   if (presigned) {
     if (reqTime - nowMs > maxSkew) throw new S3Error('AccessDenied', 'Request is not valid yet');
