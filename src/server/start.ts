@@ -135,8 +135,12 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   // Half-open or slow clients must not pin sockets forever.
   server.headersTimeout = o.headersTimeoutMs ?? 30_000;
   server.requestTimeout = o.requestTimeoutMs ?? 0;
-  server.keepAliveTimeout = 5_000;
-  server.setTimeout(o.idleTimeoutMs ?? 60_000, (socket) => socket.destroy());
+  // Keep-alive idle time = the idle timeout (as the idleTimeoutMs setting documents), not Node's 5 s: a client
+  // pausing 5-60 s between requests (SDK connection pools, load balancers with 60 s idle) would otherwise pay a
+  // new connection (and TLS handshake), or race the server's close and see ECONNRESET on its next request.
+  const idleMs = o.idleTimeoutMs ?? 60_000;
+  server.keepAliveTimeout = idleMs;
+  server.setTimeout(idleMs, (socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
