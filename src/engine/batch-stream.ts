@@ -1,6 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { OpenResult } from '../../workers/crypto-core.mjs';
 import { baseAad } from '../format/layout.ts';
+import { INLINE_HWM } from './chunk-stream.ts';
 import type { Batch } from './plan.ts';
 import { runBatch, type Op } from './pool.ts';
 
@@ -32,7 +33,8 @@ export abstract class BatchStream extends Transform {
   private failed = false;
 
   constructor(init: BatchStreamInit) {
-    super();
+    // Same buffering as the inline streams: with the 16 KiB default every 64 KiB socket read paused the source.
+    super({ readableHighWaterMark: INLINE_HWM, writableHighWaterMark: INLINE_HWM });
     this.init = init;
     this.maxInFlight = Math.max(2, init.threads * 2);
     this.next = init.batches.next();
