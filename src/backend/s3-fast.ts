@@ -89,6 +89,7 @@ export class FastS3 {
   private once(method: string, path: string, query: string, payloadHash: string, extra: Record<string, string>, body?: Buffer | Readable): Promise<FastResponse> {
     return new Promise((resolve, reject) => {
       const headers = this.sign(method, path, query, payloadHash, extra);
+      const stream = body !== undefined && !Buffer.isBuffer(body) ? body : undefined;
       const req = this.request(
         {
           protocol: this.url.protocol,
@@ -99,11 +100,21 @@ export class FastS3 {
           headers,
           agent: this.agent,
         },
-        (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }),
+        (res) => {
+          if (stream && !req.writableFinished) {
+            // Answered before the whole body was sent (a refused precondition, an error): stop sending; the
+            // connection cannot be reused for another request, close it once the answer is read.
+            stream.unpipe(req);
+            const close = () => req.destroy();
+            res.once('end', close);
+            res.once('close', close);
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
+        },
       );
       const timeout = () => req.setTimeout(TIMEOUT_MS, () => req.destroy(Object.assign(new Error('backend request timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
-      if (body === undefined || Buffer.isBuffer(body)) {
+      if (!stream) {
         timeout();
         req.end(body);
         return;
@@ -111,14 +122,32 @@ export class FastS3 {
       // Streamed body: no idle timeout while the producer (a client upload) may be slow; armed once it is sent.
       // A failing producer aborts the request, so the backend never commits a short object.
       const onError = (e: unknown) => req.destroy(e instanceof Error ? e : new Error(String(e)));
-      body.once('error', onError);
+      stream.once('error', onError);
       req.once('finish', () => {
-        body.off('error', onError);
+        stream.off('error', onError);
         timeout();
       });
-      req.once('close', () => body.off('error', onError));
-      if (headers.expect) req.once('continue', () => body.pipe(req));
-      else body.pipe(req);
+      req.once('close', () => stream.off('error', onError));
+      if (!headers.expect) {
+        stream.pipe(req);
+        return;
+      }
+      // Expect: 100-continue: send the body on 100 Continue, or after 1 s without an answer (as the SDK does, for
+      // servers that ignore Expect); not at all when the final answer comes first.
+      let started = false;
+      const start = () => {
+        clearTimeout(wait);
+        if (started || req.destroyed) return;
+        started = true;
+        stream.pipe(req);
+      };
+      const wait = setTimeout(start, 1000);
+      req.once('continue', start);
+      req.once('response', () => {
+        started = true;
+        clearTimeout(wait);
+      });
+      req.once('close', () => clearTimeout(wait));
     });
   }
 

@@ -1,11 +1,13 @@
 /**
- * S3 backend: any S3-compatible store (MinIO, AWS, ...) through @aws-sdk/client-s3.
+ * S3 backend: any S3-compatible store (MinIO, AWS, ...).
  *
- * - No automatic request checksums / response validation (the ciphertext is authenticated by the format).
- * - Keep-alive agents with 64 sockets.
- * - Two clients share the agents: `client` retries (standard mode, 5 attempts) and is used for every call whose
- *   request can be replayed (no body, or a Buffer body); `once` never retries and is used for Readable bodies
- *   (a consumed stream cannot be resent).
+ * - The per-object calls (GET, HEAD, PUT, UploadPart, CopyObject, DELETE) and ListObjectsV2 go through the
+ *   hand-signed client in s3-fast.ts; buckets and the rest of multipart (rare) through @aws-sdk/client-s3.
+ * - No request checksums / response validation (the ciphertext is authenticated by the format); Buffer bodies
+ *   are SHA-256 signed, streamed bodies sent UNSIGNED-PAYLOAD with a Content-Length.
+ * - Keep-alive agents with 64 sockets, shared by both clients.
+ * - Retries (up to 5 attempts, backoff with jitter) for every request that can be replayed (no body, or a Buffer
+ *   body); a Readable body is sent once (a consumed stream cannot be resent).
  * - Errors are mapped to S3Error (see mapError).
  */
 import http from 'node:http';
@@ -16,21 +18,18 @@ import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
-  CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteBucketCommand,
-  DeleteObjectCommand,
   HeadBucketCommand,
   ListBucketsCommand,
   ListMultipartUploadsCommand,
-  PutObjectCommand,
   S3Client,
   S3ServiceException,
-  UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
+import { uriEncode } from '../s3/sigv4.ts';
 import type { Backend, ListOptions, ListResult, ObjectInfo, PutOptions } from './types.ts';
 
 export interface S3BackendOptions {
@@ -93,8 +92,18 @@ export function mapError(e: unknown, ctx: { bucket?: string; key?: string; uploa
 }
 
 function encodeCopySource(bucket: string, key: string): string {
-  return `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+  return `${uriEncode(bucket)}/${uriEncode(key, true)}`;
 }
+
+/** x-amz-meta-* request headers (names lower-case). */
+function metaHeaders(meta: Record<string, string> | undefined): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta ?? {})) h[`x-amz-meta-${k.toLowerCase()}`] = String(v);
+  return h;
+}
+
+/** Error codes in a 200 CopyObject answer worth another attempt. */
+const RETRY_IN_BODY = new Set(['InternalError', 'SlowDown', 'ServiceUnavailable', 'RequestTimeout']);
 
 /** ListObjectsV2 with EncodingType=url: S3 encodes spaces as '+', a literal '+' as %2B. */
 const urlDecode = (s: string | undefined) => (s === undefined ? undefined : decodeURIComponent(s.replace(/\+/g, ' ')));
@@ -168,11 +177,13 @@ class BackoffRetryStrategy {
 export class S3Backend implements Backend {
   readonly kind = 's3' as const;
   readonly client: S3Client;
-  private readonly once: S3Client;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
 
+  private readonly maxAttempts: number;
+
   constructor(opts: S3BackendOptions) {
+    this.maxAttempts = opts.maxAttempts ?? 5;
     const maxSockets = opts.maxSockets ?? 64;
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets });
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets });
@@ -186,7 +197,6 @@ export class S3Backend implements Backend {
       requestHandler: { httpAgent: this.httpAgent, httpsAgent: this.httpsAgent, connectionTimeout: 10_000 },
     };
     this.client = new S3Client({ ...base, maxAttempts: opts.maxAttempts ?? 5, retryStrategy: new BackoffRetryStrategy(opts.maxAttempts ?? 5) });
-    this.once = new S3Client({ ...base, maxAttempts: 1 });
     const endpoint = new URL(opts.endpoint);
     this.fast = new FastS3(
       opts.endpoint,
@@ -216,10 +226,6 @@ export class S3Backend implements Backend {
       lastModified: h['last-modified'] ? new Date(h['last-modified']) : new Date(0),
       meta,
     };
-  }
-
-  private clientFor(body: Readable | Buffer): S3Client {
-    return Buffer.isBuffer(body) ? this.client : this.once;
   }
 
   async listBuckets(): Promise<{ name: string; creationDate: Date }[]> {
@@ -258,25 +264,19 @@ export class S3Backend implements Backend {
     }
   }
 
+  /**
+   * Through the fast client: a Buffer body is SHA-256 signed and retried like every replayable call; a stream is
+   * sent once (UNSIGNED-PAYLOAD, Content-Length, Expect: 100-continue from 1 MiB), as the SDK did.
+   */
   async putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string }> {
-    try {
-      const r = await this.clientFor(body).send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          Body: body,
-          ContentLength: opts.size,
-          Metadata: opts.meta,
-          IfMatch: opts.ifMatch !== undefined ? quote(opts.ifMatch) : undefined,
-          IfNoneMatch: opts.ifNoneMatch,
-        }),
-      );
-      return { etag: unquote(r.ETag) };
-    } catch (e) {
-      const err = mapError(e, { bucket, key });
-      // If-Match against a missing key: S3 answers 404 NoSuchKey, keep that.
-      throw err;
-    }
+    const headers = metaHeaders(opts.meta);
+    if (opts.ifMatch !== undefined) headers['if-match'] = quote(opts.ifMatch);
+    if (opts.ifNoneMatch !== undefined) headers['if-none-match'] = opts.ifNoneMatch;
+    // If-Match against a missing key: S3 answers 404 NoSuchKey, kept (mapError with a key).
+    const r = await this.fast.send({ method: 'PUT', bucket, key, headers, body, size: opts.size });
+    if (r.status >= 300) throw fastError(r, { bucket, key });
+    r.body.resume();
+    return { etag: unquote(r.headers.etag) };
   }
 
   async getObject(
@@ -310,11 +310,9 @@ export class S3Backend implements Backend {
   }
 
   async deleteObject(bucket: string, key: string): Promise<void> {
-    try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-    } catch (e) {
-      throw mapError(e, { bucket, key });
-    }
+    const r = await this.fast.send({ method: 'DELETE', bucket, key });
+    r.body.resume();
+    if (r.status >= 300) throw fastError(r, { bucket, key });
   }
 
   async copyObject(
@@ -324,20 +322,28 @@ export class S3Backend implements Backend {
     dstKey: string,
     opts: { meta: Record<string, string>; ifMatch?: string },
   ): Promise<{ etag: string }> {
-    try {
-      const r = await this.client.send(
-        new CopyObjectCommand({
-          Bucket: dstBucket,
-          Key: dstKey,
-          CopySource: encodeCopySource(srcBucket, srcKey),
-          MetadataDirective: 'REPLACE',
-          Metadata: opts.meta,
-          CopySourceIfMatch: opts.ifMatch !== undefined ? quote(opts.ifMatch) : undefined,
-        }),
-      );
-      return { etag: unquote(r.CopyObjectResult?.ETag) };
-    } catch (e) {
-      throw mapError(e, { bucket: srcBucket, key: srcKey });
+    const headers = metaHeaders(opts.meta);
+    headers['x-amz-copy-source'] = encodeCopySource(srcBucket, srcKey);
+    headers['x-amz-metadata-directive'] = 'REPLACE';
+    if (opts.ifMatch !== undefined) headers['x-amz-copy-source-if-match'] = quote(opts.ifMatch);
+    const ctx = { bucket: srcBucket, key: srcKey };
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.fast.send({ method: 'PUT', bucket: dstBucket, key: dstKey, headers });
+      if (r.status >= 300) throw fastError(r, ctx);
+      // S3 may answer 200 and report a failure in the body (a copy that failed after the headers were sent).
+      const text = await readText(r.body).catch((e) => {
+        throw mapError(e, ctx);
+      });
+      const errorCode = /<Error>[\s\S]*?<Code>([^<]+)<\/Code>/.exec(text)?.[1];
+      if (errorCode) {
+        if (attempt < this.maxAttempts && RETRY_IN_BODY.has(errorCode)) {
+          await new Promise((res) => setTimeout(res, Math.floor(Math.random() * Math.min(5000, 100 * 2 ** attempt))));
+          continue;
+        }
+        throw fastError({ ...r, status: 500, errorCode, errorMessage: /<Message>([^<]*)<\/Message>/.exec(text)?.[1] }, ctx);
+      }
+      const etag = /<ETag>([^<]*)<\/ETag>/.exec(text)?.[1];
+      return { etag: unquote(etag?.replace(/&#34;|&quot;/g, '"')) };
     }
   }
 
@@ -415,14 +421,17 @@ export class S3Backend implements Backend {
     body: Readable | Buffer,
     size: number,
   ): Promise<{ etag: string }> {
-    try {
-      const r = await this.clientFor(body).send(
-        new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: size }),
-      );
-      return { etag: unquote(r.ETag) };
-    } catch (e) {
-      throw mapError(e, { bucket, key, uploadId });
-    }
+    const r = await this.fast.send({
+      method: 'PUT',
+      bucket,
+      key,
+      query: { partNumber: String(partNumber), uploadId },
+      body,
+      size,
+    });
+    if (r.status >= 300) throw fastError(r, { bucket, key, uploadId });
+    r.body.resume();
+    return { etag: unquote(r.headers.etag) };
   }
 
   async completeMultipart(
@@ -481,7 +490,6 @@ export class S3Backend implements Backend {
 
   async close(): Promise<void> {
     this.client.destroy();
-    this.once.destroy();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }

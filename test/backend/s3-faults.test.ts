@@ -99,6 +99,60 @@ describe('s3 backend against a fault-injecting proxy', () => {
     proxy.fault = () => null;
   });
 
+  it('retries DELETE, copy and a Buffer part on 503; never a streamed part', async () => {
+    await b.putObject(bucket, 'rt-src', Buffer.from('src'), { size: 3, meta: { 'lc-oid': 'aa' } });
+    let n = 0;
+    proxy.fault = (req) => ((req.method === 'PUT' || req.method === 'DELETE') && ++n % 2 === 1 ? { status: 503, code: 'SlowDown' } : null);
+    const c = await b.copyObject(bucket, 'rt-src', bucket, 'rt dst+%', { meta: { 'lc-oid': 'bb' } });
+    expect(c.etag).toBe(md5(Buffer.from('src')));
+    expect((await b.headObject(bucket, 'rt dst+%'))!.meta).toEqual({ 'lc-oid': 'bb' });
+    await b.deleteObject(bucket, 'rt dst+%');
+    expect(await b.headObject(bucket, 'rt dst+%')).toBeNull();
+    proxy.fault = () => null;
+    const id = await b.createMultipart(bucket, 'rt-mpu', {});
+    let parts = 0;
+    proxy.fault = (req) => (req.method === 'PUT' && (req.url ?? '').includes('partNumber') && ++parts === 1 ? { status: 503, code: 'SlowDown' } : null);
+    const p1 = await b.uploadPart(bucket, 'rt-mpu', id, 1, Buffer.from('one'), 3);
+    expect(p1.etag).toBe(md5(Buffer.from('one')));
+    expect(parts).toBe(2);
+    parts = 0;
+    const err = await b.uploadPart(bucket, 'rt-mpu', id, 2, Readable.from([Buffer.from('two')]), 3).catch((e) => e);
+    expect(err).toBeInstanceOf(S3Error);
+    expect(parts).toBe(1);
+    proxy.fault = () => null;
+    await b.abortMultipart(bucket, 'rt-mpu', id);
+  });
+
+  it('a refused conditional streamed PUT (Expect: 100-continue) sends no body and leaks no socket', async () => {
+    const m = minioCoords();
+    const small = new S3Backend({ endpoint: proxy.endpoint, accessKey: m.accessKey, secretKey: m.secretKey, maxSockets: 1 });
+    await small.putObject(bucket, 'cond-big', Buffer.from('exists'), { size: 6 });
+    const data = randomBytes(2 * 1024 * 1024);
+    for (let i = 0; i < 3; i++) {
+      proxy.requests.length = 0;
+      const body = Readable.from([data.subarray(0, 1 << 20), data.subarray(1 << 20)]);
+      await expect(small.putObject(bucket, 'cond-big', body, { size: data.length, ifNoneMatch: '*' })).rejects.toMatchObject({ code: 'PreconditionFailed' });
+      const put = proxy.requests.find((r) => r.method === 'PUT')!;
+      expect(put.headers.expect).toBe('100-continue');
+      expect(put.bodyBytes).toBeLessThan(data.length);
+      // the single socket is usable again
+      expect((await small.headObject(bucket, 'cond-big'))!.size).toBe(6);
+    }
+    const ok = await small.putObject(bucket, 'cond-big', Readable.from([data]), { size: data.length, ifMatch: md5(Buffer.from('exists')) });
+    expect(ok.etag).toBe(md5(data));
+    await small.close();
+  });
+
+  it('a failing streamed body aborts the PUT: nothing committed, the error surfaces', async () => {
+    const body = new Readable({ read() {} });
+    body.push(randomBytes(64 * 1024));
+    const p = b.putObject(bucket, 'aborted', body, { size: 4 * 1024 * 1024 });
+    setTimeout(() => body.destroy(new Error('producer failed')), 100);
+    const err = await p.catch((e) => e);
+    expect(err).toBeInstanceOf(S3Error);
+    expect(await b.headObject(bucket, 'aborted')).toBeNull();
+  });
+
   it('maps persistent 500s to ServiceUnavailable (after retries)', async () => {
     let n = 0;
     proxy.fault = (req) => (req.method === 'HEAD' ? (n++, { status: 500, code: 'InternalError' }) : null);

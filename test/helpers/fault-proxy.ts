@@ -39,11 +39,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       return;
     }
     if (f && 'status' in f) {
-      req.resume();
-      req.on('end', () => {
+      const answer = () => {
         res.writeHead(f.status, { 'content-type': 'application/xml', connection: 'close' });
         res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${f.code}</Code><Message>injected</Message></Error>`);
-      });
+      };
+      req.resume();
+      // Expect: 100-continue: answer at once (the client then sends no body), as S3 does for a refused request.
+      if (req.headers.expect) answer();
+      else req.on('end', answer);
       return;
     }
     if (f && 'delayMs' in f) await new Promise((r) => setTimeout(r, f.delayMs));
@@ -55,9 +58,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       },
     );
     up.on('error', () => res.destroy());
+    // Expect: 100-continue is passed through: the client sends its body when the upstream says so.
+    up.on('continue', () => res.writeContinue());
     req.on('data', (c: Buffer) => (entry.bodyBytes += c.length));
     req.pipe(up);
   });
+  // Without this listener node answers every Expect: 100-continue itself, before the upstream has a say.
+  server.on('checkContinue', (req, res) => server.emit('request', req, res));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   proxy.close = async () => {
