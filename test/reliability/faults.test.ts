@@ -208,7 +208,8 @@ describe('faults: backend outages and gateway crashes', () => {
   });
 
   it('MinIO killed and restarted mid-PUT', async () => {
-    const data = randomBytes(8 * MiB);
+    // Past the 8 MiB whole-body limit, so the body is streaming to MinIO when it dies.
+    const data = randomBytes(10 * MiB);
     const r = await slowPut(gw.url, creds, `/${bucket}/minio-mid-put`, data, 2 * MiB, async () => {
       stats.injected++;
       await minio.kill();
@@ -280,7 +281,8 @@ describe('faults: backend outages and gateway crashes', () => {
   });
 
   it('gateway SIGKILLed mid-PUT (before the commit point), then restarted', async () => {
-    const data = randomBytes(6 * MiB);
+    // Past the 8 MiB whole-body limit: the body streams, its header is written before the data (the orphan gc finds).
+    const data = randomBytes(10 * MiB);
     const r = await slowPut(gw.url, creds, `/${bucket}/killed-mid-put`, data, 2 * MiB, async () => {
       kill();
       await gw.kill();
@@ -311,9 +313,10 @@ describe('faults: backend outages and gateway crashes', () => {
       }
       return null;
     };
-    const v2 = randomBytes(300_000);
-    // A checksum whose value only the body yields (algorithm declared, value computed): the header is written
-    // pending before the data and final after it, the window this test crashes in.
+    const v2 = randomBytes(9 * MiB);
+    // A streamed body (past the 8 MiB whole-body limit) with a checksum whose value only the body yields
+    // (algorithm declared, value computed): the header is written pending before the data and final after it,
+    // the window this test crashes in.
     const r = await signedRequest(gw.url, creds, { method: 'PUT', path: `/${bucket}/${key}`, body: v2, headers: { 'x-amz-sdk-checksum-algorithm': 'CRC32' } });
     proxy.fault = () => null;
     expect(r.status).toBe(0);
@@ -325,6 +328,35 @@ describe('faults: backend outages and gateway crashes', () => {
     expect(g.status).toBe(200); // committed: wholly there, under its pending header
     expect(g.body.equals(v2)).toBe(true);
     await checkAll('after gateway restart (after commit)');
+    stats.survived++;
+  });
+
+  it('gateway SIGKILLed between the header and the data write of a small (whole-body) overwrite', async () => {
+    const key = 'killed-small-before-data';
+    const v1 = randomBytes(100_000);
+    await client(gw.url, creds).send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: v1 }));
+    acked.set(`${bucket}/${key}`, v1);
+    let headerWritten = false;
+    proxy.fault = (req) => {
+      const url = req.url ?? '';
+      if (req.method === 'PUT' && url.startsWith(`/${META}/h/`)) headerWritten = true;
+      if (req.method === 'PUT' && url.startsWith(`/${bucket}/${key}`)) {
+        kill(); // the header of v2 is stored, its data never reaches the backend
+        return { reset: true };
+      }
+      return null;
+    };
+    const v2 = randomBytes(150_000);
+    const r = await signedRequest(gw.url, creds, { method: 'PUT', path: `/${bucket}/${key}`, body: v2 });
+    proxy.fault = () => null;
+    expect(r.status).toBe(0);
+    expect(headerWritten).toBe(true);
+    await gw.kill();
+    await start();
+    const g = (await read(bucket, key))!;
+    expect(g.status).toBe(200); // not committed: the previous version, whole
+    expect(g.body.equals(v1)).toBe(true);
+    await checkAll('after gateway restart (small overwrite)');
     stats.survived++;
   });
 
@@ -437,7 +469,8 @@ describe('faults: backend outages and gateway crashes', () => {
     const ctx = { backend: direct, store, keys, metaBucket: META };
     const dry = await runGc(ctx, { apply: false, olderThanMs: 0 });
     console.log('[faults] gc dry run:', JSON.stringify({ ...dry, orphanHeaders: dry.orphanHeaders.length }));
-    // mid-PUT kill: pending header without data; after-commit kill: the overwritten version's header;
+    // mid-PUT kill: pending header without data; after-commit kill: the overwritten version's header; small
+    // overwrite killed before its data: its header;
     // Complete killed before commit: its object header; MinIO outage mid-PUT: the pending header.
     expect(dry.orphanHeaders.length).toBeGreaterThanOrEqual(3);
     expect(dry.orphanData).toEqual([]);
