@@ -1,7 +1,8 @@
 /**
  * s3cmd against lakecrypt on MinIO: put (15 MiB multipart by default), ls, get, info, del. s3cmd compares
- * ETags with the MD5 of what it sent/received unless the response says `x-amz-server-side-encryption:
- * aws:kms`; lakecrypt says so (its ETag is not the plaintext MD5), so there must be no "MD5" warning at all.
+ * ETags with the MD5 of what it sent/received (unless the response says `x-amz-server-side-encryption:
+ * aws:kms`, which lakecrypt also says); single-part ETags are the plaintext MD5 anyway, multipart ones are
+ * `<hex>-N` (s3cmd then uses its own stored MD5), so there must be no "MD5" warning at all.
  */
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
