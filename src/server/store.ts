@@ -427,7 +427,12 @@ export class ObjectStore {
       throw e;
     }
     body.on('error', (e) => decrypt.destroy(e));
-    decrypt.once('close', () => wipeHeaderKeys(header));
+    decrypt.once('close', () => {
+      wipeHeaderKeys(header);
+      // A failed or abandoned decrypt leaves the backend body paused mid-way: release its file or socket now
+      // (pipe() only unpipes), not when the garbage collector finds it.
+      if (!body.readableEnded) body.destroy();
+    });
     return body.pipe(decrypt);
   }
 
