@@ -7,7 +7,7 @@
 import type { Backend } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
 import type { AuditLog } from '../keys/audit.ts';
-import { META_OID, type ObjectStore } from '../server/store.ts';
+import { META_OID, consuming, type ObjectStore } from '../server/store.ts';
 import { RateLimiter, forEachLimit, listPages, readState, writeState } from './util.ts';
 
 export interface MigrateState {
@@ -143,7 +143,7 @@ export class MigrateManager {
           return;
         }
         const { [META_OID]: _o, 'lc-fmt': _f, ...user } = got.meta;
-        await store.put(s.bucket, key, body, got.size, { user }, () => ({}), { ifMatch: got.etag });
+        await consuming(body, (b) => store.put(s.bucket, key, b, got.size, { user }, () => ({}), { ifMatch: got.etag }));
         s.migrated++;
         s.bytes += got.size;
       } catch (e) {

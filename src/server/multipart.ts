@@ -7,6 +7,7 @@ import { metaFromRequest, openCopySource, quote, SSE_HEADERS } from './objects.t
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
+import { consuming } from './store.ts';
 import { checkWriteConditions } from '../s3/conditional.ts';
 
 const ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
@@ -80,7 +81,7 @@ export async function uploadPartCopy(g: Gateway, r: S3Request): Promise<void> {
   }
   const size = src.size === 0 ? 0 : end - start + 1;
   const plain = await g.store.read(src, start, end);
-  const { etag } = await g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, plain, size, () => ({}));
+  const { etag } = await consuming(plain, (s) => g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, s, size, () => ({})));
   const info = await g.backend.headObject(src.bucket, src.key);
   sendXml(r.res, 200, xml.copyPartResult(etag, info?.lastModified ?? new Date()), SSE_HEADERS);
 }

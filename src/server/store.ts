@@ -55,6 +55,19 @@ export class ByteBudget {
   }
 }
 
+/**
+ * Hand a stream we opened (a decrypting read, a backend body) to `write`; if the write fails before consuming
+ * it, release the stream — and the backend response under it — at once instead of leaving it paused.
+ */
+export async function consuming<T>(stream: Readable, write: (s: Readable) => Promise<T>): Promise<T> {
+  try {
+    return await write(stream);
+  } catch (e) {
+    if (!stream.readableEnded) stream.destroy();
+    throw e;
+  }
+}
+
 /** A backend ETag as clients see it when it is not the plaintext MD5: never bare hex (S3's multipart shape). */
 export const notMd5 = (etag: string): string => (/-\d+$/.test(etag) ? etag : `${etag}-1`);
 
@@ -597,7 +610,7 @@ export class ObjectStore {
   async reseal(bucket: string, key: string): Promise<PutResult> {
     const obj = await this.stat(bucket, key);
     const plain = await this.read(obj, 0, obj.size - 1);
-    return this.put(bucket, key, plain, obj.size, obj.header.meta, () => obj.header.checksums, { ifMatch: obj.info.etag });
+    return consuming(plain, (s) => this.put(bucket, key, s, obj.size, obj.header.meta, () => obj.header.checksums, { ifMatch: obj.info.etag }));
   }
 
   async delete(bucket: string, key: string): Promise<void> {

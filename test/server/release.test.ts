@@ -48,4 +48,28 @@ describe('failed reads release their backend responses', () => {
     const put = await signedRequest(gw.url, creds, { method: 'PUT', path: `/${bucket}/after`, body: Buffer.from('x'), timeoutMs: 10_000 });
     expect(put.status).toBe(200);
   }, 120_000);
+
+  it('12 copies into a dataset whose KEK is revoked (failing after the source was opened) leave the pool usable', async () => {
+    const creds = { accessKey: gw.accessKey, secretKey: gw.secretKey };
+    const dst = uniqueBucket('release-dst');
+    expect((await signedRequest(gw.url, creds, { method: 'PUT', path: `/${dst}` })).status).toBe(200);
+    expect((await signedRequest(gw.url, creds, { method: 'PUT', path: `/${dst}/seed`, body: Buffer.from('s') })).status).toBe(200);
+    // Past the whole-body limit, so the copy opens the source and then fails at the destination's KEK.
+    const big = randomBytes(9 * 1024 * 1024);
+    expect((await signedRequest(gw.url, creds, { method: 'PUT', path: `/${bucket}/big`, body: big })).status).toBe(200);
+    await gw.running.gateway.keys.revoke(dst);
+    for (let i = 0; i < 12; i++) {
+      const r = await signedRequest(gw.url, creds, {
+        method: 'PUT',
+        path: `/${dst}/copy-${i}`,
+        headers: { 'x-amz-copy-source': `/${bucket}/big` },
+        timeoutMs: 10_000,
+      });
+      expect(r.error ?? '', `copy ${i}`).not.toBe('client timeout');
+      expect(r.status, `copy ${i}`).toBe(403);
+    }
+    const good = await signedRequest(gw.url, creds, { method: 'GET', path: `/${bucket}/good`, timeoutMs: 10_000 });
+    expect(good.status).toBe(200);
+    expect(good.body.length).toBe(5 * 65536);
+  }, 120_000);
 });
