@@ -160,6 +160,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
       while (gateway.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
       server.closeAllConnections();
       await closed;
+      await gateway.store.settled();
       await keys.stop();
       gateway.store.headers.clear();
     },
