@@ -8,7 +8,7 @@ import type { Gateway } from './gateway.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
-import { consuming, type StoredObject } from './store.ts';
+import { consuming, knownOf, type StoredObject } from './store.ts';
 
 const MAX_META_BYTES = 2048;
 
@@ -293,7 +293,7 @@ export async function copyObject(g: Gateway, r: S3Request): Promise<void> {
   } else {
     // Another dataset means another KEK and another AAD binding: the bytes have to be re-sealed.
     const plain = await g.store.read(src, 0, src.size - 1);
-    ({ etag } = await consuming(plain, (s) => g.store.put(r.bucket, r.key, s, src.size, meta, () => src.header.checksums)));
+    ({ etag } = await consuming(plain, (s) => g.store.put(r.bucket, r.key, s, src.size, meta, () => src.header.checksums, {}, knownOf(src))));
   }
   const info = await g.backend.headObject(r.bucket, r.key);
   sendXml(r.res, 200, xml.copyObjectResult(etag, info?.lastModified ?? new Date()), SSE_HEADERS);

@@ -68,6 +68,13 @@ export async function consuming<T>(stream: Readable, write: (s: Readable) => Pro
   }
 }
 
+/**
+ * What a re-sealed copy of a stored object can declare before its bytes stream: its checksums, when its ETag
+ * is the plaintext MD5 (authenticated in its header) — so the copy keeps that ETag at any size.
+ */
+export const knownOf = (obj: StoredObject): HeaderChecksums | undefined =>
+  !obj.plaintext && obj.info.meta[META_ETAG] !== undefined && obj.header.checksums.md5 === obj.etag ? obj.header.checksums : undefined;
+
 /** A backend ETag as clients see it when it is not the plaintext MD5: never bare hex (S3's multipart shape). */
 export const notMd5 = (etag: string): string => (/-\d+$/.test(etag) ? etag : `${etag}-1`);
 
@@ -624,7 +631,9 @@ export class ObjectStore {
   async reseal(bucket: string, key: string): Promise<PutResult> {
     const obj = await this.stat(bucket, key);
     const plain = await this.read(obj, 0, obj.size - 1);
-    return consuming(plain, (s) => this.put(bucket, key, s, obj.size, obj.header.meta, () => obj.header.checksums, { ifMatch: obj.info.etag }));
+    return consuming(plain, (s) =>
+      this.put(bucket, key, s, obj.size, obj.header.meta, () => obj.header.checksums, { ifMatch: obj.info.etag }, knownOf(obj)),
+    );
   }
 
   async delete(bucket: string, key: string): Promise<void> {

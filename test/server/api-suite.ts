@@ -476,6 +476,15 @@ export function apiSuite(kind: 'fs' | 's3') {
       for (const key of ['etag/copy', 'etag/small']) {
         expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag, key).toBe(`"${digests[0]}"`);
       }
+      // Into another bucket (another dataset: the bytes are re-sealed, streamed past 8 MiB): the MD5 ETag stays.
+      const other = `${bucket}-b`;
+      await s3.send(new CreateBucketCommand({ Bucket: other }));
+      const crossed = await s3.send(new CopyObjectCommand({ Bucket: other, Key: 'declared', CopySource: `${bucket}/etag/declared` }));
+      expect(crossed.CopyObjectResult!.ETag).toBe(`"${digests[3]}"`);
+      expect((await s3.send(new HeadObjectCommand({ Bucket: other, Key: 'declared' }))).ETag).toBe(`"${digests[3]}"`);
+      expect((await s3.send(new ListObjectsV2Command({ Bucket: other }))).Contents![0]!.ETag).toBe(`"${digests[3]}"`);
+      await s3.send(new DeleteObjectCommand({ Bucket: other, Key: 'declared' }));
+      await s3.send(new DeleteBucketCommand({ Bucket: other }));
       // Multipart: S3's "-N" form, never mistaken for an MD5.
       const mp = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'etag/multi' }));
       const parts = [];
