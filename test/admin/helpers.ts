@@ -1,12 +1,13 @@
 /** Shared helpers for the admin tests: in-process gateway + admin, CLI runner, gateway processes. */
 import { randomBytes } from 'node:crypto';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { startAdmin, type AdminDatasetConfig, type RunningAdmin } from '../../src/admin/server.ts';
 import { AdminClient } from '../../src/cli/client.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import type { StartOptions } from '../../src/server/start.ts';
+import { launchGateway, type LaunchedGateway } from '../helpers/gateway-process.ts';
 import { startTestGateway, type TestGateway } from '../server/harness.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -94,62 +95,12 @@ export async function pollUntil(fn: () => Promise<boolean>, timeoutMs = 10_000, 
 
 // ---------------------------------------------------------------- gateway processes
 
-export interface GatewayProc {
-  child: ChildProcess;
+export interface GatewayProc extends LaunchedGateway {
   s3Url: string;
-  adminUrl: string;
-  output(): string;
-  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
-/** `node --import tsx src/main.ts` (what `npx tsx src/main.ts` does, without npx's start-up cost). */
-export function startGatewayProcess(env: Record<string, string>): Promise<GatewayProc> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, NODE_OPTIONS: '', LAKECRYPT_PORT: '0', LAKECRYPT_ADMIN_PORT: '0', LAKECRYPT_LOG_LEVEL: 'warn', LAKECRYPT_ACCESS_LOG: 'false', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    live.add(child);
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gateway did not start:\n${out.slice(-3000)}`));
-    }, 60_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const s3 = /S3 endpoint:\s+(\S+)/.exec(out);
-      const adm = /admin API:\s+(\S+)/.exec(out);
-      if (s3 && adm) {
-        clearTimeout(timer);
-        child.stdout!.off('data', onData);
-        child.stdout!.on('data', (x: Buffer) => (out = (out + x.toString()).slice(-20000)));
-        resolve({
-          child,
-          s3Url: s3[1]!,
-          adminUrl: adm[1]!,
-          output: () => out,
-          stop: (signal = 'SIGTERM') =>
-            new Promise<void>((res) => {
-              if (child.exitCode !== null || child.signalCode !== null) return res();
-              child.once('exit', () => res());
-              child.kill(signal);
-              setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
-            }),
-        });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20000)));
-    child.once('exit', (code) => {
-      live.delete(child);
-      clearTimeout(timer);
-      reject(new Error(`gateway exited (${code}) before it was up:\n${out.slice(-3000)}`));
-    });
-  });
+/** Quiet (warn, no access log) gateway processes on OS-chosen ports; `env` names the rest. */
+export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProc> {
+  const g = await launchGateway({ ...process.env, NODE_OPTIONS: '', LAKECRYPT_PORT: '0', LAKECRYPT_ADMIN_PORT: '0', LAKECRYPT_LOG_LEVEL: 'warn', LAKECRYPT_ACCESS_LOG: 'false', ...env });
+  return { ...g, s3Url: g.url };
 }
