@@ -5,7 +5,9 @@
  *   const proxy = await startFaultProxy(minio.endpoint);
  *   proxy.fault = (req, n) => (req.method === 'PUT' && n <= 2 ? { status: 503, code: 'SlowDown' } : null);
  *   ... use proxy.endpoint ...
- *   proxy.requests  // [{ method, url, headers }] seen so far
+ *   proxy.requests  // [{ method, url, headers, bodyBytes }] seen so far
+ *
+ * Used by the backend fault tests and the reliability (crash/outage) tests.
  *   await proxy.close();
  */
 import http from 'node:http';
@@ -55,9 +57,18 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       (ur) => {
         res.writeHead(ur.statusCode ?? 502, ur.headers);
         ur.pipe(res);
+        // An upstream that dies mid-response (MinIO killed) cuts the downstream response too, as a dead server
+        // would, instead of leaving it open until an idle timeout.
+        const cut = () => {
+          if (!ur.complete) res.destroy();
+        };
+        ur.on('aborted', cut);
+        ur.on('error', cut);
+        ur.on('close', cut);
       },
     );
     up.on('error', () => res.destroy());
+    req.on('aborted', () => up.destroy());
     // Expect: 100-continue is passed through: the client sends its body when the upstream says so.
     up.on('continue', () => res.writeContinue());
     req.on('data', (c: Buffer) => (entry.bodyBytes += c.length));

@@ -32,7 +32,7 @@ import { makeTmpDir } from '../helpers/tmp.ts';
 import { startTestGateway } from '../server/harness.ts';
 import { errorCode, signHeaders, signedRequest, sleep, waitFor, type Creds } from './http.ts';
 import { spawnGateway, type GatewayProc } from './proc.ts';
-import { startProxy, type Proxy } from './proxy.ts';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 
 const MiB = 1024 * 1024;
 const META = 'lc-faults-meta';
@@ -121,7 +121,7 @@ function client(url: string, creds: Creds, maxAttempts = 5): S3Client {
 
 describe('faults: backend outages and gateway crashes', () => {
   let minio: MinioHandle;
-  let proxy: Proxy;
+  let proxy: FaultProxy;
   let dataDir: string;
   let gw: GatewayProc;
   let direct: Backend; // straight to MinIO (for gc and inspection)
@@ -186,7 +186,7 @@ describe('faults: backend outages and gateway crashes', () => {
 
   beforeAll(async () => {
     minio = await startMinio();
-    proxy = await startProxy(minio.endpoint);
+    proxy = await startFaultProxy(minio.endpoint);
     dataDir = makeTmpDir('lakecrypt-faults-').path;
     direct = createBackend({ kind: 's3', endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey });
     await start();
@@ -499,7 +499,7 @@ describe('faults: backend outages and gateway crashes', () => {
 describe('faults: backend answering 503 SlowDown', () => {
   it('first N requests and then p=0.2 random 503s are absorbed; acknowledged writes read back', async () => {
     const minio = await startMinio();
-    const proxy = await startProxy(minio.endpoint);
+    const proxy = await startFaultProxy(minio.endpoint);
     const backend = createBackend({ kind: 's3', endpoint: proxy.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey });
     const gw = await startTestGateway('s3', { backend, metaBucket: 'lc-slowdown-meta' });
     try {
@@ -555,7 +555,7 @@ describe('faults: backend answering 503 SlowDown', () => {
         note(l.$metadata);
         expect(l.KeyCount).toBe(written.size);
       }
-      console.log(`[faults] 503 SlowDown injected: ${injected} (of ${proxy.count} backend requests); reads needing a client retry: ${clientRetried}/${reads}`);
+      console.log(`[faults] 503 SlowDown injected: ${injected} (of ${proxy.requests.length} backend requests); reads needing a client retry: ${clientRetried}/${reads}`);
       expect(injected).toBeGreaterThan(20);
       // Every idempotent backend call was absorbed by the gateway (before the fix to src/backend/s3.ts, the SDK's
       // retry quota drained under sustained SlowDown and ~5% of reads saw a 503).
