@@ -146,6 +146,9 @@ export interface StoredObject {
   plaintext?: boolean;
 }
 
+/** Conditions on the current BACKEND ETag of the key. */
+export type PutCondition = { ifMatch?: string; ifNoneMatch?: '*' };
+
 export interface PutResult {
   etag: string;
   oid: Buffer;
@@ -492,7 +495,7 @@ export class ObjectStore {
     size: number,
     meta: HeaderMeta,
     finish: () => Promise<HeaderChecksums> | HeaderChecksums,
-    cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
+    cond: PutCondition = {},
     /** Checksums to store, when known before the body (then the header is written once, already final). */
     known?: HeaderChecksums,
   ): Promise<PutResult> {
@@ -500,7 +503,9 @@ export class ObjectStore {
       try {
         const plain = await readExactly(body, size);
         const verified = await finish();
-        const checksums: HeaderChecksums = { ...(known ?? verified), md5: createHash('md5').update(plain).digest('hex') };
+        // With Content-MD5 the verification already hashed the body: no second MD5 pass.
+        const md5 = verified.md5 ?? createHash('md5').update(plain).digest('hex');
+        const checksums: HeaderChecksums = { ...(known ?? verified), md5 };
         return await this.putWhole(bucket, key, plain, meta, checksums, cond);
       } finally {
         this.bodyBudget.give(size);
@@ -509,45 +514,53 @@ export class ObjectStore {
     return this.putStream(bucket, key, body, size, meta, finish, cond, known);
   }
 
-  /** A whole plaintext in memory, verified: final header, then the data object with its sealed ETag. */
-  private async putWhole(
-    bucket: string,
-    key: string,
-    plain: Buffer,
-    meta: HeaderMeta,
-    checksums: HeaderChecksums,
-    cond: { ifMatch?: string; ifNoneMatch?: '*' },
+  /**
+   * One new version of bucket/key: its header first (the DEKs; `final` when the checksums to store are already
+   * known), then `writeData` stores the data object — the commit point — then its `afterCommit`, best effort.
+   * Not committed: the header is removed again (gc otherwise). The overwritten version's header goes after the
+   * answer: one backend round trip less per overwrite (a failure or a stop meanwhile leaves it for gc).
+   */
+  private async writeVersion(
+    v: { bucket: string; key: string; size: number; meta: HeaderMeta; checksums: HeaderChecksums; final: boolean },
+    writeData: (w: { header: HeaderFields; headerEtag: string; dataMeta: Record<string, string> }) => Promise<{ etag: string; afterCommit?: () => Promise<void> }>,
   ): Promise<PutResult> {
-    const size = plain.length;
+    const { bucket, key, size } = v;
     const deks = newDeks(blockCount(size, this.blockSize));
-    const header = await this.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: size, deks }], checksums);
-    header.state = 'final';
-    const { dataset, oid } = header;
+    const header = await this.newHeader(bucket, key, v.meta, [{ partNumber: 1, plaintextSize: size, deks }], v.checksums);
+    if (v.final) header.state = 'final';
+    const oidHex = header.oid.toString('hex');
     let committed = false;
     try {
-      const [, previous, sealed] = await Promise.all([
+      const [headerEtag, previous, sealed] = await Promise.all([
         this.writeHeader(header),
         this.backend.headObject(bucket, key).catch(() => null),
-        this.sealedEtag(header),
+        v.checksums.md5 ? this.sealedEtag(header) : undefined,
       ]);
-      const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
-      const cipher = await collect(Readable.from(size ? [plain] : []).pipe(encrypt), ciphertextSize(size));
-      await this.backend.putObject(bucket, key, cipher, {
-        size: cipher.length,
-        meta: { [META_OID]: oid.toString('hex'), [META_FMT]: '1', [META_ETAG]: sealed },
-        ...cond,
-      });
+      const dataMeta: Record<string, string> = { [META_OID]: oidHex, [META_FMT]: '1' };
+      if (sealed) dataMeta[META_ETAG] = sealed;
+      const { etag, afterCommit } = await writeData({ header, headerEtag, dataMeta });
       committed = true;
-      // The overwritten version's header goes after the answer: one backend round trip less per overwrite
-      // (a failure or a stop meanwhile leaves an orphan header for gc).
-      this.later(this.dropPreviousHeader(bucket, key, previous, oid));
-      return { etag: checksums.md5!, oid };
+      await afterCommit?.().catch(() => {});
+      this.later(this.dropPreviousHeader(bucket, key, previous, header.oid));
+      return { etag: sealed ? v.checksums.md5! : notMd5(etag), oid: header.oid };
     } catch (e) {
-      if (!committed) await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid.toString('hex'))).catch(() => {});
+      if (!committed) await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oidHex)).catch(() => {});
       throw e;
     } finally {
       for (const d of deks) zero(d);
     }
+  }
+
+  /** A whole plaintext in memory, verified: final header, then the data object with its sealed ETag. */
+  private putWhole(bucket: string, key: string, plain: Buffer, meta: HeaderMeta, checksums: HeaderChecksums, cond: PutCondition): Promise<PutResult> {
+    const size = plain.length;
+    return this.writeVersion({ bucket, key, size, meta, checksums, final: true }, async ({ header, dataMeta }) => {
+      const { dataset, oid } = header;
+      const deks = header.parts[0]!.deks as Buffer[];
+      const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
+      const cipher = await collect(Readable.from(size ? [plain] : []).pipe(encrypt), ciphertextSize(size));
+      return this.backend.putObject(bucket, key, cipher, { size: cipher.length, meta: dataMeta, ...cond });
+    });
   }
 
   /** The plaintext ETag sealed for the data object's metadata, under the header's KEK version. */
@@ -556,58 +569,45 @@ export class ObjectStore {
     return sealEtag(kek, h.kekVersion, h.oid, h.bucket, h.key, h.checksums.md5!);
   }
 
-  private async putStream(
+  /**
+   * A body streamed through the engine. The last ciphertext bytes wait for `finish` (the upload's checksums),
+   * so a failed verification never commits; without `known` checksums the header is rewritten final afterwards.
+   */
+  private putStream(
     bucket: string,
     key: string,
     body: Readable,
     size: number,
     meta: HeaderMeta,
     finish: () => Promise<HeaderChecksums> | HeaderChecksums,
-    cond: { ifMatch?: string; ifNoneMatch?: '*' },
+    cond: PutCondition,
     known: HeaderChecksums | undefined,
   ): Promise<PutResult> {
-    const deks = newDeks(blockCount(size, this.blockSize));
-    const header = await this.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: size, deks }], known ?? {});
-    if (known) header.state = 'final';
-    const { dataset, oid } = header;
-    let committed = false;
-    try {
-      const [headerEtag, previous, sealed] = await Promise.all([
-        this.writeHeader(header),
-        this.backend.headObject(bucket, key).catch(() => null),
-        known?.md5 ? this.sealedEtag(header) : undefined,
-      ]);
+    return this.writeVersion({ bucket, key, size, meta, checksums: known ?? {}, final: !!known }, async ({ header, headerEtag, dataMeta }) => {
+      const { dataset, oid } = header;
+      const deks = header.parts[0]!.deks as Buffer[];
       let checksums: HeaderChecksums = {};
       const gate = holdLastBytes(async () => {
         checksums = await finish();
       });
       const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
       const cipher = new PassThrough({ highWaterMark: 1 << 20 });
-      const piping = pipeline(body, encrypt, gate, cipher);
-      const dataMeta: Record<string, string> = { [META_OID]: oid.toString('hex'), [META_FMT]: '1' };
-      if (sealed) dataMeta[META_ETAG] = sealed;
-      const [, put] = await Promise.all([piping, this.backend.putObject(bucket, key, cipher, { size: ciphertextSize(size), meta: dataMeta, ...cond })]);
-      // Committed: the first header already decrypts the object, so what follows is best effort and never
-      // fails the (acknowledged) write. The final header goes under the KEK version active now, and only if
-      // nobody (a re-wrap, a revocation) rewrote the first one meanwhile.
-      committed = true;
-      if (!known) {
-        await this.keys
-          .activeKek(dataset)
-          .then(({ version }) => this.writeHeader({ ...header, kekVersion: version, state: 'final', checksums }, { ifMatch: headerEtag }))
-          .catch(() => {});
-      }
-      // The overwritten version's header goes after the answer: one backend round trip less per overwrite
-      // (a failure or a stop meanwhile leaves an orphan header for gc).
-      this.later(this.dropPreviousHeader(bucket, key, previous, oid));
-      return { etag: sealed ? known!.md5! : notMd5(put.etag), oid };
-    } catch (e) {
-      // Not committed: the header is an orphan; remove it now (gc otherwise). After the commit it is the object's.
-      if (!committed) await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid.toString('hex'))).catch(() => {});
-      throw e;
-    } finally {
-      for (const d of deks) zero(d);
-    }
+      const [, put] = await Promise.all([
+        pipeline(body, encrypt, gate, cipher),
+        this.backend.putObject(bucket, key, cipher, { size: ciphertextSize(size), meta: dataMeta, ...cond }),
+      ]);
+      return {
+        etag: put.etag,
+        // The first header already decrypts the object; the final one goes under the KEK version active now,
+        // and only if nobody (a re-wrap, a revocation) rewrote the first one meanwhile.
+        afterCommit: known
+          ? undefined
+          : async () => {
+              const { version } = await this.keys.activeKek(dataset);
+              await this.writeHeader({ ...header, kekVersion: version, state: 'final', checksums }, { ifMatch: headerEtag });
+            },
+      };
+    });
   }
 
   private readonly background = new Set<Promise<void>>();
