@@ -83,6 +83,22 @@ async function main() {
   for (let i = 0; i < cpuN; i++) sealHeader({ ...openHeader(sample, { bucket, key: 'part-000001.parquet' }, oldKek), kekVersion: 2 }, newKek);
   const cpuPerS = Math.round(cpuN / ((performance.now() - t3) / 1000));
 
+  // The backend's own ceiling for the job's I/O: the same MinIO, the same client, the same concurrency, objects of
+  // the header's size, one PUT then one GET each (what re-wrapping one header costs), no gateway work in between.
+  const headerBytes = (await backend.getBuffer(metaBucket, (await backend.listObjects(metaBucket, { prefix: `h/${bucket}/`, maxKeys: 1 })).objects[0]!.key)).data.length;
+  const M = Math.min(N, 5000);
+  const scratch = `bscratch-${randomBytes(4).toString('hex')}`;
+  await backend.createBucket(scratch);
+  const payload = randomBytes(headerBytes);
+  const ids = Array.from({ length: M }, (_, i) => `h/${i}`);
+  const t4 = performance.now();
+  await forEachLimit(ids, CONC, async (k) => backend.putObject(scratch, k, payload, { size: payload.length, meta: {} }).then(() => undefined));
+  const putPerS = M / ((performance.now() - t4) / 1000);
+  const t5 = performance.now();
+  await forEachLimit(ids, CONC, async (k) => backend.getBuffer(scratch, k).then(() => undefined));
+  const getPerS = M / ((performance.now() - t5) / 1000);
+  const ceiling = Math.round(1 / (1 / putPerS + 1 / getPerS));
+
   const result = {
     headers: N,
     concurrency: CONC,
@@ -98,12 +114,17 @@ async function main() {
     'rewrap-data-bytes-read': job.dataBytesRead,
     'rewrap-cpu-only-headers-per-s': cpuPerS,
     backendOpsPerHeader: 2,
+    headerBytes,
+    'backend-put-per-s': Math.round(putPerS),
+    'backend-get-per-s': Math.round(getPerS),
+    'backend-ceiling-headers-per-s': ceiling,
     at: new Date().toISOString(),
   };
   console.log(`rewrap-headers-per-s ${result['rewrap-headers-per-s']}`);
   console.log(`rewrap-job-headers-per-s-incl-verify-scan ${result['rewrap-job-headers-per-s-incl-verify-scan']}`);
   console.log(`rewrap-data-bytes-read ${result['rewrap-data-bytes-read']}`);
   console.log(`rewrap-cpu-only-headers-per-s ${cpuPerS}`);
+  console.log(`backend alone (${M} objects of ${headerBytes} B, concurrency ${CONC}): ${Math.round(putPerS)} PUT/s, ${Math.round(getPerS)} GET/s -> ceiling ${ceiling} headers/s at 1 GET + 1 PUT each`);
   console.log(JSON.stringify(result));
   const dir = path.join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
