@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { S3Error } from '../errors.ts';
+import { RawUnsupported, type RawHttpPool } from './raw-http.ts';
 import { EMPTY_SHA256, UNSIGNED_PAYLOAD, deriveSigningKey, signString, stringToSign, uriEncode } from '../s3/sigv4.ts';
 
 /**
@@ -20,7 +20,7 @@ import { EMPTY_SHA256, UNSIGNED_PAYLOAD, deriveSigningKey, signString, stringToS
 export interface FastResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
-  body: IncomingMessage;
+  body: Readable;
 }
 
 export interface FastRequest {
@@ -52,6 +52,8 @@ export class FastS3 {
     private readonly region: string,
     private readonly agent: http.Agent,
     private readonly maxAttempts = 5,
+    /** GET and HEAD without a body go through this pool when given (plain-http backends; raw-http.ts). */
+    private readonly raw: RawHttpPool | null = null,
   ) {
     this.url = new URL(endpoint);
     this.request = this.url.protocol === 'https:' ? (https.request as unknown as typeof http.request) : http.request;
@@ -84,6 +86,18 @@ export class FastS3 {
     const signature = signString(this.signingKey(date), stringToSign(amzDate, scope, request));
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${this.accessKey}/${scope}, SignedHeaders=${signed}, Signature=${signature}`;
     return headers;
+  }
+
+  /** GET/HEAD over the raw pool; an answer it does not handle (chunked, ...) is asked again through node:http. */
+  private async onceRaw(raw: RawHttpPool, method: 'GET' | 'HEAD', path: string, query: string, extra: Record<string, string>): Promise<FastResponse> {
+    const headers = this.sign(method, path, query, EMPTY_SHA256, extra);
+    try {
+      const r = await raw.request(method, query ? `${path}?${query}` : path, headers);
+      return { status: r.status, headers: r.headers as http.IncomingHttpHeaders, body: r.body };
+    } catch (e) {
+      if (e instanceof RawUnsupported) return this.once(method, path, query, EMPTY_SHA256, extra);
+      throw e;
+    }
   }
 
   private once(method: string, path: string, query: string, payloadHash: string, extra: Record<string, string>, body?: Buffer | Readable): Promise<FastResponse> {
@@ -183,7 +197,10 @@ export class FastS3 {
     for (let attempt = 1; ; attempt++) {
       let res: FastResponse;
       try {
-        res = await this.once(r.method, path, query, payloadHash, extra, r.body);
+        res =
+          this.raw && r.body === undefined && (r.method === 'GET' || r.method === 'HEAD')
+            ? await this.onceRaw(this.raw, r.method, path, query, extra)
+            : await this.once(r.method, path, query, payloadHash, extra, r.body);
       } catch (e) {
         const code = (e as { code?: string }).code ?? '';
         if (replayable && attempt < this.maxAttempts && RETRY_CODES.has(code)) {
@@ -218,7 +235,7 @@ function backoff(attempt: number, throttled: boolean): Promise<void> {
 }
 
 /** The whole (small) body of a response as text; past `max` characters the rest is drained and dropped. */
-export async function readText(body: IncomingMessage, max = 64 * 1024 * 1024): Promise<string> {
+export async function readText(body: Readable, max = 64 * 1024 * 1024): Promise<string> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body as AsyncIterable<Buffer>) {

@@ -12,6 +12,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { RawHttpPool } from './raw-http.ts';
 import { FastS3, readText, type FastResponse } from './s3-fast.ts';
 import type { Readable } from 'node:stream';
 import {
@@ -41,6 +42,8 @@ export interface S3BackendOptions {
   maxAttempts?: number;
   /** Sockets per agent (default 64). */
   maxSockets?: number;
+  /** GET and HEAD over the gateway's own HTTP/1.1 reader on a plain-http endpoint (default true; raw-http.ts). */
+  rawHttp?: boolean;
 }
 
 const unquote = (e: string | undefined) => (e ?? '').replace(/^W\//, '').replace(/^"+|"+$/g, '');
@@ -260,6 +263,10 @@ export class S3Backend implements Backend {
     };
     this.client = new S3Client({ ...base, maxAttempts: opts.maxAttempts ?? 5, retryStrategy: new BackoffRetryStrategy(opts.maxAttempts ?? 5) });
     const endpoint = new URL(opts.endpoint);
+    this.raw =
+      endpoint.protocol === 'http:' && opts.rawHttp !== false
+        ? new RawHttpPool(endpoint.hostname, Number(endpoint.port || 80), maxSockets, 60_000)
+        : null;
     this.fast = new FastS3(
       opts.endpoint,
       opts.accessKey,
@@ -267,11 +274,14 @@ export class S3Backend implements Backend {
       opts.region ?? 'us-east-1',
       endpoint.protocol === 'https:' ? this.httpsAgent : this.httpAgent,
       opts.maxAttempts ?? 5,
+      this.raw,
     );
   }
 
   /** The hot calls (GET/HEAD/PUT/DELETE/copy/list), signed by hand (see s3-fast.ts). */
   private readonly fast: FastS3;
+  /** Where GET and HEAD go on a plain-http endpoint (raw-http.ts). */
+  private readonly raw: RawHttpPool | null;
   /** False once the backend refused MinIO's `metadata=true` listing parameter. */
   private metaListing = true;
 
@@ -551,5 +561,6 @@ export class S3Backend implements Backend {
     this.client.destroy();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    this.raw?.close();
   }
 }

@@ -1,0 +1,419 @@
+import net from 'node:net';
+import { Readable } from 'node:stream';
+
+/**
+ * GET and HEAD to a plain-http backend over pooled keep-alive sockets, read into one reused buffer per socket
+ * (net's `onread`) and parsed here. Node's http client spends ≈ 3 CPU-ms per MiB of response body on this machine
+ * (llhttp, IncomingMessage, a fresh 64 KiB buffer per socket read); this path ≈ 1, which is most of what a large
+ * GET through the gateway costs (bench/README.md). It speaks what an S3 server answers to a GET or HEAD over
+ * HTTP/1.1: a status line, headers, and a body framed by Content-Length or the chunked transfer coding. Anything
+ * else (another transfer coding, a body delimited by the connection closing, HTTP/1.0) is refused with
+ * `RawUnsupported` before any of the body is read, and the caller repeats the request through node:http.
+ */
+export class RawUnsupported extends Error {}
+
+export interface RawResponse {
+  status: number;
+  /** Names lower-case; repeated headers joined with ", " (as node:http does for most headers). */
+  headers: Record<string, string>;
+  body: Readable;
+}
+
+/** A network failure, with the code the caller's retry rule knows (ECONNRESET, ETIMEDOUT, ...). */
+export class RawNetworkError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    /** True when the socket was reused from the pool and closed before any byte of the answer: safe to resend. */
+    readonly stale = false,
+  ) {
+    super(message);
+  }
+}
+
+const READ_BUFFER = 256 * 1024;
+const MAX_HEAD = 64 * 1024;
+const BODY_HWM = 512 * 1024;
+const IDLE_MS = 15_000;
+const MAX_LINE = 4096;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+export class RawHttpPool {
+  private readonly idle: Conn[] = [];
+  private readonly waiters: ((c: Conn) => void)[] = [];
+  private open = 0;
+  private closed = false;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly maxSockets: number,
+    readonly timeoutMs: number,
+  ) {}
+
+  /** One request; a reused socket that turns out closed by the server is replaced once, transparently. */
+  async request(method: 'GET' | 'HEAD', target: string, headers: Record<string, string>): Promise<RawResponse> {
+    const head = requestHead(method, target, headers);
+    for (let attempt = 0; ; attempt++) {
+      const conn = await this.acquire();
+      const reused = conn.exchanges > 0;
+      try {
+        return await conn.exchange(method, head);
+      } catch (e) {
+        if (reused && e instanceof RawNetworkError && e.stale && attempt < 2) continue;
+        throw e;
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.idle.splice(0)) c.destroy();
+  }
+
+  private acquire(): Promise<Conn> {
+    if (this.closed) return Promise.reject(new RawNetworkError('backend client closed', 'ECONNREFUSED'));
+    const c = this.idle.pop();
+    if (c) {
+      c.unidle();
+      return Promise.resolve(c);
+    }
+    if (this.open < this.maxSockets) return Promise.resolve(this.connect());
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private connect(): Conn {
+    this.open++;
+    return new Conn(this, this.host, this.port, this.timeoutMs);
+  }
+
+  /** A socket done with its exchange, its response read to the end. */
+  released(c: Conn): void {
+    const w = this.waiters.shift();
+    if (w) return w(c);
+    if (this.closed) return c.destroy();
+    c.idleFor(IDLE_MS);
+    this.idle.push(c);
+  }
+
+  /** A socket gone (closed, failed, or not reusable). */
+  gone(c: Conn): void {
+    this.open--;
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    const w = this.waiters.shift();
+    if (w) w(this.connect());
+  }
+}
+
+/** One keep-alive connection: idle -> head (request sent, reading the answer's head) -> body -> idle. */
+class Conn {
+  readonly socket: net.Socket;
+  exchanges = 0;
+  private state: 'idle' | 'head' | 'body' | 'dead' = 'idle';
+  private headParts: Buffer[] = [];
+  private headLen = 0;
+  private method: 'GET' | 'HEAD' = 'GET';
+  private onHead: ((r: RawResponse) => void) | null = null;
+  private onFail: ((e: Error) => void) | null = null;
+  private body: RawBody | null = null;
+  /** Content-Length: bytes of body left. Chunked: bytes left in the current chunk. */
+  private remaining = 0;
+  /** Chunked transfer coding: where in the framing the next byte falls, and a partly read framing line. */
+  private chunked: 'size' | 'data' | 'data-end' | 'trailer' | null = null;
+  private line = '';
+  private keepAlive = true;
+  private paused = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly pool: RawHttpPool,
+    host: string,
+    port: number,
+    timeoutMs: number,
+  ) {
+    this.socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
+    } as net.NetConnectOpts);
+    this.socket.setTimeout(timeoutMs, () => this.fail(new RawNetworkError('backend request timed out', 'ETIMEDOUT')));
+    this.socket.on('error', (e: NodeJS.ErrnoException) => this.fail(new RawNetworkError(e.message, e.code ?? 'ECONNRESET')));
+    this.socket.on('end', () => this.fail(new RawNetworkError('backend closed the connection', 'ECONNRESET', this.state === 'head' && this.headLen === 0)));
+    this.socket.on('close', () => this.fail(new RawNetworkError('backend closed the connection', 'ECONNRESET', this.state === 'head' && this.headLen === 0)));
+  }
+
+  exchange(method: 'GET' | 'HEAD', head: string): Promise<RawResponse> {
+    if (this.state !== 'idle') return Promise.reject(new RawNetworkError('backend connection busy', 'ECONNRESET'));
+    this.exchanges++;
+    this.state = 'head';
+    this.paused = false;
+    this.method = method;
+    this.headParts = [];
+    this.headLen = 0;
+    return new Promise((resolve, reject) => {
+      this.onHead = resolve;
+      this.onFail = reject;
+      this.socket.write(head, 'latin1');
+    });
+  }
+
+  unidle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  idleFor(ms: number): void {
+    this.idleTimer = setTimeout(() => this.destroy(), ms);
+    this.idleTimer.unref();
+  }
+
+  destroy(): void {
+    if (this.state === 'dead') return;
+    this.state = 'dead';
+    this.unidle();
+    this.socket.destroy();
+    this.pool.gone(this);
+  }
+
+  /** The socket failed or closed: whoever waits on it hears so, once. */
+  private fail(e: RawNetworkError): void {
+    const { state, body } = this;
+    if (state === 'dead') return;
+    const onFail = this.onFail;
+    this.onHead = this.onFail = null;
+    this.body = null;
+    this.destroy();
+    if (state === 'head') onFail?.(e);
+    else if (state === 'body' && body) body.fail(e);
+  }
+
+  private onRead(n: number, buf: Buffer): boolean {
+    if (this.state === 'head') return this.readHead(buf.subarray(0, n));
+    if (this.state === 'body') return this.readBody(buf, 0, n);
+    // bytes nobody asked for (idle) or after the end: the stream is out of step, never reuse it
+    this.destroy();
+    return false;
+  }
+
+  private readHead(chunk: Buffer): boolean {
+    this.headParts.push(Buffer.from(chunk)); // the read buffer is reused: keep a copy
+    this.headLen += chunk.length;
+    const all = this.headParts.length === 1 ? this.headParts[0]! : Buffer.concat(this.headParts);
+    this.headParts = [all];
+    const end = all.indexOf(CRLFCRLF);
+    if (end < 0) {
+      if (this.headLen > MAX_HEAD) this.protocolError('response head too large');
+      return true;
+    }
+    let parsed: { status: number; headers: Record<string, string>; http11: boolean };
+    try {
+      parsed = parseHead(all.toString('latin1', 0, end));
+    } catch (e) {
+      this.protocolError((e as Error).message);
+      return false;
+    }
+    const rest = all.subarray(end + 4);
+    if (parsed.status >= 100 && parsed.status < 200) {
+      // an interim answer (100 Continue): the real head follows
+      this.headParts = [];
+      this.headLen = 0;
+      return rest.length ? this.readHead(rest) : true;
+    }
+    const { status, headers } = parsed;
+    let length: number;
+    const coding = headers['transfer-encoding']?.toLowerCase();
+    if (this.method === 'HEAD' || status === 204 || status === 304) length = 0;
+    else if (!parsed.http11) {
+      this.unsupported();
+      return false;
+    } else if (coding !== undefined) {
+      if (coding.trim() !== 'chunked') {
+        this.unsupported();
+        return false;
+      }
+      length = -1;
+    } else if (/^\d{1,15}$/.test(headers['content-length'] ?? '')) length = Number(headers['content-length']);
+    else {
+      this.unsupported();
+      return false;
+    }
+    this.keepAlive = !/(^|,)\s*close\s*(,|$)/i.test(headers.connection ?? '');
+    this.remaining = Math.max(0, length);
+    this.chunked = length < 0 ? 'size' : null;
+    this.line = '';
+    this.state = 'body';
+    const body: RawBody = new RawBody(
+      () => {
+        if (this.body === body && this.paused) {
+          this.paused = false;
+          this.socket.resume();
+        }
+      },
+      // a body abandoned before its end leaves the connection mid-message: it cannot carry another request
+      // (checked by identity: once this body ended, the connection may already carry the next one)
+      () => this.body === body && this.destroy(),
+    );
+    this.body = body;
+    const onHead = this.onHead!;
+    this.onHead = this.onFail = null;
+    onHead({ status, headers, body: this.body });
+    if (length === 0) {
+      if (rest.length) this.keepAlive = false;
+      this.endBody();
+      return true;
+    }
+    return rest.length ? this.readBody(rest, 0, rest.length) : true;
+  }
+
+  private readBody(buf: Buffer, from: number, to: number): boolean {
+    if (this.chunked) return this.readChunked(buf, from, to);
+    const take = Math.min(to - from, this.remaining);
+    const chunk = Buffer.allocUnsafe(take);
+    buf.copy(chunk, 0, from, from + take);
+    this.remaining -= take;
+    if (to - from > take) this.keepAlive = false; // more than the body: never reuse
+    const more = this.body!.push(chunk);
+    if (this.remaining === 0) {
+      this.endBody();
+      return true;
+    }
+    if (!more) this.paused = true;
+    return more;
+  }
+
+  /** The chunked transfer coding (RFC 9112 7.1): size line, data, CRLF, ..., 0, trailer lines, empty line. */
+  private readChunked(buf: Buffer, from: number, to: number): boolean {
+    let i = from;
+    let more = true;
+    while (i < to && this.state === 'body') {
+      if (this.chunked === 'data') {
+        const take = Math.min(to - i, this.remaining);
+        const chunk = Buffer.allocUnsafe(take);
+        buf.copy(chunk, 0, i, i + take);
+        i += take;
+        this.remaining -= take;
+        if (this.remaining === 0) this.chunked = 'data-end';
+        more = this.body!.push(chunk) && more;
+        continue;
+      }
+      const nl = buf.indexOf(10, i);
+      if (nl < 0 || nl >= to) {
+        this.line += buf.toString('latin1', i, to);
+        if (this.line.length > MAX_LINE) return this.chunkError('framing line too long');
+        return true;
+      }
+      let line = this.line + buf.toString('latin1', i, nl);
+      this.line = '';
+      i = nl + 1;
+      if (line.endsWith('\r')) line = line.slice(0, -1);
+      if (this.chunked === 'data-end') {
+        if (line !== '') return this.chunkError('chunk not followed by CRLF');
+        this.chunked = 'size';
+      } else if (this.chunked === 'size') {
+        const m = /^([0-9a-fA-F]{1,12})[ \t]*(;.*)?$/.exec(line);
+        if (!m) return this.chunkError('bad chunk size');
+        this.remaining = parseInt(m[1]!, 16);
+        this.chunked = this.remaining === 0 ? 'trailer' : 'data';
+      } else if (line === '') {
+        // end of the trailer section: the message is complete
+        if (i < to) this.keepAlive = false;
+        this.endBody();
+        return true;
+      }
+    }
+    if (!more) this.paused = true;
+    return more;
+  }
+
+  private chunkError(why: string): boolean {
+    this.fail(new RawNetworkError(`backend sent a malformed chunked body: ${why}`, 'EPROTO'));
+    return false;
+  }
+
+  private endBody(): void {
+    const body = this.body!;
+    this.body = null;
+    this.state = 'idle';
+    body.push(null);
+    if (this.keepAlive) this.pool.released(this);
+    else this.destroy();
+  }
+
+  private unsupported(): void {
+    const reject = this.onFail;
+    this.onHead = this.onFail = null;
+    this.destroy();
+    reject?.(new RawUnsupported('backend answer is not a Content-Length HTTP/1.1 message'));
+  }
+
+  private protocolError(why: string): void {
+    this.fail(new RawNetworkError(`backend sent a malformed answer: ${why}`, 'EPROTO'));
+  }
+}
+
+/**
+ * A response body. Like node:http's IncomingMessage, it emits 'error' only to a listener, so a failure can never
+ * take the process down. A failure before the consumer is attached (the gateway looks the header up between the
+ * backend's answer and reading its body) is kept, and delivered as soon as an 'error' listener is added or the
+ * consumer reads.
+ */
+class RawBody extends Readable {
+  private pending: Error | null = null;
+  constructor(
+    private readonly more: () => void,
+    private readonly abandoned: () => void,
+  ) {
+    super({ highWaterMark: BODY_HWM });
+  }
+
+  fail(e: Error): void {
+    if (this.listenerCount('error') > 0) return void this.destroy(e);
+    this.pending = e;
+    const deliver = (event: string | symbol) => {
+      if (event !== 'error' || !this.pending) return;
+      this.off('newListener', deliver);
+      const err = this.pending;
+      this.pending = null;
+      process.nextTick(() => this.destroy(err));
+    };
+    this.on('newListener', deliver);
+  }
+
+  override _read(): void {
+    if (this.pending) this.destroy(this.pending);
+    else this.more();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.abandoned();
+    cb(err && this.listenerCount('error') > 0 ? err : null);
+  }
+}
+
+function requestHead(method: string, target: string, headers: Record<string, string>): string {
+  if (!/^\/[\x21-\x7e]*$/.test(target)) throw new Error('raw-http: request target must be printable ASCII without spaces');
+  let s = `${method} ${target} HTTP/1.1\r\n`;
+  for (const [k, v] of Object.entries(headers)) {
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(k) || /[\r\n\0]/.test(v)) throw new Error(`raw-http: invalid request header ${JSON.stringify(k)}`);
+    s += `${k}: ${v}\r\n`;
+  }
+  return `${s}\r\n`;
+}
+
+function parseHead(text: string): { status: number; headers: Record<string, string>; http11: boolean } {
+  const lines = text.split('\r\n');
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+  if (!m) throw new Error('bad status line');
+  const headers: Record<string, string> = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const c = line.indexOf(':');
+    if (c <= 0) throw new Error('bad header line');
+    const name = line.slice(0, c).trim().toLowerCase();
+    const value = line.slice(c + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  return { status: Number(m[2]), headers, http11: m[1] === '1' };
+}

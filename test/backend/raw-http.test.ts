@@ -1,0 +1,256 @@
+/**
+ * The gateway's own HTTP/1.1 reader for backend GET/HEAD (src/backend/raw-http.ts), against a server that writes
+ * exact bytes: framings and splits a real S3 server may produce, keep-alive reuse, stale sockets, truncation,
+ * backpressure. Against the real MinIO it is covered by every s3-backend test (test/backend/s3.test.ts and the
+ * gateway suites), which read through it.
+ */
+import net, { type AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawHttpPool, RawNetworkError, RawUnsupported } from '../../src/backend/raw-http.ts';
+
+interface Server {
+  port: number;
+  connections: number;
+  maxConcurrent: number;
+  heads: string[];
+  close(): Promise<void>;
+}
+
+/** A server that hands each request head (and its socket) to `answer`, which writes the raw response bytes. */
+async function rawServer(answer: (head: string, sock: net.Socket, n: number) => void | Promise<void>): Promise<Server> {
+  const sockets = new Set<net.Socket>();
+  let open = 0;
+  const srv: Server = { port: 0, connections: 0, maxConcurrent: 0, heads: [], close: async () => {} };
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    srv.connections++;
+    srv.maxConcurrent = Math.max(srv.maxConcurrent, ++open);
+    sock.on('close', () => {
+      open--;
+      sockets.delete(sock);
+    });
+    sock.on('error', () => {});
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (let i = buf.indexOf('\r\n\r\n'); i >= 0; i = buf.indexOf('\r\n\r\n')) {
+        const head = buf.slice(0, i);
+        buf = buf.slice(i + 4);
+        srv.heads.push(head);
+        void answer(head, sock, srv.heads.length);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  srv.port = (server.address() as AddressInfo).port;
+  srv.close = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  return srv;
+}
+
+/** Write `data` in pieces of `size` bytes, each in its own TCP write. */
+async function dribble(sock: net.Socket, data: Buffer, size: number) {
+  for (let i = 0; i < data.length; i += size) {
+    sock.write(data.subarray(i, i + size));
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+const collect = async (body: NodeJS.ReadableStream) => {
+  const parts: Buffer[] = [];
+  for await (const c of body) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+};
+
+const payload = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff));
+const ok = (body: Buffer, extra = '') => Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${extra}\r\n`), body]);
+
+let servers: Server[] = [];
+let pools: RawHttpPool[] = [];
+afterEach(async () => {
+  for (const p of pools) p.close();
+  for (const s of servers) await s.close();
+  servers = [];
+  pools = [];
+});
+async function setup(answer: Parameters<typeof rawServer>[0], maxSockets = 4) {
+  const s = await rawServer(answer);
+  const p = new RawHttpPool('127.0.0.1', s.port, maxSockets, 5_000);
+  servers.push(s);
+  pools.push(p);
+  return { s, p };
+}
+
+describe('raw HTTP/1.1 reader for backend GET/HEAD', () => {
+  it('reads a Content-Length body written a few bytes at a time, headers lower-cased and joined, on one kept-alive socket', async () => {
+    const body = payload(70_000);
+    const { s, p } = await setup((_h, sock) => dribble(sock, ok(body, 'ETag: "abc"\r\nx-amz-meta-a: 1\r\nX-Amz-Meta-A: 2\r\n'), 997));
+    for (let i = 0; i < 3; i++) {
+      const r = await p.request('GET', '/b/k?x=1', { host: 'h', 'x-amz-date': 'd' });
+      expect(r.status).toBe(200);
+      expect(r.headers.etag).toBe('"abc"');
+      expect(r.headers['x-amz-meta-a']).toBe('1, 2');
+      expect((await collect(r.body)).equals(body)).toBe(true);
+    }
+    expect(s.connections).toBe(1);
+    expect(s.heads[0]).toBe('GET /b/k?x=1 HTTP/1.1\r\nhost: h\r\nx-amz-date: d');
+  });
+
+  it('decodes the chunked transfer coding (extensions, trailers, any split), then reuses the socket', async () => {
+    const body = payload(50_000);
+    const framed = Buffer.concat([
+      Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'),
+      Buffer.from('3;ext=1\r\n'),
+      body.subarray(0, 3),
+      Buffer.from('\r\n'),
+      Buffer.from(`${(body.length - 3).toString(16).toUpperCase()}\r\n`),
+      body.subarray(3),
+      Buffer.from('\r\n0\r\nx-trailer: t\r\n\r\n'),
+    ]);
+    for (const split of [1, 5, 4096, framed.length]) {
+      const { s, p } = await setup((_h, sock) => dribble(sock, framed, split));
+      for (let i = 0; i < 2; i++) {
+        const r = await p.request('GET', '/b/k', {});
+        expect((await collect(r.body)).equals(body)).toBe(true);
+      }
+      expect(s.connections).toBe(1);
+    }
+  });
+
+  it('a malformed chunk size fails the body; it never ends cleanly short', async () => {
+    const { p } = await setup((_h, sock) => void sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n'));
+    const r = await p.request('GET', '/b/k', {});
+    await expect(collect(r.body)).rejects.toThrow(/malformed chunked body/);
+  });
+
+  it('HEAD: no body whatever Content-Length says; 204 and 304 likewise; the socket carries the next request', async () => {
+    const { s, p } = await setup((head, sock) => {
+      if (head.startsWith('HEAD')) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n');
+      else if (head.includes('/304')) sock.write('HTTP/1.1 304 Not Modified\r\nETag: "e"\r\n\r\n');
+      else sock.write(ok(Buffer.from('after')));
+    });
+    const h = await p.request('HEAD', '/b/k', {});
+    expect(h.headers['content-length']).toBe('1000');
+    expect((await collect(h.body)).length).toBe(0);
+    const n = await p.request('GET', '/b/304', {});
+    expect(n.status).toBe(304);
+    expect((await collect(n.body)).length).toBe(0);
+    const g = await p.request('GET', '/b/k', {});
+    expect((await collect(g.body)).toString()).toBe('after');
+    expect(s.connections).toBe(1);
+  });
+
+  it('skips an interim 100 Continue head', async () => {
+    const { p } = await setup((_h, sock) => void sock.write(Buffer.concat([Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'), ok(Buffer.from('x'))])));
+    const r = await p.request('GET', '/b/k', {});
+    expect(r.status).toBe(200);
+    expect((await collect(r.body)).toString()).toBe('x');
+  });
+
+  it('refuses what it does not speak before reading a body: HTTP/1.0, no length, another coding', async () => {
+    for (const head of ['HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx', 'HTTP/1.1 200 OK\r\n\r\nbody-until-close', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n']) {
+      const { p } = await setup((_h, sock) => void sock.end(head));
+      await expect(p.request('GET', '/b/k', {})).rejects.toBeInstanceOf(RawUnsupported);
+    }
+  });
+
+  it('a reused socket the server closed while idle is replaced without an error', async () => {
+    const { s, p } = await setup((_h, sock) => {
+      sock.write(ok(Buffer.from('hello')));
+      // the server's idle timeout: it closes the connection after answering
+      setTimeout(() => sock.end(), 30);
+    });
+    expect((await collect((await p.request('GET', '/b/k', {})).body)).toString()).toBe('hello');
+    await new Promise((r) => setTimeout(r, 120));
+    expect((await collect((await p.request('GET', '/b/k', {})).body)).toString()).toBe('hello');
+    expect(s.connections).toBe(2);
+  });
+
+  it('a server that dies mid-body fails the body stream with a network error (never a short clean end)', async () => {
+    const body = payload(100_000);
+    const { p } = await setup((_h, sock) => {
+      sock.write(ok(body).subarray(0, 60_000));
+      setTimeout(() => sock.destroy(), 20);
+    });
+    const r = await p.request('GET', '/b/k', {});
+    const err = await collect(r.body).then(() => null, (e) => e);
+    expect(err).toBeInstanceOf(RawNetworkError);
+    expect(err.code).toBe('ECONNRESET');
+  });
+
+  it('a failure before the consumer is attached reaches it once it listens; piped without an error listener it never ends cleanly', async () => {
+    const { p } = await setup((_h, sock) => {
+      sock.write(ok(payload(100_000)).subarray(0, 50_000));
+      setTimeout(() => sock.destroy(), 10);
+    });
+    const late = await p.request('GET', '/b/k', {});
+    await new Promise((r) => setTimeout(r, 100)); // the socket died meanwhile
+    await expect(collect(late.body)).rejects.toBeInstanceOf(RawNetworkError);
+    const listened = await p.request('GET', '/b/k', {});
+    await new Promise((r) => setTimeout(r, 100));
+    const heard = await new Promise((r) => listened.body.on('error', r));
+    expect(heard).toBeInstanceOf(RawNetworkError);
+    const unheard = await p.request('GET', '/b/k', {});
+    await new Promise((r) => setTimeout(r, 100));
+    const sink = new PassThrough();
+    unheard.body.pipe(sink);
+    sink.resume();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sink.writableEnded).toBe(false); // no clean end: the reader cannot take a part for the whole body
+    unheard.body.destroy();
+  });
+
+  it('a server that answers nothing and closes a fresh socket is a network error, not retried forever', async () => {
+    const { s, p } = await setup((_h, sock) => void sock.destroy());
+    await expect(p.request('GET', '/b/k', {})).rejects.toBeInstanceOf(RawNetworkError);
+    expect(s.heads.length).toBe(1);
+  });
+
+  it('backpressure: a slow reader of 16 MiB holds a bounded amount in the body stream', async () => {
+    const size = 16 * 1024 * 1024;
+    const body = payload(size);
+    const { p } = await setup((_h, sock) => void sock.write(ok(body)));
+    const r = await p.request('GET', '/b/k', {});
+    let got = 0;
+    let peak = 0;
+    for await (const c of r.body) {
+      got += (c as Buffer).length;
+      peak = Math.max(peak, r.body.readableLength);
+      await new Promise((res) => setTimeout(res, 1));
+    }
+    expect(got).toBe(size);
+    // the stream's high-water mark (512 KiB) plus one read (256 KiB) at most
+    expect(peak).toBeLessThanOrEqual(768 * 1024);
+  });
+
+  it('a body abandoned half-way is never reused for the next request', async () => {
+    const body = payload(4 * 1024 * 1024);
+    const { s, p } = await setup((_h, sock) => void sock.write(ok(body)));
+    const r = await p.request('GET', '/b/k', {});
+    for await (const _ of r.body) break; // read one chunk, then drop it (destroys the stream)
+    const again = await p.request('GET', '/b/k', {});
+    expect((await collect(again.body)).equals(body)).toBe(true);
+    expect(s.connections).toBe(2);
+  });
+
+  it('never more than maxSockets connections; queued requests all complete', async () => {
+    const { s, p } = await setup(async (_h, sock) => {
+      await new Promise((r) => setTimeout(r, 20));
+      sock.write(ok(Buffer.from('y')));
+    }, 2);
+    const all = await Promise.all(Array.from({ length: 7 }, () => p.request('GET', '/b/k', {}).then((r) => collect(r.body))));
+    expect(all.map((b) => b.toString())).toEqual(Array(7).fill('y'));
+    expect(s.maxConcurrent).toBeLessThanOrEqual(2);
+    expect(s.connections).toBe(2);
+  });
+
+  it('refuses to write a header or target that would split the request', async () => {
+    const { s, p } = await setup((_h, sock) => void sock.write(ok(Buffer.from('z'))));
+    await expect(p.request('GET', '/b/k', { range: 'bytes=0-1\r\nx-evil: 1' })).rejects.toThrow(/invalid request header/);
+    await expect(p.request('GET', '/b/k HTTP/1.1\r\nx: y', {})).rejects.toThrow(/request target/);
+    expect(s.heads.length).toBe(0);
+  });
+});
