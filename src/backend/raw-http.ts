@@ -60,7 +60,11 @@ export class RawHttpPool {
       try {
         return await conn.exchange(method, head);
       } catch (e) {
-        if (reused && e instanceof RawNetworkError && e.stale && attempt < 2) continue;
+        if (reused && e instanceof RawNetworkError && e.stale && attempt < 2) {
+          // the backend closed it while idle (a restart, its idle timeout): the other idle ones likely too
+          for (const c of this.idle.splice(0)) c.destroy();
+          continue;
+        }
         throw e;
       }
     }

@@ -169,6 +169,23 @@ describe('raw HTTP/1.1 reader for backend GET/HEAD', () => {
     expect(s.connections).toBe(2);
   });
 
+  it('a request on a reused socket that the server drops unanswered is sent again on a fresh one (never on another idle one)', async () => {
+    const served = new WeakSet<net.Socket>();
+    const { s, p } = await setup(async (_h, sock) => {
+      if (served.has(sock)) return void sock.destroy(); // the race: closed just as the request went out
+      served.add(sock);
+      await new Promise((r) => setTimeout(r, 20));
+      sock.write(ok(Buffer.from('fine')));
+    });
+    const first = await Promise.all([1, 2, 3].map(() => p.request('GET', '/b/k', {}).then((r) => collect(r.body))));
+    expect(first.map(String)).toEqual(['fine', 'fine', 'fine']);
+    expect(s.connections).toBe(3);
+    expect((await collect((await p.request('GET', '/b/k', {})).body)).toString()).toBe('fine');
+    // one reused socket failed, the other two idle ones were dropped unused, the answer came on a 4th connection
+    expect(s.connections).toBe(4);
+    expect(s.heads.length).toBe(5);
+  });
+
   it('a server that dies mid-body fails the body stream with a network error (never a short clean end)', async () => {
     const body = payload(100_000);
     const { p } = await setup((_h, sock) => {
