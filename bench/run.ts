@@ -18,7 +18,7 @@ import { FULL, QUICK, deleteKey, getLarge, multipart, putLarge, ranges, scrape, 
 import { getDrain, KiB, MiB, putStream } from './lib/s3.ts';
 import { median, runPool, sleep } from './lib/stats.ts';
 import {
-  cpuSecondsOf, makeTarget, memOf, probeSse, REPO, rssSampler, startGatewayProcess, startPlainMinio, startSseMinio, TARGETS,
+  cpuSecondsOf, machineBusySeconds, makeTarget, memOf, probeSse, REPO, rssSampler, startGatewayProcess, startPlainMinio, startSseMinio, TARGETS,
   type Gateway, type Target, type TargetName,
 } from './lib/targets.ts';
 import { cryptoFigures, mcFigures, rewrapFigures, warpBinary, warpFigures } from './lib/tools.ts';
@@ -170,6 +170,49 @@ try {
     }
   }
 
+  // --- where the CPU goes in one large transfer, per process: client, MinIO and gateway share the 2 cores, so
+  // the work each target costs per MiB, all processes together, is what bounds its throughput here
+  {
+    const serverPid: Record<TargetName, number | undefined> = { lakecrypt: minio.pid, minio: minio.pid, minio_sse: minioSse.pid };
+    const mib = sizes.large / MiB;
+    const split: string[] = [];
+    for (const [label, run] of [
+      ['get-large-c1', (t: Target) => getLarge(t, sizes, 1)],
+      ['put-large-c1', (t: Target) => putLarge(t, sizes, 1)],
+    ] as const) {
+      for (const t of targets) {
+        const sp = serverPid[t.name];
+        const m0 = machineBusySeconds();
+        const c0 = process.cpuUsage();
+        const s0 = sp ? cpuSecondsOf(sp) : NaN;
+        const g0 = t.name === 'lakecrypt' ? cpuSecondsOf(gw.pid) : 0;
+        const w0 = performance.now();
+        try {
+          await run(t); // its throughput figure is not added to the rounds' medians
+        } catch (e) {
+          note(`cpu split ${label} on ${t.name}: no figure, ${(e as Error).message.split('\n')[0]}`);
+          continue;
+        }
+        const wall = (performance.now() - w0) / 1000;
+        const machine = machineBusySeconds() - m0;
+        const cu = process.cpuUsage(c0);
+        const client = (cu.user + cu.system) / 1e6;
+        const server = sp ? cpuSecondsOf(sp) - s0 : NaN;
+        const gateway = t.name === 'lakecrypt' ? cpuSecondsOf(gw.pid) - g0 : 0;
+        const perMib = (sec: number) => ((sec * 1000) / mib).toFixed(2);
+        const pct = (sec: number) => `${Math.round((sec / wall) * 100)}%`;
+        add(t.name, { [`cpu-ms-per-mib-${label}`]: (machine * 1000) / mib });
+        units.set(`cpu-ms-per-mib-${label}`, 'CPU ms/MiB');
+        split.push(
+          `${label} on ${t.name}: ${(mib / wall).toFixed(0)} MiB/s, machine ${pct(machine)} busy of 200%; CPU-ms per MiB: client ${perMib(client)}, MinIO ${perMib(server)}` +
+            (t.name === 'lakecrypt' ? `, gateway ${perMib(gateway)}` : '') +
+            `, whole machine ${perMib(machine)}`,
+        );
+      }
+    }
+    notes.push(`cpu-ms-per-mib-*: one more ${sizes.large / MiB} MiB transfer per target after the rounds, CPU of each process from /proc (the bench client is this process: @aws-sdk/client-s3 on node:http) and of the whole machine from /proc/stat. ${split.join('; ')}.`);
+  }
+
   // --- peak RSS of the gateway during a streamed upload (5 GiB; quick 512 MiB)
   {
     const lc = byName.lakecrypt;
@@ -271,7 +314,7 @@ if (!samples.has('rss-peak-mib-5gib-upload')) rows.push({ scenario: 'rss-peak-mi
 if (!samples.has('warp-mixed-MiBps')) rows.push({ scenario: 'warp-mixed-MiBps', unit: 'MiB/s', lakecrypt: null, minio: null, minio_sse: null });
 
 const order = (s: string) => {
-  const prefixes = ['put-large', 'get-large', 'multipart', 'get-small', 'put-small', 'head-small', 'range', 'key-unwraps', 'rss', 'gateway-cpu', 'rewrap', 'crypto', 'openssl', 'mc-', 'warp'];
+  const prefixes = ['put-large', 'get-large', 'multipart', 'get-small', 'put-small', 'head-small', 'range', 'key-unwraps', 'rss', 'gateway-cpu', 'cpu-ms', 'rewrap', 'crypto', 'openssl', 'mc-', 'warp'];
   const i = prefixes.findIndex((p) => s.startsWith(p));
   return i < 0 ? prefixes.length : i;
 };

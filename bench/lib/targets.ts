@@ -181,6 +181,13 @@ export function cpuSecondsOf(pid: number): number {
   }
 }
 
+/** CPU seconds the whole machine has spent busy so far, all cores (Linux /proc/stat, 100 ticks/s). */
+export function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
 /** Sample VmRSS every `everyMs` until stopped; returns the peak seen (MiB). */
 export function rssSampler(pid: number, everyMs = 100): { stop(): { peak: number; samples: number; hwm: number } } {
   let peak = 0;

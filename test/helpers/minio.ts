@@ -27,6 +27,8 @@ export interface MinioCoords {
 
 export interface MinioHandle extends MinioCoords {
   port: number;
+  /** The server process's pid while it runs (the benchmark reads its CPU time). */
+  readonly pid: number | undefined;
   /** Last lines of the server's output (for failure messages). */
   logs(): string;
   stop(): Promise<void>;
@@ -151,6 +153,9 @@ export async function startMinio(opts: { dataDir?: string; port?: number; access
     region: 'us-east-1',
     dataDir,
     port,
+    get pid() {
+      return child?.pid;
+    },
     logs: () => out.join(''),
     async stop() {
       await terminate('SIGTERM');
