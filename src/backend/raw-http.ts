@@ -105,6 +105,7 @@ export class RawHttpPool {
     this.open--;
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
+    if (this.closed) return;
     const w = this.waiters.shift();
     if (w) w(this.connect());
   }
