@@ -42,8 +42,6 @@ export interface S3BackendOptions {
   maxAttempts?: number;
   /** Sockets per agent (default 64). */
   maxSockets?: number;
-  /** GET and HEAD over the gateway's own HTTP/1.1 reader on a plain-http endpoint (default true; raw-http.ts). */
-  rawHttp?: boolean;
 }
 
 const unquote = (e: string | undefined) => (e ?? '').replace(/^W\//, '').replace(/^"+|"+$/g, '');
@@ -264,8 +262,8 @@ export class S3Backend implements Backend {
     this.client = new S3Client({ ...base, maxAttempts: opts.maxAttempts ?? 5, retryStrategy: new BackoffRetryStrategy(opts.maxAttempts ?? 5) });
     const endpoint = new URL(opts.endpoint);
     this.raw =
-      endpoint.protocol === 'http:' && opts.rawHttp !== false
-        ? new RawHttpPool(endpoint.hostname, Number(endpoint.port || 80), maxSockets, 60_000)
+      endpoint.protocol === 'http:'
+        ? new RawHttpPool(endpoint.hostname.replace(/^\[(.*)\]$/, '$1'), Number(endpoint.port || 80), maxSockets, 60_000)
         : null;
     this.fast = new FastS3(
       opts.endpoint,

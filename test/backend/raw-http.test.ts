@@ -7,7 +7,9 @@
 import net, { type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import http from 'node:http';
 import { RawHttpPool, RawNetworkError, RawUnsupported } from '../../src/backend/raw-http.ts';
+import { FastS3 } from '../../src/backend/s3-fast.ts';
 
 interface Server {
   port: number;
@@ -155,6 +157,18 @@ describe('raw HTTP/1.1 reader for backend GET/HEAD', () => {
       const { p } = await setup((_h, sock) => void sock.end(head));
       await expect(p.request('GET', '/b/k', {})).rejects.toBeInstanceOf(RawUnsupported);
     }
+  });
+
+  it('the S3 client asks again through node:http when the raw reader refuses an answer (HTTP/1.0, body until close)', async () => {
+    const { s, p } = await setup((_h, sock) => void sock.end('HTTP/1.0 200 OK\r\nx-amz-meta-k: v\r\n\r\nold-style body'));
+    const agent = new http.Agent({ keepAlive: true });
+    const fast = new FastS3(`http://127.0.0.1:${s.port}`, 'ak', 'sk', 'us-east-1', agent, 1, p);
+    const r = await fast.call('GET', 'b', 'k');
+    expect(r.status).toBe(200);
+    expect(r.headers['x-amz-meta-k']).toBe('v');
+    expect((await collect(r.body)).toString()).toBe('old-style body');
+    expect(s.heads.length).toBe(2); // once raw (refused before reading the body), once through node:http
+    agent.destroy();
   });
 
   it('a reused socket the server closed while idle is replaced without an error', async () => {
