@@ -3,9 +3,9 @@ import { Readable } from 'node:stream';
 
 /**
  * GET and HEAD to a plain-http backend over pooled keep-alive sockets, read into one reused buffer per socket
- * (net's `onread`) and parsed here. Node's http client spends ≈ 3 CPU-ms per MiB of response body on this machine
- * (llhttp, IncomingMessage, a fresh 64 KiB buffer per socket read); this path ≈ 1, which is most of what a large
- * GET through the gateway costs (bench/README.md). It speaks what an S3 server answers to a GET or HEAD over
+ * (net's `onread`) and parsed here. Node's http client spends 1.9–3.8 CPU-ms per MiB of response body on this
+ * machine (llhttp, IncomingMessage, a fresh 64 KiB buffer per socket read), more than decrypting it; this path
+ * about half of that (bench/backend-read.ts). It speaks what an S3 server answers to a GET or HEAD over
  * HTTP/1.1: a status line, headers, and a body framed by Content-Length or the chunked transfer coding. Anything
  * else (another transfer coding, a body delimited by the connection closing, HTTP/1.0) is refused with
  * `RawUnsupported` before any of the body is read, and the caller repeats the request through node:http.
