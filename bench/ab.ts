@@ -1,11 +1,13 @@
 /**
  * A/B of two versions of the gateway on one MinIO: this checkout (B) and another one (A, e.g. made with
- * `git worktree add /tmp/old <rev> && ln -s $PWD/node_modules /tmp/old/node_modules`). Each round runs one
+ * `git worktree add /tmp/old <rev> && ln -s $PWD/node_modules /tmp/old/node_modules`), or of two settings of
+ * this checkout (no --other; --a-env / --b-env set environment variables, e.g. LAKECRYPT_CRYPTO_THREADS=1,
+ * for one side). Each round runs one
  * scenario of the full benchmark (bench/lib/scenarios.ts, its sizes) on MinIO direct, then A, then B (or B then
  * A with --order ba: whichever goes second after a large transfer pays for MinIO's background work, so run both
  * orders); medians over rounds, each gateway's CPU from /proc.
  *
- *   node --import tsx bench/ab.ts --other /tmp/old [--scenario get-large|put-large|get-small|range] [--rounds 6] [--order ab|ba]
+ *   node --import tsx bench/ab.ts [--other /tmp/old] [--a-env K=V,K=V] [--b-env K=V] [--scenario get-large|put-large|get-small|range] [--rounds 6] [--order ab|ba]
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,19 +20,20 @@ const opt = (f: string, d?: string) => {
   const i = argv.indexOf(f);
   return i >= 0 ? argv[i + 1]! : d;
 };
-const other = opt('--other');
-if (!other) throw new Error('--other DIR (a checkout of the version to compare with) is required');
+const other = opt('--other', path.resolve(import.meta.dirname, '..'))!;
+const envOf = (f: string): Record<string, string> =>
+  Object.fromEntries((opt(f) ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const scenario = opt('--scenario', 'get-large')!;
 const rounds = Number(opt('--rounds', '6'));
 const order = opt('--order', 'ab');
 
 const { startGatewayProcess: startOther } = (await import(pathToFileURL(path.resolve(other, 'bench/lib/targets.ts')).href)) as {
-  startGatewayProcess: (b: Endpoint) => Promise<Gateway>;
+  startGatewayProcess: (b: Endpoint, opts?: { env?: Record<string, string> }) => Promise<Gateway>;
 };
 const minio = await startPlainMinio();
 const be: Endpoint = { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey };
-const gwA = await startOther(be);
-const gwB = await startGatewayProcess(be);
+const gwA = await startOther(be, { env: envOf('--a-env') });
+const gwB = await startGatewayProcess(be, { env: envOf('--b-env') });
 
 // the full benchmark's scenarios and sizes (bench/lib/scenarios.ts), on MinIO direct, A and B
 const s = FULL;
@@ -64,7 +67,7 @@ for (let round = 0; round < rounds; round++) {
     results.set(label, r);
   }
 }
-console.log(`${scenario}, ${rounds} rounds, order minio ${sides.slice(1).map((x) => x.label).join(' ')}; medians (A = ${other}, B = this checkout):`);
+console.log(`${scenario}, ${rounds} rounds, order minio ${sides.slice(1).map((x) => x.label).join(' ')}; medians (A = ${other} ${JSON.stringify(envOf('--a-env'))}, B = this checkout ${JSON.stringify(envOf('--b-env'))}):`);
 for (const [label, r] of results) console.log(`  ${label.padEnd(6)} ${Object.entries(r).map(([k, v]) => `${k} ${median(v).toFixed(2)}`).join('  ')}`);
 await gwA.stop();
 await gwB.stop();

@@ -16,8 +16,10 @@ import { KeyService } from '../src/keys/service.ts';
 import { LocalCmkProvider } from '../src/keys/local-cmk.ts';
 import { ObjectStore, META_OID, META_FMT } from '../src/server/store.ts';
 import { RewrapManager } from '../src/admin/rewrap.ts';
-import { forEachLimit } from '../src/admin/util.ts';
+import { forEachLimit, listPages } from '../src/admin/util.ts';
 import { startMinio, type MinioHandle } from '../test/helpers/minio.ts';
+import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
+import { makeClient } from './lib/s3.ts';
 import { makeTmpDir } from '../test/helpers/tmp.ts';
 
 const N = Number(process.argv[2] ?? 20000);
@@ -98,6 +100,27 @@ async function main() {
   await forEachLimit(ids, CONC, async (k) => backend.getBuffer(scratch, k).then(() => undefined));
   const getPerS = M / ((performance.now() - t5) / 1000);
   const ceiling = Math.round(1 / (1 / putPerS + 1 / getPerS));
+  // What a design that never reads or writes single headers would still need: listing them (and the data keys,
+  // which the header key derivation binds), 1,000 per page. Its ceiling on this backend.
+  const listRate = async (b: string, prefix: string) => {
+    const t = performance.now();
+    let n = 0;
+    for await (const page of listPages(backend, b, prefix)) n += page.length;
+    return n / ((performance.now() - t) / 1000);
+  };
+  const listHeadersPerS = await listRate(metaBucket, `h/${bucket}/`);
+  const listDataPerS = await listRate(bucket, '');
+  // ... and removing objects in bulk (DeleteObjects, 1,000 keys a request, 4 requests at a time), the only S3
+  // call that changes many objects at once: what a design that must retire one old-KEK object per header pays.
+  const s3 = makeClient({ endpoint: coords.endpoint!, accessKey: coords.accessKey, secretKey: coords.secretKey });
+  const t6 = performance.now();
+  const batches = Array.from({ length: Math.ceil(M / 1000) }, (_, i) => ids.slice(i * 1000, (i + 1) * 1000));
+  await forEachLimit(batches, 4, async (b) => {
+    const r = await s3.send(new DeleteObjectsCommand({ Bucket: scratch, Delete: { Objects: b.map((Key) => ({ Key })), Quiet: true } }));
+    if (r.Errors?.length) throw new Error(`DeleteObjects: ${r.Errors.length} errors, first ${r.Errors[0]!.Code}`);
+  });
+  const deletePerS = M / ((performance.now() - t6) / 1000);
+  s3.destroy();
 
   const result = {
     headers: N,
@@ -118,6 +141,10 @@ async function main() {
     'backend-put-per-s': Math.round(putPerS),
     'backend-get-per-s': Math.round(getPerS),
     'backend-ceiling-headers-per-s': ceiling,
+    'backend-list-header-keys-per-s': Math.round(listHeadersPerS),
+    'backend-list-data-keys-per-s': Math.round(listDataPerS),
+    'backend-ceiling-list-only-headers-per-s': Math.round(1 / (1 / listHeadersPerS + 1 / listDataPerS)),
+    'backend-bulk-delete-per-s': Math.round(deletePerS),
     at: new Date().toISOString(),
   };
   console.log(`rewrap-headers-per-s ${result['rewrap-headers-per-s']}`);
@@ -125,6 +152,7 @@ async function main() {
   console.log(`rewrap-data-bytes-read ${result['rewrap-data-bytes-read']}`);
   console.log(`rewrap-cpu-only-headers-per-s ${cpuPerS}`);
   console.log(`backend alone (${M} objects of ${headerBytes} B, concurrency ${CONC}): ${Math.round(putPerS)} PUT/s, ${Math.round(getPerS)} GET/s -> ceiling ${ceiling} headers/s at 1 GET + 1 PUT each`);
+  console.log(`listing alone: ${result['backend-list-header-keys-per-s']} header keys/s, ${result['backend-list-data-keys-per-s']} data keys/s -> ${result['backend-ceiling-list-only-headers-per-s']} headers/s for a design that only lists; DeleteObjects ${result['backend-bulk-delete-per-s']} objects/s`);
   console.log(JSON.stringify(result));
   const dir = path.join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });

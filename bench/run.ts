@@ -10,7 +10,7 @@
  */
 import { cpus, availableParallelism, loadavg, totalmem, release, tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { evaluateTargets, GB_IN_MIB, writeReport, type Row, type Col } from './lib/report.ts';
@@ -308,6 +308,19 @@ notes.unshift(
   else notes.push(`rewrap-*: from ${r.source}.`);
   rows.push({ scenario: 'rewrap-headers-per-s', unit: 'headers/s', lakecrypt: typeof r === 'string' ? null : r.headersPerS, minio: null, minio_sse: null });
   rows.push({ scenario: 'rewrap-data-bytes-read', unit: 'bytes', lakecrypt: typeof r === 'string' ? null : r.dataBytesRead, minio: null, minio_sse: null });
+}
+// --- the floor of a second hop for small GETs (bench/hop.ts), quoted beside get-small-p50-ms
+{
+  const file = path.join(REPO, 'bench', 'results', 'hop.json');
+  if (existsSync(file)) {
+    const h = JSON.parse(readFileSync(file, 'utf8')) as { at: string; result: Record<string, { p50Ms: number; middleCpuMsPerGet: number | null }> };
+    const base = h.result.minio?.p50Ms ?? NaN;
+    const part = (n: string) => {
+      const x = h.result[n];
+      return x ? `${n} +${(x.p50Ms - base).toFixed(2)} ms${x.middleCpuMsPerGet === null ? '' : ` (${x.middleCpuMsPerGet} CPU-ms per GET in the middle process)`}` : `${n} not measured`;
+    };
+    notes.push(`get-small-p50-ms beside the floor of a second hop (bench/hop.ts, ${h.at}, 4 KiB GETs over MinIO's p50 of ${base} ms): ${['tcp-relay', 'null-gateway', 'lakecrypt'].map(part).join('; ')}.`);
+  }
 }
 if (!samples.has('key-unwraps-per-1000-gets')) rows.push({ scenario: 'key-unwraps-per-1000-gets', unit: 'unwraps', lakecrypt: null, minio: null, minio_sse: null });
 if (!samples.has('rss-peak-mib-5gib-upload')) rows.push({ scenario: 'rss-peak-mib-5gib-upload', unit: 'MiB', lakecrypt: null, minio: null, minio_sse: null });

@@ -1,0 +1,117 @@
+/**
+ * What the second hop costs a small GET, apart from what lakecrypt does in it. One MinIO, one client (the
+ * benchmark's own), sequential 4 KiB GETs through:
+ *   minio        direct;
+ *   tcp-relay    a process that only pipes sockets (bench/lib/relay.ts tcp): the floor of any extra process;
+ *   null-gateway node:http server + the gateway's own backend client, no auth, no crypto (relay.ts http): the
+ *                floor of a Node gateway built on this I/O stack;
+ *   lakecrypt    the gateway (SigV4 check, header cache, key checks, decryption).
+ * Rounds interleaved, the starting target rotated each round so no target always runs first; per round p50/p99
+ * and the middle process's CPU per GET (from /proc). Reports medians over rounds.
+ *
+ *   node --import tsx bench/hop.ts [--rounds 6] [--gets 300]   -> bench/results/hop.json
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { bodyBuffer, getDrain, KiB, makeClient, type Endpoint } from './lib/s3.ts';
+import { median, percentile } from './lib/stats.ts';
+import { cpuSecondsOf, machineBusySeconds, REPO, startGatewayProcess, startPlainMinio } from './lib/targets.ts';
+
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, gets: { type: 'string', default: '300' } } });
+const ROUNDS = Number(args.rounds);
+const GETS = Number(args.gets);
+const SIZE = 4 * KiB;
+
+async function startRelay(mode: 'tcp' | 'http', be: Endpoint): Promise<{ endpoint: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/relay.ts', mode, be.endpoint, be.accessKey, be.secretKey], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  process.once('exit', () => child.kill('SIGKILL'));
+  const port = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening (\d+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`relay ${mode} exited with ${code}`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, child };
+}
+
+const minio = await startPlainMinio();
+const be: Endpoint = { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey };
+const tcp = await startRelay('tcp', be);
+const nul = await startRelay('http', be);
+const gw = await startGatewayProcess(be);
+
+const direct = makeClient(be);
+await direct.send(new CreateBucketCommand({ Bucket: 'hopdirect' }));
+await direct.send(new PutObjectCommand({ Bucket: 'hopdirect', Key: 'o', Body: bodyBuffer(SIZE) }));
+const viaGateway = makeClient(gw);
+await viaGateway.send(new CreateBucketCommand({ Bucket: 'hopgw' }));
+await viaGateway.send(new PutObjectCommand({ Bucket: 'hopgw', Key: 'o', Body: bodyBuffer(SIZE) }));
+
+interface Way {
+  name: string;
+  client: S3Client;
+  bucket: string;
+  /** The process in the middle, whose CPU is counted (none for direct). */
+  pid?: number;
+}
+const ways: Way[] = [
+  { name: 'minio', client: direct, bucket: 'hopdirect' },
+  { name: 'tcp-relay', client: makeClient({ ...be, endpoint: tcp.endpoint }), bucket: 'hopdirect', pid: tcp.child.pid },
+  { name: 'null-gateway', client: makeClient({ ...be, endpoint: nul.endpoint }), bucket: 'hopdirect', pid: nul.child.pid },
+  { name: 'lakecrypt', client: viaGateway, bucket: 'hopgw', pid: gw.pid },
+];
+
+const samples: Record<string, { p50: number[]; p99: number[]; middleCpuMs: number[]; machineCpuMs: number[] }> = {};
+for (const w of ways) samples[w.name] = { p50: [], p99: [], middleCpuMs: [], machineCpuMs: [] };
+
+async function measure(w: Way): Promise<void> {
+  const get = async () => {
+    const n = await getDrain(w.client, w.bucket, 'o');
+    if (n !== SIZE) throw new Error(`${w.name}: ${n} bytes, expected ${SIZE}`);
+  };
+  for (let i = 0; i < 20; i++) await get(); // warm the connections and caches
+  const lat: number[] = [];
+  const cpu0 = w.pid ? cpuSecondsOf(w.pid) : 0;
+  const busy0 = machineBusySeconds();
+  for (let i = 0; i < GETS; i++) {
+    const t = performance.now();
+    await get();
+    lat.push(performance.now() - t);
+  }
+  const s = samples[w.name]!;
+  s.p50.push(percentile(lat, 50));
+  s.p99.push(percentile(lat, 99));
+  if (w.pid) s.middleCpuMs.push(((cpuSecondsOf(w.pid) - cpu0) * 1000) / GETS);
+  s.machineCpuMs.push(((machineBusySeconds() - busy0) * 1000) / GETS);
+}
+
+for (let round = 0; round < ROUNDS; round++) {
+  for (let k = 0; k < ways.length; k++) await measure(ways[(round + k) % ways.length]!);
+}
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+const result = Object.fromEntries(
+  ways.map((w) => {
+    const s = samples[w.name]!;
+    return [w.name, { p50Ms: r2(median(s.p50)), p99Ms: r2(median(s.p99)), middleCpuMsPerGet: w.pid ? r2(median(s.middleCpuMs)) : null, machineCpuMsPerGet: r2(median(s.machineCpuMs)) }];
+  }),
+);
+const base = result.minio!.p50Ms;
+for (const [name, r] of Object.entries(result)) {
+  console.log(`${name.padEnd(13)} p50 ${r.p50Ms.toFixed(2)} ms (+${(r.p50Ms - base).toFixed(2)})  p99 ${r.p99Ms.toFixed(2)}  middle CPU ${r.middleCpuMsPerGet ?? '-'} ms/GET  machine ${r.machineCpuMsPerGet} CPU-ms/GET`);
+}
+const dir = path.join(import.meta.dirname, 'results');
+mkdirSync(dir, { recursive: true });
+writeFileSync(path.join(dir, 'hop.json'), JSON.stringify({ at: new Date().toISOString(), objectBytes: SIZE, rounds: ROUNDS, getsPerRound: GETS, result }, null, 2) + '\n');
+
+await gw.stop();
+tcp.child.kill();
+nul.child.kill();
+await minio.stop();
+process.exit(0);
