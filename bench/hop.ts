@@ -9,7 +9,7 @@
  * Rounds interleaved, the starting target rotated each round so no target always runs first; per round p50/p99
  * and the middle process's CPU per GET (from /proc). Reports medians over rounds.
  *
- *   node --import tsx bench/hop.ts [--rounds 6] [--gets 300]   -> bench/results/hop.json
+ *   node --import tsx bench/hop.ts [--rounds 6] [--gets 300] [--out FILE]   -> bench/results/hop.json
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { bodyBuffer, getDrain, KiB, makeClient, type Endpoint } from './lib/s3.t
 import { median, percentile } from './lib/stats.ts';
 import { cpuSecondsOf, machineBusySeconds, REPO, startGatewayProcess, startPlainMinio } from './lib/targets.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, gets: { type: 'string', default: '300' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, gets: { type: 'string', default: '300' }, out: { type: 'string' } } });
 const ROUNDS = Number(args.rounds);
 const GETS = Number(args.gets);
 const SIZE = 4 * KiB;
@@ -106,9 +106,9 @@ const base = result.minio!.p50Ms;
 for (const [name, r] of Object.entries(result)) {
   console.log(`${name.padEnd(13)} p50 ${r.p50Ms.toFixed(2)} ms (+${(r.p50Ms - base).toFixed(2)})  p99 ${r.p99Ms.toFixed(2)}  middle CPU ${r.middleCpuMsPerGet ?? '-'} ms/GET  machine ${r.machineCpuMsPerGet} CPU-ms/GET`);
 }
-const dir = path.join(import.meta.dirname, 'results');
-mkdirSync(dir, { recursive: true });
-writeFileSync(path.join(dir, 'hop.json'), JSON.stringify({ at: new Date().toISOString(), objectBytes: SIZE, rounds: ROUNDS, getsPerRound: GETS, result }, null, 2) + '\n');
+const out = path.resolve(args.out ?? path.join(import.meta.dirname, 'results', 'hop.json'));
+mkdirSync(path.dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), objectBytes: SIZE, rounds: ROUNDS, getsPerRound: GETS, result }, null, 2) + '\n');
 
 await gw.stop();
 tcp.child.kill();

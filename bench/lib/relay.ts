@@ -15,6 +15,8 @@ import net from 'node:net';
 import { createBackend } from '../../src/backend/index.ts';
 
 const [mode, endpoint, accessKey, secretKey] = process.argv.slice(2);
+// a clean exit on SIGTERM, so `node --cpu-prof` writes its profile
+process.on('SIGTERM', () => process.exit(0));
 const backendUrl = new URL(endpoint!);
 
 function listen(server: net.Server): void {
