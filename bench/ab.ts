@@ -22,7 +22,13 @@ const opt = (f: string, d?: string) => {
 };
 const other = opt('--other', path.resolve(import.meta.dirname, '..'))!;
 const envOf = (f: string): Record<string, string> =>
-  Object.fromEntries((opt(f) ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  Object.fromEntries(
+    (opt(f) ?? '').split(',').filter(Boolean).map((kv) => {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new Error(`${f}: expected NAME=VALUE[,NAME=VALUE...] (values without commas), got ${kv}`);
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    }),
+  );
 const scenario = opt('--scenario', 'get-large')!;
 const rounds = Number(opt('--rounds', '6'));
 const order = opt('--order', 'ab');

@@ -9,37 +9,42 @@
  * Rounds interleaved, the starting target rotated each round so no target always runs first; per round p50/p99
  * and the middle process's CPU per GET (from /proc). Reports medians over rounds.
  *
- *   node --import tsx bench/hop.ts [--rounds 6] [--gets 300] [--out FILE]   -> bench/results/hop.json
+ *   node --import tsx bench/hop.ts [--rounds 16] [--gets 300] [--out FILE]   -> bench/results/hop.json
+ * (rounds: a multiple of 4, so every target starts a round equally often)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { bodyBuffer, getDrain, KiB, makeClient, type Endpoint } from './lib/s3.ts';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { bodyBuffer, KiB, makeClient, type Endpoint } from './lib/s3.ts';
 import { median, percentile } from './lib/stats.ts';
 import { cpuSecondsOf, machineBusySeconds, REPO, startGatewayProcess, startPlainMinio } from './lib/targets.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, gets: { type: 'string', default: '300' }, out: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '16' }, gets: { type: 'string', default: '300' }, out: { type: 'string' } } });
 const ROUNDS = Number(args.rounds);
 const GETS = Number(args.gets);
 const SIZE = 4 * KiB;
+const CONTENT = bodyBuffer(SIZE);
 
 async function startRelay(mode: 'tcp' | 'http', be: Endpoint): Promise<{ endpoint: string; child: ChildProcess }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/relay.ts', mode, be.endpoint, be.accessKey, be.secretKey], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
   process.once('exit', () => child.kill('SIGKILL'));
   const port = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`relay ${mode} did not start in 30 s`))), 30_000);
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening (\d+)/.exec(out);
-      if (m) resolve(m[1]!);
+      if (m) (clearTimeout(timer), resolve(m[1]!));
     });
     child.once('exit', (code) => reject(new Error(`relay ${mode} exited with ${code}`)));
   });
   return { endpoint: `http://127.0.0.1:${port}`, child };
 }
 
+// a SIGTERM (the smoke test's time-out) still runs the exit hooks that kill MinIO, the relays and the gateway
+process.once('SIGTERM', () => process.exit(143));
 const minio = await startPlainMinio();
 const be: Endpoint = { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey };
 const tcp = await startRelay('tcp', be);
@@ -48,10 +53,10 @@ const gw = await startGatewayProcess(be);
 
 const direct = makeClient(be);
 await direct.send(new CreateBucketCommand({ Bucket: 'hopdirect' }));
-await direct.send(new PutObjectCommand({ Bucket: 'hopdirect', Key: 'o', Body: bodyBuffer(SIZE) }));
+await direct.send(new PutObjectCommand({ Bucket: 'hopdirect', Key: 'o', Body: CONTENT }));
 const viaGateway = makeClient(gw);
 await viaGateway.send(new CreateBucketCommand({ Bucket: 'hopgw' }));
-await viaGateway.send(new PutObjectCommand({ Bucket: 'hopgw', Key: 'o', Body: bodyBuffer(SIZE) }));
+await viaGateway.send(new PutObjectCommand({ Bucket: 'hopgw', Key: 'o', Body: CONTENT }));
 
 interface Way {
   name: string;
@@ -72,8 +77,9 @@ for (const w of ways) samples[w.name] = { p50: [], p99: [], middleCpuMs: [], mac
 
 async function measure(w: Way): Promise<void> {
   const get = async () => {
-    const n = await getDrain(w.client, w.bucket, 'o');
-    if (n !== SIZE) throw new Error(`${w.name}: ${n} bytes, expected ${SIZE}`);
+    const o = await w.client.send(new GetObjectCommand({ Bucket: w.bucket, Key: 'o' }));
+    const got = Buffer.from(await o.Body!.transformToByteArray());
+    if (!got.equals(CONTENT)) throw new Error(`${w.name}: ${got.length} bytes that differ from the object's ${SIZE}`);
   };
   for (let i = 0; i < 20; i++) await get(); // warm the connections and caches
   const lat: number[] = [];
@@ -96,10 +102,12 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
+// /proc counts CPU in 10 ms ticks: about 10 ticks a round for the relays, so one decimal is what it resolves
+const r1 = (x: number) => Math.round(x * 10) / 10;
 const result = Object.fromEntries(
   ways.map((w) => {
     const s = samples[w.name]!;
-    return [w.name, { p50Ms: r2(median(s.p50)), p99Ms: r2(median(s.p99)), middleCpuMsPerGet: w.pid ? r2(median(s.middleCpuMs)) : null, machineCpuMsPerGet: r2(median(s.machineCpuMs)) }];
+    return [w.name, { p50Ms: r2(median(s.p50)), p99Ms: r2(median(s.p99)), middleCpuMsPerGet: w.pid ? r1(median(s.middleCpuMs)) : null, machineCpuMsPerGet: r1(median(s.machineCpuMs)) }];
   }),
 );
 const base = result.minio!.p50Ms;

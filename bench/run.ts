@@ -278,7 +278,7 @@ for (const [scenario, m] of samples) {
 notes.unshift(
   `Medians over ${sizes.rounds} round(s); each round runs every scenario on lakecrypt, minio, minio_sse in turn (A B C A B C) to cancel drift. Large objects ${sizes.large / MiB} MiB; small-object latencies from ${sizes.smallLatencyOps} sequential requests per round, ops/s from ${sizes.smallThroughputOps} requests at concurrency ${sizes.smallConcurrency}; range reads: ${sizes.rangeReads} x 1 MiB at random byte offsets in ${sizes.rangeSmall / MiB} MiB and ${sizes.rangeHuge / MiB} MiB objects (p50), each object read whole once just before its range reads (page cache warm alike for every target); multipart: 4 parts of ${sizes.mpuPart / MiB} MiB uploaded in parallel (create to complete).`,
   'Client: one @aws-sdk/client-s3 (same version and settings for every target), keep-alive agent, requestChecksumCalculation/responseChecksumValidation WHEN_REQUIRED so the client computes no CRC over the payload (streamed bodies go as UNSIGNED-PAYLOAD; small Buffer bodies are SHA-256 signed by the SDK for every target alike).',
-  `Everything runs on one ${availableParallelism()}-core machine over loopback: client, gateway and MinIO compete for the same cores, and other engineers' test runs were likely running too (load avg 1 min: ${loadBefore.toFixed(2)} at start). Treat the figures as relative, not absolute.`,
+  `Everything runs on one ${availableParallelism()}-core machine over loopback: client, gateway and MinIO compete for the same cores, with whatever else runs on the machine (load avg 1 min: ${loadBefore.toFixed(2)} at start). Treat the figures as relative, not absolute.`,
   'gateway-cpu-*: CPU time (user+system, all threads, from /proc/<pid>/stat) the gateway process spent per 4 KiB GET (during the hot-GET phase) and per GiB of streamed PUT (during the RSS upload): steadier than wall time, but on this VM the host\'s load inflates CPU time too (the same code measured up to 2x apart in different runs).',
   'lakecrypt runs as its own process (node --import tsx src/main.ts, LAKECRYPT_BACKEND=s3 on the plain MinIO, access log off, log level warn, other settings default); its column includes a full second HTTP hop to MinIO.',
 );
@@ -312,14 +312,14 @@ notes.unshift(
 // --- the floor of a second hop for small GETs (bench/hop.ts), quoted beside get-small-p50-ms
 {
   const file = path.join(REPO, 'bench', 'results', 'hop.json');
-  if (existsSync(file)) {
-    const h = JSON.parse(readFileSync(file, 'utf8')) as { at: string; result: Record<string, { p50Ms: number; middleCpuMsPerGet: number | null }> };
-    const base = h.result.minio?.p50Ms ?? NaN;
+  const h = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { at: string; result: Record<string, { p50Ms: number; middleCpuMsPerGet: number | null }> }) : null;
+  if (h?.result.minio) {
+    const base = h.result.minio.p50Ms;
     const part = (n: string) => {
       const x = h.result[n];
       return x ? `${n} +${(x.p50Ms - base).toFixed(2)} ms${x.middleCpuMsPerGet === null ? '' : ` (${x.middleCpuMsPerGet} CPU-ms per GET in the middle process)`}` : `${n} not measured`;
     };
-    notes.push(`get-small-p50-ms beside the floor of a second hop (bench/hop.ts, ${h.at}, 4 KiB GETs over MinIO's p50 of ${base} ms): ${['tcp-relay', 'null-gateway', 'lakecrypt'].map(part).join('; ')}.`);
+    notes.push(`get-small-p50-ms beside the floor of a second hop (from bench/hop.ts run separately at ${h.at}, not in this run; 4 KiB GETs over MinIO's p50 of ${base} ms): ${['tcp-relay', 'null-gateway', 'lakecrypt'].map(part).join('; ')}.`);
   }
 }
 if (!samples.has('key-unwraps-per-1000-gets')) rows.push({ scenario: 'key-unwraps-per-1000-gets', unit: 'unwraps', lakecrypt: null, minio: null, minio_sse: null });
