@@ -5,7 +5,13 @@
  * Each header: GET, open under its version, reseal under the active one, conditional PUT (If-Match the ETag
  * read; on PreconditionFailed re-read and retry; a vanished header is skipped). Progress and a cursor are kept
  * in `jobs/rewrap/<datasetIdHex>.json` so a restarted gateway resumes where it stopped.
+ *
+ * One gateway runs a dataset's job at a time: the state object carries the running gateway's `owner` id and a
+ * `leaseUntil` it renews; every write of it is conditional on the version it last wrote, so a gateway whose
+ * lease was taken over stops at its next write. Others leave a live lease alone and take the job over when it
+ * lapses (a crashed owner) — `resumeAll`, which each gateway runs at start and then every lease period.
  */
+import { randomBytes } from 'node:crypto';
 import type { Backend } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
 import { datasetIdOf, openHeader, peekHeader, sealHeader, type HeaderFields } from '../engine/index.ts';
@@ -14,7 +20,7 @@ import type { KeyService } from '../keys/service.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import { wipeHeaderKeys } from '../server/header-cache.ts';
 import type { ObjectStore } from '../server/store.ts';
-import { RateLimiter, countingBackend, forEachLimit, listPages, readState, sha256hex, writeState } from './util.ts';
+import { RateLimiter, countingBackend, forEachLimit, listPages, readState, readStateTagged, sha256hex, writeStateIf } from './util.ts';
 
 const TAG_SIZE = 16;
 const PEEK_BYTES = HEADER_FIXED_SIZE + TAG_SIZE;
@@ -49,6 +55,9 @@ export interface RewrapState {
   pendingByVersion?: Record<string, number>;
   headersPerSec?: number;
   errors: string[];
+  /** The gateway process running the job (random per process), and until when its lease holds. */
+  owner?: string;
+  leaseUntil?: string;
 }
 
 export interface ScanResult {
@@ -68,7 +77,19 @@ export interface RewrapContext {
   metaBucket: string;
   ratePerSec?: number;
   concurrency?: number;
+  /** How long a running job's lease holds without renewal (default 15 s; renewed every third of it). */
+  leaseMs?: number;
   log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void };
+}
+
+interface Running {
+  promise: Promise<RewrapState>;
+  stop: boolean;
+  state: RewrapState;
+  /** ETag of the state object as this process last wrote it. */
+  etag: string;
+  /** Another gateway took the job over (a conditional write of the state failed). */
+  lost: boolean;
 }
 
 export const rewrapStatePath = (dataset: string): string => `jobs/rewrap/${datasetIdOf(dataset).toString('hex')}.json`;
@@ -84,9 +105,14 @@ function assertLive(kek: Buffer): void {
 }
 
 export class RewrapManager {
-  private readonly running = new Map<string, { promise: Promise<RewrapState>; stop: boolean; state: RewrapState }>();
+  private readonly running = new Map<string, Running>();
   private closed = false;
-  constructor(private readonly ctx: RewrapContext) {}
+  /** This process's owner id in job leases. */
+  readonly instance = randomBytes(8).toString('hex');
+  readonly leaseMs: number;
+  constructor(private readonly ctx: RewrapContext) {
+    this.leaseMs = ctx.leaseMs ?? 15_000;
+  }
 
   private get backend(): Backend {
     return this.ctx.backend;
@@ -178,9 +204,39 @@ export class RewrapManager {
     if (this.closed) throw new S3Error('ServiceUnavailable', 'admin is shutting down');
     const live = this.running.get(dataset);
     if (live) return { ...live.state };
+    // one start at a time per dataset in this process (a second would take the lease from the first)
+    const pending = this.starting.get(dataset);
+    if (pending) return pending;
+    const p = this.startOnce(dataset, actor, opts).finally(() => this.starting.delete(dataset));
+    this.starting.set(dataset, p);
+    return p;
+  }
+
+  private readonly starting = new Map<string, Promise<RewrapState>>();
+
+  private async startOnce(dataset: string, actor: string, opts: { fresh?: boolean }): Promise<RewrapState> {
     if (!(await this.ctx.keys.show(dataset))) throw new S3Error('InvalidArgument', `unknown dataset ${dataset}`);
     const { version } = await this.ctx.keys.activeKek(dataset);
-    const prev = opts.fresh ? null : await readState<RewrapState>(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset));
+    const path = rewrapStatePath(dataset);
+    for (let attempt = 0; ; attempt++) {
+      const cur = await readStateTagged<RewrapState>(this.backend, this.ctx.metaBucket, path);
+      const held = cur?.value;
+      // Another gateway runs this very job under a live lease: leave it there (it is taken over if the lease lapses).
+      if (held?.state === 'running' && held.owner !== undefined && held.owner !== this.instance && held.targetVersion === version && Date.parse(held.leaseUntil ?? '') > Date.now()) {
+        return { ...held };
+      }
+      try {
+        return await this.begin(dataset, actor, version, opts.fresh ? null : (held ?? null), cur?.etag ?? null);
+      } catch (e) {
+        // Another gateway wrote the state between our read and our write: look again.
+        if (isS3Error(e, 'PreconditionFailed') && attempt < 3) continue;
+        throw e;
+      }
+    }
+  }
+
+  /** Take the job (conditionally on the state version read) and run it in the background. */
+  private async begin(dataset: string, actor: string, version: number, prev: RewrapState | null, etag: string | null): Promise<RewrapState> {
     const now = new Date().toISOString();
     const resume = prev?.state === 'running' && prev.targetVersion === version;
     const state: RewrapState = resume
@@ -204,8 +260,10 @@ export class RewrapManager {
           dataBytesRead: 0,
           errors: [],
         };
-    await writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), state);
-    const entry = { promise: Promise.resolve(state), stop: false, state };
+    state.owner = this.instance;
+    state.leaseUntil = new Date(Date.now() + this.leaseMs).toISOString();
+    const written = await writeStateIf(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), state, etag);
+    const entry: Running = { promise: Promise.resolve(state), stop: false, state, etag: written, lost: false };
     entry.promise = this.run(entry).finally(() => {
       this.running.delete(dataset);
       this.onFinished?.(entry.state);
@@ -228,23 +286,33 @@ export class RewrapManager {
     for await (const page of listPages(this.backend, this.ctx.metaBucket, 'jobs/rewrap/')) {
       for (const o of page) {
         const s = await readState<RewrapState>(this.backend, this.ctx.metaBucket, o.key).catch(() => null);
-        if (s?.state === 'running' && !this.running.has(s.dataset)) {
+        if (s?.state === 'running' && !this.running.has(s.dataset) && !this.closed) {
+          // start() leaves a job alone while another gateway's lease on it is live
           await this.start(s.dataset, s.actor).catch((e) => this.ctx.log?.warn({ err: e, dataset: s.dataset }, 'rewrap resume failed'));
-          resumed.push(s.dataset);
+          if (this.running.has(s.dataset)) resumed.push(s.dataset);
         }
       }
     }
     return resumed;
   }
 
-  /** Stop running jobs without marking them finished (they resume on the next start). */
+  /**
+   * Stop running jobs without marking them finished, and let their leases go at once: the next gateway to look
+   * (or this one, restarted) resumes them from the progress written here.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    for (const e of this.running.values()) e.stop = true;
-    await Promise.allSettled([...this.running.values()].map((e) => e.promise));
+    const entries = [...this.running.values()];
+    for (const e of entries) e.stop = true;
+    await Promise.allSettled(entries.map((e) => e.promise));
+    await Promise.allSettled(
+      entries
+        .filter((e) => !e.lost && e.state.state === 'running')
+        .map((e) => writeStateIf(this.backend, this.ctx.metaBucket, rewrapStatePath(e.state.dataset), { ...e.state, leaseUntil: new Date(0).toISOString() }, e.etag)),
+    );
   }
 
-  private async run(entry: { stop: boolean; state: RewrapState }): Promise<RewrapState> {
+  private async run(entry: Running): Promise<RewrapState> {
     const s = entry.state;
     const dataset = s.dataset;
     const { bucket } = splitDataset(dataset);
@@ -255,22 +323,43 @@ export class RewrapManager {
     const limiter = new RateLimiter(this.ctx.ratePerSec ?? 0);
     const t0 = Date.now();
     const startDone = s.done;
-    const persist = async () => {
+    // Every write of the state renews the lease and is conditional on our last write; writes go one at a time.
+    let writes: Promise<void> = Promise.resolve();
+    const write = async () => {
+      if (entry.lost) throw new S3Error('PreconditionFailed', 'the re-wrap job was taken over by another gateway');
       s.dataBytesRead = counter.dataBytesRead;
       s.updatedAt = new Date().toISOString();
+      s.leaseUntil = new Date(Date.now() + this.leaseMs).toISOString();
       const secs = (Date.now() - t0) / 1000;
       if (secs > 0) s.headersPerSec = Math.round((s.done - startDone) / secs);
-      await writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), s);
+      try {
+        entry.etag = await writeStateIf(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), s, entry.etag);
+      } catch (e) {
+        if (isS3Error(e, 'PreconditionFailed')) {
+          entry.lost = true;
+          entry.stop = true;
+          this.ctx.log?.warn({ dataset }, 'rewrap job taken over by another gateway; stopping here');
+        }
+        throw e;
+      }
     };
+    const persist = (): Promise<void> => (writes = writes.then(write, write));
+    const renew = setInterval(() => void persist().catch(() => {}), Math.max(50, Math.floor(this.leaseMs / 3)));
+    renew.unref?.();
     const err = (m: string) => {
       s.errors.push(m);
       if (s.errors.length > 20) s.errors.shift();
     };
+    // Counters as of the last completed page: a stop in the middle of a page goes back to them, so the state
+    // written matches its cursor and a resumed job does not count that page twice.
+    const counters = () => ({ total: s.total, done: s.done, rewrapped: s.rewrapped, alreadyCurrent: s.alreadyCurrent, skipped: s.skipped, failed: s.failed, retries: s.retries });
 
-    /** One header: returns true when done with it (processed or skipped), 'unknown' when not attributable. */
+    /** One header: 'ok' when done with it (processed or skipped), 'unattributed' when not attributable. */
     const one = async (path: string, location: { bucket: string; key: string } | undefined): Promise<'ok' | 'unattributed' | 'other'> => {
       for (let attempt = 0; attempt < 8; attempt++) {
+        if (entry.stop) return 'other'; // stopping (closed, or the job was taken over): leave the rest
         await limiter.take();
+        if (entry.stop) return 'other';
         let data: Buffer;
         let etag: string;
         try {
@@ -345,12 +434,14 @@ export class RewrapManager {
         let sincePersist = 0;
         for await (const page of listPages(this.backend, this.ctx.metaBucket, `h/${bucket}/`, s.cursor)) {
           if (entry.stop) return s;
+          const before = counters();
           await forEachLimit(page, concurrency, async (o) => {
             const hash = o.key.split('/')[2]!;
             const key = keys.get(hash);
             const r = await one(o.key, key === undefined ? undefined : { bucket, key });
             if (r === 'unattributed') unattributed.push(o.key);
           });
+          if (entry.stop) return Object.assign(s, before);
           if (page.length) s.cursor = page[page.length - 1]!.key;
           sincePersist += page.length;
           if (sincePersist >= 2000) {
@@ -360,6 +451,7 @@ export class RewrapManager {
         }
         // Headers of objects written while we listed: look their keys up again once.
         if (unattributed.length) {
+          const before = counters();
           keys = await this.keyMap(dataset);
           await forEachLimit(unattributed, concurrency, async (p) => {
             const key = keys.get(p.split('/')[2]!);
@@ -370,16 +462,19 @@ export class RewrapManager {
               err(`${p}: no live object (orphan header; see gc)`);
             }
           });
+          // the listing is complete (cursor at its end): a stop here looks at these again on resume
+          if (entry.stop) return Object.assign(s, before);
         }
         s.phase = 'uploads';
         s.cursor = undefined;
         await persist();
       }
       if (s.phase === 'uploads') {
+        const before = counters();
         const uploads = await this.uploadMap(dataset);
         if (uploads.size) {
           for await (const page of listPages(this.backend, this.ctx.metaBucket, 'mpu/')) {
-            if (entry.stop) return s;
+            if (entry.stop) return Object.assign(s, before);
             const mine = page.filter((o) => uploads.has(o.key.split('/')[1]!));
             await forEachLimit(mine, concurrency, async (o) => {
               const r = await one(o.key, { bucket, key: uploads.get(o.key.split('/')[1]!)! });
@@ -387,6 +482,8 @@ export class RewrapManager {
             });
           }
         }
+        // this phase has no cursor: a resumed job goes through the uploads again
+        if (entry.stop) return Object.assign(s, before);
         s.phase = 'scan';
         await persist();
       }
@@ -409,6 +506,9 @@ export class RewrapManager {
       await persist().catch(() => {});
       this.ctx.log?.warn({ err: e, dataset }, 'rewrap failed');
       return s;
+    } finally {
+      clearInterval(renew);
+      await writes.catch(() => {});
     }
   }
 }

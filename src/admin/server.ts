@@ -457,9 +457,13 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
     : createHttpServer(listener);
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
+  let watch: NodeJS.Timeout | undefined;
   if (o.resumeJobs !== false) {
     void rewrap.resumeAll().catch((e) => o.log?.warn({ err: e }, 'rewrap resume failed'));
     void migrate.resumeAll().catch((e) => o.log?.warn({ err: e }, 'migrate resume failed'));
+    // a job whose gateway died keeps its lease until it lapses: look again every lease period
+    watch = setInterval(() => void rewrap.resumeAll().catch((e) => o.log?.warn({ err: e }, 'rewrap resume failed')), rewrap.leaseMs);
+    watch.unref();
   }
   policy.start();
   // Re-wrap progress as metrics: headers still to visit per dataset, and headers re-wrapped so far.
@@ -485,6 +489,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
     policy,
     async close() {
       clearInterval(progress);
+      if (watch) clearInterval(watch);
       policy.stop();
       await Promise.all([rewrap.close(), migrate.close()]);
       await new Promise<void>((resolve) => {

@@ -6,18 +6,33 @@ import { isS3Error } from '../errors.ts';
 export const sha256hex = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 
 export async function readState<T>(backend: Backend, bucket: string, key: string): Promise<T | null> {
+  return (await readStateTagged<T>(backend, bucket, key))?.value ?? null;
+}
+
+export async function writeState(backend: Backend, bucket: string, key: string, value: unknown): Promise<void> {
+  const data = Buffer.from(JSON.stringify(value, null, 1), 'utf8');
+  await backend.putObject(bucket, key, data, { size: data.length });
+}
+
+/** A state object with the ETag it was read at (for a conditional write back). */
+export async function readStateTagged<T>(backend: Backend, bucket: string, key: string): Promise<{ value: T; etag: string } | null> {
   try {
-    const { data } = await backend.getBuffer(bucket, key);
-    return JSON.parse(data.toString('utf8')) as T;
+    const { data, info } = await backend.getBuffer(bucket, key);
+    return { value: JSON.parse(data.toString('utf8')) as T, etag: info.etag };
   } catch (e) {
     if (isS3Error(e, 'NoSuchKey')) return null;
     throw e;
   }
 }
 
-export async function writeState(backend: Backend, bucket: string, key: string, value: unknown): Promise<void> {
+/**
+ * Write a state object only if it is still the version read (`etag`), or only if absent (`etag` null).
+ * Returns the new ETag; PreconditionFailed when another writer came first.
+ */
+export async function writeStateIf(backend: Backend, bucket: string, key: string, value: unknown, etag: string | null): Promise<string> {
   const data = Buffer.from(JSON.stringify(value, null, 1), 'utf8');
-  await backend.putObject(bucket, key, data, { size: data.length });
+  const cond = etag === null ? { ifNoneMatch: '*' as const } : { ifMatch: etag };
+  return (await backend.putObject(bucket, key, data, { size: data.length, ...cond })).etag;
 }
 
 /** Keys under a prefix of one bucket, in order, page by page (startAfter is exclusive). */
