@@ -462,7 +462,8 @@ export class RewrapManager {
               err(`${p}: no live object (orphan header; see gc)`);
             }
           });
-          // the listing is complete (cursor at its end): a stop here looks at these again on resume
+          // A stop here: the cursor is already past these, so the resumed job does not visit them again; its
+          // final scan counts them as pending and `rewrap run` picks them up.
           if (entry.stop) return Object.assign(s, before);
         }
         s.phase = 'uploads';
