@@ -20,7 +20,7 @@ import type { KeyService } from '../keys/service.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import { wipeHeaderKeys } from '../server/header-cache.ts';
 import type { ObjectStore } from '../server/store.ts';
-import { RateLimiter, countingBackend, forEachLimit, listPages, readState, readStateTagged, sha256hex, writeStateIf } from './util.ts';
+import { RateLimiter, countingBackend, forEachLimit, listPages, readState, readStateTagged, sha256hex, writeState } from './util.ts';
 
 const TAG_SIZE = 16;
 const PEEK_BYTES = HEADER_FIXED_SIZE + TAG_SIZE;
@@ -262,7 +262,7 @@ export class RewrapManager {
         };
     state.owner = this.instance;
     state.leaseUntil = new Date(Date.now() + this.leaseMs).toISOString();
-    const written = await writeStateIf(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), state, etag);
+    const written = await writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), state, etag === null ? { ifNoneMatch: '*' } : { ifMatch: etag });
     const entry: Running = { promise: Promise.resolve(state), stop: false, state, etag: written, lost: false };
     entry.promise = this.run(entry).finally(() => {
       this.running.delete(dataset);
@@ -280,12 +280,17 @@ export class RewrapManager {
     return this.status(dataset);
   }
 
-  /** Resume jobs left `running` by a previous process. */
+  /** ETags of job state objects last seen finished: unchanged ones are not read again (resumeAll runs every lease period). */
+  private readonly finished = new Map<string, string>();
+
+  /** Resume jobs left `running` by a previous process, or by a gateway whose lease lapsed. */
   async resumeAll(): Promise<string[]> {
     const resumed: string[] = [];
     for await (const page of listPages(this.backend, this.ctx.metaBucket, 'jobs/rewrap/')) {
       for (const o of page) {
+        if (this.finished.get(o.key) === o.etag) continue;
         const s = await readState<RewrapState>(this.backend, this.ctx.metaBucket, o.key).catch(() => null);
+        if (s && s.state !== 'running') this.finished.set(o.key, o.etag);
         if (s?.state === 'running' && !this.running.has(s.dataset) && !this.closed) {
           // start() leaves a job alone while another gateway's lease on it is live
           await this.start(s.dataset, s.actor).catch((e) => this.ctx.log?.warn({ err: e, dataset: s.dataset }, 'rewrap resume failed'));
@@ -308,7 +313,7 @@ export class RewrapManager {
     await Promise.allSettled(
       entries
         .filter((e) => !e.lost && e.state.state === 'running')
-        .map((e) => writeStateIf(this.backend, this.ctx.metaBucket, rewrapStatePath(e.state.dataset), { ...e.state, leaseUntil: new Date(0).toISOString() }, e.etag)),
+        .map((e) => writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(e.state.dataset), { ...e.state, leaseUntil: new Date(0).toISOString() }, { ifMatch: e.etag })),
     );
   }
 
@@ -333,7 +338,7 @@ export class RewrapManager {
       const secs = (Date.now() - t0) / 1000;
       if (secs > 0) s.headersPerSec = Math.round((s.done - startDone) / secs);
       try {
-        entry.etag = await writeStateIf(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), s, entry.etag);
+        entry.etag = await writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), s, { ifMatch: entry.etag });
       } catch (e) {
         if (isS3Error(e, 'PreconditionFailed')) {
           entry.lost = true;

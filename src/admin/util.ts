@@ -9,9 +9,13 @@ export async function readState<T>(backend: Backend, bucket: string, key: string
   return (await readStateTagged<T>(backend, bucket, key))?.value ?? null;
 }
 
-export async function writeState(backend: Backend, bucket: string, key: string, value: unknown): Promise<void> {
+/**
+ * Write a state object; with a condition, only if it is still the version read (`ifMatch`) or absent
+ * (`ifNoneMatch`). Returns the new ETag; PreconditionFailed when another writer came first.
+ */
+export async function writeState(backend: Backend, bucket: string, key: string, value: unknown, cond: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<string> {
   const data = Buffer.from(JSON.stringify(value, null, 1), 'utf8');
-  await backend.putObject(bucket, key, data, { size: data.length });
+  return (await backend.putObject(bucket, key, data, { size: data.length, ...cond })).etag;
 }
 
 /** A state object with the ETag it was read at (for a conditional write back). */
@@ -23,16 +27,6 @@ export async function readStateTagged<T>(backend: Backend, bucket: string, key: 
     if (isS3Error(e, 'NoSuchKey')) return null;
     throw e;
   }
-}
-
-/**
- * Write a state object only if it is still the version read (`etag`), or only if absent (`etag` null).
- * Returns the new ETag; PreconditionFailed when another writer came first.
- */
-export async function writeStateIf(backend: Backend, bucket: string, key: string, value: unknown, etag: string | null): Promise<string> {
-  const data = Buffer.from(JSON.stringify(value, null, 1), 'utf8');
-  const cond = etag === null ? { ifNoneMatch: '*' as const } : { ifMatch: etag };
-  return (await backend.putObject(bucket, key, data, { size: data.length, ...cond })).etag;
 }
 
 /** Keys under a prefix of one bucket, in order, page by page (startAfter is exclusive). */
