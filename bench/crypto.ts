@@ -46,7 +46,7 @@ async function encryptedFixture(size: number): Promise<{ h: HeaderFields; ct: Bu
   const deks = newDeks(blockCount(size, DEFAULT_BLOCK_SIZE));
   const parts: Buffer[] = [];
   await pipeline(source(size), createEncryptStream({ dataset: 'bench', oid, partNumber: 1, plaintextSize: size, blockSize: DEFAULT_BLOCK_SIZE, deks, withPrefix: true, threads: 0 }), sink((b) => parts.push(b)));
-  const h: HeaderFields = { dataset: 'bench', kekVersion: 1, oid, bucket: 'b', key: 'k', state: 'final', createdAt: 0, blockSize: DEFAULT_BLOCK_SIZE, chunkSize: 65536, parts: [{ plaintextSize: size, deks }], meta: { user: {} }, checksums: {} };
+  const h: HeaderFields = { version: 2, dataset: 'bench', keyNumber: 1, oid, bucket: 'b', key: 'k', state: 'final', createdAt: 0, blockSize: DEFAULT_BLOCK_SIZE, chunkSize: 65536, parts: [{ plaintextSize: size, deks }], meta: { user: {} }, checksums: {} };
   return { h, ct: Buffer.concat(parts) };
 }
 

@@ -32,7 +32,7 @@ export function locateBlock(h: HeaderFields, index: number): { partIndex: number
 async function openFresh(store: ObjectStore, bucket: string, key: string, oidHex: string): Promise<{ fields: HeaderFields; etag: string }> {
   const { data, info } = await store.backend.getBuffer(store.metaBucket, store.headerPath(bucket, key, oidHex));
   const peek = peekHeader(data);
-  const kek = await store.keys.kek(store.keys.datasetFor(bucket, key), peek.kekVersion);
+  const kek = await store.keys.headerSealKey(store.keys.datasetFor(bucket, key), peek.version, peek.keyNumber);
   return { fields: openHeader(data, { bucket, key }, kek), etag: info.etag };
 }
 
@@ -91,8 +91,8 @@ export async function revokeObject(
           }
         }
       }
-      const active = await keys.activeKek(dataset);
-      const sealed = sealHeader({ ...cur.fields, kekVersion: active.version }, active.key);
+      const active = await keys.activeHeaderKey(dataset);
+      const sealed = sealHeader({ ...cur.fields, version: 2, keyNumber: active.n }, active.key);
       await store.backend.putObject(store.metaBucket, store.headerPath(bucket, key, oid), sealed, { size: sealed.length, ifMatch: cur.etag });
       res.resealed = true;
       break;

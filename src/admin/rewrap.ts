@@ -1,10 +1,14 @@
 /**
- * Re-wrap job: move every header of a dataset (object headers under `h/<bucket>/` and open multipart upload
- * records under `mpu/`) to the dataset's active KEK version without touching the data objects.
+ * Re-wrap job: make every header of a dataset depend on its active KEK version only, without touching the data
+ * objects.
  *
- * Each header: GET, open under its version, reseal under the active one, conditional PUT (If-Match the ETag
- * read; on PreconditionFailed re-read and retry; a vanished header is skipped). Progress and a cursor are kept
- * in `jobs/rewrap/<datasetIdHex>.json` so a restarted gateway resumes where it stopped.
+ * First the dataset's header keys (docs/FORMAT.md 3.4) are moved under the active version: one keystore write,
+ * however many headers they seal. When the dataset holds format-2 headers only, that is the whole job. Otherwise
+ * (a dataset from before format 2), and for a re-key (`rekey`: a fresh header key, for a suspected leak of a
+ * header key), the headers themselves are walked (object headers under `h/<bucket>/`, open multipart upload
+ * records under `mpu/`): GET, open, reseal as format 2 under the current header key, conditional PUT (If-Match the
+ * ETag read; on PreconditionFailed re-read and retry; a vanished header is skipped). Progress and a cursor are
+ * kept in `jobs/rewrap/<datasetIdHex>.json` so a restarted gateway resumes where it stopped.
  *
  * One gateway runs a dataset's job at a time: the state object carries the running gateway's `owner` id and a
  * `leaseUntil` it renews; every write of it is conditional on the version it last wrote, so a gateway whose
@@ -35,7 +39,17 @@ export interface RewrapState {
   actor: string;
   /** Active version when the job (last) started. */
   targetVersion: number;
-  phase: 'headers' | 'uploads' | 'scan' | 'finished';
+  /**
+   * `header-keys`: only header keys are re-wrapped (every header is format 2); `headers`: the headers are walked
+   * too (format-1 headers may exist, or a re-key).
+   */
+  mode?: 'header-keys' | 'headers';
+  /** A re-key: every header is resealed under this header key (made when the job started). */
+  rekeyTo?: number;
+  /** Header keys moved under the target version; header keys left under a revoked or destroyed one. */
+  headerKeysRewrapped?: number;
+  headerKeysPending?: number;
+  phase: 'keys' | 'headers' | 'uploads' | 'scan' | 'finished';
   /** Last fully processed header path (meta bucket key), for resuming. */
   cursor?: string;
   /** Headers of this dataset seen so far. */
@@ -64,9 +78,12 @@ export interface ScanResult {
   dataset: string;
   activeVersion: number | null;
   total: number;
-  /** Headers whose KEK version != active. */
+  /** Headers that depend on another KEK version than the active one. */
   pending: number;
+  /** Headers by the KEK version they depend on: their own (format 1) or their header key's (format 2). */
   byVersion: Record<string, number>;
+  /** Headers still in format 1 (sealed under a KEK version directly). */
+  format1: number;
 }
 
 export interface RewrapContext {
@@ -143,8 +160,10 @@ export class RewrapManager {
     const id = datasetIdOf(dataset);
     const view = await this.ctx.keys.show(dataset);
     const activeVersion = view?.versions.find((v) => v.state === 'active')?.version ?? null;
+    const hkVersion = new Map((view?.headerKeys ?? []).map((k) => [k.n, k.kekVersion]));
     const byVersion: Record<string, number> = {};
     let total = 0;
+    let format1 = 0;
     const uploads = await this.uploadMap(dataset);
     const visit = async (path: string) => {
       let bytes: Buffer;
@@ -165,7 +184,10 @@ export class RewrapManager {
       }
       if (!peek.datasetId.equals(id)) return;
       total++;
-      byVersion[peek.kekVersion] = (byVersion[peek.kekVersion] ?? 0) + 1;
+      if (peek.version === 1) format1++;
+      // a header key unknown to the record depends on no version that exists: counted under 0
+      const v = peek.version === 1 ? peek.keyNumber : (hkVersion.get(peek.keyNumber) ?? 0);
+      byVersion[v] = (byVersion[v] ?? 0) + 1;
     };
     for await (const page of listPages(this.backend, this.ctx.metaBucket, `h/${bucket}/`)) {
       await forEachLimit(page.map((o) => o.key), this.ctx.concurrency ?? 32, visit);
@@ -178,7 +200,7 @@ export class RewrapManager {
     }
     let pending = 0;
     for (const [v, n] of Object.entries(byVersion)) if (Number(v) !== activeVersion) pending += n;
-    return { dataset, activeVersion, total, pending, byVersion };
+    return { dataset, activeVersion, total, pending, byVersion, format1 };
   }
 
   async status(dataset: string): Promise<RewrapState | null> {
@@ -200,7 +222,7 @@ export class RewrapManager {
   }
 
   /** Start (or resume) the job; returns its current state. Idempotent while it runs. */
-  async start(dataset: string, actor = 'system', opts: { fresh?: boolean } = {}): Promise<RewrapState> {
+  async start(dataset: string, actor = 'system', opts: { fresh?: boolean; rekey?: boolean } = {}): Promise<RewrapState> {
     if (this.closed) throw new S3Error('ServiceUnavailable', 'admin is shutting down');
     const live = this.running.get(dataset);
     if (live) return { ...live.state };
@@ -214,9 +236,10 @@ export class RewrapManager {
 
   private readonly starting = new Map<string, Promise<RewrapState>>();
 
-  private async startOnce(dataset: string, actor: string, opts: { fresh?: boolean }): Promise<RewrapState> {
+  private async startOnce(dataset: string, actor: string, opts: { fresh?: boolean; rekey?: boolean }): Promise<RewrapState> {
     if (!(await this.ctx.keys.show(dataset))) throw new S3Error('InvalidArgument', `unknown dataset ${dataset}`);
     const { version } = await this.ctx.keys.activeKek(dataset);
+    let rekeyTo: number | undefined;
     const path = rewrapStatePath(dataset);
     for (let attempt = 0; ; attempt++) {
       const cur = await readStateTagged<RewrapState>(this.backend, this.ctx.metaBucket, path);
@@ -225,8 +248,10 @@ export class RewrapManager {
       if (held?.state === 'running' && held.owner !== undefined && held.owner !== this.instance && held.targetVersion === version && Date.parse(held.leaseUntil ?? '') > Date.now()) {
         return { ...held };
       }
+      // A re-key starts a new header key for new writes once, before the job state claims the job.
+      if (opts.rekey && rekeyTo === undefined) rekeyTo = await this.ctx.keys.startHeaderKey(dataset, actor);
       try {
-        return await this.begin(dataset, actor, version, opts.fresh ? null : (held ?? null), cur?.etag ?? null);
+        return await this.begin(dataset, actor, version, opts.fresh || rekeyTo !== undefined ? null : (held ?? null), cur?.etag ?? null, rekeyTo);
       } catch (e) {
         // Another gateway wrote the state between our read and our write: look again.
         if (isS3Error(e, 'PreconditionFailed') && attempt < 3) continue;
@@ -236,7 +261,7 @@ export class RewrapManager {
   }
 
   /** Take the job (conditionally on the state version read) and run it in the background. */
-  private async begin(dataset: string, actor: string, version: number, prev: RewrapState | null, etag: string | null): Promise<RewrapState> {
+  private async begin(dataset: string, actor: string, version: number, prev: RewrapState | null, etag: string | null, rekeyTo?: number): Promise<RewrapState> {
     const now = new Date().toISOString();
     const resume = prev?.state === 'running' && prev.targetVersion === version;
     const state: RewrapState = resume
@@ -249,7 +274,8 @@ export class RewrapManager {
           updatedAt: now,
           actor,
           targetVersion: version,
-          phase: 'headers',
+          ...(rekeyTo !== undefined ? { rekeyTo } : {}),
+          phase: 'keys',
           total: 0,
           done: 0,
           rewrapped: 0,
@@ -269,7 +295,7 @@ export class RewrapManager {
       this.onFinished?.(entry.state);
     });
     this.running.set(dataset, entry);
-    if (!resume) await this.ctx.audit?.append('rewrap.start', { dataset, targetVersion: version }, actor);
+    if (!resume) await this.ctx.audit?.append('rewrap.start', { dataset, targetVersion: version, ...(rekeyTo !== undefined ? { rekeyTo } : {}) }, actor);
     return { ...state };
   }
 
@@ -386,8 +412,9 @@ export class RewrapManager {
         }
         if (!peek.datasetId.equals(id)) return 'other';
         if (attempt === 0) s.total++;
-        const active = await this.ctx.keys.activeKek(dataset);
-        if (peek.kekVersion === active.version) {
+        // Format 2 depends on its header key, which the first phase re-wrapped; a re-key wants one header key only.
+        const current = s.rekeyTo === undefined ? peek.version === 2 : peek.version === 2 && peek.keyNumber === s.rekeyTo;
+        if (current) {
           s.alreadyCurrent++;
           s.done++;
           return 'ok';
@@ -396,12 +423,12 @@ export class RewrapManager {
         let fields: HeaderFields | undefined;
         let sealed: Buffer;
         try {
-          const oldKek = await this.ctx.keys.kek(dataset, peek.kekVersion);
-          assertLive(oldKek);
-          fields = openHeader(data, location, oldKek);
-          const cur = await this.ctx.keys.activeKek(dataset);
-          assertLive(cur.key);
-          sealed = sealHeader({ ...fields, kekVersion: cur.version }, cur.key);
+          const oldKey = await this.ctx.keys.headerSealKey(dataset, peek.version, peek.keyNumber);
+          assertLive(oldKey);
+          fields = openHeader(data, location, oldKey);
+          const to = s.rekeyTo === undefined ? await this.ctx.keys.activeHeaderKey(dataset) : { n: s.rekeyTo, key: await this.ctx.keys.headerKey(dataset, s.rekeyTo) };
+          assertLive(to.key);
+          sealed = sealHeader({ ...fields, version: 2, keyNumber: to.n }, to.key);
         } catch (e) {
           s.failed++;
           s.done++;
@@ -433,6 +460,15 @@ export class RewrapManager {
 
     try {
       const concurrency = this.ctx.concurrency ?? 16;
+      if (s.phase === 'keys') {
+        const r = await this.ctx.keys.rewrapHeaderKeys(dataset, s.actor);
+        s.headerKeysRewrapped = (s.headerKeysRewrapped ?? 0) + r.rewrapped;
+        s.headerKeysPending = Object.values(r.pendingByVersion).reduce((a, b) => a + b, 0);
+        const rec = await this.ctx.keys.datasetRecord(dataset, true);
+        s.mode = rec?.headerFormat === 2 && s.rekeyTo === undefined ? 'header-keys' : 'headers';
+        s.phase = s.mode === 'headers' ? 'headers' : 'scan';
+        await persist();
+      }
       if (s.phase === 'headers') {
         let keys = await this.keyMap(dataset);
         const unattributed: string[] = [];
@@ -494,14 +530,21 @@ export class RewrapManager {
         await persist();
       }
       if (entry.stop) return s;
-      const scan = await this.scan(dataset);
-      s.pending = scan.pending;
-      s.pendingByVersion = Object.fromEntries(Object.entries(scan.byVersion).filter(([v]) => Number(v) !== scan.activeVersion));
+      if (s.mode === 'header-keys' && !s.headerKeysPending) {
+        // every header is format 2 and every header key is under the active version: nothing depends on another
+        s.pending = 0;
+        s.pendingByVersion = {};
+      } else {
+        const scan = await this.scan(dataset);
+        s.pending = scan.pending;
+        s.pendingByVersion = Object.fromEntries(Object.entries(scan.byVersion).filter(([v]) => Number(v) !== scan.activeVersion));
+        if (scan.format1 === 0 && s.mode === 'headers') await this.ctx.keys.markHeaderFormat2(dataset);
+      }
       s.phase = 'finished';
       s.state = 'done';
       s.finishedAt = new Date().toISOString();
       await persist();
-      await this.ctx.audit?.append('rewrap.done', { dataset, rewrapped: s.rewrapped, failed: s.failed, pending: s.pending, dataBytesRead: s.dataBytesRead }, s.actor);
+      await this.ctx.audit?.append('rewrap.done', { dataset, mode: s.mode, headerKeysRewrapped: s.headerKeysRewrapped ?? 0, rewrapped: s.rewrapped, failed: s.failed, pending: s.pending, dataBytesRead: s.dataBytesRead }, s.actor);
       this.ctx.log?.info({ dataset, rewrapped: s.rewrapped, pending: s.pending }, 'rewrap done');
       return s;
     } catch (e) {

@@ -295,8 +295,9 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
         const v = view.versions.find((x) => x.version === version);
         if (!v) throw new S3Error('InvalidArgument', `dataset ${ds} has no key version ${version}`);
         if (v.state === 'active') throw new S3Error('InvalidRequest', `key version ${version} is active: rotate first`);
-        const scan = await st.rewrap.scan(ds);
-        const refs = scan.byVersion[version] ?? 0;
+        // Format-2 headers only and no header key under this version: nothing can reference it, no scan needed.
+        const unreferenced = view.headerFormat === 2 && !view.headerKeys.some((k) => k.kekVersion === version);
+        const refs = unreferenced ? 0 : ((await st.rewrap.scan(ds)).byVersion[version] ?? 0);
         if (refs > 0 && b.force !== true) {
           throw new S3Error('InvalidRequest', `${refs} header(s) still reference key version ${version}: run the re-wrap first (or pass force)`);
         }
@@ -327,7 +328,7 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
     const [, ds] = segs(c);
     if (!ds) throw new S3Error('InvalidURI', 'expected /admin/rewrap/<url-encoded dataset>');
     const b = json(c);
-    return c.json(await st.rewrap.start(ds, actor(c), { fresh: b.fresh === true }));
+    return c.json(await st.rewrap.start(ds, actor(c), { fresh: b.fresh === true, rekey: b.rekey === true }));
   });
   app.get('/admin/rewrap/*', async (c) => {
     const [, ds] = segs(c);

@@ -137,7 +137,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     });
 
   // ------------------------------------------------------------------ rewrap
-  const rewrap = sub(program, 'rewrap', 'move headers to the active KEK version');
+  const rewrap = sub(program, 'rewrap', 'make headers depend on the active KEK version only (re-wraps header keys)');
   const rewrapStatus = (r: AnyObj) =>
     kv({
       dataset: r.dataset,
@@ -146,15 +146,18 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       headers: r.total,
       pending: r.pending,
       byVersion: r.byVersion,
-      job: r.job ? `${r.job.state} (${r.job.done}/${r.job.total} done, ${r.job.rewrapped} rewrapped, ${r.job.failed} failed, ${r.job.dataBytesRead} data bytes read)` : 'none',
+      job: r.job
+        ? `${r.job.state} (${r.job.headerKeysRewrapped ?? 0} header key(s) re-wrapped; ${r.job.mode === 'header-keys' ? 'no header rewritten' : `${r.job.done}/${r.job.total} headers done, ${r.job.rewrapped} resealed, ${r.job.failed} failed`}, ${r.job.dataBytesRead} data bytes read)`
+        : 'none',
     });
   sub(rewrap, 'run', 'start (or resume) the re-wrap job')
     .argument('<dataset>')
     .option('--wait', 'wait for the job to finish (progress bar on a TTY)')
     .option('--fresh', 'start over instead of resuming')
-    .action(async (ds: string, o: { wait?: boolean; fresh?: boolean }) => {
+    .option('--rekey', 'start a new header key and reseal every header under it (after a suspected key leak)')
+    .action(async (ds: string, o: { wait?: boolean; fresh?: boolean; rekey?: boolean }) => {
       const c = client();
-      const started = await c.post<AnyObj>(P('admin', 'rewrap', ds), { fresh: !!o.fresh });
+      const started = await c.post<AnyObj>(P('admin', 'rewrap', ds), { fresh: !!o.fresh, rekey: !!o.rekey });
       if (!o.wait) {
         print(started, () => `re-wrap of ${ds} ${started.state} (target v${started.targetVersion})\n`);
         return;

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { FormatError } from './errors.ts';
 import {
-  CHUNK_SIZE, DEK_SIZE, FORMAT_VERSION, MAX_PARTS, MAX_PART_PLAINTEXT, NONCE_SIZE, TAG_SIZE,
+  CHUNK_SIZE, DEK_SIZE, MAX_PARTS, MAX_PART_PLAINTEXT, NONCE_SIZE, TAG_SIZE,
   blockCount, checkBlockSize, checkOid, datasetIdOf,
 } from './layout.ts';
 
@@ -11,10 +11,14 @@ export const HEADER_FIXED_SIZE = 82;
 export const MAX_HEADER_SIZE = 32 * 1024 * 1024;
 export const MAX_JSON_SIZE = 4 * 1024 * 1024;
 const LIMITS = { dataset: 1024, bucket: 255, key: 1024 } as const;
-const HKDF_LABEL = Buffer.from('lakecrypt/v1 header', 'latin1');
+/** HKDF info labels per header version: v1 headers derive from a KEK, v2 headers from a header key. */
+const HKDF_LABELS = { 1: Buffer.from('lakecrypt/v1 header', 'latin1'), 2: Buffer.from('lakecrypt/v2 header', 'latin1') } as const;
+/** Header format versions this code reads; it writes what the caller asks (the gateway: 2). */
+export type HeaderVersion = 1 | 2;
+export const HEADER_VERSIONS: readonly HeaderVersion[] = [1, 2];
 const STATES = { pending: 1, final: 2 } as const;
 /** Fixed-field offsets (docs/FORMAT.md 3.1). */
-const OFF = { version: 8, datasetId: 9, kekVersion: 41, oid: 45, state: 61, createdAt: 62, nonce: 70 } as const;
+const OFF = { version: 8, datasetId: 9, keyNumber: 41, oid: 45, state: 61, createdAt: 62, nonce: 70 } as const;
 
 export interface HeaderMeta {
   contentType?: string; contentEncoding?: string; contentDisposition?: string; cacheControl?: string;
@@ -33,18 +37,23 @@ export interface HeaderPart {
   partNumber?: number;
 }
 export interface HeaderFields {
-  dataset: string; kekVersion: number; oid: Buffer; bucket: string; key: string;
+  /**
+   * Header format version and the number of the key it is sealed under: the dataset's KEK version (1), or the
+   * dataset's header-key number (2; header keys are wrapped under a KEK version in the keystore).
+   */
+  version: HeaderVersion; keyNumber: number;
+  dataset: string; oid: Buffer; bucket: string; key: string;
   state: 'pending' | 'final'; createdAt: number; blockSize: number; chunkSize: number;
   parts: HeaderPart[]; meta: HeaderMeta; checksums: HeaderChecksums;
 }
-export interface HeaderPeek { datasetId: Buffer; kekVersion: number; oid: Buffer; state: 'pending' | 'final'; createdAt: number }
+export interface HeaderPeek { version: HeaderVersion; datasetId: Buffer; keyNumber: number; oid: Buffer; state: 'pending' | 'final'; createdAt: number }
 
 const malformed = (msg: string): FormatError => new FormatError('HeaderMalformed', msg);
 
-/** HKDF-SHA256(KEK, salt = oid, info = label || 0 || bucket || 0 || key). */
-export function headerKey(kek: Buffer, oid: Buffer, bucket: string, key: string): Buffer {
-  if (kek.length !== 32) throw new RangeError(`KEK must be 32 bytes, got ${kek.length}`);
-  const info = Buffer.concat([HKDF_LABEL, Buffer.of(0), Buffer.from(bucket, 'utf8'), Buffer.of(0), Buffer.from(key, 'utf8')]);
+/** HKDF-SHA256(KEK or header key, salt = oid, info = label || 0 || bucket || 0 || key). */
+export function headerKey(kek: Buffer, oid: Buffer, bucket: string, key: string, version: HeaderVersion = 1): Buffer {
+  if (kek.length !== 32) throw new RangeError(`key must be 32 bytes, got ${kek.length}`);
+  const info = Buffer.concat([HKDF_LABELS[version], Buffer.of(0), Buffer.from(bucket, 'utf8'), Buffer.of(0), Buffer.from(key, 'utf8')]);
   return Buffer.from(hkdfSync('sha256', kek, oid, info, 32));
 }
 
@@ -97,16 +106,17 @@ export function encodeBody(f: HeaderFields): Buffer {
   return Buffer.concat(pieces);
 }
 
-export function encodeFixed(f: Pick<HeaderFields, 'dataset' | 'kekVersion' | 'oid' | 'state' | 'createdAt'>, nonce: Buffer): Buffer {
+export function encodeFixed(f: Pick<HeaderFields, 'version' | 'dataset' | 'keyNumber' | 'oid' | 'state' | 'createdAt'>, nonce: Buffer): Buffer {
   checkOid(f.oid);
-  if (!Number.isInteger(f.kekVersion) || f.kekVersion < 1 || f.kekVersion > 0xffffffff) throw new RangeError(`kekVersion must be a uint32 >= 1, got ${f.kekVersion}`);
+  if (!HEADER_VERSIONS.includes(f.version)) throw new RangeError(`header version must be 1 or 2, got ${f.version}`);
+  if (!Number.isInteger(f.keyNumber) || f.keyNumber < 1 || f.keyNumber > 0xffffffff) throw new RangeError(`keyNumber must be a uint32 >= 1, got ${f.keyNumber}`);
   if (!Number.isSafeInteger(f.createdAt) || f.createdAt < 0) throw new RangeError(`createdAt must be a non-negative safe integer, got ${f.createdAt}`);
   if (nonce.length !== NONCE_SIZE) throw new RangeError('header nonce must be 12 bytes');
   const h = Buffer.alloc(HEADER_FIXED_SIZE);
   HEADER_MAGIC.copy(h, 0);
-  h[OFF.version] = FORMAT_VERSION;
+  h[OFF.version] = f.version;
   datasetIdOf(f.dataset).copy(h, OFF.datasetId);
-  h.writeUInt32BE(f.kekVersion, OFF.kekVersion);
+  h.writeUInt32BE(f.keyNumber, OFF.keyNumber);
   f.oid.copy(h, OFF.oid);
   h[OFF.state] = STATES[f.state];
   h.writeBigUInt64BE(BigInt(f.createdAt), OFF.createdAt);
@@ -116,7 +126,7 @@ export function encodeFixed(f: Pick<HeaderFields, 'dataset' | 'kekVersion' | 'oi
 
 /** Seals raw body bytes under the fixed fields. Internal: lets vector generators build malformed bodies. */
 export function sealBody(fixed: Buffer, body: Buffer, kek: Buffer, oid: Buffer, bucket: string, key: string): Buffer {
-  const hk = headerKey(kek, oid, bucket, key);
+  const hk = headerKey(kek, oid, bucket, key, fixed[OFF.version] as HeaderVersion);
   try {
     const c = createCipheriv('aes-256-gcm', hk, fixed.subarray(OFF.nonce, OFF.nonce + NONCE_SIZE));
     c.setAAD(fixed);
@@ -142,7 +152,7 @@ function checkFixed(bytes: Buffer): void {
   if (bytes.length < HEADER_FIXED_SIZE + TAG_SIZE) throw new FormatError('HeaderTruncated', `header is ${bytes.length} bytes, at least ${HEADER_FIXED_SIZE + TAG_SIZE} expected`);
   if (bytes.length > MAX_HEADER_SIZE) throw malformed(`header is ${bytes.length} bytes, max ${MAX_HEADER_SIZE}`);
   if (!bytes.subarray(0, 8).equals(HEADER_MAGIC)) throw new FormatError('BadMagic', 'header does not start with LKCRYPTH');
-  if (bytes[OFF.version] !== FORMAT_VERSION) throw new FormatError('UnsupportedVersion', `header version ${bytes[OFF.version]}, expected ${FORMAT_VERSION}`);
+  if (!HEADER_VERSIONS.includes(bytes[OFF.version] as HeaderVersion)) throw new FormatError('UnsupportedVersion', `header version ${bytes[OFF.version]}, expected 1 or 2`);
 }
 
 /** Unauthenticated fixed fields, only to pick the KEK. Never trust them before openHeader succeeds. */
@@ -151,8 +161,9 @@ export function peekHeader(bytes: Buffer): HeaderPeek {
   const st = bytes[OFF.state];
   const createdAt = Number(bytes.readBigUInt64BE(OFF.createdAt));
   return {
+    version: bytes[OFF.version] as HeaderVersion,
     datasetId: Buffer.from(bytes.subarray(OFF.datasetId, OFF.datasetId + 32)),
-    kekVersion: bytes.readUInt32BE(OFF.kekVersion),
+    keyNumber: bytes.readUInt32BE(OFF.keyNumber),
     oid: Buffer.from(bytes.subarray(OFF.oid, OFF.oid + 16)),
     state: st === STATES.final ? 'final' : 'pending',
     createdAt,
@@ -163,7 +174,7 @@ export function openHeader(bytes: Buffer, location: { bucket: string; key: strin
   checkFixed(bytes);
   const fixed = bytes.subarray(0, HEADER_FIXED_SIZE);
   const oid = Buffer.from(bytes.subarray(OFF.oid, OFF.oid + 16));
-  const hk = headerKey(kek, oid, location.bucket, location.key);
+  const hk = headerKey(kek, oid, location.bucket, location.key, bytes[OFF.version] as HeaderVersion);
   let body: Buffer;
   try {
     const d = createDecipheriv('aes-256-gcm', hk, fixed.subarray(OFF.nonce, OFF.nonce + NONCE_SIZE));
@@ -247,8 +258,9 @@ function decodeBody(fixed: Buffer, body: Buffer, location: { bucket: string; key
   const st = fixed[OFF.state];
   if (st !== STATES.pending && st !== STATES.final) throw malformed(`state ${st}`);
   return {
+    version: fixed[OFF.version] as HeaderVersion,
     dataset, bucket, key, blockSize, chunkSize, parts, meta, checksums,
-    kekVersion: fixed.readUInt32BE(OFF.kekVersion),
+    keyNumber: fixed.readUInt32BE(OFF.keyNumber),
     oid: Buffer.from(fixed.subarray(OFF.oid, OFF.oid + 16)),
     state: st === STATES.final ? 'final' : 'pending',
     createdAt: Number(fixed.readBigUInt64BE(OFF.createdAt)),

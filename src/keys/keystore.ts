@@ -31,6 +31,22 @@ export interface KekVersionRecord {
   destroyedAt?: string;
 }
 
+/**
+ * A header key: the key format-2 headers of the dataset are sealed under (docs/FORMAT.md 3.4), wrapped under one
+ * of the dataset's KEK versions. Re-wrapping after a KEK rotation rewraps these records, not the headers.
+ */
+export interface HeaderKeyRecord {
+  /** Header-key number, from 1, unique in the dataset: the key number of the headers sealed under it. */
+  n: number;
+  /** The KEK version that was active when it was made: new headers use the newest key of the active version. */
+  generation: number;
+  /** The KEK version it is wrapped under now. */
+  kekVersion: number;
+  /** base64 of nonce(12) || AES-256-GCM(KEK, header key, aad = hkAad) || tag(16). */
+  blob: string;
+  createdAt: string;
+}
+
 export interface DatasetRecord {
   /** Dataset name: "bucket" or "bucket/prefix". */
   dataset: string;
@@ -42,6 +58,14 @@ export interface DatasetRecord {
   revokedBlocks: string[];
   policy?: { rotateEveryDays?: number };
   updatedAt?: string;
+  /** Header keys (format-2 headers); absent before the first format-2 write. */
+  headerKeys?: HeaderKeyRecord[];
+  /**
+   * 2 when every header of the dataset is format 2 (the record was made by a gateway writing format 2 only, or a
+   * re-wrap job found no format-1 header left): a re-wrap then rewraps header keys only. Absent: format-1
+   * headers (sealed under a KEK version directly) may exist.
+   */
+  headerFormat?: 2;
 }
 
 export const KEYSTORE_PREFIX = 'keystore/';

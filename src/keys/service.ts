@@ -20,8 +20,10 @@ import {
   kekAad,
   toStored,
   type DatasetRecord,
+  type HeaderKeyRecord,
   type KekVersionRecord,
 } from './keystore.ts';
+import { currentHeaderKey, unwrapHeaderKey, wrapHeaderKey } from './header-keys.ts';
 import type { CmkProvider, CmkVersionInfo } from './types.ts';
 
 export interface DatasetConfig {
@@ -53,9 +55,18 @@ export interface DatasetSummary {
 }
 
 /** A record as shown to operators: wrapped blobs are omitted. */
-export type DatasetView = Omit<DatasetRecord, 'versions'> & {
+export type DatasetView = Omit<DatasetRecord, 'versions' | 'headerKeys'> & {
   versions: (Omit<KekVersionRecord, 'wrapped'> & { wrapped: { cmkId: string; cmkVersion: number } | null })[];
+  headerKeys: Omit<HeaderKeyRecord, 'blob'>[];
 };
+
+export interface HeaderKeyRewrap {
+  activeVersion: number;
+  /** Header keys moved under the active version by this call. */
+  rewrapped: number;
+  /** Header keys left under another version (it is revoked or destroyed), by version. */
+  pendingByVersion: Record<string, number>;
+}
 
 export interface CmkStatus {
   id: string;
@@ -277,7 +288,7 @@ export class KeyService {
       if (cur) return NO_CHANGE;
       const { v, key } = await this.newVersion({ datasetId, cmkId }, 1);
       pending = key;
-      return { dataset, datasetId, cmkId, versions: [v], revokedBlocks: [], updatedAt: new Date().toISOString() };
+      return { dataset, datasetId, cmkId, versions: [v], revokedBlocks: [], headerFormat: 2, updatedAt: new Date().toISOString() };
     });
     if (pending) {
       // we created it: keep the fresh KEK in the cache (saves one unwrap)
@@ -334,6 +345,158 @@ export class KeyService {
     }
   }
 
+  // ------------------------------------------------------------------ header keys
+
+  /** The key a header of this format version and key number is sealed under: a KEK version (1) or a header key (2). */
+  headerSealKey(dataset: string, version: 1 | 2, keyNumber: number): Promise<Buffer> {
+    return version === 1 ? this.kek(dataset, keyNumber) : this.headerKey(dataset, keyNumber);
+  }
+
+  /** The header key new headers of the dataset are sealed under; made on first use after each rotation. */
+  async activeHeaderKey(dataset: string): Promise<{ n: number; key: Buffer }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let c = (await this.record(dataset)) ?? (await this.createRecord(dataset));
+      const a = c.rec.versions.find((v) => v.state === 'active');
+      if (!a) throw new S3Error('KeyRevoked', `dataset ${dataset} has no active key`);
+      let hk = currentHeaderKey(c.rec.headerKeys, a.version);
+      if (!hk) {
+        c = await this.makeHeaderKey(dataset, a.version, false);
+        hk = currentHeaderKey(c.rec.headerKeys, a.version);
+        if (!hk) continue; // the active version changed meanwhile: look again
+      }
+      return { n: hk.n, key: await this.headerKey(dataset, hk.n) };
+    }
+    throw new S3Error('ServiceUnavailable', 'the active key version kept changing; retry');
+  }
+
+  /**
+   * Start a fresh header key for new writes (a re-key: the job then reseals every header under it). Every
+   * gateway drops its caches, so all switch to the new key within a poll.
+   */
+  async startHeaderKey(dataset: string, actor?: string): Promise<number> {
+    const rec = await this.record(dataset, true);
+    const a = rec?.rec.versions.find((v) => v.state === 'active');
+    if (!a) throw new S3Error('KeyRevoked', `dataset ${dataset} has no active key`);
+    const c = await this.makeHeaderKey(dataset, a.version, true, actor);
+    await this.afterChange(`rekey ${datasetIdOf(dataset)}`);
+    return currentHeaderKey(c.rec.headerKeys, a.version)!.n;
+  }
+
+  private async makeHeaderKey(dataset: string, generation: number, fresh: boolean, actor?: string): Promise<CachedRecord> {
+    const datasetId = datasetIdOf(dataset);
+    const gen = this.generation;
+    let made: number | undefined;
+    const r = await this.keystore.updateRecord(datasetId, async (cur) => {
+      made = undefined;
+      if (!cur) throw new S3Error('InvalidArgument', `unknown dataset ${dataset}`);
+      const active = cur.versions.find((v) => v.state === 'active');
+      if (active?.version !== generation) return NO_CHANGE;
+      if (!fresh && currentHeaderKey(cur.headerKeys, generation)) return NO_CHANGE;
+      const kek = await this.kek(dataset, generation);
+      const n = Math.max(0, ...(cur.headerKeys ?? []).map((k) => k.n)) + 1;
+      const key = randomBytes(32);
+      try {
+        const blob = wrapHeaderKey(kek, key, datasetId, n, generation);
+        (cur.headerKeys ??= []).push({ n, generation, kekVersion: generation, blob, createdAt: new Date().toISOString() });
+      } finally {
+        key.fill(0);
+      }
+      made = n;
+      cur.updatedAt = new Date().toISOString();
+      return cur;
+    });
+    if (made !== undefined) await this.audit?.append('header-key.create', { dataset, datasetId, n: made, kekVersion: generation }, actor);
+    return this.cacheRecord(r!.value, gen);
+  }
+
+  /** Header key n of the dataset; KeyRevoked while the KEK version it is wrapped under is revoked or destroyed. */
+  async headerKey(dataset: string, n: number): Promise<Buffer> {
+    let c = await this.record(dataset);
+    let hk = c?.rec.headerKeys?.find((k) => k.n === n);
+    if (!hk) {
+      // maybe made by another gateway since we cached the record
+      c = await this.record(dataset, true);
+      hk = c?.rec.headerKeys?.find((k) => k.n === n);
+    }
+    if (!c || !hk) throw new S3Error('KeyRevoked', `no header key ${n} for this dataset`);
+    const ck = `${c.rec.datasetId}:h${n}`;
+    const hit = this.kekCache.get(ck);
+    if (hit) return hit;
+    // One unwrap per key at a time: a second set of the same entry would zero the buffer the first caller holds.
+    const running = this.inflight.get(ck);
+    if (running) return running;
+    const gen = this.generation;
+    const rec = hk;
+    const datasetIdHex = c.rec.datasetId;
+    const p = (async () => {
+      const kek = await this.kek(dataset, rec.kekVersion);
+      const key = unwrapHeaderKey(kek, rec, datasetIdHex);
+      if (gen === this.generation) this.kekCache.set(ck, key);
+      return key;
+    })();
+    this.inflight.set(ck, p);
+    try {
+      return await p;
+    } finally {
+      this.inflight.delete(ck);
+    }
+  }
+
+  /**
+   * Re-wrap: every header key not under the active KEK version is moved under it, in one conditional write of
+   * the dataset's record. No header changes. Keys under a revoked or destroyed version stay (pendingByVersion).
+   */
+  async rewrapHeaderKeys(dataset: string, actor?: string): Promise<HeaderKeyRewrap> {
+    const out: HeaderKeyRewrap = { activeVersion: 0, rewrapped: 0, pendingByVersion: {} };
+    const gen = this.generation;
+    const rec = await this.mustUpdate(dataset, async (rec) => {
+      Object.assign(out, { rewrapped: 0, pendingByVersion: {} });
+      const active = rec.versions.find((v) => v.state === 'active');
+      if (!active) throw new S3Error('KeyRevoked', `dataset ${dataset} has no active key`);
+      out.activeVersion = active.version;
+      const stale = (rec.headerKeys ?? []).filter((k) => k.kekVersion !== active.version);
+      if (!stale.length) return NO_CHANGE;
+      const newKek = await this.kek(dataset, active.version);
+      for (const hk of stale) {
+        const from = rec.versions.find((v) => v.version === hk.kekVersion);
+        if (!from || from.state === 'revoked' || from.state === 'destroyed') {
+          out.pendingByVersion[hk.kekVersion] = (out.pendingByVersion[hk.kekVersion] ?? 0) + 1;
+          continue;
+        }
+        const key = unwrapHeaderKey(await this.kek(dataset, hk.kekVersion), hk, rec.datasetId);
+        try {
+          hk.blob = wrapHeaderKey(newKek, key, rec.datasetId, hk.n, active.version);
+          hk.kekVersion = active.version;
+          out.rewrapped++;
+        } finally {
+          key.fill(0);
+        }
+      }
+      if (!out.rewrapped) return NO_CHANGE;
+      rec.updatedAt = new Date().toISOString();
+      return rec;
+    });
+    this.cacheRecord(rec, gen);
+    if (out.rewrapped) await this.audit?.append('header-key.rewrap', { dataset, datasetId: datasetIdOf(dataset), rewrapped: out.rewrapped, kekVersion: out.activeVersion }, actor);
+    return out;
+  }
+
+  /** Record that every header of the dataset is format 2 (a re-wrap job found no format-1 header left). */
+  async markHeaderFormat2(dataset: string): Promise<void> {
+    const gen = this.generation;
+    const rec = await this.mustUpdate(dataset, (rec) => {
+      if (rec.headerFormat === 2) return NO_CHANGE;
+      rec.headerFormat = 2;
+      return rec;
+    });
+    this.cacheRecord(rec, gen);
+  }
+
+  /** The dataset's record as this gateway has it cached (fresh: read again). */
+  async datasetRecord(dataset: string, fresh = false): Promise<DatasetRecord | null> {
+    return (await this.record(dataset, fresh))?.rec ?? null;
+  }
+
   /**
    * The revocation list of one object as a synchronous predicate (part number, block): one record lookup per
    * read, however many blocks the object has.
@@ -371,7 +534,7 @@ export class KeyService {
     await this.keystore.updateRecord(datasetId, async (cur) => {
       pending?.fill(0);
       pending = undefined;
-      const rec: DatasetRecord = cur ?? { dataset, datasetId, cmkId: this.cmkForNew(dataset), versions: [], revokedBlocks: [] };
+      const rec: DatasetRecord = cur ?? { dataset, datasetId, cmkId: this.cmkForNew(dataset), versions: [], revokedBlocks: [], headerFormat: 2 };
       const next = Math.max(0, ...rec.versions.map((v) => v.version)) + 1;
       const { v, key } = await this.newVersion(rec, next);
       pending = key;
@@ -509,6 +672,7 @@ export class KeyService {
     return {
       ...r.value,
       versions: r.value.versions.map((v) => ({ ...v, wrapped: v.wrapped ? { cmkId: v.wrapped.cmkId, cmkVersion: v.wrapped.cmkVersion } : null })),
+      headerKeys: (r.value.headerKeys ?? []).map(({ blob: _blob, ...k }) => k),
     };
   }
 
@@ -670,6 +834,9 @@ export class KeyService {
           }
         }
         cur.versions.sort((a, b) => a.version - b.version);
+        for (const ik of inc.headerKeys ?? []) if (!cur.headerKeys?.some((k) => k.n === ik.n)) (cur.headerKeys ??= []).push(ik);
+        // format-1 headers may exist if either side says they may
+        if (inc.headerFormat !== 2) delete cur.headerFormat;
         cur.revokedBlocks = [...new Set([...cur.revokedBlocks, ...(inc.revokedBlocks ?? [])])];
         if (JSON.stringify(cur) === before) {
           kind = 'unchanged';

@@ -22,7 +22,7 @@ import {
   type HeaderMeta,
 } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
-import { META_ETAG, openEtag, sealEtag, sealedEtagVersion } from './etag.ts';
+import { META_ETAG, openEtag, sealEtag, sealedEtagKey } from './etag.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
 
 /** True when a DEK buffer was zeroed (the header left the cache while we held it); a real DEK is never all zero. */
@@ -200,14 +200,14 @@ export class ObjectStore {
     if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return info.etag;
     if (!sealed) return notMd5(info.etag);
     if (header?.checksums.md5 && header.oid.toString('hex') === oidHex) return header.checksums.md5;
-    const version = sealedEtagVersion(sealed);
-    if (version !== null) {
+    const ref = sealedEtagKey(sealed);
+    if (ref !== null) {
       try {
-        const kek = await this.keys.kek(this.keys.datasetFor(bucket, key), version);
+        const kek = await this.keys.headerSealKey(this.keys.datasetFor(bucket, key), ref.version, ref.keyNumber);
         const md5 = openEtag(sealed, kek, Buffer.from(oidHex, 'hex'), bucket, key);
         if (md5) return md5;
       } catch {
-        // KEK version destroyed or revoked since: the header (re-wrapped) still says.
+        // Its key is revoked or destroyed since (format 1: a KEK version): the header (re-wrapped) still says.
       }
     }
     try {
@@ -228,8 +228,9 @@ export class ObjectStore {
     this.plaintextReads.onRead?.(bucket, key);
     const user = Object.fromEntries(Object.entries(info.meta).filter(([k]) => !k.startsWith('lc-')));
     const header: HeaderFields = {
+      version: 2,
       dataset,
-      kekVersion: 0,
+      keyNumber: 0,
       oid: Buffer.alloc(16),
       bucket,
       key,
@@ -244,13 +245,13 @@ export class ObjectStore {
     return { bucket, key, header, info, size: info.size, etag: info.etag, lastModified: info.lastModified, plaintext: true };
   }
 
-  /** A pending header for a new object version: fresh oid, the dataset's active KEK version. */
+  /** A pending header for a new object version: fresh oid, format 2 under the dataset's current header key. */
   async newHeader(bucket: string, key: string, meta: HeaderMeta, parts: HeaderFields['parts'], checksums: HeaderChecksums): Promise<HeaderFields> {
     const dataset = this.keys.datasetFor(bucket, key);
-    const { version } = await this.keys.activeKek(dataset);
     return {
+      version: 2,
       dataset,
-      kekVersion: version,
+      keyNumber: await this.currentHeaderKey(dataset),
       oid: randomBytes(16),
       bucket,
       key,
@@ -271,9 +272,14 @@ export class ObjectStore {
     return `h/${bucket}/${keyHash(key)}/`;
   }
 
-  /** Seal and store a header under the dataset's active KEK (or the given version). */
+  /** Number of the header key new headers of the dataset are sealed under (format 2). */
+  async currentHeaderKey(dataset: string): Promise<number> {
+    return (await this.keys.activeHeaderKey(dataset)).n;
+  }
+
+  /** Seal and store a header under the key its fields name (format 2: a header key; format 1: a KEK version). */
   async writeHeader(fields: HeaderFields, opts: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<string> {
-    const kek = await this.keys.kek(fields.dataset, fields.kekVersion);
+    const kek = await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber);
     // Never seal DEKs that a cache clear zeroed under us: that would make the object unreadable for good.
     if (dekWiped(fields)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
     const bytes = sealHeader(fields, kek);
@@ -302,7 +308,7 @@ export class ObjectStore {
       throw new S3Error('IntegrityError', 'The object header belongs to another dataset.');
     }
     if (peek.oid.toString('hex') !== oidHex) throw new S3Error('IntegrityError', 'The object header belongs to another object.');
-    const kek = await this.keys.kek(dataset, peek.kekVersion);
+    const kek = await this.keys.headerSealKey(dataset, peek.version, peek.keyNumber);
     const header = openHeader(got.data, { bucket, key }, kek);
     const entry = { header, etag: got.info.etag };
     this.headers.set(bucket, key, oidHex, entry);
@@ -310,21 +316,46 @@ export class ObjectStore {
     return entry;
   }
 
-  /** Lazy re-wrap: a header still on an older KEK version is moved to the active one (conditional write). */
+  /**
+   * Lazy re-wrap on read. A format-2 header needs nothing itself: when its header key is still wrapped under an
+   * older KEK version, the dataset's header keys are re-wrapped (one keystore write, at most one at a time). A
+   * format-1 header (sealed under a KEK version) is resealed as format 2 (conditional write).
+   */
   private async maybeRewrapOnRead(cached: HeaderFields, etag: string): Promise<void> {
+    if (cached.version === 2) {
+      void this.rewrapHeaderKeysIfStale(cached.dataset, cached.keyNumber);
+      return;
+    }
     // Own copy of the DEKs: the cached ones are zeroed when the cache is cleared (a rotation does that) while we
     // await the active KEK, and resealing zeroed DEKs would destroy the object.
     const header = cloneHeaderKeys(cached);
     try {
-      const active = await this.keys.activeKek(header.dataset);
-      if (active.version === header.kekVersion) return;
-      await this.writeHeader({ ...header, kekVersion: active.version }, { ifMatch: etag });
+      await this.writeHeader({ ...header, version: 2, keyNumber: await this.currentHeaderKey(header.dataset) }, { ifMatch: etag });
       this.headers.delete(header.bucket, header.key, header.oid.toString('hex'));
     } catch {
       // Best effort: the background re-wrap job will pick it up; a lost race means someone else wrote it.
     } finally {
       wipeHeaderKeys(header);
     }
+  }
+
+  private readonly hkRewraps = new Map<string, Promise<void>>();
+
+  private async rewrapHeaderKeysIfStale(dataset: string, n: number): Promise<void> {
+    if (this.hkRewraps.has(dataset)) return;
+    const p = (async () => {
+      const rec = await this.keys.datasetRecord(dataset);
+      const active = rec?.versions.find((v) => v.state === 'active')?.version;
+      const hk = rec?.headerKeys?.find((k) => k.n === n);
+      if (active === undefined || !hk || hk.kekVersion === active) return;
+      await this.keys.rewrapHeaderKeys(dataset);
+    })()
+      .catch(() => {
+        // best effort: the re-wrap job does the same
+      })
+      .finally(() => this.hkRewraps.delete(dataset));
+    this.hkRewraps.set(dataset, p);
+    return p;
   }
 
   /** HEAD the data object and open its header. Throws NoSuchKey. */
@@ -563,10 +594,10 @@ export class ObjectStore {
     });
   }
 
-  /** The plaintext ETag sealed for the data object's metadata, under the header's KEK version. */
+  /** The plaintext ETag sealed for the data object's metadata, under the header's key. */
   private async sealedEtag(h: HeaderFields): Promise<string> {
-    const kek = await this.keys.kek(h.dataset, h.kekVersion);
-    return sealEtag(kek, h.kekVersion, h.oid, h.bucket, h.key, h.checksums.md5!);
+    const kek = await this.keys.headerSealKey(h.dataset, h.version, h.keyNumber);
+    return sealEtag(kek, h, h.oid, h.bucket, h.key, h.checksums.md5!);
   }
 
   /**
@@ -598,13 +629,13 @@ export class ObjectStore {
       ]);
       return {
         etag: put.etag,
-        // The first header already decrypts the object; the final one goes under the KEK version active now,
+        // The first header already decrypts the object; the final one goes under the header key current now,
         // and only if nobody (a re-wrap, a revocation) rewrote the first one meanwhile.
         afterCommit: known
           ? undefined
           : async () => {
-              const { version } = await this.keys.activeKek(dataset);
-              await this.writeHeader({ ...header, kekVersion: version, state: 'final', checksums }, { ifMatch: headerEtag });
+              const n = await this.currentHeaderKey(dataset);
+              await this.writeHeader({ ...header, version: 2, keyNumber: n, state: 'final', checksums }, { ifMatch: headerEtag });
             },
       };
     });
@@ -663,12 +694,12 @@ export class ObjectStore {
 
   private async copyWithKeys(src: StoredObject, own: HeaderFields, dstBucket: string, dstKey: string, meta: HeaderMeta): Promise<PutResult> {
     const dataset = own.dataset;
-    const { version } = await this.keys.activeKek(dataset);
     const header: HeaderFields = {
       ...own,
       bucket: dstBucket,
       key: dstKey,
-      kekVersion: version,
+      version: 2,
+      keyNumber: await this.currentHeaderKey(dataset),
       meta,
       state: 'final',
       createdAt: Date.now(),
@@ -727,7 +758,7 @@ export class MultipartStore {
   }
 
   private async putSealed(path: string, fields: HeaderFields): Promise<void> {
-    const kek = await this.keys.kek(fields.dataset, fields.kekVersion);
+    const kek = await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber);
     const bytes = sealHeader(fields, kek);
     await this.backend.putObject(this.store.metaBucket, path, bytes, { size: bytes.length });
   }
@@ -743,7 +774,7 @@ export class MultipartStore {
     const dataset = this.keys.datasetFor(bucket, key);
     const peek = peekHeader(data);
     if (!peek.datasetId.equals(datasetIdOf(dataset))) throw new S3Error(missing);
-    const kek = await this.keys.kek(dataset, peek.kekVersion);
+    const kek = await this.keys.headerSealKey(dataset, peek.version, peek.keyNumber);
     try {
       return openHeader(data, { bucket, key }, kek);
     } catch (e) {
@@ -881,10 +912,10 @@ export class MultipartStore {
           throw new S3Error('EntityTooSmall', undefined, { ProposedSize: String(h.parts[0]!.plaintextSize), MinSizeAllowed: String(MIN_PART_SIZE) });
         }
       });
-      const { version: activeVersion } = await this.keys.activeKek(init.dataset);
       const header: HeaderFields = {
         ...init,
-        kekVersion: activeVersion,
+        version: 2,
+        keyNumber: await this.store.currentHeaderKey(init.dataset),
         state: 'final',
         createdAt: Date.now(),
         parts: sealed.map((h) => h.parts[0]!),

@@ -104,3 +104,16 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   const g = await launchGateway({ ...process.env, NODE_OPTIONS: '', LAKECRYPT_PORT: '0', LAKECRYPT_ADMIN_PORT: '0', LAKECRYPT_LOG_LEVEL: 'warn', LAKECRYPT_ACCESS_LOG: 'false', ...env });
   return { ...g, s3Url: g.url };
 }
+
+/**
+ * Make a dataset look like one from before header format 2: its record no longer says that every header is
+ * format 2, so a re-wrap walks the headers (tests that plant format-1 headers need this).
+ */
+export async function markLegacyDataset(keys: import('../../src/keys/service.ts').KeyService, dataset: string): Promise<void> {
+  await keys.keystore.updateRecord(keys.datasetId(dataset), (rec) => {
+    if (!rec) throw new Error(`no record for ${dataset}`);
+    delete rec.headerFormat;
+    return rec;
+  });
+  keys.clearCaches();
+}

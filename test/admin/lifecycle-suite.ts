@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/backend/index.ts';
 import type { Backend } from '../../src/backend/types.ts';
 import { openHeader, peekHeader } from '../../src/engine/index.ts';
-import { kekAad, fromStored, recordKey, datasetIdOf } from '../../src/keys/keystore.ts';
+import { kekAad, fromStored, recordKey, datasetIdOf, type HeaderKeyRecord } from '../../src/keys/keystore.ts';
+import { unwrapHeaderKey } from '../../src/keys/header-keys.ts';
 import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
 import { Pkcs11CmkProvider } from '../../src/keys/pkcs11-cmk.ts';
 import type { CmkProvider } from '../../src/keys/types.ts';
@@ -121,10 +122,16 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
     });
 
     it('rewrap run --wait leaves pending 0 without reading data; the old version can be destroyed; everything reads', async () => {
-      const st = JSON.parse(await ok('rewrap', 'status', ds, '--json')) as { pending: number };
-      expect(st.pending).toBeGreaterThan(0);
-      const res = JSON.parse(await ok('rewrap', 'run', ds, '--wait', '--json')) as { pending: number; job: { dataBytesRead: number; state: string } };
+      // The reads after the rotation re-wrapped the dataset's header keys already (lazily, on read: one keystore
+      // write for all of them): the generation-1 header key is under version 2, no header depends on version 1.
+      const show0 = JSON.parse(await ok('keys', 'show', ds, '--json')) as { headerKeys: { n: number; generation: number; kekVersion: number }[] };
+      expect(show0.headerKeys.map((k) => [k.generation, k.kekVersion])).toEqual([[1, 2], [2, 2]]);
+      const st = JSON.parse(await ok('rewrap', 'status', ds, '--json')) as { pending: number; byVersion: Record<string, number> };
+      expect(st.pending).toBe(0);
+      expect(Object.keys(st.byVersion)).toEqual(['2']);
+      const res = JSON.parse(await ok('rewrap', 'run', ds, '--wait', '--json')) as { pending: number; job: { dataBytesRead: number; state: string; mode: string; rewrapped: number } };
       expect(res.job.state).toBe('done');
+      expect(res.job).toMatchObject({ mode: 'header-keys', rewrapped: 0 });
       expect(res.pending).toBe(0);
       expect(res.job.dataBytesRead).toBe(0);
       expect(JSON.parse(await ok('rewrap', 'status', ds, '--json')).pending).toBe(0);
@@ -212,11 +219,14 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
       // Full backend access: data, header, keystore record; plus the CMK itself.
       const info = await backend.headObject(doomed, 'x');
       const hdr = (await backend.getBuffer(metaBucket, `h/${doomed}/${sha256hex('x')}/${info!.meta['lc-oid']}`)).data;
-      expect(peekHeader(hdr).kekVersion).toBe(1);
+      expect(peekHeader(hdr)).toMatchObject({ version: 2, keyNumber: 1 });
       const rec = JSON.parse((await backend.getBuffer(metaBucket, recordKey(datasetIdOf(doomed)))).data.toString()) as {
         datasetId: string;
         versions: { version: number; state: string; wrapped: null | Parameters<typeof fromStored>[0] }[];
+        headerKeys: HeaderKeyRecord[];
       };
+      // its header key was still wrapped under version 1 when that was destroyed
+      expect(rec.headerKeys.find((k) => k.n === 1)?.kekVersion).toBe(1);
       const v1 = rec.versions.find((v) => v.version === 1)!;
       expect(v1.state).toBe('destroyed');
       expect(v1.wrapped).toBeNull();
@@ -231,6 +241,12 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
           const kek = await cmk.unwrap(fromStored(v.wrapped), kekAad(rec.datasetId, v.version));
           tried++;
           expect(() => openHeader(hdr, { bucket: doomed, key: 'x' }, kek)).toThrow();
+          // every header key this surviving version opens fails on the header too
+          for (const hk of rec.headerKeys.filter((k) => k.kekVersion === v.version)) {
+            const key = unwrapHeaderKey(kek, hk, rec.datasetId);
+            expect(() => openHeader(hdr, { bucket: doomed, key: 'x' }, key)).toThrow();
+            key.fill(0);
+          }
           kek.fill(0);
         }
         expect(tried).toBe(1);

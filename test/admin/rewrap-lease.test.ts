@@ -14,6 +14,7 @@ import { KeyService } from '../../src/keys/service.ts';
 import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
 import { META_FMT, META_OID, ObjectStore } from '../../src/server/store.ts';
 import { minioBackend, uniqueBucket } from '../helpers/s3.ts';
+import { markLegacyDataset } from './helpers.ts';
 import { makeTmpDir, type TmpDir } from '../helpers/tmp.ts';
 
 const N = 40;
@@ -46,17 +47,21 @@ function manager(g: number, opts: { leaseMs?: number; ratePerSec?: number } = {}
   return m;
 }
 
-/** A dataset of N objects (headers written directly, 1-byte data objects), rotated once, seen rotated by both. */
+/**
+ * A dataset from before header format 2: N objects with format-1 headers (sealed under the KEK version; written
+ * directly, 1-byte data objects), rotated once, seen rotated by both. Its re-wrap reseals every header.
+ */
 async function rotatedDataset(): Promise<string> {
   const bucket = uniqueBucket('lease');
   await backend.createBucket(bucket);
   const { keys, store } = gateways[0]!;
   const { version } = await keys.activeKek(bucket);
+  await markLegacyDataset(keys, bucket);
   for (let i = 0; i < N; i++) {
     const key = `o/${i}`;
     const oid = randomBytes(16);
     await store.writeHeader({
-      dataset: bucket, kekVersion: version, oid, bucket, key, state: 'final', createdAt: Date.now(), blockSize: CHUNK_SIZE, chunkSize: CHUNK_SIZE,
+      version: 1, dataset: bucket, keyNumber: version, oid, bucket, key, state: 'final', createdAt: Date.now(), blockSize: CHUNK_SIZE, chunkSize: CHUNK_SIZE,
       parts: [{ partNumber: 1, plaintextSize: 100, deks: newDeks(1) }], meta: { user: {} }, checksums: {},
     });
     await backend.putObject(bucket, key, Buffer.alloc(1), { size: 1, meta: { [META_OID]: oid.toString('hex'), [META_FMT]: '1' } });

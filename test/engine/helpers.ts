@@ -31,7 +31,7 @@ export async function encryptObject(sizes: number[], blockSize: number, opts: { 
     off += size;
   }
   const h: HeaderFields = {
-    dataset, kekVersion: 1, oid, bucket: 'b', key: 'k', state: 'final', createdAt: 1, blockSize, chunkSize: C, parts,
+    version: 2, dataset, keyNumber: 1, oid, bucket: 'b', key: 'k', state: 'final', createdAt: 1, blockSize, chunkSize: C, parts,
     meta: { user: {} }, checksums: {},
   };
   return { h, ct: Buffer.concat(cts), pt };

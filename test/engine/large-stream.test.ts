@@ -14,7 +14,7 @@ it('2 GiB streams through encrypt (pool) and decrypt (inline) with bounded memor
   const size = 2 * GiB;
   const oid = Buffer.alloc(16, 5);
   const deks = newDeks(blockCount(size, DEFAULT_BLOCK_SIZE));
-  const h: HeaderFields = { dataset: 'big', kekVersion: 1, oid, bucket: 'b', key: 'k', state: 'final', createdAt: 0, blockSize: DEFAULT_BLOCK_SIZE, chunkSize: 65536, parts: [{ plaintextSize: size, deks }], meta: { user: {} }, checksums: {} };
+  const h: HeaderFields = { version: 2, dataset: 'big', keyNumber: 1, oid, bucket: 'b', key: 'k', state: 'final', createdAt: 0, blockSize: DEFAULT_BLOCK_SIZE, chunkSize: 65536, parts: [{ plaintextSize: size, deks }], meta: { user: {} }, checksums: {} };
   const base = Buffer.alloc(MiB, 0xa5);
   let made = 0;
   let quarterRss = 0;

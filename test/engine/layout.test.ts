@@ -56,7 +56,7 @@ function chunksOf(sizes: number[]): { ps: number; pe: number; cs: number; ce: nu
   return out;
 }
 const headerOf = (sizes: number[]): HeaderFields => ({
-  dataset: 'd', kekVersion: 1, oid: Buffer.alloc(16), bucket: 'b', key: 'k', state: 'final', createdAt: 0, blockSize: 2 * C, chunkSize: C,
+  version: 2, dataset: 'd', keyNumber: 1, oid: Buffer.alloc(16), bucket: 'b', key: 'k', state: 'final', createdAt: 0, blockSize: 2 * C, chunkSize: C,
   parts: sizes.map((s, i) => ({ partNumber: i + 1, plaintextSize: s, deks: Array.from({ length: blockCount(s, 2 * C) }, () => Buffer.alloc(32)) })),
   meta: { user: {} }, checksums: {},
 });

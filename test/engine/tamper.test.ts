@@ -144,7 +144,7 @@ describe('header tampering', async () => {
     expect(open(copy, { bucket: 'b', key: 'k2' })).toBeUndefined();
   });
   it('peekHeader reads fixed fields without the KEK and rejects bad magic', () => {
-    expect(peekHeader(hb).kekVersion).toBe(1);
+    expect(peekHeader(hb).keyNumber).toBe(1);
     expect(peekHeader(hb).oid).toEqual(o.h.oid);
     expect(() => peekHeader(flip(hb, 0))).toThrow(/BadMagic/);
   });
@@ -155,6 +155,6 @@ describe('header tampering', async () => {
     expect(() => sealHeader({ ...o.h, blockSize: 1000 }, kek)).toThrow(RangeError);
     expect(() => sealHeader({ ...o.h, dataset: 'x'.repeat(1025) }, kek)).toThrow(RangeError);
     expect(() => sealHeader({ ...o.h, parts: [{ plaintextSize: B + 1, deks: [o.h.parts[0].deks[0]] }] }, kek)).toThrow(RangeError);
-    expect(() => sealHeader({ ...o.h, kekVersion: 0 }, kek)).toThrow(RangeError);
+    expect(() => sealHeader({ ...o.h, keyNumber: 0 }, kek)).toThrow(RangeError);
   });
 });

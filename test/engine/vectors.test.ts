@@ -41,7 +41,8 @@ async function readAll(h: HeaderFields, data: Buffer, threads: number): Promise<
 
 describe('valid vectors', () => {
   it('has the expected set', () => {
-    expect(valid.map((v) => v.name)).toEqual(['chunk-plus-one', 'empty', 'multipart', 'one-byte', 'one-chunk', 'three-blocks']);
+    expect(valid.map((v) => v.name)).toEqual(['chunk-plus-one', 'empty', 'multipart', 'one-byte', 'one-chunk', 'three-blocks', 'v2-multipart', 'v2-one-byte']);
+    expect(valid.map((v) => v.headerVersion)).toEqual([1, 1, 1, 1, 1, 1, 2, 2]);
   });
   for (const v of valid) {
     describe(v.name, () => {
@@ -58,12 +59,12 @@ describe('valid vectors', () => {
         expect(plaintextSize(v.ciphertext.length / 2)).toBe(v.plaintext.size);
       });
       it('seals the header byte for byte', () => {
-        expect(sealHeader(f, hex(v.kek), () => hex(v.headerNonce)).toString('hex')).toBe(v.header);
+        expect(sealHeader(f, hex(v.sealKey), () => hex(v.headerNonce)).toString('hex')).toBe(v.header);
       });
       it('opens the header and decrypts to the plaintext (inline and pool)', async () => {
-        const h = openHeader(hex(v.header), { bucket: v.bucket, key: v.key }, hex(v.kek));
+        const h = openHeader(hex(v.header), { bucket: v.bucket, key: v.key }, hex(v.sealKey));
         expect(h).toEqual(f);
-        expect(peekHeader(hex(v.header))).toEqual({ datasetId: createHash('sha256').update(v.dataset).digest(), kekVersion: v.kekVersion, oid: f.oid, state: 'final', createdAt: v.createdAt });
+        expect(peekHeader(hex(v.header))).toEqual({ version: v.headerVersion, datasetId: createHash('sha256').update(v.dataset).digest(), keyNumber: v.keyNumber, oid: f.oid, state: 'final', createdAt: v.createdAt });
         for (const threads of [0, 2]) {
           const { out, err } = await readAll(h, hex(v.ciphertext), threads);
           expect(err).toBeUndefined();
@@ -75,12 +76,13 @@ describe('valid vectors', () => {
 });
 
 describe('independent decoder from docs/FORMAT.md', () => {
-  it('opens the one-byte vector with node:crypto only', () => {
-    const v = byName('one-byte');
-    const kek = hex(v.kek);
+  it.for(['one-byte', 'v2-one-byte'])('opens the %s vector with node:crypto only', (name) => {
+    const v = byName(name);
+    const kek = hex(v.sealKey);
     const header = hex(v.header);
+    expect(header[8]).toBe(v.headerVersion);
     const oid = header.subarray(45, 61);
-    const info = Buffer.concat([Buffer.from('lakecrypt/v1 header'), Buffer.of(0), Buffer.from(v.bucket), Buffer.of(0), Buffer.from(v.key)]);
+    const info = Buffer.concat([Buffer.from(`lakecrypt/v${header[8]} header`), Buffer.of(0), Buffer.from(v.bucket), Buffer.of(0), Buffer.from(v.key)]);
     const hk = Buffer.from(hkdfSync('sha256', kek, oid, info, 32));
     const d = createDecipheriv('aes-256-gcm', hk, header.subarray(70, 82));
     d.setAAD(header.subarray(0, 82));
@@ -135,7 +137,7 @@ describe('invalid vectors', () => {
       const header = iv.target === 'header' ? apply(hex(base.header), iv.change) : hex(base.header);
       const data = iv.target === 'data' ? apply(hex(base.ciphertext), iv.change) : hex(base.ciphertext);
       const loc = iv.change.op === 'location' ? { bucket: iv.change.bucket, key: iv.change.key } : { bucket: base.bucket, key: base.key };
-      const kek = iv.change.op === 'kek' ? hex(iv.change.hex) : hex(base.kek);
+      const kek = iv.change.op === 'sealKey' ? hex(iv.change.hex) : hex(base.sealKey);
       let h: HeaderFields;
       try {
         h = openHeader(header, loc, kek);

@@ -224,7 +224,7 @@ for (const kind of ['fs', 's3'] as const) {
       const { key, plain } = await putObject(b, 'rot');
       const hp = await headerPathOf(b, key);
       const old = (await gw.backend.getBuffer(meta(), hp)).data;
-      expect(peekHeader(old).kekVersion).toBe(1);
+      expect(peekHeader(old).keyNumber).toBe(1);
       const keys = gw.running.keys;
       await keys.rotate(b);
       // Re-wrap: the store moves a header read on an older version to the active one.
@@ -232,7 +232,7 @@ for (const kind of ['fs', 's3'] as const) {
         forget();
         const r = await signedRequest(gw.url, creds(), { method: 'HEAD', path: `/${b}/${key}` });
         expect(r.status).toBe(200);
-        return peekHeader((await gw.backend.getBuffer(meta(), hp)).data).kekVersion === 2;
+        return peekHeader((await gw.backend.getBuffer(meta(), hp)).data).keyNumber === 2;
       });
       const fresh = await probe(b, key, plain);
       expect(fresh.every((o) => o.exact)).toBe(true);

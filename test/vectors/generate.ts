@@ -36,7 +36,9 @@ export const plaintextOf = (size: number, offset = 0): Buffer => {
 };
 
 export interface ValidVector {
-  name: string; comment: string; dataset: string; bucket: string; key: string; kek: string; kekVersion: number;
+  name: string; comment: string; dataset: string; bucket: string; key: string;
+  /** Header format version; the key the header is sealed under (format 1: KEK version `keyNumber`; format 2: header key `keyNumber`). */
+  headerVersion: 1 | 2; sealKey: string; keyNumber: number;
   createdAt: number; state: 'pending' | 'final'; blockSize: number; oid: string; headerNonce: string;
   parts: { partNumber: number; plaintextSize: number; deks: string[] }[];
   meta: HeaderFields['meta']; checksums: HeaderFields['checksums'];
@@ -53,7 +55,7 @@ export type Change =
   | { op: 'splice'; from: string; fromOffset: number; length: number; at: number }
   | { op: 'replace'; hex: string }
   | { op: 'location'; bucket: string; key: string }
-  | { op: 'kek'; hex: string }
+  | { op: 'sealKey'; hex: string }
   | { op: 'header-from'; vector: string };
 
 export interface InvalidVector {
@@ -62,9 +64,9 @@ export interface InvalidVector {
   emitsAtMost: number;
 }
 
-async function build(name: string, comment: string, blockSize: number, partSizes: [number, number][]): Promise<ValidVector> {
+async function build(name: string, comment: string, blockSize: number, partSizes: [number, number][], headerVersion: 1 | 2 = 1): Promise<ValidVector> {
   const rnd = drbg(`lakecrypt vector ${name}`);
-  const kek = rnd(32);
+  const sealKey = rnd(32);
   const oid = rnd(16);
   const dataset = 'vectors/dataset';
   const bucket = 'vector-bucket';
@@ -80,14 +82,14 @@ async function build(name: string, comment: string, blockSize: number, partSizes
     offset += size;
   }
   const fields: HeaderFields = {
-    dataset, kekVersion: 3, oid, bucket, key, state: 'final', createdAt: 1_764_000_000_000, blockSize, chunkSize: 65536, parts,
+    version: headerVersion, dataset, keyNumber: 3, oid, bucket, key, state: 'final', createdAt: 1_764_000_000_000, blockSize, chunkSize: 65536, parts,
     meta: { contentType: 'application/octet-stream', cacheControl: 'no-cache', user: { origin: 'vector' } },
     checksums: { algorithm: 'CRC32C', value: 'AAAAAA==', type: 'FULL_OBJECT', md5: 'd41d8cd98f00b204e9800998ecf8427e' },
   };
   const headerNonce = rnd(12);
-  const header = sealHeader(fields, kek, () => headerNonce);
+  const header = sealHeader(fields, sealKey, () => headerNonce);
   return {
-    name, comment, dataset, bucket, key, kek: kek.toString('hex'), kekVersion: fields.kekVersion, createdAt: fields.createdAt,
+    name, comment, dataset, bucket, key, headerVersion, sealKey: sealKey.toString('hex'), keyNumber: fields.keyNumber, createdAt: fields.createdAt,
     state: fields.state, blockSize, oid: oid.toString('hex'), headerNonce: headerNonce.toString('hex'),
     parts: parts.map((p, i) => ({ partNumber: partSizes[i][0], plaintextSize: p.plaintextSize, deks: p.deks.map((d) => d!.toString('hex')) })),
     meta: fields.meta, checksums: fields.checksums,
@@ -99,7 +101,7 @@ async function build(name: string, comment: string, blockSize: number, partSizes
 /** Rebuilds a vector's HeaderFields (with a chosen DEK table) from its JSON. */
 export function fieldsOf(v: ValidVector): HeaderFields {
   return {
-    dataset: v.dataset, kekVersion: v.kekVersion, oid: Buffer.from(v.oid, 'hex'), bucket: v.bucket, key: v.key, state: v.state,
+    version: v.headerVersion, dataset: v.dataset, keyNumber: v.keyNumber, oid: Buffer.from(v.oid, 'hex'), bucket: v.bucket, key: v.key, state: v.state,
     createdAt: v.createdAt, blockSize: v.blockSize, chunkSize: 65536, meta: v.meta, checksums: v.checksums,
     parts: v.parts.map((p) => ({ partNumber: p.partNumber, plaintextSize: p.plaintextSize, deks: p.deks.map((d) => Buffer.from(d, 'hex')) })),
   };
@@ -114,6 +116,8 @@ async function main(): Promise<void> {
     await build('chunk-plus-one', 'full chunk + 1-byte last chunk, same block', 131072, [[1, 65537]]),
     await build('three-blocks', 'blockSize 64 KiB: 3 blocks, 3 DEKs, chunk index 0 in each', 65536, [[1, 131073]]),
     await build('multipart', 'parts 1 and 3 (non-contiguous part numbers); only part 1 carries the prefix', 131072, [[1, 65536], [3, 100]]),
+    await build('v2-one-byte', 'header format 2 (sealed under a header key): one chunk of 1 byte', 65536, [[1, 1]], 2),
+    await build('v2-multipart', 'header format 2: parts 1 and 3, only part 1 carries the prefix', 131072, [[1, 65536], [3, 100]], 2),
   ];
   for (const v of valid) writeFileSync(new URL(`valid-${v.name}.json`, dir), JSON.stringify(v, null, 1) + '\n');
 
@@ -123,12 +127,12 @@ async function main(): Promise<void> {
   // Header of three-blocks resealed with the DEK of block 1 erased.
   const erasedFields = fieldsOf(tb);
   erasedFields.parts[0].deks[1] = null;
-  const erasedHeader = sealHeader(erasedFields, Buffer.from(tb.kek, 'hex'), () => Buffer.from(tb.headerNonce, 'hex'));
+  const erasedHeader = sealHeader(erasedFields, Buffer.from(tb.sealKey, 'hex'), () => Buffer.from(tb.headerNonce, 'hex'));
   // A correctly sealed header whose body has one byte after the JSON section.
   const oc = by('one-chunk');
   const ocFields = fieldsOf(oc);
   const badBody = Buffer.concat([encodeBody(ocFields), Buffer.of(0)]);
-  const malformedHeader = sealBody(encodeFixed(ocFields, Buffer.from(oc.headerNonce, 'hex')), badBody, Buffer.from(oc.kek, 'hex'), ocFields.oid, oc.bucket, oc.key);
+  const malformedHeader = sealBody(encodeFixed(ocFields, Buffer.from(oc.headerNonce, 'hex')), badBody, Buffer.from(oc.sealKey, 'hex'), ocFields.oid, oc.bucket, oc.key);
 
   const d = (name: string, base: string, change: Change, reason: string, emitsAtMost: number, comment: string): InvalidVector =>
     ({ name, comment, base, target: 'data', change, reason, emitsAtMost });
@@ -149,7 +153,11 @@ async function main(): Promise<void> {
     d('data-oid-mismatch', 'one-byte', { op: 'flip', offset: 16, mask: 1 }, 'OidMismatch', 0, 'prefix oid'),
     h('header-dek-erased', 'three-blocks', { op: 'replace', hex: erasedHeader.toString('hex') }, 'DekErased', 'authentic header with the DEK of block 1 erased: a full read fails before any byte'),
     h('header-bad-magic', 'one-chunk', { op: 'flip', offset: 7, mask: 1 }, 'BadMagic', 'magic'),
-    h('header-bad-version', 'one-chunk', { op: 'set', offset: 8, value: 2 }, 'UnsupportedVersion', 'version 2'),
+    h('header-bad-version', 'one-chunk', { op: 'set', offset: 8, value: 3 }, 'UnsupportedVersion', 'version 3'),
+    h('header-v1-as-v2', 'one-chunk', { op: 'set', offset: 8, value: 2 }, 'HeaderAuthFailed', 'format-1 header relabelled format 2 (AAD and HKDF label)'),
+    h('header-v2-as-v1', 'v2-one-byte', { op: 'set', offset: 8, value: 1 }, 'HeaderAuthFailed', 'format-2 header relabelled format 1 (AAD and HKDF label)'),
+    h('header-v2-flip-key-number', 'v2-one-byte', { op: 'flip', offset: 44, mask: 1 }, 'HeaderAuthFailed', 'AAD: header-key number'),
+    h('header-v2-wrong-key', 'v2-one-byte', { op: 'sealKey', hex: '22'.repeat(32) }, 'HeaderAuthFailed', 'another header key'),
     h('header-truncated', 'one-chunk', { op: 'truncate', length: 97 }, 'HeaderTruncated', 'shorter than fixed fields + tag'),
     h('header-truncated-body', 'one-chunk', { op: 'truncate', length: 200 }, 'HeaderAuthFailed', 'body cut'),
     h('header-flip-kek-id', 'one-chunk', { op: 'flip', offset: 9, mask: 1 }, 'HeaderAuthFailed', 'AAD: KEK id'),
@@ -162,7 +170,7 @@ async function main(): Promise<void> {
     h('header-extend', 'one-chunk', { op: 'append', hex: '00' }, 'HeaderAuthFailed', 'one byte appended'),
     h('header-moved-key', 'one-chunk', { op: 'location', bucket: 'vector-bucket', key: 'objects/other.bin' }, 'HeaderAuthFailed', 'opened at another key'),
     h('header-moved-bucket', 'one-chunk', { op: 'location', bucket: 'other-bucket', key: 'objects/one-chunk.bin' }, 'HeaderAuthFailed', 'opened in another bucket'),
-    h('header-wrong-kek', 'one-chunk', { op: 'kek', hex: '11'.repeat(32) }, 'HeaderAuthFailed', 'another KEK (version)'),
+    h('header-wrong-kek', 'one-chunk', { op: 'sealKey', hex: '11'.repeat(32) }, 'HeaderAuthFailed', 'another KEK (version)'),
     h('header-from-other-object', 'one-chunk', { op: 'header-from', vector: 'chunk-plus-one' }, 'HeaderAuthFailed', 'header of another object at this location'),
     h('header-malformed-body', 'one-chunk', { op: 'replace', hex: malformedHeader.toString('hex') }, 'HeaderMalformed', 'authentic body with a trailing byte'),
   ];

@@ -1,0 +1,54 @@
+/**
+ * Header keys (docs/FORMAT.md 3.4): random 32-byte keys that format-2 headers are sealed under, kept in the
+ * dataset's keystore record wrapped under a KEK version with AES-256-GCM. A KEK rotation starts a new header key
+ * for new writes; re-wrapping moves the older header keys under the new KEK version — one keystore write for the
+ * whole dataset instead of one rewrite per header.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { S3Error } from '../errors.ts';
+import type { HeaderKeyRecord } from './keystore.ts';
+
+const LABEL = Buffer.from('lakecrypt/v2 header-key', 'latin1');
+
+/** AAD = "lakecrypt/v2 header-key" || datasetId (32) || uint32(n) || uint32(kekVersion). */
+export function hkAad(datasetIdHex: string, n: number, kekVersion: number): Buffer {
+  const nums = Buffer.alloc(8);
+  nums.writeUInt32BE(n >>> 0, 0);
+  nums.writeUInt32BE(kekVersion >>> 0, 4);
+  return Buffer.concat([LABEL, Buffer.from(datasetIdHex, 'hex'), nums]);
+}
+
+export function wrapHeaderKey(kek: Buffer, key: Buffer, datasetIdHex: string, n: number, kekVersion: number): string {
+  // A cache clear zeroes cached keys in place: wrapping under (or wrapping) zeros would lose the header key for good.
+  if (kek.length !== 32 || kek.every((b) => b === 0) || key.length !== 32 || key.every((b) => b === 0)) {
+    throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
+  }
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', kek, nonce);
+  c.setAAD(hkAad(datasetIdHex, n, kekVersion));
+  return Buffer.concat([nonce, c.update(key), c.final(), c.getAuthTag()]).toString('base64');
+}
+
+/** The header key of a record; IntegrityError when its blob does not open under the KEK given. */
+export function unwrapHeaderKey(kek: Buffer, rec: HeaderKeyRecord, datasetIdHex: string): Buffer {
+  const b = Buffer.from(rec.blob, 'base64');
+  if (b.length !== 12 + 32 + 16) throw new S3Error('IntegrityError', `header key ${rec.n} has a malformed blob`);
+  const d = createDecipheriv('aes-256-gcm', kek, b.subarray(0, 12));
+  d.setAAD(hkAad(datasetIdHex, rec.n, rec.kekVersion));
+  d.setAuthTag(b.subarray(44));
+  const key = d.update(b.subarray(12, 44));
+  try {
+    d.final();
+  } catch {
+    key.fill(0);
+    throw new S3Error('IntegrityError', `header key ${rec.n} failed authentication under KEK version ${rec.kekVersion}`);
+  }
+  return key;
+}
+
+/** The header key new headers use: the newest of the active KEK version's generation. */
+export function currentHeaderKey(keys: HeaderKeyRecord[] | undefined, activeVersion: number): HeaderKeyRecord | undefined {
+  let best: HeaderKeyRecord | undefined;
+  for (const k of keys ?? []) if (k.generation === activeVersion && (!best || k.n > best.n)) best = k;
+  return best;
+}
