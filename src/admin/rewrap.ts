@@ -49,6 +49,8 @@ export interface RewrapState {
   /** Header keys moved under the target version; header keys left under a revoked or destroyed one. */
   headerKeysRewrapped?: number;
   headerKeysPending?: number;
+  /** A re-key's last step: header keys removed because no header used them any more. */
+  headerKeysRetired?: number[];
   phase: 'keys' | 'headers' | 'uploads' | 'scan' | 'finished';
   /** Last fully processed header path (meta bucket key), for resuming. */
   cursor?: string;
@@ -84,6 +86,8 @@ export interface ScanResult {
   byVersion: Record<string, number>;
   /** Headers still in format 1 (sealed under a KEK version directly). */
   format1: number;
+  /** Format-2 headers by header-key number. */
+  byHeaderKey: Record<string, number>;
 }
 
 export interface RewrapContext {
@@ -164,6 +168,7 @@ export class RewrapManager {
     const byVersion: Record<string, number> = {};
     let total = 0;
     let format1 = 0;
+    const byHeaderKey: Record<string, number> = {};
     const uploads = await this.uploadMap(dataset);
     const visit = async (path: string) => {
       let bytes: Buffer;
@@ -185,6 +190,7 @@ export class RewrapManager {
       if (!peek.datasetId.equals(id)) return;
       total++;
       if (peek.version === 1) format1++;
+      else byHeaderKey[peek.keyNumber] = (byHeaderKey[peek.keyNumber] ?? 0) + 1;
       // a header key unknown to the record depends on no version that exists: counted under 0
       const v = peek.version === 1 ? peek.keyNumber : (hkVersion.get(peek.keyNumber) ?? 0);
       byVersion[v] = (byVersion[v] ?? 0) + 1;
@@ -200,7 +206,7 @@ export class RewrapManager {
     }
     let pending = 0;
     for (const [v, n] of Object.entries(byVersion)) if (Number(v) !== activeVersion) pending += n;
-    return { dataset, activeVersion, total, pending, byVersion, format1 };
+    return { dataset, activeVersion, total, pending, byVersion, format1, byHeaderKey };
   }
 
   async status(dataset: string): Promise<RewrapState | null> {
@@ -539,6 +545,10 @@ export class RewrapManager {
         s.pending = scan.pending;
         s.pendingByVersion = Object.fromEntries(Object.entries(scan.byVersion).filter(([v]) => Number(v) !== scan.activeVersion));
         if (scan.format1 === 0 && s.mode === 'headers') await this.ctx.keys.markHeaderFormat2(dataset);
+        // A re-key ends by removing the header keys no header uses any more: replayed old headers stop opening.
+        if (s.rekeyTo !== undefined && scan.format1 === 0) {
+          s.headerKeysRetired = await this.ctx.keys.retireHeaderKeys(dataset, new Set(Object.keys(scan.byHeaderKey).map(Number)), s.actor);
+        }
       }
       s.phase = 'finished';
       s.state = 'done';

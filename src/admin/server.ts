@@ -467,12 +467,14 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
     watch.unref();
   }
   policy.start();
-  // Re-wrap progress as metrics: headers still to visit per dataset, and headers re-wrapped so far.
-  const reported = new Map<string, number>();
+  // Re-wrap progress as metrics: headers still to visit per dataset, headers resealed and header keys re-wrapped so far.
+  const reported = new Map<string, { headers: number; keys: number }>();
   const report = (s: RewrapState) => {
-    const before = reported.get(s.dataset) ?? 0;
-    if (s.rewrapped > before) o.metrics.addRewrapDone(s.dataset, s.rewrapped - before);
-    reported.set(s.dataset, s.rewrapped);
+    const before = reported.get(s.dataset) ?? { headers: 0, keys: 0 };
+    if (s.rewrapped > before.headers) o.metrics.addRewrapDone(s.dataset, s.rewrapped - before.headers);
+    const keys = s.headerKeysRewrapped ?? 0;
+    if (keys > before.keys) o.metrics.addRewrapHeaderKeys(s.dataset, keys - before.keys);
+    reported.set(s.dataset, { headers: s.rewrapped, keys });
     o.metrics.setRewrapPending(s.dataset, s.state === 'running' ? Math.max(0, s.total - s.done) : (s.pending ?? 0));
   };
   const progress = setInterval(() => rewrap.runningStates().forEach(report), 500);

@@ -60,6 +60,8 @@ export interface DatasetRecord {
   updatedAt?: string;
   /** Header keys (format-2 headers); absent before the first format-2 write. */
   headerKeys?: HeaderKeyRecord[];
+  /** The highest header-key number ever given (numbers of retired keys are not reused). */
+  lastHeaderKey?: number;
   /**
    * 2 when every header of the dataset is format 2 (the record was made by a gateway writing format 2 only, or a
    * re-wrap job found no format-1 header left): a re-wrap then rewraps header keys only. Absent: format-1

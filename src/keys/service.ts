@@ -393,7 +393,9 @@ export class KeyService {
       if (active?.version !== generation) return NO_CHANGE;
       if (!fresh && currentHeaderKey(cur.headerKeys, generation)) return NO_CHANGE;
       const kek = await this.kek(dataset, generation);
-      const n = Math.max(0, ...(cur.headerKeys ?? []).map((k) => k.n)) + 1;
+      // numbers are never reused, even after a key was retired
+      const n = Math.max(cur.lastHeaderKey ?? 0, ...(cur.headerKeys ?? []).map((k) => k.n)) + 1;
+      cur.lastHeaderKey = n;
       const key = randomBytes(32);
       try {
         const blob = wrapHeaderKey(kek, key, datasetId, n, generation);
@@ -479,6 +481,31 @@ export class KeyService {
     this.cacheRecord(rec, gen);
     if (out.rewrapped) await this.audit?.append('header-key.rewrap', { dataset, datasetId: datasetIdOf(dataset), rewrapped: out.rewrapped, kekVersion: out.activeVersion }, actor);
     return out;
+  }
+
+  /**
+   * Remove the header keys no header uses any more (the last step of a re-key), except the one new writes use.
+   * Every gateway drops its caches, so a header still naming a removed key (a replayed old one) no longer opens.
+   */
+  async retireHeaderKeys(dataset: string, referenced: ReadonlySet<number>, actor?: string): Promise<number[]> {
+    const removed: number[] = [];
+    await this.mustUpdate(dataset, (rec) => {
+      removed.length = 0;
+      const active = rec.versions.find((v) => v.state === 'active');
+      const current = active ? currentHeaderKey(rec.headerKeys, active.version)?.n : undefined;
+      const keep = (rec.headerKeys ?? []).filter((k) => referenced.has(k.n) || k.n === current);
+      for (const k of rec.headerKeys ?? []) if (!keep.includes(k)) removed.push(k.n);
+      if (!removed.length) return NO_CHANGE;
+      rec.lastHeaderKey = Math.max(rec.lastHeaderKey ?? 0, ...(rec.headerKeys ?? []).map((k) => k.n));
+      rec.headerKeys = keep;
+      rec.updatedAt = new Date().toISOString();
+      return rec;
+    });
+    if (removed.length) {
+      await this.afterChange(`retire header keys ${datasetIdOf(dataset)}`);
+      await this.audit?.append('header-key.destroy', { dataset, datasetId: datasetIdOf(dataset), removed }, actor);
+    }
+    return removed;
   }
 
   /** Record that every header of the dataset is format 2 (a re-wrap job found no format-1 header left). */

@@ -31,6 +31,7 @@ export class Metrics {
   readonly keyUnwraps: Counter<'provider'>;
   readonly rewrapPending: Gauge<'dataset'>;
   readonly rewrapDone: Counter<'dataset'>;
+  readonly rewrapHeaderKeys: Counter<'dataset'>;
   readonly revocationDenials: Counter<'level'>;
   private queueDepthSource: (() => number) | undefined;
 
@@ -85,13 +86,19 @@ export class Metrics {
     });
     this.rewrapPending = new Gauge({
       name: 'lakecrypt_rewrap_pending',
-      help: 'Object headers still to re-wrap under the active KEK, by dataset.',
+      help: 'Object headers still depending on another KEK version than the active one, or still to visit by a running job that walks headers, by dataset.',
       labelNames: ['dataset'] as const,
       registers,
     });
     this.rewrapDone = new Counter({
       name: 'lakecrypt_rewrap_done_total',
-      help: 'Object headers re-wrapped, by dataset.',
+      help: 'Object headers resealed by re-wrap jobs that walk headers (format 1 to 2, re-key), by dataset.',
+      labelNames: ['dataset'] as const,
+      registers,
+    });
+    this.rewrapHeaderKeys = new Counter({
+      name: 'lakecrypt_rewrap_header_keys_total',
+      help: 'Header keys re-wrapped under the active KEK version by re-wrap jobs, by dataset.',
       labelNames: ['dataset'] as const,
       registers,
     });
@@ -161,6 +168,10 @@ export class Metrics {
 
   addRewrapDone(dataset: string, n = 1): void {
     this.rewrapDone.inc({ dataset }, n);
+  }
+
+  addRewrapHeaderKeys(dataset: string, n = 1): void {
+    this.rewrapHeaderKeys.inc({ dataset }, n);
   }
 
   revocationDenied(level: RevocationLevel): void {

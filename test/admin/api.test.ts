@@ -155,15 +155,17 @@ describe('CLI', () => {
 
     const run = await h.cli(['rewrap', 'run', ds, '--wait', '--json']);
     expect(run.code, run.stderr).toBe(0);
-    const res = JSON.parse(run.stdout) as { pending: number; job: { dataBytesRead: number; rewrapped: number; state: string } };
+    const res = JSON.parse(run.stdout) as { pending: number; job: { dataBytesRead: number; rewrapped: number; state: string; mode: string; headerKeysRewrapped: number } };
     expect(res.pending).toBe(0);
     expect(res.job.state).toBe('done');
-    expect(res.job.rewrapped).toBe(40);
+    // the 40 headers are format 2: their one header key moved under v2, not one header rewritten
+    expect(res.job).toMatchObject({ mode: 'header-keys', headerKeysRewrapped: 1, rewrapped: 0 });
     expect(res.job.dataBytesRead).toBe(0);
     // job state persisted in the meta bucket
     expect(await h.gw.backend.headObject(h.gw.running.gateway.metaBucket, rewrapStatePath(ds))).not.toBeNull();
     const human = await h.cli(['rewrap', 'status', ds]);
     expect(human.stdout).toMatch(/pending:\s+0/);
+    expect(human.stdout).toMatch(/1 header key\(s\) re-wrapped; no header rewritten/);
 
     const d = await h.cli(['keys', 'destroy', ds, '--version', '1', '--yes']);
     expect(d.code, d.stderr).toBe(0);

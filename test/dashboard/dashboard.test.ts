@@ -58,11 +58,13 @@ describe('admin dashboard in headless Chromium', () => {
     await expect
       .poll(async () => {
         const text = await (await fetch(`${admin.url}/metrics`)).text();
-        const done = Number(/lakecrypt_rewrap_done_total\{dataset="sales"\} (\d+)/.exec(text)?.[1] ?? -1);
+        // the dataset's one header key moved under v2; no header had to be rewritten
+        const keys = Number(/lakecrypt_rewrap_header_keys_total\{dataset="sales"\} (\d+)/.exec(text)?.[1] ?? -1);
         const pending = Number(/lakecrypt_rewrap_pending\{dataset="sales"\} (\d+)/.exec(text)?.[1] ?? -1);
-        return [done, pending];
+        const resealed = /lakecrypt_rewrap_done_total\{dataset="sales"\}/.test(text);
+        return [keys, pending, resealed];
       })
-      .toEqual([40, 0]);
+      .toEqual([1, 0, false]);
     // Traffic while the page samples /metrics: the request-rate line leaves the baseline.
     const s3 = gw.client();
     const traffic = (async () => {

@@ -8,7 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHUNK_SIZE, peekHeader } from '../../src/engine/index.ts';
+import { CHUNK_SIZE, openHeader, peekHeader, sealHeader } from '../../src/engine/index.ts';
+import { RewrapManager } from '../../src/admin/rewrap.ts';
+import { markLegacyDataset } from '../admin/helpers.ts';
 import { META_OID } from '../../src/server/store.ts';
 import { MARKER, startTestGateway, type TestGateway } from '../server/harness.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
@@ -218,27 +220,51 @@ for (const kind of ['fs', 's3'] as const) {
       allFail(await probe(bucket, key, plain), ['IntegrityError']);
     });
 
-    it('replaying an older header after rotation + re-wrap with the old KEK version revoked fails', async () => {
+    it('replaying an older format-1 header after rotation + re-wrap with the old KEK version revoked fails', async () => {
       const b = uniqueBucket('tamper-rot');
       await gw.client().send(new CreateBucketCommand({ Bucket: b }));
       const { key, plain } = await putObject(b, 'rot');
       const hp = await headerPathOf(b, key);
-      const old = (await gw.backend.getBuffer(meta(), hp)).data;
-      expect(peekHeader(old).keyNumber).toBe(1);
       const keys = gw.running.keys;
+      // As a gateway from before format 2 wrote it: sealed under KEK version 1 directly.
+      const v2 = (await gw.backend.getBuffer(meta(), hp)).data;
+      const fields = openHeader(v2, { bucket: b, key }, await keys.headerKey(b, peekHeader(v2).keyNumber));
+      const old = sealHeader({ ...fields, version: 1, keyNumber: 1 }, await keys.kek(b, 1));
+      await gw.backend.putObject(meta(), hp, old, { size: old.length });
+      await markLegacyDataset(keys, b);
+      forget();
       await keys.rotate(b);
-      // Re-wrap: the store moves a header read on an older version to the active one.
+      // Re-wrap: the store reseals a format-1 header it reads as format 2 under the current header key.
       await waitFor(async () => {
         forget();
         const r = await signedRequest(gw.url, creds(), { method: 'HEAD', path: `/${b}/${key}` });
         expect(r.status).toBe(200);
-        return peekHeader((await gw.backend.getBuffer(meta(), hp)).data).keyNumber === 2;
+        return peekHeader((await gw.backend.getBuffer(meta(), hp)).data).version === 2;
       });
       const fresh = await probe(b, key, plain);
       expect(fresh.every((o) => o.exact)).toBe(true);
       await keys.revoke(b, 1);
       await gw.backend.putObject(meta(), hp, old, { size: old.length });
       allFail(await probe(b, key, plain), ['KeyRevoked']);
+    });
+
+    it('replaying an older format-2 header after a re-key retired its header key fails', async () => {
+      const b = uniqueBucket('tamper-rekey');
+      await gw.client().send(new CreateBucketCommand({ Bucket: b }));
+      const { key, plain } = await putObject(b, 'rekey');
+      const hp = await headerPathOf(b, key);
+      const old = (await gw.backend.getBuffer(meta(), hp)).data;
+      expect(peekHeader(old)).toMatchObject({ version: 2, keyNumber: 1 });
+      const rewrap = new RewrapManager({ backend: gw.backend, store: gw.running.gateway.store, keys: gw.running.keys, metaBucket: meta() });
+      await rewrap.start(b, 'test', { rekey: true });
+      const job = (await rewrap.wait(b))!;
+      expect(job).toMatchObject({ state: 'done', rekeyTo: 2, rewrapped: 1, headerKeysRetired: [1] });
+      expect(peekHeader((await gw.backend.getBuffer(meta(), hp)).data)).toMatchObject({ version: 2, keyNumber: 2 });
+      forget();
+      expect((await probe(b, key, plain)).every((o) => o.exact)).toBe(true);
+      await gw.backend.putObject(meta(), hp, old, { size: old.length });
+      allFail(await probe(b, key, plain), ['KeyRevoked']);
+      await rewrap.close();
     });
 
     it('replaying the header from before a DEK revocation fails (revocation list), as does the erased header', async () => {

@@ -458,7 +458,7 @@ export function apiSuite(kind: 'fs' | 's3') {
         expect(md5(await body(got))).toBe(hex);
         // Stored sealed: the backend's metadata never holds the MD5 in the clear.
         const info = await gw.backend.headObject(bucket, c.key);
-        expect(info!.meta['lc-etag']).toMatch(/^\d+\.[A-Za-z0-9_-]{59}$/);
+        expect(info!.meta['lc-etag']).toMatch(/^h\d+\.[A-Za-z0-9_-]{59}$/);
         expect(JSON.stringify(info!.meta)).not.toContain(hex);
         expect(info!.etag).not.toBe(hex);
       }
