@@ -1,0 +1,171 @@
+/**
+ * Header keys (docs/FORMAT.md 3.4): a KEK rotation is followed by a re-wrap of the dataset's few header keys, not
+ * of its headers; a re-key reseals every header under a fresh header key; a dataset from before format 2 has its
+ * format-1 headers resealed as format 2 once. In-process gateway + admin on the shared MinIO, no reads between
+ * the rotation and the job unless a test says so (a read re-wraps the header keys itself).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listPages } from '../../src/admin/util.ts';
+import type { RewrapState } from '../../src/admin/rewrap.ts';
+import { peekHeader, sealHeader, openHeader } from '../../src/engine/index.ts';
+import { uniqueBucket } from '../helpers/s3.ts';
+import { getObj, markLegacyDataset, pollUntil, putText, startAdminHarness, type AdminHarness } from './helpers.ts';
+
+const N = 24;
+let h: AdminHarness;
+let s3: S3Client;
+
+beforeAll(async () => {
+  h = await startAdminHarness();
+  s3 = h.s3;
+});
+afterAll(async () => {
+  s3?.destroy();
+  await h?.close();
+});
+
+const meta = () => h.gw.running.gateway.store.metaBucket;
+const enc = encodeURIComponent;
+
+async function dataset(): Promise<{ ds: string; bodies: Map<string, Buffer> }> {
+  const ds = uniqueBucket('hk');
+  await s3.send(new CreateBucketCommand({ Bucket: ds }));
+  const bodies = new Map<string, Buffer>();
+  for (let i = 0; i < N; i++) {
+    const b = randomBytes(100 + i * 997);
+    bodies.set(`o/${i}`, b);
+    await putText(s3, ds, `o/${i}`, b);
+  }
+  return { ds, bodies };
+}
+
+/** Header object path -> ETag (and the raw bytes' fixed fields). */
+async function headers(ds: string): Promise<Map<string, { etag: string; version: number; keyNumber: number }>> {
+  const out = new Map<string, { etag: string; version: number; keyNumber: number }>();
+  for await (const page of listPages(h.gw.backend, meta(), `h/${ds}/`)) {
+    for (const o of page) {
+      const p = peekHeader((await h.gw.backend.getBuffer(meta(), o.key)).data);
+      out.set(o.key, { etag: o.etag, version: p.version, keyNumber: p.keyNumber });
+    }
+  }
+  return out;
+}
+
+async function runJob(ds: string, body: Record<string, unknown> = {}): Promise<RewrapState> {
+  await h.client.post(`/admin/rewrap/${enc(ds)}`, body);
+  let job: RewrapState | undefined;
+  await pollUntil(async () => {
+    job = (await h.client.get<{ job: RewrapState }>(`/admin/rewrap/${enc(ds)}`, { scan: '0' })).job;
+    return job?.state === 'done' || job?.state === 'failed';
+  }, 30_000);
+  return job!;
+}
+
+async function readsAll(ds: string, bodies: Map<string, Buffer>): Promise<void> {
+  for (const [k, b] of bodies) {
+    const g = await getObj(s3, ds, k);
+    expect(g.status, k).toBe(200);
+    expect(g.body!.equals(b), k).toBe(true);
+  }
+}
+
+describe('header keys', () => {
+  it('a rotation is re-wrapped by moving the header keys: no header is rewritten, the old version is then unreferenced', async () => {
+    const { ds, bodies } = await dataset();
+    const before = await headers(ds);
+    expect(before.size).toBe(N);
+    expect([...before.values()].every((x) => x.version === 2 && x.keyNumber === 1)).toBe(true);
+    await h.client.post(`/admin/keys/${enc(ds)}/rotate`);
+
+    // Until the re-wrap every header still depends on version 1 (through header key 1): revoking it denies them.
+    const st = await h.client.get<{ pending: number; byVersion: Record<string, number> }>(`/admin/rewrap/${enc(ds)}`);
+    expect(st).toMatchObject({ pending: N, byVersion: { 1: N } });
+    await h.client.post(`/admin/keys/${enc(ds)}/revoke`, { version: 1 });
+    expect(await getObj(s3, ds, 'o/0')).toMatchObject({ status: 403, code: 'KeyRevoked' });
+    await h.client.post(`/admin/keys/${enc(ds)}/restore`, { version: 1 });
+    // a destroy is refused while header key 1 is under version 1
+    await expect(h.client.post(`/admin/keys/${enc(ds)}/destroy`, { version: 1, confirm: true })).rejects.toMatchObject({ code: 'InvalidRequest' });
+
+    const job = await runJob(ds);
+    expect(job).toMatchObject({ state: 'done', mode: 'header-keys', headerKeysRewrapped: 1, headerKeysPending: 0, rewrapped: 0, pending: 0, dataBytesRead: 0 });
+    // not one header object changed
+    const after = await headers(ds);
+    expect([...after.entries()].map(([k, v]) => [k, v.etag])).toEqual([...before.entries()].map(([k, v]) => [k, v.etag]));
+    const view = await h.client.get<{ headerKeys: { n: number; generation: number; kekVersion: number }[] }>(`/admin/keys/${enc(ds)}`);
+    expect(view.headerKeys.map((k) => [k.n, k.generation, k.kekVersion])).toEqual([[1, 1, 2]]);
+    expect(JSON.stringify(view)).not.toContain('blob');
+    expect(await h.client.get(`/admin/rewrap/${enc(ds)}`)).toMatchObject({ pending: 0, byVersion: { 2: N } });
+
+    // Now version 1 is referenced by nothing: destroyed without force, and everything reads.
+    expect(await h.client.post(`/admin/keys/${enc(ds)}/destroy`, { version: 1, confirm: true })).toMatchObject({ destroyed: 1, referencingHeaders: 0, forced: false });
+    await readsAll(ds, bodies);
+    const events = (await h.gw.running.audit.list({ since: 1, limit: 100000 })).filter((e) => e.details.dataset === ds).map((e) => e.event);
+    expect(events).toEqual(expect.arrayContaining(['header-key.create', 'kek.rotate', 'header-key.rewrap', 'rewrap.done', 'kek.destroy']));
+
+    // New writes go under a header key of the new generation, made at the first write after the rotation.
+    await putText(s3, ds, 'new', 'new object');
+    const added = [...(await headers(ds)).entries()].filter(([k]) => !before.has(k));
+    expect(added.map(([, v]) => [v.version, v.keyNumber])).toEqual([[2, 2]]);
+    const view2 = await h.client.get<{ headerKeys: { n: number; generation: number; kekVersion: number }[] }>(`/admin/keys/${enc(ds)}`);
+    expect(view2.headerKeys.map((k) => [k.n, k.generation, k.kekVersion])).toEqual([[1, 1, 2], [2, 2, 2]]);
+  });
+
+  it('a read after a rotation re-wraps the header keys itself (one keystore write for all)', async () => {
+    const { ds, bodies } = await dataset();
+    await h.client.post(`/admin/keys/${enc(ds)}/rotate`);
+    expect((await h.client.get<{ pending: number }>(`/admin/rewrap/${enc(ds)}`)).pending).toBe(N);
+    expect((await getObj(s3, ds, 'o/3')).status).toBe(200);
+    await pollUntil(async () => (await h.client.get<{ pending: number }>(`/admin/rewrap/${enc(ds)}`)).pending === 0, 5000);
+    await readsAll(ds, bodies);
+  });
+
+  it('a re-key reseals every header under a fresh header key, which new writes use too', async () => {
+    const { ds, bodies } = await dataset();
+    const before = await headers(ds);
+    const job = await runJob(ds, { rekey: true });
+    expect(job).toMatchObject({ state: 'done', mode: 'headers', rekeyTo: 2, rewrapped: N, alreadyCurrent: 0, failed: 0, pending: 0, dataBytesRead: 0, headerKeysRetired: [1] });
+    // the old header key is gone from the keystore: no header can name it any more
+    const view = await h.client.get<{ headerKeys: { n: number }[]; lastHeaderKey: number }>(`/admin/keys/${enc(ds)}`);
+    expect(view.headerKeys.map((k) => k.n)).toEqual([2]);
+    expect(view.lastHeaderKey).toBe(2);
+    const after = await headers(ds);
+    expect(after.size).toBe(N);
+    for (const [k, v] of after) {
+      expect(v).toMatchObject({ version: 2, keyNumber: 2 });
+      expect(v.etag).not.toBe(before.get(k)!.etag);
+    }
+    await readsAll(ds, bodies);
+    await putText(s3, ds, 'after-rekey', 'x');
+    const added = [...(await headers(ds)).entries()].filter(([k]) => !after.has(k));
+    expect(added.map(([, v]) => v.keyNumber)).toEqual([2]);
+  });
+
+  it('a dataset from before format 2: format-1 headers read, are resealed as format 2 by the job, and the record says so', async () => {
+    const { ds, bodies } = await dataset();
+    const keys = h.gw.running.keys;
+    // Turn every header into format 1 (sealed under KEK version 1 directly), as an older gateway wrote them.
+    const kek = await keys.kek(ds, 1);
+    for await (const page of listPages(h.gw.backend, meta(), `h/${ds}/`)) {
+      for (const o of page) {
+        const data = (await h.gw.backend.getBuffer(meta(), o.key)).data;
+        const key = [...bodies.keys()].find((k) => o.key.includes(`/${sha(k)}/`))!;
+        const f = openHeader(data, { bucket: ds, key }, await keys.headerKey(ds, peekHeader(data).keyNumber));
+        const v1 = sealHeader({ ...f, version: 1, keyNumber: 1 }, kek);
+        await h.gw.backend.putObject(meta(), o.key, v1, { size: v1.length });
+      }
+    }
+    await markLegacyDataset(keys, ds);
+    h.gw.running.gateway.store.headers.clear();
+    expect([...(await headers(ds)).values()].every((x) => x.version === 1)).toBe(true);
+    await h.client.post(`/admin/keys/${enc(ds)}/rotate`);
+    const job = await runJob(ds);
+    expect(job).toMatchObject({ state: 'done', mode: 'headers', rewrapped: N, failed: 0, pending: 0, dataBytesRead: 0 });
+    expect([...(await headers(ds)).values()].every((x) => x.version === 2)).toBe(true);
+    expect((await keys.datasetRecord(ds, true))!.headerFormat).toBe(2);
+    await readsAll(ds, bodies);
+  });
+});
+
+const sha = (k: string): string => createHash('sha256').update(k).digest('hex');
