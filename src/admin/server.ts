@@ -295,9 +295,9 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
         const v = view.versions.find((x) => x.version === version);
         if (!v) throw new S3Error('InvalidArgument', `dataset ${ds} has no key version ${version}`);
         if (v.state === 'active') throw new S3Error('InvalidRequest', `key version ${version} is active: rotate first`);
-        // Format-2 headers only and no header key under this version: nothing can reference it, no scan needed.
-        const unreferenced = view.headerFormat === 2 && !view.headerKeys.some((k) => k.kekVersion === version);
-        const refs = unreferenced ? 0 : ((await st.rewrap.scan(ds)).byVersion[version] ?? 0);
+        // Always a fresh scan, even for a dataset whose record says format 2 only: a gateway of an older release
+        // still running may have written format-1 headers under this version.
+        const refs = (await st.rewrap.scan(ds)).byVersion[version] ?? 0;
         if (refs > 0 && b.force !== true) {
           throw new S3Error('InvalidRequest', `${refs} header(s) still reference key version ${version}: run the re-wrap first (or pass force)`);
         }

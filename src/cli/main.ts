@@ -75,7 +75,10 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
         table(
           ['VERSION', 'STATE', 'CREATED', 'CMK-VERSION'],
           r.versions.map((v: AnyObj) => [v.version, v.state, v.createdAt, v.wrapped ? `${v.wrapped.cmkId}/v${v.wrapped.cmkVersion}` : null]),
-        ),
+        ) +
+        (r.headerKeys?.length
+          ? '\n' + table(['HEADER-KEY', 'GENERATION', 'WRAPPED-UNDER', 'CREATED'], r.headerKeys.map((k: AnyObj) => [k.n, `v${k.generation}`, `v${k.kekVersion}`, k.createdAt]))
+          : ''),
     );
   });
   sub(keys, 'create', 'create the first KEK of a dataset').argument('<dataset>').action(async (ds: string) => {

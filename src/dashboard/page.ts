@@ -143,7 +143,7 @@ async function refresh() {
     const s = scans[d.dataset];
     if (!s) return '';
     const pct = s.total ? Math.round(((s.total - s.pending) / s.total) * 100) : 100;
-    const job = s.job ? s.job.state + ' (' + s.job.done + '/' + s.job.total + ')' : '-';
+    const job = s.job ? s.job.state + ' (' + (s.job.mode === 'header-keys' ? (s.job.headerKeysRewrapped || 0) + ' header key(s)' : s.job.done + '/' + s.job.total + ' headers') + ')' : '-';
     return '<tr class="rewrap-row" data-dataset="' + esc(d.dataset) + '"><td>' + esc(d.dataset) + '</td><td><span class="bar"><div style="width:' + pct + '%"></div></span> <span class="pct">' + pct + '%</span></td><td class="pending">' + s.pending + '</td><td>' + esc(job) + '</td></tr>';
   }).join('');
 

@@ -166,6 +166,9 @@ describe('CLI', () => {
     const human = await h.cli(['rewrap', 'status', ds]);
     expect(human.stdout).toMatch(/pending:\s+0/);
     expect(human.stdout).toMatch(/1 header key\(s\) re-wrapped; no header rewritten/);
+    const shown = await h.cli(['keys', 'show', ds]);
+    expect(shown.stdout).toMatch(/HEADER-KEY\s+GENERATION\s+WRAPPED-UNDER/);
+    expect(shown.stdout).toMatch(/^1\s+v1\s+v2\s/m);
 
     const d = await h.cli(['keys', 'destroy', ds, '--version', '1', '--yes']);
     expect(d.code, d.stderr).toBe(0);
