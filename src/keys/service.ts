@@ -320,29 +320,37 @@ export class KeyService {
     if (v.state === 'revoked' || v.state === 'destroyed' || !v.wrapped) {
       throw new S3Error('KeyRevoked', `key version ${version} is ${v.state}`);
     }
-    const ck = `${c.rec.datasetId}:${version}`;
-    const hit = this.kekCache.get(ck);
-    if (hit) return hit;
-    const running = this.inflight.get(ck);
-    if (running) return running;
     const wrapped = fromStored(v.wrapped);
-    const gen = this.generation;
-    const p = (async () => {
+    const datasetIdHex = c.rec.datasetId;
+    return this.cached(`${datasetIdHex}:${version}`, async () => {
       this.kekCache.countUnwrap();
-      const key = await this.cmk(wrapped.cmkId).unwrap(wrapped, kekAad(c.rec.datasetId, version));
+      const key = await this.cmk(wrapped.cmkId).unwrap(wrapped, kekAad(datasetIdHex, version));
       if (key.length !== 32) {
         key.fill(0);
         throw new S3Error('IntegrityError', 'unwrapped KEK has the wrong length');
       }
+      return key;
+    });
+  }
+
+  /**
+   * A cached key, or `unwrap` once however many callers ask meanwhile: a second set of the same entry would zero
+   * the buffer the first caller holds. Not cached when the caches were cleared while it ran.
+   */
+  private cached(ck: string, unwrap: () => Promise<Buffer>): Promise<Buffer> {
+    const hit = this.kekCache.get(ck);
+    if (hit) return Promise.resolve(hit);
+    const running = this.inflight.get(ck);
+    if (running) return running;
+    const gen = this.generation;
+    const p = unwrap().then((key) => {
       if (gen === this.generation) this.kekCache.set(ck, key);
       return key;
-    })();
+    });
     this.inflight.set(ck, p);
-    try {
-      return await p;
-    } finally {
-      this.inflight.delete(ck);
-    }
+    const done = () => this.inflight.delete(ck);
+    p.then(done, done);
+    return p;
   }
 
   // ------------------------------------------------------------------ header keys
@@ -421,27 +429,9 @@ export class KeyService {
       hk = c?.rec.headerKeys?.find((k) => k.n === n);
     }
     if (!c || !hk) throw new S3Error('KeyRevoked', `no header key ${n} for this dataset`);
-    const ck = `${c.rec.datasetId}:h${n}`;
-    const hit = this.kekCache.get(ck);
-    if (hit) return hit;
-    // One unwrap per key at a time: a second set of the same entry would zero the buffer the first caller holds.
-    const running = this.inflight.get(ck);
-    if (running) return running;
-    const gen = this.generation;
     const rec = hk;
     const datasetIdHex = c.rec.datasetId;
-    const p = (async () => {
-      const kek = await this.kek(dataset, rec.kekVersion);
-      const key = unwrapHeaderKey(kek, rec, datasetIdHex);
-      if (gen === this.generation) this.kekCache.set(ck, key);
-      return key;
-    })();
-    this.inflight.set(ck, p);
-    try {
-      return await p;
-    } finally {
-      this.inflight.delete(ck);
-    }
+    return this.cached(`${datasetIdHex}:h${n}`, async () => unwrapHeaderKey(await this.kek(dataset, rec.kekVersion), rec, datasetIdHex));
   }
 
   /**
