@@ -100,6 +100,11 @@ export interface RewrapContext {
   concurrency?: number;
   /** How long a running job's lease holds without renewal (default 15 s; renewed every third of it). */
   leaseMs?: number;
+  /**
+   * A re-key scans for unreferenced header keys no earlier than this long after it started (default 5 s): every
+   * gateway has seen the new key by then (epoch poll, 250 ms), so no header under an old key is still on its way.
+   */
+  rekeyGraceMs?: number;
   log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void };
 }
 
@@ -536,6 +541,11 @@ export class RewrapManager {
         await persist();
       }
       if (entry.stop) return s;
+      if (s.rekeyTo !== undefined) {
+        const wait = (this.ctx.rekeyGraceMs ?? 5_000) - (Date.now() - Date.parse(s.startedAt));
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (entry.stop) return s;
+      }
       if (s.mode === 'header-keys' && !s.headerKeysPending) {
         // every header is format 2 and every header key is under the active version: nothing depends on another
         s.pending = 0;
