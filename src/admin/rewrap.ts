@@ -155,10 +155,10 @@ export class RewrapManager {
   }
 
   /** Open multipart uploads of the dataset: encoded upload id -> key. */
-  private async uploadMap(dataset: string): Promise<Map<string, string>> {
+  private async uploadMap(dataset: string, onError?: (e: Error) => void): Promise<Map<string, string>> {
     const { bucket } = splitDataset(dataset);
     const m = new Map<string, string>();
-    const ups = await this.backend.listMultipartUploads(bucket).catch(() => []);
+    const ups = await this.backend.listMultipartUploads(bucket).catch((e: Error) => (onError?.(e), []));
     for (const u of ups) if (this.ctx.keys.datasetFor(bucket, u.key) === dataset) m.set(encodeURIComponent(u.uploadId), u.key);
     return m;
   }
@@ -174,7 +174,6 @@ export class RewrapManager {
     let total = 0;
     let format1 = 0;
     const byHeaderKey: Record<string, number> = {};
-    const uploads = await this.uploadMap(dataset);
     const visit = async (path: string) => {
       let bytes: Buffer;
       try {
@@ -203,11 +202,10 @@ export class RewrapManager {
     for await (const page of listPages(this.backend, this.ctx.metaBucket, `h/${bucket}/`)) {
       await forEachLimit(page.map((o) => o.key), this.ctx.concurrency ?? 32, visit);
     }
-    if (uploads.size) {
-      for await (const page of listPages(this.backend, this.ctx.metaBucket, 'mpu/')) {
-        const mine = page.map((o) => o.key).filter((k) => uploads.has(k.split('/')[1]!));
-        await forEachLimit(mine, this.ctx.concurrency ?? 32, visit);
-      }
+    // Every open upload's records, found by the dataset id in their fixed fields rather than through the
+    // backend's upload listing (which may fail or be incomplete): a re-key retires keys by this count.
+    for await (const page of listPages(this.backend, this.ctx.metaBucket, 'mpu/')) {
+      await forEachLimit(page.map((o) => o.key), this.ctx.concurrency ?? 32, visit);
     }
     let pending = 0;
     for (const [v, n] of Object.entries(byVersion)) if (Number(v) !== activeVersion) pending += n;
@@ -259,8 +257,11 @@ export class RewrapManager {
       if (held?.state === 'running' && held.owner !== undefined && held.owner !== this.instance && held.targetVersion === version && Date.parse(held.leaseUntil ?? '') > Date.now()) {
         return { ...held };
       }
+      // A re-key still running for an older active version (a rotation came in between) is not dropped: the new
+      // job is a re-key too, under a key of the new version.
+      const rekey = opts.rekey || (held?.state === 'running' && held.rekeyTo !== undefined && held.targetVersion !== version);
       // A re-key starts a new header key for new writes once, before the job state claims the job.
-      if (opts.rekey && rekeyTo === undefined) rekeyTo = await this.ctx.keys.startHeaderKey(dataset, actor);
+      if (rekey && rekeyTo === undefined) rekeyTo = await this.ctx.keys.startHeaderKey(dataset, actor);
       try {
         return await this.begin(dataset, actor, version, opts.fresh || rekeyTo !== undefined ? null : (held ?? null), cur?.etag ?? null, rekeyTo);
       } catch (e) {
@@ -524,7 +525,8 @@ export class RewrapManager {
       }
       if (s.phase === 'uploads') {
         const before = counters();
-        const uploads = await this.uploadMap(dataset);
+        // Records of uploads the backend does not list stay as they are (the final scan still counts them).
+        const uploads = await this.uploadMap(dataset, (e) => err(`multipart uploads not listed (${e.message}): their records were not resealed`));
         if (uploads.size) {
           for await (const page of listPages(this.backend, this.ctx.metaBucket, 'mpu/')) {
             if (entry.stop) return Object.assign(s, before);
@@ -557,7 +559,7 @@ export class RewrapManager {
         if (scan.format1 === 0 && s.mode === 'headers') await this.ctx.keys.markHeaderFormat2(dataset);
         // A re-key ends by removing the header keys no header uses any more: replayed old headers stop opening.
         if (s.rekeyTo !== undefined && scan.format1 === 0) {
-          s.headerKeysRetired = await this.ctx.keys.retireHeaderKeys(dataset, new Set(Object.keys(scan.byHeaderKey).map(Number)), s.actor);
+          s.headerKeysRetired = await this.ctx.keys.retireHeaderKeys(dataset, s.rekeyTo, new Set(Object.keys(scan.byHeaderKey).map(Number)), s.actor);
         }
       }
       s.phase = 'finished';

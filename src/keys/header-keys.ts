@@ -10,22 +10,24 @@ import type { HeaderKeyRecord } from './keystore.ts';
 
 const LABEL = Buffer.from('lakecrypt/v2 header-key', 'latin1');
 
-/** AAD = "lakecrypt/v2 header-key" || datasetId (32) || uint32(n) || uint32(kekVersion). */
-export function hkAad(datasetIdHex: string, n: number, kekVersion: number): Buffer {
-  const nums = Buffer.alloc(8);
+/** AAD = "lakecrypt/v2 header-key" || datasetId (32) || uint32(n) || uint32(generation) || uint32(kekVersion). */
+export function hkAad(datasetIdHex: string, n: number, generation: number, kekVersion: number): Buffer {
+  const nums = Buffer.alloc(12);
   nums.writeUInt32BE(n >>> 0, 0);
-  nums.writeUInt32BE(kekVersion >>> 0, 4);
+  nums.writeUInt32BE(generation >>> 0, 4);
+  nums.writeUInt32BE(kekVersion >>> 0, 8);
   return Buffer.concat([LABEL, Buffer.from(datasetIdHex, 'hex'), nums]);
 }
 
-export function wrapHeaderKey(kek: Buffer, key: Buffer, datasetIdHex: string, n: number, kekVersion: number): string {
+/** `generation` is bound too: it picks the key new writes use, so the keystore's holder must not change it. */
+export function wrapHeaderKey(kek: Buffer, key: Buffer, datasetIdHex: string, n: number, generation: number, kekVersion: number): string {
   // A cache clear zeroes cached keys in place: wrapping under (or wrapping) zeros would lose the header key for good.
   if (kek.length !== 32 || kek.every((b) => b === 0) || key.length !== 32 || key.every((b) => b === 0)) {
     throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
   }
   const nonce = randomBytes(12);
   const c = createCipheriv('aes-256-gcm', kek, nonce);
-  c.setAAD(hkAad(datasetIdHex, n, kekVersion));
+  c.setAAD(hkAad(datasetIdHex, n, generation, kekVersion));
   return Buffer.concat([nonce, c.update(key), c.final(), c.getAuthTag()]).toString('base64');
 }
 
@@ -34,7 +36,7 @@ export function unwrapHeaderKey(kek: Buffer, rec: HeaderKeyRecord, datasetIdHex:
   const b = Buffer.from(rec.blob, 'base64');
   if (b.length !== 12 + 32 + 16) throw new S3Error('IntegrityError', `header key ${rec.n} has a malformed blob`);
   const d = createDecipheriv('aes-256-gcm', kek, b.subarray(0, 12));
-  d.setAAD(hkAad(datasetIdHex, rec.n, rec.kekVersion));
+  d.setAAD(hkAad(datasetIdHex, rec.n, rec.generation, rec.kekVersion));
   d.setAuthTag(b.subarray(44));
   const key = d.update(b.subarray(12, 44));
   try {

@@ -199,6 +199,8 @@ export class KeyService {
   /** Drop (and zero) every cached KEK and record. */
   clearCaches(): void {
     this.generation++;
+    // unwraps in flight started before the clear: later callers must not join them
+    this.inflight.clear();
     this.kekCache.clear();
     this.recCache.clear();
     for (const fn of this.invalidateListeners) fn();
@@ -382,15 +384,19 @@ export class KeyService {
    * gateway drops its caches, so all switch to the new key within a poll.
    */
   async startHeaderKey(dataset: string, actor?: string): Promise<number> {
-    const rec = await this.record(dataset, true);
-    const a = rec?.rec.versions.find((v) => v.state === 'active');
-    if (!a) throw new S3Error('KeyRevoked', `dataset ${dataset} has no active key`);
-    const c = await this.makeHeaderKey(dataset, a.version, true, actor);
-    await this.afterChange(`rekey ${datasetIdOf(dataset)}`);
-    return currentHeaderKey(c.rec.headerKeys, a.version)!.n;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const rec = await this.record(dataset, true);
+      const a = rec?.rec.versions.find((v) => v.state === 'active');
+      if (!a) throw new S3Error('KeyRevoked', `dataset ${dataset} has no active key`);
+      const { made } = await this.makeHeaderKey(dataset, a.version, true, actor);
+      if (made === undefined) continue; // the active version changed meanwhile: a key of the new one, then
+      await this.afterChange(`rekey ${datasetIdOf(dataset)}`);
+      return made;
+    }
+    throw new S3Error('ServiceUnavailable', 'the active key version kept changing; retry');
   }
 
-  private async makeHeaderKey(dataset: string, generation: number, fresh: boolean, actor?: string): Promise<CachedRecord> {
+  private async makeHeaderKey(dataset: string, generation: number, fresh: boolean, actor?: string): Promise<CachedRecord & { made?: number }> {
     const datasetId = datasetIdOf(dataset);
     const gen = this.generation;
     let made: number | undefined;
@@ -406,7 +412,7 @@ export class KeyService {
       cur.lastHeaderKey = n;
       const key = randomBytes(32);
       try {
-        const blob = wrapHeaderKey(kek, key, datasetId, n, generation);
+        const blob = wrapHeaderKey(kek, key, datasetId, n, generation, generation);
         (cur.headerKeys ??= []).push({ n, generation, kekVersion: generation, blob, createdAt: new Date().toISOString() });
       } finally {
         key.fill(0);
@@ -416,19 +422,24 @@ export class KeyService {
       return cur;
     });
     if (made !== undefined) await this.audit?.append('header-key.create', { dataset, datasetId, n: made, kekVersion: generation }, actor);
-    return this.cacheRecord(r!.value, gen);
+    return { ...this.cacheRecord(r!.value, gen), made };
   }
 
   /** Header key n of the dataset; KeyRevoked while the KEK version it is wrapped under is revoked or destroyed. */
   async headerKey(dataset: string, n: number): Promise<Buffer> {
     let c = await this.record(dataset);
     let hk = c?.rec.headerKeys?.find((k) => k.n === n);
-    if (!hk) {
-      // maybe made by another gateway since we cached the record
+    // Not in our copy: made by another gateway since (read the record again), unless our copy already counts past
+    // it — then it was retired, and a listing of old sealed ETags must not cost a keystore read each.
+    if (!hk && !(c && n <= (c.rec.lastHeaderKey ?? 0))) {
       c = await this.record(dataset, true);
       hk = c?.rec.headerKeys?.find((k) => k.n === n);
     }
-    if (!c || !hk) throw new S3Error('KeyRevoked', `no header key ${n} for this dataset`);
+    if (!c || !hk) throw new S3Error('KeyRevoked', `no header key ${n} for this dataset (retired or never made)`);
+    const wrapping = c.rec.versions.find((v) => v.version === hk!.kekVersion);
+    if (!wrapping || wrapping.state === 'revoked' || wrapping.state === 'destroyed') {
+      throw new S3Error('KeyRevoked', `header key ${n} is wrapped under key version ${hk.kekVersion}, which is ${wrapping?.state ?? 'unknown'}`);
+    }
     const rec = hk;
     const datasetIdHex = c.rec.datasetId;
     return this.cached(`${datasetIdHex}:h${n}`, async () => unwrapHeaderKey(await this.kek(dataset, rec.kekVersion), rec, datasetIdHex));
@@ -457,7 +468,7 @@ export class KeyService {
         }
         const key = unwrapHeaderKey(await this.kek(dataset, hk.kekVersion), hk, rec.datasetId);
         try {
-          hk.blob = wrapHeaderKey(newKek, key, rec.datasetId, hk.n, active.version);
+          hk.blob = wrapHeaderKey(newKek, key, rec.datasetId, hk.n, hk.generation, active.version);
           hk.kekVersion = active.version;
           out.rewrapped++;
         } finally {
@@ -477,13 +488,14 @@ export class KeyService {
    * Remove the header keys no header uses any more (the last step of a re-key), except the one new writes use.
    * Every gateway drops its caches, so a header still naming a removed key (a replayed old one) no longer opens.
    */
-  async retireHeaderKeys(dataset: string, referenced: ReadonlySet<number>, actor?: string): Promise<number[]> {
+  async retireHeaderKeys(dataset: string, below: number, referenced: ReadonlySet<number>, actor?: string): Promise<number[]> {
     const removed: number[] = [];
     await this.mustUpdate(dataset, (rec) => {
       removed.length = 0;
       const active = rec.versions.find((v) => v.state === 'active');
       const current = active ? currentHeaderKey(rec.headerKeys, active.version)?.n : undefined;
-      const keep = (rec.headerKeys ?? []).filter((k) => referenced.has(k.n) || k.n === current);
+      // Only keys older than the re-key's own: any made since (a rotation meanwhile) may seal headers the scan passed.
+      const keep = (rec.headerKeys ?? []).filter((k) => k.n >= below || referenced.has(k.n) || k.n === current);
       for (const k of rec.headerKeys ?? []) if (!keep.includes(k)) removed.push(k.n);
       if (!removed.length) return NO_CHANGE;
       rec.lastHeaderKey = Math.max(rec.lastHeaderKey ?? 0, ...(rec.headerKeys ?? []).map((k) => k.n));
@@ -851,7 +863,13 @@ export class KeyService {
           }
         }
         cur.versions.sort((a, b) => a.version - b.version);
-        for (const ik of inc.headerKeys ?? []) if (!cur.headerKeys?.some((k) => k.n === ik.n)) (cur.headerKeys ??= []).push(ik);
+        // a key missing here with a number this record already gave out was retired: never bring it back
+        const given = cur.lastHeaderKey ?? Math.max(0, ...(cur.headerKeys ?? []).map((k) => k.n));
+        for (const ik of inc.headerKeys ?? []) {
+          if (!cur.headerKeys?.some((k) => k.n === ik.n) && ik.n > given) (cur.headerKeys ??= []).push(ik);
+        }
+        const last = Math.max(cur.lastHeaderKey ?? 0, inc.lastHeaderKey ?? 0, ...(cur.headerKeys ?? []).map((k) => k.n));
+        if (last > 0) cur.lastHeaderKey = last;
         // format-1 headers may exist if either side says they may
         if (inc.headerFormat !== 2) delete cur.headerFormat;
         cur.revokedBlocks = [...new Set([...cur.revokedBlocks, ...(inc.revokedBlocks ?? [])])];

@@ -30,6 +30,11 @@ function dekWiped(h: HeaderFields): boolean {
   return h.parts.some((p) => p.deks.some((d) => d !== null && d.every((b) => b === 0)));
 }
 
+/** False for a key buffer a cache clear zeroed while we held it (a real 32-byte key is never all zero). */
+export function isLiveKey(k: Buffer): boolean {
+  return k.length === 32 && k.some((b) => b !== 0);
+}
+
 /** Backend metadata names on data objects (never secret). */
 export const META_OID = 'lc-oid';
 export const META_FMT = 'lc-fmt';
@@ -280,8 +285,8 @@ export class ObjectStore {
   /** Seal and store a header under the key its fields name (format 2: a header key; format 1: a KEK version). */
   async writeHeader(fields: HeaderFields, opts: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<string> {
     const kek = await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber);
-    // Never seal DEKs that a cache clear zeroed under us: that would make the object unreadable for good.
-    if (dekWiped(fields)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
+    // Never seal DEKs, or under a key, that a cache clear zeroed under us: the object would be lost for good.
+    if (dekWiped(fields) || !isLiveKey(kek)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
     const bytes = sealHeader(fields, kek);
     const { etag } = await this.backend.putObject(
       this.metaBucket,
@@ -597,6 +602,7 @@ export class ObjectStore {
   /** The plaintext ETag sealed for the data object's metadata, under the header's key. */
   private async sealedEtag(h: HeaderFields): Promise<string> {
     const kek = await this.keys.headerSealKey(h.dataset, h.version, h.keyNumber);
+    if (!isLiveKey(kek)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
     return sealEtag(kek, h, h.oid, h.bucket, h.key, h.checksums.md5!);
   }
 
@@ -759,6 +765,7 @@ export class MultipartStore {
 
   private async putSealed(path: string, fields: HeaderFields): Promise<void> {
     const kek = await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber);
+    if (!isLiveKey(kek)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
     const bytes = sealHeader(fields, kek);
     await this.backend.putObject(this.store.metaBucket, path, bytes, { size: bytes.length });
   }
@@ -828,8 +835,11 @@ export class MultipartStore {
         pipeline(body, encrypt, gate, cipher),
         this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen),
       ]);
+      // under the header key current now, not the upload's (a re-key may have retired that one since)
       await this.putSealed(this.partPath(uploadId, partNumber, etag), {
         ...init,
+        version: 2,
+        keyNumber: await this.store.currentHeaderKey(init.dataset),
         state: 'pending',
         createdAt: Date.now(),
         parts: [{ partNumber, plaintextSize: size, deks }],

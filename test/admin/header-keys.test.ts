@@ -5,10 +5,10 @@
  * the rotation and the job unless a test says so (a read re-wraps the header keys itself).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listPages } from '../../src/admin/util.ts';
-import type { RewrapState } from '../../src/admin/rewrap.ts';
+import { RewrapManager, type RewrapState } from '../../src/admin/rewrap.ts';
 import { peekHeader, sealHeader, openHeader } from '../../src/engine/index.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
 import { getObj, markLegacyDataset, pollUntil, putText, startAdminHarness, type AdminHarness } from './helpers.ts';
@@ -165,6 +165,80 @@ describe('header keys', () => {
     expect([...(await headers(ds)).values()].every((x) => x.version === 2)).toBe(true);
     expect((await keys.datasetRecord(ds, true))!.headerFormat).toBe(2);
     await readsAll(ds, bodies);
+  });
+  it('a re-key retires only keys older than its own: one made by a rotation during it stays', async () => {
+    const { ds } = await dataset();
+    const keys = h.gw.running.keys;
+    const fresh = await keys.startHeaderKey(ds); // key 2, generation 1
+    await keys.rotate(ds);
+    await putText(s3, ds, 'after-rotation', 'x'); // makes key 3, generation 2
+    const view = await keys.show(ds);
+    expect(view!.headerKeys.map((k) => [k.n, k.generation])).toEqual([[1, 1], [2, 1], [3, 2]]);
+    // nothing referenced: only key 1 (older than the re-key's key 2) may go; 3 is newer, and current
+    expect(await keys.retireHeaderKeys(ds, fresh, new Set())).toEqual([1]);
+    expect((await keys.show(ds))!.headerKeys.map((k) => k.n)).toEqual([2, 3]);
+    // a keystore import of the record from before does not bring key 1 back
+    const exported = await keys.exportKeystore();
+    const doc = JSON.parse(exported.toString()) as { records: { datasetId: string; headerKeys: unknown[] }[] };
+    const rec = doc.records.find((r) => r.datasetId === keys.datasetId(ds))!;
+    rec.headerKeys = [...rec.headerKeys, { ...(rec.headerKeys[0] as object), n: 1 }];
+    await keys.importKeystore(Buffer.from(JSON.stringify(doc)));
+    expect((await keys.show(ds))!.headerKeys.map((k) => k.n)).toEqual([2, 3]);
+  });
+
+  it('a rotation during a re-key does not drop it: the next start is a re-key under a key of the new version', async () => {
+    const { ds, bodies } = await dataset();
+    const rewrap = new RewrapManager({ backend: h.gw.backend, store: h.gw.running.gateway.store, keys: h.gw.running.keys, metaBucket: meta(), ratePerSec: 20, rekeyGraceMs: 0 });
+    try {
+      const first = await rewrap.start(ds, 'test', { rekey: true });
+      expect(first.rekeyTo).toBe(2);
+      await pollUntil(async () => ((await rewrap.status(ds))?.done ?? 0) >= 3, 10_000);
+      await h.gw.running.keys.rotate(ds);
+      await rewrap.close(); // as a gateway restart would
+      const again = new RewrapManager({ backend: h.gw.backend, store: h.gw.running.gateway.store, keys: h.gw.running.keys, metaBucket: meta(), rekeyGraceMs: 0 });
+      try {
+        const second = await again.start(ds, 'policy'); // what the rotation policy or a plain `rewrap run` does
+        expect(second.targetVersion).toBe(2);
+        expect(second.rekeyTo).toBe(3);
+        const done = (await again.wait(ds))!;
+        expect(done).toMatchObject({ state: 'done', mode: 'headers', rekeyTo: 3, failed: 0 });
+        expect([...(await headers(ds)).values()].every((x) => x.keyNumber === 3)).toBe(true);
+        expect(done.headerKeysRetired).toEqual([1, 2]);
+        await readsAll(ds, bodies);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await rewrap.close();
+    }
+  });
+
+  it('a multipart upload open across a re-key completes: its records are resealed, later parts use the new key', async () => {
+    const ds = uniqueBucket('hk-mpu');
+    await s3.send(new CreateBucketCommand({ Bucket: ds }));
+    const part1 = randomBytes(5 * 1024 * 1024);
+    const part2 = randomBytes(1000);
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: ds, Key: 'big' }));
+    const e1 = (await s3.send(new UploadPartCommand({ Bucket: ds, Key: 'big', UploadId, PartNumber: 1, Body: part1 }))).ETag!;
+    const job = await runJob(ds, { rekey: true });
+    expect(job).toMatchObject({ state: 'done', rekeyTo: 2, failed: 0, headerKeysRetired: [1] });
+    const e2 = (await s3.send(new UploadPartCommand({ Bucket: ds, Key: 'big', UploadId, PartNumber: 2, Body: part2 }))).ETag!;
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: ds, Key: 'big', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }, { PartNumber: 2, ETag: e2 }] } }));
+    const g = await getObj(s3, ds, 'big');
+    expect(g.status).toBe(200);
+    expect(g.body!.equals(Buffer.concat([part1, part2]))).toBe(true);
+  });
+
+  it('a header key record whose generation was edited in the keystore does not open (generation is in the AAD)', async () => {
+    const { ds } = await dataset();
+    const keys = h.gw.running.keys;
+    await keys.keystore.updateRecord(keys.datasetId(ds), (rec) => {
+      rec!.headerKeys![0]!.generation = 7;
+      return rec!;
+    });
+    keys.clearCaches();
+    h.gw.running.gateway.store.headers.clear();
+    expect(await getObj(s3, ds, 'o/1')).toMatchObject({ status: 500, code: 'IntegrityError' });
   });
 });
 
