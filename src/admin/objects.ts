@@ -3,7 +3,8 @@ import { S3Error, isS3Error } from '../errors.ts';
 import { openHeader, peekHeader, sealHeader, type HeaderFields } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
 import { wipeHeaderKeys } from '../server/header-cache.ts';
-import { META_OID, isLiveKey, type ObjectStore } from '../server/store.ts';
+import { liveKey } from '../keys/cache.ts';
+import { META_OID, type ObjectStore } from '../server/store.ts';
 
 export interface RevokeResult {
   bucket: string;
@@ -92,8 +93,7 @@ export async function revokeObject(
         }
       }
       const active = await keys.activeHeaderKey(dataset);
-      if (!isLiveKey(active.key)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
-      const sealed = sealHeader({ ...cur.fields, version: 2, keyNumber: active.n }, active.key);
+      const sealed = sealHeader({ ...cur.fields, version: 2, keyNumber: active.n }, liveKey(active.key));
       await store.backend.putObject(store.metaBucket, store.headerPath(bucket, key, oid), sealed, { size: sealed.length, ifMatch: cur.etag });
       res.resealed = true;
       break;

@@ -20,6 +20,7 @@ import type { Backend } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
 import { datasetIdOf, openHeader, peekHeader, sealHeader, type HeaderFields } from '../engine/index.ts';
 import { HEADER_FIXED_SIZE } from '../format/header.ts';
+import { liveKey } from '../keys/cache.ts';
 import type { KeyService } from '../keys/service.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import { wipeHeaderKeys } from '../server/header-cache.ts';
@@ -123,11 +124,6 @@ export const rewrapStatePath = (dataset: string): string => `jobs/rewrap/${datas
 function splitDataset(dataset: string): { bucket: string; prefix: string } {
   const i = dataset.indexOf('/');
   return i < 0 ? { bucket: dataset, prefix: '' } : { bucket: dataset.slice(0, i), prefix: dataset.slice(i + 1) };
-}
-
-/** Non-zero check: never seal under a key that was wiped under our feet. */
-function assertLive(kek: Buffer): void {
-  if (kek.length !== 32 || kek.every((b) => b === 0)) throw new S3Error('ServiceUnavailable', 'KEK cache was cleared during the operation; retry');
 }
 
 export class RewrapManager {
@@ -435,12 +431,9 @@ export class RewrapManager {
         let fields: HeaderFields | undefined;
         let sealed: Buffer;
         try {
-          const oldKey = await this.ctx.keys.headerSealKey(dataset, peek.version, peek.keyNumber);
-          assertLive(oldKey);
-          fields = openHeader(data, location, oldKey);
+          fields = openHeader(data, location, liveKey(await this.ctx.keys.headerSealKey(dataset, peek.version, peek.keyNumber)));
           const to = s.rekeyTo === undefined ? await this.ctx.keys.activeHeaderKey(dataset) : { n: s.rekeyTo, key: await this.ctx.keys.headerKey(dataset, s.rekeyTo) };
-          assertLive(to.key);
-          sealed = sealHeader({ ...fields, version: 2, keyNumber: to.n }, to.key);
+          sealed = sealHeader({ ...fields, version: 2, keyNumber: to.n }, liveKey(to.key));
         } catch (e) {
           s.failed++;
           s.done++;

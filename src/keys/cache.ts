@@ -5,6 +5,7 @@
  * Counters: every cache has its own `stats`; the process-wide totals of all key caches are in `keyCacheCounters`
  * (read by the metrics module).
  */
+import { S3Error } from '../errors.ts';
 
 export interface CacheStats {
   hits: number;
@@ -151,6 +152,15 @@ export class LruTtlCache<V> {
 }
 
 /** LRU+TTL cache of secret Buffers; every Buffer leaving the cache is zeroed. */
+/**
+ * The key, or ServiceUnavailable when a cache clear zeroed it while the caller held it (a real 32-byte key is never
+ * all zero): sealing under — or wrapping — a zeroed key would lose the data for good.
+ */
+export function liveKey(k: Buffer): Buffer {
+  if (k.length !== 32 || k.every((b) => b === 0)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
+  return k;
+}
+
 export class SecretCache extends LruTtlCache<Buffer> {
   constructor(opts: Omit<LruTtlOptions<Buffer>, 'dispose'> & { dispose?: (value: Buffer, key: string) => void }) {
     const extra = opts.dispose;

@@ -6,6 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { S3Error } from '../errors.ts';
+import { liveKey } from './cache.ts';
 import type { HeaderKeyRecord } from './keystore.ts';
 
 const LABEL = Buffer.from('lakecrypt/v2 header-key', 'latin1');
@@ -21,14 +22,10 @@ export function hkAad(datasetIdHex: string, n: number, generation: number, kekVe
 
 /** `generation` is bound too: it picks the key new writes use, so the keystore's holder must not change it. */
 export function wrapHeaderKey(kek: Buffer, key: Buffer, datasetIdHex: string, n: number, generation: number, kekVersion: number): string {
-  // A cache clear zeroes cached keys in place: wrapping under (or wrapping) zeros would lose the header key for good.
-  if (kek.length !== 32 || kek.every((b) => b === 0) || key.length !== 32 || key.every((b) => b === 0)) {
-    throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
-  }
   const nonce = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', kek, nonce);
+  const c = createCipheriv('aes-256-gcm', liveKey(kek), nonce);
   c.setAAD(hkAad(datasetIdHex, n, generation, kekVersion));
-  return Buffer.concat([nonce, c.update(key), c.final(), c.getAuthTag()]).toString('base64');
+  return Buffer.concat([nonce, c.update(liveKey(key)), c.final(), c.getAuthTag()]).toString('base64');
 }
 
 /** The header key of a record; IntegrityError when its blob does not open under the KEK given. */

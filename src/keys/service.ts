@@ -23,6 +23,7 @@ import {
   type HeaderKeyRecord,
   type KekVersionRecord,
 } from './keystore.ts';
+import type { HeaderVersion } from '../format/header.ts';
 import { currentHeaderKey, unwrapHeaderKey, wrapHeaderKey } from './header-keys.ts';
 import type { CmkProvider, CmkVersionInfo } from './types.ts';
 
@@ -358,7 +359,7 @@ export class KeyService {
   // ------------------------------------------------------------------ header keys
 
   /** The key a header of this format version and key number is sealed under: a KEK version (1) or a header key (2). */
-  headerSealKey(dataset: string, version: 1 | 2, keyNumber: number): Promise<Buffer> {
+  headerSealKey(dataset: string, version: HeaderVersion, keyNumber: number): Promise<Buffer> {
     return version === 1 ? this.kek(dataset, keyNumber) : this.headerKey(dataset, keyNumber);
   }
 
@@ -508,6 +509,24 @@ export class KeyService {
       await this.audit?.append('header-key.destroy', { dataset, datasetId: datasetIdOf(dataset), removed }, actor);
     }
     return removed;
+  }
+
+  private readonly staleRewraps = new Map<string, Promise<unknown>>();
+
+  /**
+   * The lazy re-wrap on read: when header key n still sits under an older KEK version (as this gateway's copy of
+   * the record says), re-wrap the dataset's header keys — one at a time per dataset, nothing when none is stale.
+   */
+  rewrapHeaderKeysIfStale(dataset: string, n: number): Promise<unknown> {
+    const running = this.staleRewraps.get(dataset);
+    if (running) return running;
+    const c = this.recCache.get(datasetIdOf(dataset));
+    const active = c?.rec.versions.find((v) => v.state === 'active')?.version;
+    const hk = c?.rec.headerKeys?.find((k) => k.n === n);
+    if (active === undefined || !hk || hk.kekVersion === active) return Promise.resolve();
+    const p = this.rewrapHeaderKeys(dataset).finally(() => this.staleRewraps.delete(dataset));
+    this.staleRewraps.set(dataset, p);
+    return p;
   }
 
   /** Record that every header of the dataset is format 2 (a re-wrap job found no format-1 header left). */

@@ -21,6 +21,7 @@ import {
   type HeaderFields,
   type HeaderMeta,
 } from '../engine/index.ts';
+import { liveKey } from '../keys/cache.ts';
 import type { KeyService } from '../keys/service.ts';
 import { META_ETAG, openEtag, sealEtag, sealedEtagKey } from './etag.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
@@ -28,11 +29,6 @@ import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts'
 /** True when a DEK buffer was zeroed (the header left the cache while we held it); a real DEK is never all zero. */
 function dekWiped(h: HeaderFields): boolean {
   return h.parts.some((p) => p.deks.some((d) => d !== null && d.every((b) => b === 0)));
-}
-
-/** False for a key buffer a cache clear zeroed while we held it (a real 32-byte key is never all zero). */
-export function isLiveKey(k: Buffer): boolean {
-  return k.length === 32 && k.some((b) => b !== 0);
 }
 
 /** Backend metadata names on data objects (never secret). */
@@ -284,9 +280,9 @@ export class ObjectStore {
 
   /** Seal and store a header under the key its fields name (format 2: a header key; format 1: a KEK version). */
   async writeHeader(fields: HeaderFields, opts: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<string> {
-    const kek = await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber);
-    // Never seal DEKs, or under a key, that a cache clear zeroed under us: the object would be lost for good.
-    if (dekWiped(fields) || !isLiveKey(kek)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
+    const kek = liveKey(await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber));
+    // Never seal DEKs that a cache clear zeroed under us: the object would be lost for good.
+    if (dekWiped(fields)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
     const bytes = sealHeader(fields, kek);
     const { etag } = await this.backend.putObject(
       this.metaBucket,
@@ -328,7 +324,9 @@ export class ObjectStore {
    */
   private async maybeRewrapOnRead(cached: HeaderFields, etag: string): Promise<void> {
     if (cached.version === 2) {
-      void this.rewrapHeaderKeysIfStale(cached.dataset, cached.keyNumber);
+      void this.keys.rewrapHeaderKeysIfStale(cached.dataset, cached.keyNumber).catch(() => {
+        // best effort: the re-wrap job does the same
+      });
       return;
     }
     // Own copy of the DEKs: the cached ones are zeroed when the cache is cleared (a rotation does that) while we
@@ -342,25 +340,6 @@ export class ObjectStore {
     } finally {
       wipeHeaderKeys(header);
     }
-  }
-
-  private readonly hkRewraps = new Map<string, Promise<void>>();
-
-  private async rewrapHeaderKeysIfStale(dataset: string, n: number): Promise<void> {
-    if (this.hkRewraps.has(dataset)) return;
-    const p = (async () => {
-      const rec = await this.keys.datasetRecord(dataset);
-      const active = rec?.versions.find((v) => v.state === 'active')?.version;
-      const hk = rec?.headerKeys?.find((k) => k.n === n);
-      if (active === undefined || !hk || hk.kekVersion === active) return;
-      await this.keys.rewrapHeaderKeys(dataset);
-    })()
-      .catch(() => {
-        // best effort: the re-wrap job does the same
-      })
-      .finally(() => this.hkRewraps.delete(dataset));
-    this.hkRewraps.set(dataset, p);
-    return p;
   }
 
   /** HEAD the data object and open its header. Throws NoSuchKey. */
@@ -601,8 +580,7 @@ export class ObjectStore {
 
   /** The plaintext ETag sealed for the data object's metadata, under the header's key. */
   private async sealedEtag(h: HeaderFields): Promise<string> {
-    const kek = await this.keys.headerSealKey(h.dataset, h.version, h.keyNumber);
-    if (!isLiveKey(kek)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
+    const kek = liveKey(await this.keys.headerSealKey(h.dataset, h.version, h.keyNumber));
     return sealEtag(kek, h, h.oid, h.bucket, h.key, h.checksums.md5!);
   }
 
@@ -764,9 +742,7 @@ export class MultipartStore {
   }
 
   private async putSealed(path: string, fields: HeaderFields): Promise<void> {
-    const kek = await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber);
-    if (!isLiveKey(kek)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
-    const bytes = sealHeader(fields, kek);
+    const bytes = sealHeader(fields, liveKey(await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber)));
     await this.backend.putObject(this.store.metaBucket, path, bytes, { size: bytes.length });
   }
 
