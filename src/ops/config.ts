@@ -266,7 +266,7 @@ export const SETTINGS = {
   rewrapRatePerSec: def({
     path: 'rewrapRatePerSec', env: 'LAKECRYPT_REWRAP_RATE', kind: 'number', schema: z.number().min(0).max(1e9),
     default: 0, expect: 'a number >= 0 (headers per second; 0 = unlimited)',
-    doc: 'Rate limit of background header re-wrapping after a KEK rotation (0 = unlimited).',
+    doc: 'Rate limit of the header walk of the re-wrap job — a re-key, or the one-time reseal of the format-1 headers of a dataset; a plain re-wrap moves header keys only (0 = unlimited).',
   }),
   // --- logging
   logLevel: def({
