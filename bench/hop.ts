@@ -12,36 +12,19 @@
  *   node --import tsx bench/hop.ts [--rounds 16] [--gets 300] [--out FILE]   -> bench/results/hop.json
  * (rounds: a multiple of 4, so every target starts a round equally often)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { bodyBuffer, KiB, makeClient, type Endpoint } from './lib/s3.ts';
 import { median, percentile } from './lib/stats.ts';
-import { cpuSecondsOf, machineBusySeconds, REPO, startGatewayProcess, startPlainMinio } from './lib/targets.ts';
+import { cpuSecondsOf, machineBusySeconds, startGatewayProcess, startPlainMinio, startRelay } from './lib/targets.ts';
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '16' }, gets: { type: 'string', default: '300' }, out: { type: 'string' } } });
 const ROUNDS = Number(args.rounds);
 const GETS = Number(args.gets);
 const SIZE = 4 * KiB;
 const CONTENT = bodyBuffer(SIZE);
-
-async function startRelay(mode: 'tcp' | 'http', be: Endpoint): Promise<{ endpoint: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/relay.ts', mode, be.endpoint, be.accessKey, be.secretKey], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
-  process.once('exit', () => child.kill('SIGKILL'));
-  const port = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`relay ${mode} did not start in 30 s`))), 30_000);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening (\d+)/.exec(out);
-      if (m) (clearTimeout(timer), resolve(m[1]!));
-    });
-    child.once('exit', (code) => reject(new Error(`relay ${mode} exited with ${code}`)));
-  });
-  return { endpoint: `http://127.0.0.1:${port}`, child };
-}
 
 // a SIGTERM (the smoke test's time-out) still runs the exit hooks that kill MinIO, the relays and the gateway
 process.once('SIGTERM', () => process.exit(143));

@@ -62,6 +62,11 @@ const add = (t: TargetName, f: Figures) => {
 let unwrapsAllowedPer1000: number | null = null;
 const unitOf = (s: string) => (s.endsWith('-ms') ? 'ms' : s.endsWith('-ops') ? 'ops/s' : 'MiB/s');
 
+/** Write out dirty page cache (untimed) so the next measurement does not pay for earlier writes. */
+function settle(): void {
+  execFileSync('sync');
+}
+
 function note(msg: string): void {
   log(msg);
   if (!notes.includes(msg)) notes.push(msg);
@@ -130,10 +135,16 @@ try {
     ['range', (t) => ranges(t, sizes)],
     ['multipart', (t) => multipart(t, sizes)],
   ];
+  // Round r starts with target r (A B C, B C A, C A B, ...): whoever runs right after a large transfer shares the
+  // machine with its after-effects (the backend's background work), and with a fixed order that was always the
+  // same target. Each measurement also starts with the page cache's dirty data written out (sync, untimed), so no
+  // target pays for the disk writes another one's PUTs left behind.
   for (let round = 1; round <= sizes.rounds; round++) {
     for (const [name, fn] of scenarios) {
-      for (const t of targets) {
+      for (let k = 0; k < targets.length; k++) {
+        const t = targets[(round - 1 + k) % targets.length]!;
         log(`round ${round}/${sizes.rounds} ${name} on ${t.name}`);
+        settle();
         await guarded(name, t.name, () => fn(t));
       }
     }
@@ -182,6 +193,7 @@ try {
     ] as const) {
       for (const t of targets) {
         const sp = serverPid[t.name];
+        settle();
         const m0 = machineBusySeconds();
         const c0 = process.cpuUsage();
         const s0 = sp ? cpuSecondsOf(sp) : NaN;
@@ -276,7 +288,7 @@ for (const [scenario, m] of samples) {
   rows.push({ scenario, unit: units.get(scenario) ?? unitOf(scenario), lakecrypt: col('lakecrypt'), minio: col('minio'), minio_sse: col('minio_sse') });
 }
 notes.unshift(
-  `Medians over ${sizes.rounds} round(s); each round runs every scenario on lakecrypt, minio, minio_sse in turn (A B C A B C) to cancel drift. Large objects ${sizes.large / MiB} MiB; small-object latencies from ${sizes.smallLatencyOps} sequential requests per round, ops/s from ${sizes.smallThroughputOps} requests at concurrency ${sizes.smallConcurrency}; range reads: ${sizes.rangeReads} x 1 MiB at random byte offsets in ${sizes.rangeSmall / MiB} MiB and ${sizes.rangeHuge / MiB} MiB objects (p50), each object read whole once just before its range reads (page cache warm alike for every target); multipart: 4 parts of ${sizes.mpuPart / MiB} MiB uploaded in parallel (create to complete).`,
+  `Medians over ${sizes.rounds} round(s); each round runs every scenario on lakecrypt, minio, minio_sse in turn, round r starting with the r-th of them (A B C, B C A, C A B) to cancel drift and position effects; dirty page cache written out (sync, untimed) before each measurement. Large objects ${sizes.large / MiB} MiB; small-object latencies from ${sizes.smallLatencyOps} sequential requests per round, ops/s from ${sizes.smallThroughputOps} requests at concurrency ${sizes.smallConcurrency}; range reads: ${sizes.rangeReads} x 1 MiB at random byte offsets in ${sizes.rangeSmall / MiB} MiB and ${sizes.rangeHuge / MiB} MiB objects (p50), each object read whole once just before its range reads (page cache warm alike for every target); multipart: 4 parts of ${sizes.mpuPart / MiB} MiB uploaded in parallel (create to complete).`,
   'Client: one @aws-sdk/client-s3 (same version and settings for every target), keep-alive agent, requestChecksumCalculation/responseChecksumValidation WHEN_REQUIRED so the client computes no CRC over the payload (streamed bodies go as UNSIGNED-PAYLOAD; small Buffer bodies are SHA-256 signed by the SDK for every target alike).',
   `Everything runs on one ${availableParallelism()}-core machine over loopback: client, gateway and MinIO compete for the same cores, with whatever else runs on the machine (load avg 1 min: ${loadBefore.toFixed(2)} at start). Treat the figures as relative, not absolute.`,
   'gateway-cpu-*: CPU time (user+system, all threads, from /proc/<pid>/stat) the gateway process spent per 4 KiB GET (during the hot-GET phase) and per GiB of streamed PUT (during the RSS upload): steadier than wall time, but on this VM the host\'s load inflates CPU time too (the same code measured up to 2x apart in different runs).',
@@ -320,6 +332,23 @@ notes.unshift(
       return x ? `${n} +${(x.p50Ms - base).toFixed(2)} ms${x.middleCpuMsPerGet === null ? '' : ` (${x.middleCpuMsPerGet} CPU-ms per GET in the middle process)`}` : `${n} not measured`;
     };
     notes.push(`get-small-p50-ms beside the floor of a second hop (from bench/hop.ts run separately at ${h.at}, not in this run; 4 KiB GETs over MinIO's p50 of ${base} ms): ${['tcp-relay', 'null-gateway', 'lakecrypt'].map(part).join('; ')}.`);
+  }
+}
+// --- what any process between client and MinIO can reach for one large stream (bench/floor.ts), quoted beside
+// put-large-c1 and get-large-c1
+{
+  const file = path.join(REPO, 'bench', 'results', 'floor.json');
+  type Row = { mibps: number; vsMinio: number; vsMinioSse: number; middleCpuMsPerMib: number | null };
+  const f = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { at: string; objectBytes: number; result: Record<'put' | 'get', Record<string, Row>> }) : null;
+  if (f?.result.get?.minio && f.result.put?.minio) {
+    const line = (op: 'put' | 'get') =>
+      ['tcp-relay', 'tcp-relay-aes', 'null-gateway', 'null-gateway-aes', 'lakecrypt']
+        .map((n) => {
+          const x = f.result[op][n];
+          return x ? `${n} ${x.vsMinio.toFixed(2)}x / ${x.vsMinioSse.toFixed(2)}x` : `${n} not measured`;
+        })
+        .join(', ');
+    notes.push(`put-large-c1 and get-large-c1 beside the floor of a second hop (from bench/floor.ts run separately at ${f.at}, not in this run; one ${f.objectBytes / MiB} MiB stream, ratio to minio / minio_sse): PUT ${line('put')}; GET ${line('get')}. tcp-relay only pipes sockets; -aes adds one AES-256-GCM pass on node:crypto; null-gateway is node:http with the gateway's backend client and no logic.`);
   }
 }
 if (!samples.has('key-unwraps-per-1000-gets')) rows.push({ scenario: 'key-unwraps-per-1000-gets', unit: 'unwraps', lakecrypt: null, minio: null, minio_sse: null });

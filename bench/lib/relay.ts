@@ -1,21 +1,25 @@
 /**
- * Two do-nothing middle processes for bench/hop.ts, each the floor of one kind of gateway hop:
+ * Do-nothing middle processes for bench/hop.ts and bench/floor.ts, each the floor of one kind of gateway hop:
  *
  *   node --import tsx bench/lib/relay.ts tcp  <backend endpoint> [ignored...]
  *     a TCP relay: every client connection is piped to a new backend connection (no HTTP at all; the client's
  *     SigV4 signature is checked by MinIO itself).
  *   node --import tsx bench/lib/relay.ts http <backend endpoint> <access key> <secret key>
  *     a null gateway: node:http server, then the gateway's own backend client (src/backend, raw reader, SigV4
- *     signing) for `GET /bucket/key`, body piped back with its length; no client auth, no crypto, no headers.
+ *     signing) for `GET /bucket/key` (body piped back with its length) and `PUT /bucket/key` (request body
+ *     streamed to the backend with its length); no client auth, no crypto, no headers.
+ *   tcp-aes, http-aes: the same, plus one AES-256-GCM pass over every byte that goes through (see aesPass).
  *
  * Prints `listening <port>` once it accepts connections.
  */
 import http from 'node:http';
 import net from 'node:net';
-import { pipeline } from 'node:stream';
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { pipeline, Transform } from 'node:stream';
 import { createBackend } from '../../src/backend/index.ts';
 
 const [mode, endpoint, accessKey, secretKey] = process.argv.slice(2);
+const withAes = mode === 'tcp-aes' || mode === 'http-aes';
 // a clean exit on SIGTERM, so `node --cpu-prof` writes its profile
 process.on('SIGTERM', () => process.exit(0));
 const backendUrl = new URL(endpoint!);
@@ -25,35 +29,79 @@ function listen(server: net.Server): void {
   server.listen(0, '127.0.0.1', () => console.log(`listening ${(server.address() as net.AddressInfo).port}`));
 }
 
-if (mode === 'tcp') {
+const CHUNK = 64 * 1024;
+
+/**
+ * What the gateway's crypto costs without its format: every byte goes through AES-256-GCM on node:crypto, a
+ * fresh cipher (key schedule, nonce) per 64 KiB and a tag at its end, as the engine seals and opens chunks
+ * (docs/FORMAT.md 2.2; GCM costs the same both ways). The bytes themselves are forwarded unchanged, so the
+ * client still gets a valid S3 response and the output is dropped; producing it costs what the gateway pays.
+ */
+function aesPass(): Transform {
+  const key = randomBytes(32);
+  const nonce = Buffer.alloc(12);
+  let counter = 0;
+  let cipher = createCipheriv('aes-256-gcm', key, nonce);
+  let inChunk = 0;
+  return new Transform({
+    transform(buf: Buffer, _enc, done) {
+      for (let off = 0; off < buf.length; ) {
+        const n = Math.min(CHUNK - inChunk, buf.length - off);
+        cipher.update(buf.subarray(off, off + n));
+        off += n;
+        inChunk += n;
+        if (inChunk === CHUNK) {
+          cipher.final();
+          cipher.getAuthTag();
+          nonce.writeUInt32BE(++counter, 8);
+          cipher = createCipheriv('aes-256-gcm', key, nonce);
+          inChunk = 0;
+        }
+      }
+      done(null, buf);
+    },
+  });
+}
+
+if (mode === 'tcp' || mode === 'tcp-aes') {
   listen(
     net.createServer((client) => {
       const upstream = net.connect(backendPort, backendUrl.hostname);
       client.setNoDelay(true);
       upstream.setNoDelay(true);
-      client.pipe(upstream).pipe(client);
+      if (withAes) (client.pipe(aesPass()).pipe(upstream), upstream.pipe(aesPass()).pipe(client));
+      else client.pipe(upstream).pipe(client);
       const close = () => (client.destroy(), upstream.destroy());
       client.on('error', close).on('close', close);
       upstream.on('error', close).on('close', close);
     }),
   );
-} else if (mode === 'http') {
+} else if (mode === 'http' || mode === 'http-aes') {
   const backend = createBackend({ kind: 's3', endpoint: endpoint!, accessKey: accessKey!, secretKey: secretKey!, region: 'us-east-1' });
+  const fail = (res: http.ServerResponse) => (e: Error) => {
+    if (res.headersSent) res.destroy();
+    else res.writeHead(500).end(e.message);
+  };
   listen(
     http.createServer((req, res) => {
-      req.resume();
       const [, bucket = '', ...rest] = (req.url ?? '/').split('?')[0]!.split('/');
-      backend.getObject(bucket, decodeURIComponent(rest.join('/'))).then(
-        ({ body, info }) => {
-          res.writeHead(200, { 'Content-Length': info.size, ETag: info.etag });
-          pipeline(body, res, () => {}); // a failure on either side ends both
-
-        },
-        (e: Error) => res.writeHead(500).end(e.message),
-      );
+      const key = decodeURIComponent(rest.join('/'));
+      if (req.method === 'PUT') {
+        // the benchmark's client sends UNSIGNED-PAYLOAD bodies: the bytes on the wire are the object
+        if (String(req.headers['x-amz-content-sha256']).startsWith('STREAMING')) return void res.writeHead(501).end('aws-chunked body');
+        const body = withAes ? pipeline(req, aesPass(), () => {}) : req;
+        backend.putObject(bucket, key, body, { size: Number(req.headers['content-length']) }).then(({ etag }) => res.writeHead(200, { ETag: etag }).end(), fail(res));
+        return;
+      }
+      req.resume();
+      backend.getObject(bucket, key).then(({ body, info }) => {
+        res.writeHead(200, { 'Content-Length': info.size, ETag: info.etag });
+        if (withAes) pipeline(body, aesPass(), res, () => {});
+        else pipeline(body, res, () => {}); // a failure on either side ends both
+      }, fail(res));
     }),
   );
 } else {
-  console.error('usage: relay.ts tcp <endpoint> | http <endpoint> <access key> <secret key>');
+  console.error('usage: relay.ts tcp|tcp-aes <endpoint> | http|http-aes <endpoint> <access key> <secret key>');
   process.exit(2);
 }

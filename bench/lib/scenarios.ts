@@ -1,6 +1,6 @@
 /**
  * Scenario bodies. Each returns the figure(s) of one run against one target; run.ts interleaves targets
- * (A B C A B C ...) over rounds and reports medians across rounds.
+ * over rounds (A B C, B C A, C A B, ...) and reports medians across rounds.
  */
 import {
   CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand,

@@ -207,3 +207,20 @@ export function rssSampler(pid: number, everyMs = 100): { stop(): { peak: number
     },
   };
 }
+
+/** Spawn bench/lib/relay.ts in `mode` in front of `be` (its own process, so its CPU can be read apart). */
+export async function startRelay(mode: 'tcp' | 'tcp-aes' | 'http' | 'http-aes', be: Endpoint): Promise<{ endpoint: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/relay.ts', mode, be.endpoint, be.accessKey, be.secretKey], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  process.once('exit', () => child.kill('SIGKILL'));
+  const port = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`relay ${mode} did not start in 30 s`))), 30_000);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening (\d+)/.exec(out);
+      if (m) (clearTimeout(timer), resolve(m[1]!));
+    });
+    child.once('exit', (code) => reject(new Error(`relay ${mode} exited with ${code}`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, child };
+}
