@@ -40,7 +40,7 @@ export interface ClientOptions {
 export class AdminClient {
   private readonly signer: SignatureV4;
   private readonly base: URL;
-  constructor(private readonly o: ClientOptions) {
+  constructor(o: ClientOptions) {
     try {
       this.base = new URL(o.url);
     } catch {

@@ -303,11 +303,6 @@ function amzDateMs(s: string): number | undefined {
   return d.getTime();
 }
 
-function parseAmzDate(s: string): Date | undefined {
-  const ms = amzDateMs(s);
-  return ms === undefined ? undefined : new Date(ms);
-}
-
 /** RFC 7231 / RFC 850 / asctime date (the `Date` header fallback for header auth). */
 function parseHttpDate(s: string): Date | undefined {
   const t = Date.parse(s);

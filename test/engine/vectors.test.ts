@@ -50,7 +50,7 @@ describe('valid vectors', () => {
       it('encrypts to the ciphertext byte for byte', async () => {
         let offset = 0;
         const pieces: Buffer[] = [];
-        for (const [i, p] of f.parts.entries()) {
+        for (const p of f.parts) {
           const enc = createEncryptStream({ dataset: v.dataset, oid: f.oid, partNumber: p.partNumber!, plaintextSize: p.plaintextSize, blockSize: v.blockSize, deks: p.deks as Buffer[], withPrefix: p.partNumber === 1, threads: 0 });
           pieces.push(await buffer(Readable.from([plaintextOf(p.plaintextSize, offset)]).pipe(enc)));
           offset += p.plaintextSize;

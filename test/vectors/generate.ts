@@ -74,7 +74,7 @@ async function build(name: string, comment: string, blockSize: number, partSizes
   let offset = 0;
   const cts: Buffer[] = [];
   const parts: HeaderFields['parts'] = [];
-  for (const [i, [partNumber, size]] of partSizes.entries()) {
+  for (const [partNumber, size] of partSizes) {
     const deks = Array.from({ length: blockCount(size, blockSize) }, () => rnd(32));
     const enc = createEncryptStream({ dataset, oid, partNumber, plaintextSize: size, blockSize, deks, withPrefix: partNumber === 1, threads: 0 });
     cts.push(await buffer(Readable.from([plaintextOf(size, offset)]).pipe(enc)));
