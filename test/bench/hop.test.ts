@@ -3,32 +3,15 @@
  * the TCP relay, the null gateway and lakecrypt, into a temp file. Every way must have returned the object's
  * exact bytes (the script throws otherwise) and produced figures. Nothing here is about speed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { runBenchScript, stopBenchScripts } from '../helpers/bench-script.ts';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tmp = makeTmpDir('lakecrypt-bench-hop-');
-let child: ChildProcess | undefined;
-afterAll(() => {
-  // on a timeout, take the script down with its MinIO, relays and gateway (they go with its exit hooks)
-  if (child && child.exitCode === null) child.kill('SIGTERM');
-  tmp.cleanup();
-});
+afterAll(stopBenchScripts);
 
 it('measures MinIO, a TCP relay, a null gateway and lakecrypt side by side', async () => {
-  const out = path.join(tmp.path, 'hop.json');
-  let stderr = '';
-  const code = await new Promise<number | null>((resolve) => {
-    child = spawn(process.execPath, ['--import', 'tsx', 'bench/hop.ts', '--rounds', '1', '--gets', '20', '--out', out], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', resolve);
-  });
-  expect(code, stderr.slice(-2000)).toBe(0);
-  const j = JSON.parse(readFileSync(out, 'utf8')) as {
+  const { code, stderr, json } = await runBenchScript('bench/hop.ts', ['--rounds', '1', '--gets', '20']);
+  expect(code, stderr).toBe(0);
+  const j = json as {
     objectBytes: number;
     rounds: number;
     getsPerRound: number;
