@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { evaluateTargets, GB_IN_MIB, writeReport, type Row, type Col } from './lib/report.ts';
+import { describeTwoPartMiss, evaluateTargets, GB_IN_MIB, writeReport, type Row, type Col } from './lib/report.ts';
 import { FULL, QUICK, deleteKey, getLarge, multipart, putLarge, ranges, scrape, setupRangeObjects, small, type Figures, type Sizes } from './lib/scenarios.ts';
 import { getDrain, KiB, MiB, putStream } from './lib/s3.ts';
 import { median, runPool, sleep } from './lib/stats.ts';
@@ -40,6 +40,7 @@ if (flag('--render-only')) {
   // re-render latest.md and the charts from DIR/latest.json (after a change to the report code)
   const { readFileSync } = await import('node:fs');
   const prev = JSON.parse(readFileSync(path.join(outDir, 'latest.json'), 'utf8')) as Parameters<typeof writeReport>[1];
+  for (const r of prev.results) describeTwoPartMiss(r);
   writeReport(outDir, prev);
   process.exit(0);
 }

@@ -39,6 +39,13 @@ describe('bench report', () => {
     });
     const md = markdown({ date: 'd', machine: { cpu: 'x', cores: 2 }, quick: true, results: rows, notes: ['n'] });
     expect(md).toContain('| put-large-c1 | MiB/s | 80 | 100 | 70 | 0.80x | 1.14x |');
+    // a two-part target says which part held
+    expect(rows[1]!.detail).toBe('0.8x minio missed, 1.0x minio_sse met');
+    expect(rows[0]!.detail).toBeUndefined();
+    const half = [row('put-large-c4', 75, 100, 80)];
+    evaluateTargets(half);
+    expect(half[0]).toMatchObject({ met: false, detail: '0.7x minio met, 1.0x minio_sse missed' });
+    expect(markdown({ date: 'd', machine: {}, quick: true, results: half, notes: [] })).toContain('| **missed** (0.7x minio met, 1.0x minio_sse missed) |');
   });
 
   it('computes medians and nearest-rank percentiles', () => {
