@@ -44,7 +44,7 @@ async function main() {
   await backend.createBucket(bucket);
   const store = new ObjectStore(backend, keys, metaBucket, 65536);
   const { version: oldVersion } = await keys.activeKek(bucket);
-  const hk = await store.currentHeaderKey(bucket);
+  const hk = await keys.activeHeaderKeyNumber(bucket);
 
   const t0 = performance.now();
   const deks = newDeks(1);

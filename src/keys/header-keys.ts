@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { S3Error } from '../errors.ts';
 import { liveKey } from './cache.ts';
-import type { HeaderKeyRecord } from './keystore.ts';
+import type { DatasetRecord, HeaderKeyRecord } from './keystore.ts';
 
 const LABEL = Buffer.from('lakecrypt/v2 header-key', 'latin1');
 
@@ -50,4 +50,9 @@ export function currentHeaderKey(keys: HeaderKeyRecord[] | undefined, activeVers
   let best: HeaderKeyRecord | undefined;
   for (const k of keys ?? []) if (k.generation === activeVersion && (!best || k.n > best.n)) best = k;
   return best;
+}
+
+/** The highest header-key number the record ever gave out (retired keys included): numbers are never reused. */
+export function lastGivenHeaderKey(rec: Pick<DatasetRecord, 'headerKeys' | 'lastHeaderKey'>): number {
+  return Math.max(rec.lastHeaderKey ?? 0, ...(rec.headerKeys ?? []).map((k) => k.n));
 }

@@ -24,7 +24,7 @@ import {
   type KekVersionRecord,
 } from './keystore.ts';
 import type { HeaderVersion } from '../format/header.ts';
-import { currentHeaderKey, unwrapHeaderKey, wrapHeaderKey } from './header-keys.ts';
+import { currentHeaderKey, lastGivenHeaderKey, unwrapHeaderKey, wrapHeaderKey } from './header-keys.ts';
 import type { CmkProvider, CmkVersionInfo } from './types.ts';
 
 export interface DatasetConfig {
@@ -363,8 +363,11 @@ export class KeyService {
     return version === 1 ? this.kek(dataset, keyNumber) : this.headerKey(dataset, keyNumber);
   }
 
-  /** The header key new headers of the dataset are sealed under; made on first use after each rotation. */
-  async activeHeaderKey(dataset: string): Promise<{ n: number; key: Buffer }> {
+  /**
+   * Number of the header key new headers of the dataset are sealed under; the key is made on first use after
+   * each rotation. Sealing fetches the key itself (`headerSealKey`), so writers do not unwrap it twice.
+   */
+  async activeHeaderKeyNumber(dataset: string): Promise<number> {
     for (let attempt = 0; attempt < 3; attempt++) {
       let c = (await this.record(dataset)) ?? (await this.createRecord(dataset));
       const a = c.rec.versions.find((v) => v.state === 'active');
@@ -375,9 +378,15 @@ export class KeyService {
         hk = currentHeaderKey(c.rec.headerKeys, a.version);
         if (!hk) continue; // the active version changed meanwhile: look again
       }
-      return { n: hk.n, key: await this.headerKey(dataset, hk.n) };
+      return hk.n;
     }
     throw new S3Error('ServiceUnavailable', 'the active key version kept changing; retry');
+  }
+
+  /** The header key new headers of the dataset are sealed under, with its number. */
+  async activeHeaderKey(dataset: string): Promise<{ n: number; key: Buffer }> {
+    const n = await this.activeHeaderKeyNumber(dataset);
+    return { n, key: await this.headerKey(dataset, n) };
   }
 
   /**
@@ -409,7 +418,7 @@ export class KeyService {
       if (!fresh && currentHeaderKey(cur.headerKeys, generation)) return NO_CHANGE;
       const kek = await this.kek(dataset, generation);
       // numbers are never reused, even after a key was retired
-      const n = Math.max(cur.lastHeaderKey ?? 0, ...(cur.headerKeys ?? []).map((k) => k.n)) + 1;
+      const n = lastGivenHeaderKey(cur) + 1;
       cur.lastHeaderKey = n;
       const key = randomBytes(32);
       try {
@@ -432,7 +441,7 @@ export class KeyService {
     let hk = c?.rec.headerKeys?.find((k) => k.n === n);
     // Not in our copy: made by another gateway since (read the record again), unless our copy already counts past
     // it — then it was retired, and a listing of old sealed ETags must not cost a keystore read each.
-    if (!hk && !(c && n <= (c.rec.lastHeaderKey ?? 0))) {
+    if (!hk && !(c && n <= lastGivenHeaderKey(c.rec))) {
       c = await this.record(dataset, true);
       hk = c?.rec.headerKeys?.find((k) => k.n === n);
     }
@@ -499,7 +508,7 @@ export class KeyService {
       const keep = (rec.headerKeys ?? []).filter((k) => k.n >= below || referenced.has(k.n) || k.n === current);
       for (const k of rec.headerKeys ?? []) if (!keep.includes(k)) removed.push(k.n);
       if (!removed.length) return NO_CHANGE;
-      rec.lastHeaderKey = Math.max(rec.lastHeaderKey ?? 0, ...(rec.headerKeys ?? []).map((k) => k.n));
+      rec.lastHeaderKey = lastGivenHeaderKey(rec);
       rec.headerKeys = keep;
       rec.updatedAt = new Date().toISOString();
       return rec;
@@ -883,11 +892,11 @@ export class KeyService {
         }
         cur.versions.sort((a, b) => a.version - b.version);
         // a key missing here with a number this record already gave out was retired: never bring it back
-        const given = cur.lastHeaderKey ?? Math.max(0, ...(cur.headerKeys ?? []).map((k) => k.n));
+        const given = lastGivenHeaderKey(cur);
         for (const ik of inc.headerKeys ?? []) {
           if (!cur.headerKeys?.some((k) => k.n === ik.n) && ik.n > given) (cur.headerKeys ??= []).push(ik);
         }
-        const last = Math.max(cur.lastHeaderKey ?? 0, inc.lastHeaderKey ?? 0, ...(cur.headerKeys ?? []).map((k) => k.n));
+        const last = Math.max(lastGivenHeaderKey(cur), lastGivenHeaderKey(inc));
         if (last > 0) cur.lastHeaderKey = last;
         // format-1 headers may exist if either side says they may
         if (inc.headerFormat !== 2) delete cur.headerFormat;

@@ -252,7 +252,7 @@ export class ObjectStore {
     return {
       version: 2,
       dataset,
-      keyNumber: await this.currentHeaderKey(dataset),
+      keyNumber: await this.keys.activeHeaderKeyNumber(dataset),
       oid: randomBytes(16),
       bucket,
       key,
@@ -271,11 +271,6 @@ export class ObjectStore {
   }
   headerDir(bucket: string, key: string): string {
     return `h/${bucket}/${keyHash(key)}/`;
-  }
-
-  /** Number of the header key new headers of the dataset are sealed under (format 2). */
-  async currentHeaderKey(dataset: string): Promise<number> {
-    return (await this.keys.activeHeaderKey(dataset)).n;
   }
 
   /** Seal and store a header under the key its fields name (format 2: a header key; format 1: a KEK version). */
@@ -333,7 +328,7 @@ export class ObjectStore {
     // await the active KEK, and resealing zeroed DEKs would destroy the object.
     const header = cloneHeaderKeys(cached);
     try {
-      await this.writeHeader({ ...header, version: 2, keyNumber: await this.currentHeaderKey(header.dataset) }, { ifMatch: etag });
+      await this.writeHeader({ ...header, version: 2, keyNumber: await this.keys.activeHeaderKeyNumber(header.dataset) }, { ifMatch: etag });
       this.headers.delete(header.bucket, header.key, header.oid.toString('hex'));
     } catch {
       // Best effort: the background re-wrap job will pick it up; a lost race means someone else wrote it.
@@ -618,7 +613,7 @@ export class ObjectStore {
         afterCommit: known
           ? undefined
           : async () => {
-              const n = await this.currentHeaderKey(dataset);
+              const n = await this.keys.activeHeaderKeyNumber(dataset);
               await this.writeHeader({ ...header, version: 2, keyNumber: n, state: 'final', checksums }, { ifMatch: headerEtag });
             },
       };
@@ -683,7 +678,7 @@ export class ObjectStore {
       bucket: dstBucket,
       key: dstKey,
       version: 2,
-      keyNumber: await this.currentHeaderKey(dataset),
+      keyNumber: await this.keys.activeHeaderKeyNumber(dataset),
       meta,
       state: 'final',
       createdAt: Date.now(),
@@ -815,7 +810,7 @@ export class MultipartStore {
       await this.putSealed(this.partPath(uploadId, partNumber, etag), {
         ...init,
         version: 2,
-        keyNumber: await this.store.currentHeaderKey(init.dataset),
+        keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
         state: 'pending',
         createdAt: Date.now(),
         parts: [{ partNumber, plaintextSize: size, deks }],
@@ -901,7 +896,7 @@ export class MultipartStore {
       const header: HeaderFields = {
         ...init,
         version: 2,
-        keyNumber: await this.store.currentHeaderKey(init.dataset),
+        keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
         state: 'final',
         createdAt: Date.now(),
         parts: sealed.map((h) => h.parts[0]!),
