@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { generateCredentials } from '../../src/ops/config.ts';
 import { makeTmpDir } from './tmp.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -106,7 +107,8 @@ export interface GatewayProcess extends LaunchedGateway {
 export async function spawnGateway(env: Record<string, string> = {}): Promise<GatewayProcess> {
   const dataDir = env.LAKECRYPT_DATA_DIR ?? makeTmpDir('lakecrypt-proc-').path;
   const accessKey = env.LAKECRYPT_ACCESS_KEY ?? `AK${randomBytes(6).toString('hex').toUpperCase()}`;
-  const secretKey = env.LAKECRYPT_SECRET_KEY ?? randomBytes(20).toString('base64url');
+  // The product's generator: a base64url secret can start with '-', which mc's command line takes for a flag.
+  const secretKey = env.LAKECRYPT_SECRET_KEY ?? generateCredentials().secretKey;
   const g = await launchGateway({
     ...process.env,
     LAKECRYPT_CONFIG: path.join(ROOT, 'config/lakecrypt.yaml'),

@@ -78,7 +78,8 @@ export async function startMinio(opts: { dataDir?: string; port?: number; access
   const dataDir = opts.dataDir ?? path.join(ownTmp!.path, 'data');
   mkdirSync(dataDir, { recursive: true });
   const accessKey = opts.accessKey ?? `lc${randomBytes(6).toString('hex')}`;
-  const secretKey = opts.secretKey ?? randomBytes(18).toString('base64url');
+  // No '-' or '_': a secret starting with '-' reads as a flag on CLI clients' command lines (mc alias set).
+  const secretKey = opts.secretKey ?? randomBytes(18).toString('hex');
   let port = opts.port ?? (await freePort());
   let child: ChildProcess | null = null;
   let out: string[] = [];

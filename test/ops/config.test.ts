@@ -7,6 +7,7 @@ import {
   ConfigError,
   SETTINGS,
   formatConfigError,
+  generateCredentials,
   loadConfig,
   redactConfig,
   unknownEnvVars,
@@ -309,6 +310,17 @@ describe('generated root credentials', () => {
     const b = loadConfig({ env, file: false, cwd: tmp });
     expect(b.meta.credentials).toBe('stored');
     expect([b.accessKey, b.secretKey]).toEqual([a.accessKey, a.secretKey]);
+  });
+
+  it('are letters and digits only, so they paste into any command line (mc takes a leading "-" for a flag)', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const { accessKey, secretKey } = generateCredentials();
+      expect(accessKey).toMatch(/^LC[A-Z2-7]{18}$/);
+      expect(secretKey).toMatch(/^[A-Za-z0-9]{40}$/);
+      seen.add(secretKey);
+    }
+    expect(seen.size).toBe(2000);
   });
 
   it('persistCredentials: false does not write', () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { generateCredentials } from '../../src/ops/config.ts';
 import { S3Client } from '@aws-sdk/client-s3';
 import { createBackend } from '../../src/backend/index.ts';
 import type { Backend } from '../../src/backend/types.ts';
@@ -60,7 +61,8 @@ export async function startTestGateway(
         })());
   const cmks = extra.cmks ?? { default: new LocalCmkProvider({ id: 'default', dataDir: tmp.path }) };
   const accessKey = `AK${randomBytes(6).toString('hex').toUpperCase()}`;
-  const secretKey = randomBytes(20).toString('base64url');
+  // The product's generator: a base64url secret can start with '-', which mc's command line takes for a flag.
+  const secretKey = generateCredentials().secretKey;
   const metaBucket = extra.metaBucket ?? (kind === 's3' ? `lcmeta-${randomBytes(4).toString('hex')}` : 'lakecrypt-meta');
   const running = await startGateway({
     backend,
