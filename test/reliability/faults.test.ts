@@ -62,7 +62,13 @@ function slowPut(url: string, creds: Creds, path: string, data: Buffer, atBytes:
       let fired = false;
       for (let off = 0; off < data.length && !req.destroyed; off += 256 * 1024) {
         const c = data.subarray(off, off + 256 * 1024);
-        if (!req.write(c)) await new Promise((r) => req.once('drain', r).once('close', r));
+        if (!req.write(c)) {
+          // Whichever comes first; drop the other listener, or a 'close' listener piles up per drain.
+          await new Promise<void>((r) => {
+            const go = () => { req.off('drain', go); req.off('close', go); r(); };
+            req.on('drain', go).on('close', go);
+          });
+        }
         sent += c.length;
         if (!fired && sent >= atBytes) {
           fired = true;
