@@ -98,7 +98,6 @@ export class Pkcs11CmkProvider implements CmkProvider {
   readonly id: string;
   private readonly opts: Pkcs11CmkOptions;
   private readonly mutex = new Mutex();
-  private mod?: graphene.Module;
   private session?: graphene.Session;
   private initP?: Promise<void>;
   private state?: StateDoc;
@@ -147,7 +146,6 @@ export class Pkcs11CmkProvider implements CmkProvider {
             throw new S3Error('ServiceUnavailable', 'PKCS#11 login failed', {}, { cause: e });
           }
         }
-        this.mod = mod;
         this.session = session;
       } catch (e) {
         releaseModule(this.opts.module);
