@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { S3Error } from '../errors.ts';
+import { isS3Error, S3Error } from '../errors.ts';
 import type { HeaderChecksums, HeaderMeta } from '../engine/index.ts';
 import { parseRange } from '../s3/range.ts';
 import { checkCopySourceConditions, checkGetConditions, checkWriteConditions } from '../s3/conditional.ts';
@@ -287,13 +287,23 @@ export async function copyObject(g: Gateway, r: S3Request): Promise<void> {
     );
   }
   const meta = directive === 'REPLACE' ? metaFromRequest(r) : src.header.meta;
+  const reseal = async (): Promise<string> => {
+    const plain = await g.store.read(src, 0, src.size - 1);
+    return (await consuming(plain, (s) => g.store.put(r.bucket, r.key, s, src.size, meta, () => src.header.checksums, {}, knownOf(src)))).etag;
+  };
   let etag: string;
   if (!src.plaintext && g.keys.datasetFor(src.bucket, src.key) === g.keys.datasetFor(r.bucket, r.key)) {
-    ({ etag } = await g.store.copySameDataset(src, r.bucket, r.key, meta));
+    try {
+      ({ etag } = await g.store.copySameDataset(src, r.bucket, r.key, meta));
+    } catch (e) {
+      // The backend refused the copy itself (S3 copies at most 5 GiB in one request; lakecrypt, like MinIO, takes
+      // up to 5 TiB): move the bytes through the gateway instead, which has no such limit.
+      if (!isS3Error(e, 'InvalidRequest') && !isS3Error(e, 'EntityTooLarge')) throw e;
+      etag = await reseal();
+    }
   } else {
     // Another dataset means another KEK and another AAD binding: the bytes have to be re-sealed.
-    const plain = await g.store.read(src, 0, src.size - 1);
-    ({ etag } = await consuming(plain, (s) => g.store.put(r.bucket, r.key, s, src.size, meta, () => src.header.checksums, {}, knownOf(src))));
+    etag = await reseal();
   }
   const info = await g.backend.headObject(r.bucket, r.key);
   sendXml(r.res, 200, xml.copyObjectResult(etag, info?.lastModified ?? new Date()), SSE_HEADERS);
