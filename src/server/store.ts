@@ -705,6 +705,10 @@ export class ObjectStore {
     } catch (e) {
       if (!(src.bucket === dstBucket && src.key === dstKey)) {
         await this.backend.deleteObject(this.metaBucket, this.headerPath(dstBucket, dstKey, oidHex)).catch(() => {});
+      } else {
+        // In place the new header overwrote the object's own: put its metadata back, the copy did not happen.
+        await this.writeHeader({ ...header, meta: own.meta, state: own.state, createdAt: own.createdAt }).catch(() => {});
+        this.headers.delete(dstBucket, dstKey, oidHex);
       }
       throw e;
     }

@@ -89,6 +89,14 @@ describe('CopyObject when the backend refuses the server-side copy', () => {
     expect((err as { name: string }).name).toBe('AccessDenied');
     expect(await backend.headObject(bucket, 'denied')).toBeNull();
     expect(await headerCount('denied')).toBe(0);
+    // In place: the refused copy leaves the object's metadata as it was.
+    const inPlace = await s3
+      .send(new CopyObjectCommand({ Bucket: bucket, Key: 'src', CopySource: `${bucket}/src`, MetadataDirective: 'REPLACE', Metadata: { origin: 'never' } }))
+      .catch((e: unknown) => e as { name: string });
+    expect((inPlace as { name: string }).name).toBe('AccessDenied');
+    expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'src' }))).Metadata).toEqual({ origin: 'second' });
+    expect((await body('src')).equals(data)).toBe(true);
+    expect(await headerCount('src')).toBe(1);
   });
 
   it('with the backend copying again, a copy is a server-side copy (the source oid, no re-seal)', async () => {
