@@ -667,6 +667,7 @@ export class FsBackend implements Backend {
     key: string,
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
+    cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
   ): Promise<{ etag: string }> {
     await this.requireBucket(bucket);
     const { dir, init } = await this.readUpload(bucket, key, uploadId);
@@ -707,14 +708,19 @@ export class FsBackend implements Backend {
         }
       }
       await this.writeObjectFile(tmp, { etag, key, size, lastModified: Date.now(), meta: init.meta }, concat(), size);
-      // Claim the upload (a concurrent complete/abort now sees NoSuchUpload), then commit.
-      try {
-        await fsp.rename(path.join(dir, 'init.json'), path.join(dir, 'completing.json'));
-      } catch (e) {
-        if (isErrno(e, 'ENOENT')) throw new S3Error('NoSuchUpload', undefined, { UploadId: uploadId });
-        throw e;
-      }
-      await this.withLock(bucket, key, () => this.commit(tmp, this.objectPath(bucket, key)));
+      const dest = this.objectPath(bucket, key);
+      await this.withLock(bucket, key, async () => {
+        // The condition first: a failed one leaves the upload open, as S3 does.
+        if (cond.ifMatch !== undefined || cond.ifNoneMatch !== undefined) this.checkConditions(await this.statObject(dest), cond);
+        // Claim the upload (a concurrent complete/abort now sees NoSuchUpload), then commit.
+        try {
+          await fsp.rename(path.join(dir, 'init.json'), path.join(dir, 'completing.json'));
+        } catch (e) {
+          if (isErrno(e, 'ENOENT')) throw new S3Error('NoSuchUpload', undefined, { UploadId: uploadId });
+          throw e;
+        }
+        await this.commit(tmp, dest);
+      });
       await fsp.rm(dir, { recursive: true, force: true });
       return { etag };
     } catch (e) {

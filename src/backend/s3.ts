@@ -506,6 +506,7 @@ export class S3Backend implements Backend {
     key: string,
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
+    cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
   ): Promise<{ etag: string }> {
     try {
       const r = await this.client.send(
@@ -514,6 +515,8 @@ export class S3Backend implements Backend {
           Key: key,
           UploadId: uploadId,
           MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: quote(p.etag) })) },
+          IfMatch: cond.ifMatch === undefined ? undefined : quote(cond.ifMatch),
+          IfNoneMatch: cond.ifNoneMatch,
         }),
       );
       return { etag: unquote(r.ETag) };

@@ -82,7 +82,17 @@ export interface Backend {
 
   createMultipart(bucket: string, key: string, meta: Record<string, string>): Promise<string>;
   uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Readable | Buffer, size: number): Promise<{ etag: string }>;
-  completeMultipart(bucket: string, key: string, uploadId: string, parts: { partNumber: number; etag: string }[]): Promise<{ etag: string }>;
+  /**
+   * `cond` makes the commit conditional on the object at the key, as PutOptions' ifMatch/ifNoneMatch; a failed
+   * condition is PreconditionFailed and leaves the upload open.
+   */
+  completeMultipart(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+    cond?: { ifMatch?: string; ifNoneMatch?: '*' },
+  ): Promise<{ etag: string }>;
   abortMultipart(bucket: string, key: string, uploadId: string): Promise<void>;
   /** Uploads still open in the backend (for gc). */
   listMultipartUploads(bucket: string): Promise<{ key: string; uploadId: string; initiated: Date }[]>;

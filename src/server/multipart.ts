@@ -3,12 +3,11 @@ import type { HeaderChecksums, HeaderFields } from '../engine/index.ts';
 import * as xml from '../s3/xml.ts';
 import { combineFullObjectCrc, compositeChecksum, supportsFullObject } from '../s3/checksum.ts';
 import type { Gateway } from './gateway.ts';
-import { metaFromRequest, openCopySource, quote, SSE_HEADERS } from './objects.ts';
+import { metaFromRequest, openCopySource, quote, SSE_HEADERS, writeCondition } from './objects.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
 import { consuming } from './store.ts';
-import { checkWriteConditions } from '../s3/conditional.ts';
 
 const ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
 
@@ -92,11 +91,7 @@ export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise
   const body = await g.readSmallBody(r, 1024 * 1024);
   const requested = xml.parseCompleteMultipartUpload(body);
   if (requested.length === 0) throw new S3Error('MalformedXML');
-  if (r.header('if-none-match') !== undefined || r.header('if-match') !== undefined) {
-    // Checked against the current object just before the commit (not atomic with it, unlike PutObject).
-    const existing = await g.backend.headObject(r.bucket, r.key);
-    checkWriteConditions(r.req.headers, existing ? { etag: existing.etag, lastModified: existing.lastModified } : undefined);
-  }
+  const cond = await writeCondition(g, r);
   const combine = async (init: HeaderFields, parts: HeaderFields[]): Promise<HeaderChecksums> => {
     // The client's per-part checksums in the body must be the ones we computed when the parts arrived.
     requested.forEach((p, i) => {
@@ -121,7 +116,7 @@ export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise
     }
     return { algorithm: alg, type: 'COMPOSITE', value: await compositeChecksum(alg, values), parts: values };
   };
-  const { etag, header, needsReseal } = await g.mpu.complete(r.bucket, r.key, uploadId, requested, combine);
+  const { etag, header, needsReseal } = await g.mpu.complete(r.bucket, r.key, uploadId, requested, combine, cond);
   let finalEtag = etag;
   if (needsReseal) finalEtag = (await g.store.reseal(r.bucket, r.key)).etag;
   const c = header.checksums;

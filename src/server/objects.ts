@@ -8,7 +8,7 @@ import type { Gateway } from './gateway.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
-import { consuming, knownOf, type StoredObject } from './store.ts';
+import { consuming, knownOf, type PutCondition, type StoredObject } from './store.ts';
 
 const MAX_META_BYTES = 2048;
 
@@ -63,24 +63,33 @@ const setSse = (r: S3Request) => {
   for (const [k, v] of Object.entries(SSE_HEADERS)) r.res.setHeader(k, v);
 };
 
+/**
+ * If-None-Match: * and If-Match of a write (PutObject, CompleteMultipartUpload) as a condition for the backend's
+ * commit, so that it is atomic with it. If-Match names the ETag clients see: checked here against the current
+ * object, then passed on as the backend ETag of that same version.
+ */
+export async function writeCondition(g: Gateway, r: S3Request): Promise<PutCondition> {
+  const ifNoneMatch = r.header('if-none-match');
+  const ifMatch = r.header('if-match');
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw new S3Error('NotImplemented', 'If-None-Match on writes only supports "*".');
+  const cond: PutCondition = ifNoneMatch !== undefined ? { ifNoneMatch: '*' } : {};
+  if (ifMatch !== undefined) {
+    const current = await g.store.stat(r.bucket, r.key).catch((e) => {
+      if (isS3Error(e, 'NoSuchKey')) return undefined;
+      throw e;
+    });
+    checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
+    cond.ifMatch = current!.info.etag;
+  }
+  return cond;
+}
+
 export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
   const upload = g.payload(r);
   const meta = metaFromRequest(r);
-  const ifNoneMatch = r.header('if-none-match');
-  const ifMatch = r.header('if-match');
-  if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw new S3Error('NotImplemented', 'If-None-Match on PUT supports only "*".');
-  // If-Match names the ETag clients see; the write is made conditional on the backend ETag of that same version.
-  let backendIfMatch: string | undefined;
-  if (ifMatch !== undefined) {
-    const current = await g.store.stat(r.bucket, r.key).catch((e) => {
-      if (e instanceof S3Error && e.code === 'NoSuchKey') return undefined;
-      throw e;
-    });
-    checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
-    backendIfMatch = current!.info.etag;
-  }
+  const cond = await writeCondition(g, r);
   // A Content-MD5 without a trailer is the plaintext MD5 before the body: the ETag is sealed with the first write.
   const contentMd5 = r.header('content-md5');
   const known = upload.known && contentMd5 ? { ...upload.known, md5: Buffer.from(contentMd5.trim(), 'base64').toString('hex') } : upload.known;
@@ -91,7 +100,7 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
     upload.size,
     meta,
     upload.finish,
-    { ifNoneMatch: ifNoneMatch === '*' ? '*' : undefined, ifMatch: backendIfMatch },
+    cond,
     known,
   );
   r.bytesIn = upload.size;

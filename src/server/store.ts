@@ -887,6 +887,7 @@ export class MultipartStore {
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
     combine: (init: HeaderFields, parts: HeaderFields[]) => Promise<HeaderChecksums>,
+    cond: PutCondition = {},
   ): Promise<{ etag: string; header: HeaderFields; needsReseal: boolean }> {
     const init = await this.init(bucket, key, uploadId);
     const sealed: HeaderFields[] = [];
@@ -908,7 +909,14 @@ export class MultipartStore {
       };
       const previous = await this.backend.headObject(bucket, key).catch(() => null);
       await this.store.writeHeader(header);
-      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag.replace(/"/g, '') })));
+      const backendParts = parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag.replace(/"/g, '') }));
+      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond).catch(async (e: unknown) => {
+        // A failed condition certainly committed nothing (the upload stays open): take the header back.
+        if (isS3Error(e, 'PreconditionFailed')) {
+          await this.backend.deleteObject(this.store.metaBucket, this.store.headerPath(bucket, key, init.oid.toString('hex'))).catch(() => {});
+        }
+        throw e;
+      });
       await this.store.dropPreviousHeader(bucket, key, previous, init.oid);
       await this.cleanup(uploadId);
       // A layout whose size function differs from a single stream (a non-final part that is not a whole number

@@ -612,6 +612,19 @@ export function backendContract(name: string, makeTarget: () => Promise<Contract
         expect((await b.getBuffer(bucket, 'mp/re')).data.toString()).toBe('new!');
       });
 
+      it('a conditional complete: ifNoneMatch / ifMatch refused with PreconditionFailed, the upload stays open', async () => {
+        const cur = await b.putObject(bucket, 'mp/cond', Buffer.from('there'), { size: 5 });
+        const id = await b.createMultipart(bucket, 'mp/cond', {});
+        const e1 = await b.uploadPart(bucket, 'mp/cond', id, 1, Buffer.from('mpu'), 3);
+        const parts = [{ partNumber: 1, etag: e1.etag }];
+        await expectCode(b.completeMultipart(bucket, 'mp/cond', id, parts, { ifNoneMatch: '*' }), 'PreconditionFailed');
+        await expectCode(b.completeMultipart(bucket, 'mp/cond', id, parts, { ifMatch: md5(Buffer.from('not it')) }), 'PreconditionFailed');
+        expect((await b.getBuffer(bucket, 'mp/cond')).data.toString()).toBe('there');
+        expect((await b.listMultipartUploads(bucket)).some((u) => u.uploadId === id)).toBe(true);
+        await b.completeMultipart(bucket, 'mp/cond', id, parts, { ifMatch: cur.etag });
+        expect((await b.getBuffer(bucket, 'mp/cond')).data.toString()).toBe('mpu');
+      });
+
       it('errors: InvalidPart, EntityTooSmall, NoSuchUpload after abort/complete', async () => {
         const id = await b.createMultipart(bucket, 'mp/err', {});
         const small = Buffer.from('tiny');

@@ -188,6 +188,44 @@ export function apiSuite(kind: 'fs' | 's3') {
       expect((await body(got)).toString()).toBe('one');
     });
 
+    it('conditional CompleteMultipartUpload: If-None-Match * and If-Match on the ETag clients see, atomic with the commit; a refused one leaves the upload open', async () => {
+      const key = 'cond/mpu';
+      const first = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'first' }));
+      const g = gw.running.gateway;
+      const headers = async () => (await gw.backend.listObjects(g.metaBucket, { prefix: g.store.headerDir(bucket, key) })).objects.length;
+      const text = async () => (await body(await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key })))).toString();
+      const start = async (content: string) => {
+        const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+        const p = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: content }));
+        return (cond: { IfMatch?: string; IfNoneMatch?: string }) =>
+          s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p.ETag }] }, ...cond }));
+      };
+
+      const second = await start('second');
+      expect((await s3err(second({ IfNoneMatch: '*' }))).status).toBe(412);
+      expect((await s3err(second({ IfMatch: '"0123456789abcdef0123456789abcdef"' }))).status).toBe(412);
+      expect(await text()).toBe('first');
+      await expect.poll(headers).toBe(1); // the refused completes left no header behind
+      await second({ IfMatch: first.ETag });
+      expect(await text()).toBe('second');
+
+      // Another writer replaces the object after the gateway checked If-Match and before the backend commits.
+      const third = await start('third');
+      const checked = (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag;
+      const original = gw.backend.completeMultipart.bind(gw.backend);
+      gw.backend.completeMultipart = async (...args) => {
+        gw.backend.completeMultipart = original;
+        await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'interloper' }));
+        return original(...args);
+      };
+      expect((await s3err(third({ IfMatch: checked }))).status).toBe(412);
+      expect(await text()).toBe('interloper');
+      await expect.poll(headers).toBe(1);
+      await third({});
+      expect(await text()).toBe('third');
+      await expect.poll(headers).toBe(1);
+    });
+
     it('verifies checksums: default CRC32, each algorithm by header, BadDigest on mismatch, checksum mode', async () => {
       const key = 'ck/obj';
       const data = marked(100_000, 'ck');
