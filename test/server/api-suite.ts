@@ -205,7 +205,7 @@ export function apiSuite(kind: 'fs' | 's3') {
       expect((await s3err(second({ IfNoneMatch: '*' }))).status).toBe(412);
       expect((await s3err(second({ IfMatch: '"0123456789abcdef0123456789abcdef"' }))).status).toBe(412);
       expect(await text()).toBe('first');
-      await expect.poll(headers).toBe(1); // the refused completes left no header behind
+      await expect.poll(headers, { timeout: 5000 }).toBe(1); // the refused completes left no header behind
       await second({ IfMatch: first.ETag });
       expect(await text()).toBe('second');
 
@@ -220,10 +220,10 @@ export function apiSuite(kind: 'fs' | 's3') {
       };
       expect((await s3err(third({ IfMatch: checked }))).status).toBe(412);
       expect(await text()).toBe('interloper');
-      await expect.poll(headers).toBe(1);
+      await expect.poll(headers, { timeout: 5000 }).toBe(1);
       await third({});
       expect(await text()).toBe('third');
-      await expect.poll(headers).toBe(1);
+      await expect.poll(headers, { timeout: 5000 }).toBe(1);
     });
 
     it('verifies checksums: default CRC32, each algorithm by header, BadDigest on mismatch, checksum mode', async () => {

@@ -67,7 +67,7 @@ describe('CopyObject when the backend refuses the server-side copy', () => {
     // Re-sealed: a fresh oid (and DEKs), not the source's ciphertext under a second name.
     expect(await oidOf('dst')).not.toBe(await oidOf('src'));
     // The header written for the refused copy was taken back.
-    expect(await headerCount('dst')).toBe(1);
+    await expect.poll(() => headerCount('dst'), { timeout: 5000 }).toBe(1);
     expect((await body('src')).equals(data)).toBe(true);
   });
 
@@ -80,7 +80,7 @@ describe('CopyObject when the backend refuses the server-side copy', () => {
     expect(head.Metadata).toEqual({ origin: 'second' });
     expect((await body('src')).equals(data)).toBe(true);
     expect(await oidOf('src')).not.toBe(oldOid);
-    expect(await headerCount('src')).toBe(1);
+    await expect.poll(() => headerCount('src'), { timeout: 5000 }).toBe(1); // the replaced header goes after the answer
   });
 
   it('any other backend failure of the copy is the client\'s answer, not a silent re-seal', async () => {
@@ -96,7 +96,7 @@ describe('CopyObject when the backend refuses the server-side copy', () => {
     expect((inPlace as { name: string }).name).toBe('AccessDenied');
     expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'src' }))).Metadata).toEqual({ origin: 'second' });
     expect((await body('src')).equals(data)).toBe(true);
-    expect(await headerCount('src')).toBe(1);
+    await expect.poll(() => headerCount('src'), { timeout: 5000 }).toBe(1);
   });
 
   it('with the backend copying again, a copy is a server-side copy (the source oid, no re-seal)', async () => {
