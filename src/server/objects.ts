@@ -73,13 +73,14 @@ export async function writeCondition(g: Gateway, r: S3Request): Promise<PutCondi
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw new S3Error('NotImplemented', 'If-None-Match on writes only supports "*".');
   const cond: PutCondition = ifNoneMatch !== undefined ? { ifNoneMatch: '*' } : {};
-  if (ifMatch !== undefined) {
+  if (ifMatch !== undefined || ifNoneMatch !== undefined) {
+    // Checked here too: an early answer before the body, and a guard on backends that ignore the condition.
     const current = await g.store.stat(r.bucket, r.key).catch((e) => {
       if (isS3Error(e, 'NoSuchKey')) return undefined;
       throw e;
     });
     checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
-    cond.ifMatch = current!.info.etag;
+    if (ifMatch !== undefined) cond.ifMatch = current!.info.etag;
   }
   return cond;
 }

@@ -684,8 +684,18 @@ export class ObjectStore {
       createdAt: Date.now(),
     };
     const previous = await this.backend.headObject(dstBucket, dstKey).catch(() => null);
-    await this.writeHeader(header);
     const oidHex = src.header.oid.toString('hex');
+    // The destination may already hold this oid (in place, or an earlier copy of the same source): then the header
+    // about to be written replaces its live one, and a failed copy has to put that one's fields back.
+    let before: Pick<HeaderFields, 'meta' | 'state' | 'createdAt'> | null = null;
+    if (previous?.meta[META_OID] === oidHex) {
+      if (src.bucket === dstBucket && src.key === dstKey) before = { meta: own.meta, state: own.state, createdAt: own.createdAt };
+      else {
+        const live = (await this.readHeader(dstBucket, dstKey, oidHex)).header; // the cache's own: not wiped here
+        before = { meta: live.meta, state: live.state, createdAt: live.createdAt };
+      }
+    }
+    const written = await this.writeHeader(header);
     // The copy keeps the source's ETag when that is the plaintext MD5 (as S3 does for a single-part source).
     const md5Etag = src.info.meta[META_ETAG] !== undefined && own.checksums.md5 === src.etag;
     const dataMeta: Record<string, string> = { [META_OID]: oidHex, [META_FMT]: '1' };
@@ -703,13 +713,16 @@ export class ObjectStore {
       }
       return { etag, oid: src.header.oid };
     } catch (e) {
-      if (!(src.bucket === dstBucket && src.key === dstKey)) {
+      // The copy did not happen (or not that we know). Whatever holds this oid at the destination now keeps a
+      // header: the fields it had put back (unless another writer replaced ours meanwhile), or ours if it is a
+      // copy that committed after all. Only a header nobody references is deleted.
+      const now = await this.backend.headObject(dstBucket, dstKey).catch(() => undefined);
+      if (now !== undefined && now?.meta[META_OID] === oidHex) {
+        if (before) await this.writeHeader({ ...header, ...before }, { ifMatch: written }).catch(() => {});
+      } else if (now !== undefined) {
         await this.backend.deleteObject(this.metaBucket, this.headerPath(dstBucket, dstKey, oidHex)).catch(() => {});
-      } else {
-        // In place the new header overwrote the object's own: put its metadata back, the copy did not happen.
-        await this.writeHeader({ ...header, meta: own.meta, state: own.state, createdAt: own.createdAt }).catch(() => {});
-        this.headers.delete(dstBucket, dstKey, oidHex);
       }
+      this.headers.delete(dstBucket, dstKey, oidHex);
       throw e;
     }
   }
@@ -910,13 +923,10 @@ export class MultipartStore {
       const previous = await this.backend.headObject(bucket, key).catch(() => null);
       await this.store.writeHeader(header);
       const backendParts = parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag.replace(/"/g, '') }));
-      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond).catch(async (e: unknown) => {
-        // A failed condition certainly committed nothing (the upload stays open): take the header back.
-        if (isS3Error(e, 'PreconditionFailed')) {
-          await this.backend.deleteObject(this.store.metaBucket, this.store.headerPath(bucket, key, init.oid.toString('hex'))).catch(() => {});
-        }
-        throw e;
-      });
+      // A failed complete, refused condition included, leaves the header where it is: the same upload may still
+      // commit (a retried or concurrent complete of it), and its next complete rewrites the header anyway. If the
+      // upload is aborted instead, `lakecrypt gc` finds the header unreferenced.
+      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond);
       await this.store.dropPreviousHeader(bucket, key, previous, init.oid);
       await this.cleanup(uploadId);
       // A layout whose size function differs from a single stream (a non-final part that is not a whole number

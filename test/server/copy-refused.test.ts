@@ -94,6 +94,7 @@ describe('CopyObject when the backend refuses the server-side copy', () => {
       .send(new CopyObjectCommand({ Bucket: bucket, Key: 'src', CopySource: `${bucket}/src`, MetadataDirective: 'REPLACE', Metadata: { origin: 'never' } }))
       .catch((e: unknown) => e as { name: string });
     expect((inPlace as { name: string }).name).toBe('AccessDenied');
+    gw.running.gateway.store.headers.clear(); // read the stored header, not a cached one
     expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'src' }))).Metadata).toEqual({ origin: 'second' });
     expect((await body('src')).equals(data)).toBe(true);
     await expect.poll(() => headerCount('src'), { timeout: 5000 }).toBe(1);
@@ -106,5 +107,18 @@ describe('CopyObject when the backend refuses the server-side copy', () => {
     expect(proxy.requests.filter(isBackendCopy).length).toBe(1);
     expect(await oidOf('fast')).toBe(await oidOf('src'));
     expect((await body('fast')).equals(data)).toBe(true);
+  });
+
+  it('a failed re-copy onto an earlier copy of the same source (same oid) leaves that copy readable, metadata and all', async () => {
+    proxy.fault = (req) => (isBackendCopy(req) ? { status: 403, code: 'AccessDenied' } : null);
+    expect(await oidOf('fast')).toBe(await oidOf('src'));
+    const err = await s3
+      .send(new CopyObjectCommand({ Bucket: bucket, Key: 'fast', CopySource: `${bucket}/src`, MetadataDirective: 'REPLACE', Metadata: { origin: 'never' } }))
+      .catch((e: unknown) => e as { name: string });
+    expect((err as { name: string }).name).toBe('AccessDenied');
+    gw.running.gateway.store.headers.clear();
+    expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'fast' }))).Metadata).toEqual({ origin: 'second' });
+    expect((await body('fast')).equals(data)).toBe(true);
+    proxy.fault = () => null;
   });
 });
