@@ -691,8 +691,9 @@ export class ObjectStore {
     if (previous?.meta[META_OID] === oidHex) {
       if (src.bucket === dstBucket && src.key === dstKey) before = { meta: own.meta, state: own.state, createdAt: own.createdAt };
       else {
-        const live = (await this.readHeader(dstBucket, dstKey, oidHex)).header; // the cache's own: not wiped here
-        before = { meta: live.meta, state: live.state, createdAt: live.createdAt };
+        // The cache's own object: not wiped here. Unreadable, it has nothing to put back (the copy replaces it).
+        const live = (await this.readHeader(dstBucket, dstKey, oidHex).catch(() => null))?.header;
+        if (live) before = { meta: live.meta, state: live.state, createdAt: live.createdAt };
       }
     }
     const written = await this.writeHeader(header);
