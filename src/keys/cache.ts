@@ -151,7 +151,6 @@ export class LruTtlCache<V> {
   }
 }
 
-/** LRU+TTL cache of secret Buffers; every Buffer leaving the cache is zeroed. */
 /**
  * The key, or ServiceUnavailable when a cache clear zeroed it while the caller held it (a real 32-byte key is never
  * all zero): sealing under — or wrapping — a zeroed key would lose the data for good.
@@ -161,6 +160,7 @@ export function liveKey(k: Buffer): Buffer {
   return k;
 }
 
+/** LRU+TTL cache of secret Buffers; every Buffer leaving the cache is zeroed. */
 export class SecretCache extends LruTtlCache<Buffer> {
   constructor(opts: Omit<LruTtlOptions<Buffer>, 'dispose'> & { dispose?: (value: Buffer, key: string) => void }) {
     const extra = opts.dispose;

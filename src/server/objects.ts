@@ -73,14 +73,17 @@ export async function writeCondition(g: Gateway, r: S3Request): Promise<PutCondi
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw new S3Error('NotImplemented', 'If-None-Match on writes only supports "*".');
   const cond: PutCondition = ifNoneMatch !== undefined ? { ifNoneMatch: '*' } : {};
-  if (ifMatch !== undefined || ifNoneMatch !== undefined) {
-    // Checked here too: an early answer before the body, and a guard on backends that ignore the condition.
+  // Checked here too: an early answer before the body, and a guard on backends that ignore the condition.
+  if (ifMatch !== undefined) {
     const current = await g.store.stat(r.bucket, r.key).catch((e) => {
       if (isS3Error(e, 'NoSuchKey')) return undefined;
       throw e;
     });
     checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
-    if (ifMatch !== undefined) cond.ifMatch = current!.info.etag;
+    cond.ifMatch = current!.info.etag;
+  } else if (ifNoneMatch !== undefined && (await g.backend.headObject(r.bucket, r.key))) {
+    // existence is all If-None-Match: * asks: a HEAD, no header to open
+    throw new S3Error('PreconditionFailed', undefined, { Condition: 'If-None-Match' });
   }
   return cond;
 }

@@ -718,7 +718,7 @@ export class ObjectStore {
       // header: the fields it had put back (unless another writer replaced ours meanwhile), or ours if it is a
       // copy that committed after all. Only a header nobody references is deleted.
       const now = await this.backend.headObject(dstBucket, dstKey).catch(() => undefined);
-      if (now !== undefined && now?.meta[META_OID] === oidHex) {
+      if (now?.meta[META_OID] === oidHex) {
         if (before) await this.writeHeader({ ...header, ...before }, { ifMatch: written }).catch(() => {});
       } else if (now !== undefined) {
         await this.backend.deleteObject(this.metaBucket, this.headerPath(dstBucket, dstKey, oidHex)).catch(() => {});
