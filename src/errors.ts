@@ -50,6 +50,10 @@ export const ERRORS = {
   InternalError: { status: 500, message: 'We encountered an internal error. Please try again.' },
   ServiceUnavailable: { status: 503, message: 'Service is unable to handle request.' },
   SlowDown: { status: 503, message: 'Please reduce your request rate.' },
+  // --- admin API only (not S3 codes: the admin API answers JSON)
+  /** Too many failed admin logins from this source or for this access key. */
+  TooManyRequests: { status: 429, message: 'Too many failed attempts; retry later.' },
+  UnsupportedMediaType: { status: 415, message: 'This endpoint takes application/json.' },
   /** Stored data or header failed authentication: never served as data. */
   IntegrityError: { status: 500, message: 'The stored object failed an integrity check and was not served.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -3,7 +3,6 @@ import { DASHBOARD_HTML } from '../dashboard/page.ts';
 import { readBodyLimited } from '../s3/xml.ts';
 import type { RewrapState } from './rewrap.ts';
 import { createServer as createHttpsServer } from 'node:https';
-import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Hono, type Context } from 'hono';
@@ -12,7 +11,11 @@ import { S3Error, isS3Error } from '../errors.ts';
 import { auditKeyName, AUDIT_PREFIX } from '../keys/audit.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import { verifyRequest } from '../s3/sigv4.ts';
+import { sha256Hex, signaturesEqual, verifyRequest } from '../s3/sigv4.ts';
+import {
+  LoginThrottle, RefusalLog, SESSION_COOKIE, Sessions, checkSameOrigin, checkSessionRequest, requireJsonBody, sessionToken,
+  type ThrottleOptions,
+} from './auth.ts';
 import type { RunningGateway } from '../server/start.ts';
 import type { User } from '../server/users.ts';
 import { MigrateManager } from './migrate.ts';
@@ -56,6 +59,8 @@ export interface AdminOptions {
   sessionTtlMs?: number;
   /** Resume re-wrap / migration jobs left running by a previous process (default true). */
   resumeJobs?: boolean;
+  /** Failed-login throttling (per source address and per access key). */
+  loginThrottle?: ThrottleOptions;
 }
 
 export interface RunningAdmin {
@@ -68,26 +73,19 @@ export interface RunningAdmin {
   close(): Promise<void>;
 }
 
-export const SESSION_COOKIE = 'lakecrypt_admin';
+export { SESSION_COOKIE } from './auth.ts';
 
 interface AdminState {
   rewrap: RewrapManager;
   migrate: MigrateManager;
   policy: RotationPolicy;
+  /** Run by close(): what the app holds besides the jobs (the refusal log's pending count). */
+  closers?: (() => Promise<void>)[];
 }
 
 type Json = Record<string, unknown>;
 
 const errorBody = (e: S3Error) => ({ error: e.code, message: e.message });
-
-function parseCookies(h: string | undefined): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const part of (h ?? '').split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0) m.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
-  }
-  return m;
-}
 
 const optInt = (v: unknown, name: string): number | undefined => {
   if (v === undefined || v === null || v === '') return undefined;
@@ -115,23 +113,22 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
       const migrate = new MigrateManager({ backend: gw.backend, store, audit, metaBucket: gw.metaBucket, log: o.log });
       return { rewrap, migrate, policy: new RotationPolicy(keys, rewrap, o.datasets ?? [], o.log) };
     })();
-  const sessions = new Map<string, { accessKey: string; expires: number }>();
-  const sessionTtl = o.sessionTtlMs ?? 3_600_000;
-  // Refusals are audited, but an unauthenticated flood must not turn into an audit-log flood.
-  let refusedWindow = { at: 0, n: 0, suppressed: 0 };
+  const closers = st.closers ?? [];
+  const sessions = new Sessions(o.sessionTtlMs ?? 3_600_000);
+  const throttle = new LoginThrottle(o.loginThrottle);
+  const refusals = new RefusalLog({ audit, log: o.log, onRefusal: (recorded) => o.metrics.adminRefused(recorded) });
+  closers.push(() => refusals.close());
+  const tls = !!o.tls;
+  const incomingOf = (c: Context) => (c.env as { incoming: IncomingMessage }).incoming;
+  const sourceOf = (c: Context) => incomingOf(c).socket.remoteAddress ?? 'unknown';
 
-  const refuse = async (c: Context, e: S3Error, accessKey: string | undefined) => {
-    const now = Date.now();
-    if (now - refusedWindow.at > 1000) {
-      const suppressed = refusedWindow.suppressed;
-      refusedWindow = { at: now, n: 0, suppressed: 0 };
-      if (suppressed) await audit.append('admin.refused', { suppressed }, 'admin').catch(() => {});
-    }
-    if (refusedWindow.n++ < 20) {
-      await audit
-        .append('admin.refused', { method: c.req.method, path: new URL(c.req.url).pathname, code: e.code, accessKey: accessKey ?? null }, accessKey ? `admin:${accessKey}` : 'anonymous')
-        .catch((err) => o.log?.warn({ err }, 'audit append failed'));
-    } else refusedWindow.suppressed++;
+  const refuse = async (c: Context, e: S3Error, who: { accessKey?: string; authenticated: boolean }, event?: string) => {
+    await refusals.record(
+      { method: c.req.method, path: new URL(c.req.url).pathname, code: e.code, accessKey: who.accessKey, authenticated: who.authenticated, source: sourceOf(c) },
+      event,
+    );
+    // A refused request may still be sending its body: it is never read, so close the connection after the answer.
+    if (!incomingOf(c).complete) c.header('Connection', 'close');
     return c.json(errorBody(e), e.status as 403);
   };
 
@@ -152,36 +149,59 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
   app.get('/', (c) => c.redirect('/dashboard'));
 
   app.post('/admin/login', async (c) => {
+    const incoming = incomingOf(c);
+    const source = `ip:${sourceOf(c)}`;
     let body: Json;
     try {
-      body = JSON.parse((await readLimited((c.env as { incoming: IncomingMessage }).incoming, 64 * 1024)).toString('utf8')) as Json;
-    } catch {
-      return refuse(c, new S3Error('InvalidArgument', 'expected a JSON body {accessKey, secretKey}'), undefined);
+      checkSameOrigin(incoming, tls);
+      // Throttled sources are refused before their body is read.
+      const wait = throttle.retryAfterMs([source]);
+      if (wait > 0) {
+        c.header('Retry-After', String(Math.ceil(wait / 1000)));
+        return await refuse(c, new S3Error('TooManyRequests', 'too many failed logins from this address; retry later'), { authenticated: false }, 'admin.login.throttled');
+      }
+      requireJsonBody(incoming);
+      body = JSON.parse((await readLimited(incoming, 64 * 1024)).toString('utf8')) as Json;
+      if (!body || typeof body !== 'object') throw new S3Error('InvalidArgument');
+    } catch (e) {
+      throttle.failed([source]);
+      const err = isS3Error(e) && e.code !== 'InvalidArgument' ? e : new S3Error('InvalidArgument', 'expected a JSON body {accessKey, secretKey}');
+      return refuse(c, err, { authenticated: false });
     }
     const ak = typeof body.accessKey === 'string' ? body.accessKey : '';
     const sk = typeof body.secretKey === 'string' ? body.secretKey : '';
+    const ids = ak ? [source, `key:${ak}`] : [source];
+    const wait = throttle.retryAfterMs(ids);
+    if (wait > 0) {
+      c.header('Retry-After', String(Math.ceil(wait / 1000)));
+      return refuse(c, new S3Error('TooManyRequests', 'too many failed logins; retry later'), { accessKey: ak || undefined, authenticated: false }, 'admin.login.throttled');
+    }
     const user = gw.users.checkSecret(ak, sk);
-    if (!user) return refuse(c, new S3Error('AccessDenied', 'invalid credentials'), ak || undefined);
-    if (!user.admin) return refuse(c, new S3Error('AccessDenied', 'not an admin user'), ak);
-    const token = randomBytes(32).toString('base64url');
-    const now = Date.now();
-    for (const [t, s] of sessions) if (s.expires < now) sessions.delete(t);
-    sessions.set(token, { accessKey: user.accessKey, expires: now + sessionTtl });
+    if (!user) {
+      throttle.failed(ids);
+      return refuse(c, new S3Error('AccessDenied', 'invalid credentials'), { accessKey: ak || undefined, authenticated: false });
+    }
+    if (!user.admin) return refuse(c, new S3Error('AccessDenied', 'not an admin user'), { accessKey: ak, authenticated: true });
+    const { token, session } = sessions.create(user.accessKey);
     const secure = o.tls ? '; Secure' : '';
-    c.header('Set-Cookie', `${SESSION_COOKIE}=${token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(sessionTtl / 1000)}${secure}`);
+    c.header('Set-Cookie', `${SESSION_COOKIE}=${token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(sessions.ttlMs / 1000)}${secure}`);
     await audit.append('admin.login', { accessKey: user.accessKey }, `admin:${user.accessKey}`);
-    return c.json({ ok: true, accessKey: user.accessKey, expiresAt: new Date(now + sessionTtl).toISOString() });
+    return c.json({ ok: true, accessKey: user.accessKey, csrfToken: session.csrf, expiresAt: new Date(session.expires).toISOString() });
   });
 
   // ---------------------------------------------------------------- authentication of everything else
   app.use('/admin/*', async (c, next) => {
-    const incoming = (c.env as { incoming: IncomingMessage }).incoming;
+    const incoming = incomingOf(c);
     const raw = incoming.url ?? '/';
     const q = raw.indexOf('?');
-    const body = await readLimited(incoming, MAX_ADMIN_BODY);
     let user: User | undefined;
     let presented: string | undefined;
+    let authenticated = false;
+    let body: Buffer;
+    let signed = false;
     try {
+      // Who is calling is settled from the headers alone: no byte of the body is read before that.
+      let payloadHash: string | undefined;
       if (incoming.headers.authorization || /[?&]X-Amz-/i.test(raw)) {
         const auth = verifyRequest(
           { method: incoming.method ?? c.req.method, path: q < 0 ? raw : raw.slice(0, q), query: q < 0 ? '' : raw.slice(q + 1), headers: incoming.headers },
@@ -189,26 +209,31 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
           { region: gw.region },
         );
         presented = auth.accessKey;
-        if (auth.payloadMode === 'signed') {
-          if (createHash('sha256').update(body).digest('hex') !== auth.payloadHash) throw new S3Error('XAmzContentSHA256Mismatch');
-        } else if (!(auth.payloadMode === 'unsigned' && body.length === 0)) {
-          throw new S3Error('InvalidRequest', 'admin requests must sign their payload');
-        }
+        signed = true;
+        if (auth.payloadMode === 'signed') payloadHash = auth.payloadHash;
+        else if (auth.payloadMode !== 'unsigned') throw new S3Error('InvalidRequest', 'admin requests must sign their payload');
         user = gw.users.get(auth.accessKey);
+        authenticated = true;
       } else {
-        const token = parseCookies(incoming.headers.cookie).get(SESSION_COOKIE);
-        const s = token ? sessions.get(token) : undefined;
-        if (!s || s.expires < Date.now()) {
-          if (token) sessions.delete(token);
-          throw new S3Error('AccessDenied', 'admin credentials required (SigV4 or a session from POST /admin/login)');
-        }
-        presented = s.accessKey;
-        user = gw.users.get(s.accessKey);
+        const session = sessions.get(sessionToken(incoming));
+        if (!session) throw new S3Error('AccessDenied', 'admin credentials required (SigV4 or a session from POST /admin/login)');
+        presented = session.accessKey;
+        user = gw.users.get(session.accessKey);
         if (!user) throw new S3Error('AccessDenied', 'session user no longer exists');
+        authenticated = true;
+        checkSessionRequest(incoming, session, tls);
       }
       if (!user?.admin) throw new S3Error('AccessDenied', 'this user is not an administrator');
+      if (c.req.method === 'POST') requireJsonBody(incoming);
+      body = await readLimited(incoming, MAX_ADMIN_BODY);
+      if (payloadHash !== undefined) {
+        if (!signaturesEqual(sha256Hex(body), payloadHash)) throw new S3Error('XAmzContentSHA256Mismatch');
+      } else if (signed && body.length > 0) {
+        // UNSIGNED-PAYLOAD: only for requests without a body.
+        throw new S3Error('InvalidRequest', 'admin requests must sign their payload');
+      }
     } catch (e) {
-      return refuse(c, isS3Error(e) ? e : new S3Error('AccessDenied'), presented);
+      return refuse(c, isS3Error(e) ? e : new S3Error('AccessDenied'), { accessKey: presented, authenticated });
     }
     c.set('actor' as never, `admin:${user.accessKey}` as never);
     c.set('body' as never, body as never);
@@ -250,12 +275,15 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono {
   };
 
   app.post('/admin/logout', (c) => {
-    const token = parseCookies((c.env as { incoming: IncomingMessage }).incoming.headers.cookie).get(SESSION_COOKIE);
-    if (token) sessions.delete(token);
+    sessions.delete(sessionToken(incomingOf(c)));
     c.header('Set-Cookie', `${SESSION_COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0`);
     return c.json({ ok: true });
   });
-  app.get('/admin/whoami', (c) => c.json({ actor: actor(c) }));
+  // A reloaded dashboard gets its session's CSRF token here (a cross-origin page cannot read this answer).
+  app.get('/admin/whoami', (c) => {
+    const session = sessions.get(sessionToken(incomingOf(c)));
+    return c.json({ actor: actor(c), ...(session ? { accessKey: session.accessKey, csrfToken: session.csrf } : {}) });
+  });
 
   // ---------------------------------------------------------------- KEKs
   app.get('/admin/keys', async (c) => c.json({ datasets: await keys.list() }));
@@ -451,7 +479,8 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
   });
   const migrate = new MigrateManager({ backend: gw.backend, store: gw.store, audit: o.gateway.audit, metaBucket: gw.metaBucket, log: o.log });
   const policy = new RotationPolicy(o.gateway.keys, rewrap, o.datasets ?? [], o.log);
-  const app = createAdminApp(o, { rewrap, migrate, policy });
+  const closers: (() => Promise<void>)[] = [];
+  const app = createAdminApp(o, { rewrap, migrate, policy, closers });
   const listener = getRequestListener(app.fetch);
   const server: Server = o.tls
     ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener) as unknown as Server)
@@ -494,7 +523,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
       clearInterval(progress);
       if (watch) clearInterval(watch);
       policy.stop();
-      await Promise.all([rewrap.close(), migrate.close()]);
+      await Promise.all([rewrap.close(), migrate.close(), ...closers.map((f) => f())]);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -1,7 +1,8 @@
 /**
  * The admin dashboard: one self-contained page (no build step, no external assets) served on the admin port.
  * It logs in through POST /admin/login (HttpOnly session cookie) and reads the admin API; graphs come from
- * the open /metrics endpoint. Everything it shows is already available to an admin through the CLI.
+ * the open /metrics endpoint. State-changing calls carry the session's CSRF token (X-Lakecrypt-CSRF), which the
+ * page holds in memory only: from the login answer, or after a reload from GET /admin/whoami. Everything it shows is already available to an admin through the CLI.
  */
 export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <html lang="en">
@@ -80,8 +81,11 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <script>
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+let csrf = '';
 const api = async (path, opts = {}) => {
-  const r = await fetch(path, { credentials: 'same-origin', headers: { 'content-type': 'application/json' }, ...opts });
+  const headers = { 'content-type': 'application/json' };
+  if (csrf) headers['x-lakecrypt-csrf'] = csrf;
+  const r = await fetch(path, { credentials: 'same-origin', headers, ...opts });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw Object.assign(new Error(body.message || r.statusText), { status: r.status });
   return body;
@@ -94,17 +98,23 @@ async function login(ev) {
   $('login-err').textContent = '';
   try {
     const r = await api('/admin/login', { method: 'POST', body: JSON.stringify({ accessKey: $('ak').value, secretKey: $('sk').value }) });
-    $('who').textContent = r.accessKey;
-    $('login').hidden = true;
-    $('app').hidden = false;
-    refresh();
-    setInterval(refresh, 1000);
-    setInterval(sampleMetrics, 1000);
+    signedIn(r);
   } catch (e) {
     $('login-err').textContent = 'Sign-in refused: ' + e.message;
   }
 }
+function signedIn(r) {
+  csrf = r.csrfToken;
+  $('who').textContent = r.accessKey;
+  $('login').hidden = true;
+  $('app').hidden = false;
+  refresh();
+  setInterval(refresh, 1000);
+  setInterval(sampleMetrics, 1000);
+}
 $('login-form').addEventListener('submit', login);
+// A reload with a live session cookie goes straight back in.
+api('/admin/whoami').then((r) => { if (r.csrfToken) signedIn(r); }, () => { /* not signed in: the form stays */ });
 
 async function rotate(ds) {
   await api('/admin/keys/' + enc(ds) + '/rotate', { method: 'POST', body: JSON.stringify({ rewrap: true }) });

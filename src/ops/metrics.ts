@@ -33,6 +33,7 @@ export class Metrics {
   readonly rewrapDone: Counter<'dataset'>;
   readonly rewrapHeaderKeys: Counter<'dataset'>;
   readonly revocationDenials: Counter<'level'>;
+  readonly adminRefusals: Counter<'recorded'>;
   private queueDepthSource: (() => number) | undefined;
 
   constructor(opts: MetricsOptions = {}) {
@@ -108,6 +109,13 @@ export class Metrics {
       labelNames: ['level'] as const,
       registers,
     });
+    this.adminRefusals = new Counter({
+      name: 'lakecrypt_admin_refusals_total',
+      help: 'Admin API requests refused; recorded="false": an unauthenticated refusal only counted in an aggregate audit record.',
+      labelNames: ['recorded'] as const,
+      registers,
+    });
+    for (const recorded of ['true', 'false'] as const) this.adminRefusals.inc({ recorded }, 0);
     // Known label values start at 0 so dashboards and rate() see them before the first event.
     for (const direction of ['encrypt', 'decrypt'] as const) this.cryptoBytes.inc({ direction }, 0);
     for (const level of ['cmk', 'kek', 'dek'] as const) this.revocationDenials.inc({ level }, 0);
@@ -172,6 +180,10 @@ export class Metrics {
 
   addRewrapHeaderKeys(dataset: string, n = 1): void {
     this.rewrapHeaderKeys.inc({ dataset }, n);
+  }
+
+  adminRefused(recorded: boolean): void {
+    this.adminRefusals.inc({ recorded: recorded ? 'true' : 'false' });
   }
 
   revocationDenied(level: RevocationLevel): void {

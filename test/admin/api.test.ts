@@ -90,10 +90,14 @@ describe('admin authentication', () => {
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
     const token = cookie.split(';')[0]!;
+    const { csrfToken } = (await ok.json()) as { csrfToken: string };
     const r = await fetch(`${h.admin.url}/admin/keys`, { headers: { cookie: token } });
     expect(r.status).toBe(200);
     expect((await fetch(`${h.admin.url}/admin/keys`, { headers: { cookie: 'lakecrypt_admin=forged' } })).status).toBe(403);
-    await fetch(`${h.admin.url}/admin/logout`, { method: 'POST', headers: { cookie: token } });
+    // logout changes state: without the session's CSRF token it is refused and the session lives on
+    expect((await fetch(`${h.admin.url}/admin/logout`, { method: 'POST', headers: { cookie: token } })).status).toBe(403);
+    expect((await fetch(`${h.admin.url}/admin/keys`, { headers: { cookie: token } })).status).toBe(200);
+    await fetch(`${h.admin.url}/admin/logout`, { method: 'POST', headers: { cookie: token, 'x-lakecrypt-csrf': csrfToken } });
     expect((await fetch(`${h.admin.url}/admin/keys`, { headers: { cookie: token } })).status).toBe(403);
     // health stays open
     expect((await fetch(`${h.admin.url}/healthz`)).status).toBe(200);
