@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { FormatError } from './errors.ts';
 import {
   CHUNK_SIZE, DEK_SIZE, MAX_PARTS, MAX_PART_PLAINTEXT, NONCE_SIZE, TAG_SIZE,
@@ -50,11 +50,39 @@ export interface HeaderPeek { version: HeaderVersion; datasetId: Buffer; keyNumb
 
 const malformed = (msg: string): FormatError => new FormatError('HeaderMalformed', msg);
 
+/** Longest `info` OpenSSL's HKDF (Node's hkdfSync) takes; RFC 5869 itself has no limit. */
+const NATIVE_HKDF_INFO_MAX = 1024;
+
+/**
+ * HKDF-SHA256 (RFC 5869). Node's hkdfSync refuses an `info` over 1,024 bytes, which a 1,024-byte object key in
+ * a long bucket name exceeds: those are derived here with HMAC-SHA256 exactly as the RFC does (the same output
+ * hkdfSync gives for a shorter info), so no object key S3 allows changes the format.
+ */
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length = 32): Buffer {
+  if (info.length <= NATIVE_HKDF_INFO_MAX) return Buffer.from(hkdfSync('sha256', ikm, salt, info, length));
+  return hkdfSha256Hmac(ikm, salt, info, length);
+}
+
+/** RFC 5869 HKDF-SHA256 spelled out with HMAC-SHA256 (any info length); exported for its test against hkdfSync. */
+export function hkdfSha256Hmac(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length = 32): Buffer {
+  if (length < 1 || length > 255 * 32) throw new RangeError(`HKDF-SHA256 output must be 1..${255 * 32} bytes, got ${length}`);
+  const prk = createHmac('sha256', salt.length ? salt : Buffer.alloc(32)).update(ikm).digest();
+  const out: Buffer[] = [];
+  let t: Buffer = Buffer.alloc(0);
+  for (let i = 1, have = 0; have < length; i++) {
+    t = createHmac('sha256', prk).update(t).update(info).update(Buffer.of(i)).digest();
+    out.push(t);
+    have += t.length;
+  }
+  prk.fill(0);
+  return Buffer.concat(out).subarray(0, length);
+}
+
 /** HKDF-SHA256(KEK or header key, salt = oid, info = label || 0 || bucket || 0 || key). */
 export function headerKey(kek: Buffer, oid: Buffer, bucket: string, key: string, version: HeaderVersion = 1): Buffer {
   if (kek.length !== 32) throw new RangeError(`key must be 32 bytes, got ${kek.length}`);
   const info = Buffer.concat([HKDF_LABELS[version], Buffer.of(0), Buffer.from(bucket, 'utf8'), Buffer.of(0), Buffer.from(key, 'utf8')]);
-  return Buffer.from(hkdfSync('sha256', kek, oid, info, 32));
+  return hkdfSha256(kek, oid, info, 32);
 }
 
 export const partNumberOf = (h: HeaderFields, index: number): number => h.parts[index]?.partNumber ?? index + 1;

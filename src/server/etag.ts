@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { hkdfSha256 } from '../format/header.ts';
 
 /**
  * The ETag a client sees for a single-PUT object is the MD5 of its plaintext, as on S3 without encryption:
@@ -25,7 +26,7 @@ const VALUE = /^(h?)(\d{1,10})\.([A-Za-z0-9_-]{59})$/;
 
 function etagKey(kek: Buffer, version: 1 | 2, oid: Buffer, bucket: string, key: string): Buffer {
   const info = Buffer.concat([Buffer.from(LABELS[version], 'utf8'), Buffer.from(bucket, 'utf8'), Buffer.from([0]), Buffer.from(key, 'utf8')]);
-  return Buffer.from(hkdfSync('sha256', kek, oid, info, 32));
+  return hkdfSha256(kek, oid, info, 32);
 }
 
 export function sealEtag(kek: Buffer, ref: EtagKeyRef, oid: Buffer, bucket: string, key: string, md5Hex: string): string {

@@ -165,6 +165,7 @@ function partRange(obj: StoredObject, partNumber: number): { start: number; end:
 
 export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Promise<void> {
   checkBucketName(r.bucket);
+  checkKey(r.key);
   const partNumber = r.query.get('partNumber');
   if (!headOnly && partNumber === null && r.header('range') === undefined) return getWholeObject(g, r);
   const obj = await g.store.stat(r.bucket, r.key);
@@ -255,6 +256,7 @@ export function pipeToResponse(stream: Readable, r: S3Request): Promise<void> {
 
 export async function deleteObject(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);
+  checkKey(r.key);
   if (!(await g.backend.bucketExists(r.bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
   await g.store.delete(r.bucket, r.key);
   r.res.statusCode = 204;

@@ -29,6 +29,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import * as Minio from 'minio';
 import { S3Error } from '../../src/errors.ts';
 import { startTestGateway, type TestGateway, MARKER } from './harness.ts';
+import { rekeyObject, revokeObject } from '../../src/admin/objects.ts';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const MiB = 1024 * 1024;
@@ -564,6 +565,74 @@ export function apiSuite(kind: 'fs' | 's3') {
       expect((await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'etag/nothing', Body: 'x', IfMatch: `"${digests[0]}"` })))).status).toBe(404);
       // (not the empty object's MD5: any empty backend object, e.g. another test's, has that ETag)
       expect(await gw.scanBackendFor(digests.filter((d) => d !== md5(Buffer.alloc(0))))).toEqual([]);
+    });
+
+    it('keys up to S3\'s 1,024 bytes work in every operation (PUT, GET, HEAD, copy, multipart, listing, revoke, re-key); 1,025 bytes is KeyTooLongError', async () => {
+      // 1,024 bytes in segments no backend refuses (MinIO keeps a path segment <= 255 bytes), ASCII and 2-byte UTF-8
+      const fill = (prefix: string, unit: string, seg: number): string => {
+        let k = prefix;
+        while (Buffer.byteLength(k) + Buffer.byteLength(unit) <= 1024) k += Buffer.byteLength(k.slice(k.lastIndexOf('/') + 1)) >= seg ? '/' : unit;
+        while (Buffer.byteLength(k) < 1024) k += 'z';
+        return k;
+      };
+      const ascii = fill('long/a/', 'a', 200);
+      const utf8 = fill('long/u/', '\u00e9', 200);
+      const asciiCopy = ascii.slice(0, -1) + 'c';
+      for (const k of [ascii, utf8, asciiCopy]) expect(Buffer.byteLength(k)).toBe(1024);
+      const data = marked(70_000, 'long');
+      for (const k of [ascii, utf8]) {
+        const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: k, Body: data, Metadata: { m: 'v' } }));
+        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: k }));
+        expect(got.ETag).toBe(put.ETag);
+        expect((await body(got)).equals(data)).toBe(true);
+        const ranged = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: k, Range: 'bytes=65530-65545' }));
+        expect((await body(ranged)).equals(data.subarray(65530, 65546))).toBe(true);
+        expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: k }))).Metadata).toEqual({ m: 'v' });
+      }
+      await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: asciiCopy, CopySource: `${bucket}/${encodeURIComponent(ascii)}` }));
+      expect((await body(await s3.send(new GetObjectCommand({ Bucket: bucket, Key: asciiCopy })))).equals(data)).toBe(true);
+      await s3.send(new CopyObjectCommand({ Bucket: bucket, Key: asciiCopy, CopySource: `${bucket}/${encodeURIComponent(utf8)}`, MetadataDirective: 'REPLACE', Metadata: { r: '1' } }));
+      expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: asciiCopy }))).Metadata).toEqual({ r: '1' });
+      // multipart onto a 1,024-byte key, one part uploaded, one copied from another 1,024-byte key
+      const mpKey = utf8.slice(0, -1) + 'm';
+      const up = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: mpKey }));
+      const p1 = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: mpKey, UploadId: up.UploadId, PartNumber: 1, Body: marked(5 * MiB, 'lp1') }));
+      const p2 = await s3.send(new UploadPartCopyCommand({ Bucket: bucket, Key: mpKey, UploadId: up.UploadId, PartNumber: 2, CopySource: `${bucket}/${encodeURIComponent(ascii)}` }));
+      expect((await s3.send(new ListPartsCommand({ Bucket: bucket, Key: mpKey, UploadId: up.UploadId }))).Parts!.length).toBe(2);
+      await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: mpKey, UploadId: up.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }, { PartNumber: 2, ETag: p2.CopyPartResult!.ETag }] } }));
+      const mpGot = await body(await s3.send(new GetObjectCommand({ Bucket: bucket, Key: mpKey })));
+      expect(mpGot.length).toBe(5 * MiB + data.length);
+      expect(mpGot.subarray(5 * MiB).equals(data)).toBe(true);
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'long/' }));
+      expect(listed.Contents!.map((c) => c.Key).sort()).toEqual([ascii, asciiCopy, utf8, mpKey].sort());
+      // re-key and revoke (the admin API's functions) on 1,024-byte keys
+      const store = gw.running.gateway.store;
+      await rekeyObject(store, bucket, ascii);
+      expect((await body(await s3.send(new GetObjectCommand({ Bucket: bucket, Key: ascii })))).equals(data)).toBe(true);
+      await revokeObject(store, gw.running.keys, bucket, utf8, undefined, 'test');
+      expect((await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: utf8 })))).name).toBe('KeyRevoked');
+      // one byte more: S3's KeyTooLongError on every operation that names the key
+      const tooLong = ascii + 'x';
+      const tooLongErr = { name: 'KeyTooLongError', status: 400 };
+      expect(await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: tooLong, Body: 'x' })))).toEqual(tooLongErr);
+      expect(await s3err(s3.send(new GetObjectCommand({ Bucket: bucket, Key: tooLong })))).toEqual(tooLongErr);
+      expect((await s3err(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: tooLong })))).status).toBe(400);
+      expect(await s3err(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: tooLong, CopySource: `${bucket}/${encodeURIComponent(ascii)}` })))).toEqual(tooLongErr);
+      expect(await s3err(s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: tooLong })))).toEqual(tooLongErr);
+      for (const k of [ascii, utf8, asciiCopy, mpKey]) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
+      expect((await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'long/' }))).KeyCount).toBe(0);
+    });
+
+    it('a 1,024-byte key in one path segment is stored (fs) or refused with a clean 4xx by a backend that cannot (MinIO: 255-byte segments)', async () => {
+      const key = 'S'.repeat(1024);
+      const res = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'one segment' })).then(() => null, (e: S3ServiceException) => e);
+      if (kind === 'fs') {
+        expect(res).toBeNull();
+        expect((await body(await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key })))).toString()).toBe('one segment');
+        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      } else if (res) {
+        expect(res.$metadata.httpStatusCode).toBe(400);
+      }
     });
 
     it('stores no plaintext marker in the backend', async () => {
