@@ -74,7 +74,7 @@ describe('admin authentication', () => {
       method: 'POST', protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path: '/admin/keys/x/revoke', query: {}, headers: { host: url.host }, body,
     });
     const { host: _h, ...headers } = signed.headers;
-    const r = await fetch(`${h.admin.url}/admin/keys/x/revoke`, { method: 'POST', headers, body: '{"version":2}' });
+    const r = await fetch(`${h.admin.url}/admin/keys/x/revoke`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{"version":2}' });
     expect(r.status).toBe(400);
     expect(await r.json()).toMatchObject({ error: 'XAmzContentSHA256Mismatch' });
   });

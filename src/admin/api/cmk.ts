@@ -1,0 +1,36 @@
+/** CMK administration: GET /admin/cmk, POST /admin/cmk/:op (rotate, enable, disable, destroy) {cmk?, version}. */
+import { Hono } from 'hono';
+import { S3Error } from '../../errors.ts';
+import { actor, jsonBody, optInt, type AdminContext, type AdminVars } from './context.ts';
+
+export function cmkApi(ctx: AdminContext): Hono<AdminVars> {
+  const { keys } = ctx;
+  const app = new Hono<AdminVars>();
+  app.get('/', async (c) => c.json({ cmks: await keys.cmkStatus() }));
+  app.post('/:op', async (c) => {
+    const op = c.req.param('op');
+    const b = jsonBody(c);
+    const cmk = typeof b.cmk === 'string' && b.cmk ? b.cmk : keys.defaultCmk;
+    keys.cmk(cmk); // unknown CMK: its error before anything else
+    if (op === 'rotate') return c.json(await keys.cmkRotate(cmk, actor(c)));
+    const version = optInt(b.version, 'version');
+    if (version === undefined) throw new S3Error('InvalidArgument', 'version is required');
+    switch (op) {
+      case 'enable':
+        await keys.cmkEnable(cmk, version, actor(c));
+        break;
+      case 'disable':
+        if (b.confirm !== true) throw new S3Error('InvalidRequest', 'disabling a CMK version makes its data unreadable: pass confirm: true');
+        await keys.cmkDisable(cmk, version, actor(c));
+        break;
+      case 'destroy':
+        if (b.confirm !== true) throw new S3Error('InvalidRequest', 'destroy is irreversible: pass confirm: true');
+        await keys.cmkDestroy(cmk, version, actor(c));
+        break;
+      default:
+        throw new S3Error('InvalidURI', `unknown CMK operation ${op}`);
+    }
+    return c.json({ cmk, version, op, versions: await keys.cmk(cmk).versions() });
+  });
+  return app;
+}
