@@ -99,6 +99,42 @@ describe('SigV4 header auth (@smithy/signature-v4)', () => {
   });
 });
 
+describe('issue #16: unsigned x-amz-* headers', () => {
+  const err = (f: () => unknown): S3Error => {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof S3Error) return e;
+      throw e;
+    }
+    throw new Error('expected an S3Error');
+  };
+  it('header auth: every x-amz-* header present must be signed (a captured PUT cannot be replayed with other metadata)', async () => {
+    const r = await smithySign('PUT', 'k', {}, { 'x-amz-meta-signed': 'yes' });
+    expect(code(() => verifyRequest(r, lookup, { now: NOW }))).toBe('OK');
+    for (const extra of ['x-amz-meta-evil', 'x-amz-tagging', 'x-amz-acl', 'x-amz-storage-class', 'x-amz-server-side-encryption', 'x-amz-checksum-crc32', 'x-amz-trailer', 'x-amz-meta-signed2']) {
+      const e = err(() => verifyRequest({ ...r, headers: { ...r.headers, [extra]: 'v' } }, lookup, { now: NOW }));
+      expect(e.code).toBe('AccessDenied');
+      expect(e.message).toBe('There were headers present in the request which were not signed');
+      expect(e.detail.HeadersNotSigned).toBe(extra);
+    }
+    // several: all named, as S3 does
+    const e2 = err(() => verifyRequest({ ...r, headers: { ...r.headers, 'x-amz-meta-a': '1', 'x-amz-meta-b': '2' } }, lookup, { now: NOW }));
+    expect(e2.detail.HeadersNotSigned).toBe('x-amz-meta-a, x-amz-meta-b');
+    // headers that are not x-amz-* may stay unsigned, as on S3 (user-agent, content-type, ...)
+    expect(code(() => verifyRequest({ ...r, headers: { ...r.headers, 'user-agent': 'x', 'content-type': 'a/b' } }, lookup, { now: NOW }))).toBe('OK');
+  });
+  it('presigned: an x-amz-* header is refused unless signed (x-amz-content-sha256 excepted: SDKs send it unsigned)', async () => {
+    const p = await smithy.presign({ method: 'PUT', protocol: 'http:', hostname: 'localhost', port: 9000, path: '/bucket/k', query: { 'x-id': 'PutObject' }, headers: { host: 'localhost:9000', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } } as never, { signingDate: NOW, expiresIn: 600 });
+    const r: SigV4Request = { method: 'PUT', path: '/bucket/k', query: qs((p as { query: Record<string, string> }).query), headers: { host: 'localhost:9000' } };
+    expect(code(() => verifyRequest(r, lookup, { now: NOW }))).toBe('OK');
+    expect(code(() => verifyRequest({ ...r, headers: { ...r.headers, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } }, lookup, { now: NOW }))).toBe('OK');
+    const e = err(() => verifyRequest({ ...r, headers: { ...r.headers, 'x-amz-copy-source': 'other/obj' } }, lookup, { now: NOW }));
+    expect([e.code, e.detail.HeadersNotSigned]).toEqual(['AccessDenied', 'x-amz-copy-source']);
+    expect(err(() => verifyRequest({ ...r, headers: { ...r.headers, 'x-amz-meta-evil': '1' } }, lookup, { now: NOW })).code).toBe('AccessDenied');
+  });
+});
+
 describe('AWS documentation vectors', () => {
   it('GET object with Range (header auth)', () => {
     const r: SigV4Request = {

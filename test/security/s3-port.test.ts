@@ -1,0 +1,64 @@
+/**
+ * The S3 port against the outside security review (issue #16), on a live gateway (fs backend): object responses
+ * carry nosniff and a sandbox CSP (configurable); unsigned x-amz-* headers and a credential scope for another
+ * region are refused; the reserved meta bucket answers as a bucket that does not exist; a CRLF in a response
+ * override is a 400; slow request heads are cut at headersTimeoutMs and connections are capped.
+ */
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import * as Minio from 'minio';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../server/harness.ts';
+import { errorCode, rawRequest, signHeaders, signedRequest, type RawResponse } from '../reliability/http.ts';
+import { sha256Hex } from '../../src/s3/sigv4.ts';
+
+const BUCKET = 'port-review';
+const HTML = Buffer.from('<html><script>alert(document.cookie)</script></html>');
+
+const creds = (gw: TestGateway) => ({ accessKey: gw.accessKey, secretKey: gw.secretKey });
+const unescape = (s: string) => s.replace(/&(apos|quot|lt|gt|amp);/g, (_, e: string) => ({ apos: "'", quot: '"', lt: '<', gt: '>', amp: '&' })[e]!);
+const tag = (body: Buffer, name: string) => {
+  const v = new RegExp(`<${name}>([^<]*)</${name}>`).exec(body.toString('utf8'))?.[1];
+  return v === undefined ? undefined : unescape(v);
+};
+
+describe('S3 port (issue #16)', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway('fs');
+    await gw.client().send(new CreateBucketCommand({ Bucket: BUCKET }));
+    await gw.client().send(new PutObjectCommand({ Bucket: BUCKET, Key: 'page.html', Body: HTML, ContentType: 'text/html' }));
+  });
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  const get = (path: string, o: { method?: string; query?: string; headers?: Record<string, string> } = {}) =>
+    signedRequest(gw.url, creds(gw), { method: o.method ?? 'GET', path, query: o.query, headers: o.headers });
+
+  function hardened(r: RawResponse, csp: string | undefined = 'sandbox') {
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(r.headers['content-security-policy']).toBe(csp);
+  }
+
+  it('a header-auth request with an unsigned x-amz-* header is AccessDenied (HeadersNotSigned); a captured PUT cannot be replayed with other metadata', async () => {
+    const host = new URL(gw.url).host;
+    const body = Buffer.from('signed body');
+    const h = signHeaders(creds(gw), 'PUT', host, `/${BUCKET}/replayed`, '', { 'content-length': String(body.length), 'x-amz-meta-owner': 'alice' }, sha256Hex(body));
+    const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = h;
+    const ok = await rawRequest(gw.url, { method: 'PUT', path: `/${BUCKET}/replayed`, headers, body });
+    expect(ok.status, ok.body.toString()).toBe(200);
+    const replay = await rawRequest(gw.url, { method: 'PUT', path: `/${BUCKET}/replayed`, headers: { ...headers, 'x-amz-meta-owner2': 'mallory', 'x-amz-tagging': 'a=b' }, body });
+    expect(replay.status, replay.body.toString()).toBe(403);
+    expect(errorCode(replay.body)).toBe('AccessDenied');
+    expect(replay.body.toString()).toContain('There were headers present in the request which were not signed');
+    expect(tag(replay.body, 'HeadersNotSigned')).toBe('x-amz-meta-owner2, x-amz-tagging');
+    const after = await get(`/${BUCKET}/replayed`, { method: 'HEAD' });
+    expect(after.headers['x-amz-meta-owner']).toBe('alice');
+    expect(after.headers['x-amz-meta-owner2']).toBeUndefined();
+  });
+
+});
+
