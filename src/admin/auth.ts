@@ -130,7 +130,7 @@ export function requireJsonBody(req: IncomingMessage): void {
   const len = header(req, 'content-length');
   const chunked = header(req, 'transfer-encoding') !== undefined;
   if (!chunked && (len === undefined || len === '0')) return;
-  const type = (header(req, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const type = (header(req, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
   if (type !== 'application/json') {
     throw new S3Error('UnsupportedMediaType', `admin endpoints take application/json bodies (got ${type ? JSON.stringify(type) : 'no Content-Type'})`);
   }

@@ -141,14 +141,14 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
     const [, bucket, hash, oid] = /^h\/(.+)\/([0-9a-f]{64})\/([0-9a-f]{32})$/.exec(hp)!;
     const key = keyOf.get(`${bucket}/${hash}`);
     if (key !== undefined) {
-      const info = await backend.headObject(bucket!, key).catch(() => undefined);
+      const info = await backend.headObject(bucket, key).catch(() => undefined);
       if (info === undefined) continue; // backend error: skip, next run
       if (info && info.meta[META_OID] === oid) continue; // became live meanwhile
     }
     const now = await backend.headObject(metaBucket, hp).catch(() => null);
     if (!now || !old(now.lastModified)) continue;
     await backend.deleteObject(metaBucket, hp);
-    ctx.store.headers.delete(bucket!, key ?? '', oid!);
+    ctx.store.headers.delete(bucket, key ?? '', oid);
     report.removed++;
   }
   for (const path of report.orphanData) {

@@ -68,7 +68,7 @@ export class MigrateManager {
     const now = new Date().toISOString();
     const resume = prev && (prev.state === 'running' || prev.state === 'stopped');
     const state: MigrateState = resume
-      ? { ...prev!, state: 'running', updatedAt: now, rate: opts.rate ?? prev!.rate }
+      ? { ...prev, state: 'running', updatedAt: now, rate: opts.rate ?? prev.rate }
       : { bucket, state: 'running', startedAt: now, updatedAt: now, actor, rate: opts.rate ?? 0, scanned: 0, migrated: 0, alreadyEncrypted: 0, raced: 0, failed: 0, bytes: 0, errors: [] };
     await writeState(this.ctx.backend, this.ctx.metaBucket, migrateStatePath(bucket), state);
     const entry = { promise: Promise.resolve(state), stop: false, state, limiter: new RateLimiter(state.rate) };

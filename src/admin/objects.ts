@@ -23,8 +23,8 @@ export interface RevokeResult {
 export function locateBlock(h: HeaderFields, index: number): { partIndex: number; partNumber: number; block: number } {
   let base = 0;
   for (let i = 0; i < h.parts.length; i++) {
-    const n = h.parts[i]!.deks.length;
-    if (index < base + n) return { partIndex: i, partNumber: h.parts[i]!.partNumber ?? i + 1, block: index - base };
+    const n = h.parts[i].deks.length;
+    if (index < base + n) return { partIndex: i, partNumber: h.parts[i].partNumber ?? i + 1, block: index - base };
     base += n;
   }
   throw new S3Error('InvalidArgument', `block ${index} out of range: the object has ${base} block(s)`);
@@ -84,7 +84,7 @@ export async function revokeObject(
     }
     try {
       for (let i = 0; i < cur.fields.parts.length; i++) {
-        const p = cur.fields.parts[i]!;
+        const p = cur.fields.parts[i];
         for (let b = 0; b < p.deks.length; b++) {
           if (!loc || (loc.partIndex === i && loc.block === b)) {
             p.deks[b]?.fill(0);

@@ -273,7 +273,7 @@ export class RewrapManager {
     const now = new Date().toISOString();
     const resume = prev?.state === 'running' && prev.targetVersion === version;
     const state: RewrapState = resume
-      ? { ...prev!, updatedAt: now }
+      ? { ...prev, updatedAt: now }
       : {
           dataset,
           datasetId: datasetIdOf(dataset).toString('hex'),
@@ -482,13 +482,13 @@ export class RewrapManager {
           if (entry.stop) return s;
           const before = counters();
           await forEachLimit(page, concurrency, async (o) => {
-            const hash = o.key.split('/')[2]!;
+            const hash = o.key.split('/')[2];
             const key = keys.get(hash);
             const r = await one(o.key, key === undefined ? undefined : { bucket, key });
             if (r === 'unattributed') unattributed.push(o.key);
           });
           if (entry.stop) return Object.assign(s, before);
-          if (page.length) s.cursor = page[page.length - 1]!.key;
+          if (page.length) s.cursor = page[page.length - 1].key;
           sincePersist += page.length;
           if (sincePersist >= 2000) {
             sincePersist = 0;
@@ -500,7 +500,7 @@ export class RewrapManager {
           const before = counters();
           keys = await this.keyMap(dataset);
           await forEachLimit(unattributed, concurrency, async (p) => {
-            const key = keys.get(p.split('/')[2]!);
+            const key = keys.get(p.split('/')[2]);
             const r = await one(p, key === undefined ? undefined : { bucket, key });
             if (r === 'unattributed') {
               s.skipped++;
@@ -523,9 +523,9 @@ export class RewrapManager {
         if (uploads.size) {
           for await (const page of listPages(this.backend, this.ctx.metaBucket, 'mpu/')) {
             if (entry.stop) return Object.assign(s, before);
-            const mine = page.filter((o) => uploads.has(o.key.split('/')[1]!));
+            const mine = page.filter((o) => uploads.has(o.key.split('/')[1]));
             await forEachLimit(mine, concurrency, async (o) => {
-              const r = await one(o.key, { bucket, key: uploads.get(o.key.split('/')[1]!)! });
+              const r = await one(o.key, { bucket, key: uploads.get(o.key.split('/')[1])! });
               if (r === 'unattributed') (s.skipped++, s.done++);
             });
           }

@@ -87,7 +87,7 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono<AdminV
 
   app.onError((e, c) => {
     if (isS3Error(e)) return c.json(errorBody(e), e.status as 400);
-    if ((e as { name?: string }).name === 'FormatError') return c.json({ error: 'IntegrityError', message: (e as Error).message }, 500);
+    if ((e as { name?: string }).name === 'FormatError') return c.json({ error: 'IntegrityError', message: e.message }, 500);
     o.log?.error({ err: e }, 'admin request failed');
     return c.json({ error: 'InternalError', message: 'internal error' }, 500);
   });
@@ -132,7 +132,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
   const app = createAdminApp(o, { rewrap, migrate, policy, closers });
   const listener = getRequestListener(app.fetch);
   const server: Server = o.tls
-    ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener) as unknown as Server)
+    ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener)
     : createHttpServer(listener);
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;

@@ -74,7 +74,7 @@ export async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) =
   let i = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (i < items.length) {
-      const item = items[i++]!;
+      const item = items[i++];
       await fn(item);
     }
   });

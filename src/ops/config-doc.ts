@@ -104,8 +104,8 @@ export function renderDefaultYaml(): string {
   let group: string | null = null;
   for (const s of LIST) {
     const parts = s.path.split('.');
-    const g = parts.length > 1 ? parts[0]! : null;
-    const name = parts[parts.length - 1]!;
+    const g = parts.length > 1 ? parts[0] : null;
+    const name = parts[parts.length - 1];
     if (g !== group) {
       if (g) out.push('', `${g}:`);
       group = g;

@@ -91,7 +91,7 @@ const MAX_DEPTH = 4;
 function safeValue(v: unknown, depth: number): unknown {
   if (typeof v === 'string') return scrubString(v);
   if (v === null || typeof v !== 'object') return v;
-  if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return `[${(v as ArrayBufferView).byteLength} bytes]`;
+  if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return `[${v.byteLength} bytes]`;
   if (v instanceof ArrayBuffer) return `[${v.byteLength} bytes]`;
   if (depth >= MAX_DEPTH || v instanceof Date) return v;
   if (Array.isArray(v)) return v.map((x) => safeValue(x, depth + 1));
