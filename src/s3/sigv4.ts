@@ -493,7 +493,9 @@ export function verifyRequest(
   const cred = parseCredential(credential, malformed);
   if (cred.service !== service) throw malformed(`incorrect service "${cred.service}". This endpoint belongs to "${service}".`);
   if (opts.region !== undefined && cred.region !== opts.region) {
-    throw malformed(`the region '${cred.region}' is wrong; expecting '${opts.region}'`);
+    // S3's own words and its <Region> element, which SDKs read to re-sign for the right region
+    const msg = `${presigned ? 'Error parsing the X-Amz-Credential parameter' : 'The authorization header is malformed'}; the region '${cred.region.slice(0, 64)}' is wrong; expecting '${opts.region}'`;
+    throw new S3Error(presigned ? 'AuthorizationQueryParametersError' : 'AuthorizationHeaderMalformed', msg, { Region: opts.region });
   }
   if (cred.date !== amzDate.slice(0, 8)) {
     throw malformed(`Invalid credential date "${cred.date}". This date is not the same as X-Amz-Date: "${amzDate.slice(0, 8)}".`);

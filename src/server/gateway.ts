@@ -152,7 +152,11 @@ export class Gateway {
       r.bucket = addr.bucket;
       r.key = addr.key;
       r.op = opName(r);
-      const auth = verifyRequest({ method: r.method, path: rawPath, query: rawQuery, headers: req.headers }, this.users.secretFor, {});
+      // The credential scope must name this gateway's region (S3: AuthorizationHeaderMalformed naming the expected
+      // one), except for GetBucketLocation: clients that do not know the region yet sign that with us-east-1, and
+      // MinIO accepts any region for it too.
+      const region = r.op === 'GetBucketLocation' ? undefined : this.region;
+      const auth = verifyRequest({ method: r.method, path: rawPath, query: rawQuery, headers: req.headers }, this.users.secretFor, { region });
       this.auth.set(r, auth);
       r.user = this.users.get(auth.accessKey)!;
       if (r.bucket) {

@@ -99,7 +99,7 @@ describe('SigV4 header auth (@smithy/signature-v4)', () => {
   });
 });
 
-describe('issue #16: unsigned x-amz-* headers', () => {
+describe('issue #16: unsigned x-amz-* headers and the credential-scope region', () => {
   const err = (f: () => unknown): S3Error => {
     try {
       f();
@@ -132,6 +132,22 @@ describe('issue #16: unsigned x-amz-* headers', () => {
     const e = err(() => verifyRequest({ ...r, headers: { ...r.headers, 'x-amz-copy-source': 'other/obj' } }, lookup, { now: NOW }));
     expect([e.code, e.detail.HeadersNotSigned]).toEqual(['AccessDenied', 'x-amz-copy-source']);
     expect(err(() => verifyRequest({ ...r, headers: { ...r.headers, 'x-amz-meta-evil': '1' } }, lookup, { now: NOW })).code).toBe('AccessDenied');
+  });
+  it('a scope region other than the gateway\'s: AuthorizationHeaderMalformed / AuthorizationQueryParametersError naming the expected region', async () => {
+    const r = await smithySign('GET', 'k', {});
+    const e = err(() => verifyRequest(r, lookup, { now: NOW, region: 'eu-west-1' }));
+    expect(e.code).toBe('AuthorizationHeaderMalformed');
+    expect(e.status).toBe(400);
+    expect(e.message).toBe("The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'");
+    expect(e.detail.Region).toBe('eu-west-1');
+    expect(code(() => verifyRequest(r, lookup, { now: NOW, region: 'us-east-1' }))).toBe('OK');
+    const p = await smithy.presign({ method: 'GET', protocol: 'http:', hostname: 'localhost', port: 9000, path: '/bucket/k', query: { 'x-id': 'GetObject' }, headers: { host: 'localhost:9000', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } } as never, { signingDate: NOW, expiresIn: 600 });
+    const pr: SigV4Request = { method: 'GET', path: '/bucket/k', query: qs((p as { query: Record<string, string> }).query), headers: { host: 'localhost:9000' } };
+    const pe = err(() => verifyRequest(pr, lookup, { now: NOW, region: 'eu-west-1' }));
+    expect(pe.code).toBe('AuthorizationQueryParametersError');
+    expect(pe.status).toBe(400);
+    expect(pe.message).toBe("Error parsing the X-Amz-Credential parameter; the region 'us-east-1' is wrong; expecting 'eu-west-1'");
+    expect(pe.detail.Region).toBe('eu-west-1');
   });
 });
 

@@ -60,5 +60,29 @@ describe('S3 port (issue #16)', () => {
     expect(after.headers['x-amz-meta-owner2']).toBeUndefined();
   });
 
+  it('a request signed for another region: 400 AuthorizationHeaderMalformed / AuthorizationQueryParametersError naming us-east-1; GetBucketLocation takes any', async () => {
+    const host = new URL(gw.url).host;
+    const h = signHeaders(creds(gw), 'GET', host, `/${BUCKET}/page.html`, '', {}, sha256Hex(''), 'eu-west-1');
+    const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = h;
+    const r = await rawRequest(gw.url, { method: 'GET', path: `/${BUCKET}/page.html`, headers });
+    expect(r.status, r.body.toString()).toBe(400);
+    expect(errorCode(r.body)).toBe('AuthorizationHeaderMalformed');
+    expect(tag(r.body, 'Message')).toBe("The authorization header is malformed; the region 'eu-west-1' is wrong; expecting 'us-east-1'");
+    expect(tag(r.body, 'Region')).toBe('us-east-1');
+
+    const u = new URL(gw.url);
+    const mc = new Minio.Client({ endPoint: u.hostname, port: Number(u.port), useSSL: false, accessKey: gw.accessKey, secretKey: gw.secretKey, region: 'eu-west-1', pathStyle: true });
+    const url = new URL(await mc.presignedGetObject(BUCKET, 'page.html', 600));
+    const p = await rawRequest(gw.url, { method: 'GET', path: url.pathname + url.search });
+    expect(p.status, p.body.toString()).toBe(400);
+    expect(errorCode(p.body)).toBe('AuthorizationQueryParametersError');
+    expect(tag(p.body, 'Region')).toBe('us-east-1');
+
+    const lh = signHeaders(creds(gw), 'GET', host, `/${BUCKET}`, 'location', {}, sha256Hex(''), 'eu-west-1');
+    const { seedSignature: _s2, amzDate: _a2, scope: _c2, ...lheaders } = lh;
+    const loc = await rawRequest(gw.url, { method: 'GET', path: `/${BUCKET}?location`, headers: lheaders });
+    expect(loc.status, loc.body.toString()).toBe(200);
+  });
+
 });
 
