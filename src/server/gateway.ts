@@ -161,10 +161,13 @@ export class Gateway {
       r.user = this.users.get(auth.accessKey)!;
       if (r.bucket) {
         this.users.authorize(r.user, r.bucket);
+        // The meta bucket is out of reach of S3 requests, and looks like a bucket that does not exist (not a 403,
+        // which would tell its objects from absent ones). CreateBucket of its name is BucketAlreadyExists, as for a
+        // name another account holds: that says nothing the configuration does not (the name is public).
         if (r.bucket === this.metaBucket) {
-          throw r.method === 'PUT' && !r.key
+          throw r.method === 'PUT' && !r.key && !hasSubresource(r)
             ? new S3Error('BucketAlreadyExists', undefined, { BucketName: r.bucket })
-            : new S3Error('AccessDenied', 'This bucket is reserved for lakecrypt.');
+            : new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
         }
       }
       await this.dispatch(r);

@@ -284,6 +284,8 @@ export function parseCopySource(value: string): { bucket: string; key: string } 
 export async function openCopySource(g: Gateway, r: S3Request): Promise<StoredObject> {
   const src = parseCopySource(r.header('x-amz-copy-source')!);
   g.users.authorize(r.user, src.bucket);
+  // as a source too, the meta bucket is a bucket that does not exist (see Gateway.handle)
+  if (src.bucket === g.metaBucket) throw new S3Error('NoSuchBucket', undefined, { BucketName: src.bucket });
   const obj = await g.store.stat(src.bucket, src.key);
   checkCopySourceConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
   return obj;

@@ -84,5 +84,40 @@ describe('S3 port (issue #16)', () => {
     expect(loc.status, loc.body.toString()).toBe(200);
   });
 
+  it('the reserved meta bucket answers every S3 request as a bucket that does not exist (no existence oracle)', async () => {
+    const meta = gw.running.gateway.metaBucket;
+    const stored = (await gw.backend.listObjects(meta, { maxKeys: 1 })).objects[0]!.key;
+    const absent = `nonexistent-${randomBytes(4).toString('hex')}`;
+    const same = async (label: string, f: (bucket: string, key: string) => Promise<RawResponse>) => {
+      const refMissing = await f(absent, 'some/key');
+      for (const key of [stored, 'no/such/key']) {
+        const r = await f(meta, key);
+        expect([r.status, errorCode(r.body)], `${label} ${key}: ${r.body.toString()}`).toEqual([refMissing.status, errorCode(refMissing.body)]);
+        expect(r.body.toString()).not.toContain('reserved');
+      }
+      return refMissing;
+    };
+    const enc = (k: string) => k.split('/').map(encodeURIComponent).join('/');
+    const ref = await same('GET object', (b, k) => get(`/${b}/${enc(k)}`));
+    expect([ref.status, errorCode(ref.body)]).toEqual([404, 'NoSuchBucket']);
+    await same('HEAD object', (b, k) => get(`/${b}/${enc(k)}`, { method: 'HEAD' }));
+    await same('HEAD bucket', (b) => get(`/${b}`, { method: 'HEAD' }));
+    await same('ListObjects', (b) => get(`/${b}`));
+    await same('ListObjectsV2', (b) => get(`/${b}`, { query: 'list-type=2&prefix=' }));
+    await same('GetBucketLocation', (b) => get(`/${b}`, { query: 'location' }));
+    await same('ListMultipartUploads', (b) => get(`/${b}`, { query: 'uploads' }));
+    await same('PUT object', (b, k) => signedRequest(gw.url, creds(gw), { method: 'PUT', path: `/${b}/${enc(k)}`, body: Buffer.from('x') }));
+    await same('DELETE object', (b, k) => signedRequest(gw.url, creds(gw), { method: 'DELETE', path: `/${b}/${enc(k)}` }));
+    await same('CopyObject source', (b, k) => signedRequest(gw.url, creds(gw), { method: 'PUT', path: `/${BUCKET}/copied`, headers: { 'x-amz-copy-source': `/${b}/${enc(k)}` } }));
+    const init = await signedRequest(gw.url, creds(gw), { method: 'POST', path: `/${BUCKET}/mp`, query: 'uploads' });
+    const uploadId = tag(init.body, 'UploadId')!;
+    await same('UploadPartCopy source', (b, k) =>
+      signedRequest(gw.url, creds(gw), { method: 'PUT', path: `/${BUCKET}/mp`, query: `partNumber=1&uploadId=${uploadId}`, headers: { 'x-amz-copy-source': `/${b}/${enc(k)}` } }),
+    );
+    // CreateBucket of that name: the name is taken (it is public configuration), as for a bucket another account holds
+    const create = await signedRequest(gw.url, creds(gw), { method: 'PUT', path: `/${meta}` });
+    expect([create.status, errorCode(create.body)]).toEqual([409, 'BucketAlreadyExists']);
+  });
+
 });
 
