@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { OpenResult } from '../../workers/crypto-core.mjs';
 import { baseAad } from '../format/layout.ts';
-import { INLINE_HWM } from './chunk-stream.ts';
+import { INLINE_HWM, type LiveCheck } from './chunk-stream.ts';
 import type { Batch } from './plan.ts';
 import { runBatch, type Op } from './pool.ts';
 
@@ -15,6 +15,8 @@ export interface BatchStreamInit {
   threads: number;
   /** Bytes to hand to `onLead` before the first batch (the data prefix). */
   lead: number;
+  /** Re-validation of the keys while the stream runs (see LiveCheck). */
+  live?: LiveCheck;
 }
 
 /**
@@ -50,6 +52,13 @@ export abstract class BatchStream extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.failed) return cb();
+    const live = this.init.live;
+    // One integer compare per input buffer while the key state is unchanged (see LiveCheck).
+    if (live !== undefined && live.stale()) return this.recheck(live, () => this.run(chunk, cb), cb);
+    this.run(chunk, cb);
+  }
+
+  private run(chunk: Buffer, cb: TransformCallback): void {
     try {
       this.consume(chunk);
     } catch (e) {
@@ -61,10 +70,36 @@ export abstract class BatchStream extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.failed) return cb();
+    const live = this.init.live;
+    // The results still in flight are pushed here: they get the same check as the input.
+    if (live !== undefined && live.stale()) return this.recheck(live, () => this.finish(cb), cb);
+    this.finish(cb);
+  }
+
+  private finish(cb: TransformCallback): void {
     this.settle(0).then(() => {
       if (this.leadFilled < this.leadBuf.length || this.cur !== null || !this.next.done) throw this.tooLittle();
       cb();
     }).catch((e: unknown) => this.fail(e, cb));
+  }
+
+  /**
+   * The key state moved: hold the input until the keys are re-validated, then check again the batches already
+   * submitted (their results are not pushed yet) under the new state before going on with `then`.
+   */
+  private recheck(live: LiveCheck, then: () => void, cb: TransformCallback): void {
+    live.recheck().then(
+      () => {
+        if (this.failed || this.destroyed) return cb();
+        try {
+          for (const f of this.inFlight) this.beforeSubmit(f.b);
+        } catch (e) {
+          return this.fail(e, cb);
+        }
+        then();
+      },
+      (e: unknown) => (this.failed || this.destroyed ? cb() : this.fail(e, cb)),
+    );
   }
 
   private fail(e: unknown, cb: TransformCallback): void {

@@ -10,6 +10,17 @@ import type { Batch } from './plan.ts';
  */
 export const INLINE_HWM = 512 * 1024;
 
+/**
+ * Key state a stream re-validates while it runs (revocations made after it started). `stale()` runs once per
+ * input buffer, so it must stay as cheap as an integer compare; only when it says true does the stream hold that
+ * buffer and await `recheck()`, which refreshes what the stream's revocation predicate answers, or rejects
+ * (KeyRevoked, DekErased, a backend failure: fail closed) — then the stream errors before releasing more.
+ */
+export interface LiveCheck {
+  stale(): boolean;
+  recheck(): Promise<void>;
+}
+
 export interface ChunkStreamInit {
   batches: Iterator<Batch>;
   datasetId: Buffer;
@@ -17,6 +28,8 @@ export interface ChunkStreamInit {
   keyOf: (b: Batch) => Buffer;
   /** Bytes to hand to `onLead` before the first chunk (the data prefix). */
   lead: number;
+  /** Re-validation of the keys while the stream runs (decrypt only). */
+  live?: LiveCheck;
 }
 
 /**
@@ -64,14 +77,41 @@ abstract class ChunkStream extends Transform {
 
   override _transform(input: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.failed) return cb();
+    const live = this.init.live;
+    if (live !== undefined && live.stale()) {
+      // The key state moved since the last check (once per input buffer; an integer compare until then): this
+      // buffer waits until the keys are re-validated, and the block in progress is checked again, since
+      // beforeBatch saw it under the old state. The input pauses meanwhile (backpressure).
+      live.recheck().then(
+        () => {
+          if (this.failed || this.destroyed) return cb();
+          try {
+            if (this.batch !== null && (this.inChunk || this.nextIndex < this.batch.count)) this.beforeBatch(this.batch);
+          } catch (e) {
+            return this.fail(e, cb);
+          }
+          this.run(input, cb);
+        },
+        (e: unknown) => (this.failed || this.destroyed ? cb() : this.fail(e, cb)),
+      );
+      return;
+    }
+    this.run(input, cb);
+  }
+
+  private run(input: Buffer, cb: TransformCallback): void {
     try {
       this.consume(input);
     } catch (e) {
-      this.failed = true;
-      this.wipe();
-      return cb(e as Error);
+      return this.fail(e, cb);
     }
     cb();
+  }
+
+  private fail(e: unknown, cb: TransformCallback): void {
+    this.failed = true;
+    this.wipe();
+    cb(e as Error);
   }
 
   override _flush(cb: TransformCallback): void {

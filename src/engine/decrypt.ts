@@ -4,14 +4,25 @@ import { FormatError } from '../format/errors.ts';
 import { type HeaderFields } from '../format/header.ts';
 import { checkPrefix, datasetIdOf } from '../format/layout.ts';
 import { BatchStream } from './batch-stream.ts';
-import { OpenStream } from './chunk-stream.ts';
+import { OpenStream, type LiveCheck } from './chunk-stream.ts';
 import { batches, locateRange, type Batch, type RangePlan } from './plan.ts';
 import { POOL_MIN_BYTES, configuredThreads } from './pool.ts';
 
+export type { LiveCheck } from './chunk-stream.ts';
+
 export interface DecryptOptions {
   header: HeaderFields; start: number; endInclusive: number;
-  /** (part number as in the chunk AAD, block index within the part) -> revoked in the keystore. */
+  /**
+   * (part number as in the chunk AAD, block index within the part) -> revoked in the keystore. Asked before each
+   * batch (at most 1 MiB) is opened, so it may answer differently as `live` refreshes it.
+   */
   isRevoked?: (part: number, block: number) => boolean;
+  /**
+   * Key state that can change while the stream runs (issue #16): checked once per input buffer; when it moved,
+   * the stream waits for its recheck, then asks `isRevoked` again for the block in progress, or errors with
+   * what the recheck threw (KeyRevoked, DekErased, a backend error) before releasing more plaintext.
+   */
+  live?: LiveCheck;
   /** Crypto threads; default: inline below POOL_MIN_BYTES, else LAKECRYPT_CRYPTO_THREADS. */
   threads?: number;
 }
@@ -26,7 +37,7 @@ class DecryptStream extends BatchStream {
     const h = o.header;
     super({
       op: 'open', batches: batches(plan.parts, h.blockSize, plan.from, plan.to), datasetId: datasetIdOf(h.dataset), oid: h.oid,
-      keyOf: (b) => h.parts[b.partIndex].deks[b.block]!, threads, lead: plan.withPrefix ? 32 : 0,
+      keyOf: (b) => h.parts[b.partIndex].deks[b.block]!, threads, lead: plan.withPrefix ? 32 : 0, live: o.live,
     });
     this.o = o;
     this.plan = plan;
@@ -58,7 +69,7 @@ class InlineDecryptStream extends OpenStream {
     super({
       batches: batches(plan.parts, h.blockSize, plan.from, plan.to), datasetId: datasetIdOf(h.dataset), oid: h.oid,
       keyOf: (b) => h.parts[b.partIndex].deks[b.block]!, lead: plan.withPrefix ? 32 : 0,
-      start: o.start, endInclusive: o.endInclusive,
+      start: o.start, endInclusive: o.endInclusive, live: o.live,
     });
     this.o = o;
     this.plan = plan;

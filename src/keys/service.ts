@@ -197,6 +197,15 @@ export class KeyService {
     this.invalidateListeners.push(fn);
   }
 
+  /**
+   * Bumped by every cache clear (a revocation, rotation or any keystore change seen through the epoch, a failed
+   * epoch poll). Streams in flight compare it once per input buffer: an integer compare while nothing changed,
+   * a re-validation of their keys when it moved (src/server/live-revocation.ts).
+   */
+  get cacheGeneration(): number {
+    return this.generation;
+  }
+
   /** Drop (and zero) every cached KEK and record. */
   clearCaches(): void {
     this.generation++;

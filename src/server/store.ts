@@ -25,6 +25,7 @@ import { liveKey } from '../keys/cache.ts';
 import type { KeyService } from '../keys/service.ts';
 import { META_ETAG, openEtag, sealEtag, sealedEtagKey } from './etag.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
+import { LiveRevocation } from './live-revocation.ts';
 
 /** True when a DEK buffer was zeroed (the header left the cache while we held it); a real DEK is never all zero. */
 function dekWiped(h: HeaderFields): boolean {
@@ -430,6 +431,8 @@ export class ObjectStore {
   }
 
   private async decryptBody(obj: StoredObject, body: Readable, start: number, endInclusive: number): Promise<Readable> {
+    // Any cache clear from here on (a revocation seen through the epoch) makes the stream recheck its keys.
+    const since = this.keys.cacheGeneration;
     // Own copy of the DEKs before any await: a cache clear (revocation, rotation epoch) zeroes the cached ones.
     let header = cloneHeaderKeys(obj.header);
     if (dekWiped(header)) {
@@ -443,9 +446,11 @@ export class ObjectStore {
         throw e;
       }
     }
-    let isRevoked: (part: number, block: number) => boolean;
+    // Not a predicate taken once: a read still streaming when a revocation lands stops within the same bound as
+    // new requests (live-revocation.ts).
+    let live: LiveRevocation;
     try {
-      isRevoked = await this.keys.revocationCheck(header.dataset, header.oid.toString('hex'));
+      live = await LiveRevocation.open(this.keys, this, header, since);
     } catch (e) {
       body.destroy();
       wipeHeaderKeys(header);
@@ -453,7 +458,7 @@ export class ObjectStore {
     }
     let decrypt: Transform;
     try {
-      decrypt = createDecryptStream({ header, start, endInclusive, isRevoked });
+      decrypt = createDecryptStream({ header, start, endInclusive, isRevoked: live.isRevoked, live });
     } catch (e) {
       body.destroy();
       wipeHeaderKeys(header);
