@@ -71,7 +71,7 @@ export interface HeaderKeyRewrap {
 
 export interface CmkStatus {
   id: string;
-  kind: 'local' | 'pkcs11';
+  kind: CmkKind;
   isDefault: boolean;
   ok: boolean;
   error?: string;
