@@ -25,7 +25,7 @@ import {
 } from './keystore.ts';
 import type { HeaderVersion } from '../format/header.ts';
 import { currentHeaderKey, lastGivenHeaderKey, unwrapHeaderKey, wrapHeaderKey } from './header-keys.ts';
-import type { CmkProvider, CmkVersionInfo } from './types.ts';
+import type { CmkKind, CmkProvider, CmkVersionInfo } from './types.ts';
 
 export interface DatasetConfig {
   /** "bucket" or "bucket/prefix". */
