@@ -18,6 +18,7 @@ import type { CmkProvider } from '../../src/keys/types.ts';
 import { startLocalKms } from '../helpers/local-kms.ts';
 import { startOpenBao } from '../helpers/openbao.ts';
 import { freePort } from '../helpers/ports.ts';
+import { createCmkProvider } from '../../src/keys/providers.ts';
 import { tempSoftHsmToken } from './softhsm.ts';
 
 interface Unreachable {
@@ -387,5 +388,57 @@ describe.each(factories)('CMK contract: $name', (f) => {
     const ws = await Promise.all(keys.map((k, i) => p.wrap(k, Buffer.from(`k${i}`))));
     const back = await Promise.all(ws.map((w, i) => p.unwrap(w, Buffer.from(`k${i}`))));
     back.forEach((b, i) => expect(b.equals(keys[i])).toBe(true));
+  });
+});
+
+describe('createCmkProvider (configuration entries)', () => {
+  it('builds every provider from its spec; the built transit/awskms providers work against the real servers', async () => {
+    expect(createCmkProvider({ id: 'l1', provider: 'local' }, { dataDir: localDir }).kind).toBe('local');
+    expect(createCmkProvider({ id: 'h1', provider: 'pkcs11' }, { pkcs11: { module: token.module, token: token.label, pin: token.pin } }).kind).toBe('pkcs11');
+    await bao.createKey('from-spec');
+    const t = createCmkProvider({ id: 'from-spec', provider: 'transit', addr: bao.addr, token: bao.token, key: 'from-spec' });
+    const keyId = await kms.createKey('from spec');
+    const a = createCmkProvider({
+      id: 'aws-spec',
+      provider: 'awskms',
+      keyId,
+      endpoint: kms.endpoint,
+      region: kms.region,
+      accessKeyId: kms.credentials.accessKeyId,
+      secretAccessKey: kms.credentials.secretAccessKey,
+    });
+    opened.push(t, a);
+    for (const p of [t, a]) {
+      const k = randomBytes(32);
+      expect((await p.unwrap(await p.wrap(k, Buffer.from('s')), Buffer.from('s'))).equals(k)).toBe(true);
+    }
+  });
+
+  it('refuses bad entries naming the CMK and the field, never echoing a secret', () => {
+    const secret = `S3CRET-${randomBytes(6).toString('hex')}`;
+    const bad: [unknown, RegExp][] = [
+      [{ id: 'x', provider: 'vault' }, /CMK "x": provider: expected provider "local", "pkcs11", "transit" or "awskms"/],
+      [{ id: 'x', provider: 'transit', addr: 'bao:8200', token: secret, key: 'k' }, /CMK "x": addr: expected/],
+      [{ id: 'x', provider: 'transit', addr: 'http://b:8200', key: 'k' }, /token: expected exactly one of token or tokenFile/],
+      [{ id: 'x', provider: 'transit', addr: 'http://b:8200', key: 'k', token: secret, tokenFile: '/t' }, /token: expected exactly one/],
+      [{ id: 'x', provider: 'transit', addr: 'http://b:8200', key: 'k/../x', token: secret }, /key: expected a transit key name/],
+      [{ id: 'x', provider: 'transit', addr: 'http://b:8200', key: 'k', token: secret, tokn: secret }, /"tokn": not a setting/],
+      [{ id: 'x', provider: 'awskms', keyId: secret }, /CMK "x": keyId: expected a KMS key id/],
+      [{ id: 'x', provider: 'awskms', keyId: 'alias/k', secretAccessKey: secret }, /secretAccessKey: expected accessKeyId and secretAccessKey together/],
+      [{ id: 'x', provider: 'awskms', keyId: 'alias/k', region: 'EU WEST' }, /region: expected an AWS region/],
+      [{ id: 'x', provider: 'pkcs11', pin: secret }, /CMK "x": module: expected/],
+      [{ id: '../x', provider: 'local' }, /id: expected an id/],
+    ];
+    for (const [spec, re] of bad) {
+      let msg = '';
+      try {
+        createCmkProvider(spec, { dataDir: localDir });
+      } catch (e) {
+        expect(isS3Error(e, 'InvalidArgument'), String(e)).toBe(true);
+        msg = (e as Error).message;
+      }
+      expect(msg, JSON.stringify(spec).replaceAll(secret, '***')).toMatch(re);
+      expect(msg).not.toContain(secret);
+    }
   });
 });
