@@ -25,7 +25,6 @@ import {
   ListBucketsCommand,
   ListMultipartUploadsCommand,
   S3Client,
-  S3ServiceException,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
@@ -66,6 +65,9 @@ const ALIASES: Record<string, S3ErrorCode> = {
   EntityTooLarge: 'EntityTooLarge',
 };
 
+/** Backend codes that refuse an object or bucket name. */
+const NAME_REFUSALS = new Set(['XMinioInvalidObjectName', 'XMinioInvalidResourceName', 'InvalidObjectName']);
+
 /** Map anything the SDK throws to an S3Error. */
 export function mapError(e: unknown, ctx: { bucket?: string; key?: string; uploadId?: string } = {}): S3Error {
   if (e instanceof S3Error) return e;
@@ -83,11 +85,19 @@ export function mapError(e: unknown, ctx: { bucket?: string; key?: string; uploa
   else if (status === 416) code = 'InvalidRange';
   else if (status === 404) code = ctx.key ? 'NoSuchKey' : 'NoSuchBucket';
   else if (status === 403) code = 'AccessDenied';
-  else if (status !== undefined && status >= 400 && status < 500 && e instanceof S3ServiceException) code = 'InvalidRequest';
+  // A 400 without a code (a HEAD has no body) on an object request: the backend refused the name (MinIO: a `..`
+  // or `.` segment, an empty segment); another 4xx is the request's fault too. Client errors, never a 503.
+  else if (status === 400 && ctx.key) code = 'InvalidArgument';
+  else if (status !== undefined && status >= 400 && status < 500) code = 'InvalidRequest';
   else code = 'ServiceUnavailable';
   // Server-side / auth failures of the backend are never passed on verbatim to our clients as their own.
   if (code === 'SignatureDoesNotMatch' || code === 'InvalidAccessKeyId') code = 'ServiceUnavailable';
-  const msg = code === 'ServiceUnavailable' ? `backend error: ${name || 'network'}: ${err?.message ?? ''}` : undefined;
+  const msg =
+    code === 'ServiceUnavailable'
+      ? `backend error: ${name || 'network'}: ${err?.message ?? ''}`
+      : code === 'InvalidArgument' && ctx.key && (NAME_REFUSALS.has(name) || !name)
+        ? 'The object key is not valid on the storage backend (e.g. a "." or ".." path segment, or an empty one).'
+        : undefined;
   return new S3Error(code, msg, detail, { cause: e });
 }
 

@@ -116,7 +116,36 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   r.res.end();
 }
 
-function objectHeaders(obj: StoredObject, r: S3Request, withChecksum: boolean): Record<string, string> {
+const RESPONSE_OVERRIDES: readonly [string, string][] = [
+  ['response-content-type', 'Content-Type'],
+  ['response-content-language', 'Content-Language'],
+  ['response-expires', 'Expires'],
+  ['response-cache-control', 'Cache-Control'],
+  ['response-content-disposition', 'Content-Disposition'],
+  ['response-content-encoding', 'Content-Encoding'],
+];
+/** Control characters (CR, LF, NUL, ...) have no place in a header value: a request carrying one is refused. */
+const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
+ * The response-* query overrides of a GET/HEAD, checked before anything is read: a CR/LF would split the response
+ * (S3: 400 InvalidArgument). Other non-ASCII text goes out as its UTF-8 bytes (a UTF-8 file name in
+ * Content-Disposition), as S3 sends it.
+ */
+function responseOverrides(r: S3Request): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [q, name] of RESPONSE_OVERRIDES) {
+    const v = r.query.get(q);
+    if (v === null) continue;
+    if (CONTROL_RE.test(v)) {
+      throw new S3Error('InvalidArgument', `The value of ${q} contains a control character (CR, LF, NUL, ...), which a header cannot carry.`, { ArgumentName: q });
+    }
+    out.push([name, /^[\x20-\x7e\t]*$/.test(v) ? v : Buffer.from(v, 'utf8').toString('latin1')]);
+  }
+  return out;
+}
+
+function objectHeaders(obj: StoredObject, r: S3Request, withChecksum: boolean, overrides: [string, string][]): Record<string, string> {
   const m = obj.header.meta;
   const h: Record<string, string> = {
     ETag: quote(obj.etag),
@@ -137,18 +166,7 @@ function objectHeaders(obj: StoredObject, r: S3Request, withChecksum: boolean): 
   if (withChecksum && r.header('x-amz-checksum-mode')?.toUpperCase() === 'ENABLED') {
     Object.assign(h, checksumHeaders(obj.header.checksums));
   }
-  const overrides: [string, string][] = [
-    ['response-content-type', 'Content-Type'],
-    ['response-content-language', 'Content-Language'],
-    ['response-expires', 'Expires'],
-    ['response-cache-control', 'Cache-Control'],
-    ['response-content-disposition', 'Content-Disposition'],
-    ['response-content-encoding', 'Content-Encoding'],
-  ];
-  for (const [q, name] of overrides) {
-    const v = r.query.get(q);
-    if (v !== null) h[name] = v;
-  }
+  for (const [name, v] of overrides) h[name] = v;
   return h;
 }
 
@@ -166,8 +184,9 @@ function partRange(obj: StoredObject, partNumber: number): { start: number; end:
 export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
+  const overrides = responseOverrides(r);
   const partNumber = r.query.get('partNumber');
-  if (!headOnly && partNumber === null && r.header('range') === undefined) return getWholeObject(g, r);
+  if (!headOnly && partNumber === null && r.header('range') === undefined) return getWholeObject(g, r, overrides);
   const obj = await g.store.stat(r.bucket, r.key);
   conditions(r, obj);
   let range: { start: number; end: number } | null;
@@ -178,7 +197,7 @@ export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Pr
   } else {
     range = parseRange(r.header('range'), obj.size);
   }
-  const headers = objectHeaders(obj, r, range === null && partNumber === null);
+  const headers = objectHeaders(obj, r, range === null && partNumber === null, overrides);
   const start = range?.start ?? 0;
   const end = range?.end ?? obj.size - 1;
   const length = obj.size === 0 ? 0 : end - start + 1;
@@ -209,7 +228,7 @@ function conditions(r: S3Request, obj: StoredObject): void {
 }
 
 /** GET without Range: one backend round trip (data + cached header) instead of HEAD then GET. */
-async function getWholeObject(g: Gateway, r: S3Request): Promise<void> {
+async function getWholeObject(g: Gateway, r: S3Request, overrides: [string, string][]): Promise<void> {
   const { obj, open, discard } = await g.store.openWhole(r.bucket, r.key);
   try {
     conditions(r, obj);
@@ -218,7 +237,7 @@ async function getWholeObject(g: Gateway, r: S3Request): Promise<void> {
     throw e;
   }
   const stream = await open();
-  for (const [k, v] of Object.entries(objectHeaders(obj, r, true))) r.res.setHeader(k, v);
+  for (const [k, v] of Object.entries(objectHeaders(obj, r, true, overrides))) r.res.setHeader(k, v);
   r.res.setHeader('Content-Length', obj.size);
   r.res.statusCode = 200;
   await pipeToResponse(stream, r);

@@ -119,5 +119,17 @@ describe('S3 port (issue #16)', () => {
     expect([create.status, errorCode(create.body)]).toEqual([409, 'BucketAlreadyExists']);
   });
 
+  it('a CR/LF (or other control character) in a response-* override is 400 InvalidArgument; a UTF-8 file name is served', async () => {
+    for (const q of ['response-content-type=text/html%0D%0ASet-Cookie:%20a=b', 'response-content-disposition=inline%0Ax', 'response-cache-control=%00']) {
+      const r = await get(`/${BUCKET}/page.html`, { query: q });
+      expect(r.status, `${q}: ${r.body.toString()}`).toBe(400);
+      expect(errorCode(r.body)).toBe('InvalidArgument');
+      expect(r.headers['set-cookie']).toBeUndefined();
+    }
+    const ok = await get(`/${BUCKET}/page.html`, { query: `response-content-disposition=${encodeURIComponent('attachment; filename="résumé.html"')}` });
+    expect(ok.status, ok.body.toString()).toBe(200);
+    expect(Buffer.from(ok.headers['content-disposition']!, 'latin1').toString('utf8')).toBe('attachment; filename="résumé.html"');
+    expect((await get(`/${BUCKET}/page.html`)).status).toBe(200);
+  });
 });
 

@@ -30,6 +30,7 @@ import * as Minio from 'minio';
 import { S3Error } from '../../src/errors.ts';
 import { startTestGateway, type TestGateway, MARKER } from './harness.ts';
 import { rekeyObject, revokeObject } from '../../src/admin/objects.ts';
+import { errorCode, signedRequest } from '../reliability/http.ts';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const MiB = 1024 * 1024;
@@ -632,6 +633,28 @@ export function apiSuite(kind: 'fs' | 's3') {
         await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
       } else if (res) {
         expect(res.$metadata.httpStatusCode).toBe(400);
+      }
+    });
+
+    it('a key the backend refuses as a name (raw `..`/`.` segments on MinIO) is a 400 on every operation, never a 5xx', async () => {
+      const c = { accessKey: gw.accessKey, secretKey: gw.secretKey };
+      for (const path of [`/${bucket}/dots/../b`, `/${bucket}/./b`, `/${bucket}/dots/%2E%2E/b`]) {
+        const answers: [string, number, string][] = [];
+        for (const [method, query, headers] of [
+          ['PUT', '', {}], ['GET', '', {}], ['HEAD', '', {}], ['GET', '', { range: 'bytes=0-1' }], ['DELETE', '', {}], ['POST', 'uploads', {}],
+        ] as const) {
+          const r = await signedRequest(gw.url, c, { method, path, query, headers, body: method === 'PUT' ? Buffer.from('dots') : undefined });
+          answers.push([`${method}${query}${Object.keys(headers).join('')}`, r.status, errorCode(r.body)]);
+        }
+        if (kind === 's3') {
+          for (const [op, status, code] of answers) {
+            expect([op, status], `${path} ${op}`).toEqual([op, 400]);
+            if (op !== 'HEAD') expect(code, `${path} ${op}`).toBe('InvalidArgument');
+          }
+        } else {
+          // the fs backend keeps any key S3 does
+          expect(answers.map(([op, status]) => [op, status])).toEqual([['PUT', 200], ['GET', 200], ['HEAD', 200], ['GETrange', 206], ['DELETE', 204], ['POSTuploads', 200]]);
+        }
       }
     });
 
