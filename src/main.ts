@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     requestTimeoutMs: cfg.requestTimeoutMs,
     shutdownGraceMs: cfg.shutdownGraceMs,
     maxHeaderBytes: cfg.maxHeaderBytes,
+    objectCsp: cfg.objectCsp,
     onRequestDone: observeRequests(metrics, log, cfg.accessLog),
   });
   // The key cache keeps process-wide counters; mirror their growth into the Prometheus counters.

@@ -316,6 +316,12 @@ export const SETTINGS = {
     default: 16384, expect: 'an integer 8192-1048576 (bytes)',
     doc: 'Maximum total size of the request line and headers.',
   }),
+  // --- response headers
+  objectCsp: def({
+    path: 'objectCsp', env: 'LAKECRYPT_OBJECT_CSP', kind: 'string', schema: z.string().max(1024).regex(/^[\x20-\x7e]*$/),
+    default: 'sandbox', expect: 'a Content-Security-Policy value of printable ASCII (at most 1024 characters), or "off" / "" for none',
+    doc: 'Content-Security-Policy sent on every S3-port response, so that a browser opening an object URL (a presigned link to an uploaded HTML or SVG file) runs none of its scripts as the gateway\'s origin; X-Content-Type-Options: nosniff is always sent. Users who serve web assets from a bucket set a policy of their own (e.g. "default-src \'self\'"), or "off" (or "" in the file) to send none.',
+  }),
 } as const;
 
 export type SettingPath = keyof typeof SETTINGS;
@@ -364,6 +370,7 @@ export const ConfigSchema = z.strictObject({
   requestTimeoutMs: S.requestTimeoutMs.schema,
   shutdownGraceMs: S.shutdownGraceMs.schema,
   maxHeaderBytes: S.maxHeaderBytes.schema,
+  objectCsp: S.objectCsp.schema,
 });
 
 /** Groups of settings (objects in the file). */

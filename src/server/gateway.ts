@@ -26,6 +26,11 @@ export interface GatewayOptions {
   blockSize: number;
   /** Host suffixes for virtual-hosted-style requests (bucket.<domain>). */
   domains: string[];
+  /**
+   * Content-Security-Policy of every response ('sandbox' when unset; '' or 'off' = none). Beside
+   * X-Content-Type-Options: nosniff, always sent: an object served from the gateway's origin must not run as it.
+   */
+  objectCsp?: string;
   /** Called once per finished request (access log, metrics). */
   onRequestDone?: (r: S3Request, status: number, ms: number, error?: S3Error) => void;
 }
@@ -53,6 +58,8 @@ export class Gateway {
   readonly metaBucket: string;
   readonly region: string;
   private readonly auth = new WeakMap<S3Request, AuthResult>();
+  /** The Content-Security-Policy value sent ('' = none). */
+  readonly csp: string;
   inflight = 0;
 
   constructor(readonly opts: GatewayOptions) {
@@ -61,6 +68,8 @@ export class Gateway {
     this.users = opts.users;
     this.metaBucket = opts.metaBucket;
     this.region = opts.region;
+    const csp = (opts.objectCsp ?? 'sandbox').trim();
+    this.csp = csp === 'off' ? '' : csp;
     this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize);
     this.mpu = new MultipartStore(this.store);
   }
@@ -145,6 +154,9 @@ export class Gateway {
     };
     res.setHeader('x-amz-request-id', id);
     res.setHeader('Server', 'lakecrypt');
+    // Object bodies are anyone's uploads: a browser must neither sniff them into HTML nor run them as our origin.
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (this.csp) res.setHeader('Content-Security-Policy', this.csp);
     this.inflight++;
     let error: S3Error | undefined;
     try {

@@ -23,6 +23,8 @@ export function errorXml(err: S3Error, resource: string, requestId: string): str
   );
 }
 
+const KEPT_ON_ERROR = new Set(['server', 'x-content-type-options', 'content-security-policy']);
+
 /**
  * Send an error. If the status line already went out (a failure found mid-body), the only safe answer is to
  * abort the connection: the client sees a truncated body, never unauthenticated or wrong bytes.
@@ -34,8 +36,9 @@ export function sendError(res: ServerResponse, e: unknown, resource: string, req
     return err;
   }
   const body = method === 'HEAD' || err.status === 304 ? '' : errorXml(err, resource, requestId);
-  // Headers a handler set for the object (type, encoding, checksums, length) do not describe an error body.
-  for (const name of res.getHeaderNames()) if (name !== 'server') res.removeHeader(name);
+  // Headers a handler set for the object (type, encoding, checksums, length) do not describe an error body; the
+  // ones the gateway sends on every response stay.
+  for (const name of res.getHeaderNames()) if (!KEPT_ON_ERROR.has(name)) res.removeHeader(name);
   res.statusCode = err.status;
   res.setHeader('x-amz-request-id', requestId);
   if (err.code === 'NotModified') {

@@ -34,6 +34,8 @@ export interface StartOptions {
   shutdownGraceMs?: number;
   /** Largest request head (request line + headers) accepted; larger gets 431 and the socket closed. */
   maxHeaderBytes?: number;
+  /** Content-Security-Policy of S3 responses (default 'sandbox'; '' or 'off' = none): the objectCsp setting. */
+  objectCsp?: string;
   onRequestDone?: GatewayOptions['onRequestDone'];
 }
 
@@ -84,6 +86,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     region: o.region ?? 'us-east-1',
     blockSize: o.blockSize ?? 8 * 1024 * 1024,
     domains: o.domains ?? ['localhost'],
+    objectCsp: o.objectCsp,
     onRequestDone: o.onRequestDone,
   });
   keys.onInvalidate(() => gateway.store.headers.clear());

@@ -38,10 +38,54 @@ describe('S3 port (issue #16)', () => {
   const get = (path: string, o: { method?: string; query?: string; headers?: Record<string, string> } = {}) =>
     signedRequest(gw.url, creds(gw), { method: o.method ?? 'GET', path, query: o.query, headers: o.headers });
 
-  function hardened(r: RawResponse, csp: string | undefined = 'sandbox') {
+  /** nosniff always; the CSP given (null = no CSP header). */
+  function hardened(r: RawResponse, csp: string | null = 'sandbox') {
     expect(r.headers['x-content-type-options']).toBe('nosniff');
-    expect(r.headers['content-security-policy']).toBe(csp);
+    expect(r.headers['content-security-policy'] ?? null).toBe(csp);
   }
+
+  it('GET, ranged GET, HEAD, presigned GET and error answers carry nosniff and CSP sandbox', async () => {
+    const whole = await get(`/${BUCKET}/page.html`);
+    expect(whole.status).toBe(200);
+    expect(whole.headers['content-type']).toBe('text/html');
+    hardened(whole);
+    const ranged = await get(`/${BUCKET}/page.html`, { headers: { range: 'bytes=0-5' } });
+    expect(ranged.status).toBe(206);
+    hardened(ranged);
+    const head = await get(`/${BUCKET}/page.html`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    hardened(head);
+    const missing = await get(`/${BUCKET}/absent.html`);
+    expect(missing.status).toBe(404);
+    hardened(missing);
+
+    const u = new URL(gw.url);
+    const mc = new Minio.Client({ endPoint: u.hostname, port: Number(u.port), useSSL: false, accessKey: gw.accessKey, secretKey: gw.secretKey, region: 'us-east-1', pathStyle: true });
+    const url = new URL(await mc.presignedGetObject(BUCKET, 'page.html', 600));
+    const pre = await rawRequest(gw.url, { method: 'GET', path: url.pathname + url.search });
+    expect(pre.status, pre.body.toString()).toBe(200);
+    expect(pre.body.equals(HTML)).toBe(true);
+    hardened(pre);
+    // a response-content-type override cannot switch the sandbox off
+    const over = await rawRequest(gw.url, { method: 'GET', path: new URL(await mc.presignedGetObject(BUCKET, 'page.html', 600, { 'response-content-type': 'text/html' })).href.slice(gw.url.length) });
+    expect(over.status).toBe(200);
+    hardened(over);
+  });
+
+  it('the CSP is a setting: another policy, or none ("" / "off"); nosniff stays', async () => {
+    for (const [objectCsp, want] of [["default-src 'none'; style-src 'self'", "default-src 'none'; style-src 'self'"], ['', null], ['off', null]] as const) {
+      const g = await startTestGateway('fs', { objectCsp } as never);
+      try {
+        await g.client().send(new CreateBucketCommand({ Bucket: 'csp' }));
+        await g.client().send(new PutObjectCommand({ Bucket: 'csp', Key: 'site/index.html', Body: HTML, ContentType: 'text/html' }));
+        const r = await signedRequest(g.url, creds(g), { method: 'GET', path: '/csp/site/index.html' });
+        expect(r.status).toBe(200);
+        hardened(r, want);
+      } finally {
+        await g.close();
+      }
+    }
+  });
 
   it('a header-auth request with an unsigned x-amz-* header is AccessDenied (HeadersNotSigned); a captured PUT cannot be replayed with other metadata', async () => {
     const host = new URL(gw.url).host;
