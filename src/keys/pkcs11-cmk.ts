@@ -96,7 +96,8 @@ export interface Pkcs11KeyInspection {
 export class Pkcs11CmkProvider implements CmkProvider {
   readonly kind = 'pkcs11' as const;
   readonly id: string;
-  private readonly opts: Pkcs11CmkOptions;
+  // ES-private: the options hold the PIN, which must not show in JSON.stringify or util.inspect of a provider.
+  readonly #opts: Pkcs11CmkOptions;
   private readonly mutex = new Mutex();
   private session?: graphene.Session;
   private initP?: Promise<void>;
@@ -107,12 +108,12 @@ export class Pkcs11CmkProvider implements CmkProvider {
   constructor(opts: Pkcs11CmkOptions) {
     if (!ID_RE.test(opts.id)) throw new S3Error('InvalidArgument', `invalid CMK id: ${opts.id}`);
     this.id = opts.id;
-    this.opts = { ...opts };
+    this.#opts = { ...opts };
   }
 
   /** Objects on the token are named after `keyLabel` when given (a tenant's key label), else after the id. */
   private get labelBase(): string {
-    return this.opts.keyLabel ?? this.id;
+    return this.#opts.keyLabel ?? this.id;
   }
   private label(v: number): string {
     return `${this.labelBase}-v${v}`;
@@ -125,21 +126,21 @@ export class Pkcs11CmkProvider implements CmkProvider {
   init(): Promise<void> {
     this.initP ??= this.mutex.run(() => {
       if (this.closed) throw new S3Error('ServiceUnavailable', 'PKCS#11 provider closed');
-      const mod = acquireModule(this.opts.module);
+      const mod = acquireModule(this.#opts.module);
       try {
         const slots = mod.getSlots(true);
         let slot: graphene.Slot | undefined;
         for (let i = 0; i < slots.length; i++) {
           const s = slots.items(i);
-          if (s.getToken().label.trim() === this.opts.tokenLabel.trim()) {
+          if (s.getToken().label.trim() === this.#opts.tokenLabel.trim()) {
             slot = s;
             break;
           }
         }
-        if (!slot) throw new S3Error('ServiceUnavailable', `PKCS#11 token "${this.opts.tokenLabel}" not found`);
+        if (!slot) throw new S3Error('ServiceUnavailable', `PKCS#11 token "${this.#opts.tokenLabel}" not found`);
         const session = slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
         try {
-          session.login(this.opts.pin, graphene.UserType.USER);
+          session.login(this.#opts.pin, graphene.UserType.USER);
         } catch (e) {
           if (!/USER_ALREADY_LOGGED_IN/.test(errCode(e))) {
             session.close();
@@ -148,7 +149,7 @@ export class Pkcs11CmkProvider implements CmkProvider {
         }
         this.session = session;
       } catch (e) {
-        releaseModule(this.opts.module);
+        releaseModule(this.#opts.module);
         throw e;
       }
       const st = this.readState();
@@ -449,7 +450,7 @@ export class Pkcs11CmkProvider implements CmkProvider {
         /* ignore */
       }
       this.session = undefined;
-      releaseModule(this.opts.module);
+      releaseModule(this.#opts.module);
     }
   }
 }

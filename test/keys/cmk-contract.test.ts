@@ -56,8 +56,7 @@ const factories: Factory[] = [
     make: (id) => new Pkcs11CmkProvider({ module: token.module, tokenLabel: token.label, pin: token.pin, id }),
     gcmBlob: true,
     disableAnyVersion: true,
-    // not [token.pin]: Pkcs11CmkProvider keeps its options (PIN included) in a plain field, which JSON.stringify shows
-    secrets: [],
+    secrets: [token.pin],
     unreachable: async (id) => ({
       provider: new Pkcs11CmkProvider({ module: token.module, tokenLabel: 'no-such-token', pin: token.pin, id }),
       mentions: ['no-such-token'],

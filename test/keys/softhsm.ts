@@ -27,7 +27,8 @@ export function tempSoftHsmToken(label = 'lakecrypt-test'): TempToken {
   const conf = path.join(dir, 'softhsm2.conf');
   writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
   process.env.SOFTHSM2_CONF = conf;
-  const pin = '1234';
+  // Distinctive, so that a test can look for it in logs, errors and serialized providers without false hits.
+  const pin = 'hsm-pin-7c41e9';
   const soPin = '87654321';
   execFileSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--so-pin', soPin, '--pin', pin], {
     env: { ...process.env, SOFTHSM2_CONF: conf },
