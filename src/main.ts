@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     requestTimeoutMs: cfg.requestTimeoutMs,
     shutdownGraceMs: cfg.shutdownGraceMs,
     maxHeaderBytes: cfg.maxHeaderBytes,
+    maxConnections: cfg.maxConnections,
     objectCsp: cfg.objectCsp,
     onRequestDone: observeRequests(metrics, log, cfg.accessLog),
   });

@@ -316,6 +316,11 @@ export const SETTINGS = {
     default: 16384, expect: 'an integer 8192-1048576 (bytes)',
     doc: 'Maximum total size of the request line and headers.',
   }),
+  maxConnections: def({
+    path: 'maxConnections', env: 'LAKECRYPT_MAX_CONNECTIONS', kind: 'int', schema: int(1, 1_000_000),
+    default: 4096, expect: 'an integer 1-1000000',
+    doc: 'Most connections the S3 port holds open at once; one more is closed unanswered until another ends. Bounds the sockets and memory idle, slow or hostile clients can pin.',
+  }),
   // --- response headers
   objectCsp: def({
     path: 'objectCsp', env: 'LAKECRYPT_OBJECT_CSP', kind: 'string', schema: z.string().max(1024).regex(/^[\x20-\x7e]*$/),
@@ -370,6 +375,7 @@ export const ConfigSchema = z.strictObject({
   requestTimeoutMs: S.requestTimeoutMs.schema,
   shutdownGraceMs: S.shutdownGraceMs.schema,
   maxHeaderBytes: S.maxHeaderBytes.schema,
+  maxConnections: S.maxConnections.schema,
   objectCsp: S.objectCsp.schema,
 });
 

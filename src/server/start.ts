@@ -34,6 +34,8 @@ export interface StartOptions {
   shutdownGraceMs?: number;
   /** Largest request head (request line + headers) accepted; larger gets 431 and the socket closed. */
   maxHeaderBytes?: number;
+  /** Most connections held open at once (server.maxConnections); more are closed unanswered. Default 4096. */
+  maxConnections?: number;
   /** Content-Security-Policy of S3 responses (default 'sandbox'; '' or 'off' = none): the objectCsp setting. */
   objectCsp?: string;
   onRequestDone?: GatewayOptions['onRequestDone'];
@@ -132,12 +134,20 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     if (req.method === 'GET' && isHealthPath(req.url)) return honoListener(req, res);
     gateway.handle(req, res).catch((e) => res.destroy(e as Error));
   };
+  const headersTimeout = o.headersTimeoutMs ?? 30_000;
+  const requestTimeout = o.requestTimeoutMs ?? 0;
+  // Node enforces headersTimeout / requestTimeout only when it sweeps its connections, every 30 s by default: a
+  // slow head would live up to 30 s past its limit. Sweep at least every second (a quarter of the shortest limit).
+  const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
+  const connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(shortest / 4)));
+  const httpOptions = { maxHeaderSize: o.maxHeaderBytes, connectionsCheckingInterval };
   const server: Server = o.tls
-    ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), maxHeaderSize: o.maxHeaderBytes }, listener) as unknown as Server)
-    : createHttpServer({ maxHeaderSize: o.maxHeaderBytes }, listener);
-  // Half-open or slow clients must not pin sockets forever.
-  server.headersTimeout = o.headersTimeoutMs ?? 30_000;
-  server.requestTimeout = o.requestTimeoutMs ?? 0;
+    ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...httpOptions }, listener) as unknown as Server)
+    : createHttpServer(httpOptions, listener);
+  // Half-open or slow clients must not pin sockets forever, nor more sockets than the cap.
+  server.headersTimeout = headersTimeout;
+  server.requestTimeout = requestTimeout;
+  server.maxConnections = o.maxConnections ?? 4096;
   // Keep-alive idle time = the idle timeout (as the idleTimeoutMs setting documents), not Node's 5 s: a client
   // pausing 5-60 s between requests (SDK connection pools, load balancers with 60 s idle) would otherwise pay a
   // new connection (and TLS handshake), or race the server's close and see ECONNRESET on its next request.

@@ -175,6 +175,7 @@ tls:
     requestTimeoutMs: ['600000', 600000],
     shutdownGraceMs: ['0', 0],
     maxHeaderBytes: ['32768', 32768],
+    maxConnections: ['100', 100],
     objectCsp: ["default-src 'self'", "default-src 'self'"],
   };
 

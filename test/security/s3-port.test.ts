@@ -177,3 +177,79 @@ describe('S3 port (issue #16)', () => {
   });
 });
 
+describe('S3 port connections (issue #16)', () => {
+  const openStall = (url: string) =>
+    new Promise<{ closedAfterMs: number; data: string }>((resolve) => {
+      const addr = new URL(url);
+      const s = net.connect(Number(addr.port), addr.hostname);
+      let t0 = Date.now();
+      let data = '';
+      s.on('connect', () => {
+        t0 = Date.now();
+        s.write(`GET /x/y HTTP/1.1\r\nHost: ${addr.host}\r\nX-Slow: `);
+      });
+      s.on('data', (d) => (data += d.toString()));
+      s.on('close', () => resolve({ closedAfterMs: Date.now() - t0, data }));
+      s.on('error', () => {});
+    });
+
+  it('a partial request head is cut at headersTimeoutMs (not at Node\'s 30 s check interval)', async () => {
+    const gw = await startTestGateway('fs', { headersTimeoutMs: 2000 });
+    try {
+      const [a, b] = await Promise.all([openStall(gw.url), openStall(gw.url)]);
+      for (const c of [a, b]) {
+        expect(c.closedAfterMs).toBeGreaterThanOrEqual(1900);
+        expect(c.closedAfterMs).toBeLessThan(8000); // 2 s + a sub-second check interval, with room for a loaded machine
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('with maxConnections N, the N+1th connection is closed unanswered while the first N are served', async () => {
+    const N = 4;
+    const gw = await startTestGateway('fs', { maxConnections: N } as never);
+    const addr = new URL(gw.url);
+    const sockets: net.Socket[] = [];
+    /** One signed HEAD of the bucket on a kept-alive socket: resolves with the status line, or '' when closed. */
+    const ask = (s: net.Socket) =>
+      new Promise<string>((resolve) => {
+        let data = '';
+        const h = signHeaders(creds(gw), 'GET', addr.host, '/', '', {}, sha256Hex(''));
+        const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = h;
+        const onData = (d: Buffer) => {
+          data += d.toString('latin1');
+          const end = data.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const len = Number(/content-length: (\d+)/i.exec(data)?.[1] ?? 0);
+          if (data.length - end - 4 < len) return;
+          s.off('data', onData);
+          resolve(data.slice(0, data.indexOf('\r\n')));
+        };
+        s.on('data', onData);
+        s.once('close', () => resolve(''));
+        s.write(`GET / HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`);
+      });
+    const open = () =>
+      new Promise<net.Socket>((resolve) => {
+        const s = net.connect(Number(addr.port), addr.hostname, () => resolve(s));
+        s.on('error', () => {});
+        sockets.push(s);
+      });
+    try {
+      const first = await Promise.all(Array.from({ length: N }, open));
+      for (const s of first) expect(await ask(s)).toBe('HTTP/1.1 200 OK');
+      const extra = await open();
+      expect(await ask(extra)).toBe('');
+      // the first N are still served on their connections
+      for (const s of first) expect(await ask(s)).toBe('HTTP/1.1 200 OK');
+      // and a slot freed is a slot for the next client
+      first[0]!.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await ask(await open())).toBe('HTTP/1.1 200 OK');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await gw.close();
+    }
+  });
+});
