@@ -225,7 +225,7 @@ describe('in Chromium: a signed-in admin opens a page a non-admin uploaded', () 
   for (const variant of ['default (CSP sandbox)', 'CSP off (an operator serving web assets)'] as const) {
     it(`every key stays as it was; the trail records refusals, not actions — ${variant}`, async () => {
       const cspOff = variant.startsWith('CSP off');
-      const h = await start(cspOff ? ({ objectCsp: '' } as never) : {});
+      const h = await start(cspOff ? { objectCsp: '' } : {});
       const context = await browser.newContext();
       try {
         const url = await uploadAttack(h);
@@ -267,6 +267,8 @@ describe('in Chromium: a signed-in admin opens a page a non-admin uploaded', () 
           expect(refused.some((e) => e.details.path === `/admin/keys/${DS}/destroy`)).toBe(true);
         }
         // The dashboard itself still works in the same browser: its own rotate goes through.
+        await evil.close();
+        await page.bringToFront();
         await page.click(`button.rotate[data-dataset="${DS}"]`);
         await page.waitForSelector(`li.version[data-dataset="${DS}"][data-version="2"]`, { timeout: 30_000 });
       } finally {
