@@ -17,7 +17,7 @@ import { createBackend } from '../src/backend/index.ts';
 import { CHUNK_SIZE, newDeks } from '../src/engine/index.ts';
 import { KeyService } from '../src/keys/service.ts';
 import { LocalCmkProvider } from '../src/keys/local-cmk.ts';
-import { ObjectStore, META_OID, META_FMT } from '../src/server/store.ts';
+import { ObjectStore, META_OID, META_FMT } from '../src/store/index.ts';
 import { RewrapManager } from '../src/admin/rewrap.ts';
 import { forEachLimit, listPages } from '../src/admin/util.ts';
 import { startMinio, type MinioHandle } from '../test/helpers/minio.ts';

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import type { Backend } from '../backend/types.ts';
 import { isS3Error } from '../errors.ts';
 import type { KeyService } from '../keys/service.ts';
-import { META_OID, type ObjectStore } from '../server/store.ts';
+import { META_OID, type ObjectStore } from '../store/index.ts';
 
 export interface GcContext {
   backend: Backend;

@@ -7,7 +7,7 @@
 import type { Backend } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
 import type { AuditLog } from '../keys/audit.ts';
-import { META_OID, consuming, type ObjectStore } from '../server/store.ts';
+import { META_OID, consuming, type ObjectStore } from '../store/index.ts';
 import { RateLimiter, forEachLimit, listPages, readState, writeState } from './util.ts';
 
 export interface MigrateState {

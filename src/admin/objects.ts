@@ -1,10 +1,9 @@
 /** DEK-level administration: revoke one block (or the whole object), rekey an object. */
 import { S3Error, isS3Error } from '../errors.ts';
-import { openHeader, peekHeader, sealHeader, type HeaderFields } from '../engine/index.ts';
+import type { HeaderFields } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
-import { wipeHeaderKeys } from '../server/header-cache.ts';
-import { liveKey } from '../keys/cache.ts';
-import { META_OID, type ObjectStore } from '../server/store.ts';
+import { wipeHeaderKeys } from '../store/index.ts';
+import { META_OID, type ObjectStore } from '../store/index.ts';
 
 export interface RevokeResult {
   bucket: string;
@@ -32,9 +31,7 @@ export function locateBlock(h: HeaderFields, index: number): { partIndex: number
 
 async function openFresh(store: ObjectStore, bucket: string, key: string, oidHex: string): Promise<{ fields: HeaderFields; etag: string }> {
   const { data, info } = await store.backend.getBuffer(store.metaBucket, store.headerPath(bucket, key, oidHex));
-  const peek = peekHeader(data);
-  const kek = await store.keys.headerSealKey(store.keys.datasetFor(bucket, key), peek.version, peek.keyNumber);
-  return { fields: openHeader(data, { bucket, key }, kek), etag: info.etag };
+  return { fields: await store.door.open(data, { bucket, key, oidHex }), etag: info.etag };
 }
 
 export async function revokeObject(
@@ -92,8 +89,7 @@ export async function revokeObject(
           }
         }
       }
-      const active = await keys.activeHeaderKey(dataset);
-      const sealed = sealHeader({ ...cur.fields, version: 2, keyNumber: active.n }, liveKey(active.key));
+      const sealed = await store.door.sealAsCurrent(cur.fields);
       await store.backend.putObject(store.metaBucket, store.headerPath(bucket, key, oid), sealed, { size: sealed.length, ifMatch: cur.etag });
       res.resealed = true;
       break;

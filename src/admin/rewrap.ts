@@ -18,13 +18,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Backend } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
-import { datasetIdOf, openHeader, peekHeader, sealHeader, type HeaderFields } from '../engine/index.ts';
+import { datasetIdOf, peekHeader, type HeaderFields } from '../engine/index.ts';
 import { HEADER_FIXED_SIZE } from '../format/header.ts';
-import { liveKey } from '../keys/cache.ts';
 import type { KeyService } from '../keys/service.ts';
 import type { AuditLog } from '../keys/audit.ts';
-import { wipeHeaderKeys } from '../server/header-cache.ts';
-import type { ObjectStore } from '../server/store.ts';
+import { wipeHeaderKeys } from '../store/index.ts';
+import type { ObjectStore } from '../store/index.ts';
 import { RateLimiter, countingBackend, forEachLimit, listPages, readState, readStateTagged, sha256hex, writeState } from './util.ts';
 
 const TAG_SIZE = 16;
@@ -431,9 +430,8 @@ export class RewrapManager {
         let fields: HeaderFields | undefined;
         let sealed: Buffer;
         try {
-          fields = openHeader(data, location, liveKey(await this.ctx.keys.headerSealKey(dataset, peek.version, peek.keyNumber)));
-          const to = s.rekeyTo === undefined ? await this.ctx.keys.activeHeaderKey(dataset) : { n: s.rekeyTo, key: await this.ctx.keys.headerKey(dataset, s.rekeyTo) };
-          sealed = sealHeader({ ...fields, version: 2, keyNumber: to.n }, liveKey(to.key));
+          fields = await this.ctx.store.door.open(data, { ...location, dataset });
+          sealed = await this.ctx.store.door.sealAsCurrent(fields, s.rekeyTo);
         } catch (e) {
           s.failed++;
           s.done++;

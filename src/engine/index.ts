@@ -7,7 +7,7 @@ import { DEK_SIZE } from '../format/layout.ts';
 
 export { CHUNK_SIZE, DEFAULT_BLOCK_SIZE, PREFIX_SIZE, ciphertextSize, plaintextSize, blockCount, datasetIdOf } from '../format/layout.ts';
 export { sealHeader, peekHeader, openHeader, MAX_HEADER_SIZE } from '../format/header.ts';
-export type { HeaderMeta, HeaderChecksums, HeaderFields, HeaderPart } from '../format/header.ts';
+export type { HeaderMeta, HeaderChecksums, HeaderFields, HeaderPart, HeaderPeek } from '../format/header.ts';
 export { FormatError, isFormatError, type FormatErrorReason } from '../format/errors.ts';
 export { totalPlaintextSize, planRange, checkEmptyObject } from './plan.ts';
 export { createEncryptStream, type EncryptOptions } from './encrypt.ts';

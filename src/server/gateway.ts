@@ -14,7 +14,7 @@ import * as mp from './multipart.ts';
 import * as objects from './objects.ts';
 import { addressOf, type S3Request } from './request.ts';
 import { sendError } from './respond.ts';
-import { MultipartStore, ObjectStore } from './store.ts';
+import { MultipartStore, ObjectStore } from '../store/index.ts';
 import type { User, Users } from './users.ts';
 
 export interface GatewayOptions {

@@ -7,7 +7,7 @@ import { metaFromRequest, openCopySource, quote, SSE_HEADERS, writeCondition } f
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
-import { consuming } from './store.ts';
+import { consuming } from '../store/index.ts';
 
 const ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
 

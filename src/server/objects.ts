@@ -8,7 +8,7 @@ import type { Gateway } from './gateway.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
-import { consuming, knownOf, type PutCondition, type StoredObject } from './store.ts';
+import { consuming, knownOf, type PutCondition, type StoredObject } from '../store/index.ts';
 
 const MAX_META_BYTES = 2048;
 
@@ -55,7 +55,7 @@ export const quote = (etag: string) => `"${etag.replace(/"/g, '')}"`;
 
 /**
  * Every object is encrypted under keys from a key-management service: say so the way AWS SSE-KMS does. A
- * single-PUT object's ETag is the MD5 of its plaintext all the same (src/server/etag.ts); a multipart one's is
+ * single-PUT object's ETag is the MD5 of its plaintext all the same (src/format/etag.ts); a multipart one's is
  * not, as on S3.
  */
 export const SSE_HEADERS: Record<string, string> = { 'x-amz-server-side-encryption': 'aws:kms' };

@@ -12,7 +12,7 @@ import { readStateTagged, writeState } from '../../src/admin/util.ts';
 import { CHUNK_SIZE, newDeks } from '../../src/engine/index.ts';
 import { KeyService } from '../../src/keys/service.ts';
 import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
-import { META_FMT, META_OID, ObjectStore } from '../../src/server/store.ts';
+import { META_FMT, META_OID, ObjectStore } from '../../src/store/index.ts';
 import { minioBackend, uniqueBucket } from '../helpers/s3.ts';
 import { markLegacyDataset } from './helpers.ts';
 import { makeTmpDir, type TmpDir } from '../helpers/tmp.ts';

@@ -3,7 +3,7 @@
  * plain S3 remote config a user would write for AWS, no encryption settings.
  *
  * rclone takes a 32-hex ETag for the MD5 of the content (backend/s3 `setMD5FromEtag`), from PUT answers and from
- * listings. lakecrypt's ETag of a single-PUT object is the MD5 of the plaintext in both (src/server/etag.ts) —
+ * listings. lakecrypt's ETag of a single-PUT object is the MD5 of the plaintext in both (src/format/etag.ts) —
  * rclone always sends Content-MD5 on single-part uploads, and other clients' uploads up to 8 MiB get it too — so
  * rclone's upload check and `rclone check` work unchanged. Other ETags are `<hex>-N`, which rclone knows is not an
  * MD5: for its own multipart uploads it uses the MD5 it stored in `X-Amz-Meta-Md5chksum`.

@@ -26,7 +26,7 @@ import { createBackend } from '../../src/backend/index.ts';
 import type { Backend } from '../../src/backend/types.ts';
 import { KeyService } from '../../src/keys/service.ts';
 import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
-import { ObjectStore } from '../../src/server/store.ts';
+import { ObjectStore } from '../../src/store/index.ts';
 import { startMinio, type MinioHandle } from '../helpers/minio.ts';
 import { makeTmpDir } from '../helpers/tmp.ts';
 import { startTestGateway } from '../server/harness.ts';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHUNK_SIZE, openHeader, peekHeader, sealHeader } from '../../src/engine/index.ts';
 import { RewrapManager } from '../../src/admin/rewrap.ts';
 import { markLegacyDataset } from '../admin/helpers.ts';
-import { META_OID } from '../../src/server/store.ts';
+import { META_OID } from '../../src/store/index.ts';
 import { MARKER, startTestGateway, type TestGateway } from '../server/harness.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
 import { errorCode, signedRequest, waitFor } from './http.ts';

@@ -9,7 +9,7 @@ import { CopyObjectCommand, CreateBucketCommand, GetObjectCommand, HeadObjectCom
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/backend/index.ts';
 import type { Backend } from '../../src/backend/types.ts';
-import { META_OID } from '../../src/server/store.ts';
+import { META_OID } from '../../src/store/index.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 import { startTestGateway, type TestGateway } from './harness.ts';

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { openEtag, sealEtag, sealedEtagKey } from '../../src/server/etag.ts';
+import { openEtag, sealEtag, sealedEtagKey } from '../../src/format/etag.ts';
 
 const md5 = createHash('md5').update('hello').digest('hex');
 

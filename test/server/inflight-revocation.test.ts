@@ -13,7 +13,7 @@ import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { revokeObject } from '../../src/admin/objects.ts';
 import { createBackend, type Backend } from '../../src/backend/index.ts';
 import { signHeaders, signedRequest } from '../reliability/http.ts';
-import { cloneHeaderKeys } from '../../src/server/header-cache.ts';
+import { cloneHeaderKeys } from '../../src/store/index.ts';
 import { makeTmpDir } from '../helpers/tmp.ts';
 import { startTestGateway, type TestGateway } from './harness.ts';
 

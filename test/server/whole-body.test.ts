@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readExactly } from '../../src/server/store.ts';
+import { readExactly } from '../../src/store/index.ts';
 import { Readable } from 'node:stream';
 import { startTestGateway, type TestGateway } from './harness.ts';
 

@@ -16,16 +16,18 @@
  * fixed fields, so the cache clear that wipes the cached header does not matter here.
  */
 import { isS3Error } from '../errors.ts';
-import { datasetIdOf, openHeader, peekHeader, type HeaderFields } from '../engine/index.ts';
+import type { HeaderFields } from '../engine/index.ts';
 import type { LiveCheck } from '../engine/decrypt.ts';
 import type { Backend } from '../backend/types.ts';
 import type { KeyService } from '../keys/service.ts';
 import { wipeHeaderKeys } from './header-cache.ts';
+import type { HeaderDoor } from './header-door.ts';
 
 /** What a recheck needs of the object store: where the object's current header lives. */
 export interface HeaderLocator {
   readonly backend: Backend;
   readonly metaBucket: string;
+  readonly door: HeaderDoor;
   headerPath(bucket: string, key: string, oidHex: string): string;
 }
 
@@ -60,18 +62,25 @@ function keyChain(keys: KeyService, r: Ref): Promise<void> {
  * under a usable key, the read may go on. Anything else (no header, another object, a key refused as well) means
  * a new request would be refused too.
  */
-async function currentHeaderOpens(keys: KeyService, store: HeaderLocator, r: Ref): Promise<boolean> {
+async function currentHeaderOpens(store: HeaderLocator, r: Ref): Promise<boolean> {
+  const oidHex = r.oid.toString('hex');
   let data: Buffer;
   try {
-    ({ data } = await store.backend.getBuffer(store.metaBucket, store.headerPath(r.bucket, r.key, r.oid.toString('hex'))));
+    ({ data } = await store.backend.getBuffer(store.metaBucket, store.headerPath(r.bucket, r.key, oidHex)));
   } catch (e) {
     if (isS3Error(e, 'NoSuchKey')) return false;
     throw e;
   }
-  const peek = peekHeader(data);
-  if (!peek.oid.equals(r.oid) || !peek.datasetId.equals(datasetIdOf(r.dataset))) return false;
+  const peek = store.door.peek(data);
   if (peek.version === r.version && peek.keyNumber === r.keyNumber) return false; // the key just refused
-  const fields = openHeader(data, { bucket: r.bucket, key: r.key }, await keys.headerSealKey(r.dataset, peek.version, peek.keyNumber));
+  let fields;
+  try {
+    // another dataset or another object (same path, other oid) is not this read's object any more
+    fields = await store.door.open(data, { bucket: r.bucket, key: r.key, dataset: r.dataset, oidHex });
+  } catch (e) {
+    if (isS3Error(e, 'IntegrityError')) return false;
+    throw e;
+  }
   wipeHeaderKeys(fields);
   return true;
 }
@@ -116,7 +125,7 @@ export class LiveRevocation implements LiveCheck {
     try {
       await keyChain(this.keys, this.ref);
     } catch (e) {
-      if (!isS3Error(e, 'KeyRevoked') || !(await currentHeaderOpens(this.keys, this.store, this.ref))) throw e;
+      if (!isS3Error(e, 'KeyRevoked') || !(await currentHeaderOpens(this.store, this.ref))) throw e;
     }
     this.pred = await this.keys.revocationCheck(this.ref.dataset, this.oidHex);
     this.seen = gen;

@@ -1,5 +1,11 @@
+/**
+ * The encryption-aware object layer below the S3 front end (src/server) and the admin jobs (src/admin): objects
+ * are written as header-then-data (docs/DESIGN.md "Write order"), read by one GET plus a cached header, copied
+ * server-side within a dataset, and decrypted as streams that re-check revocations while they run. Headers go
+ * through the one door (header-door.ts); multipart uploads are in multipart-store.ts, stream helpers in streams.ts.
+ */
 import { createHash, randomBytes } from 'node:crypto';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backend, ObjectInfo } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
@@ -9,66 +15,19 @@ import {
   ciphertextSize,
   createDecryptStream,
   createEncryptStream,
-  datasetIdOf,
   newDeks,
-  openHeader,
-  peekHeader,
   planRange,
-  sealHeader,
   totalPlaintextSize,
   zero,
   type HeaderChecksums,
   type HeaderFields,
   type HeaderMeta,
 } from '../engine/index.ts';
-import { liveKey } from '../keys/cache.ts';
 import type { KeyService } from '../keys/service.ts';
-import { META_ETAG, openEtag, sealEtag, sealedEtagKey } from './etag.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
+import { HeaderDoor, META_ETAG, META_FMT, META_OID, dekWiped, headerDir, headerPath } from './header-door.ts';
 import { LiveRevocation } from './live-revocation.ts';
-
-/** True when a DEK buffer was zeroed (the header left the cache while we held it); a real DEK is never all zero. */
-function dekWiped(h: HeaderFields): boolean {
-  return h.parts.some((p) => p.deks.some((d) => d !== null && d.every((b) => b === 0)));
-}
-
-/** Backend metadata names on data objects (never secret). */
-export const META_OID = 'lc-oid';
-export const META_FMT = 'lc-fmt';
-/** S3's minimum size of a non-final multipart part. */
-export const MIN_PART_SIZE = 5 * 1024 * 1024;
-
-const HOLD_BYTES = 16;
-
-/** Bodies up to this size are read whole before anything is written (one header write, MD5 ETag up front). */
-export const WHOLE_BODY_MAX = 8 * 1024 * 1024;
-
-/** Bytes of whole bodies held at once, across requests: past it, uploads stream instead (memory stays bounded). */
-export class ByteBudget {
-  private used = 0;
-  constructor(readonly limit: number) {}
-  take(n: number): boolean {
-    if (this.used + n > this.limit) return false;
-    this.used += n;
-    return true;
-  }
-  give(n: number): void {
-    this.used -= n;
-  }
-}
-
-/**
- * Hand a stream we opened (a decrypting read, a backend body) to `write`; if the write fails before consuming
- * it, release the stream — and the backend response under it — at once instead of leaving it paused.
- */
-export async function consuming<T>(stream: Readable, write: (s: Readable) => Promise<T>): Promise<T> {
-  try {
-    return await write(stream);
-  } catch (e) {
-    if (!stream.readableEnded) stream.destroy();
-    throw e;
-  }
-}
+import { ByteBudget, collect, consuming, holdLastBytes, readExactly } from './streams.ts';
 
 /**
  * What a re-sealed copy of a stored object can declare before its bytes stream: its checksums, when its ETag
@@ -80,61 +39,8 @@ export const knownOf = (obj: StoredObject): HeaderChecksums | undefined =>
 /** A backend ETag as clients see it when it is not the plaintext MD5: never bare hex (S3's multipart shape). */
 export const notMd5 = (etag: string): string => (/-\d+$/.test(etag) ? etag : `${etag}-1`);
 
-/** Exactly `size` bytes of a stream, else IncompleteBody. */
-export async function readExactly(body: Readable, size: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    if (at + c.length > size) {
-      body.destroy();
-      throw new S3Error('IncompleteBody', `body is longer than the declared ${size} bytes`);
-    }
-    c.copy(out, at);
-    at += c.length;
-  }
-  if (at !== size) throw new S3Error('IncompleteBody', `body ended after ${at} of ${size} bytes`);
-  return out;
-}
-
-/** A stream of exactly `size` bytes collected into one buffer. */
-async function collect(stream: Readable, size: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    if (at + c.length > size) throw new S3Error('InternalError', 'ciphertext longer than its layout');
-    c.copy(out, at);
-    at += c.length;
-  }
-  if (at !== size) throw new S3Error('InternalError', 'ciphertext shorter than its layout');
-  return out;
-}
-
-/**
- * Pass ciphertext through but keep its last bytes back until `verify` (the upload's checksums) succeeds, so a
- * backend never receives a complete object whose plaintext failed verification: the engine seals the final
- * chunk as soon as the declared length has arrived, before the trailer checksum can be checked.
- */
-export function holdLastBytes(verify: () => Promise<void>): Transform {
-  let tail = Buffer.alloc(0);
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      if (chunk.length < HOLD_BYTES) {
-        // Rare (tiny writes): merge into the held bytes and release what exceeds them.
-        const all = Buffer.concat([tail, chunk]);
-        tail = Buffer.from(all.subarray(Math.max(0, all.length - HOLD_BYTES)));
-        cb(null, all.length > HOLD_BYTES ? all.subarray(0, all.length - HOLD_BYTES) : undefined);
-        return;
-      }
-      // Release the previously held bytes and all but the end of this chunk, without copying the chunk.
-      if (tail.length) this.push(tail);
-      tail = Buffer.from(chunk.subarray(chunk.length - HOLD_BYTES));
-      cb(null, chunk.subarray(0, chunk.length - HOLD_BYTES));
-    },
-    flush(cb) {
-      verify().then(() => cb(null, tail.length ? tail : undefined), cb);
-    },
-  });
-}
+/** Bodies up to this size are read whole before anything is written (one header write, MD5 ETag up front). */
+export const WHOLE_BODY_MAX = 8 * 1024 * 1024;
 
 export interface StoredObject {
   bucket: string;
@@ -164,14 +70,14 @@ export function storedSizeOf(h: HeaderFields): number {
   return n;
 }
 
-const keyHash = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
-
 /**
  * The encryption-aware object layer: every handler goes through it, it alone talks to the engine, the key
  * service and the backend for object data. See docs/DESIGN.md for the write order and layout.
  */
 export class ObjectStore {
   readonly headers: HeaderCache;
+  /** The one way header bytes are opened and sealed. */
+  readonly door: HeaderDoor;
   readonly bodyBudget: ByteBudget;
   /** Datasets whose not-yet-migrated (plaintext) objects may be read, and who to tell when one is. */
   plaintextReads: { allowed: (dataset: string) => boolean; onRead?: (bucket: string, key: string) => void } = { allowed: () => false };
@@ -185,11 +91,12 @@ export class ObjectStore {
     wholeBodyBudget = 64 * 1024 * 1024,
   ) {
     this.headers = new HeaderCache(4096, headerCacheTtlMs);
+    this.door = new HeaderDoor(keys);
     this.bodyBudget = new ByteBudget(wholeBodyBudget);
   }
 
   /**
-   * The ETag clients see (src/server/etag.ts), by one rule for HEAD, GET and listings so they always agree:
+   * The ETag clients see (src/format/etag.ts), by one rule for HEAD, GET and listings so they always agree:
    * - a sealed ETag in the data object's metadata: the plaintext MD5 (from the header when at hand, else the
    *   sealed value, else the header read now — after its KEK version was destroyed);
    * - else, an object written through lakecrypt: the backend's ETag, never 32 bare hex digits — a multipart
@@ -202,15 +109,11 @@ export class ObjectStore {
     if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return info.etag;
     if (!sealed) return notMd5(info.etag);
     if (header?.checksums.md5 && header.oid.toString('hex') === oidHex) return header.checksums.md5;
-    const ref = sealedEtagKey(sealed);
-    if (ref !== null) {
-      try {
-        const kek = await this.keys.headerSealKey(this.keys.datasetFor(bucket, key), ref.version, ref.keyNumber);
-        const md5 = openEtag(sealed, kek, Buffer.from(oidHex, 'hex'), bucket, key);
-        if (md5) return md5;
-      } catch {
-        // Its key is revoked or destroyed since (format 1: a KEK version): the header (re-wrapped) still says.
-      }
+    try {
+      const md5 = await this.door.openEtag(sealed, { bucket, key, oidHex });
+      if (md5) return md5;
+    } catch {
+      // Its key is revoked or destroyed since (format 1: a KEK version): the header (re-wrapped) still says.
     }
     try {
       const md5 = (await this.readHeader(bucket, key, oidHex)).header.checksums.md5;
@@ -268,18 +171,15 @@ export class ObjectStore {
   }
 
   headerPath(bucket: string, key: string, oidHex: string): string {
-    return `h/${bucket}/${keyHash(key)}/${oidHex}`;
+    return headerPath(bucket, key, oidHex);
   }
   headerDir(bucket: string, key: string): string {
-    return `h/${bucket}/${keyHash(key)}/`;
+    return headerDir(bucket, key);
   }
 
   /** Seal and store a header under the key its fields name (format 2: a header key; format 1: a KEK version). */
   async writeHeader(fields: HeaderFields, opts: { ifMatch?: string; ifNoneMatch?: '*' } = {}): Promise<string> {
-    const kek = liveKey(await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber));
-    // Never seal DEKs that a cache clear zeroed under us: the object would be lost for good.
-    if (dekWiped(fields)) throw new S3Error('ServiceUnavailable', 'Key cache was cleared during the operation; retry.');
-    const bytes = sealHeader(fields, kek);
+    const bytes = await this.door.seal(fields);
     const { etag } = await this.backend.putObject(
       this.metaBucket,
       this.headerPath(fields.bucket, fields.key, fields.oid.toString('hex')),
@@ -299,14 +199,7 @@ export class ObjectStore {
       if (isS3Error(e, 'NoSuchKey')) throw new S3Error('IntegrityError', 'The object header is missing.', {}, { cause: e });
       throw e;
     }
-    const dataset = this.keys.datasetFor(bucket, key);
-    const peek = peekHeader(got.data);
-    if (!peek.datasetId.equals(datasetIdOf(dataset))) {
-      throw new S3Error('IntegrityError', 'The object header belongs to another dataset.');
-    }
-    if (peek.oid.toString('hex') !== oidHex) throw new S3Error('IntegrityError', 'The object header belongs to another object.');
-    const kek = await this.keys.headerSealKey(dataset, peek.version, peek.keyNumber);
-    const header = openHeader(got.data, { bucket, key }, kek);
+    const header = await this.door.open(got.data, { bucket, key, oidHex });
     const entry = { header, etag: got.info.etag };
     this.headers.set(bucket, key, oidHex, entry);
     void this.maybeRewrapOnRead(header, got.info.etag);
@@ -495,7 +388,7 @@ export class ObjectStore {
    * byte and before the last ciphertext chunk leaves, so a failed checksum never commits the object.
    *
    * The returned ETag is the MD5 of the plaintext (S3's single-PUT ETag), stored in the header and, sealed, in
-   * the data object's metadata for listings (src/server/etag.ts), whenever it is known before the data object is
+   * the data object's metadata for listings (src/format/etag.ts), whenever it is known before the data object is
    * written: a body of at most `wholeBodyMax` is read whole first (then the header and the data object are each
    * written once, complete), and a declared Content-MD5 is verified before the commit. A larger body without
    * Content-MD5 streams and gets a non-MD5 ETag (`<backend ETag>-1`, see clientEtag) rather than paying MD5 on
@@ -579,9 +472,8 @@ export class ObjectStore {
   }
 
   /** The plaintext ETag sealed for the data object's metadata, under the header's key. */
-  private async sealedEtag(h: HeaderFields): Promise<string> {
-    const kek = liveKey(await this.keys.headerSealKey(h.dataset, h.version, h.keyNumber));
-    return sealEtag(kek, h, h.oid, h.bucket, h.key, h.checksums.md5!);
+  private sealedEtag(h: HeaderFields): Promise<string> {
+    return this.door.sealEtag(h);
   }
 
   /**
@@ -734,214 +626,3 @@ export class ObjectStore {
   }
 }
 
-/** Multipart uploads: each part sealed independently; the object header is written before the commit. */
-export interface PartRecord {
-  partNumber: number;
-  etag: string;
-  plaintextSize: number;
-  checksums: HeaderChecksums;
-  lastModified: Date;
-}
-
-export class MultipartStore {
-  constructor(private readonly store: ObjectStore) {}
-
-  private get backend() {
-    return this.store.backend;
-  }
-  private get keys() {
-    return this.store.keys;
-  }
-  private initPath(uploadId: string) {
-    return `mpu/${encodeURIComponent(uploadId)}/init`;
-  }
-  private partPath(uploadId: string, partNumber: number, etag: string) {
-    return `mpu/${encodeURIComponent(uploadId)}/${String(partNumber).padStart(5, '0')}/${etag}`;
-  }
-
-  private async putSealed(path: string, fields: HeaderFields): Promise<void> {
-    const bytes = sealHeader(fields, liveKey(await this.keys.headerSealKey(fields.dataset, fields.version, fields.keyNumber)));
-    await this.backend.putObject(this.store.metaBucket, path, bytes, { size: bytes.length });
-  }
-
-  private async getSealed(path: string, bucket: string, key: string, missing: 'NoSuchUpload' | 'InvalidPart'): Promise<HeaderFields> {
-    let data: Buffer;
-    try {
-      ({ data } = await this.backend.getBuffer(this.store.metaBucket, path));
-    } catch (e) {
-      if (isS3Error(e, 'NoSuchKey')) throw new S3Error(missing);
-      throw e;
-    }
-    const dataset = this.keys.datasetFor(bucket, key);
-    const peek = peekHeader(data);
-    if (!peek.datasetId.equals(datasetIdOf(dataset))) throw new S3Error(missing);
-    const kek = await this.keys.headerSealKey(dataset, peek.version, peek.keyNumber);
-    try {
-      return openHeader(data, { bucket, key }, kek);
-    } catch (e) {
-      // An upload id presented for another bucket/key does not authenticate: to the client it does not exist.
-      if (isS3Error(e, 'IntegrityError')) throw new S3Error(missing);
-      throw e;
-    }
-  }
-
-  async create(bucket: string, key: string, meta: HeaderMeta, checksums: HeaderChecksums): Promise<string> {
-    // The format needs at least one part; the upload record carries an empty placeholder.
-    const init = await this.store.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: 0, deks: [] }], checksums);
-    const uploadId = await this.backend.createMultipart(bucket, key, { [META_OID]: init.oid.toString('hex'), [META_FMT]: '1' });
-    await this.putSealed(this.initPath(uploadId), init);
-    return uploadId;
-  }
-
-  async init(bucket: string, key: string, uploadId: string): Promise<HeaderFields> {
-    return this.getSealed(this.initPath(uploadId), bucket, key, 'NoSuchUpload');
-  }
-
-  async uploadPart(
-    bucket: string,
-    key: string,
-    uploadId: string,
-    partNumber: number,
-    body: Readable,
-    size: number,
-    finish: () => Promise<HeaderChecksums> | HeaderChecksums,
-  ): Promise<{ etag: string; checksums: HeaderChecksums }> {
-    const init = await this.init(bucket, key, uploadId);
-    const deks = newDeks(blockCount(size, init.blockSize));
-    try {
-      let checksums: HeaderChecksums = {};
-      const gate = holdLastBytes(async () => {
-        checksums = await finish();
-      });
-      const withPrefix = partNumber === 1;
-      const encrypt = createEncryptStream({
-        dataset: init.dataset,
-        oid: init.oid,
-        partNumber,
-        plaintextSize: size,
-        blockSize: init.blockSize,
-        deks,
-        withPrefix,
-      });
-      const cipher = new PassThrough({ highWaterMark: 1 << 20 });
-      const cipherLen = ciphertextSize(size) - (withPrefix ? 0 : ciphertextSize(0));
-      const [, { etag }] = await Promise.all([
-        pipeline(body, encrypt, gate, cipher),
-        this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen),
-      ]);
-      // under the header key current now, not the upload's (a re-key may have retired that one since)
-      await this.putSealed(this.partPath(uploadId, partNumber, etag), {
-        ...init,
-        version: 2,
-        keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
-        state: 'pending',
-        createdAt: Date.now(),
-        parts: [{ partNumber, plaintextSize: size, deks }],
-        checksums,
-      });
-      return { etag, checksums };
-    } finally {
-      for (const d of deks) zero(d);
-    }
-  }
-
-  async part(bucket: string, key: string, uploadId: string, partNumber: number, etag: string): Promise<HeaderFields> {
-    return this.getSealed(this.partPath(uploadId, partNumber, etag.replace(/"/g, '')), bucket, key, 'InvalidPart');
-  }
-
-  async listParts(bucket: string, key: string, uploadId: string): Promise<PartRecord[]> {
-    await this.init(bucket, key, uploadId);
-    const prefix = `mpu/${encodeURIComponent(uploadId)}/`;
-    const latest = new Map<number, PartRecord>();
-    let token: string | undefined;
-    do {
-      const page = await this.backend.listObjects(this.store.metaBucket, { prefix, continuationToken: token });
-      for (const o of page.objects) {
-        const rest = o.key.slice(prefix.length);
-        const m = /^(\d{5})\/(.+)$/.exec(rest);
-        if (!m) continue;
-        const partNumber = Number(m[1]);
-        const prev = latest.get(partNumber);
-        if (prev && prev.lastModified > o.lastModified) continue;
-        const h = await this.getSealed(o.key, bucket, key, 'InvalidPart');
-        latest.set(partNumber, {
-          partNumber,
-          etag: m[2]!,
-          plaintextSize: h.parts[0]?.plaintextSize ?? 0,
-          checksums: h.checksums,
-          lastModified: o.lastModified,
-        });
-        wipeHeaderKeys(h);
-      }
-      token = page.isTruncated ? page.nextContinuationToken : undefined;
-    } while (token);
-    return [...latest.values()].sort((a, b) => a.partNumber - b.partNumber);
-  }
-
-  private async cleanup(uploadId: string): Promise<void> {
-    const prefix = `mpu/${encodeURIComponent(uploadId)}/`;
-    let token: string | undefined;
-    do {
-      const page = await this.backend.listObjects(this.store.metaBucket, { prefix, continuationToken: token });
-      await Promise.all(page.objects.map((o) => this.backend.deleteObject(this.store.metaBucket, o.key).catch(() => {})));
-      token = page.isTruncated ? page.nextContinuationToken : undefined;
-    } while (token);
-  }
-
-  async abort(bucket: string, key: string, uploadId: string): Promise<void> {
-    await this.init(bucket, key, uploadId);
-    await this.backend.abortMultipart(bucket, key, uploadId).catch((e) => {
-      if (!isS3Error(e, 'NoSuchUpload')) throw e;
-    });
-    await this.cleanup(uploadId);
-  }
-
-  /**
-   * Complete: the object header (every part's DEKs) is stored before the backend completes, which is the
-   * commit point. `combine` turns the parts' checksums into the object's.
-   */
-  async complete(
-    bucket: string,
-    key: string,
-    uploadId: string,
-    parts: { partNumber: number; etag: string }[],
-    combine: (init: HeaderFields, parts: HeaderFields[]) => Promise<HeaderChecksums>,
-    cond: PutCondition = {},
-  ): Promise<{ etag: string; header: HeaderFields; needsReseal: boolean }> {
-    const init = await this.init(bucket, key, uploadId);
-    const sealed: HeaderFields[] = [];
-    try {
-      for (const p of parts) sealed.push(await this.part(bucket, key, uploadId, p.partNumber, p.etag));
-      sealed.forEach((h, i) => {
-        if (i < sealed.length - 1 && h.parts[0]!.plaintextSize < MIN_PART_SIZE) {
-          throw new S3Error('EntityTooSmall', undefined, { ProposedSize: String(h.parts[0]!.plaintextSize), MinSizeAllowed: String(MIN_PART_SIZE) });
-        }
-      });
-      const header: HeaderFields = {
-        ...init,
-        version: 2,
-        keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
-        state: 'final',
-        createdAt: Date.now(),
-        parts: sealed.map((h) => h.parts[0]!),
-        checksums: await combine(init, sealed),
-      };
-      const previous = await this.backend.headObject(bucket, key).catch(() => null);
-      await this.store.writeHeader(header);
-      const backendParts = parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag.replace(/"/g, '') }));
-      // A failed complete, refused condition included, leaves the header where it is: the same upload may still
-      // commit (a retried or concurrent complete of it), and its next complete rewrites the header anyway. If the
-      // upload is aborted instead, `lakecrypt gc` finds the header unreferenced.
-      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond);
-      await this.store.dropPreviousHeader(bucket, key, previous, init.oid);
-      await this.cleanup(uploadId);
-      // A layout whose size function differs from a single stream (a non-final part that is not a whole number
-      // of chunks, or no part 1 to carry the prefix) is re-sealed so listings stay exact.
-      const needsReseal =
-        sealed[0]!.parts[0]!.partNumber !== 1 || sealed.slice(0, -1).some((h) => h.parts[0]!.plaintextSize % CHUNK_SIZE !== 0);
-      return { etag, header, needsReseal };
-    } finally {
-      for (const h of sealed) wipeHeaderKeys(h);
-    }
-  }
-}

@@ -1,0 +1,224 @@
+/**
+ * Multipart uploads in the object layer: each part is sealed on its own (its own DEKs, its part number in every
+ * chunk's AAD) and recorded as a sealed part record in the meta bucket; Complete writes the object header with
+ * every part's DEKs before the backend's complete, which is the commit point.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { S3Error, isS3Error } from '../errors.ts';
+import { CHUNK_SIZE, blockCount, ciphertextSize, createEncryptStream, newDeks, zero, type HeaderChecksums, type HeaderFields, type HeaderMeta } from '../engine/index.ts';
+import { wipeHeaderKeys } from './header-cache.ts';
+import { META_FMT, META_OID } from './header-door.ts';
+import type { ObjectStore, PutCondition } from './object-store.ts';
+import { holdLastBytes } from './streams.ts';
+
+/** S3's minimum size of a non-final multipart part. */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+
+export interface PartRecord {
+  partNumber: number;
+  etag: string;
+  plaintextSize: number;
+  checksums: HeaderChecksums;
+  lastModified: Date;
+}
+
+export class MultipartStore {
+  constructor(private readonly store: ObjectStore) {}
+
+  private get backend() {
+    return this.store.backend;
+  }
+  private get keys() {
+    return this.store.keys;
+  }
+  private initPath(uploadId: string) {
+    return `mpu/${encodeURIComponent(uploadId)}/init`;
+  }
+  private partPath(uploadId: string, partNumber: number, etag: string) {
+    return `mpu/${encodeURIComponent(uploadId)}/${String(partNumber).padStart(5, '0')}/${etag}`;
+  }
+
+  private async putSealed(path: string, fields: HeaderFields): Promise<void> {
+    const bytes = await this.store.door.seal(fields);
+    await this.backend.putObject(this.store.metaBucket, path, bytes, { size: bytes.length });
+  }
+
+  private async getSealed(path: string, bucket: string, key: string, missing: 'NoSuchUpload' | 'InvalidPart'): Promise<HeaderFields> {
+    let data: Buffer;
+    try {
+      ({ data } = await this.backend.getBuffer(this.store.metaBucket, path));
+    } catch (e) {
+      if (isS3Error(e, 'NoSuchKey')) throw new S3Error(missing);
+      throw e;
+    }
+    // An upload id presented for another bucket/key does not authenticate: to the client it does not exist.
+    const missingErr = () => new S3Error(missing);
+    try {
+      return await this.store.door.open(data, { bucket, key }, missingErr);
+    } catch (e) {
+      if (isS3Error(e, 'IntegrityError')) throw missingErr();
+      throw e;
+    }
+  }
+
+  async create(bucket: string, key: string, meta: HeaderMeta, checksums: HeaderChecksums): Promise<string> {
+    // The format needs at least one part; the upload record carries an empty placeholder.
+    const init = await this.store.newHeader(bucket, key, meta, [{ partNumber: 1, plaintextSize: 0, deks: [] }], checksums);
+    const uploadId = await this.backend.createMultipart(bucket, key, { [META_OID]: init.oid.toString('hex'), [META_FMT]: '1' });
+    await this.putSealed(this.initPath(uploadId), init);
+    return uploadId;
+  }
+
+  async init(bucket: string, key: string, uploadId: string): Promise<HeaderFields> {
+    return this.getSealed(this.initPath(uploadId), bucket, key, 'NoSuchUpload');
+  }
+
+  async uploadPart(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable,
+    size: number,
+    finish: () => Promise<HeaderChecksums> | HeaderChecksums,
+  ): Promise<{ etag: string; checksums: HeaderChecksums }> {
+    const init = await this.init(bucket, key, uploadId);
+    const deks = newDeks(blockCount(size, init.blockSize));
+    try {
+      let checksums: HeaderChecksums = {};
+      const gate = holdLastBytes(async () => {
+        checksums = await finish();
+      });
+      const withPrefix = partNumber === 1;
+      const encrypt = createEncryptStream({
+        dataset: init.dataset,
+        oid: init.oid,
+        partNumber,
+        plaintextSize: size,
+        blockSize: init.blockSize,
+        deks,
+        withPrefix,
+      });
+      const cipher = new PassThrough({ highWaterMark: 1 << 20 });
+      const cipherLen = ciphertextSize(size) - (withPrefix ? 0 : ciphertextSize(0));
+      const [, { etag }] = await Promise.all([
+        pipeline(body, encrypt, gate, cipher),
+        this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen),
+      ]);
+      // under the header key current now, not the upload's (a re-key may have retired that one since)
+      await this.putSealed(this.partPath(uploadId, partNumber, etag), {
+        ...init,
+        version: 2,
+        keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
+        state: 'pending',
+        createdAt: Date.now(),
+        parts: [{ partNumber, plaintextSize: size, deks }],
+        checksums,
+      });
+      return { etag, checksums };
+    } finally {
+      for (const d of deks) zero(d);
+    }
+  }
+
+  async part(bucket: string, key: string, uploadId: string, partNumber: number, etag: string): Promise<HeaderFields> {
+    return this.getSealed(this.partPath(uploadId, partNumber, etag.replace(/"/g, '')), bucket, key, 'InvalidPart');
+  }
+
+  async listParts(bucket: string, key: string, uploadId: string): Promise<PartRecord[]> {
+    await this.init(bucket, key, uploadId);
+    const prefix = `mpu/${encodeURIComponent(uploadId)}/`;
+    const latest = new Map<number, PartRecord>();
+    let token: string | undefined;
+    do {
+      const page = await this.backend.listObjects(this.store.metaBucket, { prefix, continuationToken: token });
+      for (const o of page.objects) {
+        const rest = o.key.slice(prefix.length);
+        const m = /^(\d{5})\/(.+)$/.exec(rest);
+        if (!m) continue;
+        const partNumber = Number(m[1]);
+        const prev = latest.get(partNumber);
+        if (prev && prev.lastModified > o.lastModified) continue;
+        const h = await this.getSealed(o.key, bucket, key, 'InvalidPart');
+        latest.set(partNumber, {
+          partNumber,
+          etag: m[2]!,
+          plaintextSize: h.parts[0]?.plaintextSize ?? 0,
+          checksums: h.checksums,
+          lastModified: o.lastModified,
+        });
+        wipeHeaderKeys(h);
+      }
+      token = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (token);
+    return [...latest.values()].sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  private async cleanup(uploadId: string): Promise<void> {
+    const prefix = `mpu/${encodeURIComponent(uploadId)}/`;
+    let token: string | undefined;
+    do {
+      const page = await this.backend.listObjects(this.store.metaBucket, { prefix, continuationToken: token });
+      await Promise.all(page.objects.map((o) => this.backend.deleteObject(this.store.metaBucket, o.key).catch(() => {})));
+      token = page.isTruncated ? page.nextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async abort(bucket: string, key: string, uploadId: string): Promise<void> {
+    await this.init(bucket, key, uploadId);
+    await this.backend.abortMultipart(bucket, key, uploadId).catch((e) => {
+      if (!isS3Error(e, 'NoSuchUpload')) throw e;
+    });
+    await this.cleanup(uploadId);
+  }
+
+  /**
+   * Complete: the object header (every part's DEKs) is stored before the backend completes, which is the
+   * commit point. `combine` turns the parts' checksums into the object's.
+   */
+  async complete(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+    combine: (init: HeaderFields, parts: HeaderFields[]) => Promise<HeaderChecksums>,
+    cond: PutCondition = {},
+  ): Promise<{ etag: string; header: HeaderFields; needsReseal: boolean }> {
+    const init = await this.init(bucket, key, uploadId);
+    const sealed: HeaderFields[] = [];
+    try {
+      for (const p of parts) sealed.push(await this.part(bucket, key, uploadId, p.partNumber, p.etag));
+      sealed.forEach((h, i) => {
+        if (i < sealed.length - 1 && h.parts[0]!.plaintextSize < MIN_PART_SIZE) {
+          throw new S3Error('EntityTooSmall', undefined, { ProposedSize: String(h.parts[0]!.plaintextSize), MinSizeAllowed: String(MIN_PART_SIZE) });
+        }
+      });
+      const header: HeaderFields = {
+        ...init,
+        version: 2,
+        keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
+        state: 'final',
+        createdAt: Date.now(),
+        parts: sealed.map((h) => h.parts[0]!),
+        checksums: await combine(init, sealed),
+      };
+      const previous = await this.backend.headObject(bucket, key).catch(() => null);
+      await this.store.writeHeader(header);
+      const backendParts = parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag.replace(/"/g, '') }));
+      // A failed complete, refused condition included, leaves the header where it is: the same upload may still
+      // commit (a retried or concurrent complete of it), and its next complete rewrites the header anyway. If the
+      // upload is aborted instead, `lakecrypt gc` finds the header unreferenced.
+      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond);
+      await this.store.dropPreviousHeader(bucket, key, previous, init.oid);
+      await this.cleanup(uploadId);
+      // A layout whose size function differs from a single stream (a non-final part that is not a whole number
+      // of chunks, or no part 1 to carry the prefix) is re-sealed so listings stay exact.
+      const needsReseal =
+        sealed[0]!.parts[0]!.partNumber !== 1 || sealed.slice(0, -1).some((h) => h.parts[0]!.plaintextSize % CHUNK_SIZE !== 0);
+      return { etag, header, needsReseal };
+    } finally {
+      for (const h of sealed) wipeHeaderKeys(h);
+    }
+  }
+}
