@@ -96,7 +96,7 @@ export function mapError(e: unknown, ctx: { bucket?: string; key?: string; uploa
     code === 'ServiceUnavailable'
       ? `backend error: ${name || 'network'}: ${err?.message ?? ''}`
       : code === 'InvalidArgument' && ctx.key && (NAME_REFUSALS.has(name) || !name)
-        ? 'The object key is not valid on the storage backend (e.g. a "." or ".." path segment, or an empty one).'
+        ? 'The storage backend refuses this object key (MinIO: a "." or ".." path segment, an empty one, or one over 255 bytes).'
         : undefined;
   return new S3Error(code, msg, detail, { cause: e });
 }
