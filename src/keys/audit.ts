@@ -7,12 +7,14 @@
  * verify() detects edited, reordered and removed (gap) entries; removal of the newest entries (truncation) is only
  * detectable against an externally remembered head (`verify({ expectHead })`).
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Backend } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
-import { AUDIT_KEY_PATH, Keystore, fromStored, toStored, type StoredWrapped } from './keystore.ts';
+import { Keystore } from './keystore.ts';
 import { Mutex } from './local-cmk.ts';
-import type { KeyService } from './service.ts';
+
+// The MAC secret is loaded from the keystore and the CMKs alone (audit-key.ts), not through the key service.
+export { loadAuditKey, type AuditKeySource } from './audit-key.ts';
 
 export const AUDIT_PREFIX = 'audit/';
 const ZERO_HASH = '0'.repeat(64);
@@ -152,6 +154,7 @@ export class AuditLog {
       try {
         e = (await this.keystore.readJson<AuditEntry>(k))?.value;
       } catch {
+        // not swallowed: an unreadable entry is the verdict (the chain cannot be checked past it)
         return bad(`entry ${expected} unreadable`);
       }
       if (!e) return bad(`entry ${expected} missing`);
@@ -173,31 +176,4 @@ export class AuditLog {
     }
     return { ok: true, count };
   }
-}
-
-const AUDIT_KEY_AAD = Buffer.from('lakecrypt/v1 audit-key', 'utf8');
-
-/**
- * The 32-byte audit secret, created once (If-None-Match: *) and stored wrapped under the default CMK at
- * `keystore/audit-key.json`. Use it as AuditLog's macKey.
- */
-export async function loadAuditKey(ks: KeyService): Promise<Buffer> {
-  const store = new Keystore({ backend: ks.backend, metaBucket: ks.metaBucket });
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const cur = await store.readJson<{ wrapped: StoredWrapped; createdAt: string }>(AUDIT_KEY_PATH);
-    if (cur) {
-      const w = fromStored(cur.value.wrapped);
-      return ks.cmk(w.cmkId).unwrap(w, AUDIT_KEY_AAD);
-    }
-    const secret = randomBytes(32);
-    try {
-      const w = await ks.cmk(ks.defaultCmk).wrap(secret, AUDIT_KEY_AAD);
-      await store.writeJson(AUDIT_KEY_PATH, { wrapped: toStored(w), createdAt: new Date().toISOString() }, null);
-      return secret;
-    } catch (e) {
-      secret.fill(0);
-      if (!isS3Error(e, 'PreconditionFailed')) throw e;
-    }
-  }
-  throw new S3Error('ServiceUnavailable', 'could not load the audit key');
 }

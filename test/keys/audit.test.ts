@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/backend/types.ts';
 import { AuditLog, auditKeyName, loadAuditKey, type AuditEntry } from '../../src/keys/audit.ts';
-import { AUDIT_KEY_PATH } from '../../src/keys/keystore.ts';
+import { AUDIT_KEY_AAD, rewrapAuditKey, type AuditKeySource } from '../../src/keys/audit-key.ts';
+import { AUDIT_KEY_PATH, Keystore } from '../../src/keys/keystore.ts';
 import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
 import { KeyService } from '../../src/keys/service.ts';
 import { backendFactories } from './backends.ts';
@@ -160,5 +161,41 @@ describe.each(factories)('AuditLog on $name backend', (bf) => {
       ['cmk.rotate', 'system'],
     ]);
     expect((await log.verify()).ok).toBe(true);
+  });
+
+  it('loadAuditKey needs only a keystore and the CMKs (no KeyService): one secret, bound to the audit-key AAD', async () => {
+    const b = await bf.make();
+    const d = mkdtempSync(path.join(os.tmpdir(), 'lc-audit-'));
+    dirs.push(d);
+    const cmk = new LocalCmkProvider({ id: 'main', dataDir: d });
+    const aads: string[] = [];
+    const spy = {
+      wrap: (k: Buffer, aad: Buffer) => (aads.push(`wrap ${aad.toString()}`), cmk.wrap(k, aad)),
+      unwrap: (w: Parameters<typeof cmk.unwrap>[0], aad: Buffer) => (aads.push(`unwrap ${aad.toString()}`), cmk.unwrap(w, aad)),
+    };
+    const source = (): AuditKeySource => ({
+      keystore: new Keystore({ backend: b, metaBucket: META }),
+      defaultCmk: 'main',
+      cmk: (id) => {
+        if (id !== 'main') throw new Error(`unexpected CMK ${id}`);
+        return spy;
+      },
+    });
+    const [k1, k2] = await Promise.all([loadAuditKey(source()), loadAuditKey(source())]);
+    expect(k1.length).toBe(32);
+    expect(k1.equals(k2)).toBe(true);
+    expect(AUDIT_KEY_AAD.toString()).toBe('lakecrypt/v1 audit-key');
+    expect(aads).toContain('wrap lakecrypt/v1 audit-key');
+    expect(aads.every((a) => a.endsWith(' lakecrypt/v1 audit-key'))).toBe(true);
+    const stored = JSON.parse((await b.getBuffer(META, AUDIT_KEY_PATH)).data.toString()) as { wrapped: { cmkId: string; cmkVersion: number } };
+    expect(stored.wrapped).toMatchObject({ cmkId: 'main', cmkVersion: 1 });
+
+    // a CMK rotation re-wraps it (once); after v1 is disabled the same secret still loads
+    const v2 = await cmk.rotate();
+    const ks = new Keystore({ backend: b, metaBucket: META });
+    expect(await rewrapAuditKey(ks, cmk, v2.version)).toEqual({ rewrapped: true });
+    expect(await rewrapAuditKey(ks, cmk, v2.version)).toEqual({ rewrapped: false });
+    await cmk.disable(1);
+    expect((await loadAuditKey(source())).equals(k1)).toBe(true);
   });
 });
