@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { createBackend } from './backend/index.ts';
 import type { Backend } from './backend/types.ts';
-import { closeCryptoPool } from './engine/index.ts';
+import { closeCryptoPool, setCryptoThreads } from './engine/index.ts';
 import { keyCacheCounters } from './keys/cache.ts';
-import { LocalCmkProvider } from './keys/local-cmk.ts';
-import { Pkcs11CmkProvider } from './keys/pkcs11-cmk.ts';
+import { createCmkProvider } from './keys/providers.ts';
 import type { CmkProvider } from './keys/types.ts';
 import { formatConfigError, loadConfigOrExit, redactConfig, type Config } from './ops/config.ts';
 import { createLogger } from './ops/logger.ts';
@@ -28,24 +27,24 @@ function backendOf(cfg: Config): Backend {
   return createBackend({ kind: 'fs', dataDir: path.join(cfg.dataDir, 'store') });
 }
 
-/** The default CMK plus one per configured tenant. */
+/** The default CMK plus one per configured tenant, each built by the one provider factory (src/keys/providers.ts). */
 export function cmksOf(cfg: Config): Record<string, CmkProvider> {
-  const cmks: Record<string, CmkProvider> = {};
-  const pkcs11 = (id: string, token?: string, pin?: string, keyLabel?: string) => {
-    if (!cfg.pkcs11.module) throw new Error('LAKECRYPT_PKCS11_MODULE: expected the path of a PKCS#11 module when a pkcs11 CMK is configured');
-    return new Pkcs11CmkProvider({ module: cfg.pkcs11.module, tokenLabel: token ?? cfg.pkcs11.token ?? '', pin: pin ?? cfg.pkcs11.pin ?? '', id, keyLabel });
-  };
-  cmks.default = cfg.cmk === 'pkcs11' ? pkcs11('default') : new LocalCmkProvider({ id: 'default', dataDir: cfg.dataDir });
-  for (const c of cfg.cmks ?? []) {
-    cmks[c.id] = c.kind === 'pkcs11' ? pkcs11(c.id, c.token, c.pin, c.keyLabel) : new LocalCmkProvider({ id: c.id, dataDir: cfg.dataDir });
-  }
+  const defaults = { dataDir: cfg.dataDir, pkcs11: { module: cfg.pkcs11.module, token: cfg.pkcs11.token, pin: cfg.pkcs11.pin } };
+  const main =
+    cfg.cmk === 'transit'
+      ? { id: 'default', provider: 'transit', addr: cfg.transit.addr, token: cfg.transit.token, key: cfg.transit.key, mount: cfg.transit.mount }
+      : cfg.cmk === 'awskms'
+        ? { id: 'default', provider: 'awskms', keyId: cfg.kms.keyId, region: cfg.kms.region, endpoint: cfg.kms.endpoint }
+        : { id: 'default', provider: cfg.cmk };
+  const cmks: Record<string, CmkProvider> = { default: createCmkProvider(main, defaults) };
+  // Fields a provider does not take are left out, so its strict check names only what was really given.
+  for (const c of cfg.cmks) cmks[c.id] = createCmkProvider(Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)), defaults);
   return cmks;
 }
 
 async function main(): Promise<void> {
   const cfg = loadConfigOrExit();
-  // The engine reads its thread count from the environment; the configuration file may have set it too.
-  process.env.LAKECRYPT_CRYPTO_THREADS = String(cfg.cryptoThreads);
+  setCryptoThreads(cfg.cryptoThreads);
   const log = createLogger({ level: cfg.logLevel });
   for (const w of cfg.meta.warnings) log.warn(w);
   const metrics = createMetrics();
@@ -77,6 +76,8 @@ async function main(): Promise<void> {
     maxConnections: cfg.maxConnections,
     objectCsp: cfg.objectCsp,
     onRequestDone: observeRequests(metrics, log, cfg.accessLog),
+    log,
+    onBestEffortFailure: (what) => metrics.bestEffortFailed(what),
   });
   // The key cache keeps process-wide counters; mirror their growth into the Prometheus counters.
   const seen = { hits: 0, misses: 0, unwraps: 0 };

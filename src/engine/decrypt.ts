@@ -23,7 +23,7 @@ export interface DecryptOptions {
    * what the recheck threw (KeyRevoked, DekErased, a backend error) before releasing more plaintext.
    */
   live?: LiveCheck;
-  /** Crypto threads; default: inline below POOL_MIN_BYTES, else LAKECRYPT_CRYPTO_THREADS. */
+  /** Crypto threads; default: inline below POOL_MIN_BYTES, else the cryptoThreads setting (setCryptoThreads). */
   threads?: number;
 }
 

@@ -12,7 +12,7 @@ import { POOL_MIN_BYTES, configuredThreads } from './pool.ts';
 export interface EncryptOptions {
   dataset: string; oid: Buffer; partNumber: number; plaintextSize: number; blockSize: number; deks: Buffer[];
   withPrefix: boolean;
-  /** Crypto threads; default: inline below POOL_MIN_BYTES, else LAKECRYPT_CRYPTO_THREADS. */
+  /** Crypto threads; default: inline below POOL_MIN_BYTES, else the cryptoThreads setting (setCryptoThreads). */
   threads?: number;
 }
 

@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina';
+import { defaultOf } from '../ops/config.ts';
 import { openBatch, sealBatch, type BatchTask, type OpenResult } from '../../workers/crypto-core.mjs';
 
 /** Chunks per task: 16 x 64 KiB = 1 MiB, large enough to amortise a thread hop (bench/crypto.ts). */
@@ -15,18 +16,20 @@ let pool: Piscina | null = null;
 let poolThreads = 0;
 
 /**
- * LAKECRYPT_CRYPTO_THREADS: 0 = inline (the default). On the 2-core reference machine inline beat the pool at
+ * The cryptoThreads setting: 0 = inline (the default). On the 2-core reference machine inline beat the pool at
  * every size (bench/results/crypto.md: 1107 vs 456 MiB/s encrypt, 1043 vs 909 MiB/s decrypt); set it > 0 only
  * after bench/crypto.ts shows a gain on more cores. Streams below POOL_MIN_BYTES stay inline regardless.
+ * Set once by the process that loaded the configuration (main.ts); streams may also name their own count.
  */
+let threadsSetting: number = defaultOf('cryptoThreads');
+
+export function setCryptoThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new RangeError(`cryptoThreads must be an integer 0..64, got ${n}`);
+  threadsSetting = n;
+}
+
 export function configuredThreads(): number {
-  const env = process.env.LAKECRYPT_CRYPTO_THREADS;
-  if (env !== undefined && env !== '') {
-    const n = Number(env);
-    if (!Number.isInteger(n) || n < 0 || n > 64) throw new RangeError(`LAKECRYPT_CRYPTO_THREADS must be an integer 0..64, got ${env}`);
-    return n;
-  }
-  return 0;
+  return threadsSetting;
 }
 
 function getPool(threads: number): Piscina {

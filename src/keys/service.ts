@@ -21,7 +21,7 @@
  */
 import type { Backend } from '../backend/types.ts';
 import type { HeaderVersion } from '../format/header.ts';
-import { settingDefault } from '../ops/config.ts';
+import { defaultOf } from '../ops/config.ts';
 import type { Logger } from '../ops/logger.ts';
 import { BestEffort } from './best-effort.ts';
 import type { CacheStats } from './cache.ts';
@@ -62,12 +62,6 @@ export interface KeyServiceOptions {
 }
 
 /** A default from the settings table (src/ops/config.ts), the one place defaults are written. */
-function tableDefault(k: 'keyCacheTtlMs' | 'keyCacheSize' | 'epochPollMs'): number {
-  const v = settingDefault(k);
-  if (typeof v !== 'number') throw new Error(`settings table: ${k} has no numeric default`);
-  return v;
-}
-
 export class KeyService {
   readonly backend: Backend;
   readonly metaBucket: string;
@@ -85,13 +79,13 @@ export class KeyService {
   constructor(opts: KeyServiceOptions) {
     this.backend = opts.backend;
     this.metaBucket = opts.metaBucket;
-    const max = opts.cacheMax ?? tableDefault('keyCacheSize');
+    const max = opts.cacheMax ?? defaultOf('keyCacheSize');
     this.state = new KeyState({
       backend: opts.backend,
       metaBucket: opts.metaBucket,
       cmks: opts.cmks,
       defaultCmk: opts.defaultCmk,
-      cacheTtlMs: opts.cacheTtlMs ?? tableDefault('keyCacheTtlMs'),
+      cacheTtlMs: opts.cacheTtlMs ?? defaultOf('keyCacheTtlMs'),
       cacheMax: max,
       audit: opts.audit,
       bestEffort: new BestEffort(opts.log, opts.onBestEffortFailure),
@@ -104,7 +98,7 @@ export class KeyService {
     this.revocations = new DekRevocations(this.state);
     this.cmkAdmin = new CmkAdmin(this.state);
     this.io = new KeystoreIo(this.state);
-    this.epoch = new EpochWatch(this.state, opts.epochPollMs ?? tableDefault('epochPollMs'));
+    this.epoch = new EpochWatch(this.state, opts.epochPollMs ?? defaultOf('epochPollMs'));
   }
 
   /**

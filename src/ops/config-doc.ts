@@ -31,11 +31,12 @@ lakecrypt reads its settings in this order, later ones winning:
    exists (the shipped file lists every setting with its default, so it changes nothing until edited);
 3. one environment variable per setting (\`LAKECRYPT_*\`). An empty variable counts as unset.
 
-Nested settings are written as groups in the file (\`s3:\`, \`pkcs11:\`, \`tls:\`); the table uses dotted names.
+Nested settings are written as groups in the file (\`s3:\`, \`pkcs11:\`, \`transit:\`, \`kms:\`, \`tls:\`); the table uses
+dotted names.
 \`users\`, \`cmks\` and \`datasets\` are lists in the file and JSON arrays in the environment; an environment
 value replaces the whole list.
 
-**Secrets** (\`secretKey\`, \`s3.secretKey\`, \`pkcs11.pin\`, and the \`users\`/\`cmks\` lists that contain secret keys
+**Secrets** (\`secretKey\`, \`s3.secretKey\`, \`pkcs11.pin\`, \`transit.token\`, and the \`users\`/\`cmks\` lists that contain secret keys
 and PINs) can also be read from a file named by \`<VAR>_FILE\` (e.g. \`LAKECRYPT_SECRET_KEY_FILE=/run/secrets/lc\`;
 one trailing newline is ignored). They never appear in logs or error messages.
 
@@ -57,6 +58,9 @@ ${rows.join('\n')}
 - \`tls.cert\`, \`tls.key\` and \`pkcs11.module\` must be readable files.
 - \`cmk: pkcs11\` needs \`pkcs11.module\`, \`pkcs11.token\` and \`pkcs11.pin\`; a \`cmks\` entry of kind \`pkcs11\`
   needs \`pkcs11.module\` and its own or the global token and PIN.
+- \`cmk: transit\` needs \`transit.addr\`, \`transit.token\` and \`transit.key\`; \`cmk: awskms\` needs \`kms.keyId\`. A \`cmks\`
+  entry is checked by its provider when the gateway starts (one line naming the CMK and the field, never a
+  value). What each provider does, and its limits: [CMK-PROVIDERS.md](CMK-PROVIDERS.md).
 - \`cmks[].id\` are unique and not \`default\` (the id of the main CMK); \`datasets[].cmk\` names one of them.
 - \`datasets[].name\` are unique; \`users[].accessKey\` are unique and differ from the root \`accessKey\`.
 - \`metaBucket\` can be neither a dataset nor granted to a user.

@@ -67,13 +67,32 @@ const userSchema = z.strictObject({
 });
 export type UserConfig = z.infer<typeof userSchema>;
 
-const cmkSchema = z.strictObject({
-  id: z.string().regex(ID_RE).meta({ expect: 'an id of 1-64 characters from A-Z a-z 0-9 _ -' }),
-  kind: z.enum(['local', 'pkcs11']).meta({ expect: '"local" or "pkcs11"' }),
-  keyLabel: str(1, 128).optional().meta({ expect: 'a key label of 1-128 characters' }),
-  token: str(1, 128).optional().meta({ expect: 'a token label of 1-128 characters' }),
-  pin: str(1, 256).optional().meta({ expect: 'a PIN string' }),
-});
+const CMK_KINDS = ['local', 'pkcs11', 'transit', 'awskms'] as const;
+const EXPECT_CMK_KIND = '"local", "pkcs11", "transit" or "awskms"';
+/**
+ * A tenant CMK. `provider` names the kind (`kind` is the older name of the same field); the remaining fields are
+ * the provider's own, checked by src/keys/providers.ts when the provider is built (an error names the CMK and
+ * the field, never a value): pkcs11 {keyLabel?, token? (label), pin?}, transit {addr, token | tokenFile, key,
+ * mount?}, awskms {keyId, region?, endpoint?}.
+ */
+const cmkSchema = z
+  .strictObject({
+    id: z.string().regex(ID_RE).meta({ expect: 'an id of 1-64 characters from A-Z a-z 0-9 _ -' }),
+    provider: z.enum(CMK_KINDS).optional().meta({ expect: EXPECT_CMK_KIND }),
+    kind: z.enum(CMK_KINDS).optional().meta({ expect: EXPECT_CMK_KIND }),
+    keyLabel: str(1, 128).optional().meta({ expect: 'a key label of 1-128 characters' }),
+    token: str(1, 4096).optional().meta({ expect: 'a token label (pkcs11) or a token (transit)' }),
+    pin: str(1, 256).optional().meta({ expect: 'a PIN string' }),
+    addr: str(1, 2048).optional().meta({ expect: 'the server address, http(s)://host:port' }),
+    tokenFile: str(1, 4096).optional().meta({ expect: 'the path of a file holding the token' }),
+    key: str(1, 128).optional().meta({ expect: 'a transit key name' }),
+    mount: str(1, 128).optional().meta({ expect: 'a mount path such as "transit"' }),
+    keyId: str(1, 2048).optional().meta({ expect: 'a KMS key id, key ARN or alias/...' }),
+    region: str(1, 64).optional().meta({ expect: 'an AWS region such as eu-west-1' }),
+    endpoint: str(1, 2048).optional().meta({ expect: 'an http(s):// KMS endpoint URL' }),
+  })
+  .refine((c) => (c.provider === undefined) !== (c.kind === undefined), { error: `expected "provider" (${EXPECT_CMK_KIND})`, path: ['provider'] })
+  .transform(({ kind, ...c }) => ({ ...c, provider: (c.provider ?? kind)! }));
 export type CmkConfig = z.infer<typeof cmkSchema>;
 
 const datasetSchema = z.strictObject({
@@ -206,9 +225,9 @@ export const SETTINGS = {
   }),
   // --- keys
   cmk: def({
-    path: 'cmk', env: 'LAKECRYPT_CMK', kind: 'string', schema: z.enum(['local', 'pkcs11']), default: 'local',
-    expect: '"local" or "pkcs11"',
-    doc: 'Provider of the default CMK (id "default"): "local" (0600 key files under <dataDir>/cmk) or "pkcs11" (an HSM token).',
+    path: 'cmk', env: 'LAKECRYPT_CMK', kind: 'string', schema: z.enum(CMK_KINDS), default: 'local',
+    expect: EXPECT_CMK_KIND,
+    doc: 'Provider of the default CMK (id "default"): "local" (0600 key files under <dataDir>/cmk), "pkcs11" (an HSM token), "transit" (a Vault/OpenBao Transit key) or "awskms" (an AWS KMS key); see docs/CMK-PROVIDERS.md.',
   }),
   'pkcs11.module': def({
     path: 'pkcs11.module', env: 'LAKECRYPT_PKCS11_MODULE', kind: 'string', schema: str(1).optional(),
@@ -225,11 +244,50 @@ export const SETTINGS = {
     expect: 'a PIN string', secret: true, example: 'change-me-1234',
     doc: 'User PIN of the PKCS#11 token. Secret: prefer LAKECRYPT_PKCS11_PIN or LAKECRYPT_PKCS11_PIN_FILE.',
   }),
+  'transit.addr': def({
+    path: 'transit.addr', env: 'LAKECRYPT_TRANSIT_ADDR', kind: 'string', schema: str(1, 2048).optional(),
+    expect: 'the server address, http(s)://host:port', example: 'https://bao.example:8200',
+    doc: 'Vault/OpenBao server of the default CMK. Required with cmk "transit".',
+  }),
+  'transit.token': def({
+    path: 'transit.token', env: 'LAKECRYPT_TRANSIT_TOKEN', kind: 'string', schema: str(1, 4096).optional(),
+    expect: 'a Vault/OpenBao token', secret: true,
+    doc: 'Token lakecrypt presents to the Transit engine. Secret: LAKECRYPT_TRANSIT_TOKEN or LAKECRYPT_TRANSIT_TOKEN_FILE. Required with cmk "transit".',
+  }),
+  'transit.key': def({
+    path: 'transit.key', env: 'LAKECRYPT_TRANSIT_KEY', kind: 'string', schema: str(1, 128).optional(),
+    expect: 'a transit key name', example: 'lakecrypt',
+    doc: 'Transit key (aes256-gcm96, not derived) that wraps the KEKs. Required with cmk "transit".',
+  }),
+  'transit.mount': def({
+    path: 'transit.mount', env: 'LAKECRYPT_TRANSIT_MOUNT', kind: 'string', schema: str(1, 128), default: 'transit',
+    expect: 'a mount path such as "transit"',
+    doc: 'Mount path of the Transit engine.',
+  }),
+  'kms.keyId': def({
+    path: 'kms.keyId', env: 'LAKECRYPT_KMS_KEY_ID', kind: 'string', schema: str(1, 2048).optional(),
+    expect: 'a KMS key id, key ARN or alias/...', example: 'alias/lakecrypt',
+    doc: 'AWS KMS key of the default CMK (its version 1). Required with cmk "awskms". Credentials: the standard AWS variables.',
+  }),
+  'kms.region': def({
+    path: 'kms.region', env: 'LAKECRYPT_KMS_REGION', kind: 'string', schema: str(1, 64).optional(),
+    expect: 'an AWS region such as eu-west-1', defaultDoc: 'AWS_REGION, else `us-east-1`',
+    doc: 'Region of the KMS key.',
+  }),
+  'kms.endpoint': def({
+    path: 'kms.endpoint', env: 'LAKECRYPT_KMS_ENDPOINT', kind: 'string', schema: str(1, 2048).optional(),
+    expect: 'an http(s):// KMS endpoint URL', example: 'http://127.0.0.1:8080',
+    doc: 'KMS endpoint override (a VPC endpoint, a KMS-compatible server); unset = AWS.',
+  }),
   cmks: def({
     path: 'cmks', env: 'LAKECRYPT_CMKS', kind: 'json', schema: z.array(cmkSchema), default: [], secret: true,
-    expect: 'an array of {id, kind, keyLabel?, token?, pin?}',
-    example: [{ id: 'tenant-a', kind: 'pkcs11', keyLabel: 'tenant-a-cmk', token: 'lakecrypt' }],
-    doc: 'Extra (tenant) CMKs that datasets can be bound to: {id, kind: local|pkcs11, keyLabel?, token?, pin?}; pkcs11 ones use pkcs11.module and default to pkcs11.token/pin. Env: a JSON array.',
+    expect: 'an array of {id, provider, ...the provider\'s fields}',
+    example: [
+      { id: 'tenant-a', provider: 'pkcs11', keyLabel: 'tenant-a-cmk', token: 'lakecrypt' },
+      { id: 'tenant-b', provider: 'transit', addr: 'https://bao.example:8200', tokenFile: '/run/secrets/bao-tenant-b', key: 'tenant-b' },
+      { id: 'tenant-c', provider: 'awskms', keyId: 'alias/tenant-c', region: 'eu-west-1' },
+    ],
+    doc: 'Extra (tenant) CMKs that datasets can be bound to: {id, provider: local|pkcs11|transit|awskms, then the provider\'s fields: pkcs11 keyLabel?, token?, pin? (default pkcs11.*); transit addr, token or tokenFile, key, mount?; awskms keyId, region?, endpoint?} ("kind" is accepted for "provider"). Env: a JSON array.',
   }),
   datasets: def({
     path: 'datasets', env: 'LAKECRYPT_DATASETS', kind: 'json', schema: z.array(datasetSchema), default: [],
@@ -359,6 +417,17 @@ export const ConfigSchema = z.strictObject({
     token: S['pkcs11.token'].schema,
     pin: S['pkcs11.pin'].schema,
   }),
+  transit: z.strictObject({
+    addr: S['transit.addr'].schema,
+    token: S['transit.token'].schema,
+    key: S['transit.key'].schema,
+    mount: S['transit.mount'].schema,
+  }),
+  kms: z.strictObject({
+    keyId: S['kms.keyId'].schema,
+    region: S['kms.region'].schema,
+    endpoint: S['kms.endpoint'].schema,
+  }),
   cmks: S.cmks.schema,
   datasets: S.datasets.schema,
   blockSize: S.blockSize.schema,
@@ -380,7 +449,7 @@ export const ConfigSchema = z.strictObject({
 });
 
 /** Groups of settings (objects in the file). */
-const GROUPS = ['s3', 'pkcs11', 'tls'] as const;
+const GROUPS = ['s3', 'pkcs11', 'transit', 'kms', 'tls'] as const;
 
 export type CredentialsSource =
   /** accessKey/secretKey came from the file or the environment. */
@@ -425,7 +494,8 @@ type Origin = { from: 'file'; file: string } | { from: 'env'; env: string; raw: 
 
 const SETTING_LIST: SettingDef[] = Object.values(SETTINGS);
 const BY_ENV = new Map(SETTING_LIST.map((s) => [s.env, s]));
-const SECRET_FIELDS = new Set(['secretKey', 'pin']);
+// Field names whose values are secrets (a `token` only outside PKCS#11, where it is a label: see redactConfig).
+const SECRET_FIELDS = new Set(['secretKey', 'pin', 'token', 'sessionToken', 'secretAccessKey']);
 
 function getAt(obj: unknown, p: readonly PropertyKey[]): unknown {
   let cur: unknown = obj;
@@ -775,7 +845,7 @@ function crossCheck(cfg: z.output<typeof ConfigSchema>, L: Loader, cwd: string):
   }
 
   // PKCS#11
-  const needPkcs11 = cfg.cmk === 'pkcs11' || cfg.cmks.some((c) => c.kind === 'pkcs11');
+  const needPkcs11 = cfg.cmk === 'pkcs11' || cfg.cmks.some((c) => c.provider === 'pkcs11');
   if (needPkcs11) {
     if (cfg.pkcs11.module === undefined) L.fail('pkcs11.module', 'required when a CMK of kind "pkcs11" is configured');
     if (!isReadableFile(path.resolve(cwd, cfg.pkcs11.module))) {
@@ -786,15 +856,19 @@ function crossCheck(cfg: z.output<typeof ConfigSchema>, L: Loader, cwd: string):
     if (cfg.pkcs11.token === undefined) L.fail('pkcs11.token', 'required when cmk is "pkcs11"');
     if (cfg.pkcs11.pin === undefined) L.fail('pkcs11.pin', 'required when cmk is "pkcs11"');
   }
+  if (cfg.cmk === 'transit') {
+    for (const k of ['addr', 'token', 'key'] as const) if (cfg.transit[k] === undefined) L.fail(`transit.${k}`, 'required when cmk is "transit"');
+  }
+  if (cfg.cmk === 'awskms' && cfg.kms.keyId === undefined) L.fail('kms.keyId', 'required when cmk is "awskms"');
   const cmkIds = new Set<string>(['default']);
   cfg.cmks.forEach((c, i) => {
     if (cmkIds.has(c.id)) L.fail('cmks', c.id === 'default' ? '"default" is the id of the main CMK (setting cmk)' : `duplicate id ${JSON.stringify(c.id)}`, `[${i}].id`);
     cmkIds.add(c.id);
-    if (c.kind === 'pkcs11') {
+    if (c.provider === 'pkcs11') {
       if (c.token === undefined && cfg.pkcs11.token === undefined) L.fail('cmks', `required for a pkcs11 CMK when pkcs11.token (${SETTINGS['pkcs11.token'].env}) is unset`, `[${i}].token`);
       if (c.pin === undefined && cfg.pkcs11.pin === undefined) L.fail('cmks', `required for a pkcs11 CMK when pkcs11.pin (${SETTINGS['pkcs11.pin'].env}) is unset`, `[${i}].pin`);
-    } else if (c.token !== undefined || c.pin !== undefined) {
-      L.fail('cmks', 'token/pin are only for kind "pkcs11"', `[${i}]`);
+    } else if (c.provider !== 'transit' && (c.token !== undefined || c.pin !== undefined)) {
+      L.fail('cmks', 'token/pin are only for provider "pkcs11" (and token for "transit")', `[${i}]`);
     }
   });
 
@@ -893,19 +967,22 @@ function loadOrCreateCredentials(
 
 /** A deep copy with every secret replaced by "***" (unset secrets stay unset), safe to log. */
 export function redactConfig<T extends Partial<Config> | Record<string, unknown>>(cfg: T): T {
-  const walk = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(walk);
+  const walk = (v: unknown, parentKey: string): unknown => {
+    if (Array.isArray(v)) return v.map((x) => walk(x, parentKey));
     if (v !== null && typeof v === 'object' && !(v instanceof Date)) {
+      const o = v as Record<string, unknown>;
+      // `token` is a secret (transit) except where it is a PKCS#11 token label, which operators need to see.
+      const pkcs11 = parentKey === 'pkcs11' || o.provider === 'pkcs11' || o.kind === 'pkcs11';
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) {
-        const secret = SECRET_FIELDS.has(k) || /secret|password|passphrase/i.test(k);
-        out[k] = secret ? (x === undefined ? undefined : '***') : walk(x);
+      for (const [k, x] of Object.entries(o)) {
+        const secret = (SECRET_FIELDS.has(k) && !(k === 'token' && pkcs11)) || /secret|password|passphrase/i.test(k);
+        out[k] = secret ? (x === undefined ? undefined : '***') : walk(x, k);
       }
       return out;
     }
     return v;
   };
-  return walk(cfg) as T;
+  return walk(cfg, '') as T;
 }
 
 /** `loadConfig`, but on failure print ONE line to stderr (no stack) and exit with status 1. */
@@ -931,6 +1008,16 @@ export function unknownEnvVars(env: Record<string, string | undefined> = process
 /** Typed accessor for one setting's default (used by docs/tests). */
 export function settingDefault<K extends SettingPath>(k: K): Out<K> | undefined {
   return SETTINGS[k].default as Out<K> | undefined;
+}
+
+/**
+ * The default of a setting that has one: the one place defaults live, for code that also runs without a loaded
+ * configuration (tests, bench, in-process gateways). Throws if the table gives none (a programming error).
+ */
+export function defaultOf<K extends SettingPath>(k: K): NonNullable<Out<K>> {
+  const v = SETTINGS[k].default as Out<K> | undefined;
+  if (v === undefined || v === null) throw new Error(`settings table: ${k} has no default`);
+  return v as NonNullable<Out<K>>;
 }
 
 export { BY_ENV as SETTINGS_BY_ENV };

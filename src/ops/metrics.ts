@@ -34,6 +34,7 @@ export class Metrics {
   readonly rewrapHeaderKeys: Counter<'dataset'>;
   readonly revocationDenials: Counter<'level'>;
   readonly adminRefusals: Counter<'recorded'>;
+  readonly bestEffortFailures: Counter<'what'>;
   private queueDepthSource: (() => number) | undefined;
 
   constructor(opts: MetricsOptions = {}) {
@@ -116,6 +117,12 @@ export class Metrics {
       registers,
     });
     for (const recorded of ['true', 'false'] as const) this.adminRefusals.inc({ recorded }, 0);
+    this.bestEffortFailures = new Counter({
+      name: 'lakecrypt_best_effort_failures_total',
+      help: 'Work done after the answer, or on the side, that failed (each also logged at warn): epoch-poll, lazy-rewrap, audit-plaintext-read, ...',
+      labelNames: ['what'] as const,
+      registers,
+    });
     // Known label values start at 0 so dashboards and rate() see them before the first event.
     for (const direction of ['encrypt', 'decrypt'] as const) this.cryptoBytes.inc({ direction }, 0);
     for (const level of ['cmk', 'kek', 'dek'] as const) this.revocationDenials.inc({ level }, 0);
@@ -180,6 +187,10 @@ export class Metrics {
 
   addRewrapHeaderKeys(dataset: string, n = 1): void {
     this.rewrapHeaderKeys.inc({ dataset }, n);
+  }
+
+  bestEffortFailed(what: string): void {
+    this.bestEffortFailures.inc({ what });
   }
 
   adminRefused(recorded: boolean): void {

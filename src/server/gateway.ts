@@ -14,6 +14,7 @@ import * as mp from './multipart.ts';
 import * as objects from './objects.ts';
 import { addressOf, type S3Request } from './request.ts';
 import { sendError } from './respond.ts';
+import { defaultOf } from '../ops/config.ts';
 import { MultipartStore, ObjectStore } from '../store/index.ts';
 import type { User, Users } from './users.ts';
 
@@ -31,6 +32,8 @@ export interface GatewayOptions {
    * X-Content-Type-Options: nosniff, always sent: an object served from the gateway's origin must not run as it.
    */
   objectCsp?: string;
+  /** How long an opened header (with its DEKs) stays cached; at most the key cache TTL (start.ts). */
+  headerCacheTtlMs?: number;
   /** Called once per finished request (access log, metrics). */
   onRequestDone?: (r: S3Request, status: number, ms: number, error?: S3Error) => void;
 }
@@ -68,9 +71,9 @@ export class Gateway {
     this.users = opts.users;
     this.metaBucket = opts.metaBucket;
     this.region = opts.region;
-    const csp = (opts.objectCsp ?? 'sandbox').trim();
+    const csp = (opts.objectCsp ?? defaultOf('objectCsp')).trim();
     this.csp = csp === 'off' ? '' : csp;
-    this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize);
+    this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize, opts.headerCacheTtlMs);
     this.mpu = new MultipartStore(this.store);
   }
 

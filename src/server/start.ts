@@ -10,6 +10,8 @@ import { AuditLog, loadAuditKey } from '../keys/audit.ts';
 import { createS3App, type Health } from './app.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { Users, type User } from './users.ts';
+import { defaultOf } from '../ops/config.ts';
+import type { Logger } from '../ops/logger.ts';
 
 export interface StartOptions {
   host?: string;
@@ -39,6 +41,10 @@ export interface StartOptions {
   /** Content-Security-Policy of S3 responses (default 'sandbox'; '' or 'off' = none): the objectCsp setting. */
   objectCsp?: string;
   onRequestDone?: GatewayOptions['onRequestDone'];
+  /** Where the gateway's own best-effort failures are told (a dropped audit record, a failed epoch poll …). */
+  log?: Logger;
+  /** Called once per best-effort failure, with what failed (metrics: lakecrypt_best_effort_failures_total). */
+  onBestEffortFailure?: (what: string) => void;
 }
 
 export interface RunningGateway {
@@ -62,7 +68,8 @@ export function isHealthPath(url: string | undefined): boolean {
 }
 
 export async function startGateway(o: StartOptions): Promise<RunningGateway> {
-  const metaBucket = o.metaBucket ?? 'lakecrypt-meta';
+  const metaBucket = o.metaBucket ?? defaultOf('metaBucket');
+  const keyCacheTtlMs = o.keyCacheTtlMs ?? defaultOf('keyCacheTtlMs');
   if (!(await o.backend.bucketExists(metaBucket))) {
     await o.backend.createBucket(metaBucket).catch((e) => {
       if ((e as { code?: string }).code !== 'BucketAlreadyOwnedByYou') throw e;
@@ -74,9 +81,11 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     cmks: o.cmks,
     defaultCmk: o.defaultCmk,
     datasets: o.datasets,
-    cacheTtlMs: o.keyCacheTtlMs,
+    cacheTtlMs: keyCacheTtlMs,
     cacheMax: o.keyCacheSize,
     epochPollMs: o.epochPollMs,
+    log: o.log,
+    onBestEffortFailure: o.onBestEffortFailure,
   });
   const audit = new AuditLog({ backend: o.backend, metaBucket, macKey: await loadAuditKey(keys) });
   keys.setAudit(audit);
@@ -85,10 +94,13 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     keys,
     users: new Users(o.users),
     metaBucket,
-    region: o.region ?? 'us-east-1',
-    blockSize: o.blockSize ?? 8 * 1024 * 1024,
+    region: o.region ?? defaultOf('region'),
+    blockSize: o.blockSize ?? defaultOf('blockSize'),
     domains: o.domains ?? ['localhost'],
-    objectCsp: o.objectCsp,
+    objectCsp: o.objectCsp ?? defaultOf('objectCsp'),
+    // Opened headers hold DEKs: none may outlive the key cache TTL, or a customer's revocation at its KMS (which
+    // only a fresh unwrap notices) would not reach a hot object within the stated bound.
+    headerCacheTtlMs: keyCacheTtlMs,
     onRequestDone: o.onRequestDone,
   });
   keys.onInvalidate(() => gateway.store.headers.clear());
@@ -100,7 +112,11 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
       const id = `${bucket}/${key}`;
       if (plaintextAudited.has(id)) return;
       plaintextAudited.add(id);
-      void audit.append('object.plaintext-read', { bucket, key }, 'gateway').catch(() => {});
+      void audit.append('object.plaintext-read', { bucket, key }, 'gateway').catch((err: unknown) => {
+        // The read was served; the trail must at least say in the log that its record is missing.
+        o.onBestEffortFailure?.('audit-plaintext-read');
+        o.log?.warn({ err, bucket, key }, 'audit record of a plaintext read could not be written');
+      });
     },
   };
   await keys.start();
@@ -134,8 +150,8 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     if (req.method === 'GET' && isHealthPath(req.url)) return honoListener(req, res);
     gateway.handle(req, res).catch((e) => res.destroy(e as Error));
   };
-  const headersTimeout = o.headersTimeoutMs ?? 30_000;
-  const requestTimeout = o.requestTimeoutMs ?? 0;
+  const headersTimeout = o.headersTimeoutMs ?? defaultOf('headersTimeoutMs');
+  const requestTimeout = o.requestTimeoutMs ?? defaultOf('requestTimeoutMs');
   // Node enforces headersTimeout / requestTimeout only when it sweeps its connections, every 30 s by default: a
   // slow head would live up to 30 s past its limit. Sweep at least every second (a quarter of the shortest limit).
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
@@ -147,11 +163,11 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   // Half-open or slow clients must not pin sockets forever, nor more sockets than the cap.
   server.headersTimeout = headersTimeout;
   server.requestTimeout = requestTimeout;
-  server.maxConnections = o.maxConnections ?? 4096;
+  server.maxConnections = o.maxConnections ?? defaultOf('maxConnections');
   // Keep-alive idle time = the idle timeout (as the idleTimeoutMs setting documents), not Node's 5 s: a client
   // pausing 5-60 s between requests (SDK connection pools, load balancers with 60 s idle) would otherwise pay a
   // new connection (and TLS handshake), or race the server's close and see ECONNRESET on its next request.
-  const idleMs = o.idleTimeoutMs ?? 60_000;
+  const idleMs = o.idleTimeoutMs ?? defaultOf('idleTimeoutMs');
   server.keepAliveTimeout = idleMs;
   server.setTimeout(idleMs, (socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
@@ -169,7 +185,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
       stopping = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      const deadline = Date.now() + (o.shutdownGraceMs ?? 10_000);
+      const deadline = Date.now() + (o.shutdownGraceMs ?? defaultOf('shutdownGraceMs'));
       while (gateway.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
       server.closeAllConnections();
       await closed;

@@ -158,7 +158,15 @@ tls:
     'pkcs11.module': ['__MODULE__', '__MODULE__'],
     'pkcs11.token': ['tok', 'tok'],
     'pkcs11.pin': ['1234', '1234'],
-    cmks: ['[{"id":"t1","kind":"local"}]', [{ id: 't1', kind: 'local' }]],
+    // "kind" is the older name of "provider": accepted, and read back as provider
+    cmks: ['[{"id":"t1","kind":"local"}]', [{ id: 't1', provider: 'local' }]],
+    'transit.addr': ['https://bao.example:8200', 'https://bao.example:8200'],
+    'transit.token': ['s.bao-token-1', 's.bao-token-1'],
+    'transit.key': ['lake-key', 'lake-key'],
+    'transit.mount': ['kv-transit', 'kv-transit'],
+    'kms.keyId': ['alias/lake', 'alias/lake'],
+    'kms.region': ['eu-west-1', 'eu-west-1'],
+    'kms.endpoint': ['http://127.0.0.1:8080', 'http://127.0.0.1:8080'],
     datasets: ['[{"name":"bk1/p","allowPlaintextRead":true}]', [{ name: 'bk1/p', allowPlaintextRead: true }]],
     blockSize: ['1048576', 1048576],
     cryptoThreads: ['4', 4],
@@ -233,7 +241,7 @@ describe('errors: one line naming the setting', () => {
     [{ LAKECRYPT_CRYPTO_THREADS: '65' }, /^LAKECRYPT_CRYPTO_THREADS: expected an integer 0-64, got "65"$/],
     [{ LAKECRYPT_ACCESS_LOG: 'maybe' }, 'LAKECRYPT_ACCESS_LOG: expected true or false, got "maybe"'],
     [{ LAKECRYPT_BACKEND: 'gcs' }, 'LAKECRYPT_BACKEND: expected "fs" or "s3", got "gcs"'],
-    [{ LAKECRYPT_CMK: 'kms' }, 'LAKECRYPT_CMK: expected "local" or "pkcs11", got "kms"'],
+    [{ LAKECRYPT_CMK: 'kms' }, 'LAKECRYPT_CMK: expected "local", "pkcs11", "transit" or "awskms", got "kms"'],
     [{ LAKECRYPT_LOG_LEVEL: 'verbose' }, /^LAKECRYPT_LOG_LEVEL: expected one of fatal, error/],
     [{ LAKECRYPT_S3_ENDPOINT: 'minio:9000' }, /^LAKECRYPT_S3_ENDPOINT: expected an http\(s\) URL, got "minio:9000"$/],
     [{ LAKECRYPT_META_BUCKET: 'Bad_Bucket' }, /^LAKECRYPT_META_BUCKET: expected a valid S3 bucket name/],
@@ -351,11 +359,12 @@ describe('redactConfig / unknownEnvVars', () => {
       LAKECRYPT_PKCS11_TOKEN: 'tok',
       LAKECRYPT_PKCS11_PIN: 'pin-value-9876',
       LAKECRYPT_USERS: '[{"accessKey":"user1","secretKey":"user-secret-value","buckets":["*"]}]',
-      LAKECRYPT_CMKS: '[{"id":"t1","kind":"pkcs11","pin":"cmk-pin-value"}]',
+      LAKECRYPT_CMKS: '[{"id":"t1","kind":"pkcs11","pin":"cmk-pin-value"},{"id":"t2","provider":"transit","addr":"http://b:8200","token":"bao-token-value","key":"k"}]',
+      LAKECRYPT_TRANSIT_TOKEN: 'default-bao-token-value',
     });
     const r = redactConfig(c);
     const text = JSON.stringify(r);
-    for (const s of ['rootsecret123', 'minio-secret-value', 'pin-value-9876', 'user-secret-value', 'cmk-pin-value']) {
+    for (const s of ['rootsecret123', 'minio-secret-value', 'pin-value-9876', 'user-secret-value', 'cmk-pin-value', 'bao-token-value']) {
       expect(text).not.toContain(s);
     }
     expect(r.secretKey).toBe('***');
