@@ -30,6 +30,7 @@ import {
 import { ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
 import { uriEncode } from '../s3/sigv4.ts';
 import type { Backend, ListOptions, ListResult, ObjectInfo, PutOptions } from './types.ts';
+import { quoteEtag, unquoteEtag } from '../s3/etags.ts';
 
 export interface S3BackendOptions {
   endpoint: string;
@@ -43,8 +44,8 @@ export interface S3BackendOptions {
   maxSockets?: number;
 }
 
-const unquote = (e: string | undefined) => (e ?? '').replace(/^W\//, '').replace(/^"+|"+$/g, '');
-const quote = (e: string) => (e === '*' ? '*' : `"${unquote(e)}"`);
+const unquote = unquoteEtag;
+const quote = quoteEtag;
 
 /** S3 (and MinIO) error codes that differ from ours but mean the same thing. */
 const ALIASES: Record<string, S3ErrorCode> = {

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { S3Error } from '../errors.ts';
 import type { ChecksumAlgorithm } from './checksum.ts';
+import { quoteEtag } from './etags.ts';
 
 export const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 const DECL = '<?xml version="1.0" encoding="UTF-8"?>\n';
@@ -44,8 +45,6 @@ export function s3UrlEncode(s: string): string {
 
 /** ISO 8601 with milliseconds, UTC. */
 export const isoDate = (d: Date): string => d.toISOString();
-/** ETag in quotes (input quoted or not). */
-export const quoteEtag = (etag: string): string => (etag.startsWith('"') && etag.endsWith('"') && etag.length >= 2 ? etag : `"${etag}"`);
 
 const el = (name: string, value: string | number | boolean | undefined | null): string =>
   value === undefined || value === null ? '' : `<${name}>${xmlEscape(String(value))}</${name}>`;

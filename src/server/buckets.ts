@@ -3,10 +3,10 @@ import { S3Error } from '../errors.ts';
 import { plaintextSize } from '../engine/index.ts';
 import * as xml from '../s3/xml.ts';
 import type { Gateway } from './gateway.ts';
-import { quote } from './objects.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName } from './request.ts';
 import { sendXml } from './respond.ts';
+import { quoteEtag } from '../s3/etags.ts';
 
 export async function listBuckets(g: Gateway, r: S3Request): Promise<void> {
   const all = await g.backend.listBuckets();
@@ -119,7 +119,7 @@ export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promis
   const contents = page.objects.map((o, i) => ({
     key: o.key,
     size: sizeOf(o.size),
-    etag: quote(etags[i]!),
+    etag: quoteEtag(etags[i]!),
     lastModified: o.lastModified,
     owner: fetchOwner ? owner : undefined,
   }));

@@ -9,11 +9,9 @@ import { ChecksumSet, expectedFromRequest } from '../s3/checksum.ts';
 import { createPayloadDecoder } from '../s3/chunked.ts';
 import { readBodyLimited } from '../s3/xml.ts';
 import { verifyRequest, type AuthResult } from '../s3/sigv4.ts';
-import * as buckets from './buckets.ts';
-import * as mp from './multipart.ts';
-import * as objects from './objects.ts';
 import { addressOf, type S3Request } from './request.ts';
 import { sendError } from './respond.ts';
+import { hasSubresource, refusal, routeOf } from './routes.ts';
 import { defaultOf } from '../ops/config.ts';
 import { MultipartStore, ObjectStore } from '../store/index.ts';
 import type { User, Users } from './users.ts';
@@ -166,7 +164,8 @@ export class Gateway {
       const addr = addressOf(rawPath, req.headers.host, this.opts.domains);
       r.bucket = addr.bucket;
       r.key = addr.key;
-      r.op = opName(r);
+      const route = routeOf(r);
+      r.op = route?.op ?? 'Unknown';
       // The credential scope must name this gateway's region (S3: AuthorizationHeaderMalformed naming the expected
       // one), except for GetBucketLocation: clients that do not know the region yet sign that with us-east-1, and
       // MinIO accepts any region for it too.
@@ -185,7 +184,8 @@ export class Gateway {
             : new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
         }
       }
-      await this.dispatch(r);
+      if (!route) throw refusal(r);
+      await route.run(this, r);
     } catch (e) {
       // Read (and drop) what the client is still sending, within bounds, so it sees the error response rather
       // than a connection reset halfway through its upload.
@@ -197,49 +197,6 @@ export class Gateway {
       this.opts.onRequestDone?.(r, error?.status ?? res.statusCode, performance.now() - started, error);
     }
   };
-
-  private async dispatch(r: S3Request): Promise<void> {
-    const has = (k: string) => r.query.has(k);
-    const m = r.method;
-    if (!r.bucket) {
-      if (m === 'GET') return buckets.listBuckets(this, r);
-      throw new S3Error('MethodNotAllowed');
-    }
-    if (!r.key) {
-      if (m === 'PUT' && !hasSubresource(r)) return buckets.createBucket(this, r);
-      if (m === 'HEAD') return buckets.headBucket(this, r);
-      if (m === 'DELETE' && !hasSubresource(r)) return buckets.deleteBucket(this, r);
-      if (m === 'GET' && has('location')) return buckets.getBucketLocation(this, r);
-      if (m === 'GET' && has('uploads')) return mp.listMultipartUploads(this, r);
-      if (m === 'GET' && has('versioning')) return buckets.getBucketVersioning(this, r);
-      if (m === 'GET' && !hasSubresource(r)) return buckets.listObjects(this, r, r.query.get('list-type') === '2');
-      if (m === 'POST' && has('delete')) return buckets.deleteObjects(this, r);
-      throw new S3Error('NotImplemented', 'This bucket operation is not implemented by lakecrypt.');
-    }
-    if (m === 'PUT') {
-      if (has('partNumber') && has('uploadId')) {
-        return r.header('x-amz-copy-source') ? mp.uploadPartCopy(this, r) : mp.uploadPart(this, r);
-      }
-      if (hasSubresource(r)) throw new S3Error('NotImplemented', 'This object operation is not implemented by lakecrypt.');
-      return r.header('x-amz-copy-source') ? objects.copyObject(this, r) : objects.putObject(this, r);
-    }
-    if (m === 'GET' || m === 'HEAD') {
-      if (m === 'GET' && has('uploadId')) return mp.listParts(this, r);
-      if (hasSubresource(r)) throw new S3Error('NotImplemented', 'This object operation is not implemented by lakecrypt.');
-      return objects.getObject(this, r, m === 'HEAD');
-    }
-    if (m === 'POST') {
-      if (has('uploads')) return mp.createMultipartUpload(this, r);
-      if (has('uploadId')) return mp.completeMultipartUpload(this, r);
-      throw new S3Error('NotImplemented');
-    }
-    if (m === 'DELETE') {
-      if (has('uploadId')) return mp.abortMultipartUpload(this, r);
-      if (hasSubresource(r)) throw new S3Error('NotImplemented');
-      return objects.deleteObject(this, r);
-    }
-    throw new S3Error('MethodNotAllowed');
-  }
 }
 
 /** Request ids: 8 random bytes as 16 uppercase hex digits, cut from a pool refilled 128 ids at a time. */
@@ -286,41 +243,4 @@ function drainRequest(req: IncomingMessage, maxMs: number, maxBytes: number): Pr
     req.unpipe();
     req.resume();
   });
-}
-
-/** Query parameters that select another API than the plain object/bucket one. */
-const SUBRESOURCES = new Set([
-  'acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification', 'replication', 'encryption',
-  'object-lock', 'legal-hold', 'retention', 'restore', 'select', 'attributes', 'torrent', 'versions', 'versioning',
-  'accelerate', 'requestPayment', 'analytics', 'inventory', 'metrics', 'intelligent-tiering', 'ownershipControls',
-  'publicAccessBlock', 'policyStatus', 'location', 'uploads', 'delete',
-]);
-function hasSubresource(r: S3Request): boolean {
-  for (const k of r.query.keys()) if (SUBRESOURCES.has(k)) return true;
-  return false;
-}
-
-/** Operation name for logs and metrics (S3 API names). */
-export function opName(r: S3Request): string {
-  const q = r.query;
-  const m = r.method;
-  if (!r.bucket) return 'ListBuckets';
-  if (!r.key) {
-    if (m === 'PUT') return 'CreateBucket';
-    if (m === 'HEAD') return 'HeadBucket';
-    if (m === 'DELETE') return 'DeleteBucket';
-    if (m === 'POST' && q.has('delete')) return 'DeleteObjects';
-    if (q.has('location')) return 'GetBucketLocation';
-    if (q.has('uploads')) return 'ListMultipartUploads';
-    return q.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects';
-  }
-  if (m === 'PUT') {
-    if (q.has('uploadId')) return r.req.headers['x-amz-copy-source'] ? 'UploadPartCopy' : 'UploadPart';
-    return r.req.headers['x-amz-copy-source'] ? 'CopyObject' : 'PutObject';
-  }
-  if (m === 'GET') return q.has('uploadId') ? 'ListParts' : 'GetObject';
-  if (m === 'HEAD') return 'HeadObject';
-  if (m === 'POST') return q.has('uploads') ? 'CreateMultipartUpload' : 'CompleteMultipartUpload';
-  if (m === 'DELETE') return q.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
-  return 'Unknown';
 }

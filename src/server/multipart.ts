@@ -3,11 +3,12 @@ import type { HeaderChecksums, HeaderFields } from '../engine/index.ts';
 import * as xml from '../s3/xml.ts';
 import { combineFullObjectCrc, compositeChecksum, supportsFullObject } from '../s3/checksum.ts';
 import type { Gateway } from './gateway.ts';
-import { metaFromRequest, openCopySource, quote, SSE_HEADERS, writeCondition } from './objects.ts';
+import { metaFromRequest, openCopySource, SSE_HEADERS, writeCondition } from './objects.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
 import { consuming } from '../store/index.ts';
+import { quoteEtag } from '../s3/etags.ts';
 
 const ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
 
@@ -54,7 +55,7 @@ export async function uploadPart(g: Gateway, r: S3Request): Promise<void> {
   const { etag } = await g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, upload.body, upload.size, upload.finish);
   r.bytesIn = upload.size;
   r.res.statusCode = 200;
-  r.res.setHeader('ETag', quote(etag));
+  r.res.setHeader('ETag', quoteEtag(etag));
   for (const [k, v] of Object.entries(SSE_HEADERS)) r.res.setHeader(k, v);
   const c = upload.result();
   if (c.algorithm && c.value) r.res.setHeader(`x-amz-checksum-${c.algorithm.toLowerCase()}`, c.value);
@@ -165,7 +166,7 @@ export async function listParts(g: Gateway, r: S3Request): Promise<void> {
       checksumType: init.checksums.type,
       parts: page.map((p) => ({
         partNumber: p.partNumber,
-        etag: quote(p.etag),
+        etag: quoteEtag(p.etag),
         size: p.plaintextSize,
         lastModified: p.lastModified,
         checksums: p.checksums.algorithm && p.checksums.value ? { [p.checksums.algorithm]: p.checksums.value } : undefined,

@@ -9,6 +9,7 @@ import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
 import { consuming, knownOf, type PutCondition, type StoredObject } from '../store/index.ts';
+import { quoteEtag } from '../s3/etags.ts';
 
 const MAX_META_BYTES = 2048;
 
@@ -51,7 +52,6 @@ function checksumHeaders(c: HeaderChecksums): Record<string, string> {
   return h;
 }
 
-export const quote = (etag: string) => `"${etag.replace(/"/g, '')}"`;
 
 /**
  * Every object is encrypted under keys from a key-management service: say so the way AWS SSE-KMS does. A
@@ -109,7 +109,7 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   );
   r.bytesIn = upload.size;
   r.res.statusCode = 200;
-  r.res.setHeader('ETag', quote(etag));
+  r.res.setHeader('ETag', quoteEtag(etag));
   setSse(r);
   for (const [k, v] of Object.entries(checksumHeaders(upload.result()))) r.res.setHeader(k, v);
   r.res.setHeader('Content-Length', 0);
@@ -148,7 +148,7 @@ function responseOverrides(r: S3Request): [string, string][] {
 function objectHeaders(obj: StoredObject, r: S3Request, withChecksum: boolean, overrides: [string, string][]): Record<string, string> {
   const m = obj.header.meta;
   const h: Record<string, string> = {
-    ETag: quote(obj.etag),
+    ETag: quoteEtag(obj.etag),
     'Last-Modified': obj.lastModified.toUTCString(),
     'Accept-Ranges': 'bytes',
     'Content-Type': m.contentType ?? 'binary/octet-stream',
@@ -220,7 +220,7 @@ function conditions(r: S3Request, obj: StoredObject): void {
     checkGetConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
   } catch (e) {
     if (e instanceof S3Error && e.code === 'NotModified') {
-      e.detail.ETag = quote(obj.etag);
+      e.detail.ETag = quoteEtag(obj.etag);
       e.detail['Last-Modified'] = obj.lastModified.toUTCString();
     }
     throw e;

@@ -1,8 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { S3Error, isS3Error } from '../errors.ts';
+import { xmlEscape as esc } from '../s3/xml.ts';
 
-const esc = (s: string) =>
-  s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
 
 /** The one place an error becomes an S3 response. Unknown errors become InternalError (cause logged, not sent). */
 export function toS3Error(e: unknown): S3Error {

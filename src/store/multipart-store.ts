@@ -11,6 +11,7 @@ import { wipeHeaderKeys } from './header-cache.ts';
 import { META_FMT, META_OID } from './header-door.ts';
 import type { ObjectStore, PutCondition } from './object-store.ts';
 import { holdLastBytes } from './streams.ts';
+import { unquoteEtag } from '../s3/etags.ts';
 
 /** S3's minimum size of a non-final multipart part. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -123,7 +124,7 @@ export class MultipartStore {
   }
 
   async part(bucket: string, key: string, uploadId: string, partNumber: number, etag: string): Promise<HeaderFields> {
-    return this.getSealed(this.partPath(uploadId, partNumber, etag.replace(/"/g, '')), bucket, key, 'InvalidPart');
+    return this.getSealed(this.partPath(uploadId, partNumber, unquoteEtag(etag)), bucket, key, 'InvalidPart');
   }
 
   async listParts(bucket: string, key: string, uploadId: string): Promise<PartRecord[]> {
@@ -205,7 +206,7 @@ export class MultipartStore {
       };
       const previous = await this.backend.headObject(bucket, key).catch(() => null);
       await this.store.writeHeader(header);
-      const backendParts = parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag.replace(/"/g, '') }));
+      const backendParts = parts.map((p) => ({ partNumber: p.partNumber, etag: unquoteEtag(p.etag) }));
       // A failed complete, refused condition included, leaves the header where it is: the same upload may still
       // commit (a retried or concurrent complete of it), and its next complete rewrites the header anyway. If the
       // upload is aborted instead, `lakecrypt gc` finds the header unreferenced.
