@@ -1,17 +1,10 @@
 // AES-256-GCM batch sealing shared by the inline path (src/engine) and the worker threads (crypto-worker.mjs).
 // Plain JS so worker threads load it without a TypeScript loader. Layout: docs/FORMAT.md section 2.2.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { AAD_OFF, CHUNK_SIZE as CHUNK, FLAG_LAST, TAG_SIZE as TAG, chunkNonce as nonceFor } from './chunk-layout.mjs';
 
-const CHUNK = 65536;
-const TAG = 16;
-const AAD_CHUNK = 60;
-const AAD_FLAGS = 64;
-
-function nonceFor(chunk) {
-  const n = Buffer.alloc(12);
-  n.writeUInt32BE(chunk, 8);
-  return n;
-}
+const AAD_CHUNK = AAD_OFF.chunk;
+const AAD_FLAGS = AAD_OFF.flags;
 
 /**
  * Seals `count` consecutive chunks of one block. All chunks are CHUNK bytes except the last, which is `lastLen`.
@@ -27,7 +20,7 @@ export function sealBatch(t) {
     const len = i === t.count - 1 ? t.lastLen : CHUNK;
     const c = t.firstChunk + i;
     aad.writeUInt32BE(c, AAD_CHUNK);
-    aad[AAD_FLAGS] = t.final && i === t.count - 1 ? 1 : 0;
+    aad[AAD_FLAGS] = t.final && i === t.count - 1 ? FLAG_LAST : 0;
     const cipher = createCipheriv('aes-256-gcm', t.key, nonceFor(c));
     cipher.setAAD(aad);
     outAt += cipher.update(t.data.subarray(inAt, inAt + len)).copy(out, outAt);
@@ -54,7 +47,7 @@ export function openBatch(t) {
     const len = i === t.count - 1 ? t.lastLen : CHUNK;
     const c = t.firstChunk + i;
     aad.writeUInt32BE(c, AAD_CHUNK);
-    aad[AAD_FLAGS] = t.final && i === t.count - 1 ? 1 : 0;
+    aad[AAD_FLAGS] = t.final && i === t.count - 1 ? FLAG_LAST : 0;
     const d = createDecipheriv('aes-256-gcm', t.key, nonceFor(c));
     d.setAAD(aad);
     d.setAuthTag(t.data.subarray(inAt + len, inAt + len + TAG));

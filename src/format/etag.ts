@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { openBlob, sealBlob } from './aead.ts';
 import { hkdfSha256 } from '../format/header.ts';
 
 /**
@@ -30,12 +30,8 @@ function etagKey(kek: Buffer, version: 1 | 2, oid: Buffer, bucket: string, key: 
 }
 
 export function sealEtag(kek: Buffer, ref: EtagKeyRef, oid: Buffer, bucket: string, key: string, md5Hex: string): string {
-  const k = etagKey(kek, ref.version, oid, bucket, key);
-  const nonce = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', k, nonce);
-  const ct = Buffer.concat([c.update(Buffer.from(md5Hex, 'hex')), c.final(), c.getAuthTag()]);
-  k.fill(0);
-  return `${ref.version === 2 ? 'h' : ''}${ref.keyNumber}.${Buffer.concat([nonce, ct]).toString('base64url')}`;
+  const blob = sealBlob(etagKey(kek, ref.version, oid, bucket, key), Buffer.from(md5Hex, 'hex'), { wipeKey: true });
+  return `${ref.version === 2 ? 'h' : ''}${ref.keyNumber}.${blob.toString('base64url')}`;
 }
 
 /** The key a sealed ETag needs, or null when the value is not one. */
@@ -51,14 +47,5 @@ export function openEtag(value: string, kek: Buffer, oid: Buffer, bucket: string
   const raw = Buffer.from(m[3]!, 'base64url');
   // Canonical encoding only: the last character carries two unused bits that decoding would ignore.
   if (raw.length !== 44 || raw.toString('base64url') !== m[3]) return null;
-  const k = etagKey(kek, m[1] ? 2 : 1, oid, bucket, key);
-  try {
-    const d = createDecipheriv('aes-256-gcm', k, raw.subarray(0, 12));
-    d.setAuthTag(raw.subarray(28));
-    return Buffer.concat([d.update(raw.subarray(12, 28)), d.final()]).toString('hex');
-  } catch {
-    return null;
-  } finally {
-    k.fill(0);
-  }
+  return openBlob(etagKey(kek, m[1] ? 2 : 1, oid, bucket, key), raw, { wipeKey: true })?.toString('hex') ?? null;
 }

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { open, seal } from './aead.ts';
 import { FormatError } from './errors.ts';
 import {
   CHUNK_SIZE, DEK_SIZE, MAX_PARTS, MAX_PART_PLAINTEXT, NONCE_SIZE, TAG_SIZE,
@@ -155,15 +156,9 @@ export function encodeFixed(f: Pick<HeaderFields, 'version' | 'dataset' | 'keyNu
 /** Seals raw body bytes under the fixed fields. Internal: lets vector generators build malformed bodies. */
 export function sealBody(fixed: Buffer, body: Buffer, kek: Buffer, oid: Buffer, bucket: string, key: string): Buffer {
   const hk = headerKey(kek, oid, bucket, key, fixed[OFF.version] as HeaderVersion);
-  try {
-    const c = createCipheriv('aes-256-gcm', hk, fixed.subarray(OFF.nonce, OFF.nonce + NONCE_SIZE));
-    c.setAAD(fixed);
-    const out = Buffer.concat([fixed, c.update(body), c.final(), c.getAuthTag()]);
-    if (out.length > MAX_HEADER_SIZE) throw new RangeError(`header is ${out.length} bytes, max ${MAX_HEADER_SIZE}`);
-    return out;
-  } finally {
-    hk.fill(0);
-  }
+  const out = Buffer.concat([fixed, seal(hk, fixed.subarray(OFF.nonce, OFF.nonce + NONCE_SIZE), body, { aad: fixed, wipeKey: true })]);
+  if (out.length > MAX_HEADER_SIZE) throw new RangeError(`header is ${out.length} bytes, max ${MAX_HEADER_SIZE}`);
+  return out;
 }
 
 export function sealHeader(fields: HeaderFields, kek: Buffer, random: (n: number) => Buffer = randomBytes): Buffer {
@@ -203,22 +198,8 @@ export function openHeader(bytes: Buffer, location: { bucket: string; key: strin
   const fixed = bytes.subarray(0, HEADER_FIXED_SIZE);
   const oid = Buffer.from(bytes.subarray(OFF.oid, OFF.oid + 16));
   const hk = headerKey(kek, oid, location.bucket, location.key, bytes[OFF.version] as HeaderVersion);
-  let body: Buffer;
-  try {
-    const d = createDecipheriv('aes-256-gcm', hk, fixed.subarray(OFF.nonce, OFF.nonce + NONCE_SIZE));
-    d.setAAD(fixed);
-    d.setAuthTag(bytes.subarray(bytes.length - TAG_SIZE));
-    const pt = d.update(bytes.subarray(HEADER_FIXED_SIZE, bytes.length - TAG_SIZE));
-    try {
-      d.final();
-    } catch {
-      pt.fill(0);
-      throw new FormatError('HeaderAuthFailed', 'header failed authentication (tampered, wrong KEK version, or moved to another location)');
-    }
-    body = pt;
-  } finally {
-    hk.fill(0);
-  }
+  const body = open(hk, fixed.subarray(OFF.nonce, OFF.nonce + NONCE_SIZE), bytes.subarray(HEADER_FIXED_SIZE), { aad: fixed, wipeKey: true });
+  if (body === null) throw new FormatError('HeaderAuthFailed', 'header failed authentication (tampered, wrong KEK version, or moved to another location)');
   try {
     return decodeBody(fixed, body, location);
   } finally {

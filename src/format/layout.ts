@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { S3Error } from '../errors.ts';
 import { FormatError } from './errors.ts';
+import { AAD_OFF, AAD_SIZE, CHUNK_SIZE, FLAG_LAST, NONCE_SIZE, TAG_SIZE } from '../../workers/chunk-layout.mjs';
 
-export const CHUNK_SIZE = 65536;
-export const TAG_SIZE = 16;
+// The chunk layout lives in one plain-JS module that the worker threads load as well.
+export { AAD_OFF, AAD_SIZE, CHUNK_SIZE, FLAG_LAST, NONCE_SIZE, TAG_SIZE };
+
 export const SEALED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE;
 export const DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024;
 export const MAX_BLOCK_SIZE = 8 * 1024 * 1024;
@@ -11,16 +13,11 @@ export const PREFIX_SIZE = 32;
 export const FORMAT_VERSION = 1;
 export const DATA_MAGIC = Buffer.from('LKCRYPTD', 'latin1');
 export const AAD_MAGIC = Buffer.from('LKC1', 'latin1');
-export const AAD_SIZE = 65;
-export const NONCE_SIZE = 12;
 export const DEK_SIZE = 32;
 /** 5 TiB: the S3 object size limit. */
 export const MAX_PART_PLAINTEXT = 5 * 1024 ** 4;
 export const MAX_PARTS = 10000;
-export const FLAG_LAST = 0x01;
 
-/** AAD field offsets (docs/FORMAT.md 2.2). */
-export const AAD_OFF = { datasetId: 4, oid: 36, part: 52, block: 56, chunk: 60, flags: 64 } as const;
 
 const ceilDiv = (a: number, b: number): number => Math.floor((a + b - 1) / b);
 const isSize = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;

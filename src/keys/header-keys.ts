@@ -4,7 +4,7 @@
  * for new writes; re-wrapping moves the older header keys under the new KEK version — one keystore write for the
  * whole dataset instead of one rewrite per header.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { openBlob, sealBlob } from '../format/aead.ts';
 import { S3Error } from '../errors.ts';
 import { liveKey } from './cache.ts';
 import type { DatasetRecord, HeaderKeyRecord } from './keystore.ts';
@@ -22,26 +22,15 @@ export function hkAad(datasetIdHex: string, n: number, generation: number, kekVe
 
 /** `generation` is bound too: it picks the key new writes use, so the keystore's holder must not change it. */
 export function wrapHeaderKey(kek: Buffer, key: Buffer, datasetIdHex: string, n: number, generation: number, kekVersion: number): string {
-  const nonce = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', liveKey(kek), nonce);
-  c.setAAD(hkAad(datasetIdHex, n, generation, kekVersion));
-  return Buffer.concat([nonce, c.update(liveKey(key)), c.final(), c.getAuthTag()]).toString('base64');
+  return sealBlob(liveKey(kek), liveKey(key), { aad: hkAad(datasetIdHex, n, generation, kekVersion) }).toString('base64');
 }
 
 /** The header key of a record; IntegrityError when its blob does not open under the KEK given. */
 export function unwrapHeaderKey(kek: Buffer, rec: HeaderKeyRecord, datasetIdHex: string): Buffer {
   const b = Buffer.from(rec.blob, 'base64');
   if (b.length !== 12 + 32 + 16) throw new S3Error('IntegrityError', `header key ${rec.n} has a malformed blob`);
-  const d = createDecipheriv('aes-256-gcm', kek, b.subarray(0, 12));
-  d.setAAD(hkAad(datasetIdHex, rec.n, rec.generation, rec.kekVersion));
-  d.setAuthTag(b.subarray(44));
-  const key = d.update(b.subarray(12, 44));
-  try {
-    d.final();
-  } catch {
-    key.fill(0);
-    throw new S3Error('IntegrityError', `header key ${rec.n} failed authentication under KEK version ${rec.kekVersion}`);
-  }
+  const key = openBlob(kek, b, { aad: hkAad(datasetIdHex, rec.n, rec.generation, rec.kekVersion) });
+  if (key === null) throw new S3Error('IntegrityError', `header key ${rec.n} failed authentication under KEK version ${rec.kekVersion}`);
   return key;
 }
 

@@ -6,10 +6,11 @@
  * Key files and state are re-read on every operation (no long-lived copy of the CMK in memory; the KEK cache above
  * keeps the number of unwraps small), and the key Buffer is zeroed right after use.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { S3Error } from '../errors.ts';
+import { openBlob, sealBlob } from '../format/aead.ts';
 import type { CmkProvider, CmkVersionInfo, WrappedKey } from './types.ts';
 
 const NONCE = 12;
@@ -39,24 +40,15 @@ export class Mutex {
 }
 
 export function gcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
-  const nonce = randomBytes(NONCE);
-  const c = createCipheriv('aes-256-gcm', key, nonce);
-  c.setAAD(aad);
-  const ct = Buffer.concat([c.update(plaintext), c.final()]);
-  return Buffer.concat([nonce, ct, c.getAuthTag()]);
+  return sealBlob(key, plaintext, { aad });
 }
 
 /** Throws IntegrityError if the blob does not authenticate. */
 export function gcmOpen(key: Buffer, blob: Buffer, aad: Buffer): Buffer {
   if (blob.length < NONCE + TAG) throw new S3Error('IntegrityError', 'wrapped key blob too short');
-  const d = createDecipheriv('aes-256-gcm', key, blob.subarray(0, NONCE));
-  d.setAAD(aad);
-  d.setAuthTag(blob.subarray(blob.length - TAG));
-  try {
-    return Buffer.concat([d.update(blob.subarray(NONCE, blob.length - TAG)), d.final()]);
-  } catch (e) {
-    throw new S3Error('IntegrityError', 'wrapped key failed authentication', {}, { cause: e });
-  }
+  const pt = openBlob(key, blob, { aad });
+  if (pt === null) throw new S3Error('IntegrityError', 'wrapped key failed authentication');
+  return pt;
 }
 
 export class LocalCmkProvider implements CmkProvider {
