@@ -8,11 +8,10 @@ import { DASHBOARD_HTML } from '../dashboard/page.ts';
 import { S3Error, isS3Error } from '../errors.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import type { RunningGateway } from '../server/start.ts';
 import { mountAccess, errorBody } from './api/access.ts';
 import { auditApi } from './api/audit.ts';
 import { cmkApi } from './api/cmk.ts';
-import type { AdminContext, AdminVars } from './api/context.ts';
+import type { AdminContext, AdminHost, AdminVars } from './api/context.ts';
 import { jobsApi } from './api/jobs.ts';
 import { keysApi } from './api/keys.ts';
 import { objectsApi } from './api/objects.ts';
@@ -30,7 +29,7 @@ export interface AdminDatasetConfig {
 }
 
 export interface AdminOptions {
-  gateway: RunningGateway;
+  gateway: AdminHost;
   metrics: Metrics;
   host?: string;
   port?: number;

@@ -14,7 +14,7 @@ import { sendError } from './respond.ts';
 import { hasSubresource, refusal, routeOf } from './routes.ts';
 import { defaultOf } from '../ops/config.ts';
 import { MultipartStore, ObjectStore } from '../store/index.ts';
-import type { User, Users } from './users.ts';
+import type { User, Users } from '../auth/users.ts';
 
 export interface GatewayOptions {
   backend: Backend;

@@ -1,7 +1,7 @@
 export { checkBucketName } from '../s3/names.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { S3Error } from '../errors.ts';
-import type { User } from './users.ts';
+import type { User } from '../auth/users.ts';
 
 /** Everything a handler needs about one S3 request, parsed once. */
 export interface S3Request {

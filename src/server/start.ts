@@ -9,7 +9,7 @@ import { KeyService } from '../keys/service.ts';
 import { AuditLog, loadAuditKey } from '../keys/audit.ts';
 import { createS3App, type Health } from './app.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
-import { Users, type User } from './users.ts';
+import { Users, type User } from '../auth/users.ts';
 import { defaultOf } from '../ops/config.ts';
 import type { Logger } from '../ops/logger.ts';
 

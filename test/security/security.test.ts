@@ -29,12 +29,12 @@ import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
 import { signaturesEqual } from '../../src/s3/sigv4.ts';
 import { HeaderCache } from '../../src/store/index.ts';
 import { ObjectStore } from '../../src/store/index.ts';
-import { Users } from '../../src/server/users.ts';
+import { Users } from '../../src/auth/users.ts';
 import { newDeks, type HeaderFields } from '../../src/engine/index.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
-import { MARKER, startTestGateway, type TestGateway } from '../server/harness.ts';
-import { errorCode, rawRequest, signedRequest } from '../reliability/http.ts';
-import { ROOT, spawnGateway, type GatewayProc } from '../reliability/proc.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
+import { MARKER, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
+import { errorCode, rawRequest, signedRequest } from '../../tools/sigv4.ts';
+import { ROOT, launchGateway, type GatewayProcess } from '../../tools/gateway.ts';
 
 const MiB = 1024 * 1024;
 
@@ -109,7 +109,7 @@ describe('constant-time comparisons and key wiping', () => {
   });
 
   it('code: signatures and secrets are compared with timingSafeEqual, never with === / !==', () => {
-    for (const f of ['src/s3/sigv4.ts', 'src/s3/chunked.ts', 'src/server/users.ts']) {
+    for (const f of ['src/s3/sigv4.ts', 'src/s3/chunked.ts', 'src/auth/users.ts']) {
       const src = readFileSync(path.join(ROOT, f), 'utf8');
       const offenders = src
         .split('\n')
@@ -144,7 +144,7 @@ describe('constant-time comparisons and key wiping', () => {
 });
 
 describe('gateway process: TLS, admin refusals, no secrets in logs, errors or metrics', () => {
-  let g: GatewayProc;
+  let g: GatewayProcess;
   let dataDir: string;
   const bucket = 'sec-bucket';
   const user = { accessKey: 'PLAINUSER001', secretKey: randomBytes(20).toString('base64url') };
@@ -155,9 +155,11 @@ describe('gateway process: TLS, admin refusals, no secrets in logs, errors or me
     const tmp = makeTmpDir('lakecrypt-sec-');
     dataDir = tmp.path;
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', path.join(dataDir, 'key.pem'), '-out', path.join(dataDir, 'cert.pem')], { stdio: 'ignore' });
-    g = await spawnGateway({
+    g = await launchGateway({
       dataDir,
+      quiet: true,
       env: {
+        LAKECRYPT_CRYPTO_THREADS: '1',
         LAKECRYPT_LOG_LEVEL: 'debug',
         LAKECRYPT_ACCESS_LOG: 'true',
         LAKECRYPT_TLS_CERT: path.join(dataDir, 'cert.pem'),

@@ -9,7 +9,7 @@ import { S3Error, isS3Error } from '../../errors.ts';
 import type { Metrics } from '../../ops/metrics.ts';
 import { readBodyLimited } from '../../s3/xml.ts';
 import { sha256Hex, signaturesEqual, verifyRequest } from '../../s3/sigv4.ts';
-import type { User } from '../../server/users.ts';
+import type { User } from '../../auth/users.ts';
 import {
   LoginThrottle, RefusalLog, SESSION_COOKIE, Sessions, checkSameOrigin, checkSessionRequest, requireJsonBody, sessionToken,
   type ThrottleOptions,

@@ -7,15 +7,28 @@ import { S3Error } from '../../errors.ts';
 import type { AuditLog } from '../../keys/audit.ts';
 import type { DatasetView, KeyService } from '../../keys/service.ts';
 import type { Logger } from '../../ops/logger.ts';
-import type { Gateway } from '../../server/gateway.ts';
+import type { Backend } from '../../backend/types.ts';
+import type { Users } from '../../auth/users.ts';
+import type { ObjectStore } from '../../store/index.ts';
 import type { MigrateManager } from '../migrate.ts';
 import type { RotationPolicy } from '../policy.ts';
 import type { RewrapManager } from '../rewrap.ts';
 
 export type Json = Record<string, unknown>;
 
+/**
+ * What the admin port needs of a running gateway, and no more: the admin wing depends on the object layer, the
+ * keys and the users, never on the S3 front end (src/server). A RunningGateway fits it.
+ */
+export interface AdminHost {
+  gateway: { backend: Backend; store: ObjectStore; users: Users; metaBucket: string; region: string };
+  keys: KeyService;
+  audit: AuditLog;
+  health: { live(): boolean; ready(): Promise<string | null> };
+}
+
 export interface AdminContext {
-  gw: Gateway;
+  gw: AdminHost['gateway'];
   keys: KeyService;
   audit: AuditLog;
   rewrap: RewrapManager;
