@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -129,7 +129,9 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
   const policy = new RotationPolicy(o.gateway.keys, rewrap, o.datasets ?? [], o.log);
   const closers: (() => Promise<void>)[] = [];
   const app = createAdminApp(o, { rewrap, migrate, policy, closers });
-  const listener = getRequestListener(app.fetch);
+  const honoListener = getRequestListener(app.fetch);
+  // hono's listener answers through its own promise and reports its errors through onError: nothing to await here.
+  const listener = (req: IncomingMessage, res: ServerResponse) => void honoListener(req, res);
   const server: Server = o.tls
     ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener)
     : createHttpServer(listener);

@@ -99,8 +99,8 @@ export function countingBackend(inner: Backend, metaBucket: string, counter: { d
           return r;
         };
       }
-      const v = Reflect.get(target, prop, recv);
-      return typeof v === 'function' ? v.bind(target) : v;
+      const v: unknown = Reflect.get(target, prop, recv);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
 }

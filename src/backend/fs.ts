@@ -270,7 +270,7 @@ export class FsBackend implements Backend {
         }
       };
       if (Buffer.isBuffer(body)) await writeChunk(body);
-      else for await (const c of body) await writeChunk(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
+      else for await (const c of body) await writeChunk(Buffer.isBuffer(c) ? c : Buffer.from(c));
       if (expectedSize !== null && size !== expectedSize) throw new S3Error('IncompleteBody');
       const etag = header.etag ?? md5.digest('hex');
       if (!header.etag) await fh.write(Buffer.from(etag, 'ascii'), 0, 32, ETAG_OFFSET);
@@ -342,7 +342,7 @@ export class FsBackend implements Backend {
     for (const name of names) {
       try {
         const raw = await fsp.readFile(path.join(this.objectsDir, name, '.bucket.json'), 'utf8');
-        out.push({ name, creationDate: new Date(JSON.parse(raw).creationDate) });
+        out.push({ name, creationDate: new Date((JSON.parse(raw) as { creationDate: string }).creationDate) });
       } catch {
         /* being created / deleted */
       }
@@ -552,7 +552,7 @@ export class FsBackend implements Backend {
     if (opts.continuationToken) {
       let tok: { a: string; c?: number };
       try {
-        tok = JSON.parse(Buffer.from(opts.continuationToken, 'base64url').toString('utf8'));
+        tok = JSON.parse(Buffer.from(opts.continuationToken, 'base64url').toString('utf8')) as typeof tok;
         if (typeof tok.a !== 'string') throw new Error('bad token');
       } catch {
         throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect.');
@@ -610,7 +610,7 @@ export class FsBackend implements Backend {
     const dir = this.uploadDir(uploadId);
     let init: { bucket: string; key: string; meta: Record<string, string>; initiated: number };
     try {
-      init = JSON.parse(await fsp.readFile(path.join(dir, 'init.json'), 'utf8'));
+      init = JSON.parse(await fsp.readFile(path.join(dir, 'init.json'), 'utf8')) as typeof init;
     } catch (e) {
       if (isErrno(e, 'ENOENT', 'ENOTDIR')) throw new S3Error('NoSuchUpload', undefined, { UploadId: uploadId });
       wrap(e);
@@ -749,7 +749,7 @@ export class FsBackend implements Backend {
     for (const id of await fsp.readdir(this.uploadsDir)) {
       if (!UPLOAD_ID_RE.test(id)) continue;
       try {
-        const init = JSON.parse(await fsp.readFile(path.join(this.uploadsDir, id, 'init.json'), 'utf8'));
+        const init = JSON.parse(await fsp.readFile(path.join(this.uploadsDir, id, 'init.json'), 'utf8')) as { bucket: string; key: string; initiated: number };
         out.push({ bucket: init.bucket, key: init.key, uploadId: id, initiated: new Date(init.initiated) });
       } catch {
         /* completing / aborted meanwhile */

@@ -205,7 +205,7 @@ class Conn {
   private readHead(chunk: Buffer): boolean {
     this.headParts.push(Buffer.from(chunk)); // the read buffer is reused: keep a copy
     this.headLen += chunk.length;
-    const all = this.headParts.length === 1 ? this.headParts[0]! : Buffer.concat(this.headParts);
+    const all = this.headParts.length === 1 ? this.headParts[0] : Buffer.concat(this.headParts);
     this.headParts = [all];
     const end = all.indexOf(CRLFCRLF);
     if (end < 0) {
@@ -319,7 +319,7 @@ class Conn {
       } else if (this.chunked === 'size') {
         const m = /^([0-9a-fA-F]{1,12})[ \t]*(;.*)?$/.exec(line);
         if (!m) return this.chunkError('bad chunk size');
-        this.remaining = parseInt(m[1]!, 16);
+        this.remaining = parseInt(m[1], 16);
         this.chunked = this.remaining === 0 ? 'trailer' : 'data';
       } else if (line === '') {
         // end of the trailer section: the message is complete
@@ -413,7 +413,7 @@ function parseHead(text: string): { status: number; headers: Record<string, stri
   if (!m) throw new Error('bad status line');
   const headers: Record<string, string> = {};
   for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
+    const line = lines[i];
     const c = line.indexOf(':');
     if (c <= 0) throw new Error('bad header line');
     const name = line.slice(0, c).trim().toLowerCase();

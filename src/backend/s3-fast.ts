@@ -56,7 +56,7 @@ export class FastS3 {
     private readonly raw: RawHttpPool | null = null,
   ) {
     this.url = new URL(endpoint);
-    this.request = this.url.protocol === 'https:' ? (https.request as unknown as typeof http.request) : http.request;
+    this.request = this.url.protocol === 'https:' ? (https.request) : http.request;
   }
 
   /** Path-style URI of a bucket or an object, encoded the way SigV4 canonicalises it (slashes kept). */
@@ -79,7 +79,7 @@ export class FastS3 {
     const headers: Record<string, string> = { host: this.url.host, 'x-amz-content-sha256': payloadHash, 'x-amz-date': amzDate, ...extra };
     // 'expect' is hop-by-hop and may be handled by proxies: never signed (as the SDK does).
     const names = Object.keys(headers).filter((n) => n !== 'expect').sort();
-    const canonical = names.map((n) => `${n}:${headers[n]!.trim().replace(/\s+/g, ' ')}\n`).join('');
+    const canonical = names.map((n) => `${n}:${headers[n].trim().replace(/\s+/g, ' ')}\n`).join('');
     const signed = names.join(';');
     const request = `${method}\n${path}\n${query}\n${canonical}\n${signed}\n${payloadHash}`;
     const scope = `${date}/${this.region}/s3/aws4_request`;
@@ -93,7 +93,7 @@ export class FastS3 {
     const headers = this.sign(method, path, query, EMPTY_SHA256, extra);
     try {
       const r = await raw.request(method, query ? `${path}?${query}` : path, headers);
-      return { status: r.status, headers: r.headers as http.IncomingHttpHeaders, body: r.body };
+      return { status: r.status, headers: r.headers, body: r.body };
     } catch (e) {
       if (e instanceof RawUnsupported) return this.once(method, path, query, EMPTY_SHA256, extra);
       throw e;

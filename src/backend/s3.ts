@@ -138,7 +138,7 @@ const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"'
 function xmlText(s: string): string {
   if (!s.includes('&')) return s;
   return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
-    e[0] === '#' ? String.fromCodePoint(e[1] === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : ENTITIES[e]!,
+    e[0] === '#' ? String.fromCodePoint(e[1] === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : ENTITIES[e],
   );
 }
 
@@ -213,7 +213,7 @@ function userMeta(inner: string | undefined): Record<string, string> | undefined
   const meta: Record<string, string> = {};
   const re = /<([^\s>/]+)\s*(\/>|>([^<]*)<\/\1>)/g;
   for (let m = re.exec(inner); m; m = re.exec(inner)) {
-    const n = m[1]!.toLowerCase();
+    const n = m[1].toLowerCase();
     if (n.startsWith('x-amz-meta-')) meta[n.slice(11)] = xmlText(m[3] ?? '');
   }
   return meta;
@@ -236,14 +236,17 @@ class BackoffRetryStrategy {
   private token(count: number, delay: number) {
     return { getRetryCount: () => count, getRetryDelay: () => delay };
   }
-  async acquireInitialRetryToken(_scope: string) {
-    return this.token(0, 0);
+  acquireInitialRetryToken(_scope: string) {
+    return Promise.resolve(this.token(0, 0));
   }
-  async refreshRetryTokenForRetry(token: { getRetryCount(): number }, info: { errorType: string; error?: unknown }) {
+  refreshRetryTokenForRetry(token: { getRetryCount(): number }, info: { errorType: string; error?: unknown }) {
     const n = token.getRetryCount() + 1;
-    if (n >= this.maxAttempts || (info.errorType !== 'THROTTLING' && info.errorType !== 'TRANSIENT')) throw info.error ?? new Error('no retry');
+    if (n >= this.maxAttempts || (info.errorType !== 'THROTTLING' && info.errorType !== 'TRANSIENT')) {
+      // the SDK rethrows what this rejects with: the original error when there is one
+      return Promise.reject(info.error instanceof Error ? info.error : new Error('no retry'));
+    }
     const base = info.errorType === 'THROTTLING' ? 400 : 100;
-    return this.token(n, Math.floor(Math.random() * Math.min(5000, base * 2 ** n)));
+    return Promise.resolve(this.token(n, Math.floor(Math.random() * Math.min(5000, base * 2 ** n))));
   }
   recordSuccess(_token: unknown) {}
 }
@@ -569,10 +572,11 @@ export class S3Backend implements Backend {
     );
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.client.destroy();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
     this.raw?.close();
+    return Promise.resolve();
   }
 }

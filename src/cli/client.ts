@@ -22,8 +22,8 @@ class Sha256 {
   update(data: string | Uint8Array): void {
     this.h.update(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
   }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.h.digest());
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.h.digest()));
   }
   reset(): void {
     throw new Error('not supported');

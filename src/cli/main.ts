@@ -6,10 +6,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { AdminClient, CliError } from './client.ts';
+import type * as Api from './api-types.ts';
 import { kv, table } from './format.ts';
 
 type Opts = { json?: boolean; url?: string };
-type AnyObj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const out = (s: string) => process.stdout.write(s);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,7 +49,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   const needYes = (yes: boolean | undefined, what: string) => {
     if (!yes) throw new CliError(`${what} is destructive: add --yes to confirm`, 2);
   };
-  const P = AdminClient.path;
+  const P = (...segments: string[]) => AdminClient.path(...segments);
   // commander sub-commands inherit nothing: make every one quiet and throwing
   const sub = (parent: Command, name: string, desc: string) =>
     parent.command(name).description(desc).exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} }).showSuggestionAfterError(false);
@@ -57,39 +57,39 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   // ------------------------------------------------------------------ keys
   const keys = sub(program, 'keys', 'dataset KEKs');
   sub(keys, 'list', 'datasets and their KEK versions').action(async () => {
-    const r = await client().get<{ datasets: AnyObj[] }>(P('admin', 'keys'));
+    const r = await client().get<Api.KeysList>(P('admin', 'keys'));
     print(r, () =>
       r.datasets.length
         ? table(
             ['DATASET', 'CMK', 'ACTIVE', 'VERSIONS', 'REVOKED-BLOCKS'],
-            r.datasets.map((d) => [d.dataset, d.cmkId, d.activeVersion, d.versions.map((v: AnyObj) => `v${v.version}:${v.state}`).join(' '), d.revokedBlocks]),
+            r.datasets.map((d) => [d.dataset, d.cmkId, d.activeVersion, d.versions.map((v) => `v${v.version}:${v.state}`).join(' '), d.revokedBlocks]),
           )
         : 'no datasets yet\n',
     );
   });
   sub(keys, 'show', 'one dataset').argument('<dataset>').action(async (ds: string) => {
-    const r = await client().get<AnyObj>(P('admin', 'keys', ds));
+    const r = await client().get<Api.DatasetView>(P('admin', 'keys', ds));
     print(r, () =>
       kv({ dataset: r.dataset, datasetId: r.datasetId, cmk: r.cmkId, revokedBlocks: r.revokedBlocks?.length ?? 0 }) +
         '\n' +
         table(
           ['VERSION', 'STATE', 'CREATED', 'CMK-VERSION'],
-          r.versions.map((v: AnyObj) => [v.version, v.state, v.createdAt, v.wrapped ? `${v.wrapped.cmkId}/v${v.wrapped.cmkVersion}` : null]),
+          r.versions.map((v) => [v.version, v.state, v.createdAt, v.wrapped ? `${v.wrapped.cmkId}/v${v.wrapped.cmkVersion}` : null]),
         ) +
         (r.headerKeys?.length
-          ? '\n' + table(['HEADER-KEY', 'GENERATION', 'WRAPPED-UNDER', 'CREATED'], r.headerKeys.map((k: AnyObj) => [k.n, `v${k.generation}`, `v${k.kekVersion}`, k.createdAt]))
+          ? '\n' + table(['HEADER-KEY', 'GENERATION', 'WRAPPED-UNDER', 'CREATED'], r.headerKeys.map((k) => [k.n, `v${k.generation}`, `v${k.kekVersion}`, k.createdAt]))
           : ''),
     );
   });
   sub(keys, 'create', 'create the first KEK of a dataset').argument('<dataset>').action(async (ds: string) => {
-    const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'create'));
-    print(r, () => `${r.created ? 'created' : 'exists'}: ${r.dataset} (active v${r.versions.find((v: AnyObj) => v.state === 'active')?.version ?? '-'})\n`);
+    const r = await client().post<Api.KeyCreated>(P('admin', 'keys', ds, 'create'));
+    print(r, () => `${r.created ? 'created' : 'exists'}: ${r.dataset} (active v${r.versions.find((v) => v.state === 'active')?.version ?? '-'})\n`);
   });
   sub(keys, 'rotate', 'new active KEK version (the old one becomes decrypt-only)')
     .argument('<dataset>')
     .option('--rewrap', 'start the re-wrap job right away')
     .action(async (ds: string, o: { rewrap?: boolean }) => {
-      const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'rotate'), { rewrap: !!o.rewrap });
+      const r = await client().post<Api.KeyRotated>(P('admin', 'keys', ds, 'rotate'), { rewrap: !!o.rewrap });
       print(r, () => `rotated ${ds}: active version is now v${r.version}${r.rewrap ? ' (re-wrap started)' : ''}\n`);
     });
   sub(keys, 'revoke', 'revoke one KEK version (or all): its data becomes unreadable until restored')
@@ -98,15 +98,15 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .option('--yes', 'confirm')
     .action(async (ds: string, o: { version?: number; yes?: boolean }) => {
       needYes(o.yes, 'keys revoke');
-      const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'revoke'), { version: o.version });
-      print(r, () => `revoked ${ds}: ${r.revoked.length ? r.revoked.map((v: number) => `v${v}`).join(', ') : 'nothing to revoke'}\n`);
+      const r = await client().post<Api.KeysRevoked>(P('admin', 'keys', ds, 'revoke'), { version: o.version });
+      print(r, () => `revoked ${ds}: ${r.revoked.length ? r.revoked.map((v) => `v${v}`).join(', ') : 'nothing to revoke'}\n`);
     });
   sub(keys, 'restore', 'undo a revoke')
     .argument('<dataset>')
     .option('--version <n>', 'KEK version (default: every revoked version)', intArg('--version'))
     .action(async (ds: string, o: { version?: number }) => {
-      const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'restore'), { version: o.version });
-      print(r, () => `restored ${ds}: ${r.restored.length ? r.restored.map((v: number) => `v${v}`).join(', ') : 'nothing to restore'}\n`);
+      const r = await client().post<Api.KeysRestored>(P('admin', 'keys', ds, 'restore'), { version: o.version });
+      print(r, () => `restored ${ds}: ${r.restored.length ? r.restored.map((v) => `v${v}`).join(', ') : 'nothing to restore'}\n`);
     });
   sub(keys, 'destroy', 'destroy a KEK version for good (refused while headers still reference it)')
     .argument('<dataset>')
@@ -115,7 +115,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .option('--yes', 'confirm')
     .action(async (ds: string, o: { version: number; yes?: boolean; force?: boolean }) => {
       needYes(o.yes, 'keys destroy');
-      const r = await client().post<AnyObj>(P('admin', 'keys', ds, 'destroy'), { version: o.version, confirm: true, force: !!o.force });
+      const r = await client().post<Api.DestroyResult>(P('admin', 'keys', ds, 'destroy'), { version: o.version, confirm: true, force: !!o.force });
       print(r, () => `destroyed ${ds} v${r.destroyed}${r.forced ? ` (forced: ${r.referencingHeaders} header(s) lost)` : ''}\n`);
     });
 
@@ -128,20 +128,20 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .option('--yes', 'confirm')
     .action(async (bucket: string, key: string, o: { block?: number; yes?: boolean }) => {
       needYes(o.yes, 'objects revoke');
-      const r = await client().post<AnyObj>(P('admin', 'objects', 'revoke'), { bucket, key, block: o.block });
+      const r = await client().post<Api.RevokeResult>(P('admin', 'objects', 'revoke'), { bucket, key, block: o.block });
       print(r, () => `revoked ${r.block === 'all' ? 'every block' : `block ${r.block} (part ${r.part}, block ${r.partBlock})`} of ${bucket}/${key} (oid ${r.oid})\n`);
     });
   sub(objects, 'rekey', 'rewrite an object under new DEKs (new object id)')
     .argument('<bucket>')
     .argument('<key>')
     .action(async (bucket: string, key: string) => {
-      const r = await client().post<AnyObj>(P('admin', 'objects', 'rekey'), { bucket, key });
+      const r = await client().post<Api.ObjectRekeyed>(P('admin', 'objects', 'rekey'), { bucket, key });
       print(r, () => `rekeyed ${bucket}/${key}: oid ${r.oldOid} -> ${r.oid}\n`);
     });
 
   // ------------------------------------------------------------------ rewrap
   const rewrap = sub(program, 'rewrap', 'make headers depend on the active KEK version only (re-wraps header keys)');
-  const rewrapStatus = (r: AnyObj) =>
+  const rewrapStatus = (r: Api.RewrapStatus) =>
     kv({
       dataset: r.dataset,
       running: r.running,
@@ -160,7 +160,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .option('--rekey', 'start a new header key and reseal every header under it (after a suspected key leak)')
     .action(async (ds: string, o: { wait?: boolean; fresh?: boolean; rekey?: boolean }) => {
       const c = client();
-      const started = await c.post<AnyObj>(P('admin', 'rewrap', ds), { fresh: !!o.fresh, rekey: !!o.rekey });
+      const started = await c.post<Api.RewrapJob>(P('admin', 'rewrap', ds), { fresh: !!o.fresh, rekey: !!o.rekey });
       if (!o.wait) {
         print(started, () => `re-wrap of ${ds} ${started.state} (target v${started.targetVersion})\n`);
         return;
@@ -172,7 +172,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
         bar.start(1, 0);
       }
       for (;;) {
-        const s = await c.get<AnyObj>(P('admin', 'rewrap', ds), { scan: '0' });
+        const s = await c.get<Api.RewrapStatus>(P('admin', 'rewrap', ds), { scan: '0' });
         if (bar && s.job) {
           bar.setTotal(Math.max(1, s.job.total));
           bar.update(s.job.done);
@@ -186,33 +186,33 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
         await sleep(200);
       }
       bar?.stop();
-      const r = await c.get<AnyObj>(P('admin', 'rewrap', ds));
+      const r = await c.get<Api.RewrapStatus>(P('admin', 'rewrap', ds));
       print(r, () => rewrapStatus(r));
       if (r.job?.state === 'failed') throw new CliError(`re-wrap of ${ds} failed: ${r.job.errors?.at(-1) ?? 'see status'}`);
     });
   sub(rewrap, 'status', 'job progress and headers still on older versions (pending)')
     .argument('<dataset>')
     .action(async (ds: string) => {
-      const r = await client().get<AnyObj>(P('admin', 'rewrap', ds));
+      const r = await client().get<Api.RewrapStatus>(P('admin', 'rewrap', ds));
       print(r, () => rewrapStatus(r));
     });
 
   // ------------------------------------------------------------------ cmk
   const cmk = sub(program, 'cmk', 'customer master keys');
   sub(cmk, 'status', 'CMKs and their versions').action(async () => {
-    const r = await client().get<{ cmks: AnyObj[] }>(P('admin', 'cmk'));
+    const r = await client().get<Api.CmkList>(P('admin', 'cmk'));
     print(r, () =>
       table(
         ['CMK', 'KIND', 'DEFAULT', 'OK', 'DATASETS', 'VERSIONS'],
-        r.cmks.map((x) => [x.id, x.kind, x.isDefault ? 'yes' : 'no', x.ok ? 'yes' : `no (${x.error})`, x.datasets, x.versions.map((v: AnyObj) => `v${v.version}:${v.state}`).join(' ')]),
+        r.cmks.map((x) => [x.id, x.kind, x.isDefault ? 'yes' : 'no', x.ok ? 'yes' : `no (${x.error})`, x.datasets, x.versions.map((v) => `v${v.version}:${v.state}`).join(' ')]),
       ),
     );
   });
   sub(cmk, 'rotate', 'new CMK version; re-wraps every KEK under it, then disables the old versions')
     .option('--cmk <id>', 'CMK id (default: the default CMK)')
     .action(async (o: { cmk?: string }) => {
-      const r = await client().post<AnyObj>(P('admin', 'cmk', 'rotate'), { cmk: o.cmk });
-      print(r, () => `CMK ${r.cmkId}: new version v${r.newVersion}, ${r.rewrapped} key(s) re-wrapped, ${r.failed.length} failed, disabled ${r.disabled.map((v: number) => `v${v}`).join(', ') || 'none'}\n`);
+      const r = await client().post<Api.CmkRotateResult>(P('admin', 'cmk', 'rotate'), { cmk: o.cmk });
+      print(r, () => `CMK ${r.cmkId}: new version v${r.newVersion}, ${r.rewrapped} key(s) re-wrapped, ${r.failed.length} failed, disabled ${r.disabled.map((v) => `v${v}`).join(', ') || 'none'}\n`);
     });
   for (const op of ['disable', 'enable', 'destroy'] as const) {
     sub(cmk, op, `${op} one CMK version`)
@@ -221,7 +221,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       .option('--yes', 'confirm')
       .action(async (o: { cmk?: string; version: number; yes?: boolean }) => {
         if (op !== 'enable') needYes(o.yes, `cmk ${op}`);
-        const r = await client().post<AnyObj>(P('admin', 'cmk', op), { cmk: o.cmk, version: o.version, confirm: true });
+        const r = await client().post<Api.CmkChanged>(P('admin', 'cmk', op), { cmk: o.cmk, version: o.version, confirm: true });
         print(r, () => `CMK ${r.cmk} v${r.version}: ${op}d\n`);
       });
   }
@@ -231,11 +231,11 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   sub(audit, 'list', 'newest entries')
     .option('--limit <n>', 'entries (default 50)', intArg('--limit'))
     .action(async (o: { limit?: number }) => {
-      const r = await client().get<{ entries: AnyObj[] }>(P('admin', 'audit'), { limit: String(o.limit ?? 50) });
+      const r = await client().get<Api.AuditList>(P('admin', 'audit'), { limit: String(o.limit ?? 50) });
       print(r, () => table(['SEQ', 'TIME', 'EVENT', 'ACTOR', 'DETAILS'], r.entries.map((e) => [e.seq, e.ts, e.event, e.actor, JSON.stringify(e.details)])));
     });
   sub(audit, 'verify', 'check the hash chain and MACs (exit 1 when broken)').action(async () => {
-    const r = await client().get<AnyObj>(P('admin', 'audit', 'verify'));
+    const r = await client().get<Api.AuditVerifyResult>(P('admin', 'audit', 'verify'));
     print(r, () => (r.ok ? `audit log OK (${r.count} entries)\n` : ''));
     if (!r.ok) throw new CliError(`audit log BROKEN at entry ${r.firstBad}: ${r.reason}`, 1);
   });
@@ -246,7 +246,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .action(async (file: string) => {
       const r = await client().request('GET', P('admin', 'backup'));
       writeFileSync(file, r.body, { mode: 0o600 });
-      const doc = r.json() as AnyObj;
+      const doc = r.json() as Partial<Api.KeystoreExport>;
       print({ file, records: doc.records?.length ?? 0, bytes: r.body.length }, () => `wrote ${file}: ${doc.records?.length ?? 0} dataset record(s)\n`);
     });
   sub(program, 'restore', 'import a keystore backup (merges; never resurrects revoked or destroyed keys)')
@@ -258,7 +258,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       } catch (e) {
         throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
       }
-      const r = (await client().request('POST', P('admin', 'restore'), { raw: data })).json() as AnyObj;
+      const r = (await client().request('POST', P('admin', 'restore'), { raw: data })).json() as Api.Restored;
       print(r, () => `restored: ${r.created} created, ${r.merged} merged, ${r.unchanged} unchanged\n`);
     });
 
@@ -272,17 +272,17 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .option('--fresh', 'start over instead of resuming')
     .action(async (bucket: string, o: { wait?: boolean; rate?: number; status?: boolean; stop?: boolean; fresh?: boolean }) => {
       const c = client();
-      const show = (s: AnyObj) => kv({ bucket: s.bucket, state: s.state, scanned: s.scanned, migrated: s.migrated, alreadyEncrypted: s.alreadyEncrypted, raced: s.raced, failed: s.failed, bytes: s.bytes });
+      const show = (s: Api.MigrateState) => kv({ bucket: s.bucket, state: s.state, scanned: s.scanned, migrated: s.migrated, alreadyEncrypted: s.alreadyEncrypted, raced: s.raced, failed: s.failed, bytes: s.bytes });
       if (o.status) {
-        const s = await c.get<AnyObj>(P('admin', 'migrate', bucket));
+        const s = await c.get<Api.MigrateState>(P('admin', 'migrate', bucket));
         print(s, () => show(s));
         return;
       }
-      let s = await c.post<AnyObj>(P('admin', 'migrate', bucket), o.stop ? { stop: true } : { rate: o.rate, fresh: !!o.fresh });
+      let s = await c.post<Api.MigrateState>(P('admin', 'migrate', bucket), o.stop ? { stop: true } : { rate: o.rate, fresh: !!o.fresh });
       if (o.wait && !o.stop) {
         while (s.state === 'running') {
           await sleep(200);
-          s = await c.get<AnyObj>(P('admin', 'migrate', bucket));
+          s = await c.get<Api.MigrateState>(P('admin', 'migrate', bucket));
           if (process.stderr.isTTY && !g().json) process.stderr.write(`\rmigrate ${bucket}: ${s.migrated} migrated, ${s.alreadyEncrypted} already encrypted, ${s.scanned} scanned`);
         }
         if (process.stderr.isTTY && !g().json) process.stderr.write('\n');
@@ -298,7 +298,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .addOption(new Option('--older-than-ms <n>', 'only items older than this').argParser(intArg('--older-than-ms')))
     .action(async (o: { apply?: boolean; yes?: boolean; olderThanMs?: number }) => {
       if (o.apply) needYes(o.yes, 'gc --apply');
-      const r = await client().post<AnyObj>(P('admin', 'gc'), { apply: !!o.apply, olderThanMs: o.olderThanMs });
+      const r = await client().post<Api.GcAnswer>(P('admin', 'gc'), { apply: !!o.apply, olderThanMs: o.olderThanMs });
       print(r, () =>
         kv({
           mode: r.apply ? 'apply' : 'dry run',
@@ -336,7 +336,7 @@ export async function main(argv = process.argv): Promise<number> {
 
 const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain || process.env.LAKECRYPT_CLI_RUN === '1') {
-  main().then((code) => {
+  void main().then((code) => {
     process.exitCode = code;
   });
 }

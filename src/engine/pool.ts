@@ -61,7 +61,7 @@ export function runBatch(op: Op, task: BatchTask, threads: number): Promise<Open
   const payload = own ? data : new Uint8Array(data); // transfer needs a buffer of its own
   return getPool(threads).run(
     { op, key, aad: task.aad, firstChunk: task.firstChunk, count: task.count, lastLen: task.lastLen, final: task.final, data: payload },
-    { transferList: [key.buffer as ArrayBuffer, payload.buffer as ArrayBuffer] },
+    { transferList: [key.buffer, payload.buffer as ArrayBuffer] },
   ).then((r: { data: Uint8Array; ok: number; failed: boolean }) => ({
     data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength),
     ok: r.ok,

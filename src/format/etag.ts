@@ -44,7 +44,7 @@ export function sealedEtagKey(value: string): EtagKeyRef | null {
 export function openEtag(value: string, kek: Buffer, oid: Buffer, bucket: string, key: string): string | null {
   const m = VALUE.exec(value);
   if (!m) return null;
-  const raw = Buffer.from(m[3]!, 'base64url');
+  const raw = Buffer.from(m[3], 'base64url');
   // Canonical encoding only: the last character carries two unused bits that decoding would ignore.
   if (raw.length !== 44 || raw.toString('base64url') !== m[3]) return null;
   return openBlob(etagKey(kek, m[1] ? 2 : 1, oid, bucket, key), raw, { wipeKey: true })?.toString('hex') ?? null;

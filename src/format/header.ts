@@ -290,5 +290,5 @@ function checkJson(j: unknown): { meta: HeaderMeta; checksums: HeaderChecksums }
   if (c.type !== undefined && c.type !== 'FULL_OBJECT' && c.type !== 'COMPOSITE') throw malformed('checksums.type unknown');
   for (const k of ['value', 'md5'] as const) if (c[k] !== undefined && typeof c[k] !== 'string') throw malformed(`checksums.${k} is not a string`);
   if (c.parts !== undefined && !(Array.isArray(c.parts) && c.parts.every((p) => typeof p === 'string'))) throw malformed('checksums.parts is not a string array');
-  return { meta: m as unknown as HeaderMeta, checksums: c as HeaderChecksums };
+  return { meta: m as unknown as HeaderMeta, checksums: c };
 }

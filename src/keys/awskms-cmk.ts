@@ -417,8 +417,9 @@ export class AwsKmsCmkProvider implements CmkProvider {
     await this.send(new DescribeKeyCommand({ KeyId: this.keyId }), 'ping');
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#client.destroy();
+    return Promise.resolve();
   }
 
   /** Where the CMK lives; never credentials. */

@@ -47,9 +47,10 @@ export class EpochWatch {
   }
 
   /** Stop polling and drop (zero) every cached key. */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.s.clearCaches();
+    return Promise.resolve();
   }
 }

@@ -223,7 +223,7 @@ export class TransitCmkProvider implements CmkProvider {
       minEncryption: num(d.min_encryption_version),
       minAvailable: num(d.min_available_version),
       softDeleted: d.soft_deleted === true,
-      type: String(d.type ?? ''),
+      type: typeof d.type === 'string' ? d.type : '',
       derived: d.derived === true,
       created,
     };

@@ -11,7 +11,8 @@ function fmtDefault(s: SettingDef): string {
   if (s.defaultDoc) return s.defaultDoc;
   if (s.default === undefined) return 'unset';
   if (Array.isArray(s.default)) return s.default.length ? JSON.stringify(s.default) : '`[]`';
-  return `\`${String(s.default)}\``;
+  const d: unknown = s.default;
+  return `\`${typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean' ? String(d) : JSON.stringify(d)}\``;
 }
 
 export function renderConfigDoc(): string {

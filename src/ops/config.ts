@@ -513,7 +513,7 @@ function setAt(obj: Record<string, unknown>, dotted: string, value: unknown): vo
     if (cur[k] === undefined || cur[k] === null) cur[k] = {};
     cur = cur[k] as Record<string, unknown>;
   }
-  cur[parts[parts.length - 1]!] = value;
+  cur[parts[parts.length - 1]] = value;
 }
 
 function show(value: unknown, secret: boolean): string {
@@ -537,15 +537,15 @@ function closest(name: string, candidates: string[]): string | undefined {
     const m = a.length, n = b.length;
     const row = Array.from({ length: n + 1 }, (_, j) => j);
     for (let i = 1; i <= m; i++) {
-      let prev = row[0]!;
+      let prev = row[0];
       row[0] = i;
       for (let j = 1; j <= n; j++) {
-        const tmp = row[j]!;
-        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+        const tmp = row[j];
+        row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
         prev = tmp;
       }
     }
-    return row[n]!;
+    return row[n];
   };
   let best: string | undefined;
   let bestD = 3;
@@ -585,7 +585,7 @@ function readFileSetting(file: string): Record<string, unknown> {
   }
   const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
+    const e = doc.errors[0];
     const line = e.linePos?.[0]?.line;
     const msg = e.message.split('\n')[0];
     throw new ConfigError(`config file ${file}: invalid YAML${line ? ` at line ${line}` : ''}: ${msg}`, { env: 'LAKECRYPT_CONFIG' });
@@ -682,7 +682,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     if (value === undefined) continue;
     loader.origins.set(s.path, { from: 'env', env: envName, raw: value });
     if (s.path.includes('.')) {
-      const group = s.path.split('.')[0]!;
+      const group = s.path.split('.')[0];
       if (raw[group] !== undefined && (typeof raw[group] !== 'object' || Array.isArray(raw[group]))) raw[group] = {};
     }
     setAt(raw, s.path, parseEnvValue(s, value, loader));
@@ -702,8 +702,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     const issues = parsed.error.issues;
     // Count further problems on other settings only (one bad value can fail several checks).
     const top = (i: z.core.$ZodIssue) => (i.code === 'unrecognized_keys' ? `?${i.path.join('.')}.${i.keys.join()}` : i.path.slice(0, 2).join('.'));
-    const others = new Set(issues.map(top).filter((t) => t !== top(issues[0]!))).size;
-    throw issueToError(issues[0]!, raw, loader, others + 1);
+    const others = new Set(issues.map(top).filter((t) => t !== top(issues[0]))).size;
+    throw issueToError(issues[0], raw, loader, others + 1);
   }
   const cfg = parsed.data;
 
@@ -738,9 +738,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
 
 function issueToError(issue: z.core.$ZodIssue, raw: unknown, loader: Loader, count: number): ConfigError {
   const more = count > 1 ? ` (and ${count - 1} more problem${count > 2 ? 's' : ''})` : '';
-  const p = issue.path as PropertyKey[];
+  const p = issue.path;
   if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0]!;
+    const key = issue.keys[0];
     const parent = p.length ? `${p.map(String).join('.')}.` : '';
     const full = `${parent}${key}`;
     // Inside an array item (users[0].foo): name it after the setting.
@@ -913,7 +913,7 @@ const ALNUM_UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 function randomString(alphabet: string, n: number): string {
   const bytes = randomBytes(n);
   let s = '';
-  for (let i = 0; i < n; i++) s += alphabet[bytes[i]! % alphabet.length];
+  for (let i = 0; i < n; i++) s += alphabet[bytes[i] % alphabet.length];
   return s;
 }
 
@@ -1017,7 +1017,7 @@ export function settingDefault<K extends SettingPath>(k: K): Out<K> | undefined 
 export function defaultOf<K extends SettingPath>(k: K): NonNullable<Out<K>> {
   const v = SETTINGS[k].default as Out<K> | undefined;
   if (v === undefined || v === null) throw new Error(`settings table: ${k} has no default`);
-  return v as NonNullable<Out<K>>;
+  return v;
 }
 
 export { BY_ENV as SETTINGS_BY_ENV };

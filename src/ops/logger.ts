@@ -95,7 +95,7 @@ function safeValue(v: unknown, depth: number): unknown {
   if (v instanceof ArrayBuffer) return `[${v.byteLength} bytes]`;
   if (depth >= MAX_DEPTH || v instanceof Date) return v;
   if (Array.isArray(v)) return v.map((x) => safeValue(x, depth + 1));
-  const proto = Object.getPrototypeOf(v);
+  const proto: unknown = Object.getPrototypeOf(v);
   // Class instances with their own JSON form are left to it; any other object (class instances and Errors
   // included) serialises as its own enumerable fields, which are walked like a plain object's.
   if (proto !== Object.prototype && proto !== null && typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;

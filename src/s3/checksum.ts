@@ -94,15 +94,15 @@ export function expectedFromRequest(headers: HeaderMap, trailerNames?: Iterable<
   if (names.length > 1) throw new S3Error('InvalidRequest', 'Expecting a single x-amz-trailer checksum.');
 
   if (found.length === 1) {
-    const [alg, v] = found[0]!;
+    const [alg, v] = found[0];
     if (!decodeDigest(v, DIGEST_LENGTH[alg])) {
       throw new S3Error('InvalidRequest', `Value for ${checksumHeaderName(alg)} header is invalid.`);
     }
     out.algorithm = alg;
     out.value = v.trim();
   } else if (names.length === 1) {
-    const alg = HEADER_TO_ALG.get(names[0]!);
-    if (!alg) throw new S3Error('InvalidRequest', `The value specified in the x-amz-trailer header is not supported: ${names[0]!.slice(0, 64)}`);
+    const alg = HEADER_TO_ALG.get(names[0]);
+    if (!alg) throw new S3Error('InvalidRequest', `The value specified in the x-amz-trailer header is not supported: ${names[0].slice(0, 64)}`);
     out.algorithm = alg;
     out.trailerName = names[0]!;
   }
@@ -134,11 +134,11 @@ function newHasher(alg: ChecksumAlgorithm): Hasher {
   switch (alg) {
     case 'CRC32': {
       const c = new Crc32();
-      return { update: (b) => void c.update(b), digest: async () => u32be(c.digest()) };
+      return { update: (b) => void c.update(b), digest: () => Promise.resolve(u32be(c.digest())) };
     }
     case 'CRC32C': {
       const c = new Crc32c();
-      return { update: (b) => void c.update(b), digest: async () => u32be(c.digest()) };
+      return { update: (b) => void c.update(b), digest: () => Promise.resolve(u32be(c.digest())) };
     }
     case 'CRC64NVME': {
       const c = new Crc64Nvme();
@@ -147,7 +147,7 @@ function newHasher(alg: ChecksumAlgorithm): Hasher {
     case 'SHA1':
     case 'SHA256': {
       const h: Hash = createHash(alg === 'SHA1' ? 'sha1' : 'sha256');
-      return { update: (b) => void h.update(b), digest: async () => h.digest() };
+      return { update: (b) => void h.update(b), digest: () => Promise.resolve(h.digest()) };
     }
   }
 }
@@ -199,10 +199,10 @@ export class ChecksumSet {
 
   /** PassThrough that feeds this set. */
   stream(): Transform {
-    const self = this;
+    const update = (chunk: Buffer) => this.update(chunk);
     return new Transform({
       transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback) {
-        self.update(chunk);
+        update(chunk);
         cb(null, chunk);
       },
     });
@@ -297,7 +297,7 @@ function x2nModP(n: bigint, k: number, alg: CrcAlgorithm): bigint {
   const t = x2nTable(alg);
   let p = 1n << BigInt(params.width - 1); // x^0
   while (n) {
-    if (n & 1n) p = multModP(t[k & 63]!, p, params);
+    if (n & 1n) p = multModP(t[k & 63], p, params);
     n >>= 1n;
     k++;
   }

@@ -152,7 +152,7 @@ class AwsChunkedDecoder extends Transform implements PayloadDecoder {
         }
         case 'data-crlf':
         case 'final-crlf': {
-          const c = buf[pos++]!;
+          const c = buf[pos++];
           const want = this.crlfSeen === 0 ? 0x0d : 0x0a;
           if (c !== want) {
             // tolerate a bare LF
@@ -173,7 +173,7 @@ class AwsChunkedDecoder extends Transform implements PayloadDecoder {
         case 'done': {
           // Some clients append a CRLF; anything else after the end is an error.
           for (; pos < buf.length; pos++) {
-            const c = buf[pos]!;
+            const c = buf[pos];
             if (c !== 0x0d && c !== 0x0a) throw new S3Error('IncompleteBody', 'Unexpected data after the final aws-chunked chunk.');
           }
           break;

@@ -145,10 +145,10 @@ export function percentDecodeBytes(s: string, plusIsSpace = false): Buffer {
   const out = Buffer.allocUnsafe(src.length);
   let j = 0;
   for (let i = 0; i < src.length; i++) {
-    const c = src[i]!;
+    const c = src[i];
     if (c === 0x25 && i + 2 < src.length) {
-      const h = hexVal(src[i + 1]!);
-      const l = hexVal(src[i + 2]!);
+      const h = hexVal(src[i + 1]);
+      const l = hexVal(src[i + 2]);
       if (h >= 0 && l >= 0) {
         out[j++] = (h << 4) | l;
         i += 2;
@@ -296,8 +296,8 @@ function amzDateMs(s: string): number | undefined {
   if (hit !== undefined) return hit;
   const m = AMZ_DATE_RE.exec(s);
   if (!m) return undefined;
-  const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-  if (Number.isNaN(d.getTime()) || d.getUTCDate() !== +m[3]! || d.getUTCMonth() !== +m[2]! - 1) return undefined;
+  const d = new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
+  if (Number.isNaN(d.getTime()) || d.getUTCDate() !== +m[3] || d.getUTCMonth() !== +m[2] - 1) return undefined;
   if (amzDates.size >= 64) amzDates.clear();
   amzDates.set(s, d.getTime());
   return d.getTime();
@@ -450,7 +450,7 @@ export function verifyRequest(
 
   if (!presigned) {
     malformed = (msg) => new S3Error('AuthorizationHeaderMalformed', `The authorization header is malformed; ${msg}`);
-    ({ credential, signedHeaders: signedHeadersStr, signature } = parseAuthorizationHeader(authHeader!));
+    ({ credential, signedHeaders: signedHeadersStr, signature } = parseAuthorizationHeader(authHeader));
     const xAmzDate = getHeader(req.headers, 'x-amz-date');
     if (xAmzDate !== undefined) {
       if (amzDateMs(xAmzDate.trim()) === undefined) throw new S3Error('AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header');

@@ -16,6 +16,7 @@ export const MAX_XML_BODY = 1024 * 1024;
 
 /** Escape text for XML element content; characters illegal in XML 1.0 become numeric references. */
 export function xmlEscape(s: string): string {
+  // eslint-disable-next-line no-control-regex -- characters illegal in XML 1.0 are what it escapes
   return s.replace(/[&<>"'\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, (c) => {
     switch (c) {
       case '&': return '&amp;';
@@ -158,7 +159,7 @@ export function listPartsResult(i: {
   return doc('ListPartsResult',
     `${el('Bucket', i.bucket)}${el('Key', i.key)}${el('UploadId', i.uploadId)}${ownerXml(i.initiator ?? i.owner, 'Initiator')}${ownerXml(i.owner)}` +
     `${el('StorageClass', i.storageClass ?? 'STANDARD')}${el('PartNumberMarker', i.partNumberMarker)}` +
-    `${el('NextPartNumberMarker', i.nextPartNumberMarker ?? (i.parts.length ? i.parts[i.parts.length - 1]!.partNumber : 0))}` +
+    `${el('NextPartNumberMarker', i.nextPartNumberMarker ?? (i.parts.length ? i.parts[i.parts.length - 1].partNumber : 0))}` +
     `${el('MaxParts', i.maxParts)}${el('IsTruncated', i.isTruncated)}${el('ChecksumAlgorithm', i.checksumAlgorithm)}${el('ChecksumType', i.checksumType)}${parts}`);
 }
 
@@ -325,7 +326,7 @@ export function parseCompleteMultipartUpload(body: Buffer | string, limit = MAX_
       out.push({ partNumber, etag: unq, checksums });
     }
     for (let i = 1; i < out.length; i++) {
-      if (out[i]!.partNumber <= out[i - 1]!.partNumber) throw new S3Error('InvalidPartOrder');
+      if (out[i].partNumber <= out[i - 1].partNumber) throw new S3Error('InvalidPartOrder');
     }
     return out;
   } catch (e) {

@@ -78,11 +78,11 @@ function sizeOf(stored: number): number {
  * metadata (fs, MinIO) answer in the listing itself; otherwise one HEAD per object.
  */
 async function listedEtags(g: Gateway, bucket: string, objects: ListResult['objects']): Promise<string[]> {
-  const out: string[] = new Array(objects.length);
+  const out = new Array<string>(objects.length);
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < objects.length; i = next++) {
-      const o = objects[i]!;
+      const o = objects[i];
       let meta = o.meta;
       if (meta === undefined) meta = (await g.backend.headObject(bucket, o.key))?.meta ?? {};
       out[i] = await g.store.clientEtag(bucket, o.key, { etag: o.etag, meta });
@@ -119,7 +119,7 @@ export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promis
   const contents = page.objects.map((o, i) => ({
     key: o.key,
     size: sizeOf(o.size),
-    etag: quoteEtag(etags[i]!),
+    etag: quoteEtag(etags[i]),
     lastModified: o.lastModified,
     owner: fetchOwner ? owner : undefined,
   }));

@@ -36,7 +36,7 @@ export async function createMultipartUpload(g: Gateway, r: S3Request): Promise<v
   if (type === 'FULL_OBJECT' && (alg === 'SHA1' || alg === 'SHA256')) throw new S3Error('InvalidRequest', 'The FULL_OBJECT checksum type is not supported for this algorithm.');
   if (type === 'COMPOSITE' && alg === 'CRC64NVME') throw new S3Error('InvalidRequest', 'The COMPOSITE checksum type is not supported for CRC64NVME.');
   const checksums: HeaderChecksums = alg
-    ? { algorithm: alg as HeaderChecksums['algorithm'], type: (type as HeaderChecksums['type']) ?? (alg === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE') }
+    ? { algorithm: alg as HeaderChecksums['algorithm'], type: (type) ?? (alg === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE') }
     : {};
   const uploadId = await g.mpu.create(r.bucket, r.key, metaFromRequest(r), checksums);
   const headers: Record<string, string> = { ...SSE_HEADERS };
@@ -96,7 +96,7 @@ export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise
   const combine = async (init: HeaderFields, parts: HeaderFields[]): Promise<HeaderChecksums> => {
     // The client's per-part checksums in the body must be the ones we computed when the parts arrived.
     requested.forEach((p, i) => {
-      const ours = parts[i]!.checksums;
+      const ours = parts[i].checksums;
       for (const alg of ALGORITHMS) {
         const theirs = p.checksums?.[alg];
         if (theirs !== undefined && (ours.algorithm !== alg || ours.value !== theirs)) {
@@ -112,7 +112,7 @@ export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise
     const type = init.checksums.type ?? 'COMPOSITE';
     const values = parts.map((h) => h.checksums.value!);
     if (type === 'FULL_OBJECT' && supportsFullObject(alg)) {
-      const value = combineFullObjectCrc(alg, parts.map((h) => ({ checksum: h.checksums.value!, length: h.parts[0]!.plaintextSize })));
+      const value = combineFullObjectCrc(alg, parts.map((h) => ({ checksum: h.checksums.value!, length: h.parts[0].plaintextSize })));
       return { algorithm: alg, type, value, parts: values };
     }
     return { algorithm: alg, type: 'COMPOSITE', value: await compositeChecksum(alg, values), parts: values };
@@ -159,7 +159,7 @@ export async function listParts(g: Gateway, r: S3Request): Promise<void> {
       key: r.key,
       uploadId,
       partNumberMarker: marker,
-      nextPartNumberMarker: page.length ? page[page.length - 1]!.partNumber : marker,
+      nextPartNumberMarker: page.length ? page[page.length - 1].partNumber : marker,
       maxParts,
       isTruncated: all.length > page.length,
       checksumAlgorithm: init.checksums.algorithm,

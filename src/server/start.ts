@@ -147,7 +147,8 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   // per small GET, and hono answers HEAD by running the GET route and re-wrapping its Response, which loses
   // the "already sent" marker of a handler that wrote the Node response itself (the socket then breaks).
   const listener = (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method === 'GET' && isHealthPath(req.url)) return honoListener(req, res);
+    // Neither promise is awaited by node:http: hono answers through its own, and a handler's failure destroys the response.
+    if (req.method === 'GET' && isHealthPath(req.url)) return void honoListener(req, res);
     gateway.handle(req, res).catch((e) => res.destroy(e as Error));
   };
   const headersTimeout = o.headersTimeoutMs ?? defaultOf('headersTimeoutMs');
@@ -158,7 +159,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   const connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(shortest / 4)));
   const httpOptions = { maxHeaderSize: o.maxHeaderBytes, connectionsCheckingInterval };
   const server: Server = o.tls
-    ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...httpOptions }, listener) as unknown as Server)
+    ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...httpOptions }, listener))
     : createHttpServer(httpOptions, listener);
   // Half-open or slow clients must not pin sockets forever, nor more sockets than the cap.
   server.headersTimeout = headersTimeout;

@@ -144,7 +144,7 @@ export class MultipartStore {
         const h = await this.getSealed(o.key, bucket, key, 'InvalidPart');
         latest.set(partNumber, {
           partNumber,
-          etag: m[2]!,
+          etag: m[2],
           plaintextSize: h.parts[0]?.plaintextSize ?? 0,
           checksums: h.checksums,
           lastModified: o.lastModified,
@@ -191,8 +191,8 @@ export class MultipartStore {
     try {
       for (const p of parts) sealed.push(await this.part(bucket, key, uploadId, p.partNumber, p.etag));
       sealed.forEach((h, i) => {
-        if (i < sealed.length - 1 && h.parts[0]!.plaintextSize < MIN_PART_SIZE) {
-          throw new S3Error('EntityTooSmall', undefined, { ProposedSize: String(h.parts[0]!.plaintextSize), MinSizeAllowed: String(MIN_PART_SIZE) });
+        if (i < sealed.length - 1 && h.parts[0].plaintextSize < MIN_PART_SIZE) {
+          throw new S3Error('EntityTooSmall', undefined, { ProposedSize: String(h.parts[0].plaintextSize), MinSizeAllowed: String(MIN_PART_SIZE) });
         }
       });
       const header: HeaderFields = {
@@ -201,7 +201,7 @@ export class MultipartStore {
         keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
         state: 'final',
         createdAt: Date.now(),
-        parts: sealed.map((h) => h.parts[0]!),
+        parts: sealed.map((h) => h.parts[0]),
         checksums: await combine(init, sealed),
       };
       const previous = await this.backend.headObject(bucket, key).catch(() => null);
@@ -216,7 +216,7 @@ export class MultipartStore {
       // A layout whose size function differs from a single stream (a non-final part that is not a whole number
       // of chunks, or no part 1 to carry the prefix) is re-sealed so listings stay exact.
       const needsReseal =
-        sealed[0]!.parts[0]!.partNumber !== 1 || sealed.slice(0, -1).some((h) => h.parts[0]!.plaintextSize % CHUNK_SIZE !== 0);
+        sealed[0].parts[0].partNumber !== 1 || sealed.slice(0, -1).some((h) => h.parts[0].plaintextSize % CHUNK_SIZE !== 0);
       return { etag, header, needsReseal };
     } finally {
       for (const h of sealed) wipeHeaderKeys(h);

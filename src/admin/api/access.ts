@@ -38,9 +38,12 @@ export interface AccessOptions {
   closers: (() => Promise<void>)[];
 }
 
-const incomingOf = (c: Context) => (c.env as { incoming: IncomingMessage }).incoming;
-const sourceOf = (c: Context) => incomingOf(c).socket.remoteAddress ?? 'unknown';
-const retryAfter = (c: Context, ms: number) => c.header('Retry-After', String(Math.ceil(ms / 1000)));
+/** What the helpers below use of a hono context (any route's: their path and input types differ). */
+type ReqCtx = Pick<Context, 'req' | 'env' | 'header' | 'json'>;
+
+const incomingOf = (c: ReqCtx) => (c.env as { incoming: IncomingMessage }).incoming;
+const sourceOf = (c: ReqCtx) => incomingOf(c).socket.remoteAddress ?? 'unknown';
+const retryAfter = (c: ReqCtx, ms: number) => c.header('Retry-After', String(Math.ceil(ms / 1000)));
 
 export function mountAccess(app: Hono<AdminVars>, ctx: AdminContext, o: AccessOptions): void {
   const { gw, audit } = ctx;
@@ -49,7 +52,7 @@ export function mountAccess(app: Hono<AdminVars>, ctx: AdminContext, o: AccessOp
   const refusals = new RefusalLog({ audit, log: ctx.log, onRefusal: (recorded) => o.metrics.adminRefused(recorded) });
   o.closers.push(() => refusals.close());
 
-  const refuse = async (c: Context, e: S3Error, who: { accessKey?: string; authenticated: boolean }, event?: string) => {
+  const refuse = async (c: ReqCtx, e: S3Error, who: { accessKey?: string; authenticated: boolean }, event?: string) => {
     await refusals.record(
       { method: c.req.method, path: new URL(c.req.url).pathname, code: e.code, accessKey: who.accessKey, authenticated: who.authenticated, source: sourceOf(c) },
       event,
