@@ -20,10 +20,10 @@ import { LocalCmkProvider } from '../src/keys/local-cmk.ts';
 import { ObjectStore, META_OID, META_FMT } from '../src/store/index.ts';
 import { RewrapManager } from '../src/admin/rewrap.ts';
 import { forEachLimit, listPages } from '../src/admin/util.ts';
-import { startMinio, type MinioHandle } from '../test/helpers/minio.ts';
+import { startMinio, type MinioHandle } from '../tools/minio.ts';
 import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { makeClient } from './lib/s3.ts';
-import { makeTmpDir } from '../test/helpers/tmp.ts';
+import { makeTmpDir } from '../tools/tmp.ts';
 
 const N = Number(process.argv[2] ?? 20000);
 const CONC = Number(process.env.REWRAP_CONCURRENCY ?? 64);

@@ -5,7 +5,7 @@
  *
  *   npx tsx scripts/soak.ts --duration 60 [--clients 32] [--backend fs|s3] [--out bench/results/soak.json]
  *
- * `--backend s3` starts a private MinIO (test/helpers/minio.ts). test/reliability/soak.test.ts runs 20 s of it.
+ * `--backend s3` starts a private MinIO (tools/minio.ts). test/reliability/soak.test.ts runs 20 s of it.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -30,8 +30,8 @@ import type { Backend } from '../src/backend/types.ts';
 import { LocalCmkProvider } from '../src/keys/local-cmk.ts';
 import { createMetrics } from '../src/ops/metrics.ts';
 import { startGateway } from '../src/server/start.ts';
-import { signedRequest } from '../test/reliability/http.ts';
-import { makeTmpDir } from '../test/helpers/tmp.ts';
+import { signedRequest } from '../tools/sigv4.ts';
+import { makeTmpDir } from '../tools/tmp.ts';
 
 export interface SoakOptions {
   durationSec: number;
@@ -65,7 +65,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   let minio: { endpoint: string; accessKey: string; secretKey: string; stop(): Promise<void> } | null = null;
   let backend: Backend;
   if (o.backend === 's3') {
-    const { startMinio } = await import('../test/helpers/minio.ts');
+    const { startMinio } = await import('../tools/minio.ts');
     minio = await startMinio();
     backend = createBackend({ kind: 's3', endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey });
   } else {

@@ -6,19 +6,18 @@
  *   lakecrypt  the gateway as its own process (`node --import tsx src/main.ts`, LAKECRYPT_BACKEND=s3 on minio),
  *              so its CPU is separate from the benchmark client's
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, HeadObjectCommand, PutBucketEncryptionCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { startMinio, type MinioHandle } from '../../test/helpers/minio.ts';
-import { freePort } from '../../test/helpers/ports.ts';
-import { makeTmpDir } from '../../test/helpers/tmp.ts';
+import { launchGateway } from '../../tools/gateway.ts';
+import { startMinio, type MinioHandle } from '../../tools/minio.ts';
+import { ROOT, startProcess } from '../../tools/process.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { makeClient, type Endpoint } from './s3.ts';
-import { sleep } from './stats.ts';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const REPO = ROOT;
 
 export type TargetName = 'lakecrypt' | 'minio' | 'minio_sse';
 export const TARGETS: TargetName[] = ['lakecrypt', 'minio', 'minio_sse'];
@@ -37,19 +36,9 @@ export async function startPlainMinio(): Promise<MinioHandle> {
   return startMinio();
 }
 
-/** MinIO with its own SSE-S3: a static KMS key and auto-encryption (startMinio passes process.env through). */
+/** MinIO with its own SSE-S3: a static KMS key and auto-encryption. */
 export async function startSseMinio(): Promise<MinioHandle> {
-  const saved = { k: process.env.MINIO_KMS_SECRET_KEY, a: process.env.MINIO_KMS_AUTO_ENCRYPTION };
-  process.env.MINIO_KMS_SECRET_KEY = `bench-key:${randomBytes(32).toString('base64')}`;
-  process.env.MINIO_KMS_AUTO_ENCRYPTION = 'on';
-  try {
-    return await startMinio();
-  } finally {
-    if (saved.k === undefined) delete process.env.MINIO_KMS_SECRET_KEY;
-    else process.env.MINIO_KMS_SECRET_KEY = saved.k;
-    if (saved.a === undefined) delete process.env.MINIO_KMS_AUTO_ENCRYPTION;
-    else process.env.MINIO_KMS_AUTO_ENCRYPTION = saved.a;
-  }
+  return startMinio({ env: { MINIO_KMS_SECRET_KEY: `bench-key:${randomBytes(32).toString('base64')}`, MINIO_KMS_AUTO_ENCRYPTION: 'on' } });
 }
 
 export interface Gateway extends Endpoint {
@@ -62,77 +51,39 @@ export interface Gateway extends Endpoint {
   stop(): Promise<void>;
 }
 
-/** Spawn the gateway as its own node process. `nodeArgs` e.g. ['--cpu-prof', '--cpu-prof-dir=...']. */
+/** The gateway as its own node process on `backend`, with defaults + the env below (an empty config file). `nodeArgs` e.g. ['--cpu-prof', '--cpu-prof-dir=...']. */
 export async function startGatewayProcess(backend: Endpoint, opts: { nodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<Gateway> {
   const dataDir = makeTmpDir('lakecrypt-bench-gw-');
-  const port = await freePort();
-  const adminPort = await freePort();
-  // an empty config file: defaults + the env below, whatever config/lakecrypt.yaml says
   const configFile = path.join(dataDir.path, 'bench.yaml');
   writeFileSync(configFile, '');
-  const accessKey = `bench${randomBytes(4).toString('hex')}`;
-  const secretKey = randomBytes(18).toString('base64url');
-  const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO,
+  const g = await launchGateway({
+    dataDir: dataDir.path,
+    configFile,
+    quiet: true,
+    nodeArgs: opts.nodeArgs,
+    startTimeoutMs: 90_000,
     env: {
-      ...process.env,
-      LAKECRYPT_CONFIG: configFile,
       LAKECRYPT_HOST: '127.0.0.1',
-      LAKECRYPT_PORT: String(port),
       LAKECRYPT_ADMIN_HOST: '127.0.0.1',
-      LAKECRYPT_ADMIN_PORT: String(adminPort),
-      LAKECRYPT_DATA_DIR: dataDir.path,
-      LAKECRYPT_ACCESS_KEY: accessKey,
-      LAKECRYPT_SECRET_KEY: secretKey,
       LAKECRYPT_BACKEND: 's3',
       LAKECRYPT_S3_ENDPOINT: backend.endpoint,
       LAKECRYPT_S3_ACCESS_KEY: backend.accessKey,
       LAKECRYPT_S3_SECRET_KEY: backend.secretKey,
       LAKECRYPT_META_BUCKET: `lcmeta-${randomBytes(4).toString('hex')}`,
-      LAKECRYPT_LOG_LEVEL: 'warn',
-      LAKECRYPT_ACCESS_LOG: 'false',
       ...opts.env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const out: string[] = [];
-  const keep = (d: Buffer) => {
-    out.push(d.toString());
-    if (out.length > 300) out.splice(0, out.length - 300);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  process.once('exit', () => child.kill('SIGKILL'));
-  const deadline = Date.now() + 90_000;
-  while (!out.join('').includes('lakecrypt is up')) {
-    if (exited) throw new Error(`lakecrypt exited during startup:\n${out.join('')}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`lakecrypt did not start in 90 s:\n${out.join('')}`);
-    }
-    await sleep(50);
-  }
-  const endpoint = `http://127.0.0.1:${port}`;
-  const startupMs = performance.now() - spawnedAt;
   return {
-    startupMs,
-    endpoint,
-    accessKey,
-    secretKey,
-    pid: child.pid!,
-    adminUrl: `http://127.0.0.1:${adminPort}`,
-    child,
-    logs: () => out.join(''),
+    startupMs: g.startupMs,
+    endpoint: g.url,
+    accessKey: g.accessKey,
+    secretKey: g.secretKey,
+    pid: g.pid,
+    adminUrl: g.adminUrl,
+    child: g.child,
+    logs: g.output,
     async stop() {
-      if (exited) return;
-      const done = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await done;
-      clearTimeout(t);
+      await g.stop('SIGTERM', 20_000);
       dataDir.cleanup();
     },
   };
@@ -210,17 +161,10 @@ export function rssSampler(pid: number, everyMs = 100): { stop(): { peak: number
 
 /** Spawn bench/lib/relay.ts in `mode` in front of `be` (its own process, so its CPU can be read apart). */
 export async function startRelay(mode: 'tcp' | 'tcp-aes' | 'http' | 'http-aes', be: Endpoint): Promise<{ endpoint: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/relay.ts', mode, be.endpoint, be.accessKey, be.secretKey], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
-  process.once('exit', () => child.kill('SIGKILL'));
-  const port = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`relay ${mode} did not start in 30 s`))), 30_000);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening (\d+)/.exec(out);
-      if (m) (clearTimeout(timer), resolve(m[1]!));
-    });
-    child.once('exit', (code) => reject(new Error(`relay ${mode} exited with ${code}`)));
+  const p = startProcess(process.execPath, ['--import', 'tsx', 'bench/lib/relay.ts', mode, be.endpoint, be.accessKey, be.secretKey], { cwd: REPO, inheritStderr: true });
+  const [, port] = await p.waitForOutput(/listening (\d+)/, { timeoutMs: 30_000, what: `relay ${mode}` }).catch(async (e: unknown) => {
+    await p.kill();
+    throw e;
   });
-  return { endpoint: `http://127.0.0.1:${port}`, child };
+  return { endpoint: `http://127.0.0.1:${port}`, child: p.child };
 }

@@ -5,8 +5,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { cacheDir, findBinary } from '../../test/helpers/minio.ts';
-import { makeTmpDir } from '../../test/helpers/tmp.ts';
+import { cacheDir, findBinary } from '../../tools/process.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { bodyBuffer, MiB } from './s3.ts';
 import type { Target } from './targets.ts';
 import { REPO } from './targets.ts';

@@ -11,7 +11,8 @@ import { listPages } from '../../src/admin/util.ts';
 import { RewrapManager, type RewrapState } from '../../src/admin/rewrap.ts';
 import { peekHeader, sealHeader, openHeader } from '../../src/engine/index.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
-import { getObj, markLegacyDataset, pollUntil, putText, startAdminHarness, type AdminHarness } from './helpers.ts';
+import { pollUntil } from '../../tools/wait.ts';
+import { getObj, markLegacyDataset, putText, startAdminHarness, type AdminHarness } from './helpers.ts';
 
 const N = 24;
 let h: AdminHarness;
@@ -59,7 +60,7 @@ async function runJob(ds: string, body: Record<string, unknown> = {}): Promise<R
   await pollUntil(async () => {
     job = (await h.client.get<{ job: RewrapState }>(`/admin/rewrap/${enc(ds)}`, { scan: '0' })).job;
     return job?.state === 'done' || job?.state === 'failed';
-  }, 30_000);
+  }, { timeoutMs: 30_000, intervalMs: 20, retryErrors: false });
   return job!;
 }
 
@@ -117,7 +118,7 @@ describe('header keys', () => {
     await h.client.post(`/admin/keys/${enc(ds)}/rotate`);
     expect((await h.client.get<{ pending: number }>(`/admin/rewrap/${enc(ds)}`)).pending).toBe(N);
     expect((await getObj(s3, ds, 'o/3')).status).toBe(200);
-    await pollUntil(async () => (await h.client.get<{ pending: number }>(`/admin/rewrap/${enc(ds)}`)).pending === 0, 5000);
+    await pollUntil(async () => (await h.client.get<{ pending: number }>(`/admin/rewrap/${enc(ds)}`)).pending === 0, { timeoutMs: 5000, intervalMs: 20, retryErrors: false });
     await readsAll(ds, bodies);
   });
 
@@ -192,7 +193,7 @@ describe('header keys', () => {
     try {
       const first = await rewrap.start(ds, 'test', { rekey: true });
       expect(first.rekeyTo).toBe(2);
-      await pollUntil(async () => ((await rewrap.status(ds))?.done ?? 0) >= 3, 10_000);
+      await pollUntil(async () => ((await rewrap.status(ds))?.done ?? 0) >= 3, { timeoutMs: 10_000, intervalMs: 20, retryErrors: false });
       await h.gw.running.keys.rotate(ds);
       await rewrap.close(); // as a gateway restart would
       const again = new RewrapManager({ backend: h.gw.backend, store: h.gw.running.gateway.store, keys: h.gw.running.keys, metaBucket: meta(), rekeyGraceMs: 0 });

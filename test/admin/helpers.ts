@@ -1,4 +1,4 @@
-/** Shared helpers for the admin tests: in-process gateway + admin, CLI runner, gateway processes. */
+/** Shared helpers for the admin tests: in-process gateway + admin, CLI runner. */
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -7,10 +7,8 @@ import { startAdmin, type AdminDatasetConfig, type RunningAdmin } from '../../sr
 import { AdminClient } from '../../src/cli/client.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import type { StartOptions } from '../../src/server/start.ts';
-import { launchGateway, type LaunchedGateway } from '../helpers/gateway-process.ts';
-import { startTestGateway, type TestGateway } from '../server/harness.ts';
+import { ROOT, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
-export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(ROOT, 'bin/lakecrypt.mjs');
 
 export interface CliResult {
@@ -81,28 +79,6 @@ export async function getObj(s3: S3Client, bucket: string, key: string, range?: 
     const m = (e as { $metadata?: { httpStatusCode?: number }; name?: string; Code?: string });
     return { status: m.$metadata?.httpStatusCode ?? 0, code: m.Code ?? m.name };
   }
-}
-
-/** Poll `fn` until it returns true; resolves with the elapsed ms, rejects after `timeoutMs`. */
-export async function pollUntil(fn: () => Promise<boolean>, timeoutMs = 10_000, everyMs = 20): Promise<number> {
-  const t0 = performance.now();
-  for (;;) {
-    if (await fn()) return performance.now() - t0;
-    if (performance.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-// ---------------------------------------------------------------- gateway processes
-
-export interface GatewayProc extends LaunchedGateway {
-  s3Url: string;
-}
-
-/** Quiet (warn, no access log) gateway processes on OS-chosen ports; `env` names the rest. */
-export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProc> {
-  const g = await launchGateway({ ...process.env, NODE_OPTIONS: '', LAKECRYPT_PORT: '0', LAKECRYPT_ADMIN_PORT: '0', LAKECRYPT_LOG_LEVEL: 'warn', LAKECRYPT_ACCESS_LOG: 'false', ...env });
-  return { ...g, s3Url: g.url };
 }
 
 /**

@@ -14,10 +14,12 @@ import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
 import { Pkcs11CmkProvider } from '../../src/keys/pkcs11-cmk.ts';
 import type { CmkProvider } from '../../src/keys/types.ts';
 import { listPages, sha256hex } from '../../src/admin/util.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 import { tempSoftHsmToken } from '../keys/softhsm.ts';
-import { getObj, pollUntil, putText, runCli, startGatewayProcess, type GatewayProc } from './helpers.ts';
+import { launchGateway, type GatewayProcess } from '../../tools/gateway.ts';
+import { pollUntil } from '../../tools/wait.ts';
+import { getObj, putText, runCli } from './helpers.ts';
 
 const BLOCK = 65536;
 
@@ -32,8 +34,8 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
     const accessKey = `ADM${randomBytes(4).toString('hex')}`;
     const secretKey = randomBytes(18).toString('base64url');
     let env: Record<string, string>;
-    let A: GatewayProc;
-    let B: GatewayProc;
+    let A: GatewayProcess;
+    let B: GatewayProcess;
     let sa: S3Client;
     let sb: S3Client;
     let backend: Backend;
@@ -41,6 +43,14 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
     const client = (url: string) =>
       new S3Client({ endpoint: url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: accessKey, secretAccessKey: secretKey }, maxAttempts: 1 });
     const cliA = (...args: string[]) => runCli(args, { LAKECRYPT_ADMIN_URL: A.adminUrl, LAKECRYPT_ACCESS_KEY: accessKey, LAKECRYPT_SECRET_KEY: secretKey });
+    /** Quiet gateway processes sharing the data dir, the backend and the admin user; `env` names the rest. */
+    const start = () => launchGateway({ env, dataDir: tmp.path, credentials: { accessKey, secretKey }, quiet: true });
+    /** Milliseconds until `fn` holds (at most 5 s). */
+    const msUntil = async (fn: () => Promise<boolean>) => {
+      const t0 = performance.now();
+      await pollUntil(fn, { timeoutMs: 5000, intervalMs: 20, retryErrors: false });
+      return performance.now() - t0;
+    };
     const ok = async (...args: string[]) => {
       const r = await cliA(...args);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
@@ -54,9 +64,6 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
         LAKECRYPT_S3_ACCESS_KEY: m.accessKey,
         LAKECRYPT_S3_SECRET_KEY: m.secretKey,
         LAKECRYPT_META_BUCKET: metaBucket,
-        LAKECRYPT_DATA_DIR: tmp.path,
-        LAKECRYPT_ACCESS_KEY: accessKey,
-        LAKECRYPT_SECRET_KEY: secretKey,
         LAKECRYPT_BLOCK_SIZE: String(BLOCK),
         LAKECRYPT_CMKS: JSON.stringify([{ id: 'tenant-a', kind: provider }]),
         LAKECRYPT_DATASETS: JSON.stringify([{ name: tenantDs, cmk: 'tenant-a' }]),
@@ -65,10 +72,10 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
         const t = tempSoftHsmToken('T');
         Object.assign(env, { LAKECRYPT_CMK: 'pkcs11', LAKECRYPT_PKCS11_MODULE: t.module, LAKECRYPT_PKCS11_TOKEN: t.label, LAKECRYPT_PKCS11_PIN: t.pin, SOFTHSM2_CONF: t.conf });
       }
-      A = await startGatewayProcess(env);
-      B = await startGatewayProcess(env);
-      sa = client(A.s3Url);
-      sb = client(B.s3Url);
+      A = await start();
+      B = await start();
+      sa = client(A.url);
+      sb = client(B.url);
       backend = createBackend({ kind: 's3', endpoint: m.endpoint, accessKey: m.accessKey, secretKey: m.secretKey, region: m.region });
       for (const b of [ds, tenantDs, doomed]) await sa.send(new CreateBucketCommand({ Bucket: b }));
     });
@@ -211,7 +218,7 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
       const t0 = performance.now();
       await ok('objects', 'revoke', ds, 'blocks', '--block', '1', '--yes');
       const cliMs = performance.now() - t0;
-      const seen = await pollUntil(async () => (await getObj(sb, ds, 'blocks', range)).status === 403, 5000);
+      const seen = await msUntil(async () => (await getObj(sb, ds, 'blocks', range)).status === 403);
       expect(seen).toBeLessThan(1000);
       expect(cliMs).toBeGreaterThan(0);
       const r0 = await getObj(sb, ds, 'blocks', `bytes=0-${BLOCK - 1}`);
@@ -225,11 +232,11 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
       const k = 'base/3';
       expect((await getObj(sb, ds, k)).status).toBe(200);
       await ok('keys', 'revoke', ds, '--version', '2', '--yes');
-      const seen = await pollUntil(async () => (await getObj(sb, ds, k)).status === 403, 5000);
+      const seen = await msUntil(async () => (await getObj(sb, ds, k)).status === 403);
       expect(seen).toBeLessThan(1000);
       expect(await getObj(sb, ds, k)).toMatchObject({ status: 403, code: 'KeyRevoked' });
       await ok('keys', 'restore', ds, '--version', '2');
-      await pollUntil(async () => (await getObj(sb, ds, k)).status === 200, 5000);
+      await msUntil(async () => (await getObj(sb, ds, k)).status === 200);
       expect((await getObj(sa, ds, k)).body!.equals(bodies.get(k)!)).toBe(true);
     });
 
@@ -238,20 +245,20 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
       expect((await getObj(sb, tenantDs, 't1')).status).toBe(200);
       // tenant A's CMK: only its dataset is denied
       await ok('cmk', 'disable', '--cmk', 'tenant-a', '--version', '1', '--yes');
-      const seen = await pollUntil(async () => (await getObj(sb, tenantDs, 't1')).status === 403, 5000);
+      const seen = await msUntil(async () => (await getObj(sb, tenantDs, 't1')).status === 403);
       expect(seen).toBeLessThan(1000);
       expect((await getObj(sb, ds, 'base/1')).status).toBe(200);
       await ok('cmk', 'enable', '--cmk', 'tenant-a', '--version', '1');
-      await pollUntil(async () => (await getObj(sb, tenantDs, 't1')).status === 200, 5000);
+      await msUntil(async () => (await getObj(sb, tenantDs, 't1')).status === 200);
       // the default CMK: the main dataset is denied, the tenant's is not
       const status = await ok('cmk', 'status');
       expect(status).toMatch(/^CMK\s+KIND/);
       await ok('cmk', 'disable', '--version', '1', '--yes');
-      const seen2 = await pollUntil(async () => (await getObj(sb, ds, 'base/1')).status === 403, 5000);
+      const seen2 = await msUntil(async () => (await getObj(sb, ds, 'base/1')).status === 403);
       expect(seen2).toBeLessThan(1000);
       expect((await getObj(sb, tenantDs, 't1')).status).toBe(200);
       await ok('cmk', 'enable', '--version', '1');
-      await pollUntil(async () => (await getObj(sb, ds, 'base/1')).status === 200, 5000);
+      await msUntil(async () => (await getObj(sb, ds, 'base/1')).status === 200);
     });
 
     it('a destroyed KEK leaves its data unreadable even with the backend bytes and the keystore', async () => {
@@ -262,7 +269,7 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/still reference/);
       await ok('keys', 'destroy', doomed, '--version', '1', '--yes', '--force');
-      await pollUntil(async () => (await getObj(sb, doomed, 'x')).status === 403, 5000);
+      await msUntil(async () => (await getObj(sb, doomed, 'x')).status === 403);
       // Full backend access: data, header, keystore record; plus the CMK itself.
       const info = await backend.headObject(doomed, 'x');
       const hdr = (await backend.getBuffer(metaBucket, `h/${doomed}/${sha256hex('x')}/${info!.meta['lc-oid']}`)).data;
@@ -307,9 +314,9 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
 
     it('a restarted gateway keeps everything readable', async () => {
       await B.stop();
-      B = await startGatewayProcess(env);
+      B = await start();
       sb.destroy();
-      sb = client(B.s3Url);
+      sb = client(B.url);
       for (const [k, b] of bodies) {
         const g = await getObj(sb, ds, k);
         expect(g.status, k).toBe(200);

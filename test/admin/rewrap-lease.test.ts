@@ -15,7 +15,7 @@ import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
 import { META_FMT, META_OID, ObjectStore } from '../../src/store/index.ts';
 import { minioBackend, uniqueBucket } from '../helpers/s3.ts';
 import { markLegacyDataset } from './helpers.ts';
-import { makeTmpDir, type TmpDir } from '../helpers/tmp.ts';
+import { makeTmpDir, type TmpDir } from '../../tools/tmp.ts';
 
 const N = 40;
 let backend: Backend;

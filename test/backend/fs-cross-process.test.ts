@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FsBackend } from '../../src/backend/fs.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 
 const run = promisify(execFile);
 const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'fs-worker.ts');

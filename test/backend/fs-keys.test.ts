@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FsBackend } from '../../src/backend/fs.ts';
 import { S3Error } from '../../src/errors.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 
 const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 

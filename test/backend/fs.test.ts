@@ -1,5 +1,5 @@
 import { createBackend } from '../../src/backend/index.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { backendContract } from './contract.ts';
 
 backendContract('fs', async () => {

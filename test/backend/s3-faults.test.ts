@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Backend } from '../../src/backend/s3.ts';
 import { S3Error } from '../../src/errors.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort } from '../../tools/ports.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');

@@ -6,29 +6,13 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTmpDir, type TmpDir } from '../helpers/tmp.ts';
+import type { Report } from '../../bench/lib/report.ts';
+import { ROOT } from '../../tools/process.ts';
+import { makeTmpDir, type TmpDir } from '../../tools/tmp.ts';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-interface Row {
-  scenario: string;
-  unit: string;
-  lakecrypt: number | null;
-  minio: number | null;
-  minio_sse: number | null;
-  target?: string;
-  met?: boolean | null;
-}
-interface Report {
-  date: string;
-  machine: Record<string, unknown>;
-  quick: boolean;
-  results: Row[];
-  notes: string[];
-}
+const REPO = ROOT;
 
 const EXPECTED = [
   'put-large-c1', 'put-large-c4', 'get-large-c1', 'get-large-c4', 'multipart-4x-MBps',

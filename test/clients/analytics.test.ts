@@ -6,9 +6,9 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
-import { scanDir, startTestGateway, type TestGateway } from '../server/harness.ts';
+import { scanDir, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { accessLog, cleanEnv, expectClean, MARKER, run } from './util.ts';
 import { pythonExe, pythonHas, scriptPath } from './python.ts';
 

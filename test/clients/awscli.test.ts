@@ -8,9 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
-import { scanDir, startTestGateway, type TestGateway } from '../server/harness.ts';
+import { scanDir, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { cleanEnv, expectClean, expectSameFile, MARKER, markedData, run, writeFile, type RunResult } from './util.ts';
 import { pythonExe } from './python.ts';
 

@@ -1,10 +1,10 @@
 /** MinIO client (mc) against lakecrypt on MinIO: alias set, cp, mirror, ls, cat, stat, rm. */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findBinary } from '../helpers/minio.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { findBinary } from '../../tools/process.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
-import { scanDir, startTestGateway, type TestGateway } from '../server/harness.ts';
+import { scanDir, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { accessLog, cleanEnv, expectClean, expectSameFile, MARKER, markedData, md5, run, writeFile } from './util.ts';
 
 const MiB = 1024 * 1024;

@@ -11,11 +11,11 @@
 import path from 'node:path';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findBinary } from '../helpers/minio.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { findBinary } from '../../tools/process.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { scanDir, startTestGateway, type TestGateway } from '../server/harness.ts';
+import { scanDir, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { accessLog, cleanEnv, expectClean, MARKER, markedData, md5, run, writeFile } from './util.ts';
 
 const MiB = 1024 * 1024;

@@ -7,10 +7,10 @@
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findBinary } from '../helpers/minio.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { findBinary } from '../../tools/process.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
-import { scanDir, startTestGateway, type TestGateway } from '../server/harness.ts';
+import { scanDir, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { accessLog, cleanEnv, expectClean, expectSameFile, MARKER, markedData, run, writeFile } from './util.ts';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import type { S3Request } from '../../src/server/request.ts';
-import { MARKER } from '../server/harness.ts';
+import { MARKER } from '../../tools/gateway.ts';
 
 export { MARKER };
 

@@ -6,7 +6,7 @@ import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { startAdmin, type RunningAdmin } from '../../src/admin/server.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { observeRequests } from '../../src/server/observe.ts';
-import { startTestGateway, type TestGateway } from '../server/harness.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 const ARTIFACTS = path.resolve(import.meta.dirname, '../artifacts');
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';

@@ -4,12 +4,12 @@
  * In a test:
  *   import { inject } from 'vitest';
  *   const minio = inject('minio');   // { endpoint, accessKey, secretKey, region, dataDir }
- * or use `minioCoords()` / `uniqueBucket()` from test/helpers/s3.ts.
+ * or use `minioCoords()` / `uniqueBucket()` from test/helpers/s3.ts (the process harness shared with bench and scripts is in tools/).
  *
  * Set LAKECRYPT_TEST_MINIO_ENDPOINT (+ _ACCESS_KEY, _SECRET_KEY) to use an already running server instead.
  */
 import type { TestProject } from 'vitest/node';
-import { startMinio, type MinioCoords, type MinioHandle } from './minio.ts';
+import { startMinio, type MinioCoords, type MinioHandle } from '../../tools/minio.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

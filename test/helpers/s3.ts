@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { createBackend } from '../../src/backend/index.ts';
 import type { Backend } from '../../src/backend/types.ts';
-import type { MinioCoords } from './minio.ts';
+import type { MinioCoords } from '../../tools/minio.ts';
 
 export function minioCoords(): MinioCoords {
   return inject('minio');

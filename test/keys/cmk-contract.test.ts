@@ -17,7 +17,7 @@ import { TransitCmkProvider } from '../../src/keys/transit-cmk.ts';
 import type { CmkProvider } from '../../src/keys/types.ts';
 import { startLocalKms } from '../helpers/local-kms.ts';
 import { startOpenBao } from '../helpers/openbao.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort } from '../../tools/ports.ts';
 import { createCmkProvider } from '../../src/keys/providers.ts';
 import { tempSoftHsmToken } from './softhsm.ts';
 

@@ -18,11 +18,11 @@ import type { CmkProvider } from '../../src/keys/types.ts';
 import { startLocalKms, type LocalKmsHandle } from '../helpers/local-kms.ts';
 import { startOpenBao, type OpenBaoHandle } from '../helpers/openbao.ts';
 import { MemBackend } from './mem-backend.ts';
+import { pollUntil, sleep } from '../../tools/wait.ts';
 
 const META = 'lakecrypt-meta';
 const TTL = 1000;
 const MARGIN = 20_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let bao: OpenBaoHandle;
 let kms: LocalKmsHandle;
@@ -56,18 +56,18 @@ const outcome = (p: Promise<unknown>): Promise<{ ok: true } | { ok: false; code:
 /** Polls `probe` until it fails with `code` (or succeeds, when code is null); returns the delay and the last error. */
 async function until(probe: () => Promise<unknown>, code: S3ErrorCode | null, label: string, limitMs = TTL + MARGIN) {
   const t0 = Date.now();
-  for (;;) {
-    const o = await outcome(probe());
-    if (code === null ? o.ok : !o.ok && o.code === code) {
-      const ms = Date.now() - t0;
-      console.log(`[kms-revocation] ${label}: ${ms} ms`);
-      return { ms, message: o.ok ? '' : o.message };
-    }
-    // on the way, only the expected outcomes: the old state, or the new one
-    if (!o.ok) expect(['KeyRevoked', 'ServiceUnavailable'], `${label}: ${o.code} ${o.message}`).toContain(o.code);
-    if (Date.now() - t0 > limitMs) throw new Error(`${label}: not reached within ${limitMs} ms (last: ${JSON.stringify(o)})`);
-    await sleep(100);
-  }
+  const o = await pollUntil(
+    async () => {
+      const o = await outcome(probe());
+      // on the way, only the expected outcomes: the old state, or the new one
+      if (!o.ok && o.code !== code) expect(['KeyRevoked', 'ServiceUnavailable'], `${label}: ${o.code} ${o.message}`).toContain(o.code);
+      return (code === null ? o.ok : !o.ok && o.code === code) ? o : undefined;
+    },
+    { timeoutMs: limitMs, intervalMs: 100, retryErrors: false, what: label },
+  );
+  const ms = Date.now() - t0;
+  console.log(`[kms-revocation] ${label}: ${ms} ms`);
+  return { ms, message: o.ok ? '' : o.message };
 }
 
 describe('transit (OpenBao): the customer revokes at their server', () => {

@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { DisableKeyCommand, EnableKeyCommand } from '@aws-sdk/client-kms';
-import { spawnGateway, launchGateway, ROOT, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { launchGateway, ROOT, type GatewayProcess } from '../../tools/gateway.ts';
 import { startOpenBao, type OpenBaoHandle } from '../helpers/openbao.ts';
 import { startLocalKms, type LocalKmsHandle } from '../helpers/local-kms.ts';
 import { AdminClient } from '../../src/cli/client.ts';
@@ -47,7 +47,7 @@ async function readOutcome(g: GatewayProcess, bucket: string): Promise<string> {
 }
 
 async function start(env: Record<string, string>): Promise<GatewayProcess> {
-  const g = await spawnGateway({ LAKECRYPT_KEY_CACHE_TTL_MS: '1000', ...env });
+  const g = await launchGateway({ env: { LAKECRYPT_KEY_CACHE_TTL_MS: '1000', ...env } });
   gateways.push(g);
   return g;
 }
@@ -79,12 +79,12 @@ describe('the default CMK in a key service', () => {
   });
 
   it('a setting missing or a bad LAKECRYPT_CMKS entry stops start-up with one line naming it, never a secret', async () => {
-    const base = { ...process.env, LAKECRYPT_CONFIG: path.join(ROOT, 'config/lakecrypt.yaml'), LAKECRYPT_PORT: '0', LAKECRYPT_ADMIN_PORT: '0', LAKECRYPT_DATA_DIR: path.join(ROOT, '.cache', `cmk-env-${process.pid}`) };
+    const dataDir = path.join(ROOT, '.cache', `cmk-env-${process.pid}`);
     for (const [env, re] of [
       [{ LAKECRYPT_CMK: 'transit', LAKECRYPT_TRANSIT_ADDR: bao.addr, LAKECRYPT_TRANSIT_TOKEN: 'tok-secret-xyz' }, /LAKECRYPT_TRANSIT_KEY\): required when cmk is "transit"/],
       [{ LAKECRYPT_CMKS: JSON.stringify([{ id: 'tenant-x', provider: 'transit', addr: 'not a url', token: 'tok-secret-xyz', key: 'k' }]) }, /CMK "tenant-x": addr: expected/],
     ] as const) {
-      const r = await launchGateway({ ...base, ...env }).then(
+      const r = await launchGateway({ dataDir, env }).then(
         (g) => ({ started: true, out: g.output(), stop: g.stop() }),
         (e: Error) => ({ started: false, out: e.message, stop: undefined }),
       );

@@ -5,8 +5,8 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough } from 'node:stream';
-import { spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts';
-import { startMinio } from '../helpers/minio.ts';
+import { launchGateway, type GatewayProcess } from '../../tools/gateway.ts';
+import { startMinio } from '../../tools/minio.ts';
 
 const client = (gw: GatewayProcess) =>
   new S3Client({
@@ -35,7 +35,7 @@ describe('process lifecycle', () => {
   });
 
   it('SIGTERM: stops accepting, lets the in-flight upload finish, exits 0', async () => {
-    const gw = await spawnGateway({ LAKECRYPT_SHUTDOWN_GRACE_MS: '15000' });
+    const gw = await launchGateway({ env: { LAKECRYPT_SHUTDOWN_GRACE_MS: '15000' } });
     running.push(gw);
     const s3 = client(gw);
     await s3.send(new CreateBucketCommand({ Bucket: 'drain' }));
@@ -66,11 +66,8 @@ describe('process lifecycle', () => {
 
   it('readiness fails when the backend or the CMK provider is unreachable, liveness stays up', async () => {
     const minio = await startMinio();
-    const gw = await spawnGateway({
-      LAKECRYPT_BACKEND: 's3',
-      LAKECRYPT_S3_ENDPOINT: minio.endpoint,
-      LAKECRYPT_S3_ACCESS_KEY: minio.accessKey,
-      LAKECRYPT_S3_SECRET_KEY: minio.secretKey,
+    const gw = await launchGateway({
+      env: { LAKECRYPT_BACKEND: 's3', LAKECRYPT_S3_ENDPOINT: minio.endpoint, LAKECRYPT_S3_ACCESS_KEY: minio.accessKey, LAKECRYPT_S3_SECRET_KEY: minio.secretKey },
     });
     running.push(gw);
     try {
@@ -95,10 +92,10 @@ describe('process lifecycle', () => {
   });
 
   it('a wrong setting stops start-up with one line naming it and a non-zero exit', async () => {
-    await expect(spawnGateway({ LAKECRYPT_BLOCK_SIZE: '12345' })).rejects.toThrow(/LAKECRYPT_BLOCK_SIZE/);
+    await expect(launchGateway({ env: { LAKECRYPT_BLOCK_SIZE: '12345' } })).rejects.toThrow(/LAKECRYPT_BLOCK_SIZE/);
     let message = '';
     try {
-      await spawnGateway({ LAKECRYPT_BACKEND: 'ftp' });
+      await launchGateway({ env: { LAKECRYPT_BACKEND: 'ftp' } });
     } catch (e) {
       message = String((e as Error).message);
     }
@@ -109,13 +106,13 @@ describe('process lifecycle', () => {
   });
 
   it('the object written before a restart reads back after it', async () => {
-    const gw = await spawnGateway();
+    const gw = await launchGateway();
     running.push(gw);
     const s3 = client(gw);
     await s3.send(new CreateBucketCommand({ Bucket: 'restart' }));
     await new Upload({ client: s3, params: { Bucket: 'restart', Key: 'k', Body: 'kept across restarts' } }).done();
     expect(await gw.stop()).toBe(0);
-    const again = await spawnGateway({ LAKECRYPT_DATA_DIR: gw.dataDir, LAKECRYPT_ACCESS_KEY: gw.accessKey, LAKECRYPT_SECRET_KEY: gw.secretKey });
+    const again = await launchGateway({ dataDir: gw.dataDir, credentials: gw });
     running.push(again);
     const got = await client(again).send(new GetObjectCommand({ Bucket: 'restart', Key: 'k' }));
     expect(await got.Body!.transformToString()).toBe('kept across restarts');

@@ -27,11 +27,12 @@ import type { Backend } from '../../src/backend/types.ts';
 import { KeyService } from '../../src/keys/service.ts';
 import { LocalCmkProvider } from '../../src/keys/local-cmk.ts';
 import { ObjectStore } from '../../src/store/index.ts';
-import { startMinio, type MinioHandle } from '../helpers/minio.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
-import { startTestGateway } from '../server/harness.ts';
-import { errorCode, signHeaders, signedRequest, sleep, waitFor, type Creds } from './http.ts';
-import { spawnGateway, type GatewayProc } from './proc.ts';
+import { startMinio, type MinioHandle } from '../../tools/minio.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
+import { startTestGateway } from '../../tools/gateway.ts';
+import { errorCode, signHeaders, signedRequest, type Creds } from '../../tools/sigv4.ts';
+import { launchGateway, type GatewayProcess } from '../../tools/gateway.ts';
+import { pollUntil, sleep } from '../../tools/wait.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 
 const MiB = 1024 * 1024;
@@ -41,8 +42,7 @@ const stats = { injected: 0, survived: 0 };
 /** PUT `data` slowly (UNSIGNED-PAYLOAD), calling `at(sent)` once after `atBytes` were written. */
 function slowPut(url: string, creds: Creds, path: string, data: Buffer, atBytes: number, at: () => Promise<void>): Promise<{ status: number; error?: string }> {
   const u = new URL(url);
-  const h = signHeaders(creds, 'PUT', u.host, path, '', { 'content-length': String(data.length) }, 'UNSIGNED-PAYLOAD');
-  const { seedSignature: _a, amzDate: _b, scope: _c, ...headers } = h;
+  const { headers } = signHeaders(creds, { method: 'PUT', host: u.host, path, headers: { 'content-length': String(data.length) }, payload: 'UNSIGNED-PAYLOAD' });
   return new Promise((resolve) => {
     let settled = false;
     const done = (r: { status: number; error?: string }) => {
@@ -84,8 +84,7 @@ function slowPut(url: string, creds: Creds, path: string, data: Buffer, atBytes:
 /** GET, pausing after `atBytes` to run `at()` (e.g. kill the backend), then read on. */
 function slowGet(url: string, creds: Creds, path: string, atBytes: number, at: () => Promise<void>): Promise<{ status: number; body: Buffer; aborted: boolean }> {
   const u = new URL(url);
-  const h = signHeaders(creds, 'GET', u.host, path, '', {}, 'UNSIGNED-PAYLOAD');
-  const { seedSignature: _a, amzDate: _b, scope: _c, ...headers } = h;
+  const { headers } = signHeaders(creds, { method: 'GET', host: u.host, path, payload: 'UNSIGNED-PAYLOAD' });
   return new Promise((resolve) => {
     const req = http.request({ host: u.hostname, port: u.port, method: 'GET', path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -129,7 +128,7 @@ describe('faults: backend outages and gateway crashes', () => {
   let minio: MinioHandle;
   let proxy: FaultProxy;
   let dataDir: string;
-  let gw: GatewayProc;
+  let gw: GatewayProcess;
   let direct: Backend; // straight to MinIO (for gc and inspection)
   const creds: Creds = { accessKey: 'AKFAULTS0001', secretKey: randomBytes(24).toString('base64url') };
   const bucket = 'faults-a';
@@ -138,11 +137,12 @@ describe('faults: backend outages and gateway crashes', () => {
   const rewrapBucket = 'faults-rw';
 
   const start = async () => {
-    gw = await spawnGateway({
+    gw = await launchGateway({
       dataDir,
-      accessKey: creds.accessKey,
-      secretKey: creds.secretKey,
+      credentials: creds,
+      quiet: true,
       env: {
+        LAKECRYPT_CRYPTO_THREADS: '1',
         LAKECRYPT_BACKEND: 's3',
         LAKECRYPT_S3_ENDPOINT: proxy.endpoint,
         LAKECRYPT_S3_ACCESS_KEY: minio.accessKey,
@@ -163,11 +163,11 @@ describe('faults: backend outages and gateway crashes', () => {
 
   /** GET with retries while the gateway/backend are recovering (503 / connection refused only). */
   async function read(b: string, key: string) {
-    return waitFor(async () => {
+    return pollUntil(async () => {
       const r = await signedRequest(gw.url, creds, { method: 'GET', path: `/${b}/${key}` });
       if (r.status === 0 || r.status === 503) return null;
       return r;
-    }, 30_000, 100);
+    }, { timeoutMs: 30_000, intervalMs: 100 });
   }
 
   /** The invariant over everything written so far. */
@@ -225,10 +225,10 @@ describe('faults: backend outages and gateway crashes', () => {
     expect(r.status).not.toBe(200); // the backend went away with the body half sent
     // A new write after the restart succeeds.
     const after = randomBytes(MiB);
-    await waitFor(async () => {
+    await pollUntil(async () => {
       const p = await signedRequest(gw.url, creds, { method: 'PUT', path: `/${bucket}/after-minio-put`, body: after });
       return p.status === 200;
-    }, 30_000, 200);
+    }, { timeoutMs: 30_000, intervalMs: 200 });
     acked.set(`${bucket}/after-minio-put`, after);
     await checkAll('after MinIO restart (PUT)');
     stats.survived++;
@@ -244,7 +244,7 @@ describe('faults: backend outages and gateway crashes', () => {
     // The backend crashes between two parts of an open upload.
     stats.injected++;
     await minio.restart({ kill: true });
-    const e2 = await waitFor(async () => (await c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 2, Body: p2 }))).ETag, 30_000, 200);
+    const e2 = await pollUntil(async () => (await c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 2, Body: p2 }))).ETag, { timeoutMs: 30_000, intervalMs: 200 });
     await c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }, { PartNumber: 2, ETag: e2 }] } }));
     acked.set(`${bucket}/${key}`, Buffer.concat([p1, p2]));
 
@@ -259,7 +259,7 @@ describe('faults: backend outages and gateway crashes', () => {
     });
     await minio.start();
     expect(cut.status).not.toBe(200);
-    const f1 = await waitFor(async () => (await c.send(new UploadPartCommand({ Bucket: bucket, Key: key2, UploadId: up2, PartNumber: 1, Body: q1 }))).ETag, 30_000, 200);
+    const f1 = await pollUntil(async () => (await c.send(new UploadPartCommand({ Bucket: bucket, Key: key2, UploadId: up2, PartNumber: 1, Body: q1 }))).ETag, { timeoutMs: 30_000, intervalMs: 200 });
     const f2 = (await c.send(new UploadPartCommand({ Bucket: bucket, Key: key2, UploadId: up2, PartNumber: 2, Body: q2 }))).ETag!;
     await c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key2, UploadId: up2, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: f1 }, { PartNumber: 2, ETag: f2 }] } }));
     acked.set(`${bucket}/${key2}`, Buffer.concat([q1, q2]));
@@ -452,7 +452,7 @@ describe('faults: backend outages and gateway crashes', () => {
     const r = await admin('POST', `/admin/rewrap/${rewrapBucket}`, { rekey: true });
     // The start answers at once (the job runs in the background) or the kill cut it.
     if (r.status !== 0) expect(r.status, r.body.toString()).toBe(200);
-    await waitFor(() => gw.child.exitCode !== null || gw.child.signalCode !== null, 30_000);
+    await pollUntil(() => !gw.running(), { timeoutMs: 30_000 });
     proxy.fault = () => null;
     expect(rewraps).toBeGreaterThanOrEqual(10);
     await gw.kill();
@@ -460,12 +460,12 @@ describe('faults: backend outages and gateway crashes', () => {
     await checkAll('after gateway restart (mid-re-wrap)');
     const resumed = await admin('POST', `/admin/rewrap/${rewrapBucket}`, {});
     expect(resumed.status, resumed.body.toString()).toBe(200);
-    const done = await waitFor(async () => {
+    const done = await pollUntil(async () => {
       const s = await admin('GET', `/admin/rewrap/${rewrapBucket}`);
       const j = JSON.parse(s.body.toString()) as { job?: { state?: string }; state?: string; scan?: { pending?: number }; pending?: number };
       const state = j.job?.state ?? j.state;
       return state === 'done' ? j : null;
-    }, 60_000, 200);
+    }, { timeoutMs: 60_000, intervalMs: 200 });
     const pending = (done as { scan?: { pending?: number } }).scan?.pending ?? (done as { pending?: number }).pending;
     if (pending !== undefined) expect(pending).toBe(0);
     await checkAll('after the resumed re-wrap');

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runSoak } from '../../scripts/soak.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 
 describe('soak', () => {
   it('32 clients for 20 s with a rotation + re-wrap: no failures, no mismatches, bounded memory', async () => {

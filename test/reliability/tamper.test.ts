@@ -12,9 +12,10 @@ import { CHUNK_SIZE, openHeader, peekHeader, sealHeader } from '../../src/engine
 import { RewrapManager } from '../../src/admin/rewrap.ts';
 import { markLegacyDataset } from '../admin/helpers.ts';
 import { META_OID } from '../../src/store/index.ts';
-import { MARKER, startTestGateway, type TestGateway } from '../server/harness.ts';
+import { MARKER, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
-import { errorCode, signedRequest, waitFor } from './http.ts';
+import { errorCode, signedRequest } from '../../tools/sigv4.ts';
+import { pollUntil } from '../../tools/wait.ts';
 
 const SEALED = CHUNK_SIZE + 16;
 const PREFIX = 32;
@@ -235,7 +236,7 @@ for (const kind of ['fs', 's3'] as const) {
       forget();
       await keys.rotate(b);
       // Re-wrap: the store reseals a format-1 header it reads as format 2 under the current header key.
-      await waitFor(async () => {
+      await pollUntil(async () => {
         forget();
         const r = await signedRequest(gw.url, creds(), { method: 'HEAD', path: `/${b}/${key}` });
         expect(r.status).toBe(200);

@@ -5,13 +5,14 @@ import { createPayloadDecoder, stripAwsChunked } from '../../src/s3/chunked.ts';
 import { verifyRequest, type AuthResult } from '../../src/s3/sigv4.ts';
 import { S3Error } from '../../src/errors.ts';
 import { S3Client, PutObjectCommand } from '@aws-sdk/client-s3';
-import { AK, SK, collect, crc32b64, encodeAwsChunked, lookup, signingKey, splitAt } from './helpers.ts';
+import { signingKeyFor } from '../../tools/sigv4.ts';
+import { AK, SK, collect, crc32b64, encodeAwsChunked, lookup, splitAt } from './helpers.ts';
 
 const AMZ = '20261128T120000Z';
 const SCOPE = '20261128/us-east-1/s3/aws4_request';
 const SEED = '4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9';
 const auth = (mode: AuthResult['payloadMode']): AuthResult => ({
-  accessKey: AK, payloadMode: mode, signingKey: signingKey(SK, '20261128'), seedSignature: SEED, scope: SCOPE, amzDate: AMZ, presigned: false, region: 'us-east-1',
+  accessKey: AK, payloadMode: mode, signingKey: signingKeyFor(SK, '20261128'), seedSignature: SEED, scope: SCOPE, amzDate: AMZ, presigned: false, region: 'us-east-1',
 });
 
 async function decode(a: AuthResult, headers: Record<string, string>, pieces: Buffer[]) {

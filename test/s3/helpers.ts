@@ -1,6 +1,7 @@
-/** Test-only helpers: an independent aws-chunked encoder and SDK request capture. */
+/** Test-only helpers: an independent aws-chunked encoder, AWS's own SigV4 signer as an oracle. */
 import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { SignatureV4 } from '@smithy/signature-v4';
 import type { AuthResult } from '../../src/s3/sigv4.ts';
 
 export const AK = 'AKIAIOSFODNN7EXAMPLE';
@@ -11,10 +12,29 @@ const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('h
 const hmac = (k: Uint8Array, s: string) => createHmac('sha256', k).update(s).digest('hex');
 const EMPTY = sha('');
 
-export function signingKey(secret: string, date: string, region = 'us-east-1'): Buffer {
-  let k: Buffer = createHmac('sha256', 'AWS4' + secret).update(date).digest();
-  for (const s of [region, 's3', 'aws4_request']) k = createHmac('sha256', k).update(s).digest();
-  return k;
+/** The signer's hash interface over node:crypto. */
+class Sha256 {
+  private h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
+  constructor(private readonly secret?: Uint8Array | string) {
+    this.h = secret ? createHmac('sha256', secret as never) : createHash('sha256');
+  }
+  update(d: Uint8Array | string) {
+    this.h.update(d);
+  }
+  async digest() {
+    return new Uint8Array(this.h.digest());
+  }
+  reset() {
+    this.h = this.secret ? createHmac('sha256', this.secret as never) : createHash('sha256');
+  }
+}
+
+/**
+ * AWS's own SigV4 signer (@smithy/signature-v4, what the SDKs use): the independent oracle the gateway's
+ * verifier is held against. Raw test requests use tools/sigv4.ts, which shares the gateway's canonical forms.
+ */
+export function awsSigner(creds: { accessKey: string; secretKey: string }, region = 'us-east-1'): SignatureV4 {
+  return new SignatureV4({ service: 's3', region, credentials: { accessKeyId: creds.accessKey, secretAccessKey: creds.secretKey }, sha256: Sha256 as never, uriEscapePath: false, applyChecksum: false });
 }
 
 export interface EncodeOpts {

@@ -1,23 +1,12 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { SignatureV4 } from '@smithy/signature-v4';
 import * as Minio from 'minio';
 import { S3Client, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { verifyRequest, canonicalUri, type SigV4Request } from '../../src/s3/sigv4.ts';
 import { S3Error } from '../../src/errors.ts';
-import { AK, SK, lookup } from './helpers.ts';
+import { AK, SK, awsSigner, lookup } from './helpers.ts';
 
-class Sha256 {
-  private h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(private readonly secret?: Uint8Array | string) {
-    this.h = secret ? createHmac('sha256', secret as never) : createHash('sha256');
-  }
-  update(d: Uint8Array | string) { this.h.update(d); }
-  async digest() { return new Uint8Array(this.h.digest()); }
-  reset() { this.h = this.secret ? createHmac('sha256', this.secret as never) : createHash('sha256'); }
-}
-
-const smithy = new SignatureV4({ credentials: { accessKeyId: AK, secretAccessKey: SK }, region: 'us-east-1', service: 's3', sha256: Sha256 as never, uriEscapePath: false, applyChecksum: false });
+const smithy = awsSigner({ accessKey: AK, secretKey: SK });
 
 /** The S3 SDK's key encoding (extendedEncodeURIComponent per segment). */
 const encodeKey = (k: string) => k.split('/').map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())).join('/');

@@ -12,7 +12,7 @@ import { startAdmin, type RunningAdmin } from '../../src/admin/server.ts';
 import { AdminClient } from '../../src/cli/client.ts';
 import type { AuditEntry } from '../../src/keys/audit.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
-import { startTestGateway, type TestGateway } from '../server/harness.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const WRITER = { accessKey: 'WRITERAK0001', secretKey: 'writerSecretKey0000000000000000000000001', buckets: ['pub'], admin: false };

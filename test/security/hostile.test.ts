@@ -11,9 +11,10 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from '../server/harness.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { encodeAwsChunked } from '../s3/helpers.ts';
-import { errorCode, rawRequest, signHeaders, signedRequest, signingKeyFor, waitFor, type RawResponse } from '../reliability/http.ts';
+import { errorCode, rawRequest, signHeaders, signedRequest, type RawResponse } from '../../tools/sigv4.ts';
+import { pollUntil } from '../../tools/wait.ts';
 
 const BUCKET = 'hostile';
 const CONTENT = Buffer.from('the quick brown fox jumps over the lazy dog '.repeat(2000));
@@ -94,18 +95,20 @@ describe('hostile input', () => {
       fc.asyncProperty(body, async (b) => {
         const key = `chunked-${tried}`;
         const payload = Buffer.isBuffer(b) ? Buffer.from('x') : Buffer.from(b.payload);
-        const h = signHeaders(creds(), 'PUT', host, `/${BUCKET}/${key}`, '', {
-          'content-encoding': 'aws-chunked',
-          'x-amz-decoded-content-length': String(payload.length),
-        }, 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD');
+        const { headers, auth } = signHeaders(creds(), {
+          method: 'PUT',
+          host,
+          path: `/${BUCKET}/${key}`,
+          headers: { 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': String(payload.length) },
+          payload: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+        });
         let wire: Buffer;
         if (Buffer.isBuffer(b)) wire = b;
         else {
-          const good = encodeAwsChunked([payload], { mode: 'streaming-signed', auth: { signingKey: signingKeyFor(creds(), h.amzDate), amzDate: h.amzDate, scope: h.scope, seedSignature: h.seedSignature } });
+          const good = encodeAwsChunked([payload], { mode: 'streaming-signed', auth });
           wire = Buffer.from(good);
           wire[b.at % wire.length] ^= b.x;
         }
-        const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = h;
         const r = await rawRequest(gw.url, { method: 'PUT', path: `/${BUCKET}/${key}`, headers: { ...headers, 'content-length': String(wire.length) }, body: wire });
         if (r.status === 200) {
           // A mutation that left the encoding valid (e.g. in the hex case of the size): the content must be exact.
@@ -275,12 +278,12 @@ describe('hostile input', () => {
       sockets.push(s);
     }
     tried += 200;
-    await waitFor(() => sockets.every((s) => !s.connecting), 10_000);
+    await pollUntil(() => sockets.every((s) => !s.connecting), { timeoutMs: 10_000 });
     const t0 = Date.now();
     await alive();
     expect(Date.now() - t0).toBeLessThan(5_000);
     // And the server reaps them.
-    await waitFor(() => sockets.every((s) => s.destroyed || s.readableEnded), 20_000, 200);
+    await pollUntil(() => sockets.every((s) => s.destroyed || s.readableEnded), { timeoutMs: 20_000, intervalMs: 200 });
     for (const s of sockets) s.destroy();
     await alive();
   });

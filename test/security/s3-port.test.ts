@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import * as Minio from 'minio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from '../server/harness.ts';
-import { errorCode, rawRequest, signHeaders, signedRequest, type RawResponse } from '../reliability/http.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
+import { errorCode, rawRequest, signHeaders, signedRequest, type RawResponse } from '../../tools/sigv4.ts';
 import { sha256Hex } from '../../src/s3/sigv4.ts';
 
 const BUCKET = 'port-review';
@@ -90,8 +90,7 @@ describe('S3 port (issue #16)', () => {
   it('a header-auth request with an unsigned x-amz-* header is AccessDenied (HeadersNotSigned); a captured PUT cannot be replayed with other metadata', async () => {
     const host = new URL(gw.url).host;
     const body = Buffer.from('signed body');
-    const h = signHeaders(creds(gw), 'PUT', host, `/${BUCKET}/replayed`, '', { 'content-length': String(body.length), 'x-amz-meta-owner': 'alice' }, sha256Hex(body));
-    const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = h;
+    const { headers } = signHeaders(creds(gw), { method: 'PUT', host, path: `/${BUCKET}/replayed`, headers: { 'content-length': String(body.length), 'x-amz-meta-owner': 'alice' }, payload: sha256Hex(body) });
     const ok = await rawRequest(gw.url, { method: 'PUT', path: `/${BUCKET}/replayed`, headers, body });
     expect(ok.status, ok.body.toString()).toBe(200);
     const replay = await rawRequest(gw.url, { method: 'PUT', path: `/${BUCKET}/replayed`, headers: { ...headers, 'x-amz-meta-owner2': 'mallory', 'x-amz-tagging': 'a=b' }, body });
@@ -106,8 +105,7 @@ describe('S3 port (issue #16)', () => {
 
   it('a request signed for another region: 400 AuthorizationHeaderMalformed / AuthorizationQueryParametersError naming us-east-1; GetBucketLocation takes any', async () => {
     const host = new URL(gw.url).host;
-    const h = signHeaders(creds(gw), 'GET', host, `/${BUCKET}/page.html`, '', {}, sha256Hex(''), 'eu-west-1');
-    const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = h;
+    const { headers } = signHeaders(creds(gw), { method: 'GET', host, path: `/${BUCKET}/page.html`, payload: sha256Hex(''), region: 'eu-west-1' });
     const r = await rawRequest(gw.url, { method: 'GET', path: `/${BUCKET}/page.html`, headers });
     expect(r.status, r.body.toString()).toBe(400);
     expect(errorCode(r.body)).toBe('AuthorizationHeaderMalformed');
@@ -122,8 +120,7 @@ describe('S3 port (issue #16)', () => {
     expect(errorCode(p.body)).toBe('AuthorizationQueryParametersError');
     expect(tag(p.body, 'Region')).toBe('us-east-1');
 
-    const lh = signHeaders(creds(gw), 'GET', host, `/${BUCKET}`, 'location', {}, sha256Hex(''), 'eu-west-1');
-    const { seedSignature: _s2, amzDate: _a2, scope: _c2, ...lheaders } = lh;
+    const { headers: lheaders } = signHeaders(creds(gw), { method: 'GET', host, path: `/${BUCKET}`, query: 'location', payload: sha256Hex(''), region: 'eu-west-1' });
     const loc = await rawRequest(gw.url, { method: 'GET', path: `/${BUCKET}?location`, headers: lheaders });
     expect(loc.status, loc.body.toString()).toBe(200);
   });
@@ -215,8 +212,7 @@ describe('S3 port connections (issue #16)', () => {
     const ask = (s: net.Socket) =>
       new Promise<string>((resolve) => {
         let data = '';
-        const h = signHeaders(creds(gw), 'GET', addr.host, '/', '', {}, sha256Hex(''));
-        const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = h;
+        const { headers } = signHeaders(creds(gw), { method: 'GET', host: addr.host, path: '/', payload: sha256Hex('') });
         const onData = (d: Buffer) => {
           data += d.toString('latin1');
           const end = data.indexOf('\r\n\r\n');

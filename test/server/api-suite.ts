@@ -28,9 +28,9 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import * as Minio from 'minio';
 import { S3Error } from '../../src/errors.ts';
-import { startTestGateway, type TestGateway, MARKER } from './harness.ts';
+import { startTestGateway, type TestGateway, MARKER } from '../../tools/gateway.ts';
 import { rekeyObject, revokeObject } from '../../src/admin/objects.ts';
-import { errorCode, signedRequest } from '../reliability/http.ts';
+import { errorCode, signedRequest } from '../../tools/sigv4.ts';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const MiB = 1024 * 1024;

@@ -1,29 +1,12 @@
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { createHmac } from 'node:crypto';
-
-/** The signer's hash interface over node:crypto. */
-class Sha256 {
-  private h;
-  constructor(private readonly secret?: Uint8Array | string) {
-    this.h = secret ? createHmac('sha256', secret as never) : createHash('sha256');
-  }
-  update(d: Uint8Array | string) {
-    this.h.update(d);
-  }
-  async digest() {
-    return new Uint8Array(this.h.digest());
-  }
-  reset() {
-    this.h = this.secret ? createHmac('sha256', this.secret as never) : createHash('sha256');
-  }
-}
+import type { SignatureV4 } from '@smithy/signature-v4';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { spawnGateway } from '../helpers/gateway-process.ts';
-import { encodeAwsChunked, signingKey, crc32b64 } from '../s3/helpers.ts';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { launchGateway } from '../../tools/gateway.ts';
+import { signingKeyFor } from '../../tools/sigv4.ts';
+import { awsSigner, encodeAwsChunked, crc32b64 } from '../s3/helpers.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 interface Sent {
   status: number;
@@ -59,7 +42,7 @@ describe('SigV4 modes end to end', () => {
   beforeAll(async () => {
     gw = await startTestGateway('fs');
     await gw.client().send(new CreateBucketCommand({ Bucket: bucket }));
-    signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, sha256: Sha256 as never, uriEscapePath: false, applyChecksum: false });
+    signer = awsSigner(gw);
   });
   afterAll(async () => gw?.close());
 
@@ -74,7 +57,7 @@ describe('SigV4 modes end to end', () => {
     const amzDate = h['x-amz-date'];
     const seedSignature = /Signature=([0-9a-f]{64})/.exec(h.authorization)![1]!;
     const scope = `${amzDate.slice(0, 8)}/us-east-1/s3/aws4_request`;
-    return { url: u, headers: h, auth: { signingKey: signingKey(gw.secretKey, amzDate.slice(0, 8)), amzDate, scope, seedSignature } };
+    return { url: u, headers: h, auth: { signingKey: signingKeyFor(gw.secretKey, amzDate), amzDate, scope, seedSignature } };
   }
 
   async function readBack(key: string): Promise<string> {
@@ -209,7 +192,7 @@ describe('SigV4 modes end to end', () => {
 
   it('virtual-hosted-style addressing reaches the same object', async () => {
     const u = new URL(gw.url);
-    const vh = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, sha256: Sha256 as never, uriEscapePath: false });
+    const vh = awsSigner(gw);
     const host = `${bucket}.localhost:${u.port}`;
     const signed = await vh.sign({ method: 'GET', protocol: 'http:', hostname: `${bucket}.localhost`, port: Number(u.port), path: '/signed', headers: { host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
     const r = await send(new URL(`${gw.url}/signed`), 'GET', signed.headers as Record<string, string>);
@@ -221,12 +204,12 @@ describe('SigV4 modes end to end', () => {
 describe('keep-alive connections', () => {
   it('a HEAD (found, missing, refused) leaves the connection usable for the next request', async () => {
     // A separate process, as deployed: the in-process harness did not show the broken-socket bug this guards.
-    const gw = await spawnGateway();
+    const gw = await launchGateway();
     try {
       const s3 = new S3Client({ endpoint: gw.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey } });
       await s3.send(new CreateBucketCommand({ Bucket: 'keepalive' }));
       await s3.send(new PutObjectCommand({ Bucket: 'keepalive', Key: 'k', Body: 'kept alive' }));
-      const signerKA = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, sha256: Sha256 as never, uriEscapePath: false });
+      const signerKA = awsSigner(gw);
       const u = new URL(gw.url);
       const { connect } = await import('node:net');
       // One raw socket for every request, as curl and s3cmd reuse it.
@@ -275,7 +258,7 @@ describe('unsigned headers', () => {
       await s3.send(new CreateBucketCommand({ Bucket: 'secretb' }));
       await s3.send(new CreateBucketCommand({ Bucket: 'pub' }));
       await s3.send(new PutObjectCommand({ Bucket: 'secretb', Key: 'payroll.csv', Body: 'TOP SECRET PAYROLL' }));
-      const signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey }, sha256: Sha256 as never, uriEscapePath: false });
+      const signer = awsSigner(gw);
       const u = new URL(`${gw.url}/pub/upload.bin`);
       const p = await signer.presign({ method: 'PUT', protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: u.pathname, headers: { host: u.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } }, { expiresIn: 60 });
       const url = new URL(`${gw.url}${u.pathname}?${new URLSearchParams(p.query as Record<string, string>)}`);

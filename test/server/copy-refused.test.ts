@@ -12,7 +12,7 @@ import type { Backend } from '../../src/backend/types.ts';
 import { META_OID } from '../../src/store/index.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 const MiB = 1024 * 1024;
 const isBackendCopy = (req: { method?: string; headers: Record<string, unknown> }) =>

@@ -12,10 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { revokeObject } from '../../src/admin/objects.ts';
 import { createBackend, type Backend } from '../../src/backend/index.ts';
-import { signHeaders, signedRequest } from '../reliability/http.ts';
+import { signHeaders, signedRequest } from '../../tools/sigv4.ts';
 import { cloneHeaderKeys } from '../../src/store/index.ts';
-import { makeTmpDir } from '../helpers/tmp.ts';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
+import { pollUntil, sleep } from '../../tools/wait.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 const MiB = 1024 * 1024;
 const BLOCK = MiB;
@@ -24,16 +25,6 @@ const SIZE = 40 * MiB; // 40 blocks
 const PAUSE_AT = MiB;
 /** Far beyond what the buffers between gateway and reader hold while it pauses (asserted below). */
 const REVOKED_BLOCK = 24;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function pollUntil(fn: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await fn())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
 
 /** Bytes of data objects gateway A has read from the backend, per bucket: an upper bound of what it decrypted. */
 const cipherRead = new Map<string, number>();
@@ -74,7 +65,7 @@ interface SlowRead {
 function slowGet(gw: TestGateway, bucket: string, key: string): SlowRead {
   const u = new URL(gw.url);
   const p = `/${bucket}/${key}`;
-  const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = signHeaders(gw, 'GET', u.host, p, '', {}, 'UNSIGNED-PAYLOAD');
+  const { headers } = signHeaders(gw, { method: 'GET', host: u.host, path: p, payload: 'UNSIGNED-PAYLOAD' });
   let onPaused!: () => void;
   let onFail!: (e: Error) => void;
   const paused = new Promise<void>((res, rej) => ((onPaused = res), (onFail = rej)));
@@ -151,7 +142,7 @@ describe('a GET in flight when its key is revoked stops within the revocation bo
     const readBefore = cipherRead.get(bucket)!;
     await act();
     const t0 = Date.now();
-    await pollUntil(seen); // A refuses (or serves) new requests as the change demands
+    await pollUntil(seen, { timeoutMs: 15_000, retryErrors: false }); // A refuses (or serves) new requests as the change demands
     await sleep(Math.max(0, 1500 - (Date.now() - t0))); // the 1 s bound, and a margin
     r.resume();
     const out = await r.done;

@@ -1,6 +1,6 @@
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 /** Objects written to the backend before lakecrypt: refused until migrated, unless the dataset allows it. */
 describe('unmigrated (plaintext) objects', () => {

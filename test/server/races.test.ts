@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { startAdmin, type RunningAdmin } from '../../src/admin/server.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 /** Regression tests for races and edge cases a review found: each failed before its fix. */
 describe('races and edges around key caches, commits and conditions', () => {

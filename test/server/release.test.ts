@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/backend/index.ts';
 import type { Backend } from '../../src/backend/types.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
-import { signedRequest } from '../reliability/http.ts';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { signedRequest } from '../../tools/sigv4.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 describe('failed reads release their backend responses', () => {
   let gw: TestGateway;

@@ -1,7 +1,7 @@
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { revokeObject } from '../../src/admin/objects.ts';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 /** What a client sees when it reads data whose DEK was revoked: a parseable S3 error, never bytes. */
 describe('reads of revoked data', () => {

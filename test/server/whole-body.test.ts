@@ -7,7 +7,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readExactly } from '../../src/store/index.ts';
 import { Readable } from 'node:stream';
-import { startTestGateway, type TestGateway } from './harness.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 

@@ -13,15 +13,3 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
-
-/** True when something accepts connections on host:port. */
-export function isListening(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}

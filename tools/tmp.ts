@@ -1,3 +1,4 @@
+/** Temp dirs removed by cleanup() or at process exit (LAKECRYPT_KEEP_TMP keeps them). */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,12 +30,4 @@ export function makeTmpDir(prefix = 'lakecrypt-test-'): TmpDir {
       if (!process.env.LAKECRYPT_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Vitest convenience: a temp dir removed after the current file's tests (call at module or describe level). */
-export async function useTmpDir(prefix?: string): Promise<TmpDir> {
-  const { afterAll } = await import('vitest');
-  const t = makeTmpDir(prefix);
-  afterAll(() => t.cleanup());
-  return t;
 }

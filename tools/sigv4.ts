@@ -1,6 +1,13 @@
 /**
- * Raw, SigV4-signed HTTP requests for reliability and security tests: unlike the SDK they keep the bytes of a
- * body that was cut off mid-way (`aborted`), and they send paths and headers exactly as given.
+ * The one SigV4 signer for raw requests (tests, bench, scripts): unlike the SDK these keep the bytes of a body
+ * that was cut off mid-way (`aborted`), and send paths and headers exactly as given.
+ *
+ *   const r = await signedRequest(url, creds, { method: 'GET', path: '/b/k' });          // sign + send
+ *   const { headers, auth } = signHeaders(creds, { method, host, path, payload });       // sign only
+ *   encodeAwsChunked(chunks, { mode: 'streaming-signed', auth })                         // chunk signatures
+ *
+ * Canonical forms come from src/s3/sigv4.ts; the independent oracles (AWS's own signer, the slow path) stay
+ * in test/s3/.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -13,7 +20,7 @@ import {
   sha256Hex,
   signString,
   stringToSign,
-} from '../../src/s3/sigv4.ts';
+} from '../src/s3/sigv4.ts';
 
 export interface Creds {
   accessKey: string;
@@ -35,30 +42,46 @@ export function amzNow(d = new Date()): { amzDate: string; date: string } {
   return { amzDate, date: amzDate.slice(0, 8) };
 }
 
-/** Sign headers for a request (header auth). `payload` = the x-amz-content-sha256 value to use. */
-export function signHeaders(
-  creds: Creds,
-  method: string,
-  host: string,
-  rawPath: string,
-  rawQuery: string,
-  headers: Record<string, string>,
-  payload: string,
-  region = 'us-east-1',
-): Record<string, string> & { seedSignature: string; amzDate: string; scope: string } {
-  const { amzDate, date } = amzNow();
-  const h: Record<string, string> = { ...headers, host, 'x-amz-date': amzDate, 'x-amz-content-sha256': payload };
-  const signed = Object.keys(h).map((k) => k.toLowerCase()).sort();
-  const scope = `${date}/${region}/s3/aws4_request`;
-  const creq = buildCanonicalRequest(method, canonicalUri(rawPath), canonicalQuery(rawQuery), canonicalHeaders(h, signed), signed, payload);
-  const key = deriveSigningKey(creds.secretKey, date, region);
-  const sig = signString(key, stringToSign(amzDate, scope, creq));
-  h.authorization = `AWS4-HMAC-SHA256 Credential=${creds.accessKey}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${sig}`;
-  return Object.assign(h, { seedSignature: sig, amzDate, scope });
+export interface SignOptions {
+  method: string;
+  /** The Host header as sent (host:port). */
+  host: string;
+  /** Path and query exactly as they go on the request line (query without '?'). */
+  path: string;
+  query?: string;
+  headers?: Record<string, string>;
+  /** The x-amz-content-sha256 value: a hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-* mode. */
+  payload: string;
+  region?: string;
+  /** Signing time (default now). */
+  date?: Date;
 }
 
-export function signingKeyFor(creds: Creds, amzDate: string, region = 'us-east-1'): Buffer {
-  return deriveSigningKey(creds.secretKey, amzDate.slice(0, 8), region);
+/** What a chunk signer needs besides the headers (the shape encodeAwsChunked and the gateway's AuthResult use). */
+export interface SigningAuth {
+  signingKey: Buffer;
+  amzDate: string;
+  scope: string;
+  seedSignature: string;
+}
+
+/** Sign a request with header auth: its headers (host, x-amz-date, x-amz-content-sha256, authorization added). */
+export function signHeaders(creds: Creds, o: SignOptions): { headers: Record<string, string>; auth: SigningAuth } {
+  const region = o.region ?? 'us-east-1';
+  const { amzDate, date } = amzNow(o.date);
+  const headers: Record<string, string> = { ...o.headers, host: o.host, 'x-amz-date': amzDate, 'x-amz-content-sha256': o.payload };
+  const signed = Object.keys(headers).map((k) => k.toLowerCase()).sort();
+  const scope = `${date}/${region}/s3/aws4_request`;
+  const creq = buildCanonicalRequest(o.method, canonicalUri(o.path), canonicalQuery(o.query ?? ''), canonicalHeaders(headers, signed), signed, o.payload);
+  const signingKey = deriveSigningKey(creds.secretKey, date, region);
+  const seedSignature = signString(signingKey, stringToSign(amzDate, scope, creq));
+  headers.authorization = `AWS4-HMAC-SHA256 Credential=${creds.accessKey}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${seedSignature}`;
+  return { headers, auth: { signingKey, amzDate, scope, seedSignature } };
+}
+
+/** The SigV4 signing key of `secret` on the day of `amzDate` (YYYYMMDD or a full x-amz-date). */
+export function signingKeyFor(secret: string, amzDate: string, region = 'us-east-1'): Buffer {
+  return deriveSigningKey(secret, amzDate.slice(0, 8), region);
 }
 
 /** Send one request; resolves with whatever arrived (never rejects). */
@@ -114,13 +137,11 @@ export function signedRequest(
   creds: Creds,
   opts: { method: string; path: string; query?: string; headers?: Record<string, string>; body?: Buffer; unsignedPayload?: boolean; timeoutMs?: number },
 ): Promise<RawResponse> {
-  const u = new URL(url);
   const body = opts.body;
   const payload = opts.unsignedPayload ? 'UNSIGNED-PAYLOAD' : sha256Hex(body ?? Buffer.alloc(0));
   const extra: Record<string, string> = { ...(opts.headers ?? {}) };
   if (body && extra['content-length'] === undefined) extra['content-length'] = String(body.length);
-  const h = signHeaders(creds, opts.method, u.host, opts.path, opts.query ?? '', extra, payload);
-  const { seedSignature: _s, amzDate: _a, scope: _c, ...headers } = h;
+  const { headers } = signHeaders(creds, { method: opts.method, host: new URL(url).host, path: opts.path, query: opts.query, headers: extra, payload });
   return rawRequest(url, {
     method: opts.method,
     path: opts.path + (opts.query ? `?${opts.query}` : ''),
@@ -133,22 +154,4 @@ export function signedRequest(
 /** The S3 error code of an XML error body ('' when none). */
 export function errorCode(body: Buffer): string {
   return /<Code>([^<]*)<\/Code>/.exec(body.toString('utf8'))?.[1] ?? '';
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Poll until fn returns a truthy value (or throw after timeoutMs). */
-export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, stepMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`waitFor: timed out${last ? `: ${String(last)}` : ''}`);
-    await sleep(stepMs);
-  }
 }

@@ -1,0 +1,207 @@
+/**
+ * The gateway under test, two ways, with one credential and port rule (a generated root user, OS-chosen
+ * loopback ports):
+ *
+ *   launchGateway(o)          its own process (`node --import tsx src/main.ts`), as an operator runs it: for
+ *                             SIGKILL, SIGTERM drain, log greps, start-up errors, two gateways on one backend,
+ *                             CPU and memory of the gateway alone (bench)
+ *   startTestGateway(kind)    in this process (src/server/start.ts), on the fs backend or the shared MinIO
+ *
+ *   const gw = await launchGateway({ env: { LAKECRYPT_BACKEND: 's3', ... } });
+ *   gw.url, gw.adminUrl, gw.accessKey, gw.secretKey, gw.dataDir, gw.output()   // stdout+stderr so far
+ *   await gw.stop();            // SIGTERM and wait for the exit (its code); gw.kill() = SIGKILL
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { createBackend } from '../src/backend/index.ts';
+import type { Backend } from '../src/backend/types.ts';
+import { LocalCmkProvider } from '../src/keys/local-cmk.ts';
+import type { CmkProvider } from '../src/keys/types.ts';
+import { generateCredentials } from '../src/ops/config.ts';
+import { startGateway, type RunningGateway, type StartOptions } from '../src/server/start.ts';
+import type { MinioCoords } from './minio.ts';
+import { ROOT, startProcess, type RunningProcess } from './process.ts';
+import { makeTmpDir } from './tmp.ts';
+
+export { ROOT };
+
+export interface Credentials {
+  accessKey: string;
+  secretKey: string;
+}
+
+/** A fresh root user. The secret comes from the product's generator (never starts with '-', which mc's command line takes for a flag). */
+export function newCredentials(): Credentials {
+  return { accessKey: `AK${randomBytes(6).toString('hex').toUpperCase()}`, secretKey: generateCredentials().secretKey };
+}
+
+/** Both variants listen on loopback on a port the OS picks; the URL tells which. */
+const ANY_PORT = 0;
+
+/** A marker unique to this test process: any plaintext the tests write contains it. */
+export const MARKER = `LKMARK${randomBytes(6).toString('hex')}`;
+
+// ---------------------------------------------------------------- its own process
+
+export interface GatewayOptions {
+  /** LAKECRYPT_* (and any other) variables over process.env; an undefined value removes the variable. */
+  env?: Record<string, string | undefined>;
+  /** LAKECRYPT_DATA_DIR (default: a fresh temp dir, removed at exit). */
+  dataDir?: string;
+  /** The root user (default: newCredentials()); either half may be given alone. */
+  credentials?: Partial<Credentials>;
+  /** LAKECRYPT_CONFIG (default: the shipped config/lakecrypt.yaml). */
+  configFile?: string;
+  /** warn-level log, no access log (default false: info, as shipped). */
+  quiet?: boolean;
+  /** Arguments for node before the script, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
+  nodeArgs?: string[];
+  /** Arguments for src/main.ts. */
+  args?: string[];
+  /** How long start-up may take (default 60 s). */
+  startTimeoutMs?: number;
+}
+
+export interface GatewayProcess extends RunningProcess, Credentials {
+  /** The S3 and admin endpoints the process printed. */
+  url: string;
+  adminUrl: string;
+  port: number;
+  adminPort: number;
+  dataDir: string;
+  /** Spawn to "endpoints printed" (ms): start-up samples to skip in a CPU profile. */
+  startupMs: number;
+}
+
+/**
+ * Start `src/main.ts` and resolve once it printed its endpoints; reject with its output when it exits first.
+ * `node --import tsx` in ONE process: the tsx CLI would fork a child that a SIGKILL of the CLI leaves running.
+ */
+export async function launchGateway(o: GatewayOptions = {}): Promise<GatewayProcess> {
+  // The three are also honoured from `env`, so that no caller's setting is silently replaced.
+  const dataDir = o.dataDir ?? o.env?.LAKECRYPT_DATA_DIR ?? makeTmpDir('lakecrypt-proc-').path;
+  const gen = newCredentials();
+  const accessKey = o.credentials?.accessKey ?? o.env?.LAKECRYPT_ACCESS_KEY ?? gen.accessKey;
+  const secretKey = o.credentials?.secretKey ?? o.env?.LAKECRYPT_SECRET_KEY ?? gen.secretKey;
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    NODE_OPTIONS: '',
+    LAKECRYPT_CONFIG: o.configFile ?? path.join(ROOT, 'config/lakecrypt.yaml'),
+    LAKECRYPT_PORT: String(ANY_PORT),
+    LAKECRYPT_ADMIN_PORT: String(ANY_PORT),
+    LAKECRYPT_LOG_LEVEL: o.quiet ? 'warn' : 'info',
+    ...(o.quiet ? { LAKECRYPT_ACCESS_LOG: 'false' } : {}),
+    ...o.env,
+    LAKECRYPT_DATA_DIR: dataDir,
+    LAKECRYPT_ACCESS_KEY: accessKey,
+    LAKECRYPT_SECRET_KEY: secretKey,
+  };
+  const clean = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+  const t0 = performance.now();
+  const p = startProcess(process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', ...(o.args ?? [])], { cwd: ROOT, env: clean });
+  const timeoutMs = o.startTimeoutMs ?? 60_000;
+  try {
+    // main.ts prints both lines in one write ("lakecrypt is up", S3 endpoint, admin API).
+    const m = await p.waitForOutput(/S3 endpoint:\s+(\S+)[\s\S]*?admin API:\s+(\S+)/, { timeoutMs, what: 'gateway' });
+    const [url, adminUrl] = [m[1]!, m[2]!];
+    return { ...p, url, adminUrl, port: Number(new URL(url).port), adminPort: Number(new URL(adminUrl).port), accessKey, secretKey, dataDir, startupMs: performance.now() - t0 };
+  } catch (e) {
+    await p.kill();
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------- in this process
+
+export interface TestGateway extends Credentials {
+  url: string;
+  backend: Backend;
+  running: RunningGateway;
+  dataDir: string;
+  client(opts?: Partial<Credentials>): S3Client;
+  /** Files under the backend's storage that contain any of the needles (fs: our data dir; s3: MinIO's). */
+  scanBackendFor(needles: string[]): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Files under `dir` whose name or bytes contain any of the needles. */
+export function scanDir(dir: string, needles: string[]): string[] {
+  const hits: string[] = [];
+  const bufs = needles.map((n) => Buffer.from(n));
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = path.join(d, name);
+      const st = statSync(p, { throwIfNoEntry: false });
+      if (!st) continue;
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) {
+        const data = readFileSync(p);
+        if (bufs.some((b) => data.includes(b)) || needles.some((n) => name.includes(n))) hits.push(p);
+      }
+    }
+  };
+  walk(dir);
+  return hits;
+}
+
+export type TestGatewayOptions = Partial<StartOptions> & {
+  cmks?: Record<string, CmkProvider>;
+  dataDir?: string;
+  backend?: Backend;
+  /** The MinIO of kind 's3' (default: the one vitest's global setup started, `inject('minio')`). */
+  minio?: MinioCoords;
+};
+
+export async function startTestGateway(kind: 'fs' | 's3', extra: TestGatewayOptions = {}): Promise<TestGateway> {
+  const { minio: given, ...opts } = extra;
+  const minio = kind === 's3' ? (given ?? (await import('vitest')).inject('minio')) : undefined;
+  const tmp = opts.dataDir ? { path: opts.dataDir, cleanup() {} } : makeTmpDir('lakecrypt-gw-');
+  const backend =
+    opts.backend ??
+    (minio
+      ? createBackend({ kind: 's3', endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey, region: minio.region })
+      : createBackend({ kind: 'fs', dataDir: path.join(tmp.path, 'store') }));
+  const cmks = opts.cmks ?? { default: new LocalCmkProvider({ id: 'default', dataDir: tmp.path }) };
+  const { accessKey, secretKey } = newCredentials();
+  const metaBucket = opts.metaBucket ?? (kind === 's3' ? `lcmeta-${randomBytes(4).toString('hex')}` : 'lakecrypt-meta');
+  const running = await startGateway({
+    port: ANY_PORT,
+    backend,
+    cmks,
+    defaultCmk: Object.keys(cmks)[0]!,
+    metaBucket,
+    epochPollMs: 100,
+    onRequestDone: (_r, _status, _ms, err) => {
+      if (err && err.status >= 500 && process.env.LAKECRYPT_TEST_DEBUG) console.error('gateway 5xx', err, err.cause);
+    },
+    ...opts,
+    // Extra users come beside the generated root user, never instead of it.
+    users: [{ accessKey, secretKey, buckets: ['*'], admin: true }, ...(opts.users ?? [])],
+  });
+  return {
+    url: running.url,
+    accessKey,
+    secretKey,
+    backend,
+    running,
+    dataDir: tmp.path,
+    client: (c = {}) =>
+      new S3Client({
+        endpoint: running.url,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: c.accessKey ?? accessKey, secretAccessKey: c.secretKey ?? secretKey },
+      }),
+    async scanBackendFor(needles) {
+      if (!minio) return scanDir(tmp.path, needles);
+      return minio.dataDir ? scanDir(minio.dataDir, needles) : [];
+    },
+    async close() {
+      await running.close();
+      if (!opts.backend) await backend.close();
+      tmp.cleanup();
+    },
+  };
+}
