@@ -105,7 +105,7 @@ export async function launchGateway(o: GatewayOptions = {}): Promise<GatewayProc
   try {
     // main.ts prints both lines in one write ("lakecrypt is up", S3 endpoint, admin API).
     const m = await p.waitForOutput(/S3 endpoint:\s+(\S+)[\s\S]*?admin API:\s+(\S+)/, { timeoutMs, what: 'gateway' });
-    const [url, adminUrl] = [m[1]!, m[2]!];
+    const [url, adminUrl] = [m[1], m[2]];
     return { ...p, url, adminUrl, port: Number(new URL(url).port), adminPort: Number(new URL(adminUrl).port), accessKey, secretKey, dataDir, startupMs: performance.now() - t0 };
   } catch (e) {
     await p.kill();
@@ -170,7 +170,7 @@ export async function startTestGateway(kind: 'fs' | 's3', extra: TestGatewayOpti
     port: ANY_PORT,
     backend,
     cmks,
-    defaultCmk: Object.keys(cmks)[0]!,
+    defaultCmk: Object.keys(cmks)[0],
     metaBucket,
     epochPollMs: 100,
     onRequestDone: (_r, _status, _ms, err) => {
@@ -194,9 +194,9 @@ export async function startTestGateway(kind: 'fs' | 's3', extra: TestGatewayOpti
         forcePathStyle: true,
         credentials: { accessKeyId: c.accessKey ?? accessKey, secretAccessKey: c.secretKey ?? secretKey },
       }),
-    async scanBackendFor(needles) {
-      if (!minio) return scanDir(tmp.path, needles);
-      return minio.dataDir ? scanDir(minio.dataDir, needles) : [];
+    scanBackendFor(needles) {
+      if (!minio) return Promise.resolve(scanDir(tmp.path, needles));
+      return Promise.resolve(minio.dataDir ? scanDir(minio.dataDir, needles) : []);
     },
     async close() {
       await running.close();

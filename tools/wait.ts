@@ -44,7 +44,7 @@ export async function pollUntil<T>(fn: () => T | Promise<T>, o: PollOptions = {}
       last = e;
     }
     if (performance.now() - t0 > timeoutMs) {
-      throw new Error(`${o.what ?? 'condition'} not met within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+      throw new Error(`${o.what ?? 'condition'} not met within ${timeoutMs} ms${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`);
     }
     await sleep(intervalMs);
   }
