@@ -37,12 +37,16 @@ async function roundTrip(g: GatewayProcess, bucket: string): Promise<void> {
 
 /** The S3 error code of a fresh GET (a new client: nothing cached client-side), or 'ok'. */
 async function readOutcome(g: GatewayProcess, bucket: string): Promise<string> {
+  return (await readDetail(g, bucket)).code;
+}
+async function readDetail(g: GatewayProcess, bucket: string): Promise<{ code: string; status?: number; message?: string }> {
   try {
     const got = await s3Of(g).send(new GetObjectCommand({ Bucket: bucket, Key: 'k' }));
     await got.Body!.transformToString();
-    return 'ok';
+    return { code: 'ok' };
   } catch (e) {
-    return (e as S3ServiceException).name;
+    const err = e as S3ServiceException;
+    return { code: err.name, status: err.$metadata?.httpStatusCode, message: err.message };
   }
 }
 
@@ -133,5 +137,37 @@ describe('a tenant CMK at the customer (LAKECRYPT_CMKS + a dataset bound to it)'
     expect(await readOutcome(g, 'operator-lake-2')).toBe('ok');
     await kms.client.send(new EnableKeyCommand({ KeyId: keyId }));
     await expect.poll(() => readOutcome(g, 'tenant-b-lake'), { timeout: 30_000, interval: 100 }).toBe('ok');
+  });
+
+  it('OpenBao stopped mid-run: hot reads go on from the cache, then a clear 503 naming the CMK (never a 500); back -> recovers, no restart', async () => {
+    const own = await startOpenBao({ persistent: true });
+    try {
+      await own.createKey('tenant-o');
+      const g = await start({
+        LAKECRYPT_KEY_CACHE_TTL_MS: '3000',
+        LAKECRYPT_CMKS: JSON.stringify([{ id: 'tenant-o', provider: 'transit', addr: own.addr, token: own.token, key: 'tenant-o' }]),
+        LAKECRYPT_DATASETS: JSON.stringify([{ name: 'tenant-o-lake', cmk: 'tenant-o' }]),
+      });
+      await roundTrip(g, 'tenant-o-lake');
+      await own.kill();
+      const t0 = Date.now();
+      const seen: string[] = [];
+      let last = await readDetail(g, 'tenant-o-lake');
+      while (last.code === 'ok' && Date.now() - t0 < 60_000) {
+        seen.push('ok');
+        await new Promise((r) => setTimeout(r, 100));
+        last = await readDetail(g, 'tenant-o-lake');
+      }
+      console.log(`[cmk-env] OpenBao down: ${seen.length} hot reads served for ${Date.now() - t0} ms (TTL 3000 ms), then ${last.code} ${last.status}`);
+      expect(last).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+      expect(last.message).toContain('tenant-o');
+      expect(last.message).not.toContain(own.token);
+      // stays closed while the server is down: no 500, no stale plaintext
+      expect((await readDetail(g, 'tenant-o-lake')).code).toBe('ServiceUnavailable');
+      await own.start();
+      await expect.poll(() => readOutcome(g, 'tenant-o-lake'), { timeout: 60_000, interval: 200 }).toBe('ok');
+    } finally {
+      await own.stop();
+    }
   });
 });
