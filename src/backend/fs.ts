@@ -26,6 +26,13 @@ import { Readable } from 'node:stream';
 import { S3Error } from '../errors.ts';
 import type { Backend, ListOptions, ListResult, ObjectInfo, PutOptions } from './types.ts';
 
+/**
+ * The one silent catch of this backend: cleanup of its own temp files, locks and handles on a path that has
+ * already failed or finished. The error that matters is the one being thrown (or the result being returned);
+ * a temp file left behind is swept at the next start (`sweepTmp`), a lock left behind is broken by age.
+ */
+const cleanupFailed = (): void => undefined;
+
 const MAGIC = Buffer.from('LCO1');
 const SEG = 200; // hex chars per path component (100 key bytes)
 const MAX_KEY_BYTES = 1024;
@@ -149,7 +156,7 @@ export class FsBackend implements Backend {
       for (const name of await fsp.readdir(this.tmpDir)) {
         const p = path.join(this.tmpDir, name);
         const st = await fsp.lstat(p).catch(() => null);
-        if (st && st.mtimeMs < cutoff) await fsp.rm(p, { recursive: true, force: true }).catch(() => {});
+        if (st && st.mtimeMs < cutoff) await fsp.rm(p, { recursive: true, force: true }).catch(cleanupFailed);
       }
     } catch {
       /* ignore */
@@ -199,7 +206,7 @@ export class FsBackend implements Backend {
       try {
         return await fn();
       } finally {
-        await fsp.unlink(lockPath).catch(() => {});
+        await fsp.unlink(lockPath).catch(cleanupFailed);
       }
     } finally {
       release();
@@ -223,7 +230,7 @@ export class FsBackend implements Backend {
         if (Date.now() - st.mtimeMs > LOCK_STALE_MS) {
           // Break a stale lock: move it aside first so two breakers cannot remove a fresh lock.
           const aside = `${lockPath}.stale-${randomBytes(6).toString('hex')}`;
-          await fsp.rename(lockPath, aside).then(() => fsp.unlink(aside)).catch(() => {});
+          await fsp.rename(lockPath, aside).then(() => fsp.unlink(aside)).catch(cleanupFailed);
           continue;
         }
       } catch (e) {
@@ -279,7 +286,7 @@ export class FsBackend implements Backend {
       return { etag, size };
     } finally {
       await fh.close();
-      if (!ok) await fsp.unlink(tmp).catch(() => {});
+      if (!ok) await fsp.unlink(tmp).catch(cleanupFailed);
     }
   }
 
@@ -365,7 +372,7 @@ export class FsBackend implements Backend {
         wrap(e);
       }
     } finally {
-      await fsp.rm(staging, { recursive: true, force: true }).catch(() => {});
+      await fsp.rm(staging, { recursive: true, force: true }).catch(cleanupFailed);
     }
   }
 
@@ -397,7 +404,8 @@ export class FsBackend implements Backend {
     // A put that raced in between readdir and rename lands in the trash: move it back and refuse.
     const after = await fsp.readdir(trash);
     if (after.some((e) => e !== '.bucket.json')) {
-      await fsp.rename(trash, dir).catch(() => {});
+      // Not best effort: the trash holds an acknowledged write; if it cannot go back, say so (500, logged).
+      await fsp.rename(trash, dir).catch(wrap);
       throw new S3Error('BucketNotEmpty', undefined, { BucketName: bucket });
     }
     await fsp.rm(trash, { recursive: true, force: true });
@@ -425,7 +433,7 @@ export class FsBackend implements Backend {
       });
       return { etag };
     } catch (e) {
-      await fsp.unlink(tmp).catch(() => {});
+      await fsp.unlink(tmp).catch(cleanupFailed);
       if (!Buffer.isBuffer(body) && !body.destroyed) body.resume(); // drain so the producer is not stuck
       wrap(e);
     }
@@ -466,7 +474,7 @@ export class FsBackend implements Backend {
       }
       return { body, info: toInfo(h) };
     } catch (e) {
-      await fh.close().catch(() => {});
+      await fh.close().catch(cleanupFailed);
       wrap(e);
     }
   }
@@ -534,10 +542,10 @@ export class FsBackend implements Backend {
       await this.withLock(dstBucket, dstKey, () => this.commit(tmp, dest));
       return { etag };
     } catch (e) {
-      await fsp.unlink(tmp).catch(() => {});
+      await fsp.unlink(tmp).catch(cleanupFailed);
       wrap(e);
     } finally {
-      await fh.close().catch(() => {});
+      await fh.close().catch(cleanupFailed);
     }
   }
 
@@ -651,7 +659,7 @@ export class FsBackend implements Backend {
       try {
         await fsp.rename(tmp, path.join(dir, partName(partNumber)));
       } catch (e) {
-        await fsp.unlink(tmp).catch(() => {});
+        await fsp.unlink(tmp).catch(cleanupFailed);
         if (isErrno(e, 'ENOENT')) throw new S3Error('NoSuchUpload', undefined, { UploadId: uploadId });
         throw e;
       }
@@ -724,10 +732,10 @@ export class FsBackend implements Backend {
       await fsp.rm(dir, { recursive: true, force: true });
       return { etag };
     } catch (e) {
-      await fsp.unlink(tmp).catch(() => {});
+      await fsp.unlink(tmp).catch(cleanupFailed);
       return wrap(e);
     } finally {
-      for (const o of opened) await o.fh.close().catch(() => {});
+      for (const o of opened) await o.fh.close().catch(cleanupFailed);
     }
   }
 
