@@ -34,6 +34,14 @@ async function openFresh(store: ObjectStore, bucket: string, key: string, oidHex
   return { fields: await store.door.open(data, { bucket, key, oidHex }), etag: info.etag };
 }
 
+/** The dataset a header that does not open (its key revoked) names: from its fixed fields, checked as a read would. */
+async function headerDataset(store: ObjectStore, keys: KeyService, bucket: string, key: string, oidHex: string): Promise<string> {
+  const { data } = await store.backend.getBuffer(store.metaBucket, store.headerPath(bucket, key, oidHex));
+  const ds = keys.headerDatasetFor(bucket, key, store.door.peek(data).datasetId);
+  if (ds === null) throw new S3Error('IntegrityError', 'The object header belongs to another dataset.');
+  return ds;
+}
+
 export async function revokeObject(
   store: ObjectStore,
   keys: KeyService,
@@ -47,7 +55,6 @@ export async function revokeObject(
   if (!info) throw new S3Error('NoSuchKey', undefined, { Key: key });
   const oid = info.meta[META_OID];
   if (!oid) throw new S3Error('InvalidRequest', 'this object was not written through lakecrypt');
-  const dataset = keys.datasetFor(bucket, key);
   let opened: { fields: HeaderFields; etag: string } | undefined;
   try {
     opened = await openFresh(store, bucket, key, oid);
@@ -55,6 +62,9 @@ export async function revokeObject(
     // A header that no longer opens (revoked KEK) can still be revoked as a whole by oid.
     if (block !== undefined || !isS3Error(e, 'KeyRevoked')) throw e;
   }
+  // The revocation list is the one of the dataset the object's header names (the route's, or an ancestor's for an
+  // object written before its prefix dataset was created and not adopted yet): that is the list its reads consult.
+  const dataset = opened?.fields.dataset ?? (await headerDataset(store, keys, bucket, key, oid));
   const res: RevokeResult = { bucket, key, dataset, oid, block: block ?? 'all', resealed: false };
   let loc: ReturnType<typeof locateBlock> | undefined;
   if (block !== undefined) {

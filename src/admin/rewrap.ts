@@ -139,22 +139,27 @@ export class RewrapManager {
     return this.ctx.backend;
   }
 
-  /** Attribute paths to live keys of the dataset: sha256(key) -> key. */
+  /**
+   * Attribute paths to live keys that may hold headers of the dataset: sha256(key) -> key. Every key under the
+   * dataset's prefix, not only those it routes: an object under a prefix dataset created after it was written
+   * keeps a header naming this (ancestor) dataset until adopted. Which headers are the dataset's is decided by
+   * the datasetId in each header's fixed fields.
+   */
   private async keyMap(dataset: string): Promise<Map<string, string>> {
     const { bucket, prefix } = splitDataset(dataset);
     const m = new Map<string, string>();
     for await (const page of listPages(this.backend, bucket, prefix)) {
-      for (const o of page) if (this.ctx.keys.datasetFor(bucket, o.key) === dataset) m.set(sha256hex(o.key), o.key);
+      for (const o of page) m.set(sha256hex(o.key), o.key);
     }
     return m;
   }
 
-  /** Open multipart uploads of the dataset: encoded upload id -> key. */
+  /** Open multipart uploads that may hold records of the dataset (any under its prefix): encoded upload id -> key. */
   private async uploadMap(dataset: string, onError?: (e: Error) => void): Promise<Map<string, string>> {
-    const { bucket } = splitDataset(dataset);
+    const { bucket, prefix } = splitDataset(dataset);
     const m = new Map<string, string>();
     const ups = await this.backend.listMultipartUploads(bucket).catch((e: Error) => (onError?.(e), []));
-    for (const u of ups) if (this.ctx.keys.datasetFor(bucket, u.key) === dataset) m.set(encodeURIComponent(u.uploadId), u.key);
+    for (const u of ups) if (u.key.startsWith(prefix)) m.set(encodeURIComponent(u.uploadId), u.key);
     return m;
   }
 

@@ -11,6 +11,7 @@ import type { Metrics } from '../ops/metrics.ts';
 import { mountAccess, errorBody } from './api/access.ts';
 import { auditApi } from './api/audit.ts';
 import { cmkApi } from './api/cmk.ts';
+import { datasetsApi } from './api/datasets.ts';
 import type { AdminContext, AdminHost, AdminVars } from './api/context.ts';
 import { jobsApi } from './api/jobs.ts';
 import { keysApi } from './api/keys.ts';
@@ -106,6 +107,7 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono<AdminV
   app.route('/admin/rewrap', rewrapApi(ctx));
   app.route('/admin/cmk', cmkApi(ctx));
   app.route('/admin/audit', auditApi(ctx));
+  app.route('/admin/datasets', datasetsApi(ctx, st.closers));
   app.route('/admin', jobsApi(ctx));
   app.all('/admin/*', () => {
     throw new S3Error('InvalidURI', 'unknown admin endpoint');

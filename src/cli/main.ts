@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { AdminClient, CliError } from './client.ts';
 import type * as Api from './api-types.ts';
 import { kv, table } from './format.ts';
+import { registerDatasetCommands } from './datasets.ts';
 
 type Opts = { json?: boolean; url?: string };
 
@@ -290,6 +291,8 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       print(s, () => show(s));
       if (s.state === 'failed') throw new CliError(`migration of ${bucket} failed: ${s.errors?.at(-1) ?? 'see status'}`);
     });
+
+  registerDatasetCommands(program, env);
 
   // ------------------------------------------------------------------ gc
   sub(program, 'gc', 'find (and with --apply remove) orphan headers, orphan data and abandoned uploads')

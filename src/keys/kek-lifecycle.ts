@@ -30,11 +30,11 @@ export class KekLifecycle {
   }
 
   /** The dataset's record, created with KEK version 1 when it has none (several gateways may race: one wins). */
-  async recordOrCreate(dataset: string): Promise<CachedRecord> {
-    return (await this.s.record(dataset)) ?? (await this.createRecord(dataset));
+  async recordOrCreate(dataset: string, actor?: string): Promise<CachedRecord> {
+    return (await this.s.record(dataset)) ?? (await this.createRecord(dataset, actor));
   }
 
-  private async createRecord(dataset: string): Promise<CachedRecord> {
+  private async createRecord(dataset: string, actor?: string): Promise<CachedRecord> {
     const datasetId = datasetIdOf(dataset);
     const cmkId = this.datasets.cmkForNew(dataset);
     let pending: Buffer | undefined;
@@ -51,7 +51,7 @@ export class KekLifecycle {
       // we created it: keep the fresh KEK in the cache (saves one unwrap)
       if (gen === this.s.generation) this.s.kekCache.set(`${datasetId}:1`, pending);
       else pending.fill(0);
-      await this.s.audit?.append('kek.create', { dataset, datasetId, version: 1, cmkId });
+      await this.s.audit?.append('kek.create', { dataset, datasetId, version: 1, cmkId }, actor);
     }
     return this.s.cacheRecord(r!.value, gen);
   }

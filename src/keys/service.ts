@@ -4,7 +4,8 @@
  *
  *  - key-state.ts          the shared core: keystore, CMK registry, audit sink, the record and key caches (with
  *                          their generation and single-flight unwrap), the epoch bump after a change
- *  - datasets.ts           dataset resolution: bucket/key -> dataset, the CMK of a new dataset
+ *  - datasets.ts           dataset resolution: bucket/key -> dataset, the header's dataset, the CMK of a new dataset
+ *  - dataset-registry.ts   datasets as run-time objects (`keystore/datasets.json`), name rules; the config seeds it
  *  - kek-lifecycle.ts      KEKs: lazy create, active KEK and any version, rotate, revoke/restore, destroy
  *  - header-key-service.ts header keys: seal key, active key, re-key, re-wrap (job and lazy), retire
  *  - dek-revocations.ts    the per-dataset list of revoked blocks
@@ -23,21 +24,23 @@ import type { Backend } from '../backend/types.ts';
 import type { HeaderVersion } from '../format/header.ts';
 import { defaultOf } from '../ops/config.ts';
 import type { Logger } from '../ops/logger.ts';
+import { S3Error } from '../errors.ts';
 import { BestEffort } from './best-effort.ts';
 import type { CacheStats } from './cache.ts';
 import { CmkAdmin, type CmkRotateResult, type CmkStatus } from './cmk-admin.ts';
-import { Datasets, type DatasetConfig } from './datasets.ts';
+import { checkDatasetName, datasetNameProblem, DatasetRegistry, type RegisteredDataset } from './dataset-registry.ts';
+import { Datasets, type DatasetConfig, type DatasetEntry } from './datasets.ts';
 import { DekRevocations } from './dek-revocations.ts';
 import { EpochWatch } from './epoch-watch.ts';
 import { HeaderKeyService, type HeaderKeyRewrap } from './header-key-service.ts';
 import { KekLifecycle } from './kek-lifecycle.ts';
 import { KeyState, type AuditSink } from './key-state.ts';
-import { datasetIdOf, type DatasetRecord, type Keystore } from './keystore.ts';
+import { datasetIdOf, recordKey, type DatasetRecord, type Keystore } from './keystore.ts';
 import { KeystoreIo, type KeystoreExport } from './keystore-io.ts';
 import type { CmkProvider } from './types.ts';
 import { listDatasets, showDataset, type DatasetSummary, type DatasetView } from './views.ts';
 
-export type { AuditSink, CmkRotateResult, CmkStatus, DatasetConfig, DatasetSummary, DatasetView, HeaderKeyRewrap, KeystoreExport };
+export type { AuditSink, CmkRotateResult, CmkStatus, DatasetConfig, DatasetEntry, DatasetSummary, DatasetView, HeaderKeyRewrap, KeystoreExport, RegisteredDataset };
 
 export interface KeyServiceOptions {
   backend: Backend;
@@ -75,6 +78,11 @@ export class KeyService {
   private readonly cmkAdmin: CmkAdmin;
   private readonly io: KeystoreIo;
   private readonly epoch: EpochWatch;
+  private readonly registry: DatasetRegistry;
+  /** Reload the registry on cache clears only between start() and stop(). */
+  private started = false;
+  private reloading?: Promise<void>;
+  private reloadAgain = false;
 
   constructor(opts: KeyServiceOptions) {
     this.backend = opts.backend;
@@ -99,6 +107,9 @@ export class KeyService {
     this.cmkAdmin = new CmkAdmin(this.state);
     this.io = new KeystoreIo(this.state);
     this.epoch = new EpochWatch(this.state, opts.epochPollMs ?? defaultOf('epochPollMs'));
+    this.registry = new DatasetRegistry(this.keystore);
+    // every cache clear (an epoch change seen, a local change) reloads the routing table too
+    this.state.onInvalidate(() => this.scheduleDatasetReload());
   }
 
   /**
@@ -124,9 +135,116 @@ export class KeyService {
 
   // ------------------------------------------------------------------ datasets (datasets.ts)
 
-  /** Dataset of an object: the longest configured "bucket/prefix" matching the key, else the bucket. */
+  /** Dataset of a new object: the longest registered or configured "bucket/prefix" matching the key, else the bucket. */
   datasetFor(bucket: string, key: string): string {
     return this.datasets.datasetFor(bucket, key);
+  }
+
+  /**
+   * The dataset a stored header of bucket/key may name, from the datasetId in its fixed fields: the key's route
+   * or an ancestor of it (the bucket, a shorter prefix: the route when the object was written); null otherwise.
+   */
+  headerDatasetFor(bucket: string, key: string, datasetId: Buffer): string | null {
+    return this.datasets.headerDataset(bucket, key, datasetId);
+  }
+
+  /** The key's path in the routing tree: its route first, then every shorter matching dataset, the bucket last. */
+  datasetAncestry(bucket: string, key: string): string[] {
+    return this.datasets.ancestry(bucket, key);
+  }
+
+  /** The routing table as this gateway has it (configured and registered datasets). */
+  routedDatasets(): DatasetEntry[] {
+    return this.datasets.list();
+  }
+
+  /** Whether this gateway's configuration lists the dataset (seeded again at every start). */
+  isConfiguredDataset(name: string): boolean {
+    return this.datasets.isConfigured(name);
+  }
+
+  /** Read the registry now and route by it (a change made elsewhere, before the epoch poll would say). */
+  async refreshDatasets(): Promise<void> {
+    const doc = await this.registry.read();
+    this.datasets.setRegistered(Object.values(doc.datasets));
+  }
+
+  private scheduleDatasetReload(): void {
+    if (!this.started) return;
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = (async () => {
+      do {
+        this.reloadAgain = false;
+        try {
+          await this.refreshDatasets();
+          this.state.bestEffort.ok('dataset-registry');
+        } catch (e) {
+          // keep routing by the table loaded last; the next epoch change or poll failure tries again
+          this.state.bestEffort.failed('dataset-registry', e, 'dataset registry could not be read: routing by the table loaded last');
+        }
+      } while (this.reloadAgain && this.started);
+    })().finally(() => (this.reloading = undefined));
+  }
+
+  /**
+   * Register a dataset (InvalidArgument naming the rule a bad name breaks) and create its keystore record (KEK
+   * version 1 under `cmk`, default: the configured or default CMK). Every gateway routes by it within an epoch
+   * poll. Returns whether the registry entry and the record were created by this call.
+   */
+  async createDataset(name: string, o: { cmk?: string; actor?: string } = {}): Promise<{ created: boolean; recordCreated: boolean }> {
+    checkDatasetName(name, this.metaBucket);
+    const cmk = o.cmk ?? this.datasets.cmkForNew(name);
+    if (!this.state.hasCmk(cmk)) throw new S3Error('InvalidArgument', `unknown CMK "${cmk}"`);
+    const existing = await this.keystore.getRecord(datasetIdOf(name));
+    if (existing && o.cmk !== undefined && existing.value.cmkId !== o.cmk) {
+      throw new S3Error('InvalidArgument', `dataset ${name} already has a key record under CMK "${existing.value.cmkId}"`);
+    }
+    const created = await this.registry.add({ name, cmk: existing?.value.cmkId ?? cmk, createdAt: new Date().toISOString(), createdBy: o.actor ?? 'system' });
+    await this.refreshDatasets();
+    await this.keks.recordOrCreate(name, o.actor);
+    if (created) {
+      await this.state.afterChange(`dataset create ${datasetIdOf(name)}`);
+      await this.state.audit?.append('dataset.create', { dataset: name, datasetId: datasetIdOf(name), cmkId: existing?.value.cmkId ?? cmk, recordCreated: !existing }, o.actor);
+    }
+    return { created, recordCreated: !existing };
+  }
+
+  /** Remove a dataset from the registry (routing stops on every gateway within an epoch poll); its record stays. */
+  async unregisterDataset(name: string, actor?: string): Promise<boolean> {
+    const removed = await this.registry.remove(name);
+    await this.refreshDatasets();
+    if (removed) {
+      await this.state.afterChange(`dataset unregister ${datasetIdOf(name)}`);
+      await this.state.audit?.append('dataset.unregister', { dataset: name, datasetId: datasetIdOf(name) }, actor);
+    }
+    return removed;
+  }
+
+  /** Put a dataset back into the registry (a delete that found headers after all). */
+  async reregisterDataset(entry: RegisteredDataset): Promise<void> {
+    await this.registry.add(entry);
+    await this.refreshDatasets();
+    await this.state.afterChange(`dataset reregister ${datasetIdOf(entry.name)}`);
+  }
+
+  /** The registry entry of a dataset, read now (null: not registered). */
+  async registeredDataset(name: string): Promise<RegisteredDataset | null> {
+    return (await this.registry.read()).datasets[name] ?? null;
+  }
+
+  /**
+   * Delete a dataset's keystore record: every KEK version and header key of it are gone for good. The caller
+   * proves first that no header references the dataset (admin/api/datasets.ts).
+   */
+  async deleteDatasetRecord(name: string, actor?: string): Promise<boolean> {
+    const had = !!(await this.keystore.getRecord(datasetIdOf(name)));
+    if (had) await this.backend.deleteObject(this.metaBucket, recordKey(datasetIdOf(name)));
+    await this.state.afterChange(`dataset delete ${datasetIdOf(name)}`);
+    await this.state.audit?.append('dataset.delete', { dataset: name, datasetId: datasetIdOf(name), recordDeleted: had }, actor);
+    return had;
   }
 
   datasetId(dataset: string): string {
@@ -159,9 +277,26 @@ export class KeyService {
     this.state.clearCaches();
   }
 
-  /** Start polling `keystore/epoch`; on change, all caches are dropped (zeroed). */
-  start(): Promise<void> {
-    return this.epoch.start();
+  /**
+   * Seed the dataset registry from the configuration (entries created when missing, never deleted; a configured
+   * name that breaks the naming rules routes on this gateway only), start polling `keystore/epoch` (on change,
+   * all caches are dropped and the registry is read again) and load the registry.
+   */
+  async start(): Promise<void> {
+    await this.keystore.ensureBucket();
+    const now = new Date().toISOString();
+    const seeds = this.datasets
+      .seeds()
+      .filter((d) => datasetNameProblem(d.name, this.metaBucket) === null)
+      .map((d) => ({ name: d.name, cmk: d.cmk, createdAt: now, createdBy: 'config' }));
+    const created = seeds.length ? await this.registry.addMissing(seeds) : [];
+    if (created.length) {
+      await this.keystore.bumpEpoch(`datasets seeded: ${created.length}`);
+      for (const name of created) await this.state.audit?.append('dataset.create', { dataset: name, datasetId: datasetIdOf(name), seeded: true }, 'config');
+    }
+    await this.epoch.start();
+    this.started = true;
+    await this.refreshDatasets();
   }
 
   /** One poll of the epoch (exposed for tests and for a readiness probe). */
@@ -170,6 +305,7 @@ export class KeyService {
   }
 
   stop(): Promise<void> {
+    this.started = false;
     return this.epoch.stop();
   }
 

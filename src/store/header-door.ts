@@ -2,9 +2,13 @@
  * The one door for stored headers (and the sealed ETag that goes with them): every path that turns header bytes
  * into fields or fields into bytes — reads, writes, multipart records, re-wrap, DEK revocation, the in-flight
  * recheck — comes through here, so the order of checks is written once:
- *   open: peek the fixed fields (never trusted) → the dataset the object belongs to, and the oid when the caller
- *         knows it, must match BEFORE any key is fetched → the key the header names (a KEK version for format 1,
- *         a header key for format 2) → open, which authenticates all of it with the location as HKDF input;
+ *   open: peek the fixed fields (never trusted) → the dataset the header names must be one the object can belong
+ *         to — the key's route or an ancestor of it in the routing tree (the bucket, a shorter prefix: a prefix
+ *         dataset created over existing objects leaves them sealed under the dataset that routed them then; a read
+ *         follows the header) — and the oid when the caller knows it must match, BEFORE any key is fetched → the
+ *         key the header names in THAT dataset (a KEK version for format 1, a header key for format 2) → open,
+ *         which authenticates all of it with the location as HKDF input. A header naming any other dataset is
+ *         refused (IntegrityError) without a key fetched;
  *   seal: the key the fields name → refuse DEKs a cache clear zeroed under the caller (sealing them would lose the
  *         object for good) → seal.
  * Backend names of the object layer (data-object metadata, header paths) live here too.
@@ -33,7 +37,10 @@ export function dekWiped(h: HeaderFields): boolean {
   return h.parts.some((p) => p.deks.some((d) => d !== null && d.every((b) => b === 0)));
 }
 
-/** Where a header is expected to belong. `dataset` defaults to the key's dataset; `oidHex` is checked when given. */
+/**
+ * Where a header is expected to belong. `dataset`: exactly that dataset (a job walking one dataset's headers);
+ * default: the key's route or an ancestor of it. `oidHex` is checked when given.
+ */
 export interface HeaderPlace {
   bucket: string;
   key: string;
@@ -55,9 +62,14 @@ export class HeaderDoor {
 
   /** Open header bytes found at `at` (see the file comment for the order of checks). */
   async open(bytes: Buffer, at: HeaderPlace, refuse: Refusal = integrity): Promise<HeaderFields> {
-    const dataset = at.dataset ?? this.keys.datasetFor(at.bucket, at.key);
     const peek = peekHeader(bytes);
-    if (!peek.datasetId.equals(datasetIdOf(dataset))) throw refuse('The object header belongs to another dataset.');
+    const dataset =
+      at.dataset !== undefined
+        ? peek.datasetId.equals(datasetIdOf(at.dataset))
+          ? at.dataset
+          : null
+        : this.keys.headerDatasetFor(at.bucket, at.key, peek.datasetId);
+    if (dataset === null) throw refuse('The object header belongs to another dataset.');
     if (at.oidHex !== undefined && peek.oid.toString('hex') !== at.oidHex) throw refuse('The object header belongs to another object.');
     const key = await this.keys.headerSealKey(dataset, peek.version, peek.keyNumber);
     return openHeader(bytes, { bucket: at.bucket, key: at.key }, key);
@@ -82,11 +94,28 @@ export class HeaderDoor {
     return sealEtag(key, h, h.oid, h.bucket, h.key, h.checksums.md5!);
   }
 
-  /** A sealed ETag's MD5, or null when the value is not one or does not open for this object. Throws KeyRevoked. */
+  /**
+   * A sealed ETag's MD5, or null when the value is not one or does not open for this object. It is sealed under
+   * the key of the dataset its header names, which the value does not say: the key's route is tried first, then
+   * its ancestors (a prefix dataset created over existing objects). Throws KeyRevoked when no dataset's key opens
+   * it and one was refused.
+   */
   async openEtag(sealed: string, at: { bucket: string; key: string; oidHex: string }): Promise<string | null> {
     const ref = sealedEtagKey(sealed);
     if (ref === null) return null;
-    const key = await this.keys.headerSealKey(this.keys.datasetFor(at.bucket, at.key), ref.version, ref.keyNumber);
-    return openEtag(sealed, key, Buffer.from(at.oidHex, 'hex'), at.bucket, at.key);
+    let refused: Error | undefined;
+    for (const dataset of this.keys.datasetAncestry(at.bucket, at.key)) {
+      let key: Buffer;
+      try {
+        key = await this.keys.headerSealKey(dataset, ref.version, ref.keyNumber);
+      } catch (e) {
+        refused ??= e as Error;
+        continue;
+      }
+      const md5 = openEtag(sealed, key, Buffer.from(at.oidHex, 'hex'), at.bucket, at.key);
+      if (md5 !== null) return md5;
+    }
+    if (refused !== undefined) throw refused;
+    return null;
   }
 }

@@ -1,23 +1,35 @@
-/** KEK lifecycle: /admin/keys (list), /admin/keys/:dataset (show), /admin/keys/:dataset/:op (create … destroy). */
+/**
+ * KEK lifecycle: /admin/keys (list), /admin/keys/:dataset (show; a prefix dataset also says how many objects under
+ * it are still sealed under a parent), /admin/keys/:dataset/:op (create … destroy; revoke warns about those).
+ */
 import { Hono } from 'hono';
 import { S3Error } from '../../errors.ts';
+import { countParents, uncoveredWarning } from '../adopt.ts';
 import { destroyKekVersion } from '../destroy.ts';
 import { actor, datasetOf, jsonBody, optInt, type AdminContext, type AdminVars } from './context.ts';
 
 export function keysApi(ctx: AdminContext): Hono<AdminVars> {
   const { keys } = ctx;
+  const counting = { backend: ctx.gw.backend, store: ctx.gw.store, keys, metaBucket: ctx.gw.metaBucket };
   const app = new Hono<AdminVars>();
   app.get('/', async (c) => c.json({ datasets: await keys.list() }));
-  app.get('/:dataset', async (c) => c.json(await datasetOf(keys, c.req.param('dataset'))));
+  app.get('/:dataset', async (c) => {
+    const ds = c.req.param('dataset');
+    const view = await datasetOf(keys, ds);
+    if (!ds.includes('/') || c.req.query('scan') === '0') return c.json(view);
+    // a prefix dataset: how many objects under it are still sealed under a parent (not covered by its keys)
+    const p = await countParents(counting, ds);
+    return c.json({ ...view, underParents: { pending: p.pending, byParent: p.byParent } });
+  });
   app.post('/:dataset/:op', async (c) => {
     const ds = c.req.param('dataset');
     const b = jsonBody(c);
     const version = optInt(b.version, 'version');
     switch (c.req.param('op')) {
       case 'create': {
-        const existed = !!(await keys.show(ds));
-        await keys.activeKek(ds);
-        return c.json({ created: !existed, ...(await datasetOf(keys, ds)) });
+        // the same as `datasets create`: a validated name, registered so that it routes on every gateway
+        const r = await keys.createDataset(ds, { cmk: typeof b.cmk === 'string' ? b.cmk : undefined, actor: actor(c) });
+        return c.json({ created: r.recordCreated, registered: true, ...(await datasetOf(keys, ds)) });
       }
       case 'rotate': {
         await datasetOf(keys, ds);
@@ -25,9 +37,13 @@ export function keysApi(ctx: AdminContext): Hono<AdminVars> {
         const job = b.rewrap === true ? await ctx.rewrap.start(ds, actor(c), { fresh: true }) : undefined;
         return c.json({ dataset: ds, version: v, ...(job ? { rewrap: job } : {}) });
       }
-      case 'revoke':
+      case 'revoke': {
         await datasetOf(keys, ds);
-        return c.json({ dataset: ds, revoked: await keys.revoke(ds, version, actor(c)) });
+        const revoked = await keys.revoke(ds, version, actor(c));
+        // objects under a prefix dataset still sealed under a parent are not covered by this revocation
+        const warning = ds.includes('/') ? uncoveredWarning(await countParents(counting, ds)) : undefined;
+        return c.json({ dataset: ds, revoked, ...(warning ? { warning } : {}) });
+      }
       case 'restore':
         await datasetOf(keys, ds);
         return c.json({ dataset: ds, restored: await keys.restore(ds, version, actor(c)) });
