@@ -6,6 +6,8 @@ export PATH="${LAKECRYPT_CACHE:-$HOME/.cache/lakecrypt}/bin:$PATH"
 bash scripts/test-deps.sh
 echo '[test] typecheck (tsc --noEmit)'
 npx tsc --noEmit -p .
+echo '[test] lint (eslint src tools: typescript-eslint type-checked rules, eslint.config.js)'
+npx eslint src tools
 mkdir -p .cache
 set +e
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest-results.json

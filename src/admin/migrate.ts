@@ -100,7 +100,7 @@ export class MigrateManager {
       for (const o of page) {
         const s = await readState<MigrateState>(this.ctx.backend, this.ctx.metaBucket, o.key).catch(() => null);
         if (s?.state === 'running' && !this.running.has(s.bucket)) {
-          await this.start(s.bucket, s.actor).catch((e) => this.ctx.log?.warn({ err: e, bucket: s.bucket }, 'migrate resume failed'));
+          await this.start(s.bucket, s.actor).catch((e: unknown) => this.ctx.log?.warn({ err: e, bucket: s.bucket }, 'migrate resume failed'));
           out.push(s.bucket);
         }
       }

@@ -331,7 +331,7 @@ export class RewrapManager {
         if (s && s.state !== 'running') this.finished.set(o.key, o.etag);
         if (s?.state === 'running' && !this.running.has(s.dataset) && !this.closed) {
           // start() leaves a job alone while another gateway's lease on it is live
-          await this.start(s.dataset, s.actor).catch((e) => this.ctx.log?.warn({ err: e, dataset: s.dataset }, 'rewrap resume failed'));
+          await this.start(s.dataset, s.actor).catch((e: unknown) => this.ctx.log?.warn({ err: e, dataset: s.dataset }, 'rewrap resume failed'));
           if (this.running.has(s.dataset)) resumed.push(s.dataset);
         }
       }
@@ -529,7 +529,10 @@ export class RewrapManager {
             const mine = page.filter((o) => uploads.has(o.key.split('/')[1]));
             await forEachLimit(mine, concurrency, async (o) => {
               const r = await one(o.key, { bucket, key: uploads.get(o.key.split('/')[1])! });
-              if (r === 'unattributed') (s.skipped++, s.done++);
+              if (r === 'unattributed') {
+                s.skipped++;
+                s.done++;
+              }
             });
           }
         }

@@ -46,7 +46,11 @@ export class DekRevocations {
     await this.s.mustUpdate(dataset, (rec) => {
       const set = new Set(rec.revokedBlocks);
       added = 0;
-      for (const e of entries) if (!set.has(e)) (set.add(e), added++);
+      for (const e of entries) {
+        if (set.has(e)) continue;
+        set.add(e);
+        added++;
+      }
       if (!added) return NO_CHANGE;
       rec.revokedBlocks = [...set];
       rec.updatedAt = new Date().toISOString();

@@ -118,7 +118,7 @@ export class HeaderKeyService {
       hk = c?.rec.headerKeys?.find((k) => k.n === n);
     }
     if (!c || !hk) throw new S3Error('KeyRevoked', `no header key ${n} for this dataset (retired or never made)`);
-    const wrapping = c.rec.versions.find((v) => v.version === hk!.kekVersion);
+    const wrapping = c.rec.versions.find((v) => v.version === hk.kekVersion);
     if (!wrapping || wrapping.state === 'revoked' || wrapping.state === 'destroyed') {
       throw new S3Error('KeyRevoked', `header key ${n} is wrapped under key version ${hk.kekVersion}, which is ${wrapping?.state ?? 'unknown'}`);
     }

@@ -13,7 +13,7 @@ import { addressOf, type S3Request } from './request.ts';
 import { sendError } from './respond.ts';
 import { hasSubresource, refusal, routeOf } from './routes.ts';
 import { defaultOf } from '../ops/config.ts';
-import { MultipartStore, ObjectStore } from '../store/index.ts';
+import { MultipartStore, ObjectStore, type BestEffortReport } from '../store/index.ts';
 import type { User, Users } from '../auth/users.ts';
 
 export interface GatewayOptions {
@@ -30,6 +30,8 @@ export interface GatewayOptions {
    * X-Content-Type-Options: nosniff, always sent: an object served from the gateway's origin must not run as it.
    */
   objectCsp?: string;
+  /** Failures of best-effort steps of the object layer: logged and counted. */
+  report?: BestEffortReport;
   /** How long an opened header (with its DEKs) stays cached; at most the key cache TTL (start.ts). */
   headerCacheTtlMs?: number;
   /** Called once per finished request (access log, metrics). */
@@ -71,7 +73,7 @@ export class Gateway {
     this.region = opts.region;
     const csp = (opts.objectCsp ?? defaultOf('objectCsp')).trim();
     this.csp = csp === 'off' ? '' : csp;
-    this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize, opts.headerCacheTtlMs);
+    this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize, opts.headerCacheTtlMs, undefined, undefined, opts.report);
     this.mpu = new MultipartStore(this.store);
   }
 

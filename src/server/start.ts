@@ -101,6 +101,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     // Opened headers hold DEKs: none may outlive the key cache TTL, or a customer's revocation at its KMS (which
     // only a fresh unwrap notices) would not reach a hot object within the stated bound.
     headerCacheTtlMs: keyCacheTtlMs,
+    report: { log: o.log, onFailure: o.onBestEffortFailure },
     onRequestDone: o.onRequestDone,
   });
   keys.onInvalidate(() => gateway.store.headers.clear());

@@ -41,7 +41,7 @@ const chainChecks = new WeakMap<KeyService, Map<string, Promise<void>>>();
 
 function keyChain(keys: KeyService, r: Ref): Promise<void> {
   let m = chainChecks.get(keys);
-  if (!m) chainChecks.set(keys, (m = new Map()));
+  if (!m) chainChecks.set(keys, (m = new Map<string, Promise<void>>()));
   const id = `${keys.cacheGeneration}\u0000${r.dataset}\u0000${r.version}\u0000${r.keyNumber}`;
   let p = m.get(id);
   if (!p) {

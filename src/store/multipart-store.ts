@@ -161,7 +161,7 @@ export class MultipartStore {
     let token: string | undefined;
     do {
       const page = await this.backend.listObjects(this.store.metaBucket, { prefix, continuationToken: token });
-      await Promise.all(page.objects.map((o) => this.backend.deleteObject(this.store.metaBucket, o.key).catch(() => {})));
+      await Promise.all(page.objects.map((o) => this.store.bestEffort('upload-record-delete', this.backend.deleteObject(this.store.metaBucket, o.key), undefined)));
       token = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (token);
   }
@@ -204,7 +204,7 @@ export class MultipartStore {
         parts: sealed.map((h) => h.parts[0]),
         checksums: await combine(init, sealed),
       };
-      const previous = await this.backend.headObject(bucket, key).catch(() => null);
+      const previous = await this.store.bestEffort('previous-version-head', this.backend.headObject(bucket, key), null);
       await this.store.writeHeader(header);
       const backendParts = parts.map((p) => ({ partNumber: p.partNumber, etag: unquoteEtag(p.etag) }));
       // A failed complete, refused condition included, leaves the header where it is: the same upload may still

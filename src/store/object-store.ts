@@ -24,6 +24,7 @@ import {
   type HeaderMeta,
 } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
+import type { Logger } from '../ops/logger.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
 import { HeaderDoor, META_ETAG, META_FMT, META_OID, dekWiped, headerDir, headerPath } from './header-door.ts';
 import { LiveRevocation } from './live-revocation.ts';
@@ -74,6 +75,12 @@ export function storedSizeOf(h: HeaderFields): number {
  * The encryption-aware object layer: every handler goes through it, it alone talks to the engine, the key
  * service and the backend for object data. See docs/DESIGN.md for the write order and layout.
  */
+/** Where a best-effort step's failure goes: a warn line and a counter (lakecrypt_best_effort_failures_total). */
+export interface BestEffortReport {
+  log?: Logger;
+  onFailure?: (what: string) => void;
+}
+
 export class ObjectStore {
   readonly headers: HeaderCache;
   /** The one way header bytes are opened and sealed. */
@@ -81,6 +88,18 @@ export class ObjectStore {
   readonly bodyBudget: ByteBudget;
   /** Datasets whose not-yet-migrated (plaintext) objects may be read, and who to tell when one is. */
   plaintextReads: { allowed: (dataset: string) => boolean; onRead?: (bucket: string, key: string) => void } = { allowed: () => false };
+  /**
+   * A step whose failure must not fail the request it serves (the answer is already decided): it is logged at warn
+   * and counted, and leaves at worst garbage that `lakecrypt gc` finds (an old or orphan header).
+   */
+  bestEffort<T>(what: string, p: Promise<T>, fallback: T): Promise<T> {
+    return p.catch((err: unknown) => {
+      this.report.onFailure?.(what);
+      this.report.log?.warn({ err, what }, 'best-effort step failed (left for gc)');
+      return fallback;
+    });
+  }
+
   constructor(
     readonly backend: Backend,
     readonly keys: KeyService,
@@ -89,6 +108,8 @@ export class ObjectStore {
     headerCacheTtlMs = 30_000,
     readonly wholeBodyMax = WHOLE_BODY_MAX,
     wholeBodyBudget = 64 * 1024 * 1024,
+    /** Where work done on the side (after the answer, or on a failure path) reports that it failed. */
+    private readonly report: BestEffortReport = {},
   ) {
     this.headers = new HeaderCache(4096, headerCacheTtlMs);
     this.door = new HeaderDoor(keys);
@@ -285,7 +306,7 @@ export class ObjectStore {
         body.destroy();
         throw e;
       }
-      return { obj, open: async () => body, discard: () => body.destroy() };
+      return { obj, open: () => Promise.resolve(body), discard: () => body.destroy() };
     }
     let header: HeaderFields;
     try {
@@ -441,18 +462,18 @@ export class ObjectStore {
     try {
       const [headerEtag, previous, sealed] = await Promise.all([
         this.writeHeader(header),
-        this.backend.headObject(bucket, key).catch(() => null),
+        this.bestEffort('previous-version-head', this.backend.headObject(bucket, key), null),
         v.checksums.md5 ? this.sealedEtag(header) : undefined,
       ]);
       const dataMeta: Record<string, string> = { [META_OID]: oidHex, [META_FMT]: '1' };
       if (sealed) dataMeta[META_ETAG] = sealed;
       const { etag, afterCommit } = await writeData({ header, headerEtag, dataMeta });
       committed = true;
-      await afterCommit?.().catch(() => {});
+      if (afterCommit) await this.bestEffort('final-header', afterCommit(), undefined);
       this.later(this.dropPreviousHeader(bucket, key, previous, header.oid));
       return { etag: sealed ? v.checksums.md5! : notMd5(etag), oid: header.oid };
     } catch (e) {
-      if (!committed) await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oidHex)).catch(() => {});
+      if (!committed) await this.bestEffort('uncommitted-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oidHex)), undefined);
       throw e;
     } finally {
       for (const d of deks) zero(d);
@@ -464,7 +485,7 @@ export class ObjectStore {
     const size = plain.length;
     return this.writeVersion({ bucket, key, size, meta, checksums, final: true }, async ({ header, dataMeta }) => {
       const { dataset, oid } = header;
-      const deks = header.parts[0]!.deks as Buffer[];
+      const deks = header.parts[0].deks as Buffer[];
       const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
       const cipher = await collect(Readable.from(size ? [plain] : []).pipe(encrypt), ciphertextSize(size));
       return this.backend.putObject(bucket, key, cipher, { size: cipher.length, meta: dataMeta, ...cond });
@@ -492,7 +513,7 @@ export class ObjectStore {
   ): Promise<PutResult> {
     return this.writeVersion({ bucket, key, size, meta, checksums: known ?? {}, final: !!known }, async ({ header, headerEtag, dataMeta }) => {
       const { dataset, oid } = header;
-      const deks = header.parts[0]!.deks as Buffer[];
+      const deks = header.parts[0].deks as Buffer[];
       let checksums: HeaderChecksums = {};
       const gate = holdLastBytes(async () => {
         checksums = await finish();
@@ -531,7 +552,7 @@ export class ObjectStore {
     const prevOid = previous?.meta[META_OID];
     if (!prevOid || prevOid === current.toString('hex')) return;
     this.headers.delete(bucket, key, prevOid);
-    await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, prevOid)).catch(() => {});
+    await this.bestEffort('previous-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, prevOid)), undefined);
   }
 
   /** Rewrite an object as one fresh single stream under new DEKs (odd multipart layouts, DEK rekey). */
@@ -549,7 +570,7 @@ export class ObjectStore {
     const oid = info?.meta[META_OID];
     if (oid) {
       this.headers.delete(bucket, key, oid);
-      await this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid)).catch(() => {});
+      await this.bestEffort('deleted-object-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid)), undefined);
     }
   }
 
@@ -580,7 +601,7 @@ export class ObjectStore {
       state: 'final',
       createdAt: Date.now(),
     };
-    const previous = await this.backend.headObject(dstBucket, dstKey).catch(() => null);
+    const previous = await this.bestEffort('previous-version-head', this.backend.headObject(dstBucket, dstKey), null);
     const oidHex = src.header.oid.toString('hex');
     // The destination may already hold this oid (in place, or an earlier copy of the same source): then the header
     // about to be written replaces its live one, and a failed copy has to put that one's fields back.
@@ -589,6 +610,7 @@ export class ObjectStore {
       if (src.bucket === dstBucket && src.key === dstKey) before = { meta: own.meta, state: own.state, createdAt: own.createdAt };
       else {
         // The cache's own object: not wiped here. Unreadable, it has nothing to put back (the copy replaces it).
+        // Silent on purpose: an unreadable live header has nothing to put back, and the copy replaces it.
         const live = (await this.readHeader(dstBucket, dstKey, oidHex).catch(() => null))?.header;
         if (live) before = { meta: live.meta, state: live.state, createdAt: live.createdAt };
       }
@@ -614,11 +636,11 @@ export class ObjectStore {
       // The copy did not happen (or not that we know). Whatever holds this oid at the destination now keeps a
       // header: the fields it had put back (unless another writer replaced ours meanwhile), or ours if it is a
       // copy that committed after all. Only a header nobody references is deleted.
-      const now = await this.backend.headObject(dstBucket, dstKey).catch(() => undefined);
+      const now = await this.bestEffort('failed-copy-head', this.backend.headObject(dstBucket, dstKey), undefined);
       if (now?.meta[META_OID] === oidHex) {
-        if (before) await this.writeHeader({ ...header, ...before }, { ifMatch: written }).catch(() => {});
+        if (before) await this.bestEffort('failed-copy-header-restore', this.writeHeader({ ...header, ...before }, { ifMatch: written }), '');
       } else if (now !== undefined) {
-        await this.backend.deleteObject(this.metaBucket, this.headerPath(dstBucket, dstKey, oidHex)).catch(() => {});
+        await this.bestEffort('failed-copy-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(dstBucket, dstKey, oidHex)), undefined);
       }
       this.headers.delete(dstBucket, dstKey, oidHex);
       throw e;

@@ -56,18 +56,18 @@ describe('admin authentication', () => {
   });
 
   it('rejects a body that does not match the signed payload hash', async () => {
-    expect(await h.client.request('POST', '/admin/keys/x/create', { body: {} }).catch((e: Error) => e)).not.toBeInstanceOf(Error);
+    expect(await h.client.request('POST', '/admin/keys/xds/create', { body: {} }).catch((e: Error) => e)).not.toBeInstanceOf(Error);
     // sign one body, send another
     const signedBody = Buffer.from('{"version":1}');
     const sent = Buffer.from('{"version":2}');
     const { headers } = signHeaders(h.gw, {
       method: 'POST',
       host: new URL(h.admin.url).host,
-      path: '/admin/keys/x/revoke',
+      path: '/admin/keys/xds/revoke',
       headers: { 'content-type': 'application/json', 'content-length': String(sent.length) },
       payload: sha256Hex(signedBody),
     });
-    const r = await rawRequest(h.admin.url, { method: 'POST', path: '/admin/keys/x/revoke', headers, body: sent });
+    const r = await rawRequest(h.admin.url, { method: 'POST', path: '/admin/keys/xds/revoke', headers, body: sent });
     expect(r.status).toBe(400);
     expect(JSON.parse(r.body.toString())).toMatchObject({ error: 'XAmzContentSHA256Mismatch' });
   });
