@@ -385,6 +385,12 @@ export const SETTINGS = {
     default: 'sandbox', expect: 'a Content-Security-Policy value of printable ASCII (at most 1024 characters), or "off" / "" for none',
     doc: 'Content-Security-Policy sent on every S3-port response, so that a browser opening an object URL (a presigned link to an uploaded HTML or SVG file) runs none of its scripts as the gateway\'s origin; X-Content-Type-Options: nosniff is always sent. Users who serve web assets from a bucket set a policy of their own (e.g. "default-src \'self\'"), or "off" (or "" in the file) to send none.',
   }),
+  // --- key deletion
+  keyDeletionWaitSeconds: def({
+    path: 'keyDeletionWaitSeconds', env: 'LAKECRYPT_KEY_DELETION_WAIT_SECONDS', kind: 'int', schema: int(1, 315_360_000),
+    default: 604800, expect: 'an integer 1-315360000 (seconds)',
+    doc: 'Waiting period of `keys destroy` and `cmk destroy` (local/pkcs11/transit CMKs): the version is pending destruction (reads refused, cancellable) until it is due; an API call may ask for a longer wait, never a shorter one.',
+  }),
 } as const;
 
 export type SettingPath = keyof typeof SETTINGS;
@@ -446,6 +452,7 @@ export const ConfigSchema = z.strictObject({
   maxHeaderBytes: S.maxHeaderBytes.schema,
   maxConnections: S.maxConnections.schema,
   objectCsp: S.objectCsp.schema,
+  keyDeletionWaitSeconds: S.keyDeletionWaitSeconds.schema,
 });
 
 /** Groups of settings (objects in the file). */

@@ -185,6 +185,7 @@ tls:
     maxHeaderBytes: ['32768', 32768],
     maxConnections: ['100', 100],
     objectCsp: ["default-src 'self'", "default-src 'self'"],
+    keyDeletionWaitSeconds: ['60', 60],
   };
 
   it('has a test fixture for every setting', () => {
