@@ -64,6 +64,7 @@ const userSchema = z.strictObject({
     .min(1)
     .meta({ expect: 'a non-empty array of bucket names ("*" = all buckets)' }),
   admin: z.boolean().optional().meta({ expect: 'true or false' }),
+  tenant: z.string().regex(ID_RE).optional().meta({ expect: 'a tenant name (one of tenants[].name)' }),
 });
 export type UserConfig = z.infer<typeof userSchema>;
 
@@ -109,6 +110,18 @@ const datasetSchema = z.strictObject({
   allowPlaintextRead: z.boolean().optional().meta({ expect: 'true or false' }),
 });
 export type DatasetConfig = z.infer<typeof datasetSchema>;
+
+/** A tenant: its CMK, the buckets it owns from the start, and its admins (admin API credentials scoped to it). */
+const tenantSchema = z.strictObject({
+  name: z.string().regex(ID_RE).meta({ expect: 'a tenant name of 1-64 characters from A-Z a-z 0-9 _ -' }),
+  cmk: z.string().regex(ID_RE).optional().meta({ expect: 'a CMK id ("default" or one of cmks[].id)' }),
+  buckets: z.array(z.string().refine((s) => isBucketName(s)).meta({ expect: 'a bucket name' })).optional().meta({ expect: 'an array of bucket names' }),
+  admins: z
+    .array(z.strictObject({ accessKey: accessKeySchema.meta({ expect: EXPECT_ACCESS_KEY }), secretKey: secretKeySchema.meta({ expect: EXPECT_SECRET_KEY }) }))
+    .optional()
+    .meta({ expect: 'an array of {accessKey, secretKey}' }),
+});
+export type TenantConfig = z.infer<typeof tenantSchema>;
 
 // ---------------------------------------------------------------------------------------------------------
 // The settings table
@@ -295,6 +308,12 @@ export const SETTINGS = {
     example: [{ name: 'lake/finance', cmk: 'tenant-a', rotateEveryDays: 90, allowPlaintextRead: false }],
     doc: 'Datasets with their own KEKs: {name: "bucket" or "bucket/prefix" (longest prefix wins), cmk? (default "default"), rotateEveryDays?, allowPlaintextRead? (serve objects not written by lakecrypt as-is)}. Every bucket is a dataset anyway. Env: a JSON array.',
   }),
+  tenants: def({
+    path: 'tenants', env: 'LAKECRYPT_TENANTS', kind: 'json', schema: z.array(tenantSchema), default: [], secret: true,
+    expect: 'an array of {name, cmk?, buckets?, admins?: [{accessKey, secretKey}]}',
+    example: [{ name: 'acme', cmk: 'tenant-a', buckets: ['acme-lake'], admins: [{ accessKey: 'acme-admin', secretKey: 'change-me-acme-admin' }] }],
+    doc: 'Tenants: {name, cmk (a CMK id, default "default"), buckets (owned from the start; a bucket created by a user naming the tenant is owned too), admins: [{accessKey, secretKey}] (admin API credentials scoped to the tenant)}. A user with "tenant" reaches only its tenant\'s buckets. Env: a JSON array.',
+  }),
   // --- engine
   blockSize: def({
     path: 'blockSize', env: 'LAKECRYPT_BLOCK_SIZE', kind: 'int',
@@ -436,6 +455,7 @@ export const ConfigSchema = z.strictObject({
   }),
   cmks: S.cmks.schema,
   datasets: S.datasets.schema,
+  tenants: S.tenants.schema,
   blockSize: S.blockSize.schema,
   cryptoThreads: S.cryptoThreads.schema,
   keyCacheTtlMs: S.keyCacheTtlMs.schema,
@@ -733,6 +753,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     const i = cfg.users.findIndex((u) => u.accessKey === accessKey);
     loader.fail('users', 'duplicates the root accessKey', `[${i}].accessKey`);
   }
+  cfg.tenants.forEach((t, i) => {
+    const j = (t.admins ?? []).findIndex((a) => a.accessKey === accessKey);
+    if (j >= 0) loader.fail('tenants', 'duplicates the root accessKey', `[${i}].admins[${j}].accessKey`);
+  });
 
   return {
     ...cfg,
@@ -901,6 +925,33 @@ function crossCheck(cfg: z.output<typeof ConfigSchema>, L: Loader, cwd: string):
   if (cfg.accessKey !== undefined && keys.has(cfg.accessKey)) {
     L.fail('users', 'duplicates the root accessKey', `[${cfg.users.findIndex((u) => u.accessKey === cfg.accessKey)}].accessKey`);
   }
+
+  // Tenants
+  const tenantOf = new Map<string, string>(); // bucket -> tenant
+  const tenantNames = new Set<string>();
+  cfg.tenants.forEach((t, i) => {
+    if (tenantNames.has(t.name)) L.fail('tenants', `duplicate tenant ${JSON.stringify(t.name)}`, `[${i}].name`);
+    tenantNames.add(t.name);
+    if (t.cmk !== undefined && !cmkIds.has(t.cmk)) {
+      L.fail('tenants', `expected a configured CMK id (${[...cmkIds].map((x) => JSON.stringify(x)).join(', ')}), got ${JSON.stringify(t.cmk)}`, `[${i}].cmk`);
+    }
+    (t.buckets ?? []).forEach((b, j) => {
+      if (b === cfg.metaBucket) L.fail('tenants', `the meta bucket ${JSON.stringify(cfg.metaBucket)} cannot belong to a tenant`, `[${i}].buckets[${j}]`);
+      const other = tenantOf.get(b);
+      if (other !== undefined) L.fail('tenants', `bucket ${JSON.stringify(b)} already belongs to tenant ${JSON.stringify(other)}`, `[${i}].buckets[${j}]`);
+      tenantOf.set(b, t.name);
+    });
+    (t.admins ?? []).forEach((a, j) => {
+      if (keys.has(a.accessKey)) L.fail('tenants', `duplicate accessKey ${JSON.stringify(a.accessKey)} (access keys are unique across users and tenant admins)`, `[${i}].admins[${j}].accessKey`);
+      keys.add(a.accessKey);
+    });
+  });
+  cfg.users.forEach((u, i) => {
+    if (u.tenant === undefined) return;
+    if (!tenantNames.has(u.tenant)) L.fail('users', `expected a configured tenant (tenants[].name), got ${JSON.stringify(u.tenant)}`, `[${i}].tenant`);
+    const j = u.buckets.findIndex((b) => tenantOf.has(b) && tenantOf.get(b) !== u.tenant);
+    if (j >= 0) L.fail('users', `bucket ${JSON.stringify(u.buckets[j])} belongs to tenant ${JSON.stringify(tenantOf.get(u.buckets[j]))}, not to the user's tenant`, `[${i}].buckets[${j}]`);
+  });
 }
 
 function isReadableFile(p: string): boolean {

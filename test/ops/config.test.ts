@@ -168,6 +168,7 @@ tls:
     'kms.region': ['eu-west-1', 'eu-west-1'],
     'kms.endpoint': ['http://127.0.0.1:8080', 'http://127.0.0.1:8080'],
     datasets: ['[{"name":"bk1/p","allowPlaintextRead":true}]', [{ name: 'bk1/p', allowPlaintextRead: true }]],
+    tenants: ['[{"name":"acme","buckets":["acme-lake"],"admins":[{"accessKey":"acme-adm","secretKey":"acme-secret"}]}]', [{ name: 'acme', buckets: ['acme-lake'], admins: [{ accessKey: 'acme-adm', secretKey: 'acme-secret' }] }]],
     blockSize: ['1048576', 1048576],
     cryptoThreads: ['4', 4],
     keyCacheTtlMs: ['0', 0],
@@ -261,6 +262,15 @@ describe('errors: one line naming the setting', () => {
     [{ LAKECRYPT_ADMIN_PORT: '9100' }, /^LAKECRYPT_ADMIN_PORT: must differ from port/],
     [{ LAKECRYPT_REQUEST_TIMEOUT_MS: '2000' }, /^headersTimeoutMs \(LAKECRYPT_HEADERS_TIMEOUT_MS\): expected at most requestTimeoutMs/],
     [{ LAKECRYPT_USERS: '[{"accessKey":"rootkey","secretKey":"whatever1","buckets":["*"]}]' }, /^LAKECRYPT_USERS\[0\]\.accessKey: duplicates the root accessKey$/],
+    [{ LAKECRYPT_TENANTS: '[{"name":"a","cmk":"nope"}]' }, /^LAKECRYPT_TENANTS\[0\]\.cmk: expected a configured CMK id \("default"\), got "nope"$/],
+    [{ LAKECRYPT_TENANTS: '[{"name":"a"},{"name":"a"}]' }, /^LAKECRYPT_TENANTS\[1\]\.name: duplicate tenant "a"$/],
+    [{ LAKECRYPT_TENANTS: '[{"name":"a","buckets":["lakecrypt-meta"]}]' }, /^LAKECRYPT_TENANTS\[0\]\.buckets\[0\]: the meta bucket/],
+    [{ LAKECRYPT_TENANTS: '[{"name":"a","buckets":["lake"]},{"name":"b","buckets":["lake"]}]' }, /^LAKECRYPT_TENANTS\[1\]\.buckets\[0\]: bucket "lake" already belongs to tenant "a"$/],
+    [{ LAKECRYPT_TENANTS: '[{"name":"a","buckets":["Bad_B"]}]' }, /^LAKECRYPT_TENANTS\[0\]\.buckets\[0\]: expected a bucket name/],
+    [{ LAKECRYPT_TENANTS: '[{"name":"a","admins":[{"accessKey":"user1","secretKey":"whatever1"}]}]', LAKECRYPT_USERS: '[{"accessKey":"user1","secretKey":"u1-secret","buckets":["*"]}]' }, /^LAKECRYPT_TENANTS\[0\]\.admins\[0\]\.accessKey: duplicate accessKey "user1"/],
+    [{ LAKECRYPT_TENANTS: '[{"name":"a","admins":[{"accessKey":"rootkey","secretKey":"whatever1"}]}]' }, /^LAKECRYPT_TENANTS\[0\]\.admins\[0\]\.accessKey: duplicates the root accessKey$/],
+    [{ LAKECRYPT_USERS: '[{"accessKey":"user1","secretKey":"u1-secret","buckets":["*"],"tenant":"zz"}]' }, /^LAKECRYPT_USERS\[0\]\.tenant: expected a configured tenant/],
+    [{ LAKECRYPT_TENANTS: '[{"name":"a","buckets":["lake"]},{"name":"b"}]', LAKECRYPT_USERS: '[{"accessKey":"user1","secretKey":"u1-secret","buckets":["lake"],"tenant":"b"}]' }, /^LAKECRYPT_USERS\[0\]\.buckets\[0\]: bucket "lake" belongs to tenant "a"/],
   ];
   for (const [env, want] of cases) {
     it(`${JSON.stringify(env)}`, () => {
@@ -362,10 +372,12 @@ describe('redactConfig / unknownEnvVars', () => {
       LAKECRYPT_USERS: '[{"accessKey":"user1","secretKey":"user-secret-value","buckets":["*"]}]',
       LAKECRYPT_CMKS: '[{"id":"t1","kind":"pkcs11","pin":"cmk-pin-value"},{"id":"t2","provider":"transit","addr":"http://b:8200","token":"bao-token-value","key":"k"}]',
       LAKECRYPT_TRANSIT_TOKEN: 'default-bao-token-value',
+      LAKECRYPT_TENANTS: '[{"name":"acme","cmk":"t2","admins":[{"accessKey":"acme-adm","secretKey":"tenant-admin-secret-value"}]}]',
     });
     const r = redactConfig(c);
     const text = JSON.stringify(r);
-    for (const s of ['rootsecret123', 'minio-secret-value', 'pin-value-9876', 'user-secret-value', 'cmk-pin-value', 'bao-token-value']) {
+    expect(r.tenants[0]!.admins![0]).toEqual({ accessKey: 'acme-adm', secretKey: '***' });
+    for (const s of ['rootsecret123', 'minio-secret-value', 'pin-value-9876', 'user-secret-value', 'cmk-pin-value', 'bao-token-value', 'tenant-admin-secret-value']) {
       expect(text).not.toContain(s);
     }
     expect(r.secretKey).toBe('***');
