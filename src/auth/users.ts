@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { S3Error } from '../errors.ts';
+import { Tenants } from './tenants.ts';
 
 export interface User {
   accessKey: string;
@@ -7,20 +8,35 @@ export interface User {
   /** Bucket names this user may touch; '*' = every bucket. */
   buckets: string[];
   admin: boolean;
+  /** The tenant the user belongs to: it reaches that tenant's buckets only; an admin is scoped to it. */
+  tenant?: string;
 }
 
-/** Access keys and what each may reach. The root key is admin and reaches every bucket. */
+/**
+ * Access keys and what each may reach. The root key is admin and reaches every bucket. A user of a tenant
+ * reaches the buckets its tenant owns (configured, or created by one of the tenant's users) that its own
+ * `buckets` allow ('*' = all of them), plus a bucket no tenant owns only when its `buckets` name it explicitly
+ * (that is how it creates a new bucket, which then belongs to the tenant). Users without a tenant keep the plain
+ * rule (`buckets`, '*' = every bucket). The tenants' admins are users too (admin API only, no bucket).
+ */
 export class Users {
   private readonly byKey = new Map<string, User>();
-  constructor(users: User[]) {
-    for (const u of users) this.byKey.set(u.accessKey, u);
+  readonly tenants: Tenants;
+  constructor(users: User[], tenants: Tenants = new Tenants()) {
+    this.tenants = tenants;
+    for (const u of [...users, ...tenants.adminUsers()]) this.byKey.set(u.accessKey, u);
   }
   secretFor = (accessKey: string): string | undefined => this.byKey.get(accessKey)?.secretKey;
   get(accessKey: string): User | undefined {
     return this.byKey.get(accessKey);
   }
   canAccess(user: User, bucket: string): boolean {
-    return user.buckets.includes('*') || user.buckets.includes(bucket);
+    const listed = user.buckets.includes(bucket);
+    const any = user.buckets.includes('*');
+    if (user.tenant === undefined) return any || listed;
+    const owner = this.tenants.ownerOf(bucket);
+    if (owner === user.tenant) return any || listed;
+    return owner === undefined && listed;
   }
   authorize(user: User, bucket: string): void {
     if (!this.canAccess(user, bucket)) throw new S3Error('AccessDenied');

@@ -25,9 +25,19 @@ export interface RegisteredDataset {
   createdBy: string;
 }
 
+/** A bucket a tenant's user created through the gateway: it belongs to that tenant (on every gateway). */
+export interface BucketOwner {
+  tenant: string;
+  createdAt: string;
+  /** `user:<tenant>/<access key>`. */
+  createdBy: string;
+}
+
 export interface RegistryDoc {
   format: 'lakecrypt-datasets/1';
   datasets: Record<string, RegisteredDataset>;
+  /** bucket -> owner tenant, for buckets created by a tenant's user (configured tenant buckets are not here). */
+  owners?: Record<string, BucketOwner>;
 }
 
 const emptyDoc = (): RegistryDoc => ({ format: 'lakecrypt-datasets/1', datasets: {} });
@@ -120,6 +130,26 @@ export class DatasetRegistry {
       return created.length ? doc : NO_CHANGE;
     });
     return created;
+  }
+
+  /**
+   * Record that a tenant owns a bucket (conditional write). The first claim wins and is never replaced: returns
+   * the owner after the call (the caller's tenant when it won, or was already the owner).
+   */
+  async claimBucket(bucket: string, owner: BucketOwner): Promise<{ tenant: string; created: boolean }> {
+    let out = { tenant: owner.tenant, created: false };
+    await this.keystore.update<RegistryDoc>(REGISTRY_KEY, (cur) => {
+      const doc = cur && typeof cur.datasets === 'object' && cur.datasets ? cur : emptyDoc();
+      const have = doc.owners?.[bucket];
+      if (have) {
+        out = { tenant: have.tenant, created: false };
+        return NO_CHANGE;
+      }
+      doc.owners = { ...(doc.owners ?? {}), [bucket]: owner };
+      out = { tenant: owner.tenant, created: true };
+      return doc;
+    });
+    return out;
   }
 
   /** Remove an entry; returns whether it was there. */

@@ -20,6 +20,13 @@ export interface DatasetConfig {
   cmk?: string;
 }
 
+/** What routing needs of a tenant: its CMK and the buckets it owns from the configuration. */
+export interface TenantRouting {
+  name: string;
+  cmk: string;
+  buckets: string[];
+}
+
 /** One dataset of the routing table, resolved. */
 export interface DatasetEntry {
   name: string;
@@ -57,22 +64,42 @@ export class Datasets implements DatasetResolver {
   /** bucket -> its datasets, longest prefix first. */
   private byBucket = new Map<string, Routed[]>();
   private readonly defaultCmk: string;
+  /** tenant -> its CMK; bucket -> owner tenant (configured, then created at run time: the registry's owners). */
+  private readonly tenantCmk = new Map<string, string>();
+  private readonly configuredOwner = new Map<string, string>();
+  private createdOwner = new Map<string, string>();
 
-  /** `cmks.hasCmk` says whether a CMK id is configured; an unknown one is refused here, at start-up. */
-  constructor(configs: DatasetConfig[], cmks: { defaultCmk: string; hasCmk(id: string): boolean }) {
+  /**
+   * `cmks.hasCmk` says whether a CMK id is configured; an unknown one is refused here, at start-up. `tenants`:
+   * a dataset of a bucket a tenant owns is created under the tenant's CMK unless it names one of its own.
+   */
+  constructor(configs: DatasetConfig[], cmks: { defaultCmk: string; hasCmk(id: string): boolean }, tenants: TenantRouting[] = []) {
     this.defaultCmk = cmks.defaultCmk;
+    for (const t of tenants) {
+      if (!cmks.hasCmk(t.cmk)) throw new S3Error('InvalidArgument', `tenant ${t.name}: CMK "${t.cmk}" not configured`);
+      this.tenantCmk.set(t.name, t.cmk);
+      for (const b of t.buckets) this.configuredOwner.set(b, t.name);
+    }
     for (const d of configs) {
       const cmk = d.cmk ?? cmks.defaultCmk;
       if (!cmks.hasCmk(cmk)) throw new S3Error('InvalidArgument', `dataset ${d.name}: CMK "${cmk}" not configured`);
     }
-    this.configured = configs.map((d) => ({ name: d.name, cmk: d.cmk ?? cmks.defaultCmk }));
+    // a configured dataset without a CMK of its own, in a bucket a tenant owns: the tenant's CMK
+    const tenantCmkOf = (name: string) => this.tenantCmk.get(this.configuredOwner.get(split(name).bucket) ?? '');
+    this.configured = configs.map((d) => ({ name: d.name, cmk: d.cmk ?? tenantCmkOf(d.name) ?? cmks.defaultCmk }));
     this.rebuild();
   }
 
   /** Replace the registry part of the table (the key service calls this after each load). */
-  setRegistered(entries: RegisteredDataset[]): void {
+  setRegistered(entries: RegisteredDataset[], owners: Record<string, { tenant: string }> = {}): void {
     this.registered = entries.map((e) => ({ ...e }));
+    this.createdOwner = new Map(Object.entries(owners).map(([b, o]) => [b, o.tenant]));
     this.rebuild();
+  }
+
+  /** The tenant owning a bucket: the configuration's, else the registry's record of who created it. */
+  bucketOwner(bucket: string): string | undefined {
+    return this.configuredOwner.get(bucket) ?? this.createdOwner.get(bucket);
   }
 
   private rebuild(): void {
@@ -133,7 +160,8 @@ export class Datasets implements DatasetResolver {
 
   cmkForNew(dataset: string): string {
     for (const list of this.byBucket.values()) for (const d of list) if (d.name === dataset) return d.cmk;
-    return this.defaultCmk;
+    const owner = this.bucketOwner(split(dataset).bucket);
+    return (owner !== undefined ? this.tenantCmk.get(owner) : undefined) ?? this.defaultCmk;
   }
 
   /** Whether this gateway's configuration lists the dataset (it is seeded again at every start). */

@@ -29,18 +29,18 @@ import { BestEffort } from './best-effort.ts';
 import type { CacheStats } from './cache.ts';
 import { CmkAdmin, type CmkRotateResult, type CmkStatus } from './cmk-admin.ts';
 import { checkDatasetName, datasetNameProblem, DatasetRegistry, type RegisteredDataset } from './dataset-registry.ts';
-import { Datasets, type DatasetConfig, type DatasetEntry } from './datasets.ts';
+import { Datasets, type DatasetConfig, type DatasetEntry, type TenantRouting } from './datasets.ts';
 import { DekRevocations } from './dek-revocations.ts';
 import { EpochWatch } from './epoch-watch.ts';
 import { HeaderKeyService, type HeaderKeyRewrap } from './header-key-service.ts';
-import { KekLifecycle } from './kek-lifecycle.ts';
+import { KekLifecycle, type DestroySchedule } from './kek-lifecycle.ts';
 import { KeyState, type AuditSink } from './key-state.ts';
 import { datasetIdOf, recordKey, type DatasetRecord, type Keystore } from './keystore.ts';
 import { KeystoreIo, type KeystoreExport } from './keystore-io.ts';
 import type { CmkProvider } from './types.ts';
 import { listDatasets, showDataset, type DatasetSummary, type DatasetView } from './views.ts';
 
-export type { AuditSink, CmkRotateResult, CmkStatus, DatasetConfig, DatasetEntry, DatasetSummary, DatasetView, HeaderKeyRewrap, KeystoreExport, RegisteredDataset };
+export type { AuditSink, CmkRotateResult, DestroySchedule, CmkStatus, DatasetConfig, DatasetEntry, DatasetSummary, DatasetView, HeaderKeyRewrap, KeystoreExport, RegisteredDataset };
 
 export interface KeyServiceOptions {
   backend: Backend;
@@ -48,6 +48,8 @@ export interface KeyServiceOptions {
   cmks: Record<string, CmkProvider>;
   defaultCmk: string;
   datasets?: DatasetConfig[];
+  /** Tenants: a dataset of a bucket a tenant owns is created under the tenant's CMK (datasets.ts). */
+  tenants?: TenantRouting[];
   /** Default: the settings table's `keyCacheTtlMs`. */
   cacheTtlMs?: number;
   /** Default: the settings table's `keyCacheSize`. */
@@ -100,7 +102,7 @@ export class KeyService {
     });
     this.keystore = this.state.keystore;
     this.defaultCmk = this.state.defaultCmk;
-    this.datasets = new Datasets(opts.datasets ?? [], this.state);
+    this.datasets = new Datasets(opts.datasets ?? [], this.state, opts.tenants ?? []);
     this.keks = new KekLifecycle(this.state, this.datasets);
     this.headerKeys = new HeaderKeyService(this.state, this.keks);
     this.revocations = new DekRevocations(this.state);
@@ -166,7 +168,26 @@ export class KeyService {
   /** Read the registry now and route by it (a change made elsewhere, before the epoch poll would say). */
   async refreshDatasets(): Promise<void> {
     const doc = await this.registry.read();
-    this.datasets.setRegistered(Object.values(doc.datasets));
+    this.datasets.setRegistered(Object.values(doc.datasets), doc.owners ?? {});
+  }
+
+  /** The tenant owning a bucket (configured, or recorded when a tenant's user created it), as last loaded. */
+  bucketOwner(bucket: string): string | undefined {
+    return this.datasets.bucketOwner(bucket);
+  }
+
+  /**
+   * Record that a bucket a tenant's user just created belongs to the tenant (the first claim wins, on every
+   * gateway within an epoch poll). Returns the bucket's owner after the call.
+   */
+  async claimBucket(bucket: string, tenant: string, actor: string): Promise<string> {
+    const r = await this.registry.claimBucket(bucket, { tenant, createdAt: new Date().toISOString(), createdBy: actor });
+    await this.refreshDatasets();
+    if (r.created) {
+      await this.state.afterChange(`bucket owner ${bucket}`);
+      await this.state.audit?.append('bucket.create', { bucket, tenant }, actor);
+    }
+    return r.tenant;
   }
 
   private scheduleDatasetReload(): void {
@@ -336,9 +357,29 @@ export class KeyService {
     return this.keks.restore(dataset, version, actor);
   }
 
-  /** Permanently destroy a (non-active) KEK version: its wrapped material is removed from the keystore. */
-  destroy(dataset: string, version: number, actor?: string): Promise<void> {
-    return this.keks.destroy(dataset, version, actor);
+  /** Schedule the destruction of a (non-active) KEK version: pending-destruction until `destroyAt`. */
+  scheduleDestroy(dataset: string, version: number, o: { destroyAt: Date; actor: string; force: boolean; referencingHeaders: number }): Promise<DestroySchedule> {
+    return this.keks.scheduleDestroy(dataset, version, o);
+  }
+
+  /** Cancel a pending destruction (back to decrypt-only or revoked). */
+  cancelDestroy(dataset: string, version: number, actor?: string): Promise<{ version: number; state: string; destroyAt: string }> {
+    return this.keks.cancelDestroy(dataset, version, actor);
+  }
+
+  /** A due destruction held back by headers still referencing the version: recorded (and audited) once per count. */
+  holdDestroy(dataset: string, version: number, referencingHeaders: number, actor: string): Promise<boolean> {
+    return this.keks.holdDestroy(dataset, version, referencingHeaders, actor);
+  }
+
+  /** Destroy a version pending destruction once due (wrapped material removed for good); true if this call did. */
+  destroy(dataset: string, version: number, o: { actor: string; expectDestroyAt?: string; referencingHeaders?: number; now?: number }): Promise<boolean> {
+    return this.keks.destroy(dataset, version, o);
+  }
+
+  /** Called when a read touches a due pending destruction (the admin's sweep registers here). */
+  setDestructionDueHandler(fn: ((dataset: string, version: number) => void) | undefined): void {
+    this.keks.onDestructionDue = fn;
   }
 
   // ------------------------------------------------------------------ header keys (header-key-service.ts)

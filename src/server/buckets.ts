@@ -7,6 +7,7 @@ import type { S3Request } from './request.ts';
 import { checkBucketName } from './request.ts';
 import { sendXml } from './respond.ts';
 import { quoteEtag } from '../s3/etags.ts';
+import { userActor } from '../auth/tenants.ts';
 
 export async function listBuckets(g: Gateway, r: S3Request): Promise<void> {
   const all = await g.backend.listBuckets();
@@ -24,7 +25,21 @@ export async function createBucket(g: Gateway, r: S3Request): Promise<void> {
       throw new S3Error('InvalidLocationConstraint');
     }
   }
+  // A bucket no tenant owns yet, created by a tenant's user: refused before anything is made if it is another's
+  const tenant = r.user.tenant !== undefined ? g.users.tenants.get(r.user.tenant) : undefined;
+  if (tenant) {
+    const owner = g.users.tenants.ownerOf(r.bucket);
+    if (owner !== undefined && owner !== tenant.name) throw new S3Error('AccessDenied');
+  }
   await g.backend.createBucket(r.bucket);
+  if (tenant) {
+    // It belongs to the tenant on every gateway (the registry records it) and its dataset is rooted in the
+    // tenant's CMK from the first byte: the record is made now, not on the first write.
+    const actor = userActor(r.user);
+    const owner = await g.keys.claimBucket(r.bucket, tenant.name, actor);
+    if (owner !== tenant.name) throw new S3Error('AccessDenied');
+    await g.keys.createDataset(r.bucket, { cmk: tenant.cmk, actor });
+  }
   r.res.statusCode = 200;
   r.res.setHeader('Location', `/${r.bucket}`);
   r.res.setHeader('Content-Length', 0);

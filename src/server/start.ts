@@ -10,6 +10,7 @@ import { AuditLog, loadAuditKey } from '../keys/audit.ts';
 import { createS3App, type Health } from './app.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { Users, type User } from '../auth/users.ts';
+import { Tenants, type TenantConfig } from '../auth/tenants.ts';
 import { defaultOf } from '../ops/config.ts';
 import type { Logger } from '../ops/logger.ts';
 
@@ -21,6 +22,8 @@ export interface StartOptions {
   defaultCmk: string;
   datasets?: { name: string; cmk?: string; allowPlaintextRead?: boolean }[];
   users: User[];
+  /** Tenants (their admins become admin users scoped to them; their users reach their buckets only). */
+  tenants?: TenantConfig[];
   metaBucket?: string;
   region?: string;
   blockSize?: number;
@@ -75,12 +78,14 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
       if ((e as { code?: string }).code !== 'BucketAlreadyOwnedByYou') throw e;
     });
   }
+  const tenants = new Tenants(o.tenants ?? [], o.defaultCmk);
   const keys = new KeyService({
     backend: o.backend,
     metaBucket,
     cmks: o.cmks,
     defaultCmk: o.defaultCmk,
     datasets: o.datasets,
+    tenants: tenants.configs(),
     cacheTtlMs: keyCacheTtlMs,
     cacheMax: o.keyCacheSize,
     epochPollMs: o.epochPollMs,
@@ -89,10 +94,12 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   });
   const audit = new AuditLog({ backend: o.backend, metaBucket, macKey: await loadAuditKey(keys) });
   keys.setAudit(audit);
+  // buckets created by a tenant's user: the registry's record, as this gateway last loaded it
+  tenants.setCreatedOwnerLookup((bucket) => keys.bucketOwner(bucket));
   const gateway = new Gateway({
     backend: o.backend,
     keys,
-    users: new Users(o.users),
+    users: new Users(o.users, tenants),
     metaBucket,
     region: o.region ?? defaultOf('region'),
     blockSize: o.blockSize ?? defaultOf('blockSize'),

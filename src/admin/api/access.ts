@@ -10,11 +10,12 @@ import type { Metrics } from '../../ops/metrics.ts';
 import { readBodyLimited } from '../../s3/xml.ts';
 import { sha256Hex, signaturesEqual, verifyRequest } from '../../s3/sigv4.ts';
 import type { User } from '../../auth/users.ts';
+import { adminActor, ROOT_SCOPE } from '../../auth/tenants.ts';
 import {
   LoginThrottle, RefusalLog, SESSION_COOKIE, Sessions, checkSameOrigin, checkSessionRequest, requireJsonBody, sessionToken,
   type ThrottleOptions,
 } from '../auth.ts';
-import type { AdminContext, AdminVars, Json } from './context.ts';
+import { OutOfScope, type AdminContext, type AdminVars, type Json } from './context.ts';
 
 /** Largest admin request body (keystore restores are the big ones). Anything larger is refused unread. */
 const MAX_ADMIN_BODY = 8 * 1024 * 1024;
@@ -99,7 +100,7 @@ export function mountAccess(app: Hono<AdminVars>, ctx: AdminContext, o: AccessOp
     const { token, session } = sessions.create(user.accessKey);
     const secure = o.tls ? '; Secure' : '';
     c.header('Set-Cookie', `${SESSION_COOKIE}=${token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(sessions.ttlMs / 1000)}${secure}`);
-    await audit.append('admin.login', { accessKey: user.accessKey }, `admin:${user.accessKey}`);
+    await audit.append('admin.login', { accessKey: user.accessKey, ...(user.tenant ? { tenant: user.tenant } : {}) }, adminActor(user));
     return c.json({ ok: true, accessKey: user.accessKey, csrfToken: session.csrf, expiresAt: new Date(session.expires).toISOString() });
   });
 
@@ -148,9 +149,18 @@ export function mountAccess(app: Hono<AdminVars>, ctx: AdminContext, o: AccessOp
     } catch (e) {
       return refuse(c, isS3Error(e) ? e : new S3Error('AccessDenied'), { accessKey: presented, authenticated });
     }
-    c.set('actor', `admin:${user.accessKey}`);
+    c.set('actor', adminActor(user));
+    c.set('scope', user.tenant ? { kind: 'tenant', tenant: user.tenant } : ROOT_SCOPE);
     c.set('body', body);
     await next();
+    // A tenant admin reaching outside its tenant: refused (403) by the route, recorded here with its access key.
+    if (c.error instanceof OutOfScope) {
+      const path = new URL(c.req.url).pathname;
+      await audit
+        .append('admin.refused', { method: c.req.method, path, code: c.error.code, accessKey: user.accessKey, tenant: user.tenant ?? null, reason: c.error.what, source: sourceOf(c) }, adminActor(user))
+        .catch((err: unknown) => ctx.log?.warn({ err }, 'audit append of an admin refusal failed'));
+      o.metrics.adminRefused(true);
+    }
   });
 
   app.post('/admin/logout', (c) => {
@@ -161,6 +171,7 @@ export function mountAccess(app: Hono<AdminVars>, ctx: AdminContext, o: AccessOp
   // A reloaded dashboard gets its session's CSRF token here (a cross-origin page cannot read this answer).
   app.get('/admin/whoami', (c) => {
     const session = sessions.get(sessionToken(incomingOf(c)));
-    return c.json({ actor: c.get('actor'), ...(session ? { accessKey: session.accessKey, csrfToken: session.csrf } : {}) });
+    const scope = c.get('scope');
+    return c.json({ actor: c.get('actor'), ...(scope?.kind === 'tenant' ? { tenant: scope.tenant } : {}), ...(session ? { accessKey: session.accessKey, csrfToken: session.csrf } : {}) });
   });
 }

@@ -2,15 +2,18 @@
 import { Hono } from 'hono';
 import { S3Error } from '../../errors.ts';
 import { actor, jsonBody, optInt, type AdminContext, type AdminVars } from './context.ts';
+import { defaultCmkOf, requireCmkAdmin, scopeOf } from './context.ts';
 
 export function cmkApi(ctx: AdminContext): Hono<AdminVars> {
   const { keys } = ctx;
   const app = new Hono<AdminVars>();
-  app.get('/', async (c) => c.json({ cmks: await keys.cmkStatus() }));
+  // a tenant admin sees and administers its tenant's own CMK only (tenants.ts cmkInScope)
+  app.get('/', async (c) => c.json({ cmks: (await keys.cmkStatus()).filter((s) => ctx.gw.users.tenants.cmkInScope(scopeOf(c), s.id, keys.defaultCmk)) }));
   app.post('/:op', async (c) => {
     const op = c.req.param('op');
     const b = jsonBody(c);
-    const cmk = typeof b.cmk === 'string' && b.cmk ? b.cmk : keys.defaultCmk;
+    const cmk = typeof b.cmk === 'string' && b.cmk ? b.cmk : defaultCmkOf(c, ctx);
+    requireCmkAdmin(c, ctx, cmk);
     keys.cmk(cmk); // unknown CMK: its error before anything else
     if (op === 'rotate') return c.json(await keys.cmkRotate(cmk, actor(c)));
     const version = optInt(b.version, 'version');

@@ -2,13 +2,14 @@
  * What every admin route module gets: the gateway's services, the jobs, and the request helpers that read what
  * the authentication middleware (server.ts) left on the context (the actor, the body it read).
  */
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { S3Error } from '../../errors.ts';
 import type { AuditLog } from '../../keys/audit.ts';
 import type { DatasetView, KeyService } from '../../keys/service.ts';
 import type { Logger } from '../../ops/logger.ts';
 import type { Backend } from '../../backend/types.ts';
 import type { Users } from '../../auth/users.ts';
+import { ROOT_SCOPE, type AdminScope } from '../../auth/tenants.ts';
 import type { ObjectStore } from '../../store/index.ts';
 import type { MigrateManager } from '../migrate.ts';
 import type { RotationPolicy } from '../policy.ts';
@@ -39,12 +40,74 @@ export interface AdminContext {
 
 /** Context variables the authentication middleware sets for every /admin/* route behind it. */
 export interface AdminVars {
-  Variables: { actor: string; body: Buffer };
+  Variables: { actor: string; body: Buffer; scope: AdminScope };
 }
 export type AdminCtx = Context<AdminVars>;
 
-/** `admin:<access key>` of the authenticated caller: the audit trail's actor. */
+/** `admin:<access key>` (`admin:<tenant>/<access key>` for a tenant admin) of the authenticated caller: the audit trail's actor. */
 export const actor = (c: AdminCtx): string => c.get('actor');
+
+/** What the caller may reach: root (every tenant and whole-lake operations) or one tenant. */
+export const scopeOf = (c: AdminCtx): AdminScope => c.get('scope') ?? ROOT_SCOPE;
+
+/**
+ * A call outside the caller's scope: 403 AccessDenied, recorded in the audit trail as `admin.refused` with the
+ * caller as actor (api/access.ts records it after the route threw).
+ */
+export class OutOfScope extends S3Error {
+  constructor(readonly what: string) {
+    super('AccessDenied', `outside this administrator's tenant: ${what}`);
+  }
+}
+
+/** The tenant admin's tenant, or null for root. */
+export const tenantOfScope = (c: AdminCtx): string | null => {
+  const s = scopeOf(c);
+  return s.kind === 'tenant' ? s.tenant : null;
+};
+
+/** Refuse a dataset ("bucket" or "bucket/prefix") outside the caller's tenant. */
+export function requireDataset(c: AdminCtx, ctx: AdminContext, dataset: string): void {
+  if (!ctx.gw.users.tenants.datasetInScope(scopeOf(c), dataset)) throw new OutOfScope(`dataset ${dataset}`);
+}
+
+/** Refuse a bucket outside the caller's tenant. */
+export function requireBucket(c: AdminCtx, ctx: AdminContext, bucket: string): void {
+  if (!ctx.gw.users.tenants.bucketInScope(scopeOf(c), bucket)) throw new OutOfScope(`bucket ${bucket}`);
+}
+
+/** Refuse a whole-lake operation (backup, restore, gc, the audit chain) to a tenant admin. */
+export function requireRoot(c: AdminCtx, what: string): void {
+  if (scopeOf(c).kind !== 'root') throw new OutOfScope(`${what} is for the root administrator`);
+}
+
+/** Refuse rooting a new dataset in a CMK that is not the tenant's. */
+export function requireCmkUse(c: AdminCtx, ctx: AdminContext, cmk: unknown): void {
+  if (typeof cmk === 'string' && !ctx.gw.users.tenants.cmkUsableBy(scopeOf(c), cmk)) throw new OutOfScope(`CMK ${cmk}`);
+}
+
+/** Refuse administering a CMK (rotate, disable, enable, destroy) that is not the tenant's own (tenants.ts). */
+export function requireCmkAdmin(c: AdminCtx, ctx: AdminContext, cmk: string): void {
+  if (!ctx.gw.users.tenants.cmkInScope(scopeOf(c), cmk, ctx.keys.defaultCmk)) throw new OutOfScope(`CMK ${cmk}`);
+}
+
+/**
+ * Middleware for the routes under `/:<param>` (a dataset name): a tenant admin reaches its tenant's datasets only
+ * (403, audited, for any other), and `…/create {cmk}` may root a dataset in its tenant's CMK only.
+ */
+export function datasetGuard(ctx: AdminContext, param: string): MiddlewareHandler<AdminVars> {
+  return async (c, next) => {
+    requireDataset(c, ctx, c.req.param(param) ?? '');
+    if (c.req.method === 'POST' && c.req.param('op') === 'create') requireCmkUse(c, ctx, jsonBody(c).cmk);
+    await next();
+  };
+}
+
+/** A tenant admin's default CMK (its tenant's), or the gateway's default. */
+export function defaultCmkOf(c: AdminCtx, ctx: AdminContext): string {
+  const t = tenantOfScope(c);
+  return (t !== null ? ctx.gw.users.tenants.get(t)?.cmk : undefined) ?? ctx.keys.defaultCmk;
+}
 
 /** The request body as a JSON object ({} when empty); anything else is a 400. */
 export function jsonBody(c: AdminCtx): Json {

@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 import { S3Error } from '../../errors.ts';
 import type { DatasetEntry } from '../../keys/service.ts';
 import { AdoptManager, countParents, type ParentCount } from '../adopt.ts';
-import { actor, jsonBody, type AdminContext, type AdminVars, type Json } from './context.ts';
+import { actor, datasetGuard, jsonBody, scopeOf, type AdminContext, type AdminVars, type Json } from './context.ts';
 
 /** How long a delete waits after unregistering before its second scan: every gateway's epoch poll has seen it. */
 export const ROUTING_SETTLE_MS = 1500;
@@ -54,11 +54,15 @@ export function datasetsApi(ctx: AdminContext, closers?: (() => Promise<void>)[]
     };
   };
 
+  // a tenant admin: its tenant's datasets only (403, audited, for any other)
+  app.use('/:name', datasetGuard(ctx, 'name'));
+  app.use('/:name/:op', datasetGuard(ctx, 'name'));
   app.get('/', async (c) => {
     await keys.refreshDatasets();
     const summaries = new Map((await keys.list()).map((s) => [s.dataset, s]));
+    const scope = scopeOf(c);
     return c.json({
-      datasets: keys.routedDatasets().map((d) => ({
+      datasets: keys.routedDatasets().filter((d) => gw.users.tenants.datasetInScope(scope, d.name)).map((d) => ({
         dataset: d.name,
         bucket: d.bucket,
         prefix: d.prefix,

@@ -2,20 +2,25 @@
 import { Hono } from 'hono';
 import { S3Error } from '../../errors.ts';
 import { runGc } from '../gc.ts';
-import { actor, jsonBody, optInt, type AdminContext, type AdminVars } from './context.ts';
+import { actor, jsonBody, optInt, requireBucket, requireRoot, type AdminContext, type AdminVars } from './context.ts';
 
 export function jobsApi(ctx: AdminContext): Hono<AdminVars> {
   const { gw, keys, migrate } = ctx;
   const app = new Hono<AdminVars>();
 
   app.get('/backup', async (c) => {
+    requireRoot(c, 'backup');
     const buf = await keys.exportKeystore(actor(c));
     return c.body(buf.toString('utf8'), 200, { 'Content-Type': 'application/json' });
   });
-  app.post('/restore', async (c) => c.json(await keys.importKeystore(c.get('body'), actor(c))));
+  app.post('/restore', async (c) => {
+    requireRoot(c, 'restore');
+    return c.json(await keys.importKeystore(c.get('body'), actor(c)));
+  });
 
   app.post('/migrate/:bucket', async (c) => {
     const bucket = c.req.param('bucket');
+    requireBucket(c, ctx, bucket);
     const b = jsonBody(c);
     if (b.stop === true) return c.json(await migrate.stop(bucket));
     const rate = b.rate === undefined ? undefined : Number(b.rate);
@@ -24,12 +29,14 @@ export function jobsApi(ctx: AdminContext): Hono<AdminVars> {
   });
   app.get('/migrate/:bucket', async (c) => {
     const bucket = c.req.param('bucket');
+    requireBucket(c, ctx, bucket);
     const s = await migrate.status(bucket);
     if (!s) throw new S3Error('NoSuchKey', `no migration for bucket ${bucket}`);
     return c.json(s);
   });
 
   app.post('/gc', async (c) => {
+    requireRoot(c, 'gc');
     const b = jsonBody(c);
     const apply = b.apply === true;
     const olderThanMs = optInt(b.olderThanMs, 'olderThanMs');

@@ -1,10 +1,11 @@
 /** Re-wrap jobs: POST /admin/rewrap/:dataset starts (or resumes) one; GET reports it, with a header scan unless ?scan=0. */
 import { Hono } from 'hono';
-import { actor, datasetOf, jsonBody, type AdminContext, type AdminVars } from './context.ts';
+import { actor, datasetGuard, datasetOf, jsonBody, type AdminContext, type AdminVars } from './context.ts';
 
 export function rewrapApi(ctx: AdminContext): Hono<AdminVars> {
   const { rewrap } = ctx;
   const app = new Hono<AdminVars>();
+  app.use('/:dataset', datasetGuard(ctx, 'dataset'));
   app.post('/:dataset', async (c) => {
     const b = jsonBody(c);
     return c.json(await rewrap.start(c.req.param('dataset'), actor(c), { fresh: b.fresh === true, rekey: b.rekey === true }));
