@@ -33,14 +33,14 @@ import { Datasets, type DatasetConfig, type DatasetEntry, type TenantRouting } f
 import { DekRevocations } from './dek-revocations.ts';
 import { EpochWatch } from './epoch-watch.ts';
 import { HeaderKeyService, type HeaderKeyRewrap } from './header-key-service.ts';
-import { KekLifecycle, type DestroySchedule } from './kek-lifecycle.ts';
+import { KekLifecycle } from './kek-lifecycle.ts';
 import { KeyState, type AuditSink } from './key-state.ts';
 import { datasetIdOf, recordKey, type DatasetRecord, type Keystore } from './keystore.ts';
 import { KeystoreIo, type KeystoreExport } from './keystore-io.ts';
 import type { CmkProvider } from './types.ts';
 import { listDatasets, showDataset, type DatasetSummary, type DatasetView } from './views.ts';
 
-export type { AuditSink, CmkRotateResult, DestroySchedule, CmkStatus, DatasetConfig, DatasetEntry, DatasetSummary, DatasetView, HeaderKeyRewrap, KeystoreExport, RegisteredDataset };
+export type { AuditSink, CmkRotateResult, CmkStatus, DatasetConfig, DatasetEntry, DatasetSummary, DatasetView, HeaderKeyRewrap, KeystoreExport, RegisteredDataset };
 
 export interface KeyServiceOptions {
   backend: Backend;
@@ -357,29 +357,9 @@ export class KeyService {
     return this.keks.restore(dataset, version, actor);
   }
 
-  /** Schedule the destruction of a (non-active) KEK version: pending-destruction until `destroyAt`. */
-  scheduleDestroy(dataset: string, version: number, o: { destroyAt: Date; actor: string; force: boolean; referencingHeaders: number }): Promise<DestroySchedule> {
-    return this.keks.scheduleDestroy(dataset, version, o);
-  }
-
-  /** Cancel a pending destruction (back to decrypt-only or revoked). */
-  cancelDestroy(dataset: string, version: number, actor?: string): Promise<{ version: number; state: string; destroyAt: string }> {
-    return this.keks.cancelDestroy(dataset, version, actor);
-  }
-
-  /** A due destruction held back by headers still referencing the version: recorded (and audited) once per count. */
-  holdDestroy(dataset: string, version: number, referencingHeaders: number, actor: string): Promise<boolean> {
-    return this.keks.holdDestroy(dataset, version, referencingHeaders, actor);
-  }
-
-  /** Destroy a version pending destruction once due (wrapped material removed for good); true if this call did. */
-  destroy(dataset: string, version: number, o: { actor: string; expectDestroyAt?: string; referencingHeaders?: number; now?: number }): Promise<boolean> {
-    return this.keks.destroy(dataset, version, o);
-  }
-
-  /** Called when a read touches a due pending destruction (the admin's sweep registers here). */
-  setDestructionDueHandler(fn: ((dataset: string, version: number) => void) | undefined): void {
-    this.keks.onDestructionDue = fn;
+  /** Permanently destroy a (non-active) KEK version: its wrapped material is removed from the keystore. */
+  destroy(dataset: string, version: number, actor?: string): Promise<void> {
+    return this.keks.destroy(dataset, version, actor);
   }
 
   // ------------------------------------------------------------------ header keys (header-key-service.ts)
