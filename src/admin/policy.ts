@@ -1,6 +1,11 @@
-/** Automatic KEK rotation: datasets with `rotateEveryDays` rotate when their active version is older. */
+/**
+ * The admin port's background key policy: automatic KEK rotation (datasets with `rotateEveryDays` rotate when
+ * their active version is older) and the destruction sweep (KEK versions pending destruction, destroyed when due).
+ */
 import type { KeyService } from '../keys/service.ts';
+import { defaultOf } from '../ops/config.ts';
 import type { RewrapManager } from './rewrap.ts';
+import { DestructionSweep } from './sweep.ts';
 
 export interface RotationDataset {
   name: string;
@@ -11,12 +16,17 @@ const DAY = 86_400_000;
 
 export class RotationPolicy {
   private timer?: NodeJS.Timeout;
+  /** Destruction of KEK versions whose waiting period is over; its `waitSeconds` is the configured minimum. */
+  readonly deletion: DestructionSweep;
   constructor(
     private readonly keys: KeyService,
     private readonly rewrap: RewrapManager,
     private readonly datasets: RotationDataset[],
     private readonly log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void },
-  ) {}
+    o: { keyDeletionWaitSeconds?: number } = {},
+  ) {
+    this.deletion = new DestructionSweep({ keys, rewrap }, o.keyDeletionWaitSeconds ?? defaultOf('keyDeletionWaitSeconds'), log);
+  }
 
   /** Check every dataset once; returns the datasets rotated. */
   async check(now = Date.now()): Promise<string[]> {
@@ -43,6 +53,7 @@ export class RotationPolicy {
   }
 
   start(intervalMs = 3_600_000): void {
+    this.deletion.start();
     if (!this.datasets.some((d) => d.rotateEveryDays)) return;
     void this.check();
     this.timer = setInterval(() => void this.check(), intervalMs);
@@ -50,6 +61,7 @@ export class RotationPolicy {
   }
 
   stop(): void {
+    this.deletion.stop();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }

@@ -46,6 +46,8 @@ export interface AdminOptions {
   resumeJobs?: boolean;
   /** Failed-login throttling (per source address and per access key). */
   loginThrottle?: ThrottleOptions;
+  /** Waiting period of `keys destroy` (default: the settings table's keyDeletionWaitSeconds). */
+  keyDeletionWaitSeconds?: number;
 }
 
 export interface RunningAdmin {
@@ -81,7 +83,7 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono<AdminV
     (() => {
       const rewrap = new RewrapManager({ backend: gw.backend, store: gw.store, keys: g.keys, audit: g.audit, metaBucket: gw.metaBucket, ratePerSec: o.rewrapRatePerSec, concurrency: o.rewrapConcurrency, log: o.log });
       const migrate = new MigrateManager({ backend: gw.backend, store: gw.store, audit: g.audit, metaBucket: gw.metaBucket, log: o.log });
-      return { rewrap, migrate, policy: new RotationPolicy(g.keys, rewrap, o.datasets ?? [], o.log) };
+      return { rewrap, migrate, policy: new RotationPolicy(g.keys, rewrap, o.datasets ?? [], o.log, { keyDeletionWaitSeconds: o.keyDeletionWaitSeconds }) };
     })();
   const ctx: AdminContext = { gw, keys: g.keys, audit: g.audit, rewrap: st.rewrap, migrate: st.migrate, policy: st.policy, log: o.log };
 
@@ -128,7 +130,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
     log: o.log,
   });
   const migrate = new MigrateManager({ backend: gw.backend, store: gw.store, audit: o.gateway.audit, metaBucket: gw.metaBucket, log: o.log });
-  const policy = new RotationPolicy(o.gateway.keys, rewrap, o.datasets ?? [], o.log);
+  const policy = new RotationPolicy(o.gateway.keys, rewrap, o.datasets ?? [], o.log, { keyDeletionWaitSeconds: o.keyDeletionWaitSeconds });
   const closers: (() => Promise<void>)[] = [];
   const app = createAdminApp(o, { rewrap, migrate, policy, closers });
   const honoListener = getRequestListener(app.fetch);

@@ -17,6 +17,7 @@ export type KeyCreated = DatasetView & { created: boolean };
 export interface KeyRotated { dataset: string; version: number; rewrap?: RewrapState }
 export interface KeysRevoked { dataset: string; revoked: number[] }
 export interface KeysRestored { dataset: string; restored: number[] }
+export interface DestroyCancelled { dataset: string; version: number; state: string; destroyAt: string }
 export interface ObjectRekeyed { bucket: string; key: string; oldOid: string; oid: string; etag: string }
 export interface RewrapStatus {
   dataset: string;

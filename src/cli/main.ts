@@ -63,7 +63,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       r.datasets.length
         ? table(
             ['DATASET', 'CMK', 'ACTIVE', 'VERSIONS', 'REVOKED-BLOCKS'],
-            r.datasets.map((d) => [d.dataset, d.cmkId, d.activeVersion, d.versions.map((v) => `v${v.version}:${v.state}`).join(' '), d.revokedBlocks]),
+            r.datasets.map((d) => [d.dataset, d.cmkId, d.activeVersion, d.versions.map((v) => `v${v.version}:${v.state}${v.destroyAt ? `(due ${v.destroyAt})` : ''}`).join(' '), d.revokedBlocks]),
           )
         : 'no datasets yet\n',
     );
@@ -74,8 +74,8 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       kv({ dataset: r.dataset, datasetId: r.datasetId, cmk: r.cmkId, revokedBlocks: r.revokedBlocks?.length ?? 0 }) +
         '\n' +
         table(
-          ['VERSION', 'STATE', 'CREATED', 'CMK-VERSION'],
-          r.versions.map((v) => [v.version, v.state, v.createdAt, v.wrapped ? `${v.wrapped.cmkId}/v${v.wrapped.cmkVersion}` : null]),
+          ['VERSION', 'STATE', 'CREATED', 'CMK-VERSION', 'DESTROY-DUE'],
+          r.versions.map((v) => [v.version, v.state, v.createdAt, v.wrapped ? `${v.wrapped.cmkId}/v${v.wrapped.cmkVersion}` : null, v.destroyAt ?? null]),
         ) +
         (r.headerKeys?.length
           ? '\n' + table(['HEADER-KEY', 'GENERATION', 'WRAPPED-UNDER', 'CREATED'], r.headerKeys.map((k) => [k.n, `v${k.generation}`, `v${k.kekVersion}`, k.createdAt]))
@@ -109,15 +109,29 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       const r = await client().post<Api.KeysRestored>(P('admin', 'keys', ds, 'restore'), { version: o.version });
       print(r, () => `restored ${ds}: ${r.restored.length ? r.restored.map((v) => `v${v}`).join(', ') : 'nothing to restore'}\n`);
     });
-  sub(keys, 'destroy', 'destroy a KEK version for good (refused while headers still reference it)')
+  sub(keys, 'destroy', 'schedule the destruction of a KEK version: reads refused at once, destroyed for good when the waiting period is over (refused while headers still reference it)')
     .argument('<dataset>')
     .requiredOption('--version <n>', 'KEK version', intArg('--version'))
     .option('--force', 'destroy even if headers still reference it (their objects become unreadable)')
+    .option('--wait-seconds <n>', 'a longer waiting period than keyDeletionWaitSeconds (never shorter)', intArg('--wait-seconds'))
     .option('--yes', 'confirm')
-    .action(async (ds: string, o: { version: number; yes?: boolean; force?: boolean }) => {
+    .action(async (ds: string, o: { version: number; yes?: boolean; force?: boolean; waitSeconds?: number }) => {
       needYes(o.yes, 'keys destroy');
-      const r = await client().post<Api.DestroyResult>(P('admin', 'keys', ds, 'destroy'), { version: o.version, confirm: true, force: !!o.force });
-      print(r, () => `destroyed ${ds} v${r.destroyed}${r.forced ? ` (forced: ${r.referencingHeaders} header(s) lost)` : ''}\n`);
+      const r = await client().post<Api.DestroyResult>(P('admin', 'keys', ds, 'destroy'), { version: o.version, confirm: true, force: !!o.force, waitSeconds: o.waitSeconds });
+      print(
+        r,
+        () =>
+          `${r.alreadyPending ? 'already pending destruction' : 'destruction scheduled'}: ${ds} v${r.version}, due ${r.destroyAt}` +
+          `${r.forced && r.referencingHeaders ? ` (forced: ${r.referencingHeaders} header(s) will be lost)` : ''}; reads of its data are refused until then;` +
+          ` cancel with: lakecrypt keys cancel-destroy ${ds} --version ${r.version}\n`,
+      );
+    });
+  sub(keys, 'cancel-destroy', 'cancel a pending destruction (the version returns to decrypt-only or revoked)')
+    .argument('<dataset>')
+    .requiredOption('--version <n>', 'KEK version', intArg('--version'))
+    .action(async (ds: string, o: { version: number }) => {
+      const r = await client().post<Api.DestroyCancelled>(P('admin', 'keys', ds, 'cancel-destroy'), { version: o.version });
+      print(r, () => `destruction cancelled: ${ds} v${r.version} is ${r.state} again (it was due ${r.destroyAt})\n`);
     });
 
   // ------------------------------------------------------------------ objects

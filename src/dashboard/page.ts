@@ -26,7 +26,7 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
   .tag { font-size: 11px; padding: 1px 6px; border-radius: 9px; border: 1px solid var(--line); }
   .active { color: var(--ok); border-color: var(--ok); }
   .decrypt-only, .disabled { color: var(--warn); border-color: var(--warn); }
-  .revoked, .destroyed { color: var(--bad); border-color: var(--bad); }
+  .revoked, .destroyed, .pending-destruction { color: var(--bad); border-color: var(--bad); }
   .count { color: var(--muted); font-variant-numeric: tabular-nums; }
   button { font: inherit; padding: 3px 10px; border: 1px solid var(--accent); color: var(--accent); background: #fff; border-radius: 5px; cursor: pointer; }
   button:hover { background: #eff6ff; }
@@ -159,12 +159,12 @@ async function refresh() {
 
   const rev = [];
   for (const d of datasets) {
-    for (const v of d.versions) if (v.state === 'revoked' || v.state === 'destroyed') rev.push([d.dataset, 'KEK v' + v.version, v.state]);
+    for (const v of d.versions) if (v.state === 'revoked' || v.state === 'pending-destruction' || v.state === 'destroyed') rev.push([d.dataset, 'KEK v' + v.version, v.state, v.destroyAt]);
     if (d.revokedBlocks) rev.push([d.dataset, d.revokedBlocks + ' DEK entries', 'revoked']);
   }
-  for (const c of cmks) for (const v of c.versions) if (v.state !== 'active') rev.push(['CMK ' + c.id, 'v' + v.version, v.state]);
+  for (const c of cmks) for (const v of c.versions) if (v.state !== 'active') rev.push(['CMK ' + c.id, 'v' + v.version, v.state, v.destroyAt]);
   $('revocations').tBodies[0].innerHTML = rev.length
-    ? rev.map((r) => '<tr><td>' + esc(r[0]) + '</td><td>' + esc(r[1]) + '</td><td><span class="tag ' + r[2] + '">' + r[2] + '</span></td></tr>').join('')
+    ? rev.map((r) => '<tr><td>' + esc(r[0]) + '</td><td>' + esc(r[1]) + '</td><td><span class="tag ' + esc(r[2]) + '">' + esc(r[2]) + '</span>' + (r[3] ? ' <span class="count due">due ' + esc(r[3]) + '</span>' : '') + '</td></tr>').join('')
     : '<tr><td class="count">none</td></tr>';
 
   try {

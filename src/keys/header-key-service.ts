@@ -144,7 +144,7 @@ export class HeaderKeyService {
       const newKek = await this.keks.kek(dataset, active.version);
       for (const hk of stale) {
         const from = rec.versions.find((v) => v.version === hk.kekVersion);
-        if (!from || from.state === 'revoked' || from.state === 'destroyed') {
+        if (!from || from.state === 'revoked' || from.state === 'pending-destruction' || from.state === 'destroyed') {
           out.pendingByVersion[hk.kekVersion] = (out.pendingByVersion[hk.kekVersion] ?? 0) + 1;
           continue;
         }

@@ -1,7 +1,9 @@
 /**
  * The KEK lifecycle of a dataset: lazy creation of version 1, the active KEK and any version (unwrapped under
- * the CMK, cached), rotation, revoke/restore (reversible) and destroy. States: active -> decrypt-only ->
- * revoked / destroyed. Every change bumps the revocation epoch (KeyState.afterChange) and is audited.
+ * the CMK, cached), rotation, revoke/restore (reversible) and destruction with a waiting period. States:
+ * active -> decrypt-only -> revoked; decrypt-only / revoked -> pending-destruction (reads refused, material kept,
+ * cancellable back to the state it came from) -> destroyed when due (material removed). Every change bumps the
+ * revocation epoch (KeyState.afterChange) and is audited.
  *
  * Buffers returned by `activeKek`/`kek` are the cached ones: use them immediately (derive, then drop the
  * reference); they are zeroed when they leave the cache.
@@ -12,7 +14,27 @@ import type { DatasetResolver } from './datasets.ts';
 import type { CachedRecord, KeyState } from './key-state.ts';
 import { NO_CHANGE, datasetIdOf, fromStored, kekAad, toStored, type DatasetRecord, type KekVersionRecord } from './keystore.ts';
 
+/** A scheduled destruction as the keystore record holds it. */
+export interface DestroySchedule {
+  version: number;
+  destroyAt: string;
+  scheduledAt: string;
+  scheduledBy: string;
+  pendingFrom: 'decrypt-only' | 'revoked';
+  forced: boolean;
+  /** True when the version was already pending destruction (that schedule is kept, nothing written). */
+  alreadyPending: boolean;
+}
+
+const PENDING_FIELDS = ['pendingFrom', 'destroyAt', 'scheduledBy', 'scheduledAt', 'destroyForced', 'destroyBlocked'] as const;
+
 export class KekLifecycle {
+  /**
+   * Called (not awaited) when a read touches a version pending destruction that is due: the admin's sweep
+   * registers itself here so that the destruction happens on the next touch, not only on its next round.
+   */
+  onDestructionDue?: (dataset: string, version: number) => void;
+
   constructor(
     private readonly s: KeyState,
     private readonly datasets: Pick<DatasetResolver, 'cmkForNew'>,
@@ -74,6 +96,10 @@ export class KekLifecycle {
       v = c?.rec.versions.find((x) => x.version === version);
     }
     if (!c || !v) throw new S3Error('KeyRevoked', `no key version ${version} for this dataset`);
+    if (v.state === 'pending-destruction') {
+      if (v.destroyAt && Date.parse(v.destroyAt) <= Date.now()) this.onDestructionDue?.(dataset, version);
+      throw new S3Error('KeyRevoked', `key version ${version} of ${dataset} is pending destruction (due ${v.destroyAt ?? 'unknown'})`);
+    }
     if (v.state === 'revoked' || v.state === 'destroyed' || !v.wrapped) {
       throw new S3Error('KeyRevoked', `key version ${version} is ${v.state}`);
     }
@@ -148,6 +174,9 @@ export class KekLifecycle {
       const target = version !== undefined ? rec.versions.find((v) => v.version === version) : undefined;
       if (version !== undefined && !target) throw new S3Error('InvalidArgument', `dataset ${dataset} has no key version ${version}`);
       if (target?.state === 'destroyed') throw new S3Error('InvalidRequest', `key version ${version} is destroyed and cannot be restored`);
+      if (target?.state === 'pending-destruction') {
+        throw new S3Error('InvalidRequest', `key version ${version} is pending destruction (due ${target.destroyAt}): cancel the destruction first (keys cancel-destroy)`);
+      }
       // restore newest first so that at most one version becomes active again
       const candidates = rec.versions
         .filter((v) => v.state === 'revoked' && (version === undefined || v.version === version))
@@ -168,21 +197,146 @@ export class KekLifecycle {
     return changed;
   }
 
-  /** Permanently destroy a (non-active) KEK version: its wrapped material is removed from the keystore. */
-  async destroy(dataset: string, version: number, actor?: string): Promise<void> {
+  /**
+   * Schedule the destruction of a (non-active) KEK version at `destroyAt`: it becomes pending-destruction (reads
+   * refused on every gateway within the epoch poll, wrapped material kept). A version already pending keeps its
+   * schedule. The reference rule (headers naming it) is the caller's (src/admin/destroy.ts).
+   */
+  async scheduleDestroy(
+    dataset: string,
+    version: number,
+    o: { destroyAt: Date; actor: string; force: boolean; referencingHeaders: number },
+  ): Promise<DestroySchedule> {
+    let out: DestroySchedule | undefined;
     await this.s.mustUpdate(dataset, (rec) => {
       const v = rec.versions.find((x) => x.version === version);
       if (!v) throw new S3Error('InvalidArgument', `dataset ${dataset} has no key version ${version}`);
       if (v.state === 'active') throw new S3Error('InvalidRequest', `key version ${version} is active: rotate first`);
-      if (v.state === 'destroyed') return NO_CHANGE;
-      v.state = 'destroyed';
-      v.wrapped = null;
-      delete v.revokedFrom;
-      v.destroyedAt = new Date().toISOString();
+      if (v.state === 'destroyed') throw new S3Error('InvalidRequest', `key version ${version} is already destroyed`);
+      if (v.state === 'pending-destruction') {
+        out = scheduleOf(v, true);
+        return NO_CHANGE;
+      }
+      v.pendingFrom = v.state;
+      v.state = 'pending-destruction';
+      v.destroyAt = o.destroyAt.toISOString();
+      v.scheduledAt = new Date().toISOString();
+      v.scheduledBy = o.actor;
+      if (o.force) v.destroyForced = true;
+      else delete v.destroyForced;
+      delete v.destroyBlocked;
+      rec.updatedAt = v.scheduledAt;
+      out = scheduleOf(v, false);
+      return rec;
+    });
+    if (!out!.alreadyPending) {
+      await this.s.afterChange(`destroy-scheduled ${datasetIdOf(dataset)}`);
+      await this.s.audit?.append(
+        'kek.destroy-scheduled',
+        { dataset, datasetId: datasetIdOf(dataset), version, destroyAt: out!.destroyAt, forced: o.force, referencingHeaders: o.referencingHeaders },
+        o.actor,
+      );
+    }
+    return out!;
+  }
+
+  /** Cancel a pending destruction: the version returns to the state it had (decrypt-only or revoked). */
+  async cancelDestroy(dataset: string, version: number, actor?: string): Promise<{ version: number; state: KekVersionRecord['state']; destroyAt: string }> {
+    let state: KekVersionRecord['state'] = 'decrypt-only';
+    let destroyAt = '';
+    await this.s.mustUpdate(dataset, (rec) => {
+      const v = rec.versions.find((x) => x.version === version);
+      if (!v) throw new S3Error('InvalidArgument', `dataset ${dataset} has no key version ${version}`);
+      if (v.state === 'destroyed') throw new S3Error('InvalidRequest', `key version ${version} is already destroyed: too late to cancel`);
+      if (v.state !== 'pending-destruction') throw new S3Error('InvalidRequest', `key version ${version} is not pending destruction (it is ${v.state})`);
+      destroyAt = v.destroyAt ?? '';
+      v.state = v.pendingFrom ?? 'decrypt-only';
+      state = v.state;
+      for (const f of PENDING_FIELDS) delete v[f];
       rec.updatedAt = new Date().toISOString();
       return rec;
     });
-    await this.s.afterChange(`destroy ${datasetIdOf(dataset)}`);
-    await this.s.audit?.append('kek.destroy', { dataset, datasetId: datasetIdOf(dataset), version }, actor);
+    await this.s.afterChange(`destroy-cancelled ${datasetIdOf(dataset)}`);
+    await this.s.audit?.append('kek.destroy-cancelled', { dataset, datasetId: datasetIdOf(dataset), version, state, destroyAt }, actor);
+    return { version, state, destroyAt };
   }
+
+  /**
+   * Note, once per change of the count, that a due destruction (not forced) is held back because headers still
+   * reference the version: it stays pending. Returns true when this call recorded it (and audited why).
+   */
+  async holdDestroy(dataset: string, version: number, referencingHeaders: number, actor: string): Promise<boolean> {
+    let changed = false;
+    await this.s.mustUpdate(dataset, (rec) => {
+      changed = false;
+      const v = rec.versions.find((x) => x.version === version);
+      if (v?.state !== 'pending-destruction' || v.destroyBlocked?.referencingHeaders === referencingHeaders) return NO_CHANGE;
+      v.destroyBlocked = { at: new Date().toISOString(), referencingHeaders };
+      changed = true;
+      return rec;
+    });
+    if (changed) {
+      await this.s.audit?.append(
+        'kek.destroy-held',
+        { dataset, datasetId: datasetIdOf(dataset), version, referencingHeaders, reason: `${referencingHeaders} header(s) still reference key version ${version} and the destruction was not forced: left pending (re-wrap, or cancel and schedule again with force)` },
+        actor,
+      );
+    }
+    return changed;
+  }
+
+  /**
+   * Destroy a version pending destruction whose time has come: its wrapped material is removed from the keystore
+   * for good. A conditional write: with several gateways sweeping, one does it and the others find it done.
+   * `expectDestroyAt` (the schedule the caller checked) guards against a cancel and a new schedule meanwhile.
+   * Returns true when this call destroyed it.
+   */
+  async destroy(dataset: string, version: number, o: { actor: string; expectDestroyAt?: string; referencingHeaders?: number; now?: number }): Promise<boolean> {
+    let done: KekVersionRecord | undefined;
+    await this.s.mustUpdate(dataset, (rec) => {
+      done = undefined;
+      const v = rec.versions.find((x) => x.version === version);
+      if (!v) throw new S3Error('InvalidArgument', `dataset ${dataset} has no key version ${version}`);
+      if (v.state !== 'pending-destruction' || !v.destroyAt) return NO_CHANGE;
+      if (o.expectDestroyAt !== undefined && v.destroyAt !== o.expectDestroyAt) return NO_CHANGE;
+      if (Date.parse(v.destroyAt) > (o.now ?? Date.now())) return NO_CHANGE;
+      done = { ...v };
+      v.state = 'destroyed';
+      v.wrapped = null;
+      delete v.revokedFrom;
+      for (const f of PENDING_FIELDS) delete v[f];
+      v.destroyedAt = new Date().toISOString();
+      rec.updatedAt = v.destroyedAt;
+      return rec;
+    });
+    if (!done) return false;
+    await this.s.afterChange(`destroy ${datasetIdOf(dataset)}`);
+    await this.s.audit?.append(
+      'kek.destroy',
+      {
+        dataset,
+        datasetId: datasetIdOf(dataset),
+        version,
+        scheduledBy: done.scheduledBy,
+        scheduledAt: done.scheduledAt,
+        destroyAt: done.destroyAt,
+        forced: !!done.destroyForced,
+        ...(o.referencingHeaders !== undefined ? { referencingHeaders: o.referencingHeaders } : {}),
+      },
+      o.actor,
+    );
+    return true;
+  }
+}
+
+function scheduleOf(v: KekVersionRecord, alreadyPending: boolean): DestroySchedule {
+  return {
+    version: v.version,
+    destroyAt: v.destroyAt!,
+    scheduledAt: v.scheduledAt!,
+    scheduledBy: v.scheduledBy!,
+    pendingFrom: v.pendingFrom!,
+    forced: !!v.destroyForced,
+    alreadyPending,
+  };
 }

@@ -15,7 +15,7 @@ export interface KeystoreExport {
   auditKey?: unknown;
 }
 
-const STATE_RANK: Record<KekVersionRecord['state'], number> = { active: 0, 'decrypt-only': 1, revoked: 2, destroyed: 3 };
+const STATE_RANK: Record<KekVersionRecord['state'], number> = { active: 0, 'decrypt-only': 1, revoked: 2, 'pending-destruction': 3, destroyed: 4 };
 
 export class KeystoreIo {
   constructor(private readonly s: KeyState) {}
@@ -80,6 +80,10 @@ function mergeRecord(cur: DatasetRecord, inc: DatasetRecord): void {
     if (!cv) {
       cur.versions.push({ ...iv, state: iv.state === 'active' && cur.versions.some((v) => v.state === 'active') ? 'decrypt-only' : iv.state });
     } else if (STATE_RANK[iv.state] > STATE_RANK[cv.state]) {
+      if (iv.state === 'pending-destruction') {
+        // keep the imported schedule (its due time and who asked): a cancel returns to the state it had here
+        Object.assign(cv, { pendingFrom: cv.state === 'revoked' ? 'revoked' : 'decrypt-only', destroyAt: iv.destroyAt, scheduledBy: iv.scheduledBy, scheduledAt: iv.scheduledAt, destroyForced: iv.destroyForced });
+      }
       cv.state = iv.state;
       if (iv.state === 'destroyed') cv.wrapped = null;
     }

@@ -10,7 +10,11 @@ import type { Backend } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
 import type { WrappedKey } from './types.ts';
 
-export type KekState = 'active' | 'decrypt-only' | 'revoked' | 'destroyed';
+/**
+ * `pending-destruction`: `keys destroy` scheduled it (reads refused, wrapped material kept until `destroyAt`;
+ * `keys cancel-destroy` returns it to `pendingFrom`); then `destroyed` (wrapped material removed).
+ */
+export type KekState = 'active' | 'decrypt-only' | 'revoked' | 'pending-destruction' | 'destroyed';
 
 export interface StoredWrapped {
   cmkId: string;
@@ -29,6 +33,17 @@ export interface KekVersionRecord {
   revokedFrom?: 'active' | 'decrypt-only';
   revokedAt?: string;
   destroyedAt?: string;
+  /** Pending destruction: the state to return to on cancel. */
+  pendingFrom?: 'decrypt-only' | 'revoked';
+  /** Pending destruction: when it is due (ISO time). */
+  destroyAt?: string;
+  /** Pending destruction: who scheduled it, and when. */
+  scheduledBy?: string;
+  scheduledAt?: string;
+  /** Pending destruction scheduled with force: destroyed when due even if headers still reference it. */
+  destroyForced?: boolean;
+  /** Pending destruction that came due while headers still referenced it (not forced): left pending. */
+  destroyBlocked?: { at: string; referencingHeaders: number };
 }
 
 /**

@@ -9,7 +9,7 @@ export interface DatasetSummary {
   datasetId: string;
   cmkId: string;
   activeVersion: number | null;
-  versions: { version: number; state: KekVersionRecord['state']; createdAt: string; cmkVersion: number | null }[];
+  versions: { version: number; state: KekVersionRecord['state']; createdAt: string; cmkVersion: number | null; destroyAt?: string }[];
   revokedBlocks: number;
 }
 
@@ -28,7 +28,7 @@ export async function listDatasets(keystore: Pick<Keystore, 'listRecords'>): Pro
       datasetId: r.datasetId,
       cmkId: r.cmkId,
       activeVersion: r.versions.find((v) => v.state === 'active')?.version ?? null,
-      versions: r.versions.map((v) => ({ version: v.version, state: v.state, createdAt: v.createdAt, cmkVersion: v.wrapped?.cmkVersion ?? null })),
+      versions: r.versions.map((v) => ({ version: v.version, state: v.state, createdAt: v.createdAt, cmkVersion: v.wrapped?.cmkVersion ?? null, ...(v.destroyAt ? { destroyAt: v.destroyAt } : {}) })),
       revokedBlocks: r.revokedBlocks.length,
     }))
     .sort((a, b) => a.dataset.localeCompare(b.dataset));

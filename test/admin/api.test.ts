@@ -11,6 +11,7 @@ import { MARKER, scanDir } from '../../tools/gateway.ts';
 import { rawRequest, signHeaders } from '../../tools/sigv4.ts';
 import { sha256Hex } from '../../src/s3/sigv4.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
+import { pollUntil } from '../../tools/wait.ts';
 import { getObj, putText, startAdminHarness, type AdminHarness } from './helpers.ts';
 
 let h: AdminHarness;
@@ -20,7 +21,8 @@ const bucket = uniqueBucket('adm');
 const NONADMIN = { accessKey: 'reader-user', secretKey: 'reader-secret-123', buckets: ['*'], admin: false };
 
 beforeAll(async () => {
-  h = await startAdminHarness({ users: [NONADMIN] });
+  // a short waiting period for `keys destroy`, so that its destruction can be watched
+  h = await startAdminHarness({ users: [NONADMIN], keyDeletionWaitSeconds: 1 });
   s3 = h.s3;
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
 });
@@ -169,6 +171,13 @@ describe('CLI', () => {
 
     const d = await h.cli(['keys', 'destroy', ds, '--version', '1', '--yes']);
     expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toMatch(new RegExp(`destruction scheduled: ${ds} v1, due \\S+Z; reads of its data are refused until then`));
+    // the sweep destroys it when the waiting period (1 s here) is over
+    await pollUntil(async () => (await h.client.get<{ versions: { version: number; state: string }[] }>(`/admin/keys/${ds}`)).versions[0].state === 'destroyed', {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      retryErrors: false,
+    });
     for (const [k, b] of bodies) {
       const g = await getObj(s3, ds, k);
       expect(g.status, k).toBe(200);

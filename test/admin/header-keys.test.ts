@@ -19,7 +19,7 @@ let h: AdminHarness;
 let s3: S3Client;
 
 beforeAll(async () => {
-  h = await startAdminHarness();
+  h = await startAdminHarness({ keyDeletionWaitSeconds: 1 });
   s3 = h.s3;
 });
 afterAll(async () => {
@@ -99,8 +99,13 @@ describe('header keys', () => {
     expect(JSON.stringify(view)).not.toContain('blob');
     expect(await h.client.get(`/admin/rewrap/${enc(ds)}`)).toMatchObject({ pending: 0, byVersion: { 2: N } });
 
-    // Now version 1 is referenced by nothing: destroyed without force, and everything reads.
-    expect(await h.client.post(`/admin/keys/${enc(ds)}/destroy`, { version: 1, confirm: true })).toMatchObject({ destroyed: 1, referencingHeaders: 0, forced: false });
+    // Now version 1 is referenced by nothing: scheduled without force, destroyed when due, and everything reads.
+    expect(await h.client.post(`/admin/keys/${enc(ds)}/destroy`, { version: 1, confirm: true })).toMatchObject({ version: 1, state: 'pending-destruction', referencingHeaders: 0, forced: false });
+    await pollUntil(async () => (await h.client.get<{ versions: { version: number; state: string }[] }>(`/admin/keys/${enc(ds)}`)).versions[0].state === 'destroyed', {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      retryErrors: false,
+    });
     await readsAll(ds, bodies);
     const events = (await h.gw.running.audit.list({ since: 1, limit: 100000 })).filter((e) => e.details.dataset === ds).map((e) => e.event);
     expect(events).toEqual(expect.arrayContaining(['header-key.create', 'kek.rotate', 'header-key.rewrap', 'rewrap.done', 'kek.destroy']));

@@ -43,14 +43,16 @@ export interface AdminHarness {
   close(): Promise<void>;
 }
 
-export async function startAdminHarness(extra: Partial<StartOptions> & { datasetsCfg?: AdminDatasetConfig[] } = {}): Promise<AdminHarness> {
-  const { datasetsCfg, ...rest } = extra;
+export async function startAdminHarness(
+  extra: Partial<StartOptions> & { datasetsCfg?: AdminDatasetConfig[]; keyDeletionWaitSeconds?: number } = {},
+): Promise<AdminHarness> {
+  const { datasetsCfg, keyDeletionWaitSeconds, ...rest } = extra;
   // the harness's `...extra` replaces its own admin user when `users` is given: bring our own admin then
   const own = { accessKey: `ADM${randomBytes(5).toString('hex').toUpperCase()}`, secretKey: randomBytes(20).toString('base64url'), buckets: ['*'], admin: true };
   if (rest.users) rest.users = [own, ...rest.users];
   const gw = await startTestGateway('s3', { blockSize: 65536, ...rest });
   if (extra.users) Object.assign(gw, { accessKey: own.accessKey, secretKey: own.secretKey });
-  const admin = await startAdmin({ gateway: gw.running, metrics: createMetrics(), datasets: datasetsCfg, resumeJobs: false });
+  const admin = await startAdmin({ gateway: gw.running, metrics: createMetrics(), datasets: datasetsCfg, resumeJobs: false, keyDeletionWaitSeconds });
   const env = { LAKECRYPT_ADMIN_URL: admin.url, LAKECRYPT_ACCESS_KEY: gw.accessKey, LAKECRYPT_SECRET_KEY: gw.secretKey };
   return {
     gw,

@@ -67,6 +67,8 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
         LAKECRYPT_BLOCK_SIZE: String(BLOCK),
         LAKECRYPT_CMKS: JSON.stringify([{ id: 'tenant-a', kind: provider }]),
         LAKECRYPT_DATASETS: JSON.stringify([{ name: tenantDs, cmk: 'tenant-a' }]),
+        // `keys destroy` schedules; a short waiting period lets the tests see the destruction itself
+        LAKECRYPT_KEY_DELETION_WAIT_SECONDS: '1',
       };
       if (provider === 'pkcs11') {
         const t = tempSoftHsmToken('T');
@@ -142,9 +144,16 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
       expect(res.pending).toBe(0);
       expect(res.job.dataBytesRead).toBe(0);
       expect(JSON.parse(await ok('rewrap', 'status', ds, '--json')).pending).toBe(0);
-      await ok('keys', 'destroy', ds, '--version', '1', '--yes');
-      const show = JSON.parse(await ok('keys', 'show', ds, '--json')) as { versions: { version: number; state: string }[] };
-      expect(show.versions.find((v) => v.version === 1)?.state).toBe('destroyed');
+      expect(await ok('keys', 'destroy', ds, '--version', '1', '--yes')).toMatch(/destruction scheduled/);
+      // destroyed by the sweep of either gateway when due; exactly once (the keystore write is conditional)
+      const v1State = async () => (JSON.parse(await ok('keys', 'show', ds, '--json')) as { versions: { version: number; state: string }[] }).versions.find((v) => v.version === 1)?.state;
+      await pollUntil(async () => (await v1State()) === 'destroyed', { timeoutMs: 15_000, intervalMs: 200, retryErrors: false });
+      type Entries = { entries: { event: string; actor: string; details: { dataset?: string; version?: number } }[] };
+      const destroys = async () => (JSON.parse(await ok('audit', 'list', '--limit', '1000', '--json')) as Entries).entries.filter((e) => e.event === 'kek.destroy' && e.details.dataset === ds);
+      await pollUntil(async () => (await destroys()).length > 0, { timeoutMs: 5000, intervalMs: 100, retryErrors: false });
+      await new Promise((r) => setTimeout(r, 1500)); // a few more sweep rounds of both gateways
+      const destroyed = await destroys();
+      expect(destroyed.map((e) => [e.actor, e.details.version])).toEqual([['system:sweep', 1]]);
       for (const [k, b] of bodies) {
         for (const s of [sa, sb]) {
           const g = await getObj(s, ds, k);
@@ -269,7 +278,12 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/still reference/);
       await ok('keys', 'destroy', doomed, '--version', '1', '--yes', '--force');
+      // pending destruction: refused on both gateways at once, destroyed when due
       await msUntil(async () => (await getObj(sb, doomed, 'x')).status === 403);
+      await pollUntil(async () => {
+        const r = JSON.parse((await backend.getBuffer(metaBucket, recordKey(datasetIdOf(doomed)))).data.toString()) as { versions: { version: number; state: string }[] };
+        return r.versions.find((v) => v.version === 1)?.state === 'destroyed';
+      }, { timeoutMs: 15_000, intervalMs: 200, retryErrors: false });
       // Full backend access: data, header, keystore record; plus the CMK itself.
       const info = await backend.headObject(doomed, 'x');
       const hdr = (await backend.getBuffer(metaBucket, `h/${doomed}/${sha256hex('x')}/${info!.meta['lc-oid']}`)).data;

@@ -115,10 +115,27 @@ describe.each(factories)('KeyService on $name backend', (bf) => {
     shown = await s.show('ds');
     expect(shown!.versions.map((v) => v.state)).toEqual(['decrypt-only', 'active']);
     expect((await s.activeKek('ds')).version).toBe(2);
-    // destroy: never the active one; destroyed cannot come back
-    expect(await codeOf(s.destroy('ds', 2))).toBe('InvalidRequest');
+    // destroy: scheduled (never the active one), pending until due, cancellable; destroyed cannot come back
+    const soon = (ms: number) => ({ destroyAt: new Date(Date.now() + ms), actor: 'admin:t', force: false, referencingHeaders: 0 });
+    expect(await codeOf(s.scheduleDestroy('ds', 2, soon(0)))).toBe('InvalidRequest');
     await s.revoke('ds', 1);
-    await s.destroy('ds', 1);
+    const sched = await s.scheduleDestroy('ds', 1, soon(60_000));
+    expect(sched).toMatchObject({ version: 1, pendingFrom: 'revoked', scheduledBy: 'admin:t', alreadyPending: false });
+    // not due yet: nothing happens; reads refused naming the due time; the material is still there
+    expect(await s.destroy('ds', 1, { actor: 'system:sweep' })).toBe(false);
+    await expect(s.kek('ds', 1)).rejects.toThrow(`key version 1 of ds is pending destruction (due ${sched.destroyAt})`);
+    expect((await s.keystore.getRecord(datasetIdOf('ds')))!.value.versions[0]).toMatchObject({ state: 'pending-destruction', destroyAt: sched.destroyAt });
+    expect((await s.keystore.getRecord(datasetIdOf('ds')))!.value.versions[0].wrapped).not.toBeNull();
+    expect(await codeOf(s.restore('ds', 1))).toBe('InvalidRequest');
+    // cancel: back to revoked (as before), restore works again
+    expect(await s.cancelDestroy('ds', 1)).toMatchObject({ version: 1, state: 'revoked' });
+    expect(await s.restore('ds', 1)).toEqual([1]);
+    expect((await s.kek('ds', 1)).equals(k1)).toBe(true);
+    // scheduled again, due at once: destroyed (only once)
+    await s.scheduleDestroy('ds', 1, soon(0));
+    expect(await s.destroy('ds', 1, { actor: 'system:sweep' })).toBe(true);
+    expect(await s.destroy('ds', 1, { actor: 'system:sweep' })).toBe(false);
+    expect(await codeOf(s.cancelDestroy('ds', 1))).toBe('InvalidRequest');
     expect(await codeOf(s.kek('ds', 1))).toBe('KeyRevoked');
     expect(await codeOf(s.restore('ds', 1))).toBe('InvalidRequest');
     const rec = (await s.keystore.getRecord(datasetIdOf('ds')))!.value;
