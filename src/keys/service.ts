@@ -176,20 +176,6 @@ export class KeyService {
     return this.datasets.bucketOwner(bucket);
   }
 
-  /**
-   * Record that a bucket a tenant's user just created belongs to the tenant (the first claim wins, on every
-   * gateway within an epoch poll). Returns the bucket's owner after the call.
-   */
-  async claimBucket(bucket: string, tenant: string, actor: string): Promise<string> {
-    const r = await this.registry.claimBucket(bucket, { tenant, createdAt: new Date().toISOString(), createdBy: actor });
-    await this.refreshDatasets();
-    if (r.created) {
-      await this.state.afterChange(`bucket owner ${bucket}`);
-      await this.state.audit?.append('bucket.create', { bucket, tenant }, actor);
-    }
-    return r.tenant;
-  }
-
   private scheduleDatasetReload(): void {
     if (!this.started) return;
     if (this.reloading) {
@@ -215,8 +201,11 @@ export class KeyService {
    * version 1 under `cmk`, default: the configured or default CMK). Every gateway routes by it within an epoch
    * poll. Returns whether the registry entry and the record were created by this call.
    */
-  async createDataset(name: string, o: { cmk?: string; actor?: string } = {}): Promise<{ created: boolean; recordCreated: boolean }> {
+  async createDataset(name: string, o: { cmk?: string; actor?: string; tenant?: string } = {}): Promise<{ created: boolean; recordCreated: boolean }> {
     checkDatasetName(name, this.metaBucket);
+    // `tenant`: a bucket a tenant's user created is the tenant's from now on, on every gateway (first claim wins)
+    const claim = o.tenant === undefined ? undefined : await this.registry.claimBucket(name, { tenant: o.tenant, createdAt: new Date().toISOString(), createdBy: o.actor ?? 'system' });
+    if (claim && claim.tenant !== o.tenant) throw new S3Error('AccessDenied', `bucket ${name} belongs to another tenant`);
     const cmk = o.cmk ?? this.datasets.cmkForNew(name);
     if (!this.state.hasCmk(cmk)) throw new S3Error('InvalidArgument', `unknown CMK "${cmk}"`);
     const existing = await this.keystore.getRecord(datasetIdOf(name));
@@ -226,9 +215,9 @@ export class KeyService {
     const created = await this.registry.add({ name, cmk: existing?.value.cmkId ?? cmk, createdAt: new Date().toISOString(), createdBy: o.actor ?? 'system' });
     await this.refreshDatasets();
     await this.keks.recordOrCreate(name, o.actor);
-    if (created) {
+    if (created || claim?.created) {
       await this.state.afterChange(`dataset create ${datasetIdOf(name)}`);
-      await this.state.audit?.append('dataset.create', { dataset: name, datasetId: datasetIdOf(name), cmkId: existing?.value.cmkId ?? cmk, recordCreated: !existing }, o.actor);
+      await this.state.audit?.append('dataset.create', { dataset: name, datasetId: datasetIdOf(name), cmkId: existing?.value.cmkId ?? cmk, recordCreated: !existing, ...(o.tenant ? { tenant: o.tenant } : {}) }, o.actor);
     }
     return { created, recordCreated: !existing };
   }

@@ -35,10 +35,7 @@ export async function createBucket(g: Gateway, r: S3Request): Promise<void> {
   if (tenant) {
     // It belongs to the tenant on every gateway (the registry records it) and its dataset is rooted in the
     // tenant's CMK from the first byte: the record is made now, not on the first write.
-    const actor = userActor(r.user);
-    const owner = await g.keys.claimBucket(r.bucket, tenant.name, actor);
-    if (owner !== tenant.name) throw new S3Error('AccessDenied');
-    await g.keys.createDataset(r.bucket, { cmk: tenant.cmk, actor });
+    await g.keys.createDataset(r.bucket, { cmk: tenant.cmk, actor: userActor(r.user), tenant: tenant.name });
   }
   r.res.statusCode = 200;
   r.res.setHeader('Location', `/${r.bucket}`);

@@ -95,8 +95,8 @@ describe('tenant S3 users', () => {
     expect(await getObj(s3b, A.newBucket, 'n.txt')).toMatchObject({ status: 403, code: 'AccessDenied' });
     // B's user cannot create a bucket in A's name space either
     expect(await s3b.send(new CreateBucketCommand({ Bucket: A.newBucket })).then(() => 'created', (e: Error) => e.name)).toBe('AccessDenied');
-    const created = (await auditOf(root)).find((e) => e.event === 'bucket.create' && e.details.bucket === A.newBucket);
-    expect(created).toMatchObject({ actor: `user:${A.tenant}/${A.user.accessKey}`, details: { tenant: A.tenant } });
+    const created = (await auditOf(root)).find((e) => e.event === 'dataset.create' && e.details.dataset === A.newBucket);
+    expect(created).toMatchObject({ actor: `user:${A.tenant}/${A.user.accessKey}`, details: { tenant: A.tenant, cmkId: A.cmk } });
   });
 });
 
