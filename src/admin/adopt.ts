@@ -23,6 +23,7 @@ import type { AuditLog } from '../keys/audit.ts';
 import type { KeyService } from '../keys/service.ts';
 import { META_OID, type ObjectStore } from '../store/index.ts';
 import { RateLimiter, forEachLimit, listPages, readStateTagged, writeState } from './util.ts';
+import { leaseWriter, type JobStateBase } from './job-lease.ts';
 
 const PEEK_BYTES = HEADER_FIXED_SIZE + 16;
 
@@ -39,14 +40,9 @@ export interface AdoptContext {
   log?: { info(o: object, msg?: string): void; warn(o: object, msg?: string): void };
 }
 
-export interface AdoptState {
+export interface AdoptState extends JobStateBase {
   dataset: string;
   datasetId: string;
-  state: 'running' | 'done' | 'failed' | 'stopped';
-  startedAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-  actor: string;
   /** Objects per second at most (0: unlimited). */
   rate: number;
   /** Last key done (keys are walked in order), for resuming. */
@@ -66,9 +62,6 @@ export interface AdoptState {
   pending?: number;
   pendingByParent?: Record<string, number>;
   objectsPerSec?: number;
-  errors: string[];
-  owner?: string;
-  leaseUntil?: string;
 }
 
 /** Objects under a prefix dataset by the dataset their header names. */
@@ -315,31 +308,16 @@ export class AdoptManager {
     const id = datasetIdOf(dataset);
     const t0 = Date.now();
     const startDone = s.scanned;
-    let writes: Promise<void> = Promise.resolve();
-    const write = async () => {
-      if (entry.lost) throw new S3Error('PreconditionFailed', 'the adopt job was stopped or taken over elsewhere');
-      s.updatedAt = new Date().toISOString();
-      s.leaseUntil = new Date(Date.now() + this.leaseMs).toISOString();
-      const secs = (Date.now() - t0) / 1000;
-      if (secs > 0) s.objectsPerSec = Math.round(((s.scanned - startDone) / secs) * 10) / 10;
-      try {
-        entry.etag = await writeState(backend, metaBucket, adoptStatePath(dataset), s, { ifMatch: entry.etag });
-      } catch (e) {
-        if (isS3Error(e, 'PreconditionFailed')) {
-          entry.lost = true;
-          entry.stop = true;
-          this.ctx.log?.warn({ dataset }, 'adopt job stopped or taken over elsewhere; stopping here');
-        }
-        throw e;
-      }
-    };
-    const persist = (): Promise<void> => (writes = writes.then(write, write));
-    const renew = setInterval(() => void persist().catch(() => {}), Math.max(50, Math.floor(this.leaseMs / 3)));
-    renew.unref?.();
-    const err = (m: string) => {
-      s.errors.push(m);
-      if (s.errors.length > 20) s.errors.shift();
-    };
+    const lease = leaseWriter({
+      backend, bucket: metaBucket, path: adoptStatePath(dataset), leaseMs: this.leaseMs, entry, state: s,
+      what: 'adopt', log: this.ctx.log, logFields: { dataset },
+      beforeWrite: () => {
+        const secs = (Date.now() - t0) / 1000;
+        if (secs > 0) s.objectsPerSec = Math.round(((s.scanned - startDone) / secs) * 10) / 10;
+      },
+    });
+    const persist = lease.persist;
+    const err = lease.recordError;
 
     const one = async (key: string): Promise<void> => {
       await entry.limiter.take();
@@ -408,15 +386,10 @@ export class AdoptManager {
       return s;
     } catch (e) {
       if (entry.stop) return s;
-      s.state = 'failed';
-      err((e as Error).message);
-      s.finishedAt = new Date().toISOString();
-      await persist().catch(() => {});
-      this.ctx.log?.warn({ err: e, dataset }, 'adopt failed');
+      await lease.fail(e);
       return s;
     } finally {
-      clearInterval(renew);
-      await writes.catch(() => {});
+      await lease.close();
     }
   }
 }

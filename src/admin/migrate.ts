@@ -9,14 +9,10 @@ import { S3Error, isS3Error } from '../errors.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import { META_OID, consuming, type ObjectStore } from '../store/index.ts';
 import { RateLimiter, forEachLimit, listPages, readState, writeState } from './util.ts';
+import type { JobStateBase } from './job-lease.ts';
 
-export interface MigrateState {
+export interface MigrateState extends JobStateBase {
   bucket: string;
-  state: 'running' | 'done' | 'failed' | 'stopped';
-  startedAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-  actor: string;
   rate: number;
   cursor?: string;
   /** Objects looked at. */
@@ -27,7 +23,6 @@ export interface MigrateState {
   raced: number;
   failed: number;
   bytes: number;
-  errors: string[];
 }
 
 export interface MigrateContext {

@@ -24,6 +24,7 @@ import type { KeyService } from '../keys/service.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import { wipeHeaderKeys } from '../store/index.ts';
 import type { ObjectStore } from '../store/index.ts';
+import { leaseWriter } from './job-lease.ts';
 import { RateLimiter, countingBackend, forEachLimit, listPages, readState, readStateTagged, sha256hex, writeState } from './util.ts';
 
 const TAG_SIZE = 16;
@@ -367,32 +368,17 @@ export class RewrapManager {
     const t0 = Date.now();
     const startDone = s.done;
     // Every write of the state renews the lease and is conditional on our last write; writes go one at a time.
-    let writes: Promise<void> = Promise.resolve();
-    const write = async () => {
-      if (entry.lost) throw new S3Error('PreconditionFailed', 'the re-wrap job was taken over by another gateway');
-      s.dataBytesRead = counter.dataBytesRead;
-      s.updatedAt = new Date().toISOString();
-      s.leaseUntil = new Date(Date.now() + this.leaseMs).toISOString();
-      const secs = (Date.now() - t0) / 1000;
-      if (secs > 0) s.headersPerSec = Math.round((s.done - startDone) / secs);
-      try {
-        entry.etag = await writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(dataset), s, { ifMatch: entry.etag });
-      } catch (e) {
-        if (isS3Error(e, 'PreconditionFailed')) {
-          entry.lost = true;
-          entry.stop = true;
-          this.ctx.log?.warn({ dataset }, 'rewrap job taken over by another gateway; stopping here');
-        }
-        throw e;
-      }
-    };
-    const persist = (): Promise<void> => (writes = writes.then(write, write));
-    const renew = setInterval(() => void persist().catch(() => {}), Math.max(50, Math.floor(this.leaseMs / 3)));
-    renew.unref?.();
-    const err = (m: string) => {
-      s.errors.push(m);
-      if (s.errors.length > 20) s.errors.shift();
-    };
+    const lease = leaseWriter({
+      backend: this.backend, bucket: this.ctx.metaBucket, path: rewrapStatePath(dataset), leaseMs: this.leaseMs, entry, state: s,
+      what: 're-wrap', log: this.ctx.log, logFields: { dataset },
+      beforeWrite: () => {
+        s.dataBytesRead = counter.dataBytesRead;
+        const secs = (Date.now() - t0) / 1000;
+        if (secs > 0) s.headersPerSec = Math.round((s.done - startDone) / secs);
+      },
+    });
+    const persist = lease.persist;
+    const err = lease.recordError;
     // Counters as of the last completed page: a stop in the middle of a page goes back to them, so the state
     // written matches its cursor and a resumed job does not count that page twice.
     const counters = () => ({ total: s.total, done: s.done, rewrapped: s.rewrapped, alreadyCurrent: s.alreadyCurrent, skipped: s.skipped, failed: s.failed, retries: s.retries });
@@ -570,15 +556,10 @@ export class RewrapManager {
       return s;
     } catch (e) {
       if (entry.stop) return s;
-      s.state = 'failed';
-      err((e as Error).message);
-      s.finishedAt = new Date().toISOString();
-      await persist().catch(() => {});
-      this.ctx.log?.warn({ err: e, dataset }, 'rewrap failed');
+      await lease.fail(e);
       return s;
     } finally {
-      clearInterval(renew);
-      await writes.catch(() => {});
+      await lease.close();
     }
   }
 }

@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { AdminClient, CliError } from './client.ts';
+import type { AdoptState } from '../admin/adopt.ts';
 import { kv, table } from './format.ts';
 
 type Opts = { json?: boolean; url?: string };
@@ -13,21 +14,8 @@ interface DatasetListAnswer {
   datasets: { dataset: string; bucket: string; prefix: string; registered: boolean; configured: boolean; cmkId: string; activeVersion: number | null; hasKeys: boolean }[];
 }
 
-interface AdoptJob {
-  dataset: string;
-  state: 'running' | 'done' | 'failed' | 'stopped';
-  scanned: number;
-  adopted: number;
-  alreadyAdopted: number;
-  skipped: number;
-  raced: number;
-  failed: number;
-  pending?: number;
-  pendingByParent?: Record<string, number>;
-  objectsPerSec?: number;
-  cursor?: string;
-  errors: string[];
-}
+/** The job's state as the server keeps it (type-only import: nothing of the server is loaded). */
+type AdoptJob = AdoptState;
 
 interface DatasetShowAnswer {
   dataset: string;
