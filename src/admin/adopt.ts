@@ -23,7 +23,7 @@ import type { AuditLog } from '../keys/audit.ts';
 import type { KeyService } from '../keys/service.ts';
 import { META_OID, type ObjectStore } from '../store/index.ts';
 import { RateLimiter, forEachLimit, listPages, readStateTagged, writeState } from './util.ts';
-import { leaseWriter, type JobStateBase } from './job-lease.ts';
+import { leaseWriter, releaseJobs, type JobStateBase } from './job-lease.ts';
 
 const PEEK_BYTES = HEADER_FIXED_SIZE + 16;
 
@@ -290,14 +290,7 @@ export class AdoptManager {
   /** Stop the jobs running here without finishing them, and let their leases go: a later start resumes them. */
   async close(): Promise<void> {
     this.closed = true;
-    const entries = [...this.running.values()];
-    for (const e of entries) e.stop = true;
-    await Promise.allSettled(entries.map((e) => e.promise));
-    await Promise.allSettled(
-      entries
-        .filter((e) => !e.lost && e.state.state === 'running')
-        .map((e) => writeState(this.ctx.backend, this.ctx.metaBucket, adoptStatePath(e.state.dataset), { ...e.state, leaseUntil: new Date(0).toISOString() }, { ifMatch: e.etag })),
-    );
+    await releaseJobs([...this.running.values()], (s, etag) => writeState(this.ctx.backend, this.ctx.metaBucket, adoptStatePath(s.dataset), s, { ifMatch: etag }));
   }
 
   private async run(entry: Running): Promise<AdoptState> {

@@ -97,3 +97,18 @@ export function leaseWriter<S extends JobStateBase>(o: {
     },
   };
 }
+
+/**
+ * Stop the jobs a manager runs here without finishing them, and let their leases go at once (lease time 0, on
+ * the job's own last write): the next gateway to look (or this one, restarted) resumes them from their cursor.
+ */
+export async function releaseJobs<S extends JobStateBase>(
+  entries: (LeaseEntry & { state: S; promise: Promise<unknown> })[],
+  release: (s: S, etag: string | undefined) => Promise<unknown>,
+): Promise<void> {
+  for (const e of entries) e.stop = true;
+  await Promise.allSettled(entries.map((e) => e.promise));
+  await Promise.allSettled(
+    entries.filter((e) => !e.lost && e.state.state === 'running').map((e) => release({ ...e.state, leaseUntil: new Date(0).toISOString() }, e.etag)),
+  );
+}

@@ -24,7 +24,7 @@ import type { KeyService } from '../keys/service.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import { wipeHeaderKeys } from '../store/index.ts';
 import type { ObjectStore } from '../store/index.ts';
-import { leaseWriter } from './job-lease.ts';
+import { leaseWriter, releaseJobs } from './job-lease.ts';
 import { RateLimiter, countingBackend, forEachLimit, listPages, readState, readStateTagged, sha256hex, writeState } from './util.ts';
 
 const TAG_SIZE = 16;
@@ -346,14 +346,7 @@ export class RewrapManager {
    */
   async close(): Promise<void> {
     this.closed = true;
-    const entries = [...this.running.values()];
-    for (const e of entries) e.stop = true;
-    await Promise.allSettled(entries.map((e) => e.promise));
-    await Promise.allSettled(
-      entries
-        .filter((e) => !e.lost && e.state.state === 'running')
-        .map((e) => writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(e.state.dataset), { ...e.state, leaseUntil: new Date(0).toISOString() }, { ifMatch: e.etag })),
-    );
+    await releaseJobs([...this.running.values()], (s, etag) => writeState(this.backend, this.ctx.metaBucket, rewrapStatePath(s.dataset), s, { ifMatch: etag }));
   }
 
   private async run(entry: Running): Promise<RewrapState> {
