@@ -501,16 +501,7 @@ export class ObjectStore {
    * A body streamed through the engine. The last ciphertext bytes wait for `finish` (the upload's checksums),
    * so a failed verification never commits; without `known` checksums the header is rewritten final afterwards.
    */
-  private putStream(
-    bucket: string,
-    key: string,
-    body: Readable,
-    size: number,
-    meta: HeaderMeta,
-    finish: () => Promise<HeaderChecksums> | HeaderChecksums,
-    cond: PutCondition,
-    known: HeaderChecksums | undefined,
-  ): Promise<PutResult> {
+  private putStream(...[bucket, key, body, size, meta, finish, cond = {}, known]: Parameters<ObjectStore['put']>): Promise<PutResult> {
     return this.writeVersion({ bucket, key, size, meta, checksums: known ?? {}, final: !!known }, async ({ header, headerEtag, dataMeta }) => {
       const { dataset, oid } = header;
       const deks = header.parts[0].deks as Buffer[];
