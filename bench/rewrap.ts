@@ -76,8 +76,8 @@ async function main() {
   const scanS = (performance.now() - t2) / 1000;
   if (scan.total !== N || scan.pending !== 0) throw new Error(`scan after the job: ${scan.total} headers, ${scan.pending} pending`);
   // scheduled with a waiting period of zero (the admin API never allows less than keyDeletionWaitSeconds), then due
-  await keys.scheduleDestroy(bucket, oldVersion, { destroyAt: new Date(), actor: 'bench', force: false, referencingHeaders: 0 });
-  if (!(await keys.destroy(bucket, oldVersion, { actor: 'bench' }))) throw new Error(`v${oldVersion} was not destroyed`);
+  await keys.kekDestruction.scheduleDestroy(bucket, oldVersion, { destroyAt: new Date(), actor: 'bench', force: false, referencingHeaders: 0 });
+  if (!(await keys.kekDestruction.destroy(bucket, oldVersion, { actor: 'bench' }))) throw new Error(`v${oldVersion} was not destroyed`);
   keys.clearCaches();
   store.headers.clear();
   let opened = 0;

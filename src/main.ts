@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     Object.assign(seen, { hits: c.hits, misses: c.misses, unwraps: c.unwraps });
   };
   setInterval(syncKeyCounters, 500).unref();
-  const admin = await startAdmin({ gateway: gw, metrics, host: cfg.adminHost, port: cfg.adminPort, log, tls: gw.server && cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined, rewrapRatePerSec: cfg.rewrapRatePerSec, datasets: cfg.datasets });
+  const admin = await startAdmin({ gateway: gw, metrics, host: cfg.adminHost, port: cfg.adminPort, log, tls: gw.server && cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined, rewrapRatePerSec: cfg.rewrapRatePerSec, datasets: cfg.datasets, keyDeletionWaitSeconds: cfg.keyDeletionWaitSeconds });
   log.info({ config: redactConfig(cfg) }, 'configuration');
   const lines = [
     `lakecrypt is up`,

@@ -54,7 +54,7 @@ export async function scheduleKekDestroy(
   if (refs > 0 && !o.force) {
     throw new S3Error('InvalidRequest', `${refs} header(s) still reference key version ${version}: run the re-wrap first (or pass force)`);
   }
-  const s = await ctx.keys.scheduleDestroy(dataset, version, { destroyAt: new Date(Date.now() + wait * 1000), actor: o.actor, force: o.force, referencingHeaders: refs });
+  const s = await ctx.keys.kekDestruction.scheduleDestroy(dataset, version, { destroyAt: new Date(Date.now() + wait * 1000), actor: o.actor, force: o.force, referencingHeaders: refs });
   return {
     dataset,
     version,
@@ -80,9 +80,9 @@ export async function finishDueDestroy(ctx: DestroyContext, dataset: string, ver
   if (Date.parse(v.destroyAt) > now) return 'not-due';
   const refs = await referencing(ctx, dataset, version);
   if (refs > 0 && !v.destroyForced) {
-    await ctx.keys.holdDestroy(dataset, version, refs, actor);
+    await ctx.keys.kekDestruction.holdDestroy(dataset, version, refs, actor);
     return 'held';
   }
-  const done = await ctx.keys.destroy(dataset, version, { actor, expectDestroyAt: v.destroyAt, referencingHeaders: refs, now });
+  const done = await ctx.keys.kekDestruction.destroy(dataset, version, { actor, expectDestroyAt: v.destroyAt, referencingHeaders: refs, now });
   return done ? 'destroyed' : 'not-pending';
 }

@@ -1,7 +1,8 @@
 /**
  * The destruction sweep: KEK versions pending destruction are destroyed when due (src/admin/destroy.ts
  * `finishDueDestroy`), on a timer on every gateway's admin port and on the next read that touches one (the key
- * service calls back). Idempotent and safe with several gateways: the keystore writes are conditional.
+ * service calls back); CMK versions scheduled for destruction likewise (on the timer). Idempotent and safe with
+ * several gateways: the keystore writes are conditional.
  */
 import type { Logger } from '../ops/logger.ts';
 import { finishDueDestroy, type DestroyContext, type DueOutcome } from './destroy.ts';
@@ -53,9 +54,14 @@ export class DestructionSweep {
     return p;
   }
 
-  /** Every due version of every dataset, once. */
+  /** Every due version of every dataset, once; then the due CMK versions (src/keys/cmk-admin.ts). */
   async sweep(now = Date.now()): Promise<{ destroyed: string[]; held: string[] }> {
     const out = { destroyed: [] as string[], held: [] as string[] };
+    try {
+      out.destroyed.push(...(await this.ctx.keys.cmkDestruction.cmkDestroyDue('system:sweep', now)).map((x) => `CMK ${x}`));
+    } catch (e) {
+      this.log?.warn({ err: e }, 'CMK destruction sweep failed (retried on the next round)');
+    }
     for (const d of await this.ctx.keys.list()) {
       for (const v of d.versions) {
         if (v.state !== 'pending-destruction' || !v.destroyAt || Date.parse(v.destroyAt) > now) continue;
@@ -71,9 +77,9 @@ export class DestructionSweep {
   }
 
   start(): void {
-    this.ctx.keys.setDestructionDueHandler((dataset, version) => {
+    this.ctx.keys.kekDestruction.onDestructionDue = (dataset, version) => {
       this.one(dataset, version).catch((e: unknown) => this.log?.warn({ err: e, dataset, version }, 'destruction on touch failed (the sweep retries)'));
-    });
+    };
     const run = () => void this.sweep().catch((e: unknown) => this.log?.warn({ err: e }, 'destruction sweep failed'));
     run();
     this.timer = setInterval(run, this.intervalMs);
@@ -83,6 +89,6 @@ export class DestructionSweep {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.ctx.keys.setDestructionDueHandler(undefined);
+    this.ctx.keys.kekDestruction.onDestructionDue = undefined;
   }
 }

@@ -10,6 +10,7 @@ import type { RewrapState } from '../admin/rewrap.ts';
 import type { AuditEntry, AuditVerifyResult } from '../keys/audit.ts';
 import type { CmkRotateResult, CmkStatus, DatasetSummary, DatasetView, KeystoreExport } from '../keys/service.ts';
 import type { CmkVersionInfo } from '../keys/types.ts';
+import type { CmkVersionView } from '../keys/cmk-admin.ts';
 
 export type { AuditVerifyResult, CmkRotateResult, DatasetView, DestroyResult, KeystoreExport, MigrateState, RevokeResult };
 export interface KeysList { datasets: DatasetSummary[] }
@@ -30,7 +31,7 @@ export interface RewrapStatus {
 }
 export type RewrapJob = RewrapState;
 export interface CmkList { cmks: CmkStatus[] }
-export interface CmkChanged { cmk: string; version: number; op: string; versions: CmkVersionInfo[] }
+export interface CmkChanged { cmk: string; version: number; op: string; versions: (CmkVersionInfo | CmkVersionView)[]; destroyAt?: string; waitingPeriod?: 'lakecrypt' | 'provider' }
 export interface AuditList { entries: AuditEntry[] }
 export interface Restored { created: number; merged: number; unchanged: number }
 export type GcAnswer = GcReport & { apply: boolean };

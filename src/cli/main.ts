@@ -219,7 +219,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     print(r, () =>
       table(
         ['CMK', 'KIND', 'DEFAULT', 'OK', 'DATASETS', 'VERSIONS'],
-        r.cmks.map((x) => [x.id, x.kind, x.isDefault ? 'yes' : 'no', x.ok ? 'yes' : `no (${x.error})`, x.datasets, x.versions.map((v) => `v${v.version}:${v.state}`).join(' ')]),
+        r.cmks.map((x) => [x.id, x.kind, x.isDefault ? 'yes' : 'no', x.ok ? 'yes' : `no (${x.error})`, x.datasets, x.versions.map((v) => `v${v.version}:${v.state}${v.destroyAt ? `(due ${v.destroyAt})` : ''}`).join(' ')]),
       ),
     );
   });
@@ -229,15 +229,30 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       const r = await client().post<Api.CmkRotateResult>(P('admin', 'cmk', 'rotate'), { cmk: o.cmk });
       print(r, () => `CMK ${r.cmkId}: new version v${r.newVersion}, ${r.rewrapped} key(s) re-wrapped, ${r.failed.length} failed, disabled ${r.disabled.map((v) => `v${v}`).join(', ') || 'none'}\n`);
     });
-  for (const op of ['disable', 'enable', 'destroy'] as const) {
-    sub(cmk, op, `${op} one CMK version`)
+  const cmkOps = {
+    disable: 'disable one CMK version',
+    enable: 'enable one CMK version',
+    destroy: 'schedule the destruction of a CMK version (disabled now, destroyed when the waiting period is over; awskms: the KMS schedules it)',
+    'cancel-destroy': 'cancel a scheduled CMK destruction (enabled again if it was active)',
+  } as const;
+  for (const [op, what] of Object.entries(cmkOps)) {
+    sub(cmk, op, what)
       .option('--cmk <id>', 'CMK id (default: the default CMK)')
       .requiredOption('--version <n>', 'CMK version', intArg('--version'))
+      .option('--wait-seconds <n>', 'destroy: a longer waiting period than keyDeletionWaitSeconds', intArg('--wait-seconds'))
       .option('--yes', 'confirm')
-      .action(async (o: { cmk?: string; version: number; yes?: boolean }) => {
-        if (op !== 'enable') needYes(o.yes, `cmk ${op}`);
-        const r = await client().post<Api.CmkChanged>(P('admin', 'cmk', op), { cmk: o.cmk, version: o.version, confirm: true });
-        print(r, () => `CMK ${r.cmk} v${r.version}: ${op}d\n`);
+      .action(async (o: { cmk?: string; version: number; yes?: boolean; waitSeconds?: number }) => {
+        if (op === 'disable' || op === 'destroy') needYes(o.yes, `cmk ${op}`);
+        const r = await client().post<Api.CmkChanged>(P('admin', 'cmk', op), { cmk: o.cmk, version: o.version, confirm: true, waitSeconds: o.waitSeconds });
+        const done =
+          op === 'destroy'
+            ? r.destroyAt
+              ? `destruction scheduled, due ${r.destroyAt} (disabled until then; cancel with: lakecrypt cmk cancel-destroy --cmk ${r.cmk} --version ${r.version})`
+              : 'deletion scheduled at the KMS, with its own waiting period'
+            : op === 'cancel-destroy'
+              ? 'destruction cancelled'
+              : `${op}d`;
+        print(r, () => `CMK ${r.cmk} v${r.version}: ${done}\n`);
       });
   }
 

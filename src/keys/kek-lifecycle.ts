@@ -26,6 +26,9 @@ export interface DestroySchedule {
   alreadyPending: boolean;
 }
 
+/** The destruction part of the lifecycle, as the key service hands it out. */
+export type KekDestruction = Pick<KekLifecycle, 'scheduleDestroy' | 'cancelDestroy' | 'holdDestroy' | 'destroy' | 'onDestructionDue'>;
+
 const PENDING_FIELDS = ['pendingFrom', 'destroyAt', 'scheduledBy', 'scheduledAt', 'destroyForced', 'destroyBlocked'] as const;
 
 export class KekLifecycle {

@@ -27,13 +27,13 @@ import type { Logger } from '../ops/logger.ts';
 import { S3Error } from '../errors.ts';
 import { BestEffort } from './best-effort.ts';
 import type { CacheStats } from './cache.ts';
-import { CmkAdmin, type CmkRotateResult, type CmkStatus } from './cmk-admin.ts';
+import { CmkAdmin, type CmkDestruction, type CmkRotateResult, type CmkStatus } from './cmk-admin.ts';
 import { checkDatasetName, datasetNameProblem, DatasetRegistry, type RegisteredDataset } from './dataset-registry.ts';
 import { Datasets, type DatasetConfig, type DatasetEntry, type TenantRouting } from './datasets.ts';
 import { DekRevocations } from './dek-revocations.ts';
 import { EpochWatch } from './epoch-watch.ts';
 import { HeaderKeyService, type HeaderKeyRewrap } from './header-key-service.ts';
-import { KekLifecycle } from './kek-lifecycle.ts';
+import { KekLifecycle, type KekDestruction } from './kek-lifecycle.ts';
 import { KeyState, type AuditSink } from './key-state.ts';
 import { datasetIdOf, recordKey, type DatasetRecord, type Keystore } from './keystore.ts';
 import { KeystoreIo, type KeystoreExport } from './keystore-io.ts';
@@ -346,9 +346,9 @@ export class KeyService {
     return this.keks.restore(dataset, version, actor);
   }
 
-  /** Permanently destroy a (non-active) KEK version: its wrapped material is removed from the keystore. */
-  destroy(dataset: string, version: number, actor?: string): Promise<void> {
-    return this.keks.destroy(dataset, version, actor);
+  /** Destruction with a waiting period: schedule, cancel, hold, destroy when due (kek-lifecycle.ts). */
+  get kekDestruction(): KekDestruction {
+    return this.keks;
   }
 
   // ------------------------------------------------------------------ header keys (header-key-service.ts)
@@ -444,8 +444,9 @@ export class KeyService {
     return this.cmkAdmin.cmkEnable(cmkId, version, actor);
   }
 
-  cmkDestroy(cmkId: string, version: number, actor?: string): Promise<void> {
-    return this.cmkAdmin.cmkDestroy(cmkId, version, actor);
+  /** CMK destruction with a waiting period (cmk-admin.ts; awskms: the KMS's own). */
+  get cmkDestruction(): CmkDestruction {
+    return this.cmkAdmin;
   }
 
   // ------------------------------------------------------------------ export / import (keystore-io.ts)

@@ -6,6 +6,7 @@
  * gateway + admin on the shared MinIO, with keyDeletionWaitSeconds = 2.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { CreateBucketCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RewrapState } from '../../src/admin/rewrap.ts';
@@ -176,7 +177,7 @@ describe('keys destroy with a waiting period', () => {
     // References that appeared after the scheduling (as a gateway of an older release could write) are simulated
     // by scheduling at the key layer, past the admin's check: every header still depends on version 1.
     const { ds } = await rotatedDataset('dwh');
-    await h.gw.running.keys.scheduleDestroy(ds, 1, { destroyAt: new Date(), actor: me(), force: false, referencingHeaders: 0 });
+    await h.gw.running.keys.kekDestruction.scheduleDestroy(ds, 1, { destroyAt: new Date(), actor: me(), force: false, referencingHeaders: 0 });
     await pollUntil(async () => (await events(ds)).some((e) => e.event === 'kek.destroy-held'), { timeoutMs: 20_000, intervalMs: 100, retryErrors: false });
     const held = (await events(ds)).find((e) => e.event === 'kek.destroy-held')!;
     expect(held).toMatchObject({ actor: 'system:sweep', details: { version: 1, referencingHeaders: 3 } });
@@ -195,5 +196,45 @@ describe('keys destroy with a waiting period', () => {
     await h.client.post(`/admin/keys/${enc(ds)}/destroy`, { version: 1, confirm: true });
     await pollUntil(async () => (await stored(ds, 1)).state === 'destroyed', { timeoutMs: 20_000, intervalMs: 100, retryErrors: false });
     expect((await get(ds, 'o/1')).status).toBe(200);
+  });
+
+  it('cmk destroy (local CMK) schedules too: disabled at once, cancel re-enables, the sweep destroys it at the provider when due', async () => {
+    const { ds, bodies } = await rotatedDataset('dwc');
+    type Status = { cmks: { id: string; versions: { version: number; state: string; destroyAt?: string; scheduledBy?: string }[] }[] };
+    const cmkV = async (v: number) => (await h.client.get<Status>('/admin/cmk')).cmks.find((c) => c.id === 'default')!.versions.find((x) => x.version === v)!;
+    const rot = await h.client.post<{ newVersion: number; disabled: number[] }>('/admin/cmk/rotate', {});
+    const old = rot.newVersion - 1;
+    expect(rot.disabled).toContain(old);
+    await h.client.post('/admin/cmk/enable', { version: old });
+    expect((await cmkV(old)).state).toBe('active');
+
+    const r = await h.client.post<{ destroyAt: string; waitingPeriod: string }>('/admin/cmk/destroy', { version: old, confirm: true, waitSeconds: 3600 });
+    expect(r.waitingPeriod).toBe('lakecrypt');
+    expect(await cmkV(old)).toMatchObject({ state: 'pending-destruction', destroyAt: r.destroyAt, scheduledBy: me() });
+    expect((await h.cli(['cmk', 'status'])).stdout).toContain(`v${old}:pending-destruction(due ${r.destroyAt})`);
+    // disabled at the provider meanwhile (its key file still there); an enable is refused until cancelled
+    const cmkDir = `${h.gw.dataDir}/cmk/default`;
+    expect(existsSync(`${cmkDir}/v${old}.key`)).toBe(true);
+    expect((await refusal(h.client.post('/admin/cmk/enable', { version: old }))).code).toBe('InvalidRequest');
+    const c = await h.cli(['cmk', 'cancel-destroy', '--version', String(old)]);
+    expect(c.code, c.stderr).toBe(0);
+    expect((await cmkV(old)).state).toBe('active');
+
+    const d = await h.cli(['cmk', 'destroy', '--version', String(old), '--yes']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/destruction scheduled, due /);
+    await pollUntil(async () => (await cmkV(old)).state === 'destroyed', { timeoutMs: 20_000, intervalMs: 100, retryErrors: false });
+    expect(existsSync(`${cmkDir}/v${old}.key`)).toBe(false);
+    await pollUntil(async () => (await h.gw.running.audit.list({ since: 1, limit: 100000 })).some((e) => e.event === 'cmk.destroy'), { timeoutMs: 5000, intervalMs: 50, retryErrors: false });
+    const ev = (await h.gw.running.audit.list({ since: 1, limit: 100000 })).filter((e) => e.event.startsWith('cmk.destroy'));
+    expect(ev.map((e) => [e.event, e.actor])).toEqual([
+      ['cmk.destroy-scheduled', me()],
+      ['cmk.destroy-cancelled', me()],
+      ['cmk.destroy-scheduled', me()],
+      ['cmk.destroy', 'system:sweep'],
+    ]);
+    expect(ev[3]!.details).toMatchObject({ cmkId: 'default', version: old, scheduledBy: me() });
+    // everything was re-wrapped under the new CMK version by the rotation: still readable
+    for (const [k, b] of bodies) expect((await getObj(s3, ds, k)).body?.equals(b), k).toBe(true);
   });
 });

@@ -117,25 +117,25 @@ describe.each(factories)('KeyService on $name backend', (bf) => {
     expect((await s.activeKek('ds')).version).toBe(2);
     // destroy: scheduled (never the active one), pending until due, cancellable; destroyed cannot come back
     const soon = (ms: number) => ({ destroyAt: new Date(Date.now() + ms), actor: 'admin:t', force: false, referencingHeaders: 0 });
-    expect(await codeOf(s.scheduleDestroy('ds', 2, soon(0)))).toBe('InvalidRequest');
+    expect(await codeOf(s.kekDestruction.scheduleDestroy('ds', 2, soon(0)))).toBe('InvalidRequest');
     await s.revoke('ds', 1);
-    const sched = await s.scheduleDestroy('ds', 1, soon(60_000));
+    const sched = await s.kekDestruction.scheduleDestroy('ds', 1, soon(60_000));
     expect(sched).toMatchObject({ version: 1, pendingFrom: 'revoked', scheduledBy: 'admin:t', alreadyPending: false });
     // not due yet: nothing happens; reads refused naming the due time; the material is still there
-    expect(await s.destroy('ds', 1, { actor: 'system:sweep' })).toBe(false);
+    expect(await s.kekDestruction.destroy('ds', 1, { actor: 'system:sweep' })).toBe(false);
     await expect(s.kek('ds', 1)).rejects.toThrow(`key version 1 of ds is pending destruction (due ${sched.destroyAt})`);
     expect((await s.keystore.getRecord(datasetIdOf('ds')))!.value.versions[0]).toMatchObject({ state: 'pending-destruction', destroyAt: sched.destroyAt });
     expect((await s.keystore.getRecord(datasetIdOf('ds')))!.value.versions[0].wrapped).not.toBeNull();
     expect(await codeOf(s.restore('ds', 1))).toBe('InvalidRequest');
     // cancel: back to revoked (as before), restore works again
-    expect(await s.cancelDestroy('ds', 1)).toMatchObject({ version: 1, state: 'revoked' });
+    expect(await s.kekDestruction.cancelDestroy('ds', 1)).toMatchObject({ version: 1, state: 'revoked' });
     expect(await s.restore('ds', 1)).toEqual([1]);
     expect((await s.kek('ds', 1)).equals(k1)).toBe(true);
     // scheduled again, due at once: destroyed (only once)
-    await s.scheduleDestroy('ds', 1, soon(0));
-    expect(await s.destroy('ds', 1, { actor: 'system:sweep' })).toBe(true);
-    expect(await s.destroy('ds', 1, { actor: 'system:sweep' })).toBe(false);
-    expect(await codeOf(s.cancelDestroy('ds', 1))).toBe('InvalidRequest');
+    await s.kekDestruction.scheduleDestroy('ds', 1, soon(0));
+    expect(await s.kekDestruction.destroy('ds', 1, { actor: 'system:sweep' })).toBe(true);
+    expect(await s.kekDestruction.destroy('ds', 1, { actor: 'system:sweep' })).toBe(false);
+    expect(await codeOf(s.kekDestruction.cancelDestroy('ds', 1))).toBe('InvalidRequest');
     expect(await codeOf(s.kek('ds', 1))).toBe('KeyRevoked');
     expect(await codeOf(s.restore('ds', 1))).toBe('InvalidRequest');
     const rec = (await s.keystore.getRecord(datasetIdOf('ds')))!.value;
@@ -301,8 +301,10 @@ describe.each(factories)('KeyService on $name backend', (bf) => {
     expect(await codeOf(s2.kek('q', 1))).toBe('KeyRevoked');
     await s2.restore('q', 1);
     expect((await s2.kek('q', 1)).equals(keys.q1)).toBe(true);
-    // destroying the old CMK version is now harmless
-    await s.cmkDestroy(c.id, 1);
+    // destroying the old CMK version is now harmless (scheduled, due at once, destroyed by the sweep's call)
+    await s.cmkDestruction.cmkScheduleDestroy(c.id, 1, { destroyAt: new Date(), actor: 'admin:t' });
+    expect(await s.cmkDestruction.cmkDestroyDue()).toEqual([`${c.id} v1`]);
+    expect((await c.versions()).find((v) => v.version === 1)?.state).toBe('destroyed');
     expect((await s2.kek('q', 2)).equals(keys.q2)).toBe(true);
   });
 

@@ -1,4 +1,4 @@
-/** CMK administration: GET /admin/cmk, POST /admin/cmk/:op (rotate, enable, disable, destroy) {cmk?, version}. */
+/** CMK administration: GET /admin/cmk, POST /admin/cmk/:op (rotate, enable, disable, destroy (scheduled), cancel-destroy) {cmk?, version}. */
 import { Hono } from 'hono';
 import { S3Error } from '../../errors.ts';
 import { actor, jsonBody, optInt, type AdminContext, type AdminVars } from './context.ts';
@@ -26,9 +26,16 @@ export function cmkApi(ctx: AdminContext): Hono<AdminVars> {
         if (b.confirm !== true) throw new S3Error('InvalidRequest', 'disabling a CMK version makes its data unreadable: pass confirm: true');
         await keys.cmkDisable(cmk, version, actor(c));
         break;
-      case 'destroy':
-        if (b.confirm !== true) throw new S3Error('InvalidRequest', 'destroy is irreversible: pass confirm: true');
-        await keys.cmkDestroy(cmk, version, actor(c));
+      case 'destroy': {
+        // schedules (local/pkcs11/transit: disabled now, destroyed when keyDeletionWaitSeconds is over; awskms: the KMS's own window)
+        if (b.confirm !== true) throw new S3Error('InvalidRequest', 'destroy is irreversible once due: pass confirm: true');
+        const wait = optInt(b.waitSeconds, 'waitSeconds') ?? ctx.policy.deletion.waitSeconds;
+        if (wait < ctx.policy.deletion.waitSeconds) throw new S3Error('InvalidArgument', `waitSeconds must be at least ${ctx.policy.deletion.waitSeconds} (keyDeletionWaitSeconds)`);
+        const sched = await keys.cmkDestruction.cmkScheduleDestroy(cmk, version, { destroyAt: new Date(Date.now() + wait * 1000), actor: actor(c) });
+        return c.json({ cmk, op, ...sched, versions: (await keys.cmkStatus()).find((x) => x.id === cmk)?.versions ?? [] });
+      }
+      case 'cancel-destroy':
+        await keys.cmkDestruction.cmkCancelDestroy(cmk, version, actor(c));
         break;
       default:
         throw new S3Error('InvalidURI', `unknown CMK operation ${op}`);

@@ -1,11 +1,12 @@
 /**
  * KEK lifecycle: /admin/keys (list), /admin/keys/:dataset (show; a prefix dataset also says how many objects under
- * it are still sealed under a parent), /admin/keys/:dataset/:op (create … destroy; revoke warns about those).
+ * it are still sealed under a parent), /admin/keys/:dataset/:op (create … destroy (scheduled), cancel-destroy;
+ * revoke warns about those).
  */
 import { Hono } from 'hono';
 import { S3Error } from '../../errors.ts';
 import { countParents, uncoveredWarning } from '../adopt.ts';
-import { destroyKekVersion } from '../destroy.ts';
+import { scheduleKekDestroy } from '../destroy.ts';
 import { actor, datasetOf, jsonBody, optInt, type AdminContext, type AdminVars } from './context.ts';
 import { datasetGuard, scopeOf } from './context.ts';
 
@@ -51,10 +52,18 @@ export function keysApi(ctx: AdminContext): Hono<AdminVars> {
       case 'restore':
         await datasetOf(keys, ds);
         return c.json({ dataset: ds, restored: await keys.restore(ds, version, actor(c)) });
-      case 'destroy':
+      case 'destroy': {
+        // schedules: pending-destruction for the waiting period (reads refused, cancellable), destroyed when due
         if (version === undefined) throw new S3Error('InvalidArgument', 'version is required');
-        if (b.confirm !== true) throw new S3Error('InvalidRequest', 'destroy is irreversible: pass confirm: true');
-        return c.json(await destroyKekVersion(ctx, ds, version, { force: b.force === true, actor: actor(c) }));
+        if (b.confirm !== true) throw new S3Error('InvalidRequest', 'destroy is irreversible once due: pass confirm: true');
+        const waitSeconds = optInt(b.waitSeconds, 'waitSeconds');
+        const minWaitSeconds = ctx.policy.deletion.waitSeconds;
+        return c.json(await scheduleKekDestroy(ctx, ds, version, { force: b.force === true, actor: actor(c), waitSeconds, minWaitSeconds }));
+      }
+      case 'cancel-destroy':
+        if (version === undefined) throw new S3Error('InvalidArgument', 'version is required');
+        await datasetOf(keys, ds);
+        return c.json({ dataset: ds, ...(await keys.kekDestruction.cancelDestroy(ds, version, actor(c))) });
       default:
         throw new S3Error('InvalidURI', `unknown key operation ${c.req.param('op')}`);
     }
