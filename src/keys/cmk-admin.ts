@@ -208,6 +208,10 @@ export class CmkAdmin {
       await this.s.audit?.append('cmk.destroy-scheduled', { cmkId, version, waitingPeriod: 'provider' }, o.actor);
       return { cmkId, version, state: 'pending-destruction', scheduledBy: o.actor, waitingPeriod: 'provider' };
     }
+    const known = (await this.deletions()).find((x) => x.cmkId === cmkId && x.version === version);
+    // disabled before the schedule is written: a provider that refuses (transit disables from the oldest version
+    // up) leaves nothing scheduled
+    if (!known && v.state === 'active') await p.disable(version);
     let entry: CmkDeletion | undefined;
     let fresh = false;
     await this.s.keystore.update<DeletionsDoc>(CMK_DELETIONS_KEY, (cur) => {
@@ -220,7 +224,6 @@ export class CmkAdmin {
       return doc;
     });
     if (fresh) {
-      if (v.state === 'active') await p.disable(version);
       await this.s.afterChange(`cmk-destroy-scheduled ${cmkId}`);
       await this.s.audit?.append('cmk.destroy-scheduled', { cmkId, version, destroyAt: entry!.destroyAt, waitingPeriod: 'lakecrypt' }, o.actor);
     }
