@@ -136,7 +136,8 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
 
   if (!opts.apply) return report;
 
-  // ---- apply: look again right before each removal.
+  // ---- apply: look again right before each removal. A lookup that fails (the `.catch`es here and above)
+  // never leads to a removal: the item is skipped, and the next run reports it again.
   for (const hp of report.orphanHeaders) {
     const [, bucket, hash, oid] = /^h\/(.+)\/([0-9a-f]{64})\/([0-9a-f]{32})$/.exec(hp)!;
     const key = keyOf.get(`${bucket}/${hash}`);
