@@ -79,7 +79,7 @@ export async function revokeObject(
   }
   if (opened) wipeHeaderKeys(opened.fields);
   // 1. the keystore list (refuses older copies of the header too) and the epoch bump (every gateway drops caches)
-  await keys.revokeBlocks(dataset, oid, loc ? [{ part: loc.partNumber, block: loc.block }] : 'all', actor);
+  await keys.revokeBlocks(dataset, oid, loc ? [{ part: loc.partNumber, block: loc.block }] : 'all', actor, { bucket, key });
   // 2. erase the DEK(s) from the stored header (conditional rewrite, retried on a concurrent change)
   for (let attempt = 0; opened && attempt < 8; attempt++) {
     let cur: { fields: HeaderFields; etag: string };

@@ -30,7 +30,8 @@ export class DekRevocations {
   }
 
   /** Add blocks (or the whole object) to the dataset's revocation list. */
-  async revokeBlocks(dataset: string, oidHex: string, blocks: { part: number; block: number }[] | 'all', actor?: string): Promise<number> {
+  /** `where`: the object's bucket and key, for the audit trail (the list itself is by oid). */
+  async revokeBlocks(dataset: string, oidHex: string, blocks: { part: number; block: number }[] | 'all', actor?: string, where?: { bucket: string; key: string }): Promise<number> {
     const oid = oidHex.toLowerCase();
     if (!OID_RE.test(oid) || oid.length % 2) throw new S3Error('InvalidArgument', 'invalid object id');
     const entries =
@@ -57,7 +58,7 @@ export class DekRevocations {
       return rec;
     });
     await this.s.afterChange(`revoke-blocks ${datasetIdOf(dataset)}`);
-    await this.s.audit?.append('block.revoke', { dataset, datasetId: datasetIdOf(dataset), oid, blocks: blocks === 'all' ? 'all' : blocks }, actor);
+    await this.s.audit?.append('block.revoke', { dataset, datasetId: datasetIdOf(dataset), ...where, oid, blocks: blocks === 'all' ? 'all' : blocks }, actor);
     return added;
   }
 }

@@ -411,8 +411,8 @@ export class KeyService {
   }
 
   /** Add blocks (or the whole object) to the dataset's revocation list. */
-  revokeBlocks(dataset: string, oidHex: string, blocks: { part: number; block: number }[] | 'all', actor?: string): Promise<number> {
-    return this.revocations.revokeBlocks(dataset, oidHex, blocks, actor);
+  revokeBlocks(dataset: string, oidHex: string, blocks: { part: number; block: number }[] | 'all', actor?: string, where?: { bucket: string; key: string }): Promise<number> {
+    return this.revocations.revokeBlocks(dataset, oidHex, blocks, actor, where);
   }
 
   // ------------------------------------------------------------------ views (views.ts)

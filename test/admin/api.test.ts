@@ -193,6 +193,10 @@ describe('DEK level', () => {
     const r = await h.cli(['objects', 'revoke', bucket, 'three-blocks', '--block', '1', '--yes', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ block: 1, part: 1, partBlock: 1, resealed: true });
+    // the trail names who revoked what: the object's bucket and key beside its oid, the admin as actor
+    const revoked = (await h.gw.running.audit.list({ since: 1, limit: 100_000 })).filter((e) => e.event === 'block.revoke' && e.details.key === 'three-blocks');
+    expect(revoked).toHaveLength(1);
+    expect(revoked[0]).toMatchObject({ actor: `admin:${h.gw.accessKey}`, details: { bucket, key: 'three-blocks', blocks: [{ part: 1, block: 1 }] } });
     const b0 = await getObj(s3, bucket, 'three-blocks', `bytes=0-${BLOCK - 1}`);
     expect(b0.status).toBe(206);
     expect(b0.body!.equals(data.subarray(0, BLOCK))).toBe(true);
