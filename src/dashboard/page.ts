@@ -70,6 +70,10 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
     <svg id="graph" viewBox="0 0 300 100" preserveAspectRatio="none"></svg>
   </section>
   <section>
+    <h2>Datasets</h2>
+    <table id="datasets"><thead><tr><th>dataset</th><th>routes</th><th>CMK</th><th>active</th><th>origin</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section>
     <h2>Revocations</h2>
     <table id="revocations"><tbody></tbody></table>
   </section>
@@ -147,6 +151,14 @@ async function refresh() {
     return '<li class="cmk"><span class="node"><b>CMK ' + esc(c.id) + '</b> <span class="count">' + esc(c.kind) + (c.ok ? '' : ' unreachable') + '</span> ' + versions + '</span><ul>' + ds + '</ul></li>';
   }).join('');
   $('tree').innerHTML = tree;
+
+  // Datasets as run-time objects (the list only: no per-object count here, it would scan on every refresh).
+  try {
+    const { datasets: routed } = await api('/admin/datasets');
+    $('datasets').tBodies[0].innerHTML = routed.map((d) =>
+      '<tr class="dataset-row" data-dataset="' + esc(d.dataset) + '"><td>' + esc(d.dataset) + '</td><td><code>' + esc(d.bucket + '/' + (d.prefix || '')) + '*</code></td><td>' +
+      esc(d.cmkId || '-') + '</td><td>' + (d.activeVersion ? 'v' + d.activeVersion : '-') + '</td><td>' + (d.configured ? 'config' : d.registered ? 'registry' : 'bucket') + '</td></tr>').join('');
+  } catch { /* the panel keeps its last answer */ }
   for (const b of document.querySelectorAll('button.rotate')) b.onclick = () => rotate(b.dataset.dataset);
 
   $('rewrap').tBodies[0].innerHTML = datasets.map((d) => {

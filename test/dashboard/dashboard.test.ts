@@ -5,6 +5,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { startAdmin, type RunningAdmin } from '../../src/admin/server.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
+import { AdminClient } from '../../src/cli/client.ts';
 import { observeRequests } from '../../src/server/observe.ts';
 import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 
@@ -46,6 +47,10 @@ describe('admin dashboard in headless Chromium', () => {
     const cmk = await page.textContent('li.cmk');
     expect(cmk).toContain('CMK default');
     await expect.poll(() => page.textContent('li.version[data-dataset="sales"][data-version="1"]')).toContain('40 objects');
+    // Datasets created at run time show in their panel, with where they route and their CMK.
+    const client = new AdminClient({ url: admin.url, accessKey: gw.accessKey, secretKey: gw.secretKey });
+    await client.post(AdminClient.path('admin', 'datasets', 'sales/2027/', 'create'));
+    await expect.poll(() => page.textContent('tr.dataset-row[data-dataset="sales/2027/"]'), { timeout: 20_000 }).toMatch(/sales\/2027\/\*.*default.*v1.*registry/);
 
     await page.click('button.rotate[data-dataset="sales"]');
     await page.waitForSelector('li.version[data-dataset="sales"][data-version="2"]');
