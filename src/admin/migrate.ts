@@ -93,6 +93,7 @@ export class MigrateManager {
     const out: string[] = [];
     for await (const page of listPages(this.ctx.backend, this.ctx.metaBucket, 'jobs/migrate/')) {
       for (const o of page) {
+        // An unreadable job state is not resumed now; the next resume pass (every lease period) looks again.
         const s = await readState<MigrateState>(this.ctx.backend, this.ctx.metaBucket, o.key).catch(() => null);
         if (s?.state === 'running' && !this.running.has(s.bucket)) {
           await this.start(s.bucket, s.actor).catch((e: unknown) => this.ctx.log?.warn({ err: e, bucket: s.bucket }, 'migrate resume failed'));
@@ -174,7 +175,8 @@ export class MigrateManager {
       if (entry.stop) return s;
       s.state = 'failed';
       err((e as Error).message);
-      await persist().catch(() => {});
+      await persist().catch((pe: unknown) => this.ctx.log?.warn({ err: pe, bucket: s.bucket }, 'migrate: the failed state could not be written'));
+      this.ctx.log?.warn({ err: e, bucket: s.bucket }, 'migrate failed');
       return s;
     }
   }

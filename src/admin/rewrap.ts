@@ -328,6 +328,7 @@ export class RewrapManager {
     for await (const page of listPages(this.backend, this.ctx.metaBucket, 'jobs/rewrap/')) {
       for (const o of page) {
         if (this.finished.get(o.key) === o.etag) continue;
+        // An unreadable job state is not resumed now; the next resume pass (every lease period) looks again.
         const s = await readState<RewrapState>(this.backend, this.ctx.metaBucket, o.key).catch(() => null);
         if (s && s.state !== 'running') this.finished.set(o.key, o.etag);
         if (s?.state === 'running' && !this.running.has(s.dataset) && !this.closed) {

@@ -360,6 +360,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
           await this.#client.send(new CreateAliasCommand({ AliasName: `${this.aliasPrefix(uuid)}${next}`, TargetKeyId: keyId }));
         } catch (e) {
           // another gateway took this version number: drop our key, try the next number
+          // Best effort: the failed rotation is what the caller sees; a key left behind is only unused (tagged, no alias).
           await this.#client.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })).catch(() => undefined);
           if ((e as Error).name === 'AlreadyExistsException') continue;
           throw this.mapError(e, 'rotate (create alias)');
