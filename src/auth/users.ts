@@ -30,16 +30,21 @@ export class Users {
   get(accessKey: string): User | undefined {
     return this.byKey.get(accessKey);
   }
-  canAccess(user: User, bucket: string): boolean {
+  /**
+   * `creating`: the request is a CreateBucket. A tenant user whose `buckets` say '*' may create any bucket no
+   * tenant owns yet (the handler then records it as its tenant's); to reach it otherwise, the bucket must be its
+   * tenant's.
+   */
+  canAccess(user: User, bucket: string, creating = false): boolean {
     const listed = user.buckets.includes(bucket);
     const any = user.buckets.includes('*');
     if (user.tenant === undefined) return any || listed;
     const owner = this.tenants.ownerOf(bucket);
     if (owner === user.tenant) return any || listed;
-    return owner === undefined && listed;
+    return owner === undefined && (listed || (creating && any));
   }
-  authorize(user: User, bucket: string): void {
-    if (!this.canAccess(user, bucket)) throw new S3Error('AccessDenied');
+  authorize(user: User, bucket: string, creating = false): void {
+    if (!this.canAccess(user, bucket, creating)) throw new S3Error('AccessDenied');
   }
   /** Constant-time check of a presented secret (admin basic-auth style logins). */
   checkSecret(accessKey: string, secret: string): User | undefined {

@@ -176,7 +176,7 @@ export class Gateway {
       this.auth.set(r, auth);
       r.user = this.users.get(auth.accessKey)!;
       if (r.bucket) {
-        this.users.authorize(r.user, r.bucket);
+        this.users.authorize(r.user, r.bucket, r.op === 'CreateBucket');
         // The meta bucket is out of reach of S3 requests, and looks like a bucket that does not exist (not a 403,
         // which would tell its objects from absent ones). CreateBucket of its name is BucketAlreadyExists, as for a
         // name another account holds: that says nothing the configuration does not (the name is public).

@@ -98,6 +98,23 @@ describe('tenant S3 users', () => {
     const created = (await auditOf(root)).find((e) => e.event === 'dataset.create' && e.details.dataset === A.newBucket);
     expect(created).toMatchObject({ actor: `user:${A.tenant}/${A.user.accessKey}`, details: { tenant: A.tenant, cmkId: A.cmk } });
   });
+
+  it("a tenant user with '*' creates a bucket nobody owns (it becomes its tenant's), but reaches no other unowned bucket", async () => {
+    await s3b.send(new CreateBucketCommand({ Bucket: 'tb-made' }));
+    expect(gw.running.keys.bucketOwner('tb-made')).toBe(B.tenant);
+    expect((await gw.running.keys.datasetRecord('tb-made', true))?.cmkId).toBe(B.cmk);
+    await putText(s3b, 'tb-made', 'x', 'b made');
+    expect((await getObj(s3b, 'tb-made', 'x')).body?.toString()).toBe('b made');
+    // a bucket the root made, which no tenant owns: '*' of a tenant user does not reach it
+    const s3root = gw.client();
+    await s3root.send(new CreateBucketCommand({ Bucket: 'nobodys' }));
+    await putText(s3root, 'nobodys', 'x', 'root data');
+    expect(await getObj(s3b, 'nobodys', 'x')).toMatchObject({ status: 403, code: 'AccessDenied' });
+    // nor can it claim that existing bucket by "creating" it
+    expect(await s3b.send(new CreateBucketCommand({ Bucket: 'nobodys' })).then(() => 'created', (e: Error) => e.name)).toMatch(/BucketAlready/);
+    expect(gw.running.keys.bucketOwner('nobodys')).toBeUndefined();
+    expect(await getObj(s3b, 'nobodys', 'x')).toMatchObject({ status: 403, code: 'AccessDenied' });
+  });
 });
 
 describe('tenant admins', () => {
