@@ -7,6 +7,8 @@ import type { Backend } from '../backend/types.ts';
 import type { CmkProvider } from '../keys/types.ts';
 import { KeyService } from '../keys/service.ts';
 import { AuditLog, loadAuditKey } from '../keys/audit.ts';
+import { Keystore } from '../keys/keystore.ts';
+import { S3Error } from '../errors.ts';
 import { createS3App, type Health } from './app.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { Users, type User } from '../auth/users.ts';
@@ -79,6 +81,18 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     });
   }
   const tenants = new Tenants(o.tenants ?? [], o.defaultCmk);
+  // The audit log first (its key is wrapped under the default CMK), so the key service is built with it.
+  const macKey = await loadAuditKey({
+    keystore: new Keystore({ backend: o.backend, metaBucket }),
+    defaultCmk: o.defaultCmk,
+    cmk: (id) => {
+      const p = o.cmks[id];
+      if (!p) throw new S3Error('InvalidArgument', `the audit key is wrapped under CMK "${id}", which is not configured`);
+      return p;
+    },
+  });
+  const audit = new AuditLog({ backend: o.backend, metaBucket, macKey });
+  macKey.fill(0); // AuditLog keeps its own copy
   const keys = new KeyService({
     backend: o.backend,
     metaBucket,
@@ -91,9 +105,8 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     epochPollMs: o.epochPollMs,
     log: o.log,
     onBestEffortFailure: o.onBestEffortFailure,
+    audit,
   });
-  const audit = new AuditLog({ backend: o.backend, metaBucket, macKey: await loadAuditKey(keys) });
-  keys.setAudit(audit);
   // buckets created by a tenant's user: the registry's record, as this gateway last loaded it
   tenants.setCreatedOwnerLookup((bucket) => keys.bucketOwner(bucket));
   const gateway = new Gateway({
