@@ -8,6 +8,7 @@ import { DASHBOARD_HTML } from '../dashboard/page.ts';
 import { S3Error, isS3Error } from '../errors.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
+import { PROBE_SERVER_OPTIONS, hostless } from '../ops/probes.ts';
 import { mountAccess, errorBody } from './api/access.ts';
 import { auditApi } from './api/audit.ts';
 import { cmkApi } from './api/cmk.ts';
@@ -135,10 +136,12 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
   const app = createAdminApp(o, { rewrap, migrate, policy, closers });
   const honoListener = getRequestListener(app.fetch);
   // hono's listener answers through its own promise and reports its errors through onError: nothing to await here.
-  const listener = (req: IncomingMessage, res: ServerResponse) => void honoListener(req, res);
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    if (hostless(req, res)) void honoListener(req, res);
+  };
   const server: Server = o.tls
-    ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener)
-    : createHttpServer(listener);
+    ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...PROBE_SERVER_OPTIONS }, listener)
+    : createHttpServer(PROBE_SERVER_OPTIONS, listener);
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   let watch: NodeJS.Timeout | undefined;

@@ -14,6 +14,7 @@ import { Gateway, type GatewayOptions } from './gateway.ts';
 import { Users, type User } from '../auth/users.ts';
 import { Tenants, type TenantConfig } from '../auth/tenants.ts';
 import { defaultOf } from '../ops/config.ts';
+import { PROBE_SERVER_OPTIONS, hostless, isHealthPath } from '../ops/probes.ts';
 import type { Logger } from '../ops/logger.ts';
 
 export interface StartOptions {
@@ -64,13 +65,7 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** `/healthz` or `/readyz`, with or without a query string: the paths hono routes (as `app.get` matches them). */
-export function isHealthPath(url: string | undefined): boolean {
-  if (url === undefined || url.charCodeAt(0) !== 0x2f || (url.charCodeAt(1) !== 0x68 && url.charCodeAt(1) !== 0x72)) return false;
-  const q = url.indexOf('?');
-  const path = q < 0 ? url : url.slice(0, q);
-  return path === '/healthz' || path === '/readyz';
-}
+export { isHealthPath } from '../ops/probes.ts';
 
 export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   const metaBucket = o.metaBucket ?? defaultOf('metaBucket');
@@ -168,6 +163,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   // per small GET, and hono answers HEAD by running the GET route and re-wrapping its Response, which loses
   // the "already sent" marker of a handler that wrote the Node response itself (the socket then breaks).
   const listener = (req: IncomingMessage, res: ServerResponse) => {
+    if (!hostless(req, res)) return;
     // Neither promise is awaited by node:http: hono answers through its own, and a handler's failure destroys the response.
     if (req.method === 'GET' && isHealthPath(req.url)) return void honoListener(req, res);
     gateway.handle(req, res).catch((e) => res.destroy(e as Error));
@@ -178,7 +174,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   // slow head would live up to 30 s past its limit. Sweep at least every second (a quarter of the shortest limit).
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
   const connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(shortest / 4)));
-  const httpOptions = { maxHeaderSize: o.maxHeaderBytes, connectionsCheckingInterval };
+  const httpOptions = { maxHeaderSize: o.maxHeaderBytes, connectionsCheckingInterval, ...PROBE_SERVER_OPTIONS };
   const server: Server = o.tls
     ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...httpOptions }, listener))
     : createHttpServer(httpOptions, listener);
