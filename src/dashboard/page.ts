@@ -107,14 +107,18 @@ async function login(ev) {
     $('login-err').textContent = 'Sign-in refused: ' + e.message;
   }
 }
+let running = false;
 function signedIn(r) {
   csrf = r.csrfToken;
   $('who').textContent = r.accessKey;
   $('login').hidden = true;
   $('app').hidden = false;
-  refresh();
-  setInterval(refresh, 1000);
-  setInterval(sampleMetrics, 1000);
+  if (running) return; // a login after the reload check: one loop only
+  running = true;
+  // One refresh at a time, the next a second after the last one finished: a slow answer never piles up calls.
+  const loop = async (fn) => { try { await fn(); } finally { setTimeout(() => loop(fn), 1000); } };
+  loop(refresh);
+  loop(sampleMetrics);
 }
 $('login-form').addEventListener('submit', login);
 // A reload with a live session cookie goes straight back in.
@@ -134,8 +138,17 @@ async function refresh() {
     if (e.status === 403 || e.status === 401) location.reload();
     return;
   }
+  // A header scan (objects per key version) costs a listing of the dataset's headers: do it on the first refresh,
+  // every 15 s, and while a re-wrap job moves (and once when it stops); otherwise only the job state (?scan=0).
+  const now = Date.now();
   await Promise.all(datasets.map(async (d) => {
-    try { scans[d.dataset] = await api('/admin/rewrap/' + enc(d.dataset)); } catch { /* keep the last one */ }
+    try {
+      const last = scans[d.dataset];
+      const quick = await api('/admin/rewrap/' + enc(d.dataset) + '?scan=0');
+      const moved = !last || JSON.stringify(last.job) !== JSON.stringify(quick.job) || quick.running;
+      if (moved || now - (last.at || 0) > 15000) scans[d.dataset] = { ...(await api('/admin/rewrap/' + enc(d.dataset))), at: now };
+      else scans[d.dataset] = { ...last, job: quick.job, running: quick.running };
+    } catch { /* keep the last one */ }
   }));
   const tree = cmks.map((c) => {
     const mine = datasets.filter((d) => d.cmkId === c.id);

@@ -83,6 +83,19 @@ describe('admin dashboard in headless Chromium', () => {
       .toBe(true);
     await traffic;
 
+    // An idle open tab does not scan the lake every second: with no job moving, the header scan (objects per
+    // version) comes at most every 15 s; the per-second refresh asks for the job state only (?scan=0).
+    const seen: string[] = [];
+    const onRequest = (req: { url(): string }) => {
+      if (req.url().includes('/admin/rewrap/')) seen.push(req.url());
+    };
+    page.on('request', onRequest);
+    await new Promise((r) => setTimeout(r, 5_000));
+    page.off('request', onRequest);
+    const full = seen.filter((u) => !u.includes('scan=0'));
+    expect(seen.length - full.length, 'job-state checks').toBeGreaterThan(0);
+    expect(full.length, 'full header scans in 5 s of an idle tab').toBeLessThanOrEqual(2);
+
     mkdirSync(ARTIFACTS, { recursive: true });
     const shot = path.join(ARTIFACTS, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
