@@ -371,6 +371,9 @@ export class AdoptManager {
       s.pending = c.pending;
       s.pendingByParent = c.byParent;
       s.state = s.failed ? 'failed' : 'done';
+      // Nothing left under an ancestor: from now on no header under the prefix may name one (a rolled-back
+      // pre-adoption copy would otherwise escape a revocation of this dataset).
+      if (s.state === 'done' && s.pending === 0) await this.ctx.keys.closeDataset(dataset, s.actor);
       s.cursor = undefined;
       s.finishedAt = new Date().toISOString();
       await persist();

@@ -23,6 +23,12 @@ export interface RegisteredDataset {
   createdAt: string;
   /** Who created the entry: `admin:<access key>`, or `config` for a seeded one. */
   createdBy: string;
+  /**
+   * Set when an adoption left no object under the prefix sealed under an ancestor: from then on a header under
+   * the prefix that names an ancestor is refused (IntegrityError), so a backend that rolls an object back to its
+   * pre-adoption copy cannot escape a revocation of this dataset.
+   */
+  closedAt?: string;
 }
 
 /** A bucket a tenant's user created through the gateway: it belongs to that tenant (on every gateway). */
@@ -150,6 +156,20 @@ export class DatasetRegistry {
       return doc;
     });
     return out;
+  }
+
+  /** Mark an entry closed (see `closedAt`); returns whether this call did. */
+  async close(name: string): Promise<boolean> {
+    let closed = false;
+    await this.keystore.update<RegistryDoc>(REGISTRY_KEY, (cur) => {
+      closed = false;
+      const e = cur?.datasets?.[name];
+      if (!e || e.closedAt) return NO_CHANGE;
+      e.closedAt = new Date().toISOString();
+      closed = true;
+      return cur;
+    });
+    return closed;
   }
 
   /** Remove an entry; returns whether it was there. */

@@ -49,6 +49,8 @@ export interface DatasetResolver {
 
 interface Routed extends DatasetEntry {
   id: Buffer;
+  /** Adopted in full (registry `closedAt`): headers under it may no longer name an ancestor. */
+  closed?: boolean;
 }
 
 const idOf = (name: string): Buffer => createHash('sha256').update(name, 'utf8').digest();
@@ -109,8 +111,8 @@ export class Datasets implements DatasetResolver {
     }
     for (const r of this.registered) {
       const have = all.get(r.name);
-      if (have) Object.assign(have, { registered: true, cmk: r.cmk });
-      else all.set(r.name, { name: r.name, ...split(r.name), cmk: r.cmk, configured: false, registered: true, id: idOf(r.name) });
+      if (have) Object.assign(have, { registered: true, cmk: r.cmk, closed: !!r.closedAt });
+      else all.set(r.name, { name: r.name, ...split(r.name), cmk: r.cmk, configured: false, registered: true, id: idOf(r.name), closed: !!r.closedAt });
     }
     const byBucket = new Map<string, Routed[]>();
     for (const e of all.values()) {
@@ -152,6 +154,8 @@ export class Datasets implements DatasetResolver {
         if (!key.startsWith(d.prefix)) continue;
         if (d.prefix === '' && d.name === bucket) bucketSeen = true;
         if (d.id.equals(datasetId)) return d.name;
+        // adopted in full: nothing under it may name an ancestor any more (a rolled-back pre-adoption copy)
+        if (d.closed) return null;
       }
     }
     if (!bucketSeen && idOf(bucket).equals(datasetId)) return bucket;

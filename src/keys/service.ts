@@ -233,6 +233,15 @@ export class KeyService {
     return removed;
   }
 
+  /** After a full adoption: headers under the prefix may no longer name an ancestor, on every gateway. */
+  async closeDataset(name: string, actor?: string): Promise<boolean> {
+    const closed = await this.registry.close(name);
+    await this.refreshDatasets();
+    if (closed) await this.state.afterChange(`dataset closed ${datasetIdOf(name)}`);
+    if (closed) await this.state.audit?.append('dataset.closed', { dataset: name, datasetId: datasetIdOf(name) }, actor);
+    return closed;
+  }
+
   /** Put a dataset back into the registry (a delete that found headers after all). */
   async reregisterDataset(entry: RegisteredDataset): Promise<void> {
     await this.registry.add(entry);

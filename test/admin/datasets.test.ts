@@ -155,6 +155,13 @@ describe('a prefix dataset created over existing objects (two gateways, one back
     expect((await getObj(s3a, BUCKET, 'finance/obj-0001')).status).toBe(200);
     await apiB.post(P('admin', 'keys', PREFIX_DS, 'restore'));
 
+    // (a copy of one object as it is before the adoption, sealed under the parent, for the rollback check below)
+    const store = a.running.gateway.store;
+    const rbKey = 'finance/obj-0007';
+    const rbData = await a.backend.getBuffer(BUCKET, rbKey);
+    const rbOid = rbData.info.meta['lc-oid']!;
+    const rbHeader = (await a.backend.getBuffer(store.metaBucket, store.headerPath(BUCKET, rbKey, rbOid))).data;
+
     // 6. adopt, stopped midway, then resumed to the end
     await apiA.post(P('admin', 'datasets', PREFIX_DS, 'adopt'), { rate: 40 });
     await pollUntil(async () => ((await apiA.get<{ job: { adopted: number } }>(P('admin', 'datasets', PREFIX_DS, 'adopt'), { scan: '0' })).job.adopted >= 10), { timeoutMs: 30_000, intervalMs: 50 });
@@ -195,7 +202,19 @@ describe('a prefix dataset created over existing objects (two gateways, one back
       await pollUntil(async () => (await readAll(s3, bodies)).codes.KeyRevoked === bodies.size, { timeoutMs: 5000, intervalMs: 100 });
       expect(await readAll(s3, others)).toEqual({ ok: others.size, codes: {} });
     }
+    // 9. the adoption closed the dataset: a backend that rolls an object back to its pre-adoption copy (sealed
+    // under the parent, whose keys are not revoked) does not get it served around the revocation
+    expect((await b.running.keys.registeredDataset(PREFIX_DS))?.closedAt).toBeDefined();
+    await a.backend.putObject(store.metaBucket, store.headerPath(BUCKET, rbKey, rbOid), rbHeader, { size: rbHeader.length });
+    await a.backend.putObject(BUCKET, rbKey, rbData.data, { size: rbData.data.length, meta: rbData.info.meta });
+    for (const s3 of [s3a, s3b]) {
+      const got = await getObj(s3, BUCKET, rbKey);
+      expect(got.status, 'a rolled-back pre-adoption copy').not.toBe(200);
+      expect(got.code).toBe('IntegrityError');
+    }
     await apiA.post(P('admin', 'keys', PREFIX_DS, 'restore'));
+    // still refused with the dataset restored: the copy names the parent, which nothing under the prefix may now
+    expect((await getObj(s3a, BUCKET, rbKey)).code).toBe('IntegrityError');
 
     // the audit trail names the admin who created and adopted
     const trail = await a.running.audit.list({ since: 1, limit: 100000 });
