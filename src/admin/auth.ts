@@ -17,9 +17,10 @@
  * refusals of callers that did not authenticate are audited at a bounded rate with a count of those left out,
  * so a flood cannot flood the audit trail. A refusal of a caller that *did* authenticate is always recorded.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { S3Error } from '../errors.ts';
+import { signaturesEqual } from '../s3/sigv4.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import type { Logger } from '../ops/logger.ts';
 
@@ -77,15 +78,6 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
   return Array.isArray(v) ? v[0] : v;
 };
 
-function sameSecret(a: string, b: string): boolean {
-  const ba = Buffer.from(a, 'utf8');
-  const bb = Buffer.from(b, 'utf8');
-  if (ba.length !== bb.length) {
-    timingSafeEqual(bb, bb); // spend the comparison anyway
-    return false;
-  }
-  return timingSafeEqual(ba, bb);
-}
 
 /** The admin origin as the browser names it: scheme + the Host the request was sent to. */
 export function adminOrigin(req: IncomingMessage, tls: boolean): string | undefined {
@@ -120,7 +112,7 @@ export function checkSessionRequest(req: IncomingMessage, session: Session, tls:
   checkSameOrigin(req, tls);
   if (SAFE_METHODS.has((req.method ?? 'GET').toUpperCase())) return;
   const presented = header(req, CSRF_HEADER);
-  if (presented === undefined || !sameSecret(presented, session.csrf)) {
+  if (presented === undefined || !signaturesEqual(presented, session.csrf)) {
     throw new S3Error('AccessDenied', `state-changing admin requests with a session need its ${CSRF_HEADER} header`);
   }
 }

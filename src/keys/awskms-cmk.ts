@@ -181,6 +181,8 @@ export class AwsKmsCmkProvider implements CmkProvider {
 
   private async send<T>(cmd: object, op: string, ciphertext = false): Promise<T> {
     try {
+      // One wrapper for every KMS command (error mapping in one place): the SDK types `send` per command class,
+      // which a wrapper over several classes cannot name; each caller states the output type it reads.
       return (await this.#client.send(cmd as never)) as T;
     } catch (e) {
       throw this.mapError(e, op, ciphertext);

@@ -67,7 +67,7 @@ export function prefixProblem(prefix: string): string | null {
   if (prefix.startsWith('/')) return "the name must not contain '//' (the prefix starts with '/')";
   if (prefix.includes('//')) return "the prefix must not contain '//'";
   if (prefix.split('/').includes('..')) return "the prefix must not contain a '..' segment";
-  // eslint-disable-next-line no-control-regex
+  // eslint-disable-next-line no-control-regex -- control characters are what it refuses
   if (/[\u0000-\u001f\u007f]/.test(prefix)) return 'the prefix must not contain control characters';
   if (Buffer.byteLength(prefix, 'utf8') > MAX_PREFIX_BYTES) return `the prefix must be at most ${MAX_PREFIX_BYTES} bytes (UTF-8)`;
   return null;

@@ -11,7 +11,7 @@ import { readBodyLimited } from '../s3/xml.ts';
 import { verifyRequest, type AuthResult } from '../s3/sigv4.ts';
 import { addressOf, type S3Request } from './request.ts';
 import { sendError } from './respond.ts';
-import { hasSubresource, refusal, routeOf } from './routes.ts';
+import { refusal, routeOf } from './routes.ts';
 import { defaultOf } from '../ops/config.ts';
 import { MultipartStore, ObjectStore, type BestEffortReport } from '../store/index.ts';
 import type { User, Users } from '../auth/users.ts';
@@ -181,7 +181,7 @@ export class Gateway {
         // which would tell its objects from absent ones). CreateBucket of its name is BucketAlreadyExists, as for a
         // name another account holds: that says nothing the configuration does not (the name is public).
         if (r.bucket === this.metaBucket) {
-          throw r.method === 'PUT' && !r.key && !hasSubresource(r)
+          throw r.op === 'CreateBucket'
             ? new S3Error('BucketAlreadyExists', undefined, { BucketName: r.bucket })
             : new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
         }

@@ -24,7 +24,7 @@ const SUBRESOURCES = new Set([
   'accelerate', 'requestPayment', 'analytics', 'inventory', 'metrics', 'intelligent-tiering', 'ownershipControls',
   'publicAccessBlock', 'policyStatus', 'location', 'uploads', 'delete',
 ]);
-export function hasSubresource(r: S3Request): boolean {
+function hasSubresource(r: S3Request): boolean {
   for (const k of r.query.keys()) if (SUBRESOURCES.has(k)) return true;
   return false;
 }
