@@ -38,13 +38,19 @@ fi
 step "native modules" "ok"
 
 # ---------------------------------------------------------------- Go binaries (minio, mc, warp)
+# Prebuilt Go tools (a MinIO build takes ~20 minutes on 2 cores): LAKECRYPT_PREBUILT_BIN names a directory that
+# holds them, and `go env GOBIN` / `$(go env GOPATH)/bin` are looked at too. The default is where this project's
+# CI image keeps them; on any other machine it simply does not exist and the tools are built.
+PREBUILT="${LAKECRYPT_PREBUILT_BIN:-/work/cache/gobin}"
 go_install() {
-  local name="$1" module="$2" fallback="${3:-}"
+  local name="$1" module="$2" fallback="${3:-}" dir
   if [ -x "$BIN/$name" ]; then step "$name" "present ($BIN/$name)"; return; fi
-  if [ -x "/work/cache/gobin/$name" ]; then
-    cp "/work/cache/gobin/$name" "$BIN/$name.tmp" && mv "$BIN/$name.tmp" "$BIN/$name"
-    step "$name" "copied from /work/cache/gobin"; return
-  fi
+  for dir in "$PREBUILT" "$(go env GOBIN 2>/dev/null || true)" "$(go env GOPATH 2>/dev/null || true)/bin"; do
+    if [ -n "$dir" ] && [ "$dir" != "/bin" ] && [ -x "$dir/$name" ]; then
+      cp "$dir/$name" "$BIN/$name.tmp" && mv "$BIN/$name.tmp" "$BIN/$name"
+      step "$name" "copied from $dir"; return
+    fi
+  done
   if ! command -v go >/dev/null 2>&1; then
     for g in /usr/local/go/bin/go /usr/lib/go/bin/go; do [ -x "$g" ] && export PATH="$(dirname "$g"):$PATH" && break; done
   fi
