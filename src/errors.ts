@@ -18,6 +18,7 @@ export const ERRORS = {
   NoSuchBucket: { status: 404, message: 'The specified bucket does not exist.' },
   NoSuchKey: { status: 404, message: 'The specified key does not exist.' },
   NoSuchUpload: { status: 404, message: 'The specified multipart upload does not exist.' },
+  NoSuchVersion: { status: 404, message: 'The specified version does not exist.' },
   BucketAlreadyOwnedByYou: { status: 409, message: 'Your previous request to create the named bucket succeeded and you already own it.' },
   BucketAlreadyExists: { status: 409, message: 'The requested bucket name is not available.' },
   BucketNotEmpty: { status: 409, message: 'The bucket you tried to delete is not empty.' },
