@@ -1,12 +1,11 @@
-import type { ListResult } from '../backend/types.ts';
 import { S3Error } from '../errors.ts';
-import { plaintextSize } from '../engine/index.ts';
+import { checkVersionIdMarker, deleteEntryVersion, NULL_VERSION } from '../s3/version-id.ts';
 import * as xml from '../s3/xml.ts';
 import type { Gateway } from './gateway.ts';
+import { encodingTypeOf, listPage, maxKeysOf } from './listing.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName } from './request.ts';
 import { sendXml } from './respond.ts';
-import { quoteEtag } from '../s3/etags.ts';
 import { userActor } from '../auth/tenants.ts';
 
 export async function listBuckets(g: Gateway, r: S3Request): Promise<void> {
@@ -68,73 +67,19 @@ async function headBucketExists(g: Gateway, bucket: string) {
   if (!(await g.backend.bucketExists(bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
 }
 
-function maxKeysOf(r: S3Request): number {
-  const v = r.query.get('max-keys');
-  if (v === null) return 1000;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new S3Error('InvalidArgument', 'Provided max-keys not an integer or within integer range');
-  return Math.min(n, 1000);
-}
-
-/** Stored size -> plaintext size; objects that did not come through lakecrypt keep their stored size. */
-function sizeOf(stored: number): number {
-  try {
-    return plaintextSize(stored);
-  } catch {
-    return stored;
-  }
-}
-
-/**
- * The ETags a listing shows, the same as HEAD and GET show (ObjectStore.clientEtag). Backends that list user
- * metadata (fs, MinIO) answer in the listing itself; otherwise one HEAD per object.
- */
-async function listedEtags(g: Gateway, bucket: string, objects: ListResult['objects']): Promise<string[]> {
-  const out = new Array<string>(objects.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < objects.length; i = next++) {
-      const o = objects[i];
-      let meta = o.meta;
-      if (meta === undefined) meta = (await g.backend.headObject(bucket, o.key))?.meta ?? {};
-      out[i] = await g.store.clientEtag(bucket, o.key, { etag: o.etag, meta });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, objects.length) }, worker));
-  return out;
-}
-
 export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promise<void> {
   await headBucketExists(g, r.bucket);
-  const encodingType = r.query.get('encoding-type');
-  if (encodingType !== null && encodingType !== 'url') throw new S3Error('InvalidArgument', 'Invalid Encoding Method specified in Request');
+  const encodingType = encodingTypeOf(r);
   const prefix = r.query.get('prefix') ?? '';
   const delimiter = r.query.get('delimiter') ?? '';
   const maxKeys = maxKeysOf(r);
   const startAfter = v2 ? (r.query.get('start-after') ?? '') : (r.query.get('marker') ?? '');
   const token = v2 ? (r.query.get('continuation-token') ?? undefined) : undefined;
   if (v2 && token !== undefined && token === '') throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect');
-  const page =
-    maxKeys === 0
-      ? { objects: [], commonPrefixes: [], isTruncated: false, nextContinuationToken: undefined }
-      : await g.backend.listObjects(r.bucket, {
-          prefix: prefix || undefined,
-          delimiter: delimiter || undefined,
-          startAfter: startAfter || undefined,
-          continuationToken: token,
-          maxKeys,
-          withMeta: true,
-        });
-  const owner = { id: r.user.accessKey, displayName: r.user.accessKey };
+  const page = await listPage(g, r.bucket, { prefix, delimiter, maxKeys, startAfter, token });
+  const owner = ownerOf(r);
   const fetchOwner = !v2 || r.query.get('fetch-owner') === 'true';
-  const etags = await listedEtags(g, r.bucket, page.objects);
-  const contents = page.objects.map((o, i) => ({
-    key: o.key,
-    size: sizeOf(o.size),
-    etag: quoteEtag(etags[i]),
-    lastModified: o.lastModified,
-    owner: fetchOwner ? owner : undefined,
-  }));
+  const contents = page.objects.map((o) => ({ ...o, owner: fetchOwner ? owner : undefined }));
   const common = page.commonPrefixes;
   const base = {
     bucket: r.bucket,
@@ -142,7 +87,7 @@ export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promis
     delimiter: delimiter || undefined,
     maxKeys,
     isTruncated: page.isTruncated,
-    encodingType: encodingType === 'url' ? ('url' as const) : undefined,
+    encodingType,
     contents,
     commonPrefixes: common,
   };
@@ -161,38 +106,83 @@ export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promis
     );
   } else {
     // V1 NextMarker: only with a delimiter (S3 semantics); clients use the last key otherwise.
-    const last = [...contents.map((c) => c.key), ...common].sort().pop();
     sendXml(
       r.res,
       200,
       xml.listBucketResultV1({
         ...base,
         marker: r.query.get('marker') ?? '',
-        nextMarker: page.isTruncated && delimiter ? last : undefined,
+        nextMarker: page.isTruncated && delimiter ? page.last : undefined,
       }),
     );
   }
 }
 
+/**
+ * ListObjectVersions on a bucket without versioning: each object is its one version, `null`, the latest; pages
+ * end at NextKeyMarker (+ NextVersionIdMarker `null` when that is an object), which the next request sends back.
+ * Parameters are checked in S3's order, before the bucket is looked up.
+ */
+export async function listObjectVersions(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  const maxKeys = maxKeysOf(r);
+  const keyMarker = r.query.get('key-marker');
+  const versionIdMarker = r.query.get('version-id-marker');
+  checkVersionIdMarker(keyMarker, versionIdMarker);
+  const encodingType = encodingTypeOf(r);
+  await headBucketExists(g, r.bucket);
+  const prefix = r.query.get('prefix') ?? '';
+  const delimiter = r.query.get('delimiter') ?? '';
+  const page = await listPage(g, r.bucket, { prefix, delimiter, maxKeys, startAfter: keyMarker ?? '' });
+  const owner = ownerOf(r);
+  const endsOnObject = page.last !== undefined && page.last === page.objects.at(-1)?.key;
+  sendXml(
+    r.res,
+    200,
+    xml.listVersionsResult({
+      bucket: r.bucket,
+      prefix,
+      keyMarker: keyMarker ?? '',
+      versionIdMarker: versionIdMarker ?? '',
+      nextKeyMarker: page.isTruncated ? page.last : undefined,
+      nextVersionIdMarker: page.isTruncated && endsOnObject ? NULL_VERSION : undefined,
+      maxKeys,
+      delimiter: delimiter || undefined,
+      isTruncated: page.isTruncated,
+      encodingType,
+      versions: page.objects.map((o) => ({ ...o, versionId: NULL_VERSION, isLatest: true, owner })),
+      commonPrefixes: page.commonPrefixes,
+    }),
+  );
+}
+
+const ownerOf = (r: S3Request): xml.Owner => ({ id: r.user.accessKey, displayName: r.user.accessKey });
+
 export async function deleteObjects(g: Gateway, r: S3Request): Promise<void> {
   await headBucketExists(g, r.bucket);
   const body = await g.readSmallBody(r, 2 * 1024 * 1024);
   const req = xml.parseDelete(body.toString('utf8'));
-  const deleted: { key: string }[] = [];
-  const errors: { key: string; code: string; message: string }[] = [];
-  const queue = [...req.objects];
+  // Answered in the order asked (as S3 and MinIO do), though deleted 8 at a time.
+  const outcome = new Array<{ deleted: xml.DeletedEntry } | { error: xml.DeleteErrorEntry }>(req.objects.length);
+  let next = 0;
   const worker = async () => {
-    for (let o = queue.shift(); o; o = queue.shift()) {
+    for (let i = next++; i < req.objects.length; i = next++) {
+      const o = req.objects[i];
+      // An entry naming a version is answered with it (Terraform, conformance suites delete by Key + VersionId).
+      const version = deleteEntryVersion(o.versionId);
       try {
-        await g.store.delete(r.bucket, o.key);
-        deleted.push({ key: o.key });
+        if ('error' in version) throw version.error;
+        if (version.deletes) await g.store.delete(r.bucket, o.key);
+        outcome[i] = { deleted: { key: o.key, versionId: o.versionId } };
       } catch (e) {
         const err = e instanceof S3Error ? e : new S3Error('InternalError');
-        errors.push({ key: o.key, code: err.code, message: err.message });
+        outcome[i] = { error: { key: o.key, versionId: o.versionId, code: err.code, message: err.message } };
       }
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
+  const deleted = outcome.flatMap((x) => ('deleted' in x ? [x.deleted] : []));
+  const errors = outcome.flatMap((x) => ('error' in x ? [x.error] : []));
   sendXml(r.res, 200, xml.deleteResult(deleted, errors, req.quiet));
 }
 

@@ -10,6 +10,7 @@ import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
 import { consuming, knownOf, type PutCondition, type StoredObject } from '../store/index.ts';
 import { quoteEtag } from '../s3/etags.ts';
+import { checkReadVersion, deletesCurrent, openCopySourceVersion } from '../s3/version-id.ts';
 
 const MAX_META_BYTES = 2048;
 
@@ -64,28 +65,28 @@ const setSse = (r: S3Request) => {
 };
 
 /**
- * If-None-Match: * and If-Match of a write (PutObject, CompleteMultipartUpload) as a condition for the backend's
- * commit, so that it is atomic with it. If-Match names the ETag clients see: checked here against the current
- * object, then passed on as the backend ETag of that same version.
+ * If-None-Match and If-Match of a write (PutObject, CompleteMultipartUpload) as a condition for the backend's
+ * commit, so that it is atomic with it. `If-None-Match: *` asks for existence only: a HEAD, then the backend's own
+ * If-None-Match: *. An ETag to compare (If-Match, or If-None-Match naming ETags, as MinIO takes it) names the ETag
+ * clients see: checked here against the current object, whose backend ETag then goes with the commit — or, when
+ * there was none, If-None-Match: * — so a write that lands between the check and the commit makes this one fail with
+ * 412 rather than overwrite a version the condition was never checked against.
  */
 export async function writeCondition(g: Gateway, r: S3Request): Promise<PutCondition> {
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
-  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw new S3Error('NotImplemented', 'If-None-Match on writes only supports "*".');
-  const cond: PutCondition = ifNoneMatch !== undefined ? { ifNoneMatch: '*' } : {};
-  // Checked here too: an early answer before the body, and a guard on backends that ignore the condition.
-  if (ifMatch !== undefined) {
-    const current = await g.store.stat(r.bucket, r.key).catch((e) => {
-      if (isS3Error(e, 'NoSuchKey')) return undefined;
-      throw e;
-    });
-    checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
-    cond.ifMatch = current!.info.etag;
-  } else if (ifNoneMatch !== undefined && (await g.backend.headObject(r.bucket, r.key))) {
-    // existence is all If-None-Match: * asks: a HEAD, no header to open
-    throw new S3Error('PreconditionFailed', undefined, { Condition: 'If-None-Match' });
+  if (ifNoneMatch === undefined && ifMatch === undefined) return {};
+  if (ifMatch === undefined && ifNoneMatch?.trim() === '*') {
+    // Checked here too: an early answer before the body, and a guard on backends that ignore the condition.
+    if (await g.backend.headObject(r.bucket, r.key)) throw new S3Error('PreconditionFailed', undefined, { Condition: 'If-None-Match' });
+    return { ifNoneMatch: '*' };
   }
-  return cond;
+  const current = await g.store.stat(r.bucket, r.key).catch((e) => {
+    if (isS3Error(e, 'NoSuchKey')) return undefined;
+    throw e;
+  });
+  checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
+  return current ? { ifMatch: current.info.etag } : { ifNoneMatch: '*' };
 }
 
 export async function putObject(g: Gateway, r: S3Request): Promise<void> {
@@ -185,6 +186,7 @@ function partRange(obj: StoredObject, partNumber: number): { start: number; end:
 export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
+  await checkReadVersion(r.query.get('versionId'), r.key, () => g.store.stat(r.bucket, r.key));
   const overrides = responseOverrides(r);
   const partNumber = r.query.get('partNumber');
   if (!headOnly && partNumber === null && r.header('range') === undefined) return getWholeObject(g, r, overrides);
@@ -278,7 +280,7 @@ export async function deleteObject(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
   if (!(await g.backend.bucketExists(r.bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
-  await g.store.delete(r.bucket, r.key);
+  if (deletesCurrent(r.query.get('versionId'))) await g.store.delete(r.bucket, r.key);
   r.res.statusCode = 204;
   r.res.end();
 }
@@ -306,7 +308,7 @@ export async function openCopySource(g: Gateway, r: S3Request): Promise<StoredOb
   g.users.authorize(r.user, src.bucket);
   // as a source too, the meta bucket is a bucket that does not exist (see Gateway.handle)
   if (src.bucket === g.metaBucket) throw new S3Error('NoSuchBucket', undefined, { BucketName: src.bucket });
-  const obj = await g.store.stat(src.bucket, src.key);
+  const obj = await openCopySourceVersion(r.header('x-amz-copy-source')!, src.key, () => g.store.stat(src.bucket, src.key));
   checkCopySourceConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
   return obj;
 }
