@@ -8,6 +8,9 @@ export function isBucketName(bucket: string): boolean {
     bucket.length <= 63 &&
     /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(bucket) &&
     !bucket.includes('..') &&
+    // a dash beside a dot: not a valid DNS label, refused by S3 and MinIO alike
+    !bucket.includes('.-') &&
+    !bucket.includes('-.') &&
     !/^\d+\.\d+\.\d+\.\d+$/.test(bucket) &&
     !bucket.startsWith('xn--') &&
     !bucket.startsWith('sthree-') &&

@@ -7,6 +7,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { S3Error } from '../errors.ts';
 import type { ChecksumAlgorithm } from './checksum.ts';
 import { quoteEtag } from './etags.ts';
+import { uriEncode } from './sigv4.ts';
 
 export const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 const DECL = '<?xml version="1.0" encoding="UTF-8"?>\n';
@@ -30,19 +31,11 @@ export function xmlEscape(s: string): string {
 }
 
 /**
- * encoding-type=url as S3 applies it (same as MinIO's s3URLEncode): query escaping with space as '+',
- * '/' and '*' kept, '~' encoded.
+ * encoding-type=url as S3 applies it to keys, prefixes, delimiters and markers in listings: AWS's URI encoding
+ * with '/' kept (a space is %20, '+' is %2B; s3-tests' encoding cases expect exactly that). MinIO writes a space
+ * as '+', which a client decoding with a plain percent-decoder keeps as a '+'.
  */
-export function s3UrlEncode(s: string): string {
-  let out = '';
-  for (const c of Buffer.from(s, 'utf8')) {
-    if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) ||
-      c === 0x2d || c === 0x2e || c === 0x5f || c === 0x2f || c === 0x2a) out += String.fromCharCode(c);
-    else if (c === 0x20) out += '+';
-    else out += '%' + c.toString(16).toUpperCase().padStart(2, '0');
-  }
-  return out;
-}
+export const s3UrlEncode = (s: string): string => uriEncode(s, true);
 
 /** ISO 8601 with milliseconds, UTC. */
 export const isoDate = (d: Date): string => d.toISOString();
@@ -122,6 +115,36 @@ export function listBucketResultV2(i: ListBucketV2Input): string {
     `${el('ContinuationToken', i.continuationToken)}${el('NextContinuationToken', i.nextContinuationToken)}` +
     `${i.startAfter !== undefined ? el('StartAfter', enc(i.startAfter)) : ''}${el('EncodingType', i.encodingType)}` +
     `${contents}${prefixes}`);
+}
+
+export interface VersionEntry extends ObjectEntry { versionId: string; isLatest: boolean }
+export interface ListVersionsInput {
+  bucket: string;
+  prefix: string;
+  keyMarker: string;
+  versionIdMarker: string;
+  nextKeyMarker?: string;
+  nextVersionIdMarker?: string;
+  maxKeys: number;
+  delimiter?: string;
+  isTruncated: boolean;
+  encodingType?: 'url';
+  versions: readonly VersionEntry[];
+  commonPrefixes: readonly string[];
+}
+
+/** ListVersionsResult, in the element order of S3's own answers. */
+export function listVersionsResult(i: ListVersionsInput): string {
+  const enc = i.encodingType === 'url' ? s3UrlEncode : (s: string) => s;
+  const versions = i.versions.map((v) =>
+    `<Version>${el('Key', enc(v.key))}${el('VersionId', v.versionId)}${el('IsLatest', v.isLatest)}${el('LastModified', isoDate(v.lastModified))}` +
+    `${el('ETag', quoteEtag(v.etag))}${el('Size', v.size)}${el('StorageClass', v.storageClass ?? 'STANDARD')}${ownerXml(v.owner)}</Version>`).join('');
+  const prefixes = i.commonPrefixes.map((p) => `<CommonPrefixes>${el('Prefix', enc(p))}</CommonPrefixes>`).join('');
+  return doc('ListVersionsResult',
+    `${el('Name', i.bucket)}${el('Prefix', enc(i.prefix))}${el('KeyMarker', enc(i.keyMarker))}${el('VersionIdMarker', i.versionIdMarker)}` +
+    `${i.nextKeyMarker !== undefined ? el('NextKeyMarker', enc(i.nextKeyMarker)) : ''}${el('NextVersionIdMarker', i.nextVersionIdMarker)}` +
+    `${el('MaxKeys', i.maxKeys)}${i.delimiter !== undefined ? el('Delimiter', enc(i.delimiter)) : ''}${el('IsTruncated', i.isTruncated)}` +
+    `${el('EncodingType', i.encodingType)}${versions}${prefixes}`);
 }
 
 export const initiateMultipartUploadResult = (bucket: string, key: string, uploadId: string): string =>

@@ -74,12 +74,12 @@ describe('builders', () => {
     const s = x.listBucketResultV2({ bucket: 'b', prefix: 'a b/', delimiter: '/', maxKeys: 1000, isTruncated: false, keyCount: 1, encodingType: 'url', startAfter: 'ü~',
       contents: [{ key: 'a b/c+d&<e>', lastModified: d, etag: 'abc', size: 5, checksumAlgorithm: 'CRC32', checksumType: 'FULL_OBJECT' }], commonPrefixes: ['a b/x y/'] });
     const p = wellFormed(s).ListBucketResult;
-    expect(p.Contents.Key).toBe('a+b/c%2Bd%26%3Ce%3E');
+    expect(p.Contents.Key).toBe('a%20b/c%2Bd%26%3Ce%3E');
     expect(p.Contents.ETag).toBe('"abc"');
     expect(p.Contents.LastModified).toBe('2026-01-02T03:04:05.006Z');
-    expect(p.Prefix).toBe('a+b/');
-    expect(p.StartAfter).toBe('%C3%BC%7E');
-    expect(p.CommonPrefixes.Prefix).toBe('a+b/x+y/');
+    expect(p.Prefix).toBe('a%20b/');
+    expect(p.StartAfter).toBe('%C3%BC~');
+    expect(p.CommonPrefixes.Prefix).toBe('a%20b/x%20y/');
     expect(p.EncodingType).toBe('url');
   });
   it('ListBucketResult V1 escapes keys', () => {
