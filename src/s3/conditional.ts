@@ -95,14 +95,15 @@ export function checkCopySourceConditions(headers: HeaderMap, source: ObjectStat
 
 /**
  * Conditional writes (PutObject / CompleteMultipartUpload): `If-None-Match: *` fails with 412 when the key exists;
- * `If-Match` fails with 412 on a different ETag and with NoSuchKey when the key does not exist.
+ * `If-None-Match: <etag>[, <etag>...]` with 412 when the current object's ETag is one of them (a missing key or
+ * another ETag writes: MinIO's reading; AWS S3 takes `*` only); `If-Match` fails with 412 on a different ETag and
+ * with NoSuchKey when the key does not exist.
  */
 export function checkWriteConditions(headers: HeaderMap, existing: ObjectState | undefined): void {
   const inm = getHeader(headers, 'if-none-match');
   const im = getHeader(headers, 'if-match');
-  if (inm !== undefined) {
-    if (inm.trim() !== '*') throw new S3Error('NotImplemented', 'If-None-Match on writes only supports "*".');
-    if (existing) throw new S3Error('PreconditionFailed', undefined, { Condition: 'If-None-Match' });
+  if (inm !== undefined && existing && etagMatches(inm, existing.etag)) {
+    throw new S3Error('PreconditionFailed', undefined, { Condition: 'If-None-Match' });
   }
   if (im !== undefined) {
     if (!existing) throw new S3Error('NoSuchKey');
