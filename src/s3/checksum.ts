@@ -41,6 +41,9 @@ export function decodeDigest(b64: string, len: number): Buffer | undefined {
   return buf;
 }
 
+/** S3's words for a checksum that does not match the body (the algorithm's name, not the header's). */
+const mismatch = (alg: ChecksumAlgorithm): string => `The ${alg} you specified did not match the calculated checksum.`;
+
 export interface ExpectedChecksums {
   /** base64 Content-MD5 as sent. */
   md5?: string;
@@ -66,7 +69,7 @@ export function expectedFromRequest(headers: HeaderMap, trailerNames?: Iterable<
   const out: ExpectedChecksums = {};
   const md5 = getHeader(headers, 'content-md5');
   if (md5 !== undefined) {
-    if (!decodeDigest(md5, 16)) throw new S3Error('InvalidDigest');
+    if (!decodeDigest(md5, 16)) throw new S3Error('InvalidDigest', 'The Content-MD5 you specified is not valid.');
     out.md5 = md5.trim();
   }
 
@@ -209,7 +212,8 @@ export class ChecksumSet {
   }
 
   /**
-   * After the stream: verify Content-MD5 and the header or trailer checksum. BadDigest on mismatch,
+   * After the stream: verify Content-MD5 and the header or trailer checksum. BadDigest on mismatch (S3's code and
+   * words; MinIO answers XAmzContentChecksumMismatch for a checksum, BadDigest for Content-MD5),
    * InvalidRequest when the trailer value is unparsable or names an algorithm that was not declared.
    * A declared trailer that never arrived is accepted (as S3 does). Returns the digests.
    */
@@ -220,7 +224,7 @@ export class ChecksumSet {
     }
     if (expected.value !== undefined && expected.algorithm) {
       if (r.checksums[expected.algorithm] !== expected.value) {
-        throw new S3Error('BadDigest', `The ${checksumHeaderName(expected.algorithm)} you specified did not match the calculated checksum.`);
+        throw new S3Error('BadDigest', mismatch(expected.algorithm));
       }
     }
     if (trailers) {
@@ -232,7 +236,7 @@ export class ChecksumSet {
         }
         if (!decodeDigest(value, DIGEST_LENGTH[alg])) throw new S3Error('InvalidRequest', `Value for ${name} trailing header is invalid.`);
         if (r.checksums[alg] !== value.trim()) {
-          throw new S3Error('BadDigest', `The ${name} you specified did not match the calculated checksum.`);
+          throw new S3Error('BadDigest', mismatch(alg));
         }
       }
     }
