@@ -19,11 +19,51 @@ function partNumberOf(r: S3Request): number {
   return n;
 }
 
-function uploadIdOf(r: S3Request): string {
+function uploadIdOf(g: Gateway, r: S3Request): string {
   const id = r.query.get('uploadId');
-  if (!id) throw new S3Error('NoSuchUpload');
+  if (!id) throw g.mpu.diagnose(new S3Error('NoSuchUpload'), { reason: 'the request names no upload id', uploadId: '' });
   return id;
 }
+
+/**
+ * A refused multipart request (InvalidPart, NoSuchUpload, an integrity refusal) says at warn which lookup failed —
+ * part number, key, upload id and what the backend answered — so that "the gateway's part record was missing" and
+ * "the backend's CompleteMultipartUpload refused" are told apart from the log alone. The client gets S3's answer
+ * only. Never a body, never key material: ETags and upload ids are the backend's names.
+ */
+function logRefusal(g: Gateway, r: S3Request, e: unknown): void {
+  const log = g.opts.report?.log;
+  if (!log || !g.mpu.isDiagnosed(e)) return;
+  const d = g.mpu.diagnosisOf(e);
+  const partNumber = d?.partNumber ?? (Number(r.query.get('partNumber')) || undefined);
+  const reason = d?.reason ?? (e.code === 'IntegrityError' ? 'stored bytes failed their integrity check' : 'refused with no lookup recorded');
+  log.warn(
+    {
+      reqId: r.id,
+      op: r.op,
+      code: e.code,
+      bucket: r.bucket,
+      key: r.key,
+      uploadId: d?.uploadId || r.query.get('uploadId') || undefined,
+      partNumber,
+      etag: d?.etag,
+      backend: d?.backend,
+      recordedEtags: d?.recordedEtags,
+      reason,
+    },
+    `multipart request refused (${e.code}): ${reason}`,
+  );
+}
+
+type Handler = (g: Gateway, r: S3Request) => Promise<void>;
+const logsRefusals = (run: Handler): Handler => async (g, r) => {
+  try {
+    await run(g, r);
+  } catch (e) {
+    logRefusal(g, r, e);
+    throw e;
+  }
+};
 
 export async function createMultipartUpload(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);
@@ -47,10 +87,10 @@ export async function createMultipartUpload(g: Gateway, r: S3Request): Promise<v
   sendXml(r.res, 200, xml.initiateMultipartUploadResult(r.bucket, r.key, uploadId), headers);
 }
 
-export async function uploadPart(g: Gateway, r: S3Request): Promise<void> {
+export const uploadPart = logsRefusals(async (g, r) => {
   checkBucketName(r.bucket);
   const partNumber = partNumberOf(r);
-  const uploadId = uploadIdOf(r);
+  const uploadId = uploadIdOf(g, r);
   const upload = g.payload(r);
   const { etag } = await g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, upload.body, upload.size, upload.finish);
   r.bytesIn = upload.size;
@@ -61,12 +101,12 @@ export async function uploadPart(g: Gateway, r: S3Request): Promise<void> {
   if (c.algorithm && c.value) r.res.setHeader(`x-amz-checksum-${c.algorithm.toLowerCase()}`, c.value);
   r.res.setHeader('Content-Length', 0);
   r.res.end();
-}
+});
 
-export async function uploadPartCopy(g: Gateway, r: S3Request): Promise<void> {
+export const uploadPartCopy = logsRefusals(async (g, r) => {
   checkBucketName(r.bucket);
   const partNumber = partNumberOf(r);
-  const uploadId = uploadIdOf(r);
+  const uploadId = uploadIdOf(g, r);
   await g.mpu.init(r.bucket, r.key, uploadId);
   const src = await openCopySource(g, r);
   let start = 0;
@@ -84,11 +124,11 @@ export async function uploadPartCopy(g: Gateway, r: S3Request): Promise<void> {
   const { etag } = await consuming(plain, (s) => g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, s, size, () => ({})));
   const info = await g.backend.headObject(src.bucket, src.key);
   sendXml(r.res, 200, xml.copyPartResult(etag, info?.lastModified ?? new Date()), SSE_HEADERS);
-}
+});
 
-export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise<void> {
+export const completeMultipartUpload = logsRefusals(async (g, r) => {
   checkBucketName(r.bucket);
-  const uploadId = uploadIdOf(r);
+  const uploadId = uploadIdOf(g, r);
   const body = await g.readSmallBody(r, 1024 * 1024);
   const requested = xml.parseCompleteMultipartUpload(body);
   if (requested.length === 0) throw new S3Error('MalformedXML');
@@ -100,7 +140,12 @@ export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise
       for (const alg of ALGORITHMS) {
         const theirs = p.checksums?.[alg];
         if (theirs !== undefined && (ours.algorithm !== alg || ours.value !== theirs)) {
-          throw new S3Error('InvalidPart', `The checksum of part ${p.partNumber} does not match.`);
+          throw g.mpu.diagnose(new S3Error('InvalidPart', `The checksum of part ${p.partNumber} does not match.`), {
+            reason: `the ${alg} the request names for the part differs from the one computed when the part arrived`,
+            uploadId,
+            partNumber: p.partNumber,
+            etag: p.etag,
+          });
         }
       }
     });
@@ -134,18 +179,18 @@ export async function completeMultipartUpload(g: Gateway, r: S3Request): Promise
     }),
     SSE_HEADERS,
   );
-}
+});
 
-export async function abortMultipartUpload(g: Gateway, r: S3Request): Promise<void> {
+export const abortMultipartUpload = logsRefusals(async (g, r) => {
   checkBucketName(r.bucket);
-  await g.mpu.abort(r.bucket, r.key, uploadIdOf(r));
+  await g.mpu.abort(r.bucket, r.key, uploadIdOf(g, r));
   r.res.statusCode = 204;
   r.res.end();
-}
+});
 
-export async function listParts(g: Gateway, r: S3Request): Promise<void> {
+export const listParts = logsRefusals(async (g, r) => {
   checkBucketName(r.bucket);
-  const uploadId = uploadIdOf(r);
+  const uploadId = uploadIdOf(g, r);
   const init = await g.mpu.init(r.bucket, r.key, uploadId);
   const marker = Number(r.query.get('part-number-marker') ?? '0') || 0;
   const maxParts = Math.min(Number(r.query.get('max-parts') ?? '1000') || 1000, 1000);
@@ -173,7 +218,7 @@ export async function listParts(g: Gateway, r: S3Request): Promise<void> {
       })),
     }),
   );
-}
+});
 
 export async function listMultipartUploads(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);

@@ -2,6 +2,14 @@
  * Multipart uploads in the object layer: each part is sealed on its own (its own DEKs, its part number in every
  * chunk's AAD) and recorded as a sealed part record in the meta bucket; Complete writes the object header with
  * every part's DEKs before the backend's complete, which is the commit point.
+ *
+ * Part records are keyed by the backend's ETag of the attempt (`mpu/<id>/<n>/<etag>`), so a part sent again (a
+ * client's retry, or two attempts in flight at once) leaves one record per attempt and never pairs one attempt's
+ * DEKs with another's ciphertext. Which attempt is the part is the backend's to say, as on S3: the one whose upload
+ * finished last; Complete names it by its ETag, and the backend's complete refuses any other (InvalidPart).
+ *
+ * Every refusal (InvalidPart, NoSuchUpload, a record that does not open here) carries a diagnosis — which lookup
+ * failed and what the backend answered — for the handler's warn line (`diagnosisOf`); the client sees S3's answer.
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -24,6 +32,38 @@ export interface PartRecord {
   lastModified: Date;
 }
 
+/** Why a multipart request was refused: for the log, never for the client. Nothing secret (ETags are the backend's). */
+export interface MultipartDiagnosis {
+  /** Which lookup failed, in words. */
+  reason: string;
+  uploadId: string;
+  partNumber?: number;
+  /** The part ETag the request named. */
+  etag?: string;
+  /** What the backend answered the request that failed (the meta-bucket read of a record, or the upload's own call). */
+  backend?: { op: string; status?: number; code?: string };
+  /** For a missing part record: the ETags of the attempts the gateway did record under that part number. */
+  recordedEtags?: string[];
+}
+
+const diagnoses = new WeakMap<object, MultipartDiagnosis>();
+
+function diagnosed<E extends object>(e: E, d: MultipartDiagnosis): E {
+  diagnoses.set(e, d);
+  return e;
+}
+
+/** The backend's own answer behind a mapped error: its HTTP status and code where the backend client kept them. */
+function backendAnswer(op: string, e: unknown): { op: string; status?: number; code?: string } {
+  if (!isS3Error(e)) return { op, code: (e as { code?: string })?.code };
+  const cause = e.cause as { $metadata?: { httpStatusCode?: number }; Code?: string; name?: string } | undefined;
+  const causeCode = cause?.Code ?? (cause?.name && cause.name !== 'Error' ? cause.name : undefined);
+  return { op, status: cause?.$metadata?.httpStatusCode ?? e.status, code: causeCode ?? e.code };
+}
+
+/** Refusals the handlers log with their diagnosis: the ones that say a lookup failed (not a client's plain mistake). */
+const DIAGNOSED = new Set(['InvalidPart', 'NoSuchUpload', 'IntegrityError']);
+
 export class MultipartStore {
   constructor(private readonly store: ObjectStore) {}
 
@@ -45,21 +85,62 @@ export class MultipartStore {
     await this.backend.putObject(this.store.metaBucket, path, bytes, { size: bytes.length });
   }
 
-  private async getSealed(path: string, bucket: string, key: string, missing: 'NoSuchUpload' | 'InvalidPart'): Promise<HeaderFields> {
+  /** The diagnosis attached to a refusal this store threw (or `diagnose` attached), if any. */
+  diagnosisOf(e: unknown): MultipartDiagnosis | undefined {
+    return typeof e === 'object' && e !== null ? diagnoses.get(e) : undefined;
+  }
+
+  /** Attach a diagnosis to a refusal found outside the store (a handler's own check). */
+  diagnose<E extends object>(e: E, d: MultipartDiagnosis): E {
+    return diagnosed(e, d);
+  }
+
+  /** Whether a refusal is one the handlers log at warn with its diagnosis. */
+  isDiagnosed(e: unknown): e is S3Error {
+    return isS3Error(e) && DIAGNOSED.has(e.code);
+  }
+
+  private async getSealed(
+    path: string,
+    bucket: string,
+    key: string,
+    missing: 'NoSuchUpload' | 'InvalidPart',
+    at: { uploadId: string; partNumber?: number; etag?: string },
+  ): Promise<HeaderFields> {
+    const what = missing === 'NoSuchUpload' ? 'upload record' : 'part record';
     let data: Buffer;
     try {
       ({ data } = await this.backend.getBuffer(this.store.metaBucket, path));
     } catch (e) {
-      if (isS3Error(e, 'NoSuchKey')) throw new S3Error(missing);
-      throw e;
+      if (!isS3Error(e, 'NoSuchKey')) throw e;
+      const recordedEtags = missing === 'InvalidPart' && at.partNumber !== undefined ? await this.recordedEtags(at.uploadId, at.partNumber) : undefined;
+      const reason =
+        missing === 'NoSuchUpload'
+          ? "the gateway's upload record is missing (no such upload, or it was completed or aborted)"
+          : recordedEtags?.length
+            ? "the gateway's part record for this ETag is missing: it holds records of other attempts of this part number (recordedEtags)"
+            : "the gateway's part record is missing: no attempt of this part number was recorded";
+      throw diagnosed(new S3Error(missing), { reason, ...at, backend: backendAnswer('meta GetObject', e), recordedEtags });
     }
     // An upload id presented for another bucket/key does not authenticate: to the client it does not exist.
-    const missingErr = () => new S3Error(missing);
+    const missingErr = (why = 'it does not open for this bucket and key') =>
+      diagnosed(new S3Error(missing), { reason: `the gateway's ${what} was found but refused: ${why}`, ...at });
     try {
-      return await this.store.door.open(data, { bucket, key }, missingErr);
+      return await this.store.door.open(data, { bucket, key }, (why) => missingErr(why));
     } catch (e) {
-      if (isS3Error(e, 'IntegrityError')) throw missingErr();
+      if (isS3Error(e, 'IntegrityError')) throw missingErr(`${e.message} (another bucket or key's upload id, or a damaged record)`);
       throw e;
+    }
+  }
+
+  /** ETags of the part records of one part number (failure path only: one listing page, a few names). */
+  private async recordedEtags(uploadId: string, partNumber: number): Promise<string[] | undefined> {
+    const prefix = `mpu/${encodeURIComponent(uploadId)}/${String(partNumber).padStart(5, '0')}/`;
+    try {
+      const page = await this.backend.listObjects(this.store.metaBucket, { prefix, maxKeys: 10 });
+      return page.objects.map((o) => o.key.slice(prefix.length));
+    } catch {
+      return undefined; // a diagnosis only: the refusal stands without it
     }
   }
 
@@ -72,7 +153,7 @@ export class MultipartStore {
   }
 
   async init(bucket: string, key: string, uploadId: string): Promise<HeaderFields> {
-    return this.getSealed(this.initPath(uploadId), bucket, key, 'NoSuchUpload');
+    return this.getSealed(this.initPath(uploadId), bucket, key, 'NoSuchUpload', { uploadId });
   }
 
   async uploadPart(
@@ -105,7 +186,12 @@ export class MultipartStore {
       const cipherLen = ciphertextSize(size) - (withPrefix ? 0 : ciphertextSize(0));
       const [, { etag }] = await Promise.all([
         pipeline(body, encrypt, gate, cipher),
-        this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen),
+        this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen).catch((e: unknown) => {
+          if (isS3Error(e, 'NoSuchUpload')) {
+            diagnosed(e, { reason: 'the backend has no such upload (the gateway has its record: aborted or completed at the backend)', uploadId, partNumber, backend: backendAnswer('UploadPart', e) });
+          }
+          throw e;
+        }),
       ]);
       // under the header key current now, not the upload's (a re-key may have retired that one since)
       await this.putSealed(this.partPath(uploadId, partNumber, etag), {
@@ -124,7 +210,8 @@ export class MultipartStore {
   }
 
   async part(bucket: string, key: string, uploadId: string, partNumber: number, etag: string): Promise<HeaderFields> {
-    return this.getSealed(this.partPath(uploadId, partNumber, unquoteEtag(etag)), bucket, key, 'InvalidPart');
+    const bare = unquoteEtag(etag);
+    return this.getSealed(this.partPath(uploadId, partNumber, bare), bucket, key, 'InvalidPart', { uploadId, partNumber, etag: bare });
   }
 
   async listParts(bucket: string, key: string, uploadId: string): Promise<PartRecord[]> {
@@ -141,7 +228,7 @@ export class MultipartStore {
         const partNumber = Number(m[1]);
         const prev = latest.get(partNumber);
         if (prev && prev.lastModified > o.lastModified) continue;
-        const h = await this.getSealed(o.key, bucket, key, 'InvalidPart');
+        const h = await this.getSealed(o.key, bucket, key, 'InvalidPart', { uploadId, partNumber, etag: m[2] });
         latest.set(partNumber, {
           partNumber,
           etag: m[2],
@@ -210,7 +297,26 @@ export class MultipartStore {
       // A failed complete, refused condition included, leaves the header where it is: the same upload may still
       // commit (a retried or concurrent complete of it), and its next complete rewrites the header anyway. If the
       // upload is aborted instead, `lakecrypt gc` finds the header unreferenced.
-      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond);
+      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond).catch((e: unknown) => {
+        if (isS3Error(e)) {
+          const named = Number(e.detail.PartNumber);
+          const partNumber = Number.isInteger(named) && named > 0 ? named : undefined;
+          const why =
+            e.code === 'InvalidPart'
+              ? "the backend's CompleteMultipartUpload refused the part list (the gateway had every part's record: the ETag named is not the backend's current attempt of the part)"
+              : e.code === 'NoSuchUpload'
+                ? "the backend's CompleteMultipartUpload found no such upload (the gateway has its record: completed or aborted at the backend)"
+                : `the backend's CompleteMultipartUpload refused: ${e.code}`;
+          diagnosed(e, {
+            reason: why,
+            uploadId,
+            partNumber,
+            etag: partNumber !== undefined ? backendParts.find((p) => p.partNumber === partNumber)?.etag : undefined,
+            backend: backendAnswer('CompleteMultipartUpload', e),
+          });
+        }
+        throw e;
+      });
       await this.store.dropPreviousHeader(bucket, key, previous, init.oid);
       await this.cleanup(uploadId);
       // A layout whose size function differs from a single stream (a non-final part that is not a whole number
