@@ -51,6 +51,7 @@ export const ERRORS = {
   InternalError: { status: 500, message: 'We encountered an internal error. Please try again.' },
   ServiceUnavailable: { status: 503, message: 'Service is unable to handle request.' },
   SlowDown: { status: 503, message: 'Please reduce your request rate.' },
+  KeyStateStale: { status: 503, message: 'The gateway cannot confirm the current revocation state; retry.' },
   // --- admin API only (not S3 codes: the admin API answers JSON)
   /** Too many failed admin logins from this source or for this access key. */
   TooManyRequests: { status: 429, message: 'Too many failed attempts; retry later.' },

@@ -9,6 +9,7 @@ import { S3Error, isS3Error } from '../errors.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { PROBE_SERVER_OPTIONS, hostless } from '../ops/probes.ts';
+import { readyAnswer } from '../ops/readiness.ts';
 import { mountAccess, errorBody } from './api/access.ts';
 import { auditApi } from './api/audit.ts';
 import { cmkApi } from './api/cmk.ts';
@@ -96,9 +97,9 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono<AdminV
   });
 
   app.get('/healthz', (c) => (g.health.live() ? c.text('ok') : c.text('stopping', 503)));
-  app.get('/readyz', async (c) => {
-    const failing = await g.health.ready();
-    return failing ? c.json({ ready: false, failing }, 503) : c.json({ ready: true });
+  app.get('/readyz', (c) => {
+    const a = readyAnswer(g.health.ready());
+    return c.json(a.body, a.status);
   });
   app.get('/metrics', async (c) => c.text(await o.metrics.render(), 200, { 'Content-Type': o.metrics.registry.contentType }));
   app.get('/dashboard', (c) => c.html(DASHBOARD_HTML));

@@ -105,6 +105,14 @@ export class KeyState {
     for (const fn of this.invalidateListeners) fn();
   }
 
+  /**
+   * Move the generation without dropping anything: streams in flight re-validate their keys at their next buffer
+   * (the epoch watch does this when the revocation state goes stale, so that re-validation must wait for it).
+   */
+  bumpGeneration(): void {
+    this.gen++;
+  }
+
   /** Cache a record read at generation `gen` (not when the caches were cleared since). */
   cacheRecord(rec: DatasetRecord, gen: number): CachedRecord {
     const c: CachedRecord = { rec, revoked: new Set(rec.revokedBlocks) };

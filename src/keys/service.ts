@@ -31,7 +31,7 @@ import { CmkAdmin, type CmkDestruction, type CmkRotateResult, type CmkStatus } f
 import { checkDatasetName, datasetNameProblem, DatasetRegistry, type RegisteredDataset } from './dataset-registry.ts';
 import { Datasets, type DatasetConfig, type DatasetEntry, type TenantRouting } from './datasets.ts';
 import { DekRevocations } from './dek-revocations.ts';
-import { EpochWatch } from './epoch-watch.ts';
+import { EpochWatch, type EpochFreshness } from './epoch-watch.ts';
 import { HeaderKeyService, type HeaderKeyRewrap } from './header-key-service.ts';
 import { KekLifecycle, type KekDestruction } from './kek-lifecycle.ts';
 import { KeyState, type AuditSink } from './key-state.ts';
@@ -56,6 +56,8 @@ export interface KeyServiceOptions {
   cacheMax?: number;
   /** Default: the settings table's `epochPollMs`. */
   epochPollMs?: number;
+  /** Default: the settings table's `revocationBoundMs` (epoch-watch.ts: keys are refused when the epoch is older). */
+  revocationBoundMs?: number;
   audit?: AuditSink;
   /** Where best-effort failures are logged (at warn, once per failure streak); none: not logged. */
   log?: Logger;
@@ -108,7 +110,7 @@ export class KeyService {
     this.revocations = new DekRevocations(this.state);
     this.cmkAdmin = new CmkAdmin(this.state);
     this.io = new KeystoreIo(this.state);
-    this.epoch = new EpochWatch(this.state, opts.epochPollMs ?? defaultOf('epochPollMs'));
+    this.epoch = new EpochWatch(this.state, opts.epochPollMs ?? defaultOf('epochPollMs'), opts.revocationBoundMs ?? defaultOf('revocationBoundMs'));
     this.registry = new DatasetRegistry(this.keystore);
     // every cache clear (an epoch change seen, a local change) reloads the routing table too
     this.state.onInvalidate(() => this.scheduleDatasetReload());
@@ -318,9 +320,31 @@ export class KeyService {
     await this.refreshDatasets();
   }
 
-  /** One poll of the epoch (exposed for tests and for a readiness probe). */
+  /** One poll of the epoch (exposed for tests). */
   pollOnce(): Promise<void> {
     return this.epoch.pollOnce();
+  }
+
+  /** How old this gateway's knowledge of the revocation epoch is (the readiness probe answers from it). */
+  epochFreshness(): EpochFreshness {
+    return this.epoch.freshness();
+  }
+
+  /**
+   * True while the epoch is confirmed within the bound (or before start()): a synchronous check cheap enough for
+   * every buffer of a stream in flight (live-revocation.ts), so a stream stops at the bound even when no timer ran.
+   */
+  epochFresh(): boolean {
+    return !this.epoch.started || this.epoch.isFresh();
+  }
+
+  /**
+   * The gate in front of every key handed to the data path: resolves at once while the epoch is fresh, else
+   * after one more poll confirms it within the bound, else rejects with 503 KeyStateStale (epoch-watch.ts).
+   * Open before start() (a key service used by one process alone, as tools and unit tests do).
+   */
+  private fresh(): Promise<void> {
+    return this.epoch.started ? this.epoch.ensureFresh() : Promise.resolve();
   }
 
   stop(): Promise<void> {
@@ -331,12 +355,14 @@ export class KeyService {
   // ------------------------------------------------------------------ KEKs (kek-lifecycle.ts)
 
   /** The active KEK of a dataset (v1 created lazily). */
-  activeKek(dataset: string): Promise<{ version: number; key: Buffer }> {
+  async activeKek(dataset: string): Promise<{ version: number; key: Buffer }> {
+    await this.fresh();
     return this.keks.activeKek(dataset);
   }
 
   /** KEK of a given version; KeyRevoked for revoked/destroyed versions or a disabled CMK version. */
-  kek(dataset: string, version: number): Promise<Buffer> {
+  async kek(dataset: string, version: number): Promise<Buffer> {
+    await this.fresh();
     return this.keks.kek(dataset, version);
   }
 
@@ -363,7 +389,8 @@ export class KeyService {
   // ------------------------------------------------------------------ header keys (header-key-service.ts)
 
   /** The key a header of this format version and key number is sealed under: a KEK version (1) or a header key (2). */
-  headerSealKey(dataset: string, version: HeaderVersion, keyNumber: number): Promise<Buffer> {
+  async headerSealKey(dataset: string, version: HeaderVersion, keyNumber: number): Promise<Buffer> {
+    await this.fresh();
     return this.headerKeys.headerSealKey(dataset, version, keyNumber);
   }
 
@@ -373,7 +400,8 @@ export class KeyService {
   }
 
   /** The header key new headers of the dataset are sealed under, with its number. */
-  activeHeaderKey(dataset: string): Promise<{ n: number; key: Buffer }> {
+  async activeHeaderKey(dataset: string): Promise<{ n: number; key: Buffer }> {
+    await this.fresh();
     return this.headerKeys.activeHeaderKey(dataset);
   }
 
@@ -383,7 +411,8 @@ export class KeyService {
   }
 
   /** Header key n of the dataset; KeyRevoked while the KEK version it is wrapped under is revoked or destroyed. */
-  headerKey(dataset: string, n: number): Promise<Buffer> {
+  async headerKey(dataset: string, n: number): Promise<Buffer> {
+    await this.fresh();
     return this.headerKeys.headerKey(dataset, n);
   }
 
@@ -410,12 +439,14 @@ export class KeyService {
   // ------------------------------------------------------------------ DEK revocations (dek-revocations.ts)
 
   /** The revocation list of one object as a synchronous predicate (part number, block). */
-  revocationCheck(dataset: string, oidHex: string): Promise<(part: number, block: number) => boolean> {
+  async revocationCheck(dataset: string, oidHex: string): Promise<(part: number, block: number) => boolean> {
+    await this.fresh();
     return this.revocations.revocationCheck(dataset, oidHex);
   }
 
   /** True if the block (or the whole object) is on the dataset's revocation list. */
-  isBlockRevoked(dataset: string, oidHex: string, part: number, block: number): Promise<boolean> {
+  async isBlockRevoked(dataset: string, oidHex: string, part: number, block: number): Promise<boolean> {
+    await this.fresh();
     return this.revocations.isBlockRevoked(dataset, oidHex, part, block);
   }
 

@@ -200,6 +200,11 @@ export const SETTINGS = {
     example: [{ accessKey: 'analytics', secretKey: 'change-me-analytics', buckets: ['lake', 'reports'], admin: false }],
     doc: 'Additional S3 users: {accessKey, secretKey, buckets: [names] ("*" = all), admin?: true to use the admin API}. Env: a JSON array.',
   }),
+  sigv2: def({
+    path: 'sigv2', env: 'LAKECRYPT_SIGV2', kind: 'bool', schema: z.boolean(), default: true,
+    expect: 'true or false',
+    doc: 'Accept AWS Signature Version 2 on the S3 port (the Authorization "AWS key:signature" header and the AWSAccessKeyId/Signature/Expires presigned URLs boto3 makes by default), as MinIO does. It is weaker than SigV4: HMAC-SHA1, the body is not signed (only its Content-MD5 when sent), and a presigned URL may be valid for any length of time (SigV4: at most 7 days). false: refused as on S3 (400 InvalidRequest, "the authorization mechanism you have provided is not supported").',
+  }),
   // --- backend
   backend: def({
     path: 'backend', env: 'LAKECRYPT_BACKEND', kind: 'string', schema: z.enum(['fs', 's3']), default: 'fs',
@@ -340,6 +345,11 @@ export const SETTINGS = {
     expect: 'an integer 50-60000 (milliseconds)',
     doc: 'How often keystore/epoch is polled; bounds how fast revocations by another gateway are seen.',
   }),
+  revocationBoundMs: def({
+    path: 'revocationBoundMs', env: 'LAKECRYPT_REVOCATION_BOUND_MS', kind: 'int', schema: int(100, 600000), default: 1000,
+    expect: 'an integer 100-600000 (milliseconds)',
+    doc: 'The revocation bound: a gateway hands out keys only while its last confirmed read of keystore/epoch started at most this long ago, else it answers 503 KeyStateStale (and /readyz goes unready); a revocation made through any gateway is denied by every live gateway within this bound after the call returns.',
+  }),
   rewrapRatePerSec: def({
     path: 'rewrapRatePerSec', env: 'LAKECRYPT_REWRAP_RATE', kind: 'number', schema: z.number().min(0).max(1e9),
     default: 0, expect: 'a number >= 0 (headers per second; 0 = unlimited)',
@@ -427,6 +437,7 @@ export const ConfigSchema = z.strictObject({
   secretKey: S.secretKey.schema,
   region: S.region.schema,
   users: S.users.schema,
+  sigv2: S.sigv2.schema,
   backend: S.backend.schema,
   s3: z.strictObject({
     endpoint: S['s3.endpoint'].schema,
@@ -461,6 +472,7 @@ export const ConfigSchema = z.strictObject({
   keyCacheTtlMs: S.keyCacheTtlMs.schema,
   keyCacheSize: S.keyCacheSize.schema,
   epochPollMs: S.epochPollMs.schema,
+  revocationBoundMs: S.revocationBoundMs.schema,
   rewrapRatePerSec: S.rewrapRatePerSec.schema,
   logLevel: S.logLevel.schema,
   accessLog: S.accessLog.schema,

@@ -1,13 +1,14 @@
 import { Hono } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { readyAnswer, type ReadyState } from '../ops/readiness.ts';
 import type { Gateway } from './gateway.ts';
 
 export interface Health {
   /** Liveness: the process serves requests. */
   live(): boolean;
-  /** Readiness: backend and CMK provider answer; resolves to the failing component's name, or null. */
-  ready(): Promise<string | null>;
+  /** Readiness from cached state (src/ops/readiness.ts): no round trip per probe. */
+  ready(): ReadyState;
 }
 
 /**
@@ -18,9 +19,9 @@ export interface Health {
 export function createS3App(gateway: Gateway, health: Health): Hono<{ Bindings: HttpBindings }> {
   const app = new Hono<{ Bindings: HttpBindings }>();
   app.get('/healthz', (c) => (health.live() ? c.text('ok') : c.text('stopping', 503)));
-  app.get('/readyz', async (c) => {
-    const failing = await health.ready();
-    return failing ? c.json({ ready: false, failing }, 503) : c.json({ ready: true });
+  app.get('/readyz', (c) => {
+    const a = readyAnswer(health.ready());
+    return c.json(a.body, a.status);
   });
   app.all('*', async (c) => {
     await gateway.handle(c.env.incoming, c.env.outgoing);

@@ -16,6 +16,7 @@ import { Tenants, type TenantConfig } from '../auth/tenants.ts';
 import { defaultOf } from '../ops/config.ts';
 import { PROBE_SERVER_OPTIONS, hostless, isHealthPath } from '../ops/probes.ts';
 import type { Logger } from '../ops/logger.ts';
+import { Readiness } from '../ops/readiness.ts';
 
 export interface StartOptions {
   host?: string;
@@ -34,6 +35,10 @@ export interface StartOptions {
   keyCacheTtlMs?: number;
   keyCacheSize?: number;
   epochPollMs?: number;
+  /** The revocation bound (settings table `revocationBoundMs`; src/keys/epoch-watch.ts). */
+  revocationBoundMs?: number;
+  /** How often /readyz's view of each CMK provider is refreshed by a ping (default 5000 ms). */
+  cmkCheckMs?: number;
   tls?: { cert: string; key: string };
   headersTimeoutMs?: number;
   idleTimeoutMs?: number;
@@ -46,6 +51,8 @@ export interface StartOptions {
   maxConnections?: number;
   /** Content-Security-Policy of S3 responses (default 'sandbox'; '' or 'off' = none): the objectCsp setting. */
   objectCsp?: string;
+  /** Accept Signature Version 2 (the sigv2 setting, default on). */
+  sigv2?: boolean;
   onRequestDone?: GatewayOptions['onRequestDone'];
   /** Where the gateway's own best-effort failures are told (a dropped audit record, a failed epoch poll …). */
   log?: Logger;
@@ -98,6 +105,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     cacheTtlMs: keyCacheTtlMs,
     cacheMax: o.keyCacheSize,
     epochPollMs: o.epochPollMs,
+    revocationBoundMs: o.revocationBoundMs,
     log: o.log,
     onBestEffortFailure: o.onBestEffortFailure,
     audit,
@@ -113,6 +121,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     blockSize: o.blockSize ?? defaultOf('blockSize'),
     domains: o.domains ?? ['localhost'],
     objectCsp: o.objectCsp ?? defaultOf('objectCsp'),
+    sigv2: o.sigv2 ?? defaultOf('sigv2'),
     // Opened headers hold DEKs: none may outlive the key cache TTL, or a customer's revocation at its KMS (which
     // only a fresh unwrap notices) would not reach a hot object within the stated bound.
     headerCacheTtlMs: keyCacheTtlMs,
@@ -137,24 +146,11 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   };
   await keys.start();
   let stopping = false;
+  const readiness = new Readiness({ epoch: keys, cmks: o.cmks, cmkCheckMs: o.cmkCheckMs, log: o.log });
+  await readiness.start();
   const health: Health = {
     live: () => !stopping,
-    ready: async () => {
-      if (stopping) return 'shutdown';
-      try {
-        await o.backend.bucketExists(metaBucket);
-      } catch {
-        return 'backend';
-      }
-      for (const [id, cmk] of Object.entries(o.cmks)) {
-        try {
-          await cmk.ping();
-        } catch {
-          return `cmk:${id}`;
-        }
-      }
-      return null;
-    },
+    ready: () => readiness.state(stopping),
   };
   const app = createS3App(gateway, health);
   const honoListener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
@@ -208,6 +204,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
       server.closeAllConnections();
       await closed;
       await gateway.store.settled();
+      readiness.stop();
       await keys.stop();
       gateway.store.headers.clear();
     },

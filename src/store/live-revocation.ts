@@ -115,8 +115,9 @@ export class LiveRevocation implements LiveCheck {
     return live;
   }
 
+  /** Per input buffer: a key change seen, or the revocation state not confirmed within the bound (epoch-watch.ts). */
   stale(): boolean {
-    return this.keys.cacheGeneration !== this.seen;
+    return this.keys.cacheGeneration !== this.seen || !this.keys.epochFresh();
   }
 
   async recheck(): Promise<void> {

@@ -7,6 +7,7 @@ import { S3Error } from '../../errors.ts';
 import type { AuditLog } from '../../keys/audit.ts';
 import type { DatasetView, KeyService } from '../../keys/service.ts';
 import type { Logger } from '../../ops/logger.ts';
+import type { ReadyState } from '../../ops/readiness.ts';
 import type { Backend } from '../../backend/types.ts';
 import type { Users } from '../../auth/users.ts';
 import { ROOT_SCOPE, type AdminScope } from '../../auth/tenants.ts';
@@ -25,7 +26,7 @@ export interface AdminHost {
   gateway: { backend: Backend; store: ObjectStore; users: Users; metaBucket: string; region: string };
   keys: KeyService;
   audit: AuditLog;
-  health: { live(): boolean; ready(): Promise<string | null> };
+  health: { live(): boolean; ready(): ReadyState };
 }
 
 export interface AdminContext {
