@@ -45,9 +45,11 @@ function paging(r: S3Request): { maxParts: number; marker: number } {
   return { maxParts: Math.min(int('x-amz-max-parts', 'max-parts', MAX_PARTS), MAX_PARTS), marker: int('x-amz-part-number-marker', 'part-number-marker', 0) };
 }
 
+/** The object's checksum; a composite one without the `-<parts>` that HEAD shows (as S3 and MinIO answer here). */
 function checksumXml(c: HeaderChecksums): string {
   if (!c.algorithm || !c.value) return '';
-  return `<Checksum>${el(`Checksum${c.algorithm}`, c.value)}${c.type ? el('ChecksumType', c.type) : ''}</Checksum>`;
+  const value = c.type === 'COMPOSITE' ? c.value.replace(/-\d+$/, '') : c.value;
+  return `<Checksum>${el(`Checksum${c.algorithm}`, value)}${c.type ? el('ChecksumType', c.type) : ''}</Checksum>`;
 }
 
 export async function getObjectAttributes(g: Gateway, r: S3Request): Promise<void> {
