@@ -309,6 +309,12 @@ function parseHttpDate(s: string): Date | undefined {
   return Number.isNaN(t) ? undefined : new Date(t);
 }
 
+/** A Date or x-amz-date value, HTTP-date or `yyyymmddThhmmssZ`, as epoch ms (SigV2 header auth takes either). */
+export function parseHttpOrAmzDate(s: string): number | undefined {
+  const t = s.trim();
+  return amzDateMs(t) ?? parseHttpDate(t)?.getTime();
+}
+
 const formatAmzDate = (d: Date): string => d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
 
 interface ParsedCredential {
@@ -343,7 +349,8 @@ function parseSignedHeaders(s: string, malformed: (msg: string) => S3Error): str
   return list;
 }
 
-function payloadModeOf(value: string): { mode: PayloadMode; hash?: string } {
+/** The payload mode an x-amz-content-sha256 value names (InvalidArgument for anything else). */
+export function payloadModeOf(value: string): { mode: PayloadMode; hash?: string } {
   if (/^[0-9a-fA-F]{64}$/.test(value)) return { mode: 'signed', hash: value.toLowerCase() };
   switch (value) {
     case UNSIGNED_PAYLOAD: return { mode: 'unsigned' };
@@ -481,10 +488,13 @@ export function verifyRequest(
     signature = sig;
     if (amzDateMs(dt) === undefined) throw malformed('X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
     amzDate = dt;
-    if (!/^\d{1,7}$/.test(ex)) throw malformed('X-Amz-Expires should be a number');
+    if (!/^-?\d{1,7}$/.test(ex)) throw malformed('X-Amz-Expires should be a number');
     expires = Number(ex);
-    if (expires < 1) throw malformed('X-Amz-Expires must be non-negative');
-    if (expires > MAX_PRESIGN_EXPIRES) throw malformed('X-Amz-Expires must be less than a week (in seconds) that is 604800');
+    // S3 takes 1..604800 seconds. A URL valid for 0 s is refused as malformed (S3's code), not served as expired:
+    // MinIO answers AccessDenied "Request has expired" there; the code a client sees follows S3.
+    if (expires < 0) throw malformed('X-Amz-Expires must be non-negative');
+    if (expires < 1) throw malformed('X-Amz-Expires must be at least 1 second');
+    if (expires > MAX_PRESIGN_EXPIRES) throw malformed('X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds');
     let fromQuery: string | undefined;
     for (const [k, v] of query) if (k.toLowerCase() === 'x-amz-content-sha256') fromQuery ??= v;
     payloadValue = getHeader(req.headers, 'x-amz-content-sha256')?.trim() ?? fromQuery ?? UNSIGNED_PAYLOAD;

@@ -1,14 +1,15 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline, type Readable, type Writable } from 'node:stream';
 import type { Backend } from '../backend/types.ts';
 import { S3Error } from '../errors.ts';
 import type { HeaderChecksums } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
-import { ChecksumSet, expectedFromRequest } from '../s3/checksum.ts';
+import { ChecksumSet, decodeDigest, expectedFromRequest } from '../s3/checksum.ts';
 import { createPayloadDecoder } from '../s3/chunked.ts';
 import { readBodyLimited } from '../s3/xml.ts';
 import { verifyRequest, type AuthResult } from '../s3/sigv4.ts';
+import { isSigV2, verifySigV2 } from '../s3/sigv2.ts';
 import { addressOf, type S3Request } from './request.ts';
 import { sendError } from './respond.ts';
 import { refusal, routeOf } from './routes.ts';
@@ -34,6 +35,8 @@ export interface GatewayOptions {
   report?: BestEffortReport;
   /** How long an opened header (with its DEKs) stays cached; at most the key cache TTL (start.ts). */
   headerCacheTtlMs?: number;
+  /** Accept Signature Version 2 (header and query-string auth), as MinIO does; the sigv2 setting (default on). */
+  sigv2?: boolean;
   /** Called once per finished request (access log, metrics). */
   onRequestDone?: (r: S3Request, status: number, ms: number, error?: S3Error) => void;
 }
@@ -61,6 +64,7 @@ export class Gateway {
   readonly metaBucket: string;
   readonly region: string;
   private readonly auth = new WeakMap<S3Request, AuthResult>();
+  private readonly sigv2: boolean;
   /** The Content-Security-Policy value sent ('' = none). */
   readonly csp: string;
   inflight = 0;
@@ -73,6 +77,7 @@ export class Gateway {
     this.region = opts.region;
     const csp = (opts.objectCsp ?? defaultOf('objectCsp')).trim();
     this.csp = csp === 'off' ? '' : csp;
+    this.sigv2 = opts.sigv2 ?? defaultOf('sigv2');
     this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize, opts.headerCacheTtlMs, undefined, undefined, opts.report);
     this.mpu = new MultipartStore(this.store);
   }
@@ -123,9 +128,36 @@ export class Gateway {
     const auth = this.auth.get(r)!;
     const declared = Number(r.header(auth.payloadMode.startsWith('streaming') ? 'x-amz-decoded-content-length' : 'content-length') ?? '0');
     if (declared > max) throw new S3Error('MaxMessageLengthExceeded');
+    const md5 = r.header('content-md5');
+    const want = md5 === undefined ? undefined : decodeDigest(md5, 16);
+    if (md5 !== undefined && !want) throw new S3Error('InvalidDigest');
     const decoder = createPayloadDecoder(auth, r.req.headers);
     feed(r.req, decoder);
-    return readBodyLimited(decoder, max);
+    const body = await readBodyLimited(decoder, max);
+    // A SigV2 request signs its Content-MD5 but not its body: checking one against the other is what binds a
+    // DeleteObjects list or a Complete part list to the signature (as the SHA-256 does under SigV4).
+    if (want && !want.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
+    return body;
+  }
+
+  /**
+   * Who is calling: the one door for both signature versions, before any authorization (which then follows the
+   * same user record whichever way the request was signed). SigV2 is recognised by its own Authorization scheme
+   * or query parameters; with the sigv2 setting off it goes to the SigV4 verifier, which refuses it as S3 does
+   * (InvalidRequest, "the authorization mechanism you have provided is not supported").
+   */
+  private authenticate(r: S3Request, virtualHosted: boolean): AuthResult {
+    const req = r.req;
+    if (this.sigv2 && isSigV2(req.headers, r.rawQuery)) {
+      // distinct header fields: SigV2 joins repeated x-amz-* fields with a bare ',' (Node joins with ', ')
+      const resourcePath = virtualHosted ? `/${r.bucket}${r.rawPath}` : r.rawPath;
+      return verifySigV2({ method: r.method, path: r.rawPath, query: r.rawQuery, headers: req.headersDistinct, resourcePath }, this.users.secretFor);
+    }
+    // The credential scope must name this gateway's region (S3: AuthorizationHeaderMalformed naming the expected
+    // one), except for GetBucketLocation: clients that do not know the region yet sign that with us-east-1, and
+    // MinIO accepts any region for it too.
+    const region = r.op === 'GetBucketLocation' ? undefined : this.region;
+    return verifyRequest({ method: r.method, path: r.rawPath, query: r.rawQuery, headers: req.headers }, this.users.secretFor, { region });
   }
 
   /** Node request listener: the hot path reads and writes Node streams directly. */
@@ -168,11 +200,7 @@ export class Gateway {
       r.key = addr.key;
       const route = routeOf(r);
       r.op = route?.op ?? 'Unknown';
-      // The credential scope must name this gateway's region (S3: AuthorizationHeaderMalformed naming the expected
-      // one), except for GetBucketLocation: clients that do not know the region yet sign that with us-east-1, and
-      // MinIO accepts any region for it too.
-      const region = r.op === 'GetBucketLocation' ? undefined : this.region;
-      const auth = verifyRequest({ method: r.method, path: rawPath, query: rawQuery, headers: req.headers }, this.users.secretFor, { region });
+      const auth = this.authenticate(r, addr.virtual);
       this.auth.set(r, auth);
       r.user = this.users.get(auth.accessKey)!;
       if (r.bucket) {

@@ -23,8 +23,11 @@ export interface S3Request {
   bytesOut: number;
 }
 
-/** Split path-style or virtual-hosted-style addressing into bucket and key. */
-export function addressOf(rawPath: string, host: string | undefined, domains: string[]): { bucket: string; key: string } {
+/**
+ * Split path-style or virtual-hosted-style addressing into bucket and key. `virtual`: the bucket came in the Host
+ * header (SigV2 signs `/bucket` before the path then).
+ */
+export function addressOf(rawPath: string, host: string | undefined, domains: string[]): { bucket: string; key: string; virtual: boolean } {
   let path: string;
   try {
     path = decodeURIComponent(rawPath);
@@ -35,13 +38,13 @@ export function addressOf(rawPath: string, host: string | undefined, domains: st
   for (const d of domains) {
     if (hostname.endsWith(`.${d}`)) {
       const bucket = hostname.slice(0, -(d.length + 1));
-      return { bucket, key: path.replace(/^\//, '') };
+      return { bucket, key: path.replace(/^\//, ''), virtual: true };
     }
   }
   const rest = path.replace(/^\//, '');
   const slash = rest.indexOf('/');
-  if (slash < 0) return { bucket: rest, key: '' };
-  return { bucket: rest.slice(0, slash), key: rest.slice(slash + 1) };
+  if (slash < 0) return { bucket: rest, key: '', virtual: false };
+  return { bucket: rest.slice(0, slash), key: rest.slice(slash + 1), virtual: false };
 }
 
 

@@ -173,6 +173,27 @@ describe('AWS documentation vectors', () => {
 });
 
 describe('SigV4 presigned (@smithy presign and minio presignedUrl)', () => {
+  it('X-Amz-Expires outside 1..604800 under a valid signature: AuthorizationQueryParametersError, not an expired AccessDenied', async () => {
+    const presigned = async (expiresIn: number) => {
+      const p = await smithy.presign({ method: 'GET', protocol: 'http:', hostname: 'localhost', port: 9000, path: '/bucket/k', headers: { host: 'localhost:9000', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } } as never, { signingDate: NOW, expiresIn });
+      return { method: 'GET', path: '/bucket/k', query: qs((p as { query: Record<string, string> }).query), headers: { host: 'localhost:9000' } } satisfies SigV4Request;
+    };
+    const errorOf = (r: SigV4Request) => {
+      try {
+        verifyRequest(r, lookup, { now: NOW });
+      } catch (e) {
+        if (e instanceof S3Error) return [e.code, e.message];
+        throw e;
+      }
+      return ['OK', ''];
+    };
+    const zero = await presigned(0);
+    expect(zero.query).toContain('X-Amz-Expires=0&');
+    expect(errorOf(zero)).toEqual(['AuthorizationQueryParametersError', 'X-Amz-Expires must be at least 1 second']);
+    expect(errorOf({ ...zero, query: zero.query.replace('X-Amz-Expires=0&', 'X-Amz-Expires=-1&') })).toEqual(['AuthorizationQueryParametersError', 'X-Amz-Expires must be non-negative']);
+    expect(errorOf(await presigned(1))).toEqual(['OK', '']);
+    expect(errorOf(await presigned(604800))).toEqual(['OK', '']);
+  });
   for (const key of KEYS) {
     it(`smithy presign ${JSON.stringify(key)}`, async () => {
       const path = '/bucket/' + encodeKey(key);
