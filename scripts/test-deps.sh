@@ -105,6 +105,22 @@ if command -v "$PY" >/dev/null 2>&1; then
     "$PY" -m pip install -q --disable-pip-version-check "${pip_missing[@]}"
     step "pip install" "done"
   fi
+  # Lake engines (test/clients/lake-engines, delta-concurrent): a venv that sees the packages above but keeps its
+  # own botocore, since s3fs's aiobotocore pins one that boto3 / the pip AWS CLI may not accept (pip may still
+  # print that a system awscli wants another botocore: that is about this venv only). Tested versions.
+  LAKE_VENV="$CACHE/py-lake"
+  lake_spec="deltalake==1.6.6 pyiceberg[sql-sqlite]==0.12.0 s3fs==2026.9.0"
+  if [ -f "$LAKE_VENV/.lakecrypt-spec" ] && [ "$(cat "$LAKE_VENV/.lakecrypt-spec")" = "$lake_spec" ] \
+     && "$LAKE_VENV/bin/python" -c "import deltalake, pyiceberg, sqlalchemy, s3fs, pyarrow, boto3, duckdb" >/dev/null 2>&1; then
+    step "pip (lake venv)" "present ($LAKE_VENV)"
+  else
+    step "pip (lake venv)" "$lake_spec..."
+    [ -x "$LAKE_VENV/bin/python" ] || "$PY" -m venv --system-site-packages "$LAKE_VENV"
+    # shellcheck disable=SC2086 # the spec is a list of requirements
+    "$LAKE_VENV/bin/python" -m pip install -q --disable-pip-version-check $lake_spec
+    echo "$lake_spec" > "$LAKE_VENV/.lakecrypt-spec"
+    step "pip (lake venv)" "done"
+  fi
 else
   step "python" "python3 not found: skipping pip packages"
 fi

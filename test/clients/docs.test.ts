@@ -42,10 +42,20 @@ function docBlocks(): string[] {
 describe('docs/clients.md', () => {
   it('every code block is a snippet from the tests, verbatim, and every snippet is documented', () => {
     const snips = snippets();
-    expect([...snips.keys()].sort()).toEqual(['awscli-config', 'boto3', 'duckdb', 'mc', 'polars', 'pyarrow', 'rclone', 's3cmd']);
+    expect([...snips.keys()].sort()).toEqual(['awscli-config', 'boto3', 'delta', 'duckdb', 'duckdb-copy', 'mc', 'polars', 'pyarrow', 'pyiceberg', 'rclone', 's3cmd']);
     const blocks = docBlocks();
     const known = new Set(snips.values());
     for (const b of blocks) expect(known.has(b), `not a test snippet:\n${b}`).toBe(true);
     for (const [name, s] of snips) expect(blocks.includes(s), `snippet ${name} missing from docs/clients.md`).toBe(true);
+  });
+
+  it('the lake engine versions the page calls tested are the ones scripts/test-deps.sh installs', () => {
+    const md = readFileSync(path.join(root, 'docs/clients.md'), 'utf8');
+    const deps = readFileSync(path.join(root, 'scripts/test-deps.sh'), 'utf8');
+    for (const pkg of ['deltalake', 'pyiceberg']) {
+      const pinned = new RegExp(`\\b${pkg}(?:\\[[^\\]]*\\])?==(\\d+\\.\\d+)\\.`).exec(deps)?.[1];
+      expect(pinned, `${pkg} pinned in scripts/test-deps.sh`).toBeDefined();
+      expect(md, `docs/clients.md names ${pkg} ${pinned}`).toMatch(new RegExp(`Tested: \`?${pkg}\`? ${pinned!.replace('.', '\\.')}\\b`));
+    }
   });
 });
