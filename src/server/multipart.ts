@@ -49,6 +49,7 @@ function logRefusal(g: Gateway, r: S3Request, e: unknown): void {
       etag: d?.etag,
       backend: d?.backend,
       recordedEtags: d?.recordedEtags,
+      named: d?.named,
       reason,
     },
     `multipart request refused (${e.code}): ${reason}`,

@@ -44,6 +44,8 @@ export interface MultipartDiagnosis {
   backend?: { op: string; status?: number; code?: string };
   /** For a missing part record: the ETags of the attempts the gateway did record under that part number. */
   recordedEtags?: string[];
+  /** When the backend refused a complete without saying which part (MinIO): the parts the request named (first 20). */
+  named?: { partNumber: number; etag: string }[];
 }
 
 const diagnoses = new WeakMap<object, MultipartDiagnosis>();
@@ -299,8 +301,9 @@ export class MultipartStore {
       // upload is aborted instead, `lakecrypt gc` finds the header unreferenced.
       const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond).catch((e: unknown) => {
         if (isS3Error(e)) {
-          const named = Number(e.detail.PartNumber);
-          const partNumber = Number.isInteger(named) && named > 0 ? named : undefined;
+          // fs names the part in the error; S3 in its error body (the SDK's field); MinIO does not
+          const said = Number(e.detail.PartNumber ?? (e.cause as { PartNumber?: unknown } | undefined)?.PartNumber);
+          const partNumber = Number.isInteger(said) && said > 0 ? said : undefined;
           const why =
             e.code === 'InvalidPart'
               ? "the backend's CompleteMultipartUpload refused the part list (the gateway had every part's record: the ETag named is not the backend's current attempt of the part)"
@@ -312,6 +315,7 @@ export class MultipartStore {
             uploadId,
             partNumber,
             etag: partNumber !== undefined ? backendParts.find((p) => p.partNumber === partNumber)?.etag : undefined,
+            named: partNumber === undefined ? backendParts.slice(0, 20) : undefined,
             backend: backendAnswer('CompleteMultipartUpload', e),
           });
         }
