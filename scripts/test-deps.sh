@@ -75,7 +75,7 @@ fi
 
 # ---------------------------------------------------------------- apt packages
 apt_missing=()
-for pkg in softhsm2 awscli s3cmd rclone chromium curl; do
+for pkg in softhsm2 awscli s3cmd rclone chromium curl haproxy; do
   if dpkg -s "$pkg" >/dev/null 2>&1; then step "apt $pkg" "installed"; else apt_missing+=("$pkg"); fi
 done
 if [ "${#apt_missing[@]}" -gt 0 ]; then
