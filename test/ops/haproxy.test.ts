@@ -25,7 +25,7 @@ const user = { accessKey: 'lb-user', secretKey: randomBytes(18).toString('base64
 const meta = `lcmeta-lb-${randomBytes(3).toString('hex')}`;
 const bucket = `lb-${randomBytes(3).toString('hex')}`;
 let proxies: FaultProxy[] = [];
-let gws: TestGateway[] = [];
+const gws: TestGateway[] = [];
 let haproxy: RunningProcess;
 let lbPort = 0;
 let statsPort = 0;
@@ -36,7 +36,7 @@ function documentedConfig(): string {
   const doc = readFileSync(path.join(ROOT, 'docs/OPERATIONS.md'), 'utf8');
   const m = /<!-- haproxy\.cfg -->\n```\n([\s\S]*?)```/.exec(doc);
   if (!m) throw new Error('docs/OPERATIONS.md has no haproxy.cfg block');
-  return m[1]!;
+  return m[1];
 }
 
 /** Server name -> status (UP, DOWN, ...), from haproxy's CSV stats. */
@@ -53,7 +53,7 @@ async function serverStates(): Promise<Record<string, string>> {
 beforeAll(async () => {
   proxies = await Promise.all([0, 1, 2].map(() => startFaultProxy(minio.endpoint)));
   // gateway 3's backend can be made to hold every request (an unreachable backend)
-  proxies[2]!.fault = () => (hang ? { delayMs: 30_000 } : null);
+  proxies[2].fault = () => (hang ? { delayMs: 30_000 } : null);
   for (const p of proxies) {
     gws.push(
       await startTestGateway('s3', {
