@@ -194,7 +194,7 @@ export function conformanceSuite(kind: 'fs' | 's3') {
       expect((await text(key)).equals(Buffer.concat([slow, last]))).toBe(true);
     });
 
-    it('If-None-Match: <etag> on PutObject: 412 when the current ETag is named, a write otherwise; If-None-Match: * unchanged', async () => {
+    it('If-None-Match: <etag> on PutObject and CompleteMultipartUpload: 412 when the current ETag is named, a write otherwise; If-None-Match: * unchanged', async () => {
       const key = 'cond/inm';
       const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'one' }));
       const etag = put.ETag!;
@@ -212,6 +212,13 @@ export function conformanceSuite(kind: 'fs' | 's3') {
       // `*` still means "only if absent"
       expect((await s3err(s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'four', IfNoneMatch: '*' })))).status).toBe(412);
       expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag).toBe(written.ETag);
+      // the same on CompleteMultipartUpload
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+      const p = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: 'five' }));
+      const parts = { Parts: [{ PartNumber: 1, ETag: p.ETag }] };
+      expect((await s3err(s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: parts, IfNoneMatch: written.ETag })))).status).toBe(412);
+      await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: parts, IfNoneMatch: etag }));
+      expect((await text(key)).toString()).toBe('five');
     });
 
     it('If-Match on PutObject: 412 on another ETag, 404 NoSuchKey on a missing key (as MinIO answers), a write on a match', async () => {
