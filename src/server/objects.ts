@@ -65,28 +65,28 @@ const setSse = (r: S3Request) => {
 };
 
 /**
- * If-None-Match: * and If-Match of a write (PutObject, CompleteMultipartUpload) as a condition for the backend's
- * commit, so that it is atomic with it. If-Match names the ETag clients see: checked here against the current
- * object, then passed on as the backend ETag of that same version.
+ * If-None-Match and If-Match of a write (PutObject, CompleteMultipartUpload) as a condition for the backend's
+ * commit, so that it is atomic with it. `If-None-Match: *` asks for existence only: a HEAD, then the backend's own
+ * If-None-Match: *. An ETag to compare (If-Match, or If-None-Match naming ETags, as MinIO takes it) names the ETag
+ * clients see: checked here against the current object, whose backend ETag then goes with the commit — or, when
+ * there was none, If-None-Match: * — so a write that lands between the check and the commit makes this one fail with
+ * 412 rather than overwrite a version the condition was never checked against.
  */
 export async function writeCondition(g: Gateway, r: S3Request): Promise<PutCondition> {
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
-  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw new S3Error('NotImplemented', 'If-None-Match on writes only supports "*".');
-  const cond: PutCondition = ifNoneMatch !== undefined ? { ifNoneMatch: '*' } : {};
-  // Checked here too: an early answer before the body, and a guard on backends that ignore the condition.
-  if (ifMatch !== undefined) {
-    const current = await g.store.stat(r.bucket, r.key).catch((e) => {
-      if (isS3Error(e, 'NoSuchKey')) return undefined;
-      throw e;
-    });
-    checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
-    cond.ifMatch = current!.info.etag;
-  } else if (ifNoneMatch !== undefined && (await g.backend.headObject(r.bucket, r.key))) {
-    // existence is all If-None-Match: * asks: a HEAD, no header to open
-    throw new S3Error('PreconditionFailed', undefined, { Condition: 'If-None-Match' });
+  if (ifNoneMatch === undefined && ifMatch === undefined) return {};
+  if (ifMatch === undefined && ifNoneMatch?.trim() === '*') {
+    // Checked here too: an early answer before the body, and a guard on backends that ignore the condition.
+    if (await g.backend.headObject(r.bucket, r.key)) throw new S3Error('PreconditionFailed', undefined, { Condition: 'If-None-Match' });
+    return { ifNoneMatch: '*' };
   }
-  return cond;
+  const current = await g.store.stat(r.bucket, r.key).catch((e) => {
+    if (isS3Error(e, 'NoSuchKey')) return undefined;
+    throw e;
+  });
+  checkWriteConditions(r.req.headers, current && { etag: current.etag, lastModified: current.lastModified });
+  return current ? { ifMatch: current.info.etag } : { ifNoneMatch: '*' };
 }
 
 export async function putObject(g: Gateway, r: S3Request): Promise<void> {

@@ -7,6 +7,7 @@ import { S3Error } from '../errors.ts';
 import * as buckets from './buckets.ts';
 import type { Gateway } from './gateway.ts';
 import * as mp from './multipart.ts';
+import { getObjectAttributes } from './object-attributes.ts';
 import * as objects from './objects.ts';
 import type { S3Request } from './request.ts';
 
@@ -53,6 +54,7 @@ export const ROUTES: readonly Route[] = [
   { op: 'UploadPart', when: (r) => objectLevel(r, 'PUT') && has(r, 'partNumber') && has(r, 'uploadId'), run: mp.uploadPart },
   { op: 'CopyObject', when: (r) => objectLevel(r, 'PUT') && plain(r) && copying(r), run: objects.copyObject },
   { op: 'PutObject', when: (r) => objectLevel(r, 'PUT') && plain(r), run: objects.putObject },
+  { op: 'GetObjectAttributes', when: (r) => objectLevel(r, 'GET') && has(r, 'attributes'), run: getObjectAttributes },
   { op: 'ListParts', when: (r) => objectLevel(r, 'GET') && has(r, 'uploadId'), run: mp.listParts },
   { op: 'GetObject', when: (r) => objectLevel(r, 'GET') && plain(r), run: (g, r) => objects.getObject(g, r, false) },
   { op: 'HeadObject', when: (r) => objectLevel(r, 'HEAD') && plain(r), run: (g, r) => objects.getObject(g, r, true) },
