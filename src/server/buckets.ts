@@ -2,7 +2,7 @@ import { S3Error } from '../errors.ts';
 import { checkVersionIdMarker, deleteEntryVersion, NULL_VERSION } from '../s3/version-id.ts';
 import * as xml from '../s3/xml.ts';
 import type { Gateway } from './gateway.ts';
-import { encodingTypeOf, listPage, maxKeysOf } from './listing.ts';
+import { continuationToken, encodingTypeOf, listPage, maxKeysOf, startOfToken } from './listing.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName } from './request.ts';
 import { sendXml } from './respond.ts';
@@ -73,10 +73,10 @@ export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promis
   const prefix = r.query.get('prefix') ?? '';
   const delimiter = r.query.get('delimiter') ?? '';
   const maxKeys = maxKeysOf(r);
-  const startAfter = v2 ? (r.query.get('start-after') ?? '') : (r.query.get('marker') ?? '');
   const token = v2 ? (r.query.get('continuation-token') ?? undefined) : undefined;
-  if (v2 && token !== undefined && token === '') throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect');
-  const page = await listPage(g, r.bucket, { prefix, delimiter, maxKeys, startAfter, token });
+  // a continuation token, when there is one, says where the page starts; start-after only starts the first page
+  const startAfter = token !== undefined ? startOfToken(token) : ((v2 ? r.query.get('start-after') : r.query.get('marker')) ?? '');
+  const page = await listPage(g, r.bucket, { prefix, delimiter, maxKeys, startAfter });
   const owner = ownerOf(r);
   const fetchOwner = !v2 || r.query.get('fetch-owner') === 'true';
   const contents = page.objects.map((o) => ({ ...o, owner: fetchOwner ? owner : undefined }));
@@ -99,7 +99,7 @@ export async function listObjects(g: Gateway, r: S3Request, v2: boolean): Promis
         ...base,
         keyCount: contents.length + common.length,
         continuationToken: token,
-        nextContinuationToken: page.isTruncated ? page.nextContinuationToken : undefined,
+        nextContinuationToken: page.isTruncated && page.last !== undefined ? continuationToken(page.last) : undefined,
         startAfter: r.query.get('start-after') ?? undefined,
         fetchOwner,
       }),

@@ -59,10 +59,8 @@ export interface PageRequest {
   prefix: string;
   delimiter: string;
   maxKeys: number;
-  /** Exclusive: V1 marker, V2 start-after, ListObjectVersions key-marker. */
+  /** Exclusive: V1 marker, V2 start-after or continuation token, ListObjectVersions key-marker. */
   startAfter?: string;
-  /** A backend continuation token (V2): where a previous page ended; startAfter is ignored then. */
-  token?: string;
 }
 
 export interface ListedObject { key: string; size: number; etag: string; lastModified: Date }
@@ -71,53 +69,71 @@ export interface Page {
   objects: ListedObject[];
   commonPrefixes: string[];
   isTruncated: boolean;
-  nextContinuationToken?: string;
-  /** The greatest key or common prefix on the page (S3's NextMarker / NextKeyMarker when truncated). */
+  /** The greatest key or common prefix on the page: where the next page starts after (NextMarker, NextKeyMarker, the token). */
   last?: string;
 }
 
 /**
- * The common prefix the marker itself falls under (`a/` for marker `a/b` with delimiter `/`), if any. S3 does not
- * list it again: keys after the marker under it were rolled into a prefix that sorts before the marker. A
- * client paging V1 or ListObjectVersions with a prefix as its marker would otherwise get that prefix back for
- * ever (the fs backend lists it; MinIO does not).
+ * V2 continuation tokens are the gateway's own: where the next page starts after, as ListObjects' marker. The
+ * backend's tokens are not passed on: MinIO's, with a delimiter other than '/', name the common prefix a page
+ * ended on, and the next page lists it again, for ever. A token says nothing a listing did not show.
+ */
+export function continuationToken(last: string): string {
+  return Buffer.from(JSON.stringify({ after: last })).toString('base64url');
+}
+
+/** The key a continuation token starts after; anything else is S3's answer to a token it did not issue. */
+export function startOfToken(token: string): string {
+  let after: unknown;
+  try {
+    ({ after } = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { after?: unknown });
+  } catch {
+    after = undefined;
+  }
+  if (typeof after !== 'string' || after === '' || continuationToken(after) !== token) {
+    throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', { ArgumentName: 'continuation-token', ArgumentValue: token });
+  }
+  return after;
+}
+
+/**
+ * The common prefix the marker itself falls under (`a/` for marker `a/b` or `a/` with delimiter `/`), if any. S3
+ * does not list it: keys after the marker under it roll up into a prefix that sorts at or before the marker.
  */
 function markerPrefix(p: PageRequest): string | undefined {
-  if (!p.delimiter || !p.startAfter || p.token !== undefined || !p.startAfter.startsWith(p.prefix)) return undefined;
+  if (!p.delimiter || !p.startAfter || !p.startAfter.startsWith(p.prefix)) return undefined;
   const i = p.startAfter.indexOf(p.delimiter, p.prefix.length);
   return i < 0 ? undefined : p.startAfter.slice(0, i + p.delimiter.length);
 }
 
-const greater = (a: string | undefined, b: string | undefined): string | undefined =>
-  a === undefined ? b : b === undefined ? a : Buffer.compare(Buffer.from(a), Buffer.from(b)) >= 0 ? a : b;
+const bytewise = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
-/** One page of a listing as clients see it: plaintext sizes, client ETags, at most maxKeys entries. */
+/**
+ * One page of a listing as clients see it: plaintext sizes, client ETags, at most maxKeys entries. A marker under
+ * a common prefix starts the backend past every key under it (the prefix followed by U+10FFFF, the greatest
+ * character): asked to start inside it, the fs backend lists the prefix again, and so does MinIO for delimiters
+ * other than '/', so a client paging by markers would get it back for ever. The prefix is also left out of what
+ * comes back, should a key under it follow that character.
+ */
 export async function listPage(g: Gateway, bucket: string, p: PageRequest): Promise<Page> {
   if (p.maxKeys === 0) return { objects: [], commonPrefixes: [], isTruncated: false };
-  const ask = (maxKeys: number, token: string | undefined) =>
-    g.backend.listObjects(bucket, {
-      prefix: p.prefix || undefined,
-      delimiter: p.delimiter || undefined,
-      startAfter: token === undefined ? p.startAfter || undefined : undefined,
-      continuationToken: token,
-      maxKeys,
-      withMeta: true,
-    });
-  const page = await ask(p.maxKeys, p.token);
   const skip = markerPrefix(p);
-  if (skip !== undefined && page.commonPrefixes.includes(skip)) {
-    page.commonPrefixes = page.commonPrefixes.filter((c) => c !== skip);
-    // The slot it took goes to the next entry, if any (backend tokens already step over the prefix).
-    if (page.isTruncated && page.nextContinuationToken !== undefined) {
-      const more = await ask(1, page.nextContinuationToken);
-      page.objects.push(...more.objects);
-      page.commonPrefixes.push(...more.commonPrefixes);
-      page.isTruncated = more.isTruncated;
-      page.nextContinuationToken = more.nextContinuationToken;
-    }
-  }
+  let startAfter = p.startAfter || undefined;
+  const past = skip === undefined ? undefined : `${skip}\u{10FFFF}`;
+  // (within S3's 1,024 bytes of a key, which a backend may hold start-after to)
+  if (past !== undefined && Buffer.byteLength(past) <= 1024 && bytewise(past, startAfter!) > 0) startAfter = past;
+  const page = await g.backend.listObjects(bucket, {
+    prefix: p.prefix || undefined,
+    delimiter: p.delimiter || undefined,
+    startAfter,
+    maxKeys: p.maxKeys,
+    withMeta: true,
+  });
+  const commonPrefixes = skip === undefined ? page.commonPrefixes : page.commonPrefixes.filter((c) => c !== skip);
   const etags = await listedEtags(g, bucket, page.objects);
   const objects = page.objects.map((o, i) => ({ key: o.key, size: sizeOf(o.size), etag: etags[i], lastModified: o.lastModified }));
-  const last = greater(objects.at(-1)?.key, page.commonPrefixes.at(-1));
-  return { objects, commonPrefixes: page.commonPrefixes, isTruncated: page.isTruncated, nextContinuationToken: page.nextContinuationToken, last };
+  const lastKey = objects.at(-1)?.key;
+  const lastPrefix = commonPrefixes.at(-1);
+  const last = lastKey === undefined ? lastPrefix : lastPrefix === undefined || bytewise(lastKey, lastPrefix) > 0 ? lastKey : lastPrefix;
+  return { objects, commonPrefixes, isTruncated: page.isTruncated, last };
 }
