@@ -497,7 +497,8 @@ export function versionsSuite(kind: 'fs' | 's3') {
       expect(await gone(bucket)).toBe(404);
       const ops = log.records.slice(before).filter((r) => r.bucket === bucket);
       expect(ops.filter((r) => r.status >= 400 && r.op !== 'HeadBucket').map((r) => [r.op, r.status])).toEqual([]);
-      expect(ops.some((r) => r.op === 'DeleteBucket' && r.status === 204)).toBe(true);
+      // mc lists versions (encoding-type=url, which it decodes) and deletes them in batches
+      for (const op of ['ListObjectVersions', 'DeleteObjects', 'DeleteBucket']) expect(ops.some((r) => r.op === op && r.status < 300), op).toBe(true);
     }, TIMEOUT);
 
     it("boto3's bucket.object_versions.delete() then bucket.delete()", async () => {
@@ -516,7 +517,10 @@ export function versionsSuite(kind: 'fs' | 's3') {
         'print(json.dumps({"seen": seen, "deleted": deleted, "errors": errors}))',
       ].join('\n');
       const env = cleanEnv(path.join(tmp.path, 'py-home'), { LC_ACCESS_KEY: gw.accessKey, LC_SECRET_KEY: gw.secretKey });
+      const before = log.records.length;
       const r = expectClean(await run(pythonExe(), ['-c', script, gw.url, bucket], { env }));
+      const ops = log.records.slice(before).filter((x) => x.bucket === bucket);
+      expect(ops.filter((x) => x.op === 'ListObjectVersions' && x.status === 200).length).toBeGreaterThanOrEqual(Math.ceil(keys.length / 3));
       const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seen: string[][]; deleted: string[][]; errors: unknown[] };
       const expected = keys.slice().sort().map((k) => [k, 'null']);
       expect(out).toEqual({ seen: expected, deleted: expected, errors: [] });
