@@ -121,6 +121,17 @@ if command -v "$PY" >/dev/null 2>&1; then
     echo "$lake_spec" > "$LAKE_VENV/.lakecrypt-spec"
     step "pip (lake venv)" "done"
   fi
+  # Spark over s3a is opt-in (LAKECRYPT_TEST_SPARK=1): pyspark ~460 MB, the AWS SDK bundle ~650 MB. The jars are
+  # hadoop-aws as the Hadoop inside pyspark 4.3 (3.5.0), the SDK bundle and analytics accelerator its POM names.
+  if [ "${LAKECRYPT_TEST_SPARK:-}" = "1" ]; then
+    if "$LAKE_VENV/bin/python" -c "import pyspark" >/dev/null 2>&1; then step "pip pyspark (lake venv)" "importable"
+    else step "pip pyspark (lake venv)" "installing pyspark==4.3.0..."; "$LAKE_VENV/bin/python" -m pip install -q --disable-pip-version-check pyspark==4.3.0; fi
+    for jar in org.apache.hadoop:hadoop-aws:3.5.0 software.amazon.awssdk:bundle:2.35.4 software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.3.1; do
+      IFS=: read -r g a v <<< "$jar"
+      if [ -f "$HOME/.m2/repository/${g//.//}/$a/$v/$a-$v.jar" ]; then step "jar $a" "present"
+      else step "jar $a" "mvn dependency:get $jar..."; mvn -q -B dependency:get -Dtransitive=false -Dartifact="$jar"; fi
+    done
+  fi
 else
   step "python" "python3 not found: skipping pip packages"
 fi

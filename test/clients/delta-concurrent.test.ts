@@ -78,7 +78,7 @@ describe('delta-rs: concurrent writers through two gateways on one backend', () 
     const before = logs.map((l) => l.records.length);
     const names = Array.from({ length: WRITERS }, (_, i) => `w${i}`);
     const results = await Promise.all(
-      names.map((w, i) => lakeScript<{ writer: string; commits: number; redone: number }>('lake_delta.py', ['append', bucket, table, w, String(COMMITS)], envs[i % 2]!, 600_000)),
+      names.map((w, i) => lakeScript<{ writer: string; commits: number; redone: number }>('lake_delta.py', ['append', bucket, table, w, String(COMMITS)], envs[i % 2]!, { timeoutMs: 600_000 })),
     );
     expect(results.map((r) => [r.writer, r.commits])).toEqual(names.map((w) => [w, COMMITS]));
     const total = 2 + WRITERS * COMMITS;

@@ -42,7 +42,7 @@ function docBlocks(): string[] {
 describe('docs/clients.md', () => {
   it('every code block is a snippet from the tests, verbatim, and every snippet is documented', () => {
     const snips = snippets();
-    expect([...snips.keys()].sort()).toEqual(['awscli-config', 'boto3', 'delta', 'duckdb', 'duckdb-copy', 'mc', 'polars', 'pyarrow', 'pyiceberg', 'rclone', 's3cmd']);
+    expect([...snips.keys()].sort()).toEqual(['awscli-config', 'boto3', 'delta', 'duckdb', 'duckdb-copy', 'mc', 'polars', 'pyarrow', 'pyiceberg', 'rclone', 's3cmd', 'spark-s3a']);
     const blocks = docBlocks();
     const known = new Set(snips.values());
     for (const b of blocks) expect(known.has(b), `not a test snippet:\n${b}`).toBe(true);
