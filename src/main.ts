@@ -11,6 +11,7 @@ import { observeRequests } from './server/observe.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { startAdmin } from './admin/server.ts';
 import { startGateway } from './server/start.ts';
+import { startKms } from './kms/server.ts';
 
 function backendOf(cfg: Config): Backend {
   if (cfg.backend === 's3') {
@@ -93,11 +94,28 @@ async function main(): Promise<void> {
   };
   setInterval(syncKeyCounters, 500).unref();
   const admin = await startAdmin({ gateway: gw, metrics, host: cfg.adminHost, port: cfg.adminPort, log, tls: gw.server && cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined, rewrapRatePerSec: cfg.rewrapRatePerSec, datasets: cfg.datasets, keyDeletionWaitSeconds: cfg.keyDeletionWaitSeconds });
+  // The KMS endpoint (Parquet modular encryption's key wrapping) only when LAKECRYPT_KMS_PORT is set: bound and
+  // TLS'd like the S3 port.
+  const kms =
+    cfg.kmsPort === undefined
+      ? undefined
+      : await startKms({
+          host: gw,
+          bind: cfg.host,
+          port: cfg.kmsPort,
+          tls: gw.server && cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined,
+          log,
+          tokenCacheMs: cfg.revocationBoundMs,
+          headersTimeoutMs: cfg.headersTimeoutMs,
+          idleTimeoutMs: cfg.idleTimeoutMs,
+          maxConnections: cfg.maxConnections,
+        });
   log.info({ config: redactConfig(cfg) }, 'configuration');
   const lines = [
     `lakecrypt is up`,
     `  S3 endpoint:   ${gw.url}`,
     `  admin API:     ${admin.url}`,
+    ...(kms ? [`  KMS endpoint:  ${kms.url}`] : []),
     `  region:        ${cfg.region}`,
     `  backend:       ${cfg.backend === 's3' ? cfg.s3.endpoint : path.resolve(cfg.dataDir, 'store')}`,
     `  CMK:           ${cfg.cmk}`,
@@ -113,6 +131,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shutting down: draining in-flight requests');
     await admin.close();
+    await kms?.close();
     await gw.close();
     await backend.close();
     await closeCryptoPool();

@@ -17,6 +17,7 @@ import { datasetsApi } from './api/datasets.ts';
 import type { AdminContext, AdminHost, AdminVars } from './api/context.ts';
 import { jobsApi } from './api/jobs.ts';
 import { keysApi } from './api/keys.ts';
+import { kmsApi } from './api/kms.ts';
 import { objectsApi } from './api/objects.ts';
 import { rewrapApi } from './api/rewrap.ts';
 import type { ThrottleOptions } from './auth.ts';
@@ -112,6 +113,7 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono<AdminV
   app.route('/admin/cmk', cmkApi(ctx));
   app.route('/admin/audit', auditApi(ctx));
   app.route('/admin/datasets', datasetsApi(ctx, st.closers));
+  app.route('/admin/kms', kmsApi(ctx));
   app.route('/admin', jobsApi(ctx));
   app.all('/admin/*', () => {
     throw new S3Error('InvalidURI', 'unknown admin endpoint');

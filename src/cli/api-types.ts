@@ -11,6 +11,7 @@ import type { AuditEntry, AuditVerifyResult } from '../keys/audit.ts';
 import type { CmkRotateResult, CmkStatus, DatasetSummary, DatasetView, KeystoreExport } from '../keys/service.ts';
 import type { CmkVersionInfo } from '../keys/types.ts';
 import type { CmkVersionView } from '../keys/cmk-admin.ts';
+import type { KmsTokenView } from '../kms/tokens.ts';
 
 export type { AuditVerifyResult, CmkRotateResult, DatasetView, DestroyResult, KeystoreExport, MigrateState, RevokeResult };
 export interface KeysList { datasets: DatasetSummary[] }
@@ -35,3 +36,6 @@ export interface CmkChanged { cmk: string; version: number; op: string; versions
 export interface AuditList { entries: AuditEntry[] }
 export interface Restored { created: number; merged: number; unchanged: number }
 export type GcAnswer = GcReport & { apply: boolean };
+export type KmsTokenCreated = KmsTokenView & { token: string };
+export interface KmsTokenList { tokens: KmsTokenView[] }
+export interface KmsTokenRevoked { revoked: KmsTokenView }

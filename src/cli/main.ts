@@ -9,6 +9,7 @@ import { AdminClient, CliError } from './client.ts';
 import type * as Api from './api-types.ts';
 import { kv, table } from './format.ts';
 import { registerDatasetCommands } from './datasets.ts';
+import { registerKmsCommands } from './kms.ts';
 
 type Opts = { json?: boolean; url?: string };
 
@@ -322,6 +323,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     });
 
   registerDatasetCommands(program, env);
+  registerKmsCommands(program, env);
 
   // ------------------------------------------------------------------ gc
   sub(program, 'gc', 'find (and with --apply remove) orphan headers, orphan data and abandoned uploads')

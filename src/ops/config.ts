@@ -173,6 +173,11 @@ export const SETTINGS = {
     expect: 'a host name or IP address',
     doc: 'Address the admin listener binds to. Keep it on a private interface.',
   }),
+  kmsPort: def({
+    path: 'kmsPort', env: 'LAKECRYPT_KMS_PORT', kind: 'int', schema: int(0, 65535).optional(),
+    expect: 'an integer 1-65535 (or 0 for any free port)', example: 9102,
+    doc: 'TCP port of the KMS endpoint: the Vault/OpenBao Transit API subset that Parquet modular encryption clients call to wrap column keys under dataset KEKs (docs/clients.md "Column encryption"). Unset: off. It listens on `host` with the S3 port\'s TLS settings. Not the `kms.*` group, which configures an AWS KMS key as a CMK.',
+  }),
   dataDir: def({
     path: 'dataDir', env: 'LAKECRYPT_DATA_DIR', kind: 'string', schema: str(1), default: './data',
     expect: 'a directory path',
@@ -432,6 +437,7 @@ export const ConfigSchema = z.strictObject({
   host: S.host.schema,
   adminPort: S.adminPort.schema,
   adminHost: S.adminHost.schema,
+  kmsPort: S.kmsPort.schema,
   dataDir: S.dataDir.schema,
   accessKey: S.accessKey.schema,
   secretKey: S.secretKey.schema,
@@ -881,6 +887,13 @@ function crossCheck(cfg: z.output<typeof ConfigSchema>, L: Loader, cwd: string):
     const any = (h: string) => h === '0.0.0.0' || h === '::';
     if (cfg.host === cfg.adminHost || any(cfg.host) || any(cfg.adminHost)) {
       L.fail('adminPort', `must differ from port (${SETTINGS.port.env}), both are ${cfg.port}`);
+    }
+  }
+  if (cfg.kmsPort !== undefined && cfg.kmsPort !== 0) {
+    const any = (h: string) => h === '0.0.0.0' || h === '::';
+    if (cfg.kmsPort === cfg.port) L.fail('kmsPort', `must differ from port (${SETTINGS.port.env}), both are ${cfg.port}`);
+    if (cfg.kmsPort === cfg.adminPort && (cfg.host === cfg.adminHost || any(cfg.host) || any(cfg.adminHost))) {
+      L.fail('kmsPort', `must differ from adminPort (${SETTINGS.adminPort.env}), both are ${cfg.adminPort}`);
     }
   }
   if (cfg.requestTimeoutMs > 0 && cfg.headersTimeoutMs > cfg.requestTimeoutMs) {

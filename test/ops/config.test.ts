@@ -77,6 +77,8 @@ describe('defaults', () => {
     });
     expect(c.dataDir).toBe(path.join(tmp, 'data'));
     expect(c.s3.endpoint).toBeUndefined();
+    // the KMS endpoint is off unless LAKECRYPT_KMS_PORT is set
+    expect(c.kmsPort).toBeUndefined();
     expect(c.meta).toMatchObject({ configFile: null, credentials: 'settings' });
   });
 
@@ -144,6 +146,7 @@ tls:
     host: ['0.0.0.0', '0.0.0.0'],
     adminPort: ['9201', 9201],
     adminHost: ['10.0.0.1', '10.0.0.1'],
+    kmsPort: ['9202', 9202],
     dataDir: ['/var/lib/lakecrypt', '/var/lib/lakecrypt'],
     accessKey: ['other-root', 'other-root'],
     secretKey: ['other-secret-1', 'other-secret-1'],
@@ -264,6 +267,9 @@ describe('errors: one line naming the setting', () => {
     [{ LAKECRYPT_TLS_CERT: '/nonexistent.pem' }, /^tls\.key \(LAKECRYPT_TLS_KEY\): must be set together with tls\.cert \(LAKECRYPT_TLS_CERT\)$/],
     [{ LAKECRYPT_S3_ACCESS_KEY: 'x' }, /^s3\.secretKey \(LAKECRYPT_S3_SECRET_KEY\): must be set together with s3\.accessKey/],
     [{ LAKECRYPT_ADMIN_PORT: '9100' }, /^LAKECRYPT_ADMIN_PORT: must differ from port/],
+    [{ LAKECRYPT_KMS_PORT: '9100' }, /^LAKECRYPT_KMS_PORT: must differ from port \(LAKECRYPT_PORT\), both are 9100$/],
+    [{ LAKECRYPT_KMS_PORT: '9101' }, /^LAKECRYPT_KMS_PORT: must differ from adminPort \(LAKECRYPT_ADMIN_PORT\), both are 9101$/],
+    [{ LAKECRYPT_KMS_PORT: 'off' }, /^LAKECRYPT_KMS_PORT: expected an integer 1-65535 \(or 0 for any free port\), got "off"$/],
     [{ LAKECRYPT_REQUEST_TIMEOUT_MS: '2000' }, /^headersTimeoutMs \(LAKECRYPT_HEADERS_TIMEOUT_MS\): expected at most requestTimeoutMs/],
     [{ LAKECRYPT_USERS: '[{"accessKey":"rootkey","secretKey":"whatever1","buckets":["*"]}]' }, /^LAKECRYPT_USERS\[0\]\.accessKey: duplicates the root accessKey$/],
     [{ LAKECRYPT_TENANTS: '[{"name":"a","cmk":"nope"}]' }, /^LAKECRYPT_TENANTS\[0\]\.cmk: expected a configured CMK id \("default"\), got "nope"$/],
