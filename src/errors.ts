@@ -67,6 +67,8 @@ export class S3Error extends Error {
   readonly status: number;
   /** Extra elements for the XML body (e.g. BucketName, Key). Never secrets. */
   readonly detail: Record<string, string>;
+  /** For KeyRevoked: the level that refused ('cmk' is set where a CMK provider's refusal is met); metrics only. */
+  revocation?: 'cmk' | 'kek' | 'dek';
   constructor(code: S3ErrorCode, message?: string, detail: Record<string, string> = {}, options?: { cause?: unknown }) {
     super(message ?? ERRORS[code].message, options);
     this.name = 'S3Error';

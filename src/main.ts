@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { createBackend } from './backend/index.ts';
 import type { Backend } from './backend/types.ts';
@@ -7,8 +8,12 @@ import { createCmkProvider } from './keys/providers.ts';
 import type { CmkProvider } from './keys/types.ts';
 import { formatConfigError, loadConfigOrExit, redactConfig, type Config } from './ops/config.ts';
 import { createLogger } from './ops/logger.ts';
+import { ADMIN_PORT_HEADER, credentialLines, dashboardLine, listenFailure } from './ops/start-banner.ts';
 import { observeRequests } from './server/observe.ts';
 import { createMetrics } from './ops/metrics.ts';
+import { instrumentBackend, instrumentCmks } from './ops/instrument.ts';
+import { wireGatewayMetrics } from './server/metrics-wiring.ts';
+import { VERSION } from './version.ts';
 import { startAdmin } from './admin/server.ts';
 import { startGateway } from './server/start.ts';
 import { startKms } from './kms/server.ts';
@@ -49,8 +54,14 @@ async function main(): Promise<void> {
   const log = createLogger({ level: cfg.logLevel });
   for (const w of cfg.meta.warnings) log.warn(w);
   const metrics = createMetrics();
-  const backend = backendOf(cfg);
-  const cmks = cmksOf(cfg);
+  const backend = instrumentBackend(backendOf(cfg), metrics);
+  const cmks = instrumentCmks(cmksOf(cfg), metrics);
+  // A listener that cannot bind (port in use, ...) raises an 'error' event nobody awaits: one line, not a stack.
+  const startFailed = (e: unknown) => {
+    process.stderr.write(`lakecrypt: ${listenFailure(e, cfg) ?? ((e as Error)?.stack ?? String(e))}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', startFailed);
   const gw = await startGateway({
     host: cfg.host,
     port: cfg.port,
@@ -89,10 +100,10 @@ async function main(): Promise<void> {
     const c = keyCacheCounters;
     metrics.keyCacheHits.inc(c.hits - seen.hits);
     metrics.keyCacheMisses.inc(c.misses - seen.misses);
-    metrics.keyUnwraps.inc({ provider: cfg.cmk }, c.unwraps - seen.unwraps);
     Object.assign(seen, { hits: c.hits, misses: c.misses, unwraps: c.unwraps });
   };
   setInterval(syncKeyCounters, 500).unref();
+  wireGatewayMetrics(metrics, gw, VERSION);
   const admin = await startAdmin({ gateway: gw, metrics, host: cfg.adminHost, port: cfg.adminPort, log, tls: gw.server && cfg.tls.cert && cfg.tls.key ? { cert: cfg.tls.cert, key: cfg.tls.key } : undefined, rewrapRatePerSec: cfg.rewrapRatePerSec, datasets: cfg.datasets, keyDeletionWaitSeconds: cfg.keyDeletionWaitSeconds });
   // The KMS endpoint (Parquet modular encryption's key wrapping) only when LAKECRYPT_KMS_PORT is set: bound and
   // TLS'd like the S3 port.
@@ -110,19 +121,23 @@ async function main(): Promise<void> {
           idleTimeoutMs: cfg.idleTimeoutMs,
           maxConnections: cfg.maxConnections,
         });
+  process.off('uncaughtException', startFailed);
+  // The CLI given the S3 port learns where the admin API is (src/cli: "this is the S3 port").
+  gw.server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.startsWith('/admin/')) res.setHeader(ADMIN_PORT_HEADER, String(admin.port));
+  });
   log.info({ config: redactConfig(cfg) }, 'configuration');
   const lines = [
     `lakecrypt is up`,
     `  S3 endpoint:   ${gw.url}`,
     `  admin API:     ${admin.url}`,
+    dashboardLine(admin.url),
     ...(kms ? [`  KMS endpoint:  ${kms.url}`] : []),
     `  region:        ${cfg.region}`,
     `  backend:       ${cfg.backend === 's3' ? cfg.s3.endpoint : path.resolve(cfg.dataDir, 'store')}`,
     `  CMK:           ${cfg.cmk}`,
     `  access key:    ${cfg.accessKey}`,
-    cfg.meta.credentials === 'settings'
-      ? `  secret key:    (as configured)`
-      : `  secret key:    ${cfg.secretKey}   (stored in ${cfg.meta.credentialsFile})`,
+    ...credentialLines(cfg, gw.url, admin.url),
   ];
   process.stdout.write(lines.join('\n') + '\n');
   let stopping = false;

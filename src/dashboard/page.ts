@@ -209,7 +209,7 @@ function metricSum(text, name) {
 }
 async function sampleMetrics() {
   const text = await (await fetch('/metrics')).text();
-  samples.push({ t: Date.now(), req: metricSum(text, 'lakecrypt_requests_total'), bin: metricSum(text, 'lakecrypt_bytes_in_total'), bout: metricSum(text, 'lakecrypt_bytes_out_total') });
+  samples.push({ t: Date.now(), req: metricSum(text, 'lakecrypt_requests_total'), bin: metricSum(text, 'lakecrypt_received_bytes_total'), bout: metricSum(text, 'lakecrypt_sent_bytes_total') });
   if (samples.length > 61) samples.shift();
   const rates = [];
   for (let i = 1; i < samples.length; i++) {

@@ -2,11 +2,12 @@ import type { Transform } from 'node:stream';
 import type { OpenResult } from '../../workers/crypto-core.mjs';
 import { FormatError } from '../format/errors.ts';
 import { type HeaderFields } from '../format/header.ts';
-import { checkPrefix, datasetIdOf } from '../format/layout.ts';
+import { CHUNK_SIZE, checkPrefix, datasetIdOf } from '../format/layout.ts';
 import { BatchStream } from './batch-stream.ts';
 import { OpenStream, type LiveCheck } from './chunk-stream.ts';
 import { batches, locateRange, type Batch, type RangePlan } from './plan.ts';
 import { POOL_MIN_BYTES, configuredThreads } from './pool.ts';
+import { cryptoMeter } from './meter.ts';
 
 export type { LiveCheck } from './chunk-stream.ts';
 
@@ -27,8 +28,16 @@ export interface DecryptOptions {
   threads?: number;
 }
 
-const erased = (b: { partNumber: number; block: number }): FormatError =>
-  new FormatError('DekErased', `the key of part ${b.partNumber} block ${b.block} is revoked`);
+/** The refusal of a revoked block, in the admin's words: which object, which plaintext bytes, which dataset. */
+function erased(b: Batch, h: HeaderFields): FormatError {
+  const blockStart = b.plainStart - b.firstChunk * CHUNK_SIZE;
+  const partSize = h.parts[b.partIndex]?.plaintextSize ?? 0;
+  const blockEnd = blockStart + Math.max(0, Math.min(h.blockSize, partSize - b.block * h.blockSize)) - 1;
+  return new FormatError(
+    'DekErased',
+    `block ${b.block} of part ${b.partNumber} (plaintext bytes ${blockStart}-${blockEnd}) of ${h.bucket}/${h.key} in dataset ${h.dataset} is revoked`,
+  );
+}
 
 class DecryptStream extends BatchStream {
   private readonly o: DecryptOptions;
@@ -44,7 +53,7 @@ class DecryptStream extends BatchStream {
   }
   protected override onLead(lead: Buffer): void { checkPrefix(lead, this.o.header.oid); }
   protected override beforeSubmit(b: Batch): void {
-    if (this.o.header.parts[b.partIndex].deks[b.block] == null || this.o.isRevoked?.(b.partNumber, b.block)) throw erased(b);
+    if (this.o.header.parts[b.partIndex].deks[b.block] == null || this.o.isRevoked?.(b.partNumber, b.block)) throw erased(b, this.o.header);
   }
   protected inputLen(b: Batch): number { return b.sealedLen; }
   protected onResult(b: Batch, r: OpenResult): void {
@@ -76,7 +85,7 @@ class InlineDecryptStream extends OpenStream {
   }
   protected override onLead(lead: Buffer): void { checkPrefix(lead, this.o.header.oid); }
   protected override beforeBatch(b: Batch): void {
-    if (this.o.header.parts[b.partIndex].deks[b.block] == null || this.o.isRevoked?.(b.partNumber, b.block)) throw erased(b);
+    if (this.o.header.parts[b.partIndex].deks[b.block] == null || this.o.isRevoked?.(b.partNumber, b.block)) throw erased(b, this.o.header);
   }
   protected tooMuch(): Error { return new FormatError('TrailingData', `data continues after byte ${this.plan.cipherEnd}`); }
   protected tooLittle(): Error { return new FormatError('UnexpectedEOF', `data ended before byte ${this.plan.cipherEnd}`); }
@@ -93,9 +102,12 @@ export function createDecryptStream(opts: DecryptOptions): Transform {
   for (const b of batches(plan.parts, opts.header.blockSize, plan.from, plan.to)) {
     if (!first && b.firstChunk !== 0) continue; // one check per touched block
     first = false;
-    if (opts.header.parts[b.partIndex].deks[b.block] == null || opts.isRevoked?.(b.partNumber, b.block)) throw erased(b);
+    if (opts.header.parts[b.partIndex].deks[b.block] == null || opts.isRevoked?.(b.partNumber, b.block)) throw erased(b, opts.header);
   }
   const len = opts.endInclusive - opts.start + 1;
   const threads = opts.threads ?? (len < POOL_MIN_BYTES ? 0 : configuredThreads());
-  return threads === 0 ? new InlineDecryptStream(opts, plan) : new DecryptStream(opts, plan, threads);
+  const t = threads === 0 ? new InlineDecryptStream(opts, plan) : new DecryptStream(opts, plan, threads);
+  // counted once the whole range was decrypted and handed on (a refused or aborted read counts nothing)
+  t.once('end', () => (cryptoMeter.decrypt += len));
+  return t;
 }

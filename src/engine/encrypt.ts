@@ -8,6 +8,7 @@ import { BatchStream } from './batch-stream.ts';
 import { SealStream } from './chunk-stream.ts';
 import { batches, type Batch } from './plan.ts';
 import { POOL_MIN_BYTES, configuredThreads } from './pool.ts';
+import { cryptoMeter } from './meter.ts';
 
 export interface EncryptOptions {
   dataset: string; oid: Buffer; partNumber: number; plaintextSize: number; blockSize: number; deks: Buffer[];
@@ -76,7 +77,10 @@ export function createEncryptStream(opts: EncryptOptions): Transform {
   if (opts.deks.length !== want) throw new RangeError(`${want} DEKs needed for ${opts.plaintextSize} bytes, got ${opts.deks.length}`);
   for (const d of opts.deks) if (d.length !== DEK_SIZE) throw new RangeError(`DEK must be ${DEK_SIZE} bytes`);
   const threads = opts.threads ?? (opts.plaintextSize < POOL_MIN_BYTES ? 0 : configuredThreads());
-  return threads === 0 ? new InlineEncryptStream(opts) : new EncryptStream(opts, threads);
+  const t = threads === 0 ? new InlineEncryptStream(opts) : new EncryptStream(opts, threads);
+  // counted once every plaintext byte went through (an aborted stream counts nothing)
+  t.once('finish', () => (cryptoMeter.encrypt += opts.plaintextSize));
+  return t;
 }
 
 

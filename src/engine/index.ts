@@ -13,6 +13,7 @@ export { totalPlaintextSize, planRange, checkEmptyObject } from './plan.ts';
 export { createEncryptStream, type EncryptOptions } from './encrypt.ts';
 export { createDecryptStream, type DecryptOptions } from './decrypt.ts';
 export { closeCryptoPool, setCryptoThreads } from './pool.ts';
+export { cryptoMeter } from './meter.ts';
 
 /** `count` fresh random 32-byte DEKs, each in its own buffer. */
 export function newDeks(count: number, random: (n: number) => Buffer = randomBytes): Buffer[] {

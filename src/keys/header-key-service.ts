@@ -117,10 +117,10 @@ export class HeaderKeyService {
       c = await this.s.record(dataset, true);
       hk = c?.rec.headerKeys?.find((k) => k.n === n);
     }
-    if (!c || !hk) throw new S3Error('KeyRevoked', `no header key ${n} for this dataset (retired or never made)`);
+    if (!c || !hk) throw new S3Error('KeyRevoked', `dataset ${dataset} has no header key ${n} (retired by a re-key, or never made)`);
     const wrapping = c.rec.versions.find((v) => v.version === hk.kekVersion);
     if (!wrapping || wrapping.state === 'revoked' || wrapping.state === 'destroyed') {
-      throw new S3Error('KeyRevoked', `header key ${n} is wrapped under key version ${hk.kekVersion}, which is ${wrapping?.state ?? 'unknown'}`);
+      throw new S3Error('KeyRevoked', `key version ${hk.kekVersion} of dataset ${dataset} is ${wrapping?.state ?? 'unknown'} (this object's header key ${n} is wrapped under it)`);
     }
     const rec = hk;
     const datasetIdHex = c.rec.datasetId;

@@ -9,7 +9,7 @@
  * reference); they are zeroed when they leave the cache.
  */
 import { randomBytes } from 'node:crypto';
-import { S3Error } from '../errors.ts';
+import { S3Error, isS3Error } from '../errors.ts';
 import type { DatasetResolver } from './datasets.ts';
 import type { CachedRecord, KeyState } from './key-state.ts';
 import { NO_CHANGE, datasetIdOf, fromStored, kekAad, toStored, type DatasetRecord, type KekVersionRecord } from './keystore.ts';
@@ -98,19 +98,30 @@ export class KekLifecycle {
       c = await this.s.record(dataset, true);
       v = c?.rec.versions.find((x) => x.version === version);
     }
-    if (!c || !v) throw new S3Error('KeyRevoked', `no key version ${version} for this dataset`);
+    if (!c || !v) throw new S3Error('KeyRevoked', `dataset ${dataset} has no key version ${version}`);
     if (v.state === 'pending-destruction') {
       if (v.destroyAt && Date.parse(v.destroyAt) <= Date.now()) this.onDestructionDue?.(dataset, version);
       throw new S3Error('KeyRevoked', `key version ${version} of ${dataset} is pending destruction (due ${v.destroyAt ?? 'unknown'})`);
     }
     if (v.state === 'revoked' || v.state === 'destroyed' || !v.wrapped) {
-      throw new S3Error('KeyRevoked', `key version ${version} is ${v.state}`);
+      throw new S3Error('KeyRevoked', `key version ${version} of dataset ${dataset} is ${v.state}`);
     }
     const wrapped = fromStored(v.wrapped);
     const datasetIdHex = c.rec.datasetId;
     return this.s.cached(`${datasetIdHex}:${version}`, async () => {
       this.s.kekCache.countUnwrap();
-      const key = await this.s.cmk(wrapped.cmkId).unwrap(wrapped, kekAad(datasetIdHex, version));
+      const key = await this.s
+        .cmk(wrapped.cmkId)
+        .unwrap(wrapped, kekAad(datasetIdHex, version))
+        .catch((e: unknown) => {
+          // the customer's key refused: say so, with the dataset the read was for (the provider cannot know it)
+          if (isS3Error(e, 'KeyRevoked')) {
+            const r = new S3Error('KeyRevoked', `dataset ${dataset}: key version ${version} cannot be unwrapped: CMK ${wrapped.cmkId} refused (${e.message})`, {}, { cause: e });
+            r.revocation = 'cmk';
+            throw r;
+          }
+          throw e;
+        });
       if (key.length !== 32) {
         key.fill(0);
         throw new S3Error('IntegrityError', 'unwrapped KEK has the wrong length');

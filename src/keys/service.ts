@@ -137,6 +137,11 @@ export class KeyService {
     return { ...this.state.kekCache.stats };
   }
 
+  /** Unwrapped keys cached now (KEKs and header keys). */
+  get cacheEntries(): number {
+    return this.state.kekCache.size;
+  }
+
   // ------------------------------------------------------------------ datasets (datasets.ts)
 
   /** Dataset of a new object: the longest registered or configured "bucket/prefix" matching the key, else the bucket. */

@@ -9,7 +9,22 @@ export type CryptoDirection = 'encrypt' | 'decrypt';
 /** Where a revocation refused a read: a CMK version, a KEK version, or a single DEK (block). */
 export type RevocationLevel = 'cmk' | 'kek' | 'dek';
 
-export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** From 0.5 ms: a small GET takes a few milliseconds here, which a 5 ms first bucket could not tell apart. */
+export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** What /metrics reads at each scrape from the running gateway (each optional; a throwing source is skipped). */
+export interface MetricSources {
+  /** Plaintext bytes through the engine so far (src/engine/meter.ts). */
+  cryptoBytes?: () => { encrypt: number; decrypt: number };
+  /** Seconds since the revocation epoch was last confirmed (epoch-watch.ts), null before the first. */
+  epochAgeSeconds?: () => number | null;
+  /** Per CMK id: 1 when its last background check succeeded (src/ops/readiness.ts). */
+  cmkUp?: () => Record<string, boolean>;
+  /** Unwrapped keys currently cached. */
+  keyCacheEntries?: () => number;
+  /** Per dataset: KEK versions by state and the active version's age (read at most every 30 s). */
+  datasets?: () => Promise<{ dataset: string; versions: Record<string, number>; activeAgeSeconds: number | null }[]>;
+}
 
 export interface MetricsOptions {
   /** Default process/Node metrics (process_cpu_seconds_total, nodejs_heap_*...). Default true. */
@@ -35,7 +50,23 @@ export class Metrics {
   readonly revocationDenials: Counter<'level'>;
   readonly adminRefusals: Counter<'recorded'>;
   readonly bestEffortFailures: Counter<'what'>;
+  readonly requestErrors: Counter<'op' | 'code'>;
+  readonly integrityFailures: Counter<'reason'>;
+  readonly requestsInFlight: Gauge;
+  readonly buildInfo: Gauge<'version' | 'node'>;
+  readonly backendDuration: Histogram<'op'>;
+  readonly backendErrors: Counter<'op' | 'code'>;
+  readonly cmkDuration: Histogram<'cmk' | 'op'>;
+  readonly cmkErrors: Counter<'cmk' | 'op' | 'code'>;
+  readonly cmkUp: Gauge<'cmk'>;
+  readonly epochAge: Gauge;
+  readonly keyCacheEntries: Gauge;
+  readonly datasetKekVersions: Gauge<'dataset' | 'state'>;
+  readonly datasetActiveKekAge: Gauge<'dataset'>;
   private queueDepthSource: (() => number) | undefined;
+  private sources: MetricSources = {};
+  private cryptoSeen = { encrypt: 0, decrypt: 0 };
+  private datasetsRead: { at: number; rows: Awaited<ReturnType<NonNullable<MetricSources['datasets']>>> } | null = null;
 
   constructor(opts: MetricsOptions = {}) {
     this.registry = new Registry();
@@ -54,16 +85,24 @@ export class Metrics {
       buckets: DURATION_BUCKETS,
       registers,
     });
-    this.bytesIn = new Counter({ name: 'lakecrypt_bytes_in_total', help: 'Request body bytes received from clients.', registers });
-    this.bytesOut = new Counter({ name: 'lakecrypt_bytes_out_total', help: 'Response body bytes sent to clients.', registers });
-    this.cryptoBytes = new Counter({
-      name: 'lakecrypt_crypto_bytes_total',
-      help: 'Plaintext bytes encrypted or decrypted.',
-      labelNames: ['direction'] as const,
-      registers,
-    });
+    this.bytesIn = new Counter({ name: 'lakecrypt_received_bytes_total', help: 'Request body bytes received from S3 clients.', registers });
+    this.bytesOut = new Counter({ name: 'lakecrypt_sent_bytes_total', help: 'Response body bytes sent to S3 clients.', registers });
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
+    this.cryptoBytes = new Counter({
+      name: 'lakecrypt_crypto_bytes_total',
+      help: 'Plaintext bytes encrypted or decrypted by the engine (PUTs, parts, copies under new keys, migration, re-key, GETs), counted when a stream completes.',
+      labelNames: ['direction'] as const,
+      registers,
+      collect() {
+        const now = self.read(self.sources.cryptoBytes);
+        if (!now) return;
+        for (const d of ['encrypt', 'decrypt'] as const) {
+          if (now[d] > self.cryptoSeen[d]) this.inc({ direction: d }, now[d] - self.cryptoSeen[d]);
+        }
+        self.cryptoSeen = { ...now };
+      },
+    });
     this.cryptoQueueDepth = new Gauge({
       name: 'lakecrypt_crypto_pool_queue_depth',
       help: 'Crypto tasks waiting for a worker thread.',
@@ -123,6 +162,103 @@ export class Metrics {
       labelNames: ['what'] as const,
       registers,
     });
+    this.requestErrors = new Counter({
+      name: 'lakecrypt_request_errors_total',
+      help: 'S3 requests answered with an error, by operation and S3 error code.',
+      labelNames: ['op', 'code'] as const,
+      registers,
+    });
+    this.integrityFailures = new Counter({
+      name: 'lakecrypt_integrity_failures_total',
+      help: 'Stored data or headers that failed authentication and were not served, by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    this.requestsInFlight = new Gauge({ name: 'lakecrypt_requests_in_flight', help: 'S3 requests being served now.', registers });
+    this.buildInfo = new Gauge({
+      name: 'lakecrypt_build_info',
+      help: 'Always 1; the labels say which lakecrypt and Node.js run.',
+      labelNames: ['version', 'node'] as const,
+      registers,
+    });
+    this.backendDuration = new Histogram({
+      name: 'lakecrypt_backend_request_duration_seconds',
+      help: 'Backend (MinIO/S3/fs) calls until their answer (a GET: until its first byte), by operation.',
+      labelNames: ['op'] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.backendErrors = new Counter({
+      name: 'lakecrypt_backend_errors_total',
+      help: 'Backend calls that failed, by operation and error code (NoSuchKey included: a lookup of a missing object).',
+      labelNames: ['op', 'code'] as const,
+      registers,
+    });
+    this.cmkDuration = new Histogram({
+      name: 'lakecrypt_cmk_request_duration_seconds',
+      help: 'CMK provider calls (wrap, unwrap, ping), by CMK id and operation.',
+      labelNames: ['cmk', 'op'] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.cmkErrors = new Counter({
+      name: 'lakecrypt_cmk_errors_total',
+      help: 'CMK provider calls that failed, by CMK id, operation and error code (KeyRevoked: the customer disabled the key).',
+      labelNames: ['cmk', 'op', 'code'] as const,
+      registers,
+    });
+    this.cmkUp = new Gauge({
+      name: 'lakecrypt_cmk_up',
+      help: "1 when the CMK provider's last background check succeeded, else 0.",
+      labelNames: ['cmk'] as const,
+      registers,
+      collect() {
+        const up = self.read(self.sources.cmkUp);
+        if (up) for (const [cmk, ok] of Object.entries(up)) this.set({ cmk }, ok ? 1 : 0);
+      },
+    });
+    this.epochAge = new Gauge({
+      name: 'lakecrypt_revocation_epoch_age_seconds',
+      help: 'Age of the last confirmed read of the revocation epoch; above the revocation bound keys are refused (503 KeyStateStale).',
+      registers,
+      collect() {
+        const a = self.read(self.sources.epochAgeSeconds);
+        if (a !== undefined && a !== null) this.set(a);
+      },
+    });
+    this.keyCacheEntries = new Gauge({
+      name: 'lakecrypt_key_cache_entries',
+      help: 'Unwrapped keys (KEKs, header keys) cached now.',
+      registers,
+      collect() {
+        const n = self.read(self.sources.keyCacheEntries);
+        if (n !== undefined) this.set(n);
+      },
+    });
+    this.datasetKekVersions = new Gauge({
+      name: 'lakecrypt_dataset_kek_versions',
+      help: 'KEK versions of each dataset by state (active, decrypt-only, revoked, pending-destruction, destroyed); read at most every 30 s.',
+      labelNames: ['dataset', 'state'] as const,
+      registers,
+      async collect() {
+        const rows = await self.datasetRows();
+        if (!rows) return;
+        this.reset();
+        for (const r of rows) for (const [state, n] of Object.entries(r.versions)) this.set({ dataset: r.dataset, state }, n);
+      },
+    });
+    this.datasetActiveKekAge = new Gauge({
+      name: 'lakecrypt_dataset_active_kek_age_seconds',
+      help: "Age of each dataset's active KEK version (for rotation policies); read at most every 30 s.",
+      labelNames: ['dataset'] as const,
+      registers,
+      async collect() {
+        const rows = await self.datasetRows();
+        if (!rows) return;
+        this.reset();
+        for (const r of rows) if (r.activeAgeSeconds !== null) this.set({ dataset: r.dataset }, r.activeAgeSeconds);
+      },
+    });
     // Known label values start at 0 so dashboards and rate() see them before the first event.
     for (const direction of ['encrypt', 'decrypt'] as const) this.cryptoBytes.inc({ direction }, 0);
     for (const level of ['cmk', 'kek', 'dek'] as const) this.revocationDenials.inc({ level }, 0);
@@ -136,6 +272,41 @@ export class Metrics {
   /** Prometheus text exposition of every series. */
   render(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  /** What the scrape reads from the running gateway (see MetricSources). */
+  setSources(s: MetricSources): void {
+    this.sources = { ...this.sources, ...s };
+  }
+
+  /** `lakecrypt_build_info{version,node} 1`. */
+  setBuildInfo(version: string): void {
+    this.buildInfo.set({ version, node: process.version }, 1);
+  }
+
+  /** A source's value; undefined when there is none or it threw (a broken source must not break /metrics). */
+  private read<T>(fn: (() => T) | undefined): T | undefined {
+    if (!fn) return undefined;
+    try {
+      return fn();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The datasets source, read at most every 30 s (it reads the keystore); null when none or it failed. */
+  private async datasetRows(): Promise<Awaited<ReturnType<NonNullable<MetricSources['datasets']>>> | null> {
+    const src = this.sources.datasets;
+    if (!src) return null;
+    const now = Date.now();
+    if (this.datasetsRead && now - this.datasetsRead.at < 30_000) return this.datasetsRead.rows;
+    try {
+      this.datasetsRead = { at: now, rows: await src() };
+    } catch {
+      // a keystore read that fails leaves the last figures (their age is the scrape's concern, not an error)
+      if (!this.datasetsRead) return null;
+    }
+    return this.datasetsRead.rows;
   }
 
   /** Set the function read at each scrape for lakecrypt_crypto_pool_queue_depth (e.g. () => pool.queueSize). */
@@ -199,6 +370,14 @@ export class Metrics {
 
   revocationDenied(level: RevocationLevel): void {
     this.revocationDenials.inc({ level });
+  }
+
+  requestFailed(op: string, code: string): void {
+    this.requestErrors.inc({ op, code });
+  }
+
+  integrityFailed(reason: string): void {
+    this.integrityFailures.inc({ reason });
   }
 }
 

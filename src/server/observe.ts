@@ -1,7 +1,16 @@
 import type { S3Error } from '../errors.ts';
 import { logAccess, type Logger } from '../ops/logger.ts';
-import type { Metrics } from '../ops/metrics.ts';
+import type { Metrics, RevocationLevel } from '../ops/metrics.ts';
 import type { S3Request } from './request.ts';
+
+/**
+ * Where a revocation refused the request: a block's DEK (the engine's DekErased), the customer's CMK (the
+ * provider refused the unwrap: tagged where the key service calls it), else a KEK version or header key.
+ */
+export function revocationLevelOf(err: S3Error): RevocationLevel {
+  if (err.detail.Reason === 'DekErased') return 'dek';
+  return err.revocation ?? 'kek';
+}
 
 /** The per-request hook: Prometheus series, the access log, and server errors (cause logged, never sent). */
 export function observeRequests(metrics: Metrics, log?: Logger, accessLog = true) {
@@ -10,9 +19,11 @@ export function observeRequests(metrics: Metrics, log?: Logger, accessLog = true
     metrics.requestDuration.observe({ op: r.op }, ms / 1000);
     metrics.bytesIn.inc(r.bytesIn);
     metrics.bytesOut.inc(r.bytesOut);
-    if (err?.code === 'KeyRevoked') metrics.revocationDenials.inc({ level: 'kek' });
-    if (r.op === 'PutObject' || r.op === 'UploadPart') metrics.cryptoBytes.inc({ direction: 'encrypt' }, r.bytesIn);
-    if (r.op === 'GetObject') metrics.cryptoBytes.inc({ direction: 'decrypt' }, r.bytesOut);
+    if (err) {
+      metrics.requestFailed(r.op, err.code);
+      if (err.code === 'KeyRevoked') metrics.revocationDenied(revocationLevelOf(err));
+      if (err.code === 'IntegrityError') metrics.integrityFailed(err.detail.Reason ?? 'other');
+    }
     if (!log) return;
     if (err && err.status >= 500) log.error({ reqId: r.id, op: r.op, err: err.cause ?? err }, 'request failed');
     if (accessLog) {

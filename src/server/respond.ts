@@ -22,7 +22,8 @@ export function errorXml(err: S3Error, resource: string, requestId: string): str
   );
 }
 
-const KEPT_ON_ERROR = new Set(['server', 'x-content-type-options', 'content-security-policy']);
+// x-lakecrypt-admin-port: main.ts adds it to requests for /admin/ paths, so the CLI given this port learns the admin one.
+const KEPT_ON_ERROR = new Set(['server', 'x-content-type-options', 'content-security-policy', 'x-lakecrypt-admin-port']);
 
 /**
  * Send an error. If the status line already went out (a failure found mid-body), the only safe answer is to
@@ -47,9 +48,18 @@ export function sendError(res: ServerResponse, e: unknown, resource: string, req
     res.setHeader('Content-Type', 'application/xml');
     res.setHeader('Content-Length', Buffer.byteLength(body));
   }
+  // The code on every error, and on HEAD (no body) the message too, as MinIO's x-minio-error-code/-desc do: a
+  // revoked object's HEAD says why, not only "403".
+  res.setHeader('x-lakecrypt-error-code', err.code);
+  if (method === 'HEAD') res.setHeader('x-lakecrypt-error-desc', headerSafe(err.message));
   if (err.code === 'KeyRevoked') res.setHeader('x-lakecrypt-error', 'KeyRevoked');
   res.end(body);
   return err;
+}
+
+/** A message as a header value: printable ASCII kept, anything else percent-encoded, at most 512 characters. */
+function headerSafe(m: string): string {
+  return m.replace(/[^\x20-\x7e]/gu, (c) => encodeURIComponent(c)).slice(0, 512);
 }
 
 export function sendXml(res: ServerResponse, status: number, xml: string, headers: Record<string, string> = {}): void {

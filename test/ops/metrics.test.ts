@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { register as globalRegistry } from 'prom-client';
 import { Metrics } from '../../src/ops/metrics.ts';
@@ -11,6 +13,11 @@ describe('metrics', () => {
     m.startRequest('PutObject')(200, 500, 0);
     m.addCryptoBytes('encrypt', 500);
     m.addCryptoBytes('decrypt', 1000);
+    m.requestFailed('GetObject', 'KeyRevoked');
+    m.integrityFailed('TagMismatch');
+    m.setBuildInfo('9.9.9');
+    let enc = 100;
+    m.setSources({ cryptoBytes: () => ({ encrypt: enc, decrypt: 0 }), epochAgeSeconds: () => 0.2, cmkUp: () => ({ a: true, b: false }) });
     m.keyCacheHit();
     m.keyCacheMiss(2);
     m.keyUnwrap('local');
@@ -23,9 +30,15 @@ describe('metrics', () => {
       'lakecrypt_requests_total{op="PutObject",status="200"} 1',
       'lakecrypt_request_duration_seconds_bucket{le="0.025",op="GetObject"} 1',
       'lakecrypt_request_duration_seconds_count{op="PutObject"} 1',
-      'lakecrypt_bytes_in_total 500',
-      'lakecrypt_bytes_out_total 1000',
-      'lakecrypt_crypto_bytes_total{direction="encrypt"} 500',
+      'lakecrypt_received_bytes_total 500',
+      'lakecrypt_sent_bytes_total 1000',
+      'lakecrypt_crypto_bytes_total{direction="encrypt"} 600',
+      'lakecrypt_request_errors_total{op="GetObject",code="KeyRevoked"} 1',
+      'lakecrypt_integrity_failures_total{reason="TagMismatch"} 1',
+      `lakecrypt_build_info{version="9.9.9",node="${process.version}"} 1`,
+      'lakecrypt_revocation_epoch_age_seconds 0.2',
+      'lakecrypt_cmk_up{cmk="a"} 1',
+      'lakecrypt_cmk_up{cmk="b"} 0',
       'lakecrypt_crypto_bytes_total{direction="decrypt"} 1000',
       'lakecrypt_crypto_pool_queue_depth 7',
       'lakecrypt_key_cache_hits_total 1',
@@ -41,9 +54,18 @@ describe('metrics', () => {
       expect(text).toContain(name);
     }
     depth = 3;
-    expect(await m.render()).toContain('lakecrypt_crypto_pool_queue_depth 3');
+    enc = 150; // the engine's counter grew by 50 since the last scrape
+    const again = await m.render();
+    expect(again).toContain('lakecrypt_crypto_pool_queue_depth 3');
+    expect(again).toContain('lakecrypt_crypto_bytes_total{direction="encrypt"} 650');
     expect(m.contentType).toMatch(/^text\/plain/);
     expect(await globalRegistry.metrics()).not.toContain('lakecrypt_');
+  });
+
+  it('the release version lakecrypt_build_info reports is package.json\'s', async () => {
+    const { VERSION } = await import('../../src/version.ts');
+    const pkg = JSON.parse(readFileSync(path.join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    expect(VERSION).toBe(pkg.version);
   });
 
   it('two instances do not collide; a throwing depth source does not break render', async () => {
