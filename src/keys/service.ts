@@ -36,7 +36,7 @@ import { HeaderKeyService, type HeaderKeyRewrap } from './header-key-service.ts'
 import { KekLifecycle, type KekDestruction } from './kek-lifecycle.ts';
 import { KeyState, type AuditSink } from './key-state.ts';
 import { datasetIdOf, recordKey, type DatasetRecord, type Keystore } from './keystore.ts';
-import { KeystoreIo, type KeystoreExport } from './keystore-io.ts';
+import { KeystoreIo, type ImportResult, type KeystoreExport } from './keystore-io.ts';
 import type { CmkProvider } from './types.ts';
 import { listDatasets, showDataset, type DatasetSummary, type DatasetView } from './views.ts';
 
@@ -502,7 +502,7 @@ export class KeyService {
   }
 
   /** Import an export: missing records are created, existing ones merged (never weakened). */
-  importKeystore(buf: Buffer, actor?: string): Promise<{ created: number; merged: number; unchanged: number }> {
-    return this.io.importKeystore(buf, actor);
+  importKeystore(buf: Buffer, actor?: string, o: { force?: boolean } = {}): Promise<ImportResult> {
+    return this.io.importKeystore(buf, actor, o);
   }
 }

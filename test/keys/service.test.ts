@@ -321,13 +321,41 @@ describe.each(factories)('KeyService on $name backend', (bf) => {
     expect(buf.includes(k1)).toBe(false);
     expect(buf.toString().includes(k1.toString('base64'))).toBe(false);
     const t = svc(await bf.make(), { main: cmk });
-    expect(await t.importKeystore(buf)).toEqual({ created: 2, merged: 0, unchanged: 0 });
+    expect(await t.importKeystore(buf)).toEqual({ created: 2, merged: 0, unchanged: 0, rewrapped: 0 });
     expect(await codeOf(t.kek('e1', 1))).toBe('KeyRevoked');
     await t.restore('e1', 1);
     expect((await t.kek('e1', 1)).equals(k1)).toBe(true);
     // re-import never resurrects: e1 v1 revoked again by the export's state
-    expect(await t.importKeystore(buf)).toEqual({ created: 0, merged: 1, unchanged: 1 });
+    expect(await t.importKeystore(buf)).toEqual({ created: 0, merged: 1, unchanged: 1, rewrapped: 0 });
     expect(await codeOf(t.kek('e1', 1))).toBe('KeyRevoked');
     expect(await codeOf(t.importKeystore(Buffer.from('{"format":"x"}')))).toBe('InvalidArgument');
+  });
+
+  it('a restore cannot strand keys: a backup names the CMK versions it needs; one from before a CMK rotation is refused; the newer one repairs', async () => {
+    const cmk = localCmk();
+    const s = svc(await bf.make(), { main: cmk });
+    const k1 = Buffer.from((await s.activeKek('r1')).key);
+    const before = await s.exportKeystore();
+    expect(JSON.parse(before.toString()).cmkVersions).toEqual({ main: [1] });
+    const rot = await s.cmkRotate('main');
+    expect(rot.disabled).toEqual([1]);
+    const after = await s.exportKeystore();
+    expect(JSON.parse(after.toString()).cmkVersions).toEqual({ main: [2] });
+
+    // a fresh keystore (the lake moved, or lost): the old backup would leave r1 unreadable, so it is refused
+    const t = svc(await bf.make(), { main: cmk });
+    const refused = await t.importKeystore(before).then(
+      () => null,
+      (e: unknown) => e as Error & { code: string },
+    );
+    expect(refused?.code).toBe('InvalidRequest');
+    expect(refused?.message).toMatch(/main v1.*disabled or destroyed/);
+    expect((await t.list()).length).toBe(0);
+    // forced, it goes in, and its key cannot be unwrapped (what the refusal warned of)
+    expect(await t.importKeystore(before, undefined, { force: true })).toMatchObject({ created: 1, rewrapped: 0 });
+    expect(await codeOf(t.kek('r1', 1))).toBe('KeyRevoked');
+    // the backup taken after the rotation repairs it: same version, usable wrapping taken
+    expect(await t.importKeystore(after)).toEqual({ created: 0, merged: 1, unchanged: 0, rewrapped: 1 });
+    expect((await t.kek('r1', 1)).equals(k1)).toBe(true);
   });
 });

@@ -15,7 +15,8 @@ export function jobsApi(ctx: AdminContext): Hono<AdminVars> {
   });
   app.post('/restore', async (c) => {
     requireRoot(c, 'restore');
-    return c.json(await keys.importKeystore(c.get('body'), actor(c)));
+    // ?force=true restores even when the backup's keys are wrapped under CMK versions that cannot unwrap now
+    return c.json(await keys.importKeystore(c.get('body'), actor(c), { force: c.req.query('force') === 'true' }));
   });
 
   app.post('/migrate/:bucket', async (c) => {
