@@ -37,15 +37,16 @@ if ! node -e "require('esbuild').transformSync('let a: number = 1', {loader: 'ts
 fi
 step "native modules" "ok"
 
-# ---------------------------------------------------------------- Go binaries (minio, mc, warp)
-# Prebuilt Go tools (a MinIO build takes ~20 minutes on 2 cores): LAKECRYPT_PREBUILT_BIN names a directory that
-# holds them, and `go env GOBIN` / `$(go env GOPATH)/bin` are looked at too. The default is where this project's
-# CI image keeps them; on any other machine it simply does not exist and the tools are built.
+# ---------------------------------------------------------------- Go binaries (minio, mc, versitygw, warp)
+# Prebuilt Go tools (a MinIO build takes ~20 minutes on 2 cores, versitygw ~9): LAKECRYPT_PREBUILT_BIN names a
+# directory that holds them, and `go env GOBIN` / `$(go env GOPATH)/bin` (~/go/bin when go is not on PATH yet) are
+# looked at too. The default is where this project's CI image keeps them; on any other machine it simply does not
+# exist and the tools are built.
 PREBUILT="${LAKECRYPT_PREBUILT_BIN:-/work/cache/gobin}"
 go_install() {
   local name="$1" module="$2" fallback="${3:-}" dir
   if [ -x "$BIN/$name" ]; then step "$name" "present ($BIN/$name)"; return; fi
-  for dir in "$PREBUILT" "$(go env GOBIN 2>/dev/null || true)" "$(go env GOPATH 2>/dev/null || true)/bin"; do
+  for dir in "$PREBUILT" "$(go env GOBIN 2>/dev/null || true)" "$(go env GOPATH 2>/dev/null || true)/bin" "$HOME/go/bin"; do
     if [ -n "$dir" ] && [ "$dir" != "/bin" ] && [ -x "$dir/$name" ]; then
       cp "$dir/$name" "$BIN/$name.tmp" && mv "$BIN/$name.tmp" "$BIN/$name"
       step "$name" "copied from $dir"; return
@@ -66,6 +67,9 @@ go_install() {
 }
 go_install minio github.com/minio/minio@latest
 go_install mc github.com/minio/mc@latest
+# versitygw: the second real S3 backend (test/backend/versitygw.test.ts, test/server/*-versitygw.test.ts); pinned,
+# since its answers where it differs from S3 are written into the suites.
+go_install versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 if [ "${LAKECRYPT_SKIP_WARP:-}" = "1" ]; then
   step "warp" "skipped (LAKECRYPT_SKIP_WARP=1)"
 else

@@ -20,10 +20,17 @@ export function cacheDir(): string {
   return process.env.LAKECRYPT_CACHE ?? path.join(os.homedir(), '.cache', 'lakecrypt');
 }
 
-/** `name`'s binary: $<NAME>_BIN, ${LAKECRYPT_CACHE:-~/.cache/lakecrypt}/bin/<name>, then $PATH. */
+/**
+ * `name`'s binary: $<NAME>_BIN, ${LAKECRYPT_CACHE:-~/.cache/lakecrypt}/bin/<name>, $PATH, then where `go install`
+ * puts it ($GOBIN, then the bin of each $GOPATH entry, ~/go/bin when unset): a Go tool built on this machine is found even
+ * when scripts/test-deps.sh has not copied it into the cache and Go's bin directory is not on $PATH.
+ */
 export function findBinary(name: string): string | null {
   const candidates = [process.env[`${name.toUpperCase().replace(/-/g, '_')}_BIN`], path.join(cacheDir(), 'bin', name)];
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) if (dir) candidates.push(path.join(dir, name));
+  if (process.env.GOBIN) candidates.push(path.join(process.env.GOBIN, name));
+  const gopath = process.env.GOPATH ? process.env.GOPATH.split(path.delimiter).filter(Boolean) : [path.join(os.homedir(), 'go')];
+  for (const dir of gopath) candidates.push(path.join(dir, 'bin', name));
   for (const c of candidates) if (c && existsSync(c)) return c;
   return null;
 }
