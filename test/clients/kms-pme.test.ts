@@ -11,6 +11,10 @@
  *    `keys restore` brings both back
  *  - rotation: new files carry `vault:v2:` wrapped keys, old ones `vault:v1:` and still read
  *  - a user who cannot read the bucket is refused by the KMS; the audit trail shows the unwraps and refusals
+ *
+ * The page's two blocks are fenced with `~~~python`, not backticks: test/clients/docs.test.ts holds every
+ * backtick block to be a copy of a `docs:begin` snippet of a test, while these go the other way (the page is the
+ * source, this test runs it), so that rule is not theirs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -52,7 +56,7 @@ function pageBlocks(): string[] {
   expect(start, `docs/clients.md has the section "${SECTION}"`).toBeGreaterThan(0);
   const end = md.indexOf('\n## ', start + SECTION.length);
   const section = md.slice(start, end < 0 ? undefined : end);
-  return [...section.matchAll(/^~~~python\n([\s\S]*?)^~~~$/gm)].map((m) => m[1]!);
+  return [...section.matchAll(/^~~~python\n([\s\S]*?)^~~~$/gm)].map((m) => m[1]);
 }
 
 /** The python worker: one JSON command per line, one JSON answer per line. */
@@ -112,7 +116,7 @@ class Worker {
 const s3Of = (g: GatewayProcess, c = ANALYST) =>
   new S3Client({ endpoint: g.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: c.accessKey, secretAccessKey: c.secretKey } });
 const adminOf = (g: GatewayProcess) => new AdminClient({ url: g.adminUrl, accessKey: root.accessKey, secretKey: root.secretKey });
-const cli = (args: string[]) => runCli(args, { LAKECRYPT_ADMIN_URL: gws[0]!.adminUrl, LAKECRYPT_ACCESS_KEY: root.accessKey, LAKECRYPT_SECRET_KEY: root.secretKey });
+const cli = (args: string[]) => runCli(args, { LAKECRYPT_ADMIN_URL: gws[0].adminUrl, LAKECRYPT_ACCESS_KEY: root.accessKey, LAKECRYPT_SECRET_KEY: root.secretKey });
 const codeOf = (e: unknown) => (e as S3ServiceException).name;
 
 /** The file's bytes through a gateway (the S3 user's view: Parquet with its own column encryption inside). */
@@ -151,9 +155,9 @@ beforeAll(async () => {
     const g = await launchGateway({ env, credentials: root, quiet: true, dataDir });
     gws.push(g);
     const m = await g.waitForOutput(/KMS endpoint:\s+(\S+)/, { what: 'KMS endpoint line' });
-    kmsUrl.push(m[1]!);
+    kmsUrl.push(m[1]);
   }
-  await s3Of(gws[0]!, root).send(new CreateBucketCommand({ Bucket: LAKE }));
+  await s3Of(gws[0], root).send(new CreateBucketCommand({ Bucket: LAKE }));
   const made = await cli(['datasets', 'create', DATASET]);
   expect(made.code, made.stderr).toBe(0);
   const tok = await cli(['kms', 'token', 'create', '--user', ANALYST.accessKey, '--ttl', '1h']);
@@ -169,7 +173,7 @@ beforeAll(async () => {
     writeFileSync(f, b);
     return f;
   });
-  worker = new Worker({ LC_ENDPOINT: gws[0]!.url, LC_ACCESS_KEY: ANALYST.accessKey, LC_SECRET_KEY: ANALYST.secretKey });
+  worker = new Worker({ LC_ENDPOINT: gws[0].url, LC_ACCESS_KEY: ANALYST.accessKey, LC_SECRET_KEY: ANALYST.secretKey });
   await worker.ok({ op: 'load', blocks: files, kms_url: kmsUrl[0], token: analystToken });
 }, 240_000);
 
@@ -194,8 +198,8 @@ describe('Parquet modular encryption with lakecrypt as the KMS (docs/clients.md,
     for (const r of [encRoot, pfRoot]) expect(await worker.ok({ op: 'read', root: r })).toMatchObject({ rows: 200, same: true });
     // the files through the gateway: Parquet whose protected columns are ciphertext (compression none: the
     // unprotected column's values are there as written), and wrapped keys of KEK version 1
-    for (const f of [encFiles[0]!, pfFiles[0]!]) {
-      const bytes = await download(gws[1]!, keyOf(f));
+    for (const f of [encFiles[0], pfFiles[0]]) {
+      const bytes = await download(gws[1], keyOf(f));
       expect(bytes.includes(`${MARKER} name`)).toBe(true);
       expect(bytes.includes(`${MARKER} ssn`)).toBe(false);
       expect(bytes.includes('vault:v1:')).toBe(true);
@@ -215,20 +219,20 @@ describe('Parquet modular encryption with lakecrypt as the KMS (docs/clients.md,
   });
 
   it('keys revoke: S3 GETs and PME unwraps (of a copy taken out before) refused on both gateways after the bound; restore: both back', async () => {
-    const key = keyOf(encFiles[0]!);
+    const key = keyOf(encFiles[0]);
     const copy = path.join(tmp.path, 'copy-out-of-the-lake.parquet');
-    writeFileSync(copy, await download(gws[0]!, key));
+    writeFileSync(copy, await download(gws[0], key));
     for (const i of [0, 1]) {
-      expect(await s3Get(gws[i]!, key)).toBe('served');
+      expect(await s3Get(gws[i], key)).toBe('served');
       expect(await kmsRead(i, copy)).toBe('read');
     }
-    await adminOf(gws[0]!).post(AdminClient.path('admin', 'keys', DATASET, 'revoke'), {});
+    await adminOf(gws[0]).post(AdminClient.path('admin', 'keys', DATASET, 'revoke'), {});
     const returned = performance.now();
     const after: { s3: string[]; kms: string[] } = { s3: [], kms: [] };
     while (performance.now() - returned < BOUND_MS + 1500) {
       for (const i of [0, 1]) {
         let started = performance.now() - returned;
-        const s = await s3Get(gws[i]!, key);
+        const s = await s3Get(gws[i], key);
         if (started > BOUND_MS) after.s3.push(`gw${i}:${s}`);
         started = performance.now() - returned;
         const k = await kmsRead(i, copy);
@@ -243,9 +247,9 @@ describe('Parquet modular encryption with lakecrypt as the KMS (docs/clients.md,
     expect(after.s3.filter((a) => !a.endsWith(':KeyRevoked'))).toEqual([]);
     // the KmsClient raises with the endpoint's 403 (a revoked key version)
     expect(after.kms.filter((a) => !/lakecrypt KMS decrypt .*: 403 .*revoked/.test(a))).toEqual([]);
-    await adminOf(gws[0]!).post(AdminClient.path('admin', 'keys', DATASET, 'restore'), {});
+    await adminOf(gws[0]).post(AdminClient.path('admin', 'keys', DATASET, 'restore'), {});
     for (const i of [0, 1]) {
-      await pollUntil(async () => (await s3Get(gws[i]!, key)) === 'served' && (await kmsRead(i, copy)) === 'read', { timeoutMs: 30_000, what: `gateway ${i} serves again` });
+      await pollUntil(async () => (await s3Get(gws[i], key)) === 'served' && (await kmsRead(i, copy)) === 'read', { timeoutMs: 30_000, what: `gateway ${i} serves again` });
     }
     expect(await worker.ok({ op: 'read', root: encRoot })).toMatchObject({ same: true });
   });
@@ -257,21 +261,21 @@ describe('Parquet modular encryption with lakecrypt as the KMS (docs/clients.md,
     // pyarrow wraps a new file's keys under the KEK it made and wrapped earlier until cache_lifetime ends: the
     // page's note says to drop the factory's caches after a rotation
     await worker.ok({ op: 'forget' });
-    const v2File = (await worker.ok<{ files: string[] }>({ op: 'write', root: v2Root, master_key: MASTER_KEY, marker: MARKER })).files[0]!;
-    const bytes = await download(gws[1]!, keyOf(v2File));
+    const v2File = (await worker.ok<{ files: string[] }>({ op: 'write', root: v2Root, master_key: MASTER_KEY, marker: MARKER })).files[0];
+    const bytes = await download(gws[1], keyOf(v2File));
     expect(bytes.includes('vault:v2:')).toBe(true);
     expect(bytes.includes('vault:v1:')).toBe(false);
-    expect((await download(gws[1]!, keyOf(encFiles[0]!))).includes('vault:v1:')).toBe(true);
+    expect((await download(gws[1], keyOf(encFiles[0]))).includes('vault:v1:')).toBe(true);
     for (const root of [encRoot, pfRoot, v2Root]) expect(await worker.ok({ op: 'read', root })).toMatchObject({ same: true });
   });
 
   it('a user who cannot read the bucket is refused by the KMS; the audit trail shows unwraps and refusals', async () => {
     const copy = path.join(tmp.path, 'copy-for-outsider.parquet');
-    writeFileSync(copy, await download(gws[0]!, keyOf(pfFiles[0]!)));
+    writeFileSync(copy, await download(gws[0], keyOf(pfFiles[0])));
     for (const i of [0, 1]) expect(await kmsRead(i, copy, outsiderToken)).toMatch(/lakecrypt KMS decrypt .*: 403 .*permission denied/);
     // S3 says the same to that user
-    expect(await s3Of(gws[0]!, OUTSIDER).send(new GetObjectCommand({ Bucket: LAKE, Key: keyOf(pfFiles[0]!) })).then(() => 'served', codeOf)).toBe('AccessDenied');
-    const entries = (await adminOf(gws[1]!).get<{ entries: AuditEntry[] }>('/admin/audit', { limit: '1000' })).entries;
+    expect(await s3Of(gws[0], OUTSIDER).send(new GetObjectCommand({ Bucket: LAKE, Key: keyOf(pfFiles[0]) })).then(() => 'served', codeOf)).toBe('AccessDenied');
+    const entries = (await adminOf(gws[1]).get<{ entries: AuditEntry[] }>('/admin/audit', { limit: '1000' })).entries;
     const analyst = `user:${ANALYST.accessKey}`;
     const unwraps = entries.filter((e) => e.event === 'kms.decrypt' && e.actor === analyst && e.details.dataset === DATASET);
     expect(unwraps.length).toBeGreaterThan(3);
@@ -282,6 +286,6 @@ describe('Parquet modular encryption with lakecrypt as the KMS (docs/clients.md,
     expect(entries.filter((e) => e.event === 'kms.refused' && e.actor === `user:${OUTSIDER.accessKey}` && e.details.code === 'AccessDenied').length).toBeGreaterThanOrEqual(2);
     const text = JSON.stringify(entries);
     for (const t of [analystToken, outsiderToken]) expect(text).not.toContain(t);
-    expect((await adminOf(gws[1]!).get<{ ok: boolean }>('/admin/audit/verify')).ok).toBe(true);
+    expect((await adminOf(gws[1]).get<{ ok: boolean }>('/admin/audit/verify')).ok).toBe(true);
   });
 });
