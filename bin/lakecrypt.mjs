@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// lakecrypt admin CLI: runs src/cli/main.ts through tsx's loader, in this process.
-import { register } from 'tsx/esm/api';
+// lakecrypt admin CLI: runs the compiled build (dist/src/cli/main.js). In a source checkout the build is
+// remade first when src/ changed since it was made (a few stat() calls when it did not; scripts/build.mjs).
+import { CLI_JS, ensureBuilt } from '../scripts/build.mjs';
 
-register();
+try {
+  await ensureBuilt();
+} catch (e) {
+  process.stderr.write(`lakecrypt: cannot build the CLI (npm run build): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
+  process.exit(1);
+}
 process.env.LAKECRYPT_CLI_RUN = '1';
-await import(new URL('../src/cli/main.ts', import.meta.url).href);
+await import(new URL(`file://${CLI_JS}`).href);

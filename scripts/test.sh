@@ -8,6 +8,8 @@ echo '[test] typecheck (tsc --noEmit)'
 npx tsc --noEmit -p .
 echo '[test] lint (eslint src tools: typescript-eslint type-checked rules, eslint.config.js)'
 npx eslint src tools
+echo '[test] build (node scripts/build.mjs: dist/, which the CLI tests and launched gateways run)'
+node scripts/build.mjs
 mkdir -p .cache
 set +e
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest-results.json
