@@ -1,14 +1,13 @@
 /**
  * `lakecrypt datasets create|list|show|delete|adopt <name>`: datasets as run-time objects (admin API
- * /admin/datasets). Registered on the program by `registerDatasetCommands`; the global `--json` and `--url`
- * options and the credentials work as for every other command.
+ * /admin/datasets). Registered on the program by `registerDatasetCommands`; the global `--json`, `--url` and
+ * `--profile` options and the credentials work as for every other command (src/cli/common.ts).
  */
 import { Command, Option } from 'commander';
-import { AdminClient, CliError } from './client.ts';
+import { CliError } from './client.ts';
 import type { AdoptState } from '../admin/adopt.ts';
+import { commandKit, numArg } from './common.ts';
 import { kv, table } from './format.ts';
-
-type Opts = { json?: boolean; url?: string };
 
 interface DatasetListAnswer {
   datasets: { dataset: string; bucket: string; prefix: string; registered: boolean; configured: boolean; cmkId: string; activeVersion: number | null; hasKeys: boolean }[];
@@ -46,14 +45,6 @@ interface AdoptStatusAnswer {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function numArg(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new CliError(`${name}: expected a non-negative number, got "${v}"`, 2);
-    return n;
-  };
-}
-
 const jobLine = (j: AdoptJob | null): string =>
   j
     ? `${j.state} (${j.adopted} adopted, ${j.alreadyAdopted} already in, ${j.skipped} skipped, ${j.raced} raced, ${j.failed} failed; ${j.scanned} looked at${j.objectsPerSec !== undefined ? `, ${j.objectsPerSec}/s` : ''})`
@@ -64,18 +55,7 @@ const parentsLine = (pending: number | null, by: Record<string, number> | null |
 
 /** Add the `datasets` command group to the `lakecrypt` program. */
 export function registerDatasetCommands(program: Command, env: NodeJS.ProcessEnv = process.env): void {
-  const g = (): Opts => program.opts<Opts>();
-  const out = (s: string) => process.stdout.write(s);
-  const print = (data: unknown, human: () => string) => out(g().json ? JSON.stringify(data, null, 2) + '\n' : human());
-  const client = () => {
-    const accessKey = env.LAKECRYPT_ACCESS_KEY;
-    const secretKey = env.LAKECRYPT_SECRET_KEY;
-    if (!accessKey || !secretKey) throw new CliError('LAKECRYPT_ACCESS_KEY and LAKECRYPT_SECRET_KEY must be set (an admin user)', 2);
-    return new AdminClient({ url: g().url ?? env.LAKECRYPT_ADMIN_URL ?? 'http://127.0.0.1:9101', accessKey, secretKey, region: env.LAKECRYPT_REGION });
-  };
-  const P = (...segments: string[]) => AdminClient.path(...segments);
-  const sub = (parent: Command, name: string, desc: string) =>
-    parent.command(name).description(desc).exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} }).showSuggestionAfterError(false);
+  const { g, print, client, P, sub } = commandKit(program, env);
 
   const datasets = sub(program, 'datasets', 'datasets (a bucket or bucket/prefix with its own keys) at run time');
 
@@ -123,7 +103,7 @@ export function registerDatasetCommands(program: Command, env: NodeJS.ProcessEnv
     .argument('<name>')
     .option('--yes', 'confirm')
     .action(async (name: string, o: { yes?: boolean }) => {
-      if (!o.yes) throw new CliError('datasets delete is destructive: add --yes to confirm', 2);
+      if (!o.yes) throw new CliError('datasets delete is destructive: add --yes to confirm', 2, 'ConfirmationRequired');
       const r = await client().post<{ dataset: string; recordDeleted: boolean }>(P('admin', 'datasets', name, 'delete'), { confirm: true });
       print(r, () => `deleted: ${r.dataset}${r.recordDeleted ? ' (keys removed)' : ''}\n`);
     });

@@ -5,25 +5,14 @@
  * `--json` and `--url` options and the credentials work as for every other command.
  */
 import type { Command } from 'commander';
-import { AdminClient, CliError } from './client.ts';
 import type * as Api from './api-types.ts';
+import { commandKit } from './common.ts';
 import { table } from './format.ts';
-
-type Opts = { json?: boolean; url?: string };
 
 /** Add the `kms` command group to the `lakecrypt` program. */
 export function registerKmsCommands(program: Command, env: NodeJS.ProcessEnv = process.env): void {
-  const g = (): Opts => program.opts<Opts>();
-  const print = (data: unknown, human: () => string) => process.stdout.write(g().json ? JSON.stringify(data, null, 2) + '\n' : human());
-  const client = () => {
-    const accessKey = env.LAKECRYPT_ACCESS_KEY;
-    const secretKey = env.LAKECRYPT_SECRET_KEY;
-    if (!accessKey || !secretKey) throw new CliError('LAKECRYPT_ACCESS_KEY and LAKECRYPT_SECRET_KEY must be set (an admin user)', 2);
-    return new AdminClient({ url: g().url ?? env.LAKECRYPT_ADMIN_URL ?? 'http://127.0.0.1:9101', accessKey, secretKey, region: env.LAKECRYPT_REGION });
-  };
-  const P = (...segments: string[]) => AdminClient.path(...segments);
-  const sub = (parent: Command, name: string, desc: string) =>
-    parent.command(name).description(desc).exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} }).showSuggestionAfterError(false);
+  // The identity (profile, environment or embedded default), output and sub-commands every group shares.
+  const { g, print, client, P, sub } = commandKit(program, env);
 
   const kms = sub(program, 'kms', 'the KMS endpoint (Parquet modular encryption): its tokens');
   const token = sub(kms, 'token', 'tokens clients send as X-Vault-Token');

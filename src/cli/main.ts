@@ -1,60 +1,45 @@
 /**
- * `lakecrypt` admin CLI. Talks to the admin API (LAKECRYPT_ADMIN_URL, default http://127.0.0.1:9101) with
- * SigV4-signed requests (LAKECRYPT_ACCESS_KEY / LAKECRYPT_SECRET_KEY of an admin user).
- * Readable tables by default, `--json` for scripts. Any failure: one line on stderr, non-zero exit.
+ * `lakecrypt` admin CLI. Talks to the admin API with SigV4-signed requests as an admin user: the identity of
+ * `--profile`, LAKECRYPT_ACCESS_KEY/LAKECRYPT_SECRET_KEY, the profile saved by `lakecrypt login`, or the embedded
+ * gateway's data/credentials.json, in that order (src/cli/profiles.ts).
+ * Readable tables by default, `--json` for scripts. Any failure: one line on stderr (under --json the JSON
+ * {"error": {"code", "message"}}, also on stderr), exit 2 for a usage error, 1 for a refused or failed call.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { AdminClient, CliError } from './client.ts';
+import { CliError } from './client.ts';
 import type * as Api from './api-types.ts';
+import { commandKit, durationArg, intArg, numArg, quiet } from './common.ts';
+import { formatDuration } from './duration.ts';
 import { kv, table } from './format.ts';
 import { registerDatasetCommands } from './datasets.ts';
 import { registerKmsCommands } from './kms.ts';
+import { registerLoginCommands } from './login.ts';
 
-type Opts = { json?: boolean; url?: string };
-
-const out = (s: string) => process.stdout.write(s);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function intArg(name: string) {
-  return (v: string): number => {
-    if (!/^\d+$/.test(v)) throw new CliError(`${name}: expected a non-negative integer, got "${v}"`, 2);
-    return Number(v);
-  };
-}
-function numArg(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new CliError(`${name}: expected a non-negative number, got "${v}"`, 2);
-    return n;
-  };
-}
+/** What `gc` leaves alone without --older-than (src/admin/gc.ts's default). */
+const GC_DEFAULT_AGE_MS = 60 * 60 * 1000;
 
 export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
-  const program = new Command('lakecrypt');
+  const program = quiet(new Command('lakecrypt'));
   program
     .description('lakecrypt key lifecycle administration (talks to the gateway admin API)')
-    .option('--json', 'machine-readable JSON output')
-    .option('--url <url>', 'admin API URL (default $LAKECRYPT_ADMIN_URL or http://127.0.0.1:9101)')
-    .showSuggestionAfterError(false)
-    .exitOverride()
-    .configureOutput({ writeErr: () => {}, outputError: () => {} });
+    .option('--json', 'machine-readable JSON output (errors too: {"error": {"code", "message"}} on stderr)')
+    .option('--url <url>', 'admin API URL (default: the profile\'s, else $LAKECRYPT_ADMIN_URL or http://127.0.0.1:9101)')
+    .option('--profile <name>', 'the saved profile to use (lakecrypt login --profile NAME; default $LAKECRYPT_PROFILE)')
+    .addHelpText(
+      'after',
+      '\nCredentials: --profile, else LAKECRYPT_ACCESS_KEY/LAKECRYPT_SECRET_KEY, else the profile "default" (lakecrypt login),\n' +
+        'else the embedded gateway\'s data/credentials.json (LAKECRYPT_DATA_DIR, ./data, or this checkout\'s data/).\n' +
+        'Durations take a unit: 500ms, 30s, 15m, 1h, 7d, 2w.',
+    );
 
-  const g = (): Opts => program.opts<Opts>();
-  const client = () => {
-    const accessKey = env.LAKECRYPT_ACCESS_KEY;
-    const secretKey = env.LAKECRYPT_SECRET_KEY;
-    if (!accessKey || !secretKey) throw new CliError('LAKECRYPT_ACCESS_KEY and LAKECRYPT_SECRET_KEY must be set (an admin user)', 2);
-    return new AdminClient({ url: g().url ?? env.LAKECRYPT_ADMIN_URL ?? 'http://127.0.0.1:9101', accessKey, secretKey, region: env.LAKECRYPT_REGION });
-  };
-  const print = (data: unknown, human: () => string) => out(g().json ? JSON.stringify(data, null, 2) + '\n' : human());
+  const kit = commandKit(program, env);
+  const { g, client, print, sub, P } = kit;
   const needYes = (yes: boolean | undefined, what: string) => {
-    if (!yes) throw new CliError(`${what} is destructive: add --yes to confirm`, 2);
+    if (!yes) throw new CliError(`${what} is destructive: add --yes to confirm`, 2, 'ConfirmationRequired');
   };
-  const P = (...segments: string[]) => AdminClient.path(...segments);
-  // commander sub-commands inherit nothing: make every one quiet and throwing
-  const sub = (parent: Command, name: string, desc: string) =>
-    parent.command(name).description(desc).exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} }).showSuggestionAfterError(false);
 
   // ------------------------------------------------------------------ keys
   const keys = sub(program, 'keys', 'dataset KEKs');
@@ -114,7 +99,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .argument('<dataset>')
     .requiredOption('--version <n>', 'KEK version', intArg('--version'))
     .option('--force', 'destroy even if headers still reference it (their objects become unreadable)')
-    .option('--wait-seconds <n>', 'a longer waiting period than keyDeletionWaitSeconds (never shorter)', intArg('--wait-seconds'))
+    .option('--wait-seconds <duration>', 'a longer waiting period than keyDeletionWaitSeconds (never shorter): 30d, 12h, or seconds', durationArg('--wait-seconds', 's', 's'))
     .option('--yes', 'confirm')
     .action(async (ds: string, o: { version: number; yes?: boolean; force?: boolean; waitSeconds?: number }) => {
       needYes(o.yes, 'keys destroy');
@@ -240,7 +225,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     sub(cmk, op, what)
       .option('--cmk <id>', 'CMK id (default: the default CMK)')
       .requiredOption('--version <n>', 'CMK version', intArg('--version'))
-      .option('--wait-seconds <n>', 'destroy: a longer waiting period than keyDeletionWaitSeconds', intArg('--wait-seconds'))
+      .option('--wait-seconds <duration>', 'destroy: a longer waiting period than keyDeletionWaitSeconds: 30d, 12h, or seconds', durationArg('--wait-seconds', 's', 's'))
       .option('--yes', 'confirm')
       .action(async (o: { cmk?: string; version: number; yes?: boolean; waitSeconds?: number }) => {
         if (op === 'disable' || op === 'destroy') needYes(o.yes, `cmk ${op}`);
@@ -305,7 +290,15 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
       const c = client();
       const show = (s: Api.MigrateState) => kv({ bucket: s.bucket, state: s.state, scanned: s.scanned, migrated: s.migrated, alreadyEncrypted: s.alreadyEncrypted, raced: s.raced, failed: s.failed, bytes: s.bytes });
       if (o.status) {
-        const s = await c.get<Api.MigrateState>(P('admin', 'migrate', bucket));
+        let s: Api.MigrateState;
+        try {
+          s = await c.get<Api.MigrateState>(P('admin', 'migrate', bucket));
+        } catch (e) {
+          // No migration has run for this bucket: a state, not a failure.
+          if (!(e instanceof CliError && e.code === 'NoSuchKey')) throw e;
+          print({ bucket, state: 'none' }, () => `no migration of ${bucket} yet (none yet): start one with lakecrypt migrate ${bucket}\n`);
+          return;
+        }
         print(s, () => show(s));
         return;
       }
@@ -324,18 +317,22 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
 
   registerDatasetCommands(program, env);
   registerKmsCommands(program, env);
+  registerLoginCommands(program, kit, env);
 
   // ------------------------------------------------------------------ gc
-  sub(program, 'gc', 'find (and with --apply remove) orphan headers, orphan data and abandoned uploads')
+  sub(program, 'gc', `find (and with --apply remove) orphan headers, orphan data and abandoned uploads older than ${formatDuration(GC_DEFAULT_AGE_MS)} (--older-than)`)
     .option('--apply', 'remove what was found (default: dry run)')
     .option('--yes', 'confirm --apply')
-    .addOption(new Option('--older-than-ms <n>', 'only items older than this').argParser(intArg('--older-than-ms')))
-    .action(async (o: { apply?: boolean; yes?: boolean; olderThanMs?: number }) => {
+    .addOption(new Option('--older-than <duration>', `only items older than this: 30m, 1h, 7d (default ${formatDuration(GC_DEFAULT_AGE_MS)})`).argParser(durationArg('--older-than', 'ms', 'ms')))
+    .addOption(new Option('--older-than-ms <n>', 'the same in milliseconds (or with a unit)').argParser(durationArg('--older-than-ms', 'ms', 'ms')).conflicts('olderThan'))
+    .action(async (o: { apply?: boolean; yes?: boolean; olderThan?: number; olderThanMs?: number }) => {
       if (o.apply) needYes(o.yes, 'gc --apply');
-      const r = await client().post<Api.GcAnswer>(P('admin', 'gc'), { apply: !!o.apply, olderThanMs: o.olderThanMs });
+      const olderThanMs = o.olderThan ?? o.olderThanMs;
+      const r = await client().post<Api.GcAnswer>(P('admin', 'gc'), { apply: !!o.apply, olderThanMs });
       print(r, () =>
         kv({
           mode: r.apply ? 'apply' : 'dry run',
+          olderThan: formatDuration(olderThanMs ?? GC_DEFAULT_AGE_MS),
           orphanHeaders: r.orphanHeaders?.length ?? 0,
           orphanData: r.orphanData?.length ?? 0,
           abandonedUploads: r.abandonedUploads?.length ?? 0,
@@ -347,8 +344,27 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   return program;
 }
 
+/** commander's message as one line: "error: unknown command 'kyes'\n(Did you mean keys?)" -> "unknown command 'kyes' (did you mean keys?)". */
+function usageLine(message: string): string {
+  return message
+    .replace(/^error:\s*/, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => l.replace(/^\(Did you mean (.*)\)$/, '(did you mean $1)'))
+    .join(' ');
+}
+
+/** One failure, reported once: a line on stderr, or under --json {"error": {"code", "message"}} on stderr. */
+function report(json: boolean, code: string, message: string, textLine: string): void {
+  const line = message.split('\n')[0];
+  process.stderr.write(json ? JSON.stringify({ error: { code, message: line } }) + '\n' : `lakecrypt: ${textLine.split('\n')[0]}\n`);
+}
+
 export async function main(argv = process.argv): Promise<number> {
   const program = buildProgram();
+  // --json is honoured even when the arguments did not parse (an unknown command, a bad option value).
+  const json = () => program.opts<{ json?: boolean }>().json === true || argv.slice(2).includes('--json');
   try {
     await program.parseAsync(argv);
     return 0;
@@ -356,14 +372,17 @@ export async function main(argv = process.argv): Promise<number> {
     if (e instanceof CommanderError) {
       if (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
       if (e.code === 'commander.help' || e.code === 'commander.executeSubCommandAsync') return e.exitCode;
-      process.stderr.write(`lakecrypt: ${e.message.replace(/^error:\s*/, '').split('\n')[0]}\n`);
+      // An option's parser threw our own error: commander wraps its message.
+      const line = usageLine(e.message);
+      report(json(), 'UsageError', line, line);
       return 2;
     }
     if (e instanceof CliError) {
-      process.stderr.write(`lakecrypt: ${e.message.split('\n')[0]}\n`);
+      report(json(), e.code, e.message, e.fromServer ? `${e.code}: ${e.message}` : e.message);
       return e.exitCode;
     }
-    process.stderr.write(`lakecrypt: ${((e as Error)?.message ?? String(e)).split('\n')[0]}\n`);
+    const msg = (e as Error)?.message ?? String(e);
+    report(json(), 'Failed', msg, msg);
     return 1;
   }
 }
