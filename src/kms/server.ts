@@ -85,26 +85,48 @@ function vaultError(e: S3Error): string {
   return e.message;
 }
 
-/** Counts refusals of unauthenticated callers per second (so a flood of bad tokens cannot flood the trail). */
+/**
+ * Refusals of unauthenticated callers, per second: the first ANON_REFUSALS_PER_SECOND recorded one by one, the
+ * rest counted and written as one record with `suppressed: n` when the second is over (by a timer, so the count
+ * is not left waiting for the next refusal), so a flood of bad tokens cannot flood the trail.
+ */
 class AnonymousWindow {
   private at = 0;
   private n = 0;
-  suppressed = 0;
-  /** True: record this one; false: only count it. */
-  admit(now: number): { record: boolean; flush: number } {
-    let flush = 0;
-    if (now - this.at > 1000) {
-      flush = this.suppressed;
-      this.at = now;
-      this.n = 0;
-      this.suppressed = 0;
-    }
+  private suppressed = 0;
+  private timer?: NodeJS.Timeout;
+  constructor(private readonly write: (suppressed: number) => Promise<void>) {}
+
+  /** True: record this one; false: it was only counted. */
+  async admit(now: number): Promise<boolean> {
+    if (now - this.at > 1000) await this.flush(now);
     if (this.n < ANON_REFUSALS_PER_SECOND) {
       this.n++;
-      return { record: true, flush };
+      return true;
     }
     this.suppressed++;
-    return { record: false, flush };
+    if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush(Date.now());
+      }, Math.max(1, 1000 - (now - this.at)));
+      this.timer.unref();
+    }
+    return false;
+  }
+
+  async flush(now: number): Promise<void> {
+    const n = this.suppressed;
+    this.at = now;
+    this.n = 0;
+    this.suppressed = 0;
+    if (n) await this.write(n);
+  }
+
+  close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    return this.flush(Date.now());
   }
 }
 
@@ -113,7 +135,6 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
   const { users, backend, metaBucket } = o.host.gateway;
   const tokens = new KmsTokens({ backend, metaBucket, sealer: keys, cacheMs: o.tokenCacheMs ?? defaultOf('revocationBoundMs') });
   const transit = new Transit(keys, users);
-  const anon = new AnonymousWindow();
   const app = new Hono();
 
   const append = (event: string, details: Json, actor: string): Promise<void> =>
@@ -122,15 +143,12 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
       // the refusal was answered anyway; losing its record must at least show in the log
       (err: unknown) => o.log?.warn({ err, event }, 'audit append of a KMS refusal failed'),
     );
+  const anon = new AnonymousWindow((suppressed) => append('kms.refused', { suppressed }, 'anonymous'));
 
   const refuse = async (c: Context, e: S3Error, op: string, key: string | undefined, caller?: Caller): Promise<Response> => {
     const details: Json = { op, key: key ?? null, code: e.code, source: incomingOf(c).socket.remoteAddress ?? null };
     if (caller) await append('kms.refused', { ...details, token: caller.accessor }, userActor(caller.user));
-    else {
-      const w = anon.admit(Date.now());
-      if (w.flush) await append('kms.refused', { suppressed: w.flush }, 'anonymous');
-      if (w.record) await append('kms.refused', details, 'anonymous');
-    }
+    else if (await anon.admit(Date.now())) await append('kms.refused', details, 'anonymous');
     if (e.status >= 500 && e.code !== 'KeyStateStale') o.log?.warn({ err: e, op, key }, 'KMS request failed');
     // a refused request may still be sending its body: close the connection after the answer
     if (!incomingOf(c).complete) c.header('Connection', 'close');
@@ -256,11 +274,7 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
   return {
     app,
     tokens,
-    async close() {
-      const n = anon.suppressed;
-      anon.suppressed = 0;
-      if (n) await append('kms.refused', { suppressed: n }, 'anonymous');
-    },
+    close: () => anon.close(),
   };
 }
 

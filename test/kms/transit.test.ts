@@ -5,13 +5,17 @@
  * status codes, revocation and restore, token revoke and expiry, a token record planted in the meta bucket, and
  * the audit trail (actor = the token's user, no key or plaintext in it).
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminClient } from '../../src/cli/client.ts';
 import type { AuditEntry } from '../../src/keys/audit.ts';
 import { startKms, type RunningKms } from '../../src/kms/server.ts';
 import { TOKEN_PREFIX } from '../../src/kms/tokens.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
 import { pollUntil } from '../../tools/wait.ts';
 import { startAdminHarness, type AdminHarness } from '../admin/helpers.ts';
 
@@ -21,6 +25,9 @@ const ANALYST = { accessKey: `analyst-${randomBytes(3).toString('hex')}`, secret
 const OUTSIDER = { accessKey: `outsider-${randomBytes(3).toString('hex')}`, secretKey: secret() };
 const LAKE = `kmslake-${randomBytes(3).toString('hex')}`;
 const OTHER = `kmsother-${randomBytes(3).toString('hex')}`;
+const TENANT = { name: `tk${randomBytes(3).toString('hex')}`, bucket: `kmstenant-${randomBytes(3).toString('hex')}` };
+const TENANT_ADMIN = { accessKey: `tk-admin-${randomBytes(3).toString('hex')}`, secretKey: secret() };
+const TENANT_USER = { accessKey: `tk-user-${randomBytes(3).toString('hex')}`, secretKey: secret() };
 const DS = `${LAKE}/finance`;
 const KEY = `${LAKE}:finance`;
 
@@ -49,10 +56,12 @@ beforeAll(async () => {
     users: [
       { ...ANALYST, buckets: [LAKE], admin: false },
       { ...OUTSIDER, buckets: [OTHER], admin: false },
+      { ...TENANT_USER, buckets: ['*'], admin: false, tenant: TENANT.name },
     ],
+    tenants: [{ name: TENANT.name, buckets: [TENANT.bucket], admins: [TENANT_ADMIN] }],
   });
   kms = await startKms({ host: h.gw.running, bind: '127.0.0.1', port: 0 });
-  for (const b of [LAKE, OTHER]) await h.s3.send(new CreateBucketCommand({ Bucket: b }));
+  for (const b of [LAKE, OTHER, TENANT.bucket]) await h.s3.send(new CreateBucketCommand({ Bucket: b }));
   await h.client.post(P('admin', 'datasets', DS, 'create'));
   analystToken = (await h.client.post<{ token: string }>(P('admin', 'kms', 'tokens'), { user: ANALYST.accessKey, ttl: '1h' })).token;
   outsiderToken = (await h.client.post<{ token: string }>(P('admin', 'kms', 'tokens'), { user: OUTSIDER.accessKey })).token;
@@ -263,6 +272,58 @@ describe('KMS endpoint: Vault Transit answers over dataset KEKs', () => {
     const body = Buffer.from(JSON.stringify({ ...rec, accessor, user: ANALYST.accessKey }));
     await backend.putObject(metaBucket, `${TOKEN_PREFIX}${accessor}.json`, body, { size: body.length });
     expect((await encrypt(KEY, Buffer.from('x'), forged)).status).toBe(403);
+  });
+
+  it('tenants: a tenant admin issues tokens for its users only; the tenant user reaches its tenant\'s datasets only', async () => {
+    const tadmin = new AdminClient({ url: h.admin.url, ...TENANT_ADMIN });
+    const refused = await tadmin.post(P('admin', 'kms', 'tokens'), { user: ANALYST.accessKey }).then(() => 'issued', (e: { code?: string }) => e.code);
+    expect(refused).toBe('AccessDenied');
+    const t = (await tadmin.post<{ token: string }>(P('admin', 'kms', 'tokens'), { user: TENANT_USER.accessKey })).token;
+    // its list holds its users' tokens only
+    const listed = (await tadmin.get<{ tokens: { user: string }[] }>(P('admin', 'kms', 'tokens'))).tokens;
+    expect(listed.length).toBeGreaterThan(0);
+    expect(listed.every((x) => x.user === TENANT_USER.accessKey)).toBe(true);
+    expect((await encrypt(TENANT.bucket, Buffer.from('t'), t)).status).toBe(200);
+    expect((await encrypt(KEY, Buffer.from('t'), t)).status).toBe(403);
+    const entries = await audit();
+    expect(entries.some((e) => e.event === 'kms.encrypt' && e.actor === `user:${TENANT.name}/${TENANT_USER.accessKey}` && e.details.dataset === TENANT.bucket)).toBe(true);
+    expect(entries.some((e) => e.event === 'admin.refused' && e.actor === `admin:${TENANT.name}/${TENANT_ADMIN.accessKey}`)).toBe(true);
+  });
+
+  it('a flood of refusals without a token is recorded 20 a second, the rest counted in one record', async () => {
+    await Promise.all(Array.from({ length: 60 }, () => encrypt(KEY, Buffer.from('x'), 'flood-token')));
+    const found = await pollUntil(async () => (await audit(400)).find((e) => e.event === 'kms.refused' && typeof e.details.suppressed === 'number'), { timeoutMs: 10_000, what: 'a suppressed-count record' });
+    expect(found.details.suppressed as number).toBeGreaterThan(0);
+    const one = (await audit(400)).filter((e) => e.event === 'kms.refused' && e.actor === 'anonymous' && e.details.suppressed === undefined && Date.parse(e.ts) >= Date.parse(found.ts) - 3000);
+    expect(one.length).toBeLessThan(60);
+  });
+
+  it('TLS: with the S3 port\'s certificate the endpoint speaks HTTPS only', async () => {
+    const dir = makeTmpDir('lakecrypt-kms-tls-').path;
+    const tls = { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', tls.key, '-out', tls.cert], { stdio: 'ignore' });
+    const k = await startKms({ host: h.gw.running, bind: '127.0.0.1', port: 0, tls });
+    try {
+      expect(k.url).toMatch(/^https:\/\//);
+      const body = JSON.stringify({ plaintext: b64('over tls') });
+      const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = httpsRequest(`${k.url}/v1/transit/encrypt/${KEY}`, { method: 'POST', rejectUnauthorized: false, headers: { 'X-Vault-Token': analystToken, 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      expect(answer.status).toBe(200);
+      const ct = (JSON.parse(answer.text) as Answer['body']).data!.ciphertext;
+      expect((await decrypt(KEY, ct)).body.data!.plaintext).toBe(b64('over tls'));
+      // plain HTTP on the TLS port gets no answer
+      const plain = await fetch(`${k.url.replace('https:', 'http:')}/v1/sys/health`).then((r) => r.status, () => 0);
+      expect(plain === 0 || plain >= 400).toBe(true);
+    } finally {
+      await k.close();
+    }
   });
 
   it('sys/health answers 200 while keys may be handed out', async () => {
