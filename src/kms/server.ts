@@ -185,10 +185,15 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
     }
   };
 
-  /** The raw last path segment (hono would decode it before the ':' split that names the dataset). */
-  const rawName = (c: Context): string => {
+  /**
+   * The key name: the raw path after the operation (hono would percent-decode it before the split that names the
+   * dataset). Vault's names are one segment (`lake:finance`); a name sent with its '/' as is (`lake/finance`, as a
+   * client that puts a Parquet master key id into the path unchanged sends it) is the same dataset.
+   */
+  const rawName = (c: Context, op: TransitOp): string => {
     const p = (incomingOf(c).url ?? '').split('?')[0];
-    return p.slice(p.lastIndexOf('/') + 1);
+    const prefix = op === 'datakey' ? `/v1/transit/datakey/${c.req.param('type') ?? ''}/` : `/v1/transit/${op}/`;
+    return p.startsWith(prefix) ? p.slice(prefix.length) : '';
   };
 
   type Handler = (x: { c: Context; caller: Caller; dataset: string; body: Json; actor: string }) => Promise<Json>;
@@ -200,7 +205,7 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
     try {
       // who is calling is settled from the headers alone, before any byte of the body is read
       caller = await authenticate(req);
-      dataset = datasetOfKeyName(rawName(c));
+      dataset = datasetOfKeyName(rawName(c, op));
       transit.authorize(caller.user, dataset);
       const body = req.method === 'GET' ? {} : await readBody(req);
       if (body.batch_input !== undefined) throw new S3Error('InvalidArgument', 'batch_input is not supported by this endpoint');
@@ -227,7 +232,7 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
   const ad = (body: Json) => b64Field(body.associated_data, 'associated_data', { optional: true });
   const write = ['POST', 'PUT'];
 
-  app.on(write, '/v1/transit/encrypt/:name', serve('encrypt', async (x) => {
+  app.on(write, '/v1/transit/encrypt/:name{.+}', serve('encrypt', async (x) => {
     const pt = b64Field(x.body.plaintext, 'plaintext')!;
     const kv = x.body.key_version === undefined ? undefined : Number(x.body.key_version);
     const w = await transit.encrypt(x.dataset, pt, ad(x.body), kv);
@@ -235,7 +240,7 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
     await record('encrypt', x, { version: w.version });
     return { ciphertext: w.ciphertext, key_version: w.version };
   }));
-  app.on(write, '/v1/transit/decrypt/:name', serve('decrypt', async (x) => {
+  app.on(write, '/v1/transit/decrypt/:name{.+}', serve('decrypt', async (x) => {
     const d = await transit.decrypt(x.dataset, x.body.ciphertext, ad(x.body));
     try {
       await record('decrypt', x, { version: d.version });
@@ -244,7 +249,7 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
       d.plaintext.fill(0);
     }
   }));
-  app.on(write, '/v1/transit/datakey/:type/:name', serve('datakey', async (x) => {
+  app.on(write, '/v1/transit/datakey/:type/:name{.+}', serve('datakey', async (x) => {
     const type = x.c.req.param('type');
     if (type !== 'plaintext' && type !== 'wrapped') throw new S3Error('InvalidArgument', 'datakey type must be "plaintext" or "wrapped"');
     const k = await transit.datakey(x.dataset, x.body.bits, ad(x.body));
@@ -255,12 +260,12 @@ export function createKmsApp(o: KmsOptions): { app: Hono; tokens: KmsTokens; clo
       k.plaintext.fill(0);
     }
   }));
-  app.on(write, '/v1/transit/rewrap/:name', serve('rewrap', async (x) => {
+  app.on(write, '/v1/transit/rewrap/:name{.+}', serve('rewrap', async (x) => {
     const r = await transit.rewrap(x.dataset, x.body.ciphertext, ad(x.body));
     await record('rewrap', x, { version: r.version, from: r.from });
     return { ciphertext: r.ciphertext, key_version: r.version };
   }));
-  app.get('/v1/transit/keys/:name', serve('keys', async (x) => ({ ...(await transit.keyInfo(x.dataset)) })));
+  app.get('/v1/transit/keys/:name{.+}', serve('keys', async (x) => ({ ...(await transit.keyInfo(x.dataset)) })));
   app.get('/v1/sys/health', (c) => {
     const fresh = keys.epochFresh();
     return c.json({ initialized: true, sealed: false, standby: false, server_time_utc: Math.floor(Date.now() / 1000) }, fresh ? 200 : 503);

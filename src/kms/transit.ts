@@ -3,7 +3,9 @@
  * operations (encrypt = wrap, decrypt = unwrap, data keys, rewrap, key info) over the dataset's KEK versions.
  *
  * Key names: a dataset name with '/' written as ':' (`lake:finance` is the dataset `lake/finance`, `lake` the
- * bucket dataset `lake`); each ':'-separated part is percent-decoded after the split, so a prefix holding a ':'
+ * bucket dataset `lake`); a '/' sent as is counts the same (`lake/finance`: parquet-java's Vault sample client
+ * puts the master key id into the path unchanged, and ':' cannot be in a Parquet master key id, whose column-keys
+ * property uses it as a separator). Each part is percent-decoded after the split, so a prefix holding a ':'
  * itself is written `%3A`. A name must be a dataset exactly: a routed (configured or registered) dataset, a
  * dataset that has a keystore record, or an existing bucket. A longer name is not quietly taken for the dataset
  * that routes it: Parquet stores the master key's name in every file, and it must be the dataset that revocation
@@ -30,7 +32,7 @@ export function datasetOfKeyName(name: string): string {
   if (!name || name.length > 2048) throw new S3Error('InvalidArgument', 'invalid key name');
   let parts: string[];
   try {
-    parts = name.split(':').map((p) => decodeURIComponent(p));
+    parts = name.split(/[:/]/).map((p) => decodeURIComponent(p));
   } catch {
     throw new S3Error('InvalidArgument', 'invalid key name: bad percent-encoding');
   }

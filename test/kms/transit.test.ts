@@ -92,6 +92,17 @@ describe('KMS endpoint: Vault Transit answers over dataset KEKs', () => {
     expect(((await put.json()) as Answer['body']).data!.plaintext).toBe(key.toString('base64'));
   });
 
+  it('a name sent with its / as is (as parquet-java\'s Vault sample sends a master key id) is the same dataset', async () => {
+    const e = await encrypt(DS, Buffer.from('slashed'));
+    expect(e.status, JSON.stringify(e.body)).toBe(200);
+    expect((await decrypt(KEY, e.body.data!.ciphertext)).body.data!.plaintext).toBe(b64('slashed'));
+    const k = await call('POST', `/v1/transit/datakey/wrapped/${DS}`, analystToken, {});
+    expect((await decrypt(DS, k.body.data!.ciphertext)).status).toBe(200);
+    expect((await call('GET', `/v1/transit/keys/${DS}`, analystToken)).body.data).toMatchObject({ name: KEY });
+    // percent-encoded '/' too
+    expect((await decrypt(`${LAKE}%2Ffinance`, e.body.data!.ciphertext)).status).toBe(200);
+  });
+
   it('the bucket dataset is a key too; a value of one dataset does not open under another', async () => {
     const e = await encrypt(LAKE, Buffer.from('bucket-level'));
     expect(e.status).toBe(200);
