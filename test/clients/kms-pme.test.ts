@@ -29,6 +29,7 @@ import { launchGateway, MARKER, newCredentials, ROOT, scanDir, type GatewayProce
 import { makeTmpDir } from '../../tools/tmp.ts';
 import { pollUntil } from '../../tools/wait.ts';
 import { runCli } from '../admin/helpers.ts';
+import { startOpenBao } from '../helpers/openbao.ts';
 import { pythonExe, scriptPath } from './python.ts';
 
 const BOUND_MS = 1000;
@@ -267,6 +268,26 @@ describe('Parquet modular encryption with lakecrypt as the KMS (docs/clients.md,
     expect(bytes.includes('vault:v1:')).toBe(false);
     expect((await download(gws[1], keyOf(encFiles[0]))).includes('vault:v1:')).toBe(true);
     for (const root of [encRoot, pfRoot, v2Root]) expect(await worker.ok({ op: 'read', root })).toMatchObject({ same: true });
+  });
+
+  it('the page\'s client speaks to OpenBao\'s Transit as to lakecrypt\'s endpoint: same answers, same refusals', async () => {
+    const bao = await startOpenBao();
+    try {
+      await bao.createKey('pme-master');
+      const key = randomBytes(16).toString('hex');
+      const real = await worker.ok<{ prefix: string; same: boolean }>({ op: 'roundtrip', kms_url: bao.addr, token: bao.token, master_key: 'pme-master', key_hex: key });
+      const ours = await worker.ok<{ prefix: string; same: boolean }>({ op: 'roundtrip', kms_url: kmsUrl[1], token: analystToken, master_key: MASTER_KEY, key_hex: key });
+      expect(real).toMatchObject({ prefix: 'vault:v1:', same: true });
+      // (the dataset was rotated above: its wraps are v2 now)
+      expect(ours).toMatchObject({ prefix: 'vault:v2:', same: true });
+      // a bad token: 403 and Vault's words, from both
+      const bad = 'lct_' + randomBytes(32).toString('base64url');
+      const badReal = await worker.ok<{ error: string }>({ op: 'roundtrip', kms_url: bao.addr, token: bad, master_key: 'pme-master', key_hex: key });
+      const badOurs = await worker.ok<{ error: string }>({ op: 'roundtrip', kms_url: kmsUrl[1], token: bad, master_key: MASTER_KEY, key_hex: key });
+      for (const e of [badReal.error, badOurs.error]) expect(e).toMatch(/: 403 \{"errors":\["permission denied"/);
+    } finally {
+      await bao.stop();
+    }
   });
 
   it('a user who cannot read the bucket is refused by the KMS; the audit trail shows unwraps and refusals', async () => {

@@ -78,6 +78,15 @@ def run(cmd):
         # for cache_lifetime): drop the factory's caches, so the next file's KEK is wrapped anew
         page["crypto"].remove_cache_entries_for_all_tokens()
         return {}
+    if op == "roundtrip":
+        # the page's client on its own: wrap and unwrap one key with a KMS (lakecrypt's, or OpenBao's Transit)
+        client = page["LakecryptKmsClient"](pe.KmsConnectionConfig(kms_instance_url=cmd["kms_url"], key_access_token=cmd["token"]))
+        key = bytes.fromhex(cmd["key_hex"])
+        try:
+            wrapped = client.wrap_key(key, cmd["master_key"])
+        except RuntimeError as e:
+            return {"error": str(e)}
+        return {"prefix": wrapped[:9], "same": client.unwrap_key(wrapped, cmd["master_key"]) == key}
     if op == "read":
         got = rows_of(page["read_encrypted"](cmd["root"]))
         return {"rows": len(got), "same": got == written[cmd["root"]]}
