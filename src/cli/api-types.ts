@@ -34,7 +34,7 @@ export type RewrapJob = RewrapState;
 export interface CmkList { cmks: CmkStatus[] }
 export interface CmkChanged { cmk: string; version: number; op: string; versions: (CmkVersionInfo | CmkVersionView)[]; destroyAt?: string; waitingPeriod?: 'lakecrypt' | 'provider' }
 export interface AuditList { entries: AuditEntry[] }
-export interface Restored { created: number; merged: number; unchanged: number }
+export interface Restored { created: number; merged: number; unchanged: number; rewrapped?: number }
 export type GcAnswer = GcReport & { apply: boolean };
 export type KmsTokenCreated = KmsTokenView & { token: string };
 export interface KmsTokenList { tokens: KmsTokenView[] }

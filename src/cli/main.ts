@@ -5,7 +5,7 @@
  * Readable tables by default, `--json` for scripts. Any failure: one line on stderr (under --json the JSON
  * {"error": {"code", "message"}}, also on stderr), exit 2 for a usage error, 1 for a refused or failed call.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './client.ts';
 import type * as Api from './api-types.ts';
@@ -259,23 +259,30 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   // ------------------------------------------------------------------ backup / restore
   sub(program, 'backup', 'export the keystore (KEKs stay wrapped under their CMKs) to a file')
     .argument('<file>')
-    .action(async (file: string) => {
+    .option('--force', 'overwrite an existing file')
+    .action(async (file: string, o: { force?: boolean }) => {
+      // an older backup may be the only one whose keys some CMK version still opens: never replace it silently
+      if (!o.force && existsSync(file)) throw new CliError(`${file} exists: pass --force to overwrite it (or choose another name)`, 2, 'FileExists');
       const r = await client().request('GET', P('admin', 'backup'));
       writeFileSync(file, r.body, { mode: 0o600 });
       const doc = r.json() as Partial<Api.KeystoreExport>;
-      print({ file, records: doc.records?.length ?? 0, bytes: r.body.length }, () => `wrote ${file}: ${doc.records?.length ?? 0} dataset record(s)\n`);
+      const needs = Object.entries(doc.cmkVersions ?? {}).map(([id, vs]) => `${id} v${vs.join(', v')}`).join('; ');
+      print({ file, records: doc.records?.length ?? 0, bytes: r.body.length, cmkVersions: doc.cmkVersions ?? {} }, () =>
+        `wrote ${file}: ${doc.records?.length ?? 0} dataset record(s); restoring it needs CMK version(s): ${needs || 'none'}\n`,
+      );
     });
   sub(program, 'restore', 'import a keystore backup (merges; never resurrects revoked or destroyed keys)')
     .argument('<file>')
-    .action(async (file: string) => {
+    .option('--force', "restore even when the backup's keys are wrapped under CMK versions that are disabled or destroyed now")
+    .action(async (file: string, o: { force?: boolean }) => {
       let data: Buffer;
       try {
         data = readFileSync(file);
       } catch (e) {
         throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
       }
-      const r = (await client().request('POST', P('admin', 'restore'), { raw: data })).json() as Api.Restored;
-      print(r, () => `restored: ${r.created} created, ${r.merged} merged, ${r.unchanged} unchanged\n`);
+      const r = (await client().request('POST', P('admin', 'restore'), { raw: data, ...(o.force ? { query: { force: 'true' } } : {}) })).json() as Api.Restored;
+      print(r, () => `restored: ${r.created} created, ${r.merged} merged, ${r.unchanged} unchanged${r.rewrapped ? `, ${r.rewrapped} KEK version(s) took the backup's usable CMK wrapping` : ''}\n`);
     });
 
   // ------------------------------------------------------------------ migrate
@@ -378,7 +385,7 @@ export async function main(argv = process.argv): Promise<number> {
       return 2;
     }
     if (e instanceof CliError) {
-      report(json(), e.code, e.message, e.fromServer ? `${e.code}: ${e.message}` : e.message);
+      report(json(), e.code, e.detail, e.message);
       return e.exitCode;
     }
     const msg = (e as Error)?.message ?? String(e);
