@@ -20,8 +20,8 @@ export class CliError extends Error {
     message: string,
     readonly exitCode = 1,
     code?: string,
-    /** The admin API's refusal: its code leads the text line (`lakecrypt: AccessDenied: ...`). */
-    readonly fromServer = false,
+    /** The message without the code in front (`--json` prints it beside the code); default the message. */
+    readonly detail = message,
   ) {
     super(message);
     this.code = code ?? (exitCode === 2 ? 'UsageError' : 'Failed');
@@ -151,7 +151,8 @@ export class AdminClient {
         /* keep the raw text */
       }
       const line = message.replace(/\s*\n\s*/g, ' ');
-      if (code) throw new CliError(line, 1, code, true);
+      // `AccessDenied: ...` as the one line (and as the message callers of this client match), the bare text beside it
+      if (code) throw new CliError(`${code}: ${line}`, 1, code, line);
       throw new CliError(`HTTP ${res.status}: ${line}`, 1, 'HttpError');
     }
     return { status: res.status, body: buf, json: parse };
