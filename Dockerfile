@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # lakecrypt image. Stages:
 #   deps     - production node_modules (npm ci --omit=dev); build tools for the pkcs11js native addon
-#   base     - runtime: node:20 slim, app files, non-root user, data dir /data
+#   build    - the compiled build (scripts/build.mjs: dist/src/main.js, dist/src/cli/main.js) from src/
+#   base     - runtime: node:20 slim, node_modules, the build and what it reads at run time (workers/, config/),
+#              the CLI as `lakecrypt`, non-root user, data dir /data; no TypeScript is compiled at start
 #   softhsm  - base + SoftHSM2 (PKCS#11 CMK for development/CI): `docker build --target softhsm .`
 #   runtime  - the default image (last stage)
 ARG NODE_IMAGE=node:20.20-bookworm-slim
@@ -12,9 +14,17 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-# tsx is a runtime dependency (the gateway runs its TypeScript sources directly).
+# esbuild (through tsx, a runtime dependency) is what the build stage compiles with.
 RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY scripts/build.mjs ./scripts/
+COPY src ./src
+COPY workers ./workers
+RUN node scripts/build.mjs
 
 FROM ${NODE_IMAGE} AS base
 ENV NODE_ENV=production \
@@ -26,13 +36,23 @@ RUN groupadd --system --gid 10001 lakecrypt \
  && mkdir -p /data && chown lakecrypt:lakecrypt /data && chmod 0700 /data
 WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
-COPY --chown=root:root . .
+COPY --from=build --chown=root:root /app/dist ./dist
+# The build's run-time companions: the crypto worker threads' files (found from dist/src/main.js as from src/),
+# the shipped configuration and the container scripts, the CLI wrapper, and the probe.
+COPY --chown=root:root package.json ./
+COPY --chown=root:root workers ./workers
+COPY --chown=root:root config ./config
+COPY --chown=root:root bin ./bin
+COPY --chown=root:root scripts/build.mjs ./scripts/
+COPY --chown=root:root src/ops/healthcheck.mjs ./src/ops/
+RUN ln -s /app/bin/lakecrypt /usr/local/bin/lakecrypt
 VOLUME ["/data"]
 EXPOSE 9100 9101
+# Ready, not only alive: unhealthy while the backend or the CMK cannot be reached (/readyz).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "src/ops/healthcheck.mjs"]
+  CMD ["node", "src/ops/healthcheck.mjs", "/readyz"]
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "dist/src/main.js"]
 
 FROM base AS softhsm
 USER root
@@ -49,7 +69,7 @@ ENV SOFTHSM2_CONF=/etc/softhsm/softhsm2.conf \
 VOLUME ["/var/lib/softhsm/tokens"]
 USER lakecrypt
 ENTRYPOINT ["/app/config/docker/softhsm-entrypoint.sh"]
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "dist/src/main.js"]
 
 FROM base AS runtime
 USER lakecrypt

@@ -39,10 +39,12 @@ value replaces the whole list.
 
 **Secrets** (\`secretKey\`, \`s3.secretKey\`, \`pkcs11.pin\`, \`transit.token\`, and the \`users\`/\`cmks\` lists that contain secret keys
 and PINs) can also be read from a file named by \`<VAR>_FILE\` (e.g. \`LAKECRYPT_SECRET_KEY_FILE=/run/secrets/lc\`;
-one trailing newline is ignored). They never appear in logs or error messages.
+one trailing newline is ignored), and so can every other setting (\`LAKECRYPT_ACCESS_KEY_FILE\` from a docker secret);
+an empty \`<VAR>\` counts as unset. Secrets never appear in logs or error messages.
 
 **Root credentials**: if neither \`accessKey\` nor \`secretKey\` is set, a pair is generated on first start and
-kept in \`<dataDir>/credentials.json\` (mode 0600); the gateway prints it once at that start.
+kept in \`<dataDir>/credentials.json\` (mode 0600); the gateway prints the secret at that start only (later starts
+print where it is), and the admin CLI run beside it finds it by itself.
 
 **Errors**: a wrong value stops the gateway with exit status 1 and one line on stderr naming the setting, e.g.
 \`LAKECRYPT_PORT: expected an integer 1-65535 (or 0 for any free port), got "abc"\`. Unknown keys in the file are
@@ -70,13 +72,18 @@ ${rows.join('\n')}
 ## Containers
 
 The image (\`Dockerfile\`) runs as the non-root user \`lakecrypt\` (uid 10001) with \`LAKECRYPT_HOST\` and
-\`LAKECRYPT_ADMIN_HOST\` set to \`0.0.0.0\` and \`LAKECRYPT_DATA_DIR=/data\` (a volume). Its HEALTHCHECK
-(\`src/ops/healthcheck.mjs\`) GETs \`/healthz\` on \`LAKECRYPT_PORT\`, then on \`LAKECRYPT_ADMIN_PORT\`.
+\`LAKECRYPT_ADMIN_HOST\` set to \`0.0.0.0\` and \`LAKECRYPT_DATA_DIR=/data\` (a volume), and runs the compiled build
+(\`node dist/src/main.js\`, made by \`scripts/build.mjs\` in its build stage); \`lakecrypt\` in it is the admin CLI.
+Its HEALTHCHECK (\`src/ops/healthcheck.mjs /readyz\`) GETs \`/readyz\` on \`LAKECRYPT_PORT\`, then on
+\`LAKECRYPT_ADMIN_PORT\`: unhealthy while the backend or the CMK cannot be reached.
 \`docker-compose.yml\` runs MinIO plus the gateway (\`LAKECRYPT_BACKEND=s3\`); \`--profile softhsm\` adds a
 variant whose CMK lives in a SoftHSM2 token (\`LAKECRYPT_CMK=pkcs11\`, token volume, its own meta bucket), the
 token being created on first start by \`config/docker/softhsm-entrypoint.sh\`. Set \`MINIO_ROOT_USER\`,
-\`MINIO_ROOT_PASSWORD\`, \`LAKECRYPT_ACCESS_KEY\`, \`LAKECRYPT_SECRET_KEY\`, \`SOFTHSM_PIN\` and \`SOFTHSM_SO_PIN\`
-(e.g. in a \`.env\` file); the defaults are \`change-me-…\` placeholders.
+\`MINIO_ROOT_PASSWORD\`, \`LAKECRYPT_ACCESS_KEY\`, \`LAKECRYPT_SECRET_KEY\`, \`LAKECRYPT_PKCS11_PIN\` and \`SOFTHSM_SO_PIN\`
+(e.g. in a \`.env\` file); the defaults are \`change-me-…\` placeholders. Both gateways read the mounted
+\`config/docker/lakecrypt.yaml\` (over the image's \`config/lakecrypt.yaml\`; its \`datasets\` are registered at start), and
+\`docker-compose.secrets.yml\` layers the root user from docker secrets (\`LAKECRYPT_ACCESS_KEY_FILE\`,
+\`LAKECRYPT_SECRET_KEY_FILE\`) on top.
 `;
 }
 

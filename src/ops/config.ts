@@ -708,11 +708,13 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     }
   }
 
-  // 2. environment overrides (LAKECRYPT_X, or LAKECRYPT_X_FILE for secrets)
+  // 2. environment overrides: LAKECRYPT_X, or LAKECRYPT_X_FILE naming a file that holds the value (any setting:
+  // docker secrets and Kubernetes secret volumes hold access keys and URLs beside the secrets). An empty
+  // LAKECRYPT_X counts as unset, so a compose file can blank a variable and give its _FILE instead.
   for (const s of SETTING_LIST) {
     let value = envOf(s.env);
     let envName = s.env;
-    if (value === undefined && s.secret) {
+    if (value === undefined) {
       const fileVar = `${s.env}_FILE`;
       const p = envOf(fileVar);
       if (p !== undefined) {
@@ -1080,10 +1082,11 @@ export function loadConfigOrExit(opts: LoadConfigOptions = {}): Config {
 
 /** Unknown LAKECRYPT_* variables (probably typos), for the caller to warn about. */
 export function unknownEnvVars(env: Record<string, string | undefined> = process.env): string[] {
-  const known = new Set<string>(['LAKECRYPT_CONFIG']);
+  // Besides the settings: the config file, and the admin CLI's own (src/cli/profiles.ts, bin/lakecrypt.mjs).
+  const known = new Set<string>(['LAKECRYPT_CONFIG', 'LAKECRYPT_ADMIN_URL', 'LAKECRYPT_PROFILE', 'LAKECRYPT_CONFIG_HOME', 'LAKECRYPT_CLI_RUN']);
   for (const s of SETTING_LIST) {
     known.add(s.env);
-    if (s.secret) known.add(`${s.env}_FILE`);
+    known.add(`${s.env}_FILE`);
   }
   return Object.keys(env).filter((k) => k.startsWith('LAKECRYPT_') && !known.has(k) && !k.startsWith('LAKECRYPT_TEST_'));
 }
