@@ -13,6 +13,7 @@ import { readyAnswer } from '../ops/readiness.ts';
 import { mountAccess, errorBody } from './api/access.ts';
 import { auditApi } from './api/audit.ts';
 import { cmkApi } from './api/cmk.ts';
+import { dashboardApi } from './api/dashboard.ts';
 import { datasetsApi } from './api/datasets.ts';
 import type { AdminContext, AdminHost, AdminVars } from './api/context.ts';
 import { jobsApi } from './api/jobs.ts';
@@ -114,6 +115,7 @@ export function createAdminApp(o: AdminOptions, state?: AdminState): Hono<AdminV
   app.route('/admin/audit', auditApi(ctx));
   app.route('/admin/datasets', datasetsApi(ctx, st.closers));
   app.route('/admin/kms', kmsApi(ctx));
+  app.route('/admin/dashboard', dashboardApi(ctx, { datasets: o.datasets ?? [], ready: () => g.health.ready() }));
   app.route('/admin', jobsApi(ctx));
   app.all('/admin/*', () => {
     throw new S3Error('InvalidURI', 'unknown admin endpoint');

@@ -270,6 +270,7 @@ describe('in Chromium: a signed-in admin opens a page a non-admin uploaded', () 
         await evil.close();
         await page.bringToFront();
         await page.click(`button.rotate[data-dataset="${DS}"]`);
+        await page.click('#confirm-ok'); // the dashboard asks before it rotates
         await page.waitForSelector(`li.version[data-dataset="${DS}"][data-version="2"]`, { timeout: 30_000 });
       } finally {
         await context.close();
