@@ -2,7 +2,9 @@
  * Garbage collection of what crashes and lost races leave in the backend (docs/DESIGN.md, write order):
  *
  * - orphan headers: `h/<bucket>/<sha256(key)>/<oid>` whose data object is absent or carries another `lc-oid`
- *   (a PUT that died before its commit point; a previous version's header not dropped after an overwrite);
+ *   (a PUT that died before its commit point; a previous version's header not dropped after an overwrite). On a
+ *   backend that keeps versions every version of the key counts, current or not: a non-current version's header
+ *   is live (docs/DESIGN.md "Versions");
  * - orphan data: a data object with `lc-oid` whose header is missing (unreadable: its DEKs are gone);
  * - abandoned multipart uploads: backend uploads older than the cut-off, and `mpu/<id>/` records whose upload
  *   no longer exists (a Complete that died after the commit point, before the records were removed).
@@ -16,6 +18,7 @@ import type { Backend } from '../backend/types.ts';
 import { isS3Error } from '../errors.ts';
 import type { KeyService } from '../keys/service.ts';
 import { META_OID, type ObjectStore } from '../store/index.ts';
+import { allVersions, headVersion, keepsVersions, versionOids } from '../store/versions.ts';
 
 export interface GcContext {
   backend: Backend;
@@ -74,7 +77,17 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
   const buckets = (await backend.listBuckets()).map((b) => b.name).filter((b) => b !== metaBucket);
   const live = new Set<string>(); // header paths referenced by a data object
   const keyOf = new Map<string, string>(); // `<bucket>/<keyhash>` -> key
+  const versioned = keepsVersions(backend);
   for (const bucket of buckets) {
+    if (versioned) {
+      // Non-current versions name headers too (a key whose current version is a delete marker: only these).
+      for await (const v of allVersions(backend, bucket)) {
+        if (v.isLatest) continue; // the current one is seen below, as on any backend
+        keyOf.set(`${bucket}/${keyHash(v.key)}`, v.key);
+        const oid = (await headVersion(backend, bucket, v.key, v.versionId).catch(() => null))?.meta[META_OID];
+        if (oid && OID_RE.test(oid)) live.add(ctx.store.headerPath(bucket, v.key, oid));
+      }
+    }
     for await (const o of listAll(backend, bucket)) {
       keyOf.set(`${bucket}/${keyHash(o.key)}`, o.key);
       const info = await backend.headObject(bucket, o.key).catch(() => null);
@@ -145,6 +158,10 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
       const info = await backend.headObject(bucket, key).catch(() => undefined);
       if (info === undefined) continue; // backend error: skip, next run
       if (info && info.meta[META_OID] === oid) continue; // became live meanwhile
+      if (versioned) {
+        const oids = await versionOids(backend, bucket, key).catch(() => undefined);
+        if (oids === undefined || oids.has(oid)) continue; // a version names it (or we could not tell): keep
+      }
     }
     const now = await backend.headObject(metaBucket, hp).catch(() => null);
     if (!now || !old(now.lastModified)) continue;

@@ -16,6 +16,8 @@ export interface RevokeResult {
   partBlock?: number;
   /** Whether the header was resealed with the DEK(s) erased (false if it could not be opened any more). */
   resealed: boolean;
+  /** The version revoked, when one was named. */
+  versionId?: string;
 }
 
 /** Map a global 0-based block index (across parts, in order) to (part number, block within the part). */
@@ -49,10 +51,12 @@ export async function revokeObject(
   key: string,
   block: number | undefined,
   actor: string,
+  /** One version of a bucket that keeps versions (its own oid, so its own header and DEKs); default the current one. */
+  versionId?: string,
 ): Promise<RevokeResult> {
   if (block !== undefined && (!Number.isInteger(block) || block < 0)) throw new S3Error('InvalidArgument', 'block must be a non-negative integer');
-  const info = await store.backend.headObject(bucket, key);
-  if (!info) throw new S3Error('NoSuchKey', undefined, { Key: key });
+  const info = await store.backend.headObject(bucket, key, versionId);
+  if (!info) throw new S3Error(versionId === undefined ? 'NoSuchKey' : 'NoSuchVersion', undefined, { Key: key });
   const oid = info.meta[META_OID];
   if (!oid) throw new S3Error('InvalidRequest', 'this object was not written through lakecrypt');
   let opened: { fields: HeaderFields; etag: string } | undefined;
@@ -66,6 +70,7 @@ export async function revokeObject(
   // object written before its prefix dataset was created and not adopted yet): that is the list its reads consult.
   const dataset = opened?.fields.dataset ?? (await headerDataset(store, keys, bucket, key, oid));
   const res: RevokeResult = { bucket, key, dataset, oid, block: block ?? 'all', resealed: false };
+  if (versionId !== undefined) res.versionId = versionId;
   let loc: ReturnType<typeof locateBlock> | undefined;
   if (block !== undefined) {
     try {

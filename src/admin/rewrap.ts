@@ -23,6 +23,7 @@ import { HEADER_FIXED_SIZE } from '../format/header.ts';
 import type { KeyService } from '../keys/service.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import { wipeHeaderKeys } from '../store/index.ts';
+import { allVersions } from '../store/versions.ts';
 import type { ObjectStore } from '../store/index.ts';
 import { leaseWriter, releaseJobs } from './job-lease.ts';
 import { RateLimiter, countingBackend, forEachLimit, listPages, readState, readStateTagged, sha256hex, writeState } from './util.ts';
@@ -152,6 +153,9 @@ export class RewrapManager {
     for await (const page of listPages(this.backend, bucket, prefix)) {
       for (const o of page) m.set(sha256hex(o.key), o.key);
     }
+    // A bucket that keeps versions also has keys whose versions are all non-current (the current one a delete
+    // marker): their headers are walked too.
+    for await (const v of allVersions(this.backend, bucket, prefix || undefined)) m.set(sha256hex(v.key), v.key);
     return m;
   }
 

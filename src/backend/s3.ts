@@ -30,7 +30,8 @@ import {
 import { ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
 import { checkBucketName } from '../s3/names.ts';
 import { uriEncode } from '../s3/sigv4.ts';
-import type { Backend, ListOptions, ListResult, ObjectInfo, PutOptions } from './types.ts';
+import type { Backend, DeleteResult, ListOptions, ListResult, ListVersionsOptions, ListVersionsResult, ObjectInfo, PutOptions, VersioningStatus } from './types.ts';
+import { parseListVersionsXml, parseVersioningXml, versioningXml } from './s3-versions.ts';
 import { quoteEtag, unquoteEtag } from '../s3/etags.ts';
 
 export interface S3BackendOptions {
@@ -220,6 +221,24 @@ function userMeta(inner: string | undefined): Record<string, string> | undefined
   return meta;
 }
 
+/** The x-amz-version-id an answer carries, as a field to spread (none: no field). */
+function versionOf(h: http.IncomingHttpHeaders): { versionId?: string } {
+  const v = h['x-amz-version-id'];
+  return typeof v === 'string' && v !== '' ? { versionId: v } : {};
+}
+
+/**
+ * An error answer to a call that named a version: a 404 is that version's absence (NoSuchVersion; a HEAD has no
+ * body to say so), a 405 a delete marker (S3 answers MethodNotAllowed for reading one).
+ */
+function versionError(r: FastResponse & { errorCode?: string; errorMessage?: string }, ctx: { bucket: string; key: string }, versionId?: string): S3Error {
+  if (versionId !== undefined && r.status === 404 && (r.errorCode === undefined || r.errorCode === 'NoSuchKey' || r.errorCode === 'NoSuchVersion')) {
+    return new S3Error('NoSuchVersion', undefined, { Key: ctx.key, VersionId: versionId });
+  }
+  if (r.status === 405) return new S3Error('MethodNotAllowed', 'The specified method is not allowed against a delete marker.', { Key: ctx.key });
+  return fastError(r, ctx);
+}
+
 function parseTotalSize(contentRange: string | undefined, contentLength: number | undefined): number {
   const m = contentRange ? /\/(\d+)\s*$/.exec(contentRange) : null;
   return m ? Number(m[1]) : (contentLength ?? 0);
@@ -304,13 +323,16 @@ export class S3Backend implements Backend {
       if (name.startsWith('x-amz-meta-') && value !== undefined) meta[name.slice(11)] = Array.isArray(value) ? value.join(',') : value;
     }
     const length = h['content-length'] !== undefined ? Number(h['content-length']) : undefined;
-    return {
+    const info: ObjectInfo = {
       key,
       size: parseTotalSize(h['content-range'], length),
       etag: unquote(h.etag),
       lastModified: h['last-modified'] ? new Date(h['last-modified']) : new Date(0),
       meta,
     };
+    const versionId = h['x-amz-version-id'];
+    if (typeof versionId === 'string' && versionId !== '') info.versionId = versionId;
+    return info;
   }
 
   async listBuckets(): Promise<{ name: string; creationDate: Date }[]> {
@@ -356,7 +378,7 @@ export class S3Backend implements Backend {
    * Through the fast client: a Buffer body is SHA-256 signed and retried like every replayable call; a stream is
    * sent once (UNSIGNED-PAYLOAD, Content-Length, Expect: 100-continue from 1 MiB), as the SDK did.
    */
-  async putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string }> {
+  async putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string; versionId?: string }> {
     const headers = metaHeaders(opts.meta);
     if (opts.ifMatch !== undefined) headers['if-match'] = quote(opts.ifMatch);
     if (opts.ifNoneMatch !== undefined) headers['if-none-match'] = opts.ifNoneMatch;
@@ -364,18 +386,23 @@ export class S3Backend implements Backend {
     const r = await this.fast.send({ method: 'PUT', bucket, key, headers, body, size: opts.size });
     if (r.status >= 300) throw fastError(r, { bucket, key });
     r.body.resume();
-    return { etag: unquote(r.headers.etag) };
+    return { etag: unquote(r.headers.etag), ...versionOf(r.headers) };
   }
 
   async getObject(
     bucket: string,
     key: string,
     range?: { start: number; end?: number },
+    versionId?: string,
   ): Promise<{ body: Readable; info: ObjectInfo }> {
     if (range && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start)))
       throw new S3Error('InvalidRange');
-    const r = await this.fast.call('GET', bucket, key, range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {});
-    if (r.status >= 300) throw mapError({ name: r.errorCode ?? '', $metadata: { httpStatusCode: r.status } }, { bucket, key });
+    const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {};
+    const r =
+      versionId === undefined
+        ? await this.fast.call('GET', bucket, key, headers)
+        : await this.fast.send({ method: 'GET', bucket, key, headers, query: { versionId } });
+    if (r.status >= 300) throw versionError(r, { bucket, key }, versionId);
     return { body: r.body, info: this.fastInfo(key, r.headers) };
   }
 
@@ -390,17 +417,50 @@ export class S3Backend implements Backend {
     return { data: Buffer.concat(chunks), info };
   }
 
-  async headObject(bucket: string, key: string): Promise<ObjectInfo | null> {
-    const r = await this.fast.call('HEAD', bucket, key);
+  async headObject(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | null> {
+    const r =
+      versionId === undefined
+        ? await this.fast.call('HEAD', bucket, key)
+        : await this.fast.send({ method: 'HEAD', bucket, key, query: { versionId } });
     if (r.status === 404) return null;
-    if (r.status >= 300) throw mapError({ name: r.errorCode ?? '', $metadata: { httpStatusCode: r.status } }, { bucket, key });
+    if (r.status >= 300) throw versionError(r, { bucket, key }, versionId);
     return this.fastInfo(key, r.headers);
   }
 
-  async deleteObject(bucket: string, key: string): Promise<void> {
-    const r = await this.fast.send({ method: 'DELETE', bucket, key });
+  async deleteObject(bucket: string, key: string, versionId?: string): Promise<DeleteResult> {
+    const r = await this.fast.send({ method: 'DELETE', bucket, key, query: versionId === undefined ? undefined : { versionId } });
     r.body.resume();
-    if (r.status >= 300) throw fastError(r, { bucket, key });
+    if (r.status >= 300) throw versionError(r, { bucket, key }, versionId);
+    const out: DeleteResult = versionOf(r.headers);
+    if (r.headers['x-amz-delete-marker'] === 'true') out.deleteMarker = true;
+    return out;
+  }
+
+  async getBucketVersioning(bucket: string): Promise<VersioningStatus | undefined> {
+    const r = await this.fast.send({ method: 'GET', bucket, query: { versioning: '' } });
+    if (r.status >= 300) throw fastError(r, { bucket });
+    return parseVersioningXml(await readText(r.body));
+  }
+
+  async putBucketVersioning(bucket: string, status: VersioningStatus): Promise<void> {
+    const r = await this.fast.send({ method: 'PUT', bucket, query: { versioning: '' }, body: Buffer.from(versioningXml(status)) });
+    if (r.status >= 300) throw fastError(r, { bucket });
+    r.body.resume();
+  }
+
+  async listObjectVersions(bucket: string, opts: ListVersionsOptions): Promise<ListVersionsResult> {
+    const query: Record<string, string> = { versions: '', 'encoding-type': 'url', 'max-keys': String(opts.maxKeys ?? 1000) };
+    if (opts.prefix) query.prefix = opts.prefix;
+    if (opts.delimiter) query.delimiter = opts.delimiter;
+    if (opts.keyMarker) query['key-marker'] = opts.keyMarker;
+    if (opts.versionIdMarker) query['version-id-marker'] = opts.versionIdMarker;
+    const r = await this.fast.send({ method: 'GET', bucket, query });
+    if (r.status >= 300) throw fastError(r, { bucket });
+    try {
+      return parseListVersionsXml(await readText(r.body));
+    } catch (e) {
+      throw mapError(e, { bucket });
+    }
   }
 
   async copyObject(
@@ -408,10 +468,11 @@ export class S3Backend implements Backend {
     srcKey: string,
     dstBucket: string,
     dstKey: string,
-    opts: { meta: Record<string, string>; ifMatch?: string },
-  ): Promise<{ etag: string }> {
+    opts: { meta: Record<string, string>; ifMatch?: string; srcVersionId?: string },
+  ): Promise<{ etag: string; versionId?: string }> {
     const headers = metaHeaders(opts.meta);
-    headers['x-amz-copy-source'] = encodeCopySource(srcBucket, srcKey);
+    headers['x-amz-copy-source'] =
+      encodeCopySource(srcBucket, srcKey) + (opts.srcVersionId === undefined ? '' : `?versionId=${encodeURIComponent(opts.srcVersionId)}`);
     headers['x-amz-metadata-directive'] = 'REPLACE';
     if (opts.ifMatch !== undefined) headers['x-amz-copy-source-if-match'] = quote(opts.ifMatch);
     const ctx = { bucket: srcBucket, key: srcKey };
@@ -431,7 +492,7 @@ export class S3Backend implements Backend {
         throw fastError({ ...r, status: 500, errorCode, errorMessage: /<Message>([^<]*)<\/Message>/.exec(text)?.[1] }, ctx);
       }
       const etag = /<ETag>([^<]*)<\/ETag>/.exec(text)?.[1];
-      return { etag: unquote(etag?.replace(/&#34;|&quot;/g, '"')) };
+      return { etag: unquote(etag?.replace(/&#34;|&quot;/g, '"')), ...versionOf(r.headers) };
     }
   }
 
@@ -525,7 +586,7 @@ export class S3Backend implements Backend {
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
     cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
-  ): Promise<{ etag: string }> {
+  ): Promise<{ etag: string; versionId?: string }> {
     try {
       const r = await this.client.send(
         new CompleteMultipartUploadCommand({
@@ -537,7 +598,7 @@ export class S3Backend implements Backend {
           IfNoneMatch: cond.ifNoneMatch,
         }),
       );
-      return { etag: unquote(r.ETag) };
+      return r.VersionId ? { etag: unquote(r.ETag), versionId: r.VersionId } : { etag: unquote(r.ETag) };
     } catch (e) {
       throw mapError(e, { bucket, key, uploadId });
     }

@@ -17,6 +17,52 @@ export interface ObjectInfo {
   lastModified: Date;
   /** Backend user metadata, lower-case names without the x-amz-meta- prefix. On head/get (and listings withMeta). */
   meta: Record<string, string>;
+  /**
+   * The version this answer is of (x-amz-version-id), on head/get of a backend that keeps versions and said one
+   * (a bucket whose versioning is, or was, enabled; `null` names the null version). Undefined otherwise.
+   */
+  versionId?: string;
+}
+
+/** A bucket's versioning state as S3 names it; undefined = never enabled. */
+export type VersioningStatus = 'Enabled' | 'Suspended';
+
+/** What a delete did, on a backend that keeps versions (undefined fields: an unversioned bucket). */
+export interface DeleteResult {
+  /** The version deleted, or the delete marker made. */
+  versionId?: string;
+  /** True when the delete made (or removed) a delete marker. */
+  deleteMarker?: boolean;
+}
+
+/** One entry of a version listing: an object version or a delete marker. */
+export interface VersionEntry {
+  key: string;
+  versionId: string;
+  isLatest: boolean;
+  lastModified: Date;
+  deleteMarker: boolean;
+  /** Stored (ciphertext) size and backend ETag; 0 and '' for a delete marker. */
+  size: number;
+  etag: string;
+}
+
+export interface ListVersionsOptions {
+  prefix?: string;
+  delimiter?: string;
+  keyMarker?: string;
+  versionIdMarker?: string;
+  /** 1..1000, default 1000. */
+  maxKeys?: number;
+}
+
+export interface ListVersionsResult {
+  /** In S3's order: by key, then newest version first. */
+  entries: VersionEntry[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  nextKeyMarker?: string;
+  nextVersionIdMarker?: string;
 }
 
 export interface ListOptions {
@@ -64,20 +110,33 @@ export interface Backend {
   bucketExists(bucket: string): Promise<boolean>;
   deleteBucket(bucket: string): Promise<void>;
 
-  putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string }>;
-  /** Range is inclusive [start, end]; end may exceed the size (clamped). */
-  getObject(bucket: string, key: string, range?: { start: number; end?: number }): Promise<{ body: Readable; info: ObjectInfo }>;
+  /** `versionId`: the version the write made, on a backend that keeps versions (see ObjectInfo.versionId). */
+  putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string; versionId?: string }>;
+  /**
+   * Range is inclusive [start, end]; end may exceed the size (clamped). `versionId` reads that version (backends
+   * that keep versions: NoSuchVersion when absent, MethodNotAllowed for a delete marker).
+   */
+  getObject(bucket: string, key: string, range?: { start: number; end?: number }, versionId?: string): Promise<{ body: Readable; info: ObjectInfo }>;
   /** Convenience: whole small object as a Buffer. */
   getBuffer(bucket: string, key: string): Promise<{ data: Buffer; info: ObjectInfo }>;
-  /** null when absent (never throws NoSuchKey). */
-  headObject(bucket: string, key: string): Promise<ObjectInfo | null>;
-  /** Idempotent: deleting an absent key succeeds. */
-  deleteObject(bucket: string, key: string): Promise<void>;
+  /** null when absent (never throws NoSuchKey). `versionId` as getObject's (a delete marker: MethodNotAllowed). */
+  headObject(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | null>;
+  /**
+   * Idempotent: deleting an absent key succeeds. On a versioned bucket without `versionId` the backend makes a
+   * delete marker; with it, that version goes for good.
+   */
+  deleteObject(bucket: string, key: string, versionId?: string): Promise<DeleteResult | void>;
   /**
    * Server-side copy, bytes never pass through the gateway. Metadata replaced by `meta`.
    * `ifMatch` is a condition on the SOURCE (x-amz-copy-source-if-match): PreconditionFailed if its ETag differs.
    */
-  copyObject(srcBucket: string, srcKey: string, dstBucket: string, dstKey: string, opts: { meta: Record<string, string>; ifMatch?: string }): Promise<{ etag: string }>;
+  copyObject(
+    srcBucket: string,
+    srcKey: string,
+    dstBucket: string,
+    dstKey: string,
+    opts: { meta: Record<string, string>; ifMatch?: string; srcVersionId?: string },
+  ): Promise<{ etag: string; versionId?: string }>;
   listObjects(bucket: string, opts: ListOptions): Promise<ListResult>;
 
   createMultipart(bucket: string, key: string, meta: Record<string, string>): Promise<string>;
@@ -92,10 +151,20 @@ export interface Backend {
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
     cond?: { ifMatch?: string; ifNoneMatch?: '*' },
-  ): Promise<{ etag: string }>;
+  ): Promise<{ etag: string; versionId?: string }>;
   abortMultipart(bucket: string, key: string, uploadId: string): Promise<void>;
   /** Uploads still open in the backend (for gc). */
   listMultipartUploads(bucket: string): Promise<{ key: string; uploadId: string; initiated: Date }[]>;
+
+  /*
+   * Bucket versioning: only backends that keep object versions have these (s3); on the others (fs) the gateway
+   * answers PutBucketVersioning NotImplemented and every object is its one `null` version.
+   */
+  /** The bucket's versioning state; undefined when never enabled. */
+  getBucketVersioning?(bucket: string): Promise<VersioningStatus | undefined>;
+  putBucketVersioning?(bucket: string, status: VersioningStatus): Promise<void>;
+  /** ListObjectVersions as S3 answers it (keys decoded). */
+  listObjectVersions?(bucket: string, opts: ListVersionsOptions): Promise<ListVersionsResult>;
 
   close(): Promise<void>;
 }

@@ -117,3 +117,27 @@ export function checkVersionIdMarker(keyMarker: string | null, versionIdMarker: 
   }
   if (versionIdKind(versionIdMarker) === 'malformed') throw invalid(versionIdMarker, 'version-id-marker');
 }
+
+/*
+ * On a backend that keeps versions (bucket versioning, S3 backend) the ids clients see are the backend's: a request
+ * naming one is passed on, after the same shape check, and the backend answers for it (NoSuchVersion, a delete
+ * marker's MethodNotAllowed). The answers above remain those of the fs backend, which keeps no versions.
+ */
+
+/** GET/HEAD/DELETE `?versionId=` on a backend that keeps versions: the id to pass on, undefined for the current object. */
+export function backendVersionId(versionId: string | null | undefined, argument = 'versionId'): string | undefined {
+  const kind = versionIdKind(versionId);
+  if (kind === 'none') return undefined;
+  if (kind === 'malformed') throw invalid(versionId!, argument);
+  return versionId!;
+}
+
+/** The versionId of x-amz-copy-source, on a backend that keeps versions; a malformed one is NoSuchVersion (as above). */
+export function copySourceVersionId(copySource: string, key: string): string | undefined {
+  const q = copySource.indexOf('?');
+  const versionId = q < 0 ? null : new URLSearchParams(copySource.slice(q + 1)).get('versionId');
+  const kind = versionIdKind(versionId);
+  if (kind === 'none') return undefined;
+  if (kind === 'malformed') throw noSuchVersion(key, versionId!);
+  return versionId!;
+}

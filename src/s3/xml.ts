@@ -117,7 +117,8 @@ export function listBucketResultV2(i: ListBucketV2Input): string {
     `${contents}${prefixes}`);
 }
 
-export interface VersionEntry extends ObjectEntry { versionId: string; isLatest: boolean }
+/** A version, or (`deleteMarker`) a delete marker: no ETag, size or storage class then. */
+export interface VersionEntry extends ObjectEntry { versionId: string; isLatest: boolean; deleteMarker?: boolean }
 export interface ListVersionsInput {
   bucket: string;
   prefix: string;
@@ -136,7 +137,8 @@ export interface ListVersionsInput {
 /** ListVersionsResult, in the element order of S3's own answers. */
 export function listVersionsResult(i: ListVersionsInput): string {
   const enc = i.encodingType === 'url' ? s3UrlEncode : (s: string) => s;
-  const versions = i.versions.map((v) =>
+  const versions = i.versions.map((v) => v.deleteMarker ?
+    `<DeleteMarker>${el('Key', enc(v.key))}${el('VersionId', v.versionId)}${el('IsLatest', v.isLatest)}${el('LastModified', isoDate(v.lastModified))}${ownerXml(v.owner)}</DeleteMarker>` :
     `<Version>${el('Key', enc(v.key))}${el('VersionId', v.versionId)}${el('IsLatest', v.isLatest)}${el('LastModified', isoDate(v.lastModified))}` +
     `${el('ETag', quoteEtag(v.etag))}${el('Size', v.size)}${el('StorageClass', v.storageClass ?? 'STANDARD')}${ownerXml(v.owner)}</Version>`).join('');
   const prefixes = i.commonPrefixes.map((p) => `<CommonPrefixes>${el('Prefix', enc(p))}</CommonPrefixes>`).join('');
@@ -203,10 +205,12 @@ export function listMultipartUploadsResult(i: {
     `${el('MaxUploads', i.maxUploads)}${el('IsTruncated', i.isTruncated)}${el('EncodingType', i.encodingType)}${ups}${prefixes}`);
 }
 
-export interface DeletedEntry { key: string; versionId?: string }
+/** `deleteMarkerVersionId`: the delete marker a delete made or removed (DeleteMarker true goes with it). */
+export interface DeletedEntry { key: string; versionId?: string; deleteMarkerVersionId?: string }
 export interface DeleteErrorEntry { key: string; code: string; message: string; versionId?: string }
 export function deleteResult(deleted: readonly DeletedEntry[], errors: readonly DeleteErrorEntry[], quiet = false): string {
-  const d = quiet ? '' : deleted.map((x) => `<Deleted>${el('Key', x.key)}${el('VersionId', x.versionId)}</Deleted>`).join('');
+  const d = quiet ? '' : deleted.map((x) => `<Deleted>${el('Key', x.key)}${el('VersionId', x.versionId)}` +
+    `${x.deleteMarkerVersionId !== undefined ? el('DeleteMarker', true) + el('DeleteMarkerVersionId', x.deleteMarkerVersionId) : ''}</Deleted>`).join('');
   const e = errors.map((x) => `<Error>${el('Key', x.key)}${el('VersionId', x.versionId)}${el('Code', x.code)}${el('Message', x.message)}</Error>`).join('');
   return doc('DeleteResult', d + e);
 }
@@ -379,6 +383,25 @@ export function parseDelete(body: Buffer | string, limit = MAX_XML_BODY): Delete
     throw toS3(e);
   }
 }
+
+/** PutBucketVersioning's body: Status Enabled or Suspended (MfaDelete is not offered: NotImplemented). */
+export function parseVersioningConfiguration(body: Buffer | string, limit = MAX_XML_BODY): { status: 'Enabled' | 'Suspended' } {
+  let root: Node | undefined;
+  try {
+    root = parseXml(body, 'VersioningConfiguration', limit);
+  } catch (e) {
+    throw toS3(e);
+  }
+  if (!root) throw new S3Error('MalformedXML');
+  if (leaf(root, 'MfaDelete') !== undefined) throw new S3Error('NotImplemented', 'MFA delete is not offered by lakecrypt.');
+  const status = leaf(root, 'Status')?.trim();
+  if (status !== 'Enabled' && status !== 'Suspended') throw new S3Error('MalformedXML', 'Status must be Enabled or Suspended.');
+  return { status };
+}
+
+/** GetBucketVersioning's answer: no Status when versioning was never enabled. */
+export const versioningConfiguration = (status?: 'Enabled' | 'Suspended'): string =>
+  doc('VersioningConfiguration', status ? el('Status', status) : '');
 
 /** CreateBucketConfiguration body (may be empty). */
 export function parseCreateBucketConfiguration(body: Buffer | string, limit = MAX_XML_BODY): { locationConstraint?: string } {

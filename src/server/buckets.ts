@@ -1,8 +1,9 @@
 import { S3Error } from '../errors.ts';
-import { checkVersionIdMarker, deleteEntryVersion, NULL_VERSION } from '../s3/version-id.ts';
+import { backendVersionId, checkVersionIdMarker, deleteEntryVersion, NULL_VERSION } from '../s3/version-id.ts';
+import { keepsVersions } from '../store/versions.ts';
 import * as xml from '../s3/xml.ts';
 import type { Gateway } from './gateway.ts';
-import { continuationToken, encodingTypeOf, listPage, maxKeysOf, startOfToken } from './listing.ts';
+import { continuationToken, encodingTypeOf, listPage, listVersionsPage, maxKeysOf, startOfToken } from './listing.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName } from './request.ts';
 import { sendXml } from './respond.ts';
@@ -133,8 +134,31 @@ export async function listObjectVersions(g: Gateway, r: S3Request): Promise<void
   await headBucketExists(g, r.bucket);
   const prefix = r.query.get('prefix') ?? '';
   const delimiter = r.query.get('delimiter') ?? '';
-  const page = await listPage(g, r.bucket, { prefix, delimiter, maxKeys, startAfter: keyMarker ?? '' });
   const owner = ownerOf(r);
+  if (keepsVersions(g.backend) && (await g.backend.getBucketVersioning!(r.bucket)) !== undefined) {
+    // A bucket whose versioning is (or was) enabled: the backend's own version listing, mapped to what clients see.
+    const v = await listVersionsPage(g, r.bucket, { prefix, delimiter, maxKeys, keyMarker: keyMarker ?? '', versionIdMarker: versionIdMarker ?? '' });
+    sendXml(
+      r.res,
+      200,
+      xml.listVersionsResult({
+        bucket: r.bucket,
+        prefix,
+        keyMarker: keyMarker ?? '',
+        versionIdMarker: versionIdMarker ?? '',
+        nextKeyMarker: v.nextKeyMarker,
+        nextVersionIdMarker: v.nextVersionIdMarker,
+        maxKeys,
+        delimiter: delimiter || undefined,
+        isTruncated: v.isTruncated,
+        encodingType,
+        versions: v.entries.map((e) => ({ ...e, owner })),
+        commonPrefixes: v.commonPrefixes,
+      }),
+    );
+    return;
+  }
+  const page = await listPage(g, r.bucket, { prefix, delimiter, maxKeys, startAfter: keyMarker ?? '' });
   const endsOnObject = page.last !== undefined && page.last === page.objects.at(-1)?.key;
   sendXml(
     r.res,
@@ -172,6 +196,13 @@ export async function deleteObjects(g: Gateway, r: S3Request): Promise<void> {
       const version = deleteEntryVersion(o.versionId);
       try {
         if ('error' in version) throw version.error;
+        if (keepsVersions(g.backend)) {
+          // The named version for good, or (none named, versioned bucket) a delete marker: versions.ts.
+          const done = await g.store.delete(r.bucket, o.key, backendVersionId(o.versionId));
+          const marker = done.deleteMarker ? { deleteMarkerVersionId: done.versionId ?? NULL_VERSION } : {};
+          outcome[i] = { deleted: { key: o.key, versionId: o.versionId, ...marker } };
+          continue;
+        }
         if (version.deletes) await g.store.delete(r.bucket, o.key);
         outcome[i] = { deleted: { key: o.key, versionId: o.versionId } };
       } catch (e) {
@@ -188,6 +219,32 @@ export async function deleteObjects(g: Gateway, r: S3Request): Promise<void> {
 
 export async function getBucketVersioning(g: Gateway, r: S3Request): Promise<void> {
   await headBucketExists(g, r.bucket);
-  // lakecrypt keeps one version per key: versioning is never enabled.
+  // The fs backend keeps one version per key: versioning is never enabled there. An S3 backend's bucket holds the
+  // versions itself: its state is the answer.
+  const status = keepsVersions(g.backend) ? await g.backend.getBucketVersioning!(r.bucket) : undefined;
+  if (status !== undefined) {
+    sendXml(r.res, 200, xml.versioningConfiguration(status));
+    return;
+  }
   sendXml(r.res, 200, '<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>');
+}
+
+/**
+ * PutBucketVersioning: Enabled or Suspended on the backend's own bucket, which then keeps the ciphertext versions
+ * (each version's data object names its own header: docs/DESIGN.md "Versions"). The fs backend keeps no versions.
+ */
+export async function putBucketVersioning(g: Gateway, r: S3Request): Promise<void> {
+  await headBucketExists(g, r.bucket);
+  const body = await g.readSmallBody(r, 64 * 1024);
+  const { status } = xml.parseVersioningConfiguration(body.toString('utf8'));
+  if (!keepsVersions(g.backend)) {
+    throw new S3Error(
+      'NotImplemented',
+      'Bucket versioning needs a backend that keeps object versions (an S3 backend); the fs backend keeps one version per key.',
+    );
+  }
+  await g.backend.putBucketVersioning!(r.bucket, status);
+  r.res.statusCode = 200;
+  r.res.setHeader('Content-Length', 0);
+  r.res.end();
 }

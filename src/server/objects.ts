@@ -10,7 +10,8 @@ import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
 import { consuming, knownOf, type PutCondition, type StoredObject } from '../store/index.ts';
 import { quoteEtag } from '../s3/etags.ts';
-import { checkReadVersion, deletesCurrent, openCopySourceVersion } from '../s3/version-id.ts';
+import { backendVersionId, checkReadVersion, copySourceVersionId, deletesCurrent, openCopySourceVersion } from '../s3/version-id.ts';
+import { keepsVersions } from '../store/versions.ts';
 
 const MAX_META_BYTES = 2048;
 
@@ -98,7 +99,7 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   // A Content-MD5 without a trailer is the plaintext MD5 before the body: the ETag is sealed with the first write.
   const contentMd5 = r.header('content-md5');
   const known = upload.known && contentMd5 ? { ...upload.known, md5: Buffer.from(contentMd5.trim(), 'base64').toString('hex') } : upload.known;
-  const { etag } = await g.store.put(
+  const { etag, versionId } = await g.store.put(
     r.bucket,
     r.key,
     upload.body,
@@ -111,6 +112,7 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   r.bytesIn = upload.size;
   r.res.statusCode = 200;
   r.res.setHeader('ETag', quoteEtag(etag));
+  if (versionId !== undefined) r.res.setHeader('x-amz-version-id', versionId);
   setSse(r);
   for (const [k, v] of Object.entries(checksumHeaders(upload.result()))) r.res.setHeader(k, v);
   r.res.setHeader('Content-Length', 0);
@@ -162,6 +164,7 @@ function objectHeaders(obj: StoredObject, r: S3Request, withChecksum: boolean, o
   if (m.contentLanguage) h['Content-Language'] = m.contentLanguage;
   if (m.expires) h['Expires'] = m.expires;
   for (const [k, v] of Object.entries(m.user)) h[`x-amz-meta-${k}`] = v;
+  if (obj.info.versionId !== undefined) h['x-amz-version-id'] = obj.info.versionId;
   if (obj.header.parts.length > 1) h['x-amz-mp-parts-count'] = String(obj.header.parts.length);
   // Said on every response that serves a not-yet-migrated object as it is stored.
   if (obj.plaintext) h['x-lakecrypt-plaintext'] = 'true';
@@ -186,11 +189,11 @@ function partRange(obj: StoredObject, partNumber: number): { start: number; end:
 export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
-  await checkReadVersion(r.query.get('versionId'), r.key, () => g.store.stat(r.bucket, r.key));
+  const versionId = await readVersion(g, r);
   const overrides = responseOverrides(r);
   const partNumber = r.query.get('partNumber');
-  if (!headOnly && partNumber === null && r.header('range') === undefined) return getWholeObject(g, r, overrides);
-  const obj = await g.store.stat(r.bucket, r.key);
+  if (!headOnly && partNumber === null && r.header('range') === undefined) return getWholeObject(g, r, overrides, versionId);
+  const obj = await g.store.stat(r.bucket, r.key, versionId);
   conditions(r, obj);
   let range: { start: number; end: number } | null;
   if (partNumber !== null) {
@@ -217,6 +220,17 @@ export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Pr
   await pipeToResponse(stream, r);
 }
 
+/**
+ * The version a GET/HEAD reads: undefined for the current object. A backend that keeps versions is asked for the
+ * id named (its ids are the ones clients see); on one that does not, only the null version exists (version-id.ts).
+ */
+async function readVersion(g: Gateway, r: S3Request): Promise<string | undefined> {
+  const versionId = r.query.get('versionId');
+  if (keepsVersions(g.backend)) return backendVersionId(versionId);
+  await checkReadVersion(versionId, r.key, () => g.store.stat(r.bucket, r.key));
+  return undefined;
+}
+
 /** GET/HEAD preconditions; a 304 carries the object's ETag and Last-Modified, as S3's does. */
 function conditions(r: S3Request, obj: StoredObject): void {
   try {
@@ -231,8 +245,8 @@ function conditions(r: S3Request, obj: StoredObject): void {
 }
 
 /** GET without Range: one backend round trip (data + cached header) instead of HEAD then GET. */
-async function getWholeObject(g: Gateway, r: S3Request, overrides: [string, string][]): Promise<void> {
-  const { obj, open, discard } = await g.store.openWhole(r.bucket, r.key);
+async function getWholeObject(g: Gateway, r: S3Request, overrides: [string, string][], versionId?: string): Promise<void> {
+  const { obj, open, discard } = await g.store.openWhole(r.bucket, r.key, versionId);
   try {
     conditions(r, obj);
   } catch (e) {
@@ -280,7 +294,15 @@ export async function deleteObject(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
   if (!(await g.backend.bucketExists(r.bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: r.bucket });
-  if (deletesCurrent(r.query.get('versionId'))) await g.store.delete(r.bucket, r.key);
+  const versionId = r.query.get('versionId');
+  if (keepsVersions(g.backend)) {
+    // A delete marker on a versioned bucket, or the named version for good (versions.ts).
+    const done = await g.store.delete(r.bucket, r.key, backendVersionId(versionId));
+    if (done.versionId !== undefined) r.res.setHeader('x-amz-version-id', done.versionId);
+    if (done.deleteMarker) r.res.setHeader('x-amz-delete-marker', 'true');
+  } else if (deletesCurrent(versionId)) {
+    await g.store.delete(r.bucket, r.key);
+  }
   r.res.statusCode = 204;
   r.res.end();
 }
@@ -308,7 +330,10 @@ export async function openCopySource(g: Gateway, r: S3Request): Promise<StoredOb
   g.users.authorize(r.user, src.bucket);
   // as a source too, the meta bucket is a bucket that does not exist (see Gateway.handle)
   if (src.bucket === g.metaBucket) throw new S3Error('NoSuchBucket', undefined, { BucketName: src.bucket });
-  const obj = await openCopySourceVersion(r.header('x-amz-copy-source')!, src.key, () => g.store.stat(src.bucket, src.key));
+  const copySource = r.header('x-amz-copy-source')!;
+  const obj = keepsVersions(g.backend)
+    ? await g.store.stat(src.bucket, src.key, copySourceVersionId(copySource, src.key))
+    : await openCopySourceVersion(copySource, src.key, () => g.store.stat(src.bucket, src.key));
   checkCopySourceConditions(r.req.headers, { etag: obj.etag, lastModified: obj.lastModified });
   return obj;
 }
@@ -319,31 +344,38 @@ export async function copyObject(g: Gateway, r: S3Request): Promise<void> {
   const src = await openCopySource(g, r);
   const directive = (r.header('x-amz-metadata-directive') ?? 'COPY').toUpperCase();
   if (directive !== 'COPY' && directive !== 'REPLACE') throw new S3Error('InvalidArgument', 'Unknown metadata directive.');
-  if (directive === 'COPY' && src.bucket === r.bucket && src.key === r.key) {
+  // (a named version copied onto its key is a restore, which S3 allows)
+  if (directive === 'COPY' && src.bucket === r.bucket && src.key === r.key && src.versionId === undefined) {
     throw new S3Error(
       'InvalidRequest',
       "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
     );
   }
   const meta = directive === 'REPLACE' ? metaFromRequest(r) : src.header.meta;
-  const reseal = async (): Promise<string> => {
+  const reseal = async (): Promise<{ etag: string; versionId?: string }> => {
     const plain = await g.store.read(src, 0, src.size - 1);
-    return (await consuming(plain, (s) => g.store.put(r.bucket, r.key, s, src.size, meta, () => src.header.checksums, {}, knownOf(src)))).etag;
+    return consuming(plain, (s) => g.store.put(r.bucket, r.key, s, src.size, meta, () => src.header.checksums, {}, knownOf(src)));
   };
-  let etag: string;
-  if (!src.plaintext && g.keys.datasetFor(src.bucket, src.key) === g.keys.datasetFor(r.bucket, r.key)) {
+  // A copy onto its own key in a bucket that keeps versions is a new version beside the source: it gets its own
+  // oid (so its own header), since a server-side copy keeps the oid and would rewrite the source version's header.
+  const ontoItsVersions = src.bucket === r.bucket && src.key === r.key && src.info.versionId !== undefined;
+  let done: { etag: string; versionId?: string };
+  if (!src.plaintext && !ontoItsVersions && g.keys.datasetFor(src.bucket, src.key) === g.keys.datasetFor(r.bucket, r.key)) {
     try {
-      ({ etag } = await g.store.copySameDataset(src, r.bucket, r.key, meta));
+      done = await g.store.copySameDataset(src, r.bucket, r.key, meta);
     } catch (e) {
       // The backend refused the copy itself (S3 copies at most 5 GiB in one request; lakecrypt, like MinIO, takes
       // up to 5 TiB): move the bytes through the gateway instead, which has no such limit.
       if (!isS3Error(e, 'InvalidRequest') && !isS3Error(e, 'EntityTooLarge')) throw e;
-      etag = await reseal();
+      done = await reseal();
     }
   } else {
     // Another dataset means another KEK and another AAD binding: the bytes have to be re-sealed.
-    etag = await reseal();
+    done = await reseal();
   }
-  const info = await g.backend.headObject(r.bucket, r.key);
-  sendXml(r.res, 200, xml.copyObjectResult(etag, info?.lastModified ?? new Date()), SSE_HEADERS);
+  const info = await g.backend.headObject(r.bucket, r.key, done.versionId);
+  const versionHeaders: Record<string, string> = {};
+  if (done.versionId !== undefined) versionHeaders['x-amz-version-id'] = done.versionId;
+  if (src.info.versionId !== undefined) versionHeaders['x-amz-copy-source-version-id'] = src.info.versionId;
+  sendXml(r.res, 200, xml.copyObjectResult(done.etag, info?.lastModified ?? new Date()), { ...SSE_HEADERS, ...versionHeaders });
 }

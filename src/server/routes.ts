@@ -44,6 +44,7 @@ export const ROUTES: readonly Route[] = [
   { op: 'DeleteBucket', when: (r) => bucketLevel(r, 'DELETE') && plain(r), run: buckets.deleteBucket },
   { op: 'GetBucketLocation', when: (r) => bucketLevel(r, 'GET') && has(r, 'location'), run: buckets.getBucketLocation },
   { op: 'ListMultipartUploads', when: (r) => bucketLevel(r, 'GET') && has(r, 'uploads'), run: mp.listMultipartUploads },
+  { op: 'PutBucketVersioning', when: (r) => bucketLevel(r, 'PUT') && has(r, 'versioning'), run: buckets.putBucketVersioning },
   { op: 'GetBucketVersioning', when: (r) => bucketLevel(r, 'GET') && has(r, 'versioning'), run: buckets.getBucketVersioning },
   { op: 'ListObjectVersions', when: (r) => bucketLevel(r, 'GET') && has(r, 'versions'), run: buckets.listObjectVersions },
   { op: 'ListObjectsV2', when: (r) => bucketLevel(r, 'GET') && plain(r) && r.query.get('list-type') === '2', run: (g, r) => buckets.listObjects(g, r, true) },

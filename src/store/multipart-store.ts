@@ -274,7 +274,7 @@ export class MultipartStore {
     parts: { partNumber: number; etag: string }[],
     combine: (init: HeaderFields, parts: HeaderFields[]) => Promise<HeaderChecksums>,
     cond: PutCondition = {},
-  ): Promise<{ etag: string; header: HeaderFields; needsReseal: boolean }> {
+  ): Promise<{ etag: string; header: HeaderFields; needsReseal: boolean; versionId?: string }> {
     const init = await this.init(bucket, key, uploadId);
     const sealed: HeaderFields[] = [];
     try {
@@ -299,7 +299,7 @@ export class MultipartStore {
       // A failed complete, refused condition included, leaves the header where it is: the same upload may still
       // commit (a retried or concurrent complete of it), and its next complete rewrites the header anyway. If the
       // upload is aborted instead, `lakecrypt gc` finds the header unreferenced.
-      const { etag } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond).catch((e: unknown) => {
+      const { etag, versionId } = await this.backend.completeMultipart(bucket, key, uploadId, backendParts, cond).catch((e: unknown) => {
         if (isS3Error(e)) {
           // fs names the part in the error; S3 in its error body (the SDK's field); MinIO does not
           const said = Number(e.detail.PartNumber ?? (e.cause as { PartNumber?: unknown } | undefined)?.PartNumber);
@@ -321,13 +321,13 @@ export class MultipartStore {
         }
         throw e;
       });
-      await this.store.dropPreviousHeader(bucket, key, previous, init.oid);
+      await this.store.dropPreviousHeader(bucket, key, previous, init.oid, versionId);
       await this.cleanup(uploadId);
       // A layout whose size function differs from a single stream (a non-final part that is not a whole number
       // of chunks, or no part 1 to carry the prefix) is re-sealed so listings stay exact.
       const needsReseal =
         sealed[0].parts[0].partNumber !== 1 || sealed.slice(0, -1).some((h) => h.parts[0].plaintextSize % CHUNK_SIZE !== 0);
-      return { etag, header, needsReseal };
+      return { etag, header, needsReseal, versionId };
     } finally {
       for (const h of sealed) wipeHeaderKeys(h);
     }

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Backend, ObjectInfo } from '../backend/types.ts';
+import type { Backend, DeleteResult, ObjectInfo } from '../backend/types.ts';
 import { S3Error, isS3Error } from '../errors.ts';
 import {
   CHUNK_SIZE,
@@ -29,6 +29,7 @@ import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts'
 import { HeaderDoor, META_ETAG, META_FMT, META_OID, dekWiped, headerDir, headerPath } from './header-door.ts';
 import { LiveRevocation } from './live-revocation.ts';
 import { ByteBudget, collect, consuming, holdLastBytes, readExactly } from './streams.ts';
+import { deleteVersion, replacedPrevious } from './versions.ts';
 
 /**
  * What a re-sealed copy of a stored object can declare before its bytes stream: its checksums, when its ETag
@@ -53,6 +54,8 @@ export interface StoredObject {
   lastModified: Date;
   /** An object written before lakecrypt, served as stored because its dataset allows plaintext reads. */
   plaintext?: boolean;
+  /** The version asked for by id (reads then fetch that version); undefined for the current one. */
+  versionId?: string;
 }
 
 /** Conditions on the current BACKEND ETag of the key. */
@@ -61,6 +64,8 @@ export type PutCondition = { ifMatch?: string; ifNoneMatch?: '*' };
 export interface PutResult {
   etag: string;
   oid: Buffer;
+  /** The backend's id of the version written (buckets with versioning). */
+  versionId?: string;
 }
 
 /** Ciphertext size of a header's layout: prefix (carried by part 1) + every part's sealed chunks. */
@@ -252,16 +257,17 @@ export class ObjectStore {
     }
   }
 
-  /** HEAD the data object and open its header. Throws NoSuchKey. */
-  async stat(bucket: string, key: string): Promise<StoredObject> {
+  /** HEAD the data object (the current one, or `versionId`) and open its header. Throws NoSuchKey / NoSuchVersion. */
+  async stat(bucket: string, key: string, versionId?: string): Promise<StoredObject> {
     for (let attempt = 0; ; attempt++) {
-      const info = await this.backend.headObject(bucket, key);
+      const info = await this.backend.headObject(bucket, key, versionId);
       if (!info) {
         if (!(await this.backend.bucketExists(bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+        if (versionId !== undefined) throw new S3Error('NoSuchVersion', undefined, { Key: key, VersionId: versionId });
         throw new S3Error('NoSuchKey', undefined, { Key: key });
       }
       const oidHex = info.meta[META_OID];
-      if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return this.unmigrated(bucket, key, info);
+      if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return { ...this.unmigrated(bucket, key, info), versionId };
       try {
         const { header } = await this.readHeader(bucket, key, oidHex);
         const size = totalPlaintextSize(header);
@@ -271,10 +277,11 @@ export class ObjectStore {
           throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
         }
         const etag = await this.clientEtag(bucket, key, info, header);
-        return { bucket, key, header, info, size, etag, lastModified: info.lastModified };
+        return { bucket, key, header, info, size, etag, lastModified: info.lastModified, versionId };
       } catch (e) {
-        // The object may have been overwritten between our HEAD and the header read: look again once.
-        if (attempt === 0 && isS3Error(e, 'IntegrityError')) continue;
+        // The object may have been overwritten between our HEAD and the header read: look again once (a version
+        // named by id does not change).
+        if (attempt === 0 && versionId === undefined && isS3Error(e, 'IntegrityError')) continue;
         throw e;
       }
     }
@@ -285,12 +292,12 @@ export class ObjectStore {
    * `lc-oid` the GET returned, and hand back the object and a plaintext stream factory. Falls back to `stat` +
    * `read` when the version changed under us.
    */
-  async openWhole(bucket: string, key: string): Promise<{ obj: StoredObject; open: () => Promise<Readable>; discard: () => void }> {
+  async openWhole(bucket: string, key: string, versionId?: string): Promise<{ obj: StoredObject; open: () => Promise<Readable>; discard: () => void }> {
     let got: { body: Readable; info: ObjectInfo };
     try {
-      got = await this.backend.getObject(bucket, key);
+      got = await this.backend.getObject(bucket, key, undefined, versionId);
     } catch (e) {
-      if (isS3Error(e, 'NoSuchKey') && !(await this.backend.bucketExists(bucket))) {
+      if ((isS3Error(e, 'NoSuchKey') || isS3Error(e, 'NoSuchVersion')) && !(await this.backend.bucketExists(bucket))) {
         throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
       }
       if (isS3Error(e, 'NoSuchKey')) throw new S3Error('NoSuchKey', undefined, { Key: key });
@@ -301,7 +308,7 @@ export class ObjectStore {
     if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) {
       let obj: StoredObject;
       try {
-        obj = this.unmigrated(bucket, key, info);
+        obj = { ...this.unmigrated(bucket, key, info), versionId };
       } catch (e) {
         body.destroy();
         throw e;
@@ -313,7 +320,7 @@ export class ObjectStore {
       ({ header } = await this.readHeader(bucket, key, oidHex));
     } catch (e) {
       body.destroy();
-      if (!isS3Error(e, 'IntegrityError')) throw e;
+      if (!isS3Error(e, 'IntegrityError') || versionId !== undefined) throw e;
       const obj = await this.stat(bucket, key);
       return { obj, open: () => this.read(obj, 0, obj.size - 1), discard: () => {} };
     }
@@ -329,7 +336,7 @@ export class ObjectStore {
       body.destroy();
       throw e;
     }
-    const obj: StoredObject = { bucket, key, header, info, size, etag, lastModified: info.lastModified };
+    const obj: StoredObject = { bucket, key, header, info, size, etag, lastModified: info.lastModified, versionId };
     return {
       obj,
       discard: () => body.destroy(),
@@ -394,9 +401,9 @@ export class ObjectStore {
    */
   async read(obj: StoredObject, start: number, endInclusive: number): Promise<Readable> {
     if (obj.size === 0 || endInclusive < start) return Readable.from([]);
-    if (obj.plaintext) return (await this.backend.getObject(obj.bucket, obj.key, { start, end: endInclusive })).body;
+    if (obj.plaintext) return (await this.backend.getObject(obj.bucket, obj.key, { start, end: endInclusive }, obj.versionId)).body;
     const { cipherStart, cipherEnd } = planRange(obj.header, start, endInclusive);
-    const { body, info } = await this.backend.getObject(obj.bucket, obj.key, { start: cipherStart, end: cipherEnd });
+    const { body, info } = await this.backend.getObject(obj.bucket, obj.key, { start: cipherStart, end: cipherEnd }, obj.versionId);
     if (info.meta[META_OID] !== undefined && info.meta[META_OID] !== obj.header.oid.toString('hex')) {
       body.destroy();
       throw new S3Error('PreconditionFailed', 'The object changed while it was being read.');
@@ -451,7 +458,7 @@ export class ObjectStore {
    */
   private async writeVersion(
     v: { bucket: string; key: string; size: number; meta: HeaderMeta; checksums: HeaderChecksums; final: boolean },
-    writeData: (w: { header: HeaderFields; headerEtag: string; dataMeta: Record<string, string> }) => Promise<{ etag: string; afterCommit?: () => Promise<void> }>,
+    writeData: (w: { header: HeaderFields; headerEtag: string; dataMeta: Record<string, string> }) => Promise<{ etag: string; versionId?: string; afterCommit?: () => Promise<void> }>,
   ): Promise<PutResult> {
     const { bucket, key, size } = v;
     const deks = newDeks(blockCount(size, this.blockSize));
@@ -467,11 +474,11 @@ export class ObjectStore {
       ]);
       const dataMeta: Record<string, string> = { [META_OID]: oidHex, [META_FMT]: '1' };
       if (sealed) dataMeta[META_ETAG] = sealed;
-      const { etag, afterCommit } = await writeData({ header, headerEtag, dataMeta });
+      const { etag, versionId, afterCommit } = await writeData({ header, headerEtag, dataMeta });
       committed = true;
       if (afterCommit) await this.bestEffort('final-header', afterCommit(), undefined);
-      this.later(this.dropPreviousHeader(bucket, key, previous, header.oid));
-      return { etag: sealed ? v.checksums.md5! : notMd5(etag), oid: header.oid };
+      this.later(this.dropPreviousHeader(bucket, key, previous, header.oid, versionId));
+      return { etag: sealed ? v.checksums.md5! : notMd5(etag), oid: header.oid, versionId };
     } catch (e) {
       if (!committed) await this.bestEffort('uncommitted-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oidHex)), undefined);
       throw e;
@@ -517,6 +524,7 @@ export class ObjectStore {
       ]);
       return {
         etag: put.etag,
+        versionId: put.versionId,
         // The first header already decrypts the object; the final one goes under the header key current now,
         // and only if nobody (a re-wrap, a revocation) rewrote the first one meanwhile.
         afterCommit: known
@@ -539,9 +547,14 @@ export class ObjectStore {
     await Promise.allSettled([...this.background]);
   }
 
-  async dropPreviousHeader(bucket: string, key: string, previous: ObjectInfo | null, current: Buffer): Promise<void> {
+  /**
+   * After a write committed as version `committed` (undefined: the backend named none), the header of the version
+   * it replaced — unless the backend kept that version (bucket versioning: versions.ts).
+   */
+  async dropPreviousHeader(bucket: string, key: string, previous: ObjectInfo | null, current: Buffer, committed?: string): Promise<void> {
     const prevOid = previous?.meta[META_OID];
     if (!prevOid || prevOid === current.toString('hex')) return;
+    if (!replacedPrevious(previous, committed)) return;
     this.headers.delete(bucket, key, prevOid);
     await this.bestEffort('previous-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, prevOid)), undefined);
   }
@@ -555,14 +568,9 @@ export class ObjectStore {
     );
   }
 
-  async delete(bucket: string, key: string): Promise<void> {
-    const info = await this.backend.headObject(bucket, key);
-    await this.backend.deleteObject(bucket, key);
-    const oid = info?.meta[META_OID];
-    if (oid) {
-      this.headers.delete(bucket, key, oid);
-      await this.bestEffort('deleted-object-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oid)), undefined);
-    }
+  /** Delete the current object (a delete marker on a versioned bucket) or one version, and its header (versions.ts). */
+  delete(bucket: string, key: string, versionId?: string): Promise<DeleteResult> {
+    return deleteVersion(this, bucket, key, versionId);
   }
 
   /** Server-side copy of the ciphertext within one dataset, with a new header bound to the destination. */
@@ -615,14 +623,15 @@ export class ObjectStore {
       const copied = await this.backend.copyObject(src.bucket, src.key, dstBucket, dstKey, {
         meta: dataMeta,
         ifMatch: src.info.etag,
+        srcVersionId: src.versionId,
       });
       const etag = md5Etag ? src.etag : notMd5(copied.etag);
       // An in-place copy (metadata change) keeps the oid: the cached header of that oid is stale now.
       this.headers.delete(dstBucket, dstKey, oidHex);
       if (!(previous?.meta[META_OID] === oidHex && src.bucket === dstBucket && src.key === dstKey)) {
-        await this.dropPreviousHeader(dstBucket, dstKey, previous, src.header.oid);
+        await this.dropPreviousHeader(dstBucket, dstKey, previous, src.header.oid, copied.versionId);
       }
-      return { etag, oid: src.header.oid };
+      return { etag, oid: src.header.oid, versionId: copied.versionId };
     } catch (e) {
       // The copy did not happen (or not that we know). Whatever holds this oid at the destination now keeps a
       // header: the fields it had put back (unless another writer replaced ours meanwhile), or ours if it is a
