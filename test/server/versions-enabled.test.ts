@@ -30,6 +30,10 @@ import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { pollUntil } from '../../tools/wait.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
 import { startAdminHarness, type AdminHarness } from '../admin/helpers.ts';
+import { cleanEnv, expectClean, run } from '../clients/util.ts';
+import { pythonExe, pythonHas } from '../clients/python.ts';
+import { makeTmpDir } from '../../tools/tmp.ts';
+import path from 'node:path';
 
 const TIMEOUT = 120_000;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
@@ -216,6 +220,48 @@ describe('bucket versioning on the S3 backend', () => {
     expect((await headers(bucket)).size).toBe(3);
     h.gw.running.gateway.store.headers.clear();
     for (const [i, id] of ids.entries()) expect((await get(s3, bucket, 'k', id)).equals(bodies[i])).toBe(true);
+  }, TIMEOUT);
+
+  it("boto3: versioning enabled, bucket.object_versions read back version by version, then object_versions.delete() and bucket.delete()", async () => {
+    expect(pythonHas(['boto3']), 'pip install boto3 (scripts/test-deps.sh)').toEqual([]);
+    const bucket = uniqueBucket('vboto');
+    const tmp = makeTmpDir('lc-vboto-');
+    const script = [
+      'import hashlib, json, os, sys, boto3',
+      'from botocore.config import Config',
+      's3 = boto3.resource("s3", endpoint_url=sys.argv[1], aws_access_key_id=os.environ["LC_ACCESS_KEY"], aws_secret_access_key=os.environ["LC_SECRET_KEY"], region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))',
+      'b = s3.create_bucket(Bucket=sys.argv[2])',
+      'b.Versioning().enable()',
+      'written = {}',
+      'for key in ["a", "b/c"]:',
+      '    for i in range(2):',
+      '        body = os.urandom(1000 + 70000 * i)',
+      '        written[b.put_object(Key=key, Body=body).version_id] = hashlib.md5(body).hexdigest()',
+      'b.Object("a").delete()',
+      'seen = {}',
+      'markers = 0',
+      'for v in b.object_versions.page_size(2):',
+      '    if v.size is None:',
+      '        markers += 1',
+      '        continue',
+      '    seen[v.id] = [hashlib.md5(v.get()["Body"].read()).hexdigest(), v.e_tag.strip(chr(34))]',
+      'res = b.object_versions.delete()',
+      'errors = [e for r in res for e in r.get("Errors", [])]',
+      'b.delete()',
+      'print(json.dumps({"written": written, "seen": seen, "markers": markers, "errors": errors}))',
+    ].join('\n');
+    try {
+      const env = cleanEnv(path.join(tmp.path, 'py-home'), { LC_ACCESS_KEY: h.gw.accessKey, LC_SECRET_KEY: h.gw.secretKey });
+      const r = expectClean(await run(pythonExe(), ['-c', script, h.gw.url, bucket], { env }));
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { written: Record<string, string>; seen: Record<string, string[]>; markers: number; errors: unknown[] };
+      expect(Object.keys(out.written).length).toBe(4);
+      expect(out.seen).toEqual(Object.fromEntries(Object.entries(out.written).map(([id, m]) => [id, [m, m]])));
+      expect(out.markers).toBe(1);
+      expect(out.errors).toEqual([]);
+      expect((await headers(bucket)).size).toBe(0);
+    } finally {
+      tmp.cleanup();
+    }
   }, TIMEOUT);
 
   it('Suspended: a new write replaces the null version (and its header), older versions stay', async () => {
