@@ -23,6 +23,7 @@ import {
 } from './lib/targets.ts';
 import { cryptoFigures, mcFigures, rewrapFigures, warpBinary, warpFigures } from './lib/tools.ts';
 import { profileMarkdown, summariseProfile } from './lib/profile.ts';
+import { STARTUP_SCENARIOS, startupRows } from './lib/startup-figures.ts';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -306,7 +307,7 @@ notes.unshift(
   `Everything runs on one ${availableParallelism()}-core machine over loopback: client, gateway and MinIO compete for the same cores, with whatever else runs on the machine (load avg 1 min: ${loadBefore.toFixed(2)} at start). Treat the figures as relative, not absolute.`,
   'gateway-cpu-*: CPU time (user+system, all threads, from /proc/<pid>/stat) the gateway process spent per 4 KiB GET (during the hot-GET phase) and per GiB of streamed PUT (during the RSS upload): steadier than wall time, but on this VM the host\'s load inflates CPU time too (the same code measured up to 2x apart in different runs).',
   'gateway-cpu-ms-per-mib-<scenario>: the gateway process\'s CPU time during each round of that large-transfer scenario divided by the MiB it moved (median over rounds), beside the scenario\'s throughput; issue #22 sets 2.0 CPU ms/MiB (the closest Go peer\'s figure) as the goal, and c4 not worse than c1.',
-  'lakecrypt runs as its own process (node --import tsx src/main.ts, LAKECRYPT_BACKEND=s3 on the plain MinIO, access log off, log level warn, other settings default); its column includes a full second HTTP hop to MinIO.',
+  'lakecrypt runs as its own process (the compiled build, node dist/src/main.js, LAKECRYPT_BACKEND=s3 on the plain MinIO, access log off, log level warn, other settings default); its column includes a full second HTTP hop to MinIO.',
 );
 
 // --- crypto pipeline (bench/crypto.ts) beside openssl speed
@@ -334,6 +335,19 @@ notes.unshift(
   else notes.push(`rewrap-*: from ${r.source}.`);
   rows.push({ scenario: 'rewrap-headers-per-s', unit: 'headers/s', lakecrypt: typeof r === 'string' ? null : r.headersPerS, minio: null, minio_sse: null });
   rows.push({ scenario: 'rewrap-data-bytes-read', unit: 'bytes', lakecrypt: typeof r === 'string' ? null : r.dataBytesRead, minio: null, minio_sse: null });
+}
+// --- gateway start-up and the CLI's answer time (bench/startup.ts), run when missing on a full run
+{
+  const file = path.join(REPO, 'bench', 'results', 'startup.json');
+  if (!existsSync(file) && !quick) execFileSync(process.execPath, ['--import', 'tsx', 'bench/startup.ts'], { cwd: REPO, stdio: 'inherit', timeout: 1_800_000 });
+  const q = startupRows(file);
+  if (typeof q === 'string') {
+    notes.push(`${STARTUP_SCENARIOS.join(', ')}: null: ${q}.`);
+    for (const sc of STARTUP_SCENARIOS) rows.push({ scenario: sc, unit: 'ms', lakecrypt: null, minio: null, minio_sse: null });
+  } else {
+    rows.push(...q.rows);
+    notes.push(q.note);
+  }
 }
 // --- the floor of a second hop for small GETs (bench/hop.ts), quoted beside get-small-p50-ms
 {
@@ -388,7 +402,7 @@ if (!flag('--no-profile') && (flag('--profile') || (!quick && missed.length > 0)
     ['large GET (get-large-c1 x2)', async (t) => { await getLarge(t, sizes, 1); await getLarge(t, sizes, 1); }],
     ['small objects 4 KiB (PUT/GET/HEAD)', (t) => small(t, sizes, 4 * KiB)],
   ];
-  const md: string[] = ['# Gateway CPU profiles', '', `Where targets were missed (${missed.join(', ') || 'none: forced with --profile'}), the gateway was run under \`node --cpu-prof --import tsx src/main.ts\` for each workload below and the .cpuprofile summarised by self time.`, ''];
+  const md: string[] = ['# Gateway CPU profiles', '', `Where targets were missed (${missed.join(', ') || 'none: forced with --profile'}), the gateway was run under \`node --cpu-prof dist/src/main.js\` for each workload below and the .cpuprofile summarised by self time.`, ''];
   await gw.stop();
   const profDir = path.join(tmpdir(), 'lakecrypt-bench-profiles'); // raw .cpuprofile files stay here (not committed)
   rmSync(profDir, { recursive: true, force: true });

@@ -71,6 +71,12 @@ export function evaluateTargets(rows: Row[], ctx: { unwrapsAllowedPer1000?: numb
     } else if (r.scenario === 'rss-peak-mib-5gib-upload') {
       r.target = '<= 256 MiB';
       r.met = v === null ? null : v <= 256;
+    } else if (r.scenario === 'gateway-startup-ms' || r.scenario === 'gateway-restart-after-kill-ms') {
+      r.target = '<= 1500 ms';
+      r.met = v === null ? null : v <= 1500;
+    } else if (r.scenario === 'cli-keys-list-ms') {
+      r.target = '<= 300 ms';
+      r.met = v === null ? null : v <= 300;
     } else if (/^crypto-pipeline-(encrypt|decrypt)$/.test(r.scenario)) {
       r.target = '>= 1 GB/s (953.7 MiB/s), at most 2 threads';
       r.met = v === null ? null : v >= GB_IN_MIB;
