@@ -6,7 +6,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
@@ -155,6 +158,25 @@ describe('bucket versioning on the S3 backend', () => {
     for (const [i, id] of ids.entries()) expect((await get(s3, bucket, 'k', id)).equals(bodies[i])).toBe(true);
     // an unknown version of the source
     expect(await s3err(s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'x', CopySource: `${bucket}/k?versionId=0b2c3d4e-1111-2222-3333-444455556666` })))).toMatchObject({ status: 404 });
+  }, TIMEOUT);
+
+  it('a multipart upload over versions is one more version: the older ones keep their headers and read back', async () => {
+    const { bucket, bodies, ids } = await threeVersions();
+    const up = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'k' }));
+    const parts = [randomBytes(5 * 1024 * 1024), randomBytes(1234)];
+    const etags: string[] = [];
+    for (const [i, p] of parts.entries()) {
+      etags.push((await s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'k', UploadId: up.UploadId, PartNumber: i + 1, Body: p }))).ETag!);
+    }
+    await s3.send(new CompleteMultipartUploadCommand({
+      Bucket: bucket, Key: 'k', UploadId: up.UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+    }));
+    await h.gw.running.gateway.store.settled();
+    expect((await get(s3, bucket, 'k')).equals(Buffer.concat(parts))).toBe(true);
+    for (const [i, id] of ids.entries()) expect((await get(s3, bucket, 'k', id)).equals(bodies[i])).toBe(true);
+    const v = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+    expect(v.Versions!.map((x) => x.Size)).toEqual([parts[0].length + parts[1].length, ...[2, 1, 0].map((i) => bodies[i].length)]);
+    expect((await headers(bucket)).size).toBe(4);
   }, TIMEOUT);
 
   it('a bucket emptied as Terraform does (ListObjectVersions + DeleteObjects by key and version) is deleted, and no header is left', async () => {
