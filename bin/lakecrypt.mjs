@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // lakecrypt admin CLI: runs the compiled build (dist/src/cli/main.js). In a source checkout the build is
 // remade first when src/ changed since it was made (a few stat() calls when it did not; scripts/build.mjs).
+import { pathToFileURL } from 'node:url';
 import { CLI_JS, ensureBuilt } from '../scripts/build.mjs';
 
 try {
@@ -10,4 +11,4 @@ try {
   process.exit(1);
 }
 process.env.LAKECRYPT_CLI_RUN = '1';
-await import(new URL(`file://${CLI_JS}`).href);
+await import(pathToFileURL(CLI_JS).href);

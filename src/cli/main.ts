@@ -396,6 +396,11 @@ export async function main(argv = process.argv): Promise<number> {
 
 const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain || process.env.LAKECRYPT_CLI_RUN === '1') {
+  // `lakecrypt audit list | head`: the reader went away; stop quietly as other CLIs do, not with a stack.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   void main().then((code) => {
     process.exitCode = code;
   });
