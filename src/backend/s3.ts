@@ -29,6 +29,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
 import { checkBucketName } from '../s3/names.ts';
+import { checkStoredKey } from './s3-keys.ts';
+import { judgeAfterReset } from './reset-condition.ts';
 import { uriEncode } from '../s3/sigv4.ts';
 import type { Backend, DeleteResult, ListOptions, ListResult, ListVersionsOptions, ListVersionsResult, ObjectInfo, PutOptions, VersioningStatus } from './types.ts';
 import { parseListVersionsXml, parseVersioningXml, versioningXml } from './s3-versions.ts';
@@ -379,11 +381,14 @@ export class S3Backend implements Backend {
    * sent once (UNSIGNED-PAYLOAD, Content-Length, Expect: 100-continue from 1 MiB), as the SDK did.
    */
   async putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string; versionId?: string }> {
+    checkStoredKey(bucket, key);
     const headers = metaHeaders(opts.meta);
     if (opts.ifMatch !== undefined) headers['if-match'] = quote(opts.ifMatch);
     if (opts.ifNoneMatch !== undefined) headers['if-none-match'] = opts.ifNoneMatch;
     // If-Match against a missing key: S3 answers 404 NoSuchKey, kept (mapError with a key).
-    const r = await this.fast.send({ method: 'PUT', bucket, key, headers, body, size: opts.size });
+    const r = await this.fast.send({ method: 'PUT', bucket, key, headers, body, size: opts.size }).catch(async (e: unknown) => {
+      throw await judgeAfterReset(e, key, opts, () => this.headObject(bucket, key));
+    });
     if (r.status >= 300) throw fastError(r, { bucket, key });
     r.body.resume();
     return { etag: unquote(r.headers.etag), ...versionOf(r.headers) };
@@ -395,6 +400,7 @@ export class S3Backend implements Backend {
     range?: { start: number; end?: number },
     versionId?: string,
   ): Promise<{ body: Readable; info: ObjectInfo }> {
+    checkStoredKey(bucket, key);
     if (range && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start)))
       throw new S3Error('InvalidRange');
     const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {};
@@ -418,6 +424,7 @@ export class S3Backend implements Backend {
   }
 
   async headObject(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | null> {
+    checkStoredKey(bucket, key);
     const r =
       versionId === undefined
         ? await this.fast.call('HEAD', bucket, key)
@@ -428,6 +435,7 @@ export class S3Backend implements Backend {
   }
 
   async deleteObject(bucket: string, key: string, versionId?: string): Promise<DeleteResult> {
+    checkStoredKey(bucket, key);
     const r = await this.fast.send({ method: 'DELETE', bucket, key, query: versionId === undefined ? undefined : { versionId } });
     r.body.resume();
     if (r.status >= 300) throw versionError(r, { bucket, key }, versionId);
@@ -470,6 +478,8 @@ export class S3Backend implements Backend {
     dstKey: string,
     opts: { meta: Record<string, string>; ifMatch?: string; srcVersionId?: string },
   ): Promise<{ etag: string; versionId?: string }> {
+    checkStoredKey(srcBucket, srcKey);
+    checkStoredKey(dstBucket, dstKey);
     const headers = metaHeaders(opts.meta);
     headers['x-amz-copy-source'] =
       encodeCopySource(srcBucket, srcKey) + (opts.srcVersionId === undefined ? '' : `?versionId=${encodeURIComponent(opts.srcVersionId)}`);
@@ -551,6 +561,7 @@ export class S3Backend implements Backend {
   }
 
   async createMultipart(bucket: string, key: string, meta: Record<string, string>): Promise<string> {
+    checkStoredKey(bucket, key);
     try {
       const r = await this.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: meta }));
       return r.UploadId!;
@@ -567,6 +578,7 @@ export class S3Backend implements Backend {
     body: Readable | Buffer,
     size: number,
   ): Promise<{ etag: string }> {
+    checkStoredKey(bucket, key);
     const r = await this.fast.send({
       method: 'PUT',
       bucket,
@@ -587,6 +599,7 @@ export class S3Backend implements Backend {
     parts: { partNumber: number; etag: string }[],
     cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
   ): Promise<{ etag: string; versionId?: string }> {
+    checkStoredKey(bucket, key);
     try {
       const r = await this.client.send(
         new CompleteMultipartUploadCommand({
@@ -605,6 +618,7 @@ export class S3Backend implements Backend {
   }
 
   async abortMultipart(bucket: string, key: string, uploadId: string): Promise<void> {
+    checkStoredKey(bucket, key);
     try {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
     } catch (e) {

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/backend/types.ts';
 import { S3Error } from '../../src/errors.ts';
+import { pollUntil } from '../../tools/wait.ts';
 import { uniqueBucketName } from './names.ts';
 
 export interface ContractTarget {
@@ -228,6 +229,28 @@ export function backendContract(name: string, makeTarget: () => Promise<Contract
         expect(es.etag).toBe(md5(Buffer.alloc(0)));
       });
 
+      it('a streamed body that fails or ends before its declared size commits nothing: the current object stays', async () => {
+        // The gateway holds back a body's last bytes until its checksums verified and aborts the backend request when
+        // they do not: the store must never commit what it received (versitygw does, unless the body is aws-chunked).
+        const current = randomBytes(1000);
+        const put = await b.putObject(bucket, 'cut-short', current, { size: current.length });
+        for (const [how, size] of [['fails', 100_000], ['fails', 3 * MiB], ['ends short', 100_000], ['ends short', 3 * MiB]] as const) {
+          const body = new Readable({ read() {} });
+          const p = b.putObject(bucket, 'cut-short', body, { size });
+          // all but the last 16 bytes, then the producer's error (or its end)
+          const sent = randomBytes(size - 16);
+          for (let i = 0; i < sent.length; i += 256 * 1024) body.push(sent.subarray(i, i + 256 * 1024));
+          await pollUntil(() => body.readableLength === 0 || body.destroyed, { timeoutMs: 60_000, what: 'the body to be taken up' });
+          if (how === 'fails') body.destroy(new Error('checksum mismatch'));
+          else body.push(null);
+          const err = await p.then(() => null, (e: unknown) => e);
+          expect(err, `${how} ${size}`).toBeInstanceOf(S3Error);
+          const h = await b.headObject(bucket, 'cut-short');
+          expect([how, size, h?.size, h?.etag]).toEqual([how, size, current.length, put.etag]);
+        }
+        expect((await b.getBuffer(bucket, 'cut-short')).data.equals(current)).toBe(true);
+      });
+
       it('overwrite replaces data, etag and metadata', async () => {
         const a = Buffer.from('first');
         const c = Buffer.from('second version');
@@ -295,6 +318,59 @@ export function backendContract(name: string, makeTarget: () => Promise<Contract
         const self = await b.getBuffer(bucket, 'copy/src');
         expect(self.data.equals(data)).toBe(true);
         expect(self.info.meta.self).toBe('y');
+      });
+    });
+
+    // ------------------------------------------------------------------------------------------ odd keys
+    describe('keys a file-path store would resolve', () => {
+      // '.', '..' and empty path segments: versitygw stores 'x/../y' as 'y', 'a//d' as 'a/d'; MinIO refuses them but
+      // drops a leading '/'. A key is kept as itself (fs) or refused (s3), never stored as another key.
+      // (each beside the key it would become; no victim is a prefix of another: versitygw cannot hold 'a' and 'a/d')
+      const odd = ['x1/../y1', 'x2/./y2', 'a3//d3', '/lead4', '//lead5', 'f6/.', 'g7/..', '.', '..', 'e8//'];
+      const victims = ['y1', 'x2/y2', 'a3/d3', 'lead4', 'lead5', 'f6'];
+
+      it('each is kept as itself or refused with InvalidArgument on every call; no other key is touched', async () => {
+        const bucket = await newBucket('odd');
+        for (const v of victims) await b.putObject(bucket, v, Buffer.from(`victim:${v}`), { size: Buffer.byteLength(`victim:${v}`) });
+        const kept: string[] = [];
+        for (const k of odd) {
+          const body = Buffer.from(`odd:${k}`);
+          const put = await b.putObject(bucket, k, body, { size: body.length }).then(() => null, (e: unknown) => e as S3Error);
+          if (put === null) {
+            kept.push(k);
+            expect((await b.getBuffer(bucket, k)).data.toString(), k).toBe(`odd:${k}`);
+            continue;
+          }
+          expect(put, k).toBeInstanceOf(S3Error);
+          expect(put.code, k).toBe('InvalidArgument');
+          expect(put.status, k).toBe(400);
+          // every other call on it is refused as well, before it reaches the store
+          await expectCode(b.getObject(bucket, k), 'InvalidArgument');
+          await expectCode(b.headObject(bucket, k), 'InvalidArgument');
+          await expectCode(b.deleteObject(bucket, k), 'InvalidArgument');
+          await expectCode(b.copyObject(bucket, victims[0], bucket, k, { meta: {} }), 'InvalidArgument');
+          await expectCode(b.copyObject(bucket, k, bucket, 'copy-dst', { meta: {} }), 'InvalidArgument');
+          await expectCode(b.createMultipart(bucket, k, {}), 'InvalidArgument');
+          await expectCode(b.uploadPart(bucket, k, 'no-such-upload', 1, Buffer.from('p'), 1), 'InvalidArgument');
+          await expectCode(b.completeMultipart(bucket, k, 'no-such-upload', [{ partNumber: 1, etag: md5(Buffer.from('p')) }]), 'InvalidArgument');
+          await expectCode(b.abortMultipart(bucket, k, 'no-such-upload'), 'InvalidArgument');
+        }
+        if (b.kind === 's3') expect(kept).toEqual([]);
+        else expect(kept).toEqual(odd);
+        for (const v of victims) expect((await b.getBuffer(bucket, v)).data.toString(), v).toBe(`victim:${v}`);
+        const listed = (await b.listObjects(bucket, {})).objects.map((o) => o.key);
+        expect(listed).toEqual([...victims, ...kept].sort(byteOrder));
+        for (const k of kept) await b.deleteObject(bucket, k);
+        for (const v of victims) expect((await b.getBuffer(bucket, v)).data.toString(), v).toBe(`victim:${v}`);
+      });
+
+      it("a trailing '/' (a directory marker) and '...' or '.x' segments are ordinary keys", async () => {
+        const bucket = await newBucket('oddok');
+        for (const k of ['dir/', 'a/...', '...', 'a/.b']) {
+          await b.putObject(bucket, k, Buffer.alloc(0), { size: 0 });
+          expect((await b.headObject(bucket, k))?.size, k).toBe(0);
+        }
+        expect((await b.listObjects(bucket, {})).objects.map((o) => o.key)).toEqual(['...', 'a/...', 'a/.b', 'dir/']);
       });
     });
 
