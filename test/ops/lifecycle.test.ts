@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { pollUntil } from '../../tools/wait.ts';
 import { describe, it, expect, afterAll } from 'vitest';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -74,16 +75,21 @@ describe('process lifecycle', () => {
       expect((await get(`${gw.url}/readyz`)).status).toBe(200);
       expect((await get(`${gw.adminUrl}/readyz`)).status).toBe(200);
       await minio.kill();
-      const down = await get(`${gw.url}/readyz`);
-      expect(down.status).toBe(503);
-      expect(JSON.parse(down.body).failing).toBe('backend');
+      // readiness answers from cached state: unready once the revocation epoch is unconfirmed for over the bound
+      const down = await pollUntil(async () => {
+        const r = await get(`${gw.url}/readyz`);
+        return r.status === 503 && r;
+      }, { what: 'unready with the backend down' });
+      expect(JSON.parse(down.body).failing).toBe('epoch');
       expect((await get(`${gw.url}/healthz`)).status).toBe(200);
       await minio.start();
-      expect((await get(`${gw.url}/readyz`)).status).toBe(200);
-      // A CMK whose key material cannot be read is not ready either.
+      await pollUntil(async () => (await get(`${gw.url}/readyz`)).status === 200, { timeoutMs: 30_000, what: 'ready again' });
+      // A CMK whose key material cannot be read is not ready either (seen by the next background check, 5 s).
       rmSync(path.join(gw.dataDir, 'cmk', 'default', 'v1.key'));
-      const noCmk = await get(`${gw.adminUrl}/readyz`);
-      expect(noCmk.status).toBe(503);
+      const noCmk = await pollUntil(async () => {
+        const r = await get(`${gw.adminUrl}/readyz`);
+        return r.status === 503 && r;
+      }, { timeoutMs: 30_000, what: 'unready with the CMK key file gone' });
       expect(JSON.parse(noCmk.body).failing).toBe('cmk:default');
     } finally {
       await gw.kill();

@@ -39,7 +39,7 @@ describe('gateway front end', () => {
     expect(h).toMatchObject({ status: 200, body: 'ok' });
     const r = await get(`${gw.url}/readyz`, agent);
     expect(r.status).toBe(200);
-    expect(JSON.parse(r.body)).toEqual({ ready: true });
+    expect(JSON.parse(r.body)).toMatchObject({ ready: true, epoch: { boundMs: 1000 }, cmks: { default: { ok: true } } });
     // unsigned S3 request: the gateway's own error, with its request id
     const s3 = await get(`${gw.url}/some-bucket/healthz`, agent);
     expect(s3.status).toBe(403);
