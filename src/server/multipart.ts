@@ -163,9 +163,11 @@ export const completeMultipartUpload = logsRefusals(async (g, r) => {
     }
     return { algorithm: alg, type: 'COMPOSITE', value: await compositeChecksum(alg, values), parts: values };
   };
-  const { etag, header, needsReseal } = await g.mpu.complete(r.bucket, r.key, uploadId, requested, combine, cond);
+  const done = await g.mpu.complete(r.bucket, r.key, uploadId, requested, combine, cond);
+  const { etag, header, needsReseal } = done;
   let finalEtag = etag;
-  if (needsReseal) finalEtag = (await g.store.reseal(r.bucket, r.key)).etag;
+  let versionId = done.versionId;
+  if (needsReseal) ({ etag: finalEtag, versionId } = await g.store.reseal(r.bucket, r.key));
   const c = header.checksums;
   sendXml(
     r.res,
@@ -178,7 +180,8 @@ export const completeMultipartUpload = logsRefusals(async (g, r) => {
       checksums: c.algorithm && c.value ? { [c.algorithm]: c.value } : undefined,
       checksumType: c.algorithm && c.value ? c.type : undefined,
     }),
-    SSE_HEADERS,
+    // a bucket that keeps versions: the id of the version this upload became (as S3 answers it)
+    versionId ? { ...SSE_HEADERS, 'x-amz-version-id': versionId } : SSE_HEADERS,
   );
 });
 

@@ -8,7 +8,8 @@ export function objectsApi(ctx: AdminContext): Hono<AdminVars> {
   app.post('/revoke', async (c) => {
     const b = jsonBody(c);
     requireBucket(c, ctx, reqStr(b.bucket, 'bucket'));
-    const r = await revokeObject(ctx.gw.store, ctx.keys, reqStr(b.bucket, 'bucket'), reqStr(b.key, 'key'), optInt(b.block, 'block'), actor(c));
+    const versionId = b.versionId === undefined ? undefined : reqStr(b.versionId, 'versionId');
+    const r = await revokeObject(ctx.gw.store, ctx.keys, reqStr(b.bucket, 'bucket'), reqStr(b.key, 'key'), optInt(b.block, 'block'), actor(c), versionId);
     // block.revoke (the keystore's list) names the dataset and object id; this entry names the bucket and key
     await ctx.audit.append('object.revoke', { ...r }, actor(c));
     return c.json(r);
