@@ -37,8 +37,8 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
 
   const kit = commandKit(program, env);
   const { g, client, print, sub, P } = kit;
-  const needYes = (yes: boolean | undefined, what: string) => {
-    if (!yes) throw new CliError(`${what} is destructive: add --yes to confirm`, 2, 'ConfirmationRequired');
+  const needYes = (yes: boolean | undefined, what: string, scope?: string) => {
+    if (!yes) throw new CliError(`${what} is destructive${scope ? ` (${scope})` : ''}: add --yes to confirm`, 2, 'ConfirmationRequired');
   };
 
   // ------------------------------------------------------------------ keys
@@ -84,7 +84,13 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .option('--version <n>', 'KEK version (default: every version)', intArg('--version'))
     .option('--yes', 'confirm')
     .action(async (ds: string, o: { version?: number; yes?: boolean }) => {
-      needYes(o.yes, 'keys revoke');
+      needYes(
+        o.yes,
+        'keys revoke',
+        o.version === undefined
+          ? `without --version it revokes EVERY version of ${ds}: all of its data becomes unreadable until restored`
+          : `version ${o.version} of ${ds}: the data under it becomes unreadable until restored`,
+      );
       const r = await client().post<Api.KeysRevoked>(P('admin', 'keys', ds, 'revoke'), { version: o.version });
       print(r, () => `revoked ${ds}: ${r.revoked.length ? r.revoked.map((v) => `v${v}`).join(', ') : 'nothing to revoke'}\n`);
     });

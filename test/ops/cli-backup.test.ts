@@ -2,7 +2,7 @@
  * Issue #20 item 5, as an admin meets it through the CLI (bin/lakecrypt, the compiled build) against a gateway
  * process: `backup` says which CMK versions the file depends on and never overwrites a file without --force; after
  * `cmk rotate` (which disables the old CMK version) the older backup cannot be restored into a fresh keystore by
- * accident — refused, naming the version — while the newer one restores.
+ * accident — refused, naming the version — while the newer one restores. The revoke prompt says what it will revoke.
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -33,6 +33,20 @@ afterAll(async () => {
   await fresh?.stop();
   await gw?.stop();
   tmp?.cleanup();
+});
+
+describe('the revoke prompt states its scope', () => {
+  it('without --version: every version of the dataset; with it: that version; nothing is revoked without --yes', async () => {
+    const all = await lakecrypt(['keys', 'revoke', 'bk-data', '--json'], envOf(gw));
+    expect(all.code).toBe(2);
+    expect(jsonError(all)).toMatchObject({ code: 'ConfirmationRequired' });
+    expect(jsonError(all).message).toMatch(/without --version it revokes EVERY version of bk-data/);
+    const one = await lakecrypt(['keys', 'revoke', 'bk-data', '--version', '1'], envOf(gw));
+    expect(one.code).toBe(2);
+    expect(one.stderr).toMatch(/version 1 of bk-data: the data under it becomes unreadable until restored\): add --yes/);
+    const list = JSON.parse((await lakecrypt(['keys', 'list', '--json'], envOf(gw))).stdout) as { datasets: { dataset: string; versions: { state: string }[] }[] };
+    expect(list.datasets.find((d) => d.dataset === 'bk-data')!.versions.map((v) => v.state)).toEqual(['active']);
+  });
 });
 
 describe('backup and restore through the CLI', () => {
