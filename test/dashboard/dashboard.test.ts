@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { startAdmin, type RunningAdmin } from '../../src/admin/server.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { AdminClient } from '../../src/cli/client.ts';
@@ -194,11 +194,27 @@ describe('admin dashboard in headless Chromium', () => {
     expect(await page.textContent(`${row} .range`)).toBe(`bytes ${3 * BLOCK}-${BIG - 1} (${((BIG - 3 * BLOCK) / 1024).toFixed(1)} KiB)`);
     expect(await page.textContent(row)).toMatch(/block 3.*one part, block size 64\.0 KiB/);
 
+    // in a multipart object the page names the part, and gives the bytes within it and within the object
+    const s3 = gw.client();
+    const PART = 5 * 1024 * 1024;
+    const up = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'sales', Key: 'big/multi' }));
+    const etags: string[] = [];
+    for (const n of [1, 2]) etags.push((await s3.send(new UploadPartCommand({ Bucket: 'sales', Key: 'big/multi', UploadId: up.UploadId, PartNumber: n, Body: Buffer.alloc(n === 1 ? PART : 100_000, n) }))).ETag!);
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'sales', Key: 'big/multi', UploadId: up.UploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }));
+    // global block 81 = block 1 of part 2 (part 1 holds 80 blocks of 64 KiB)
+    const m = await client.post<{ oid: string; part: number; partBlock: number }>('/admin/objects/revoke', { bucket: 'sales', key: 'big/multi', block: PART / BLOCK + 1 });
+    expect([m.part, m.partBlock]).toEqual([2, 1]);
+    const mrow = `tr.revoked-block[data-dataset="sales"][data-oid="${m.oid}"]`;
+    await page.waitForSelector(mrow, { timeout: POLL });
+    // part 2 is 100,000 bytes: its block 1 is short, bytes 65536-99999 of the part
+    expect(await page.textContent(`${mrow} .range`)).toBe(`bytes ${PART + BLOCK}-${PART + 99_999} (${((100_000 - BLOCK) / 1024).toFixed(1)} KiB); bytes ${BLOCK}-99999 of part 2`);
+    expect(await page.textContent(mrow)).toMatch(/block 1 of part 2.*2 parts/);
+
     // objects per version: only on a click (a header scan), equal to the API's scan
     await page.click('button.count-objects[data-dataset="sales"]');
     const scan = await client.get<{ total: number; byVersion: Record<string, number> }>(AdminClient.path('admin', 'rewrap', 'sales'));
     await expect.poll(() => page.textContent('li.version[data-dataset="sales"][data-version="2"] .objects'), { timeout: POLL }).toBe(`${scan.byVersion['2'] ?? 0} objects`);
-    expect(scan.total).toBeGreaterThanOrEqual(41);
+    expect(scan.total).toBeGreaterThanOrEqual(42);
 
     // the audit chain: verified on a click, as the API verifies it
     await page.click('#verify');
