@@ -99,13 +99,16 @@ function drawChart(id, now, series, unit) {
   for (const s of series) {
     // a gap where an interval had no request (no latency to show) instead of a line through zero
     let path = '';
+    let dots = '';
     let pen = 'M';
     for (const p of points) {
       if (p[s.k] === null || p[s.k] === undefined) { pen = 'M'; continue; }
       path += pen + x(p.t).toFixed(1) + ',' + y(p[s.k]).toFixed(1) + ' ';
+      // a dot per sample, so a lone sample between gaps still shows
+      dots += '<circle cx="' + x(p.t).toFixed(1) + '" cy="' + y(p[s.k]).toFixed(1) + '" r="1.8" fill="' + s.color + '"/>';
       pen = 'L';
     }
-    out += '<path class="series" data-series="' + s.k + '" fill="none" stroke="' + s.color + '" stroke-width="1.6" d="' + path.trim() + '"/>';
+    out += '<path class="series" data-series="' + s.k + '" fill="none" stroke="' + s.color + '" stroke-width="1.6" d="' + path.trim() + '"/>' + dots;
   }
   $(id).innerHTML = out;
 }
