@@ -9,6 +9,7 @@
  *   uploads/<uploadId>/init.json          open multipart upload; parts are `p<00001>` files in the same dir
  *   locks/<sha256>                        per-key cross-process lock files (open 'wx'), held only around commit
  *   tmp/                                  temp files (same filesystem, renamed into place)
+ *   versions/<bucket>/...                 non-current versions and delete markers (fs-versions.ts)
  *
  * Hex of UTF-8 bytes sorts exactly like the bytes, so a sorted depth-first walk yields keys in S3 order and
  * prefix / startAfter bounds prune whole directories. No key can escape the data dir: every path component is
@@ -24,30 +25,14 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Error } from '../errors.ts';
-import type { Backend, ListOptions, ListResult, ObjectInfo, PutOptions } from './types.ts';
+import type { Backend, DeleteResult, ListOptions, ListResult, ListVersionsOptions, ListVersionsResult, ObjectInfo, PutOptions, VersioningStatus } from './types.ts';
+import { FsVersions, NULL_VID, type Stamp } from './fs-versions.ts';
+import { cleanupFailed, encodeHeader, ETAG_OFFSET, ETAG_PLACEHOLDER, hexToRel, isErrno, keyHex, readHeader, walk, wrap, type StoredHeader } from './fs-format.ts';
 
-/**
- * The one silent catch of this backend: cleanup of its own temp files, locks and handles on a path that has
- * already failed or finished. The error that matters is the one being thrown (or the result being returned);
- * a temp file left behind is swept at the next start (`sweepTmp`), a lock left behind is broken by age.
- */
-const cleanupFailed = (): void => undefined;
-
-const MAGIC = Buffer.from('LCO1');
-const SEG = 200; // hex chars per path component (100 key bytes)
-const MAX_KEY_BYTES = 1024;
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 const LOCK_STALE_MS = 15_000;
 const LOCK_TIMEOUT_MS = 60_000;
 const UPLOAD_ID_RE = /^[0-9a-f]{32}$/;
-
-interface StoredHeader {
-  etag: string;
-  key: string;
-  size: number;
-  lastModified: number;
-  meta: Record<string, string>;
-}
 
 export interface FsBackendOptions {
   dataDir: string;
@@ -59,58 +44,16 @@ export interface FsBackendOptions {
 
 export { validateBucketName };
 
-function keyHex(key: string): string {
-  if (typeof key !== 'string' || key.length === 0) throw new S3Error('InvalidArgument', 'Object key must not be empty.');
-  const b = Buffer.from(key, 'utf8');
-  if (b.length > MAX_KEY_BYTES) throw new S3Error('KeyTooLongError');
-  return b.toString('hex');
-}
-
-/** Relative path components for a key hex string. */
-function hexToRel(hex: string): string {
-  const parts: string[] = [];
-  for (let i = 0; i < hex.length; i += SEG) parts.push(hex.slice(i, i + SEG));
-  return parts.map((p, i) => (i === parts.length - 1 ? `${p}.o` : `${p}.d`)).join(path.sep);
-}
-
 const stripQuotes = (e: string) => e.replace(/^W\//, '').replace(/^"+|"+$/g, '').toLowerCase();
-
-const isErrno = (e: unknown, ...codes: string[]) =>
-  typeof e === 'object' && e !== null && codes.includes((e as NodeJS.ErrnoException).code ?? '');
-
-function wrap(e: unknown): never {
-  if (e instanceof S3Error) throw e;
-  throw new S3Error('ServiceUnavailable', `filesystem backend error: ${(e as Error)?.message ?? String(e)}`, {}, { cause: e });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function encodeHeader(h: StoredHeader): Buffer {
-  // etag first, so a placeholder can be patched in place at a fixed offset.
-  const json = Buffer.from(
-    JSON.stringify({ etag: h.etag, key: h.key, size: h.size, lastModified: h.lastModified, meta: h.meta }),
-    'utf8',
-  );
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(json.length);
-  return Buffer.concat([MAGIC, len, json]);
-}
-const ETAG_OFFSET = 8 + Buffer.byteLength('{"etag":"');
-const ETAG_PLACEHOLDER = '0'.repeat(32);
-
-async function readHeader(fh: FileHandle): Promise<{ h: StoredHeader; dataOffset: number }> {
-  const pre = Buffer.alloc(8);
-  const { bytesRead } = await fh.read(pre, 0, 8, 0);
-  if (bytesRead !== 8 || !pre.subarray(0, 4).equals(MAGIC)) throw new S3Error('InternalError', 'corrupt object file');
-  const len = pre.readUInt32BE(4);
-  const buf = Buffer.alloc(len);
-  const r = await fh.read(buf, 0, len, 8);
-  if (r.bytesRead !== len) throw new S3Error('InternalError', 'corrupt object file');
-  return { h: JSON.parse(buf.toString('utf8')) as StoredHeader, dataOffset: 8 + len };
-}
-
-function toInfo(h: StoredHeader): ObjectInfo {
-  return { key: h.key, size: h.size, etag: h.etag, lastModified: new Date(h.lastModified), meta: { ...h.meta } };
+/** `versionId`: the file's own, or `null` for a file older than the bucket's versioning (`versioned`). */
+function toInfo(h: StoredHeader, versioned = false): ObjectInfo {
+  const info: ObjectInfo = { key: h.key, size: h.size, etag: h.etag, lastModified: new Date(h.lastModified), meta: { ...h.meta } };
+  const versionId = h.vid ?? (versioned ? NULL_VID : undefined);
+  if (versionId !== undefined) info.versionId = versionId;
+  return info;
 }
 
 function normMeta(meta: Record<string, string> | undefined): Record<string, string> {
@@ -131,6 +74,7 @@ export class FsBackend implements Backend {
   private readonly enforceMinPartSize: boolean;
   private readonly localLocks = new Map<string, Promise<void>>();
   private ready: Promise<void> | null = null;
+  private readonly versions: FsVersions;
 
   constructor(opts: FsBackendOptions) {
     this.dataDir = path.resolve(opts.dataDir);
@@ -139,6 +83,12 @@ export class FsBackend implements Backend {
     this.locksDir = path.join(this.dataDir, 'locks');
     this.tmpDir = path.join(this.dataDir, 'tmp');
     this.enforceMinPartSize = opts.enforceMinPartSize ?? true;
+    this.versions = new FsVersions({
+      objectsDir: this.objectsDir,
+      versionsDir: path.join(this.dataDir, 'versions'),
+      tmpDir: this.tmpDir,
+      statObject: (p) => this.statObject(p),
+    });
   }
 
   private init(): Promise<void> {
@@ -393,7 +343,8 @@ export class FsBackend implements Backend {
   async deleteBucket(bucket: string): Promise<void> {
     const dir = await this.requireBucket(bucket);
     const entries = await fsp.readdir(dir);
-    if (entries.some((e) => e !== '.bucket.json')) throw new S3Error('BucketNotEmpty', undefined, { BucketName: bucket });
+    if (entries.some((e) => e !== '.bucket.json') || (await this.versions.hasVersions(bucket)))
+      throw new S3Error('BucketNotEmpty', undefined, { BucketName: bucket });
     const trash = path.join(this.tmpDir, `trash-${randomBytes(8).toString('hex')}`);
     try {
       await fsp.rename(dir, trash);
@@ -409,6 +360,7 @@ export class FsBackend implements Backend {
       throw new S3Error('BucketNotEmpty', undefined, { BucketName: bucket });
     }
     await fsp.rm(trash, { recursive: true, force: true });
+    await this.versions.dropBucket(bucket);
     for (const u of await this.listMultipartUploadsRaw()) {
       if (u.bucket === bucket) await fsp.rm(path.join(this.uploadsDir, u.uploadId), { recursive: true, force: true });
     }
@@ -416,22 +368,23 @@ export class FsBackend implements Backend {
 
   // ------------------------------------------------------------------------------------------ objects
 
-  async putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string }> {
+  async putObject(bucket: string, key: string, body: Readable | Buffer, opts: PutOptions): Promise<{ etag: string; versionId?: string }> {
     const tmp = this.tmpPath();
     try {
       await this.requireBucket(bucket);
       const dest = this.objectPath(bucket, key);
+      const stamp = await this.versions.stamp(bucket);
       const { etag } = await this.writeObjectFile(
         tmp,
-        { key, size: opts.size, lastModified: Date.now(), meta: normMeta(opts.meta) },
+        { key, size: opts.size, lastModified: Date.now(), meta: normMeta(opts.meta), ...stamp },
         body,
         opts.size,
       );
       await this.withLock(bucket, key, async () => {
         if (opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined) this.checkConditions(await this.statObject(dest), opts);
-        await this.commit(tmp, dest);
+        await this.versions.commit(bucket, key, dest, stamp, () => this.commit(tmp, dest));
       });
-      return { etag };
+      return { etag, versionId: stamp.vid };
     } catch (e) {
       await fsp.unlink(tmp).catch(cleanupFailed);
       if (!Buffer.isBuffer(body) && !body.destroyed) body.resume(); // drain so the producer is not stuck
@@ -443,16 +396,10 @@ export class FsBackend implements Backend {
     bucket: string,
     key: string,
     range?: { start: number; end?: number },
+    versionId?: string,
   ): Promise<{ body: Readable; info: ObjectInfo }> {
     await this.requireBucket(bucket);
-    const p = this.objectPath(bucket, key);
-    let fh: FileHandle;
-    try {
-      fh = await fsp.open(p, 'r');
-    } catch (e) {
-      if (isErrno(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw new S3Error('NoSuchKey', undefined, { Key: key });
-      wrap(e);
-    }
+    const fh = await this.openVersion(bucket, key, versionId);
     try {
       const { h, dataOffset } = await readHeader(fh);
       let start = 0;
@@ -472,7 +419,7 @@ export class FsBackend implements Backend {
       } else {
         body = fh.createReadStream({ start: dataOffset + start, end: dataOffset + end, autoClose: true, highWaterMark: 1 << 20 });
       }
-      return { body, info: toInfo(h) };
+      return { body, info: toInfo(h, h.vid === undefined && (await this.versions.state(bucket)) !== undefined) };
     } catch (e) {
       await fh.close().catch(cleanupFailed);
       wrap(e);
@@ -486,15 +433,44 @@ export class FsBackend implements Backend {
     return { data: Buffer.concat(chunks), info };
   }
 
-  async headObject(bucket: string, key: string): Promise<ObjectInfo | null> {
+  async headObject(bucket: string, key: string, versionId?: string): Promise<ObjectInfo | null> {
     if (!(await this.bucketExists(bucket))) return null;
-    const h = await this.statObject(this.objectPath(bucket, key));
-    return h ? toInfo(h) : null;
+    const dest = this.objectPath(bucket, key);
+    const file = versionId === undefined ? dest : await this.versions.fileOf(bucket, key, dest, versionId);
+    const h = file === null ? null : await this.statObject(file);
+    if (!h || (versionId !== undefined && (h.vid ?? NULL_VID) !== versionId)) return null; // raced with a delete
+    return toInfo(h, h.vid === undefined && (await this.versions.state(bucket).catch(() => undefined)) !== undefined);
   }
 
-  async deleteObject(bucket: string, key: string): Promise<void> {
+  /** The file of the current object, or of one version (NoSuchKey / NoSuchVersion; a marker: MethodNotAllowed). */
+  private async openVersion(bucket: string, key: string, versionId?: string): Promise<FileHandle> {
+    const dest = this.objectPath(bucket, key);
+    const file = versionId === undefined ? dest : await this.versions.fileOf(bucket, key, dest, versionId);
+    const absent = () =>
+      versionId === undefined ? new S3Error('NoSuchKey', undefined, { Key: key }) : new S3Error('NoSuchVersion', undefined, { Key: key, VersionId: versionId });
+    if (file === null) throw absent();
+    try {
+      return await fsp.open(file, 'r');
+    } catch (e) {
+      if (isErrno(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw absent();
+      wrap(e);
+    }
+  }
+
+  async deleteObject(bucket: string, key: string, versionId?: string): Promise<DeleteResult | void> {
     const bdir = await this.requireBucket(bucket);
     const p = this.objectPath(bucket, key);
+    const status = await this.versions.state(bucket);
+    // Versioning never enabled: the one version is `null`; another id names nothing (deleted: nothing to do).
+    if (status === undefined && versionId !== undefined && versionId !== NULL_VID) return;
+    if (status !== undefined) {
+      return this.withLock(bucket, key, async () => {
+        const done = await this.versions.delete(bucket, key, p, status, versionId);
+        await this.versions.prune(bucket, key);
+        await this.pruneEmptyDirs(path.dirname(p), bdir);
+        return done;
+      });
+    }
     await this.withLock(bucket, key, async () => {
       try {
         await fsp.unlink(p);
@@ -511,19 +487,13 @@ export class FsBackend implements Backend {
     srcKey: string,
     dstBucket: string,
     dstKey: string,
-    opts: { meta: Record<string, string>; ifMatch?: string },
-  ): Promise<{ etag: string }> {
+    opts: { meta: Record<string, string>; ifMatch?: string; srcVersionId?: string },
+  ): Promise<{ etag: string; versionId?: string }> {
     await this.requireBucket(srcBucket);
     await this.requireBucket(dstBucket);
-    const src = this.objectPath(srcBucket, srcKey);
     const dest = this.objectPath(dstBucket, dstKey);
-    let fh: FileHandle;
-    try {
-      fh = await fsp.open(src, 'r');
-    } catch (e) {
-      if (isErrno(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw new S3Error('NoSuchKey', undefined, { Key: srcKey });
-      wrap(e);
-    }
+    const stamp = await this.versions.stamp(dstBucket);
+    const fh = await this.openVersion(srcBucket, srcKey, opts.srcVersionId);
     const tmp = this.tmpPath();
     try {
       const { h, dataOffset } = await readHeader(fh);
@@ -535,12 +505,12 @@ export class FsBackend implements Backend {
           : Readable.from([]);
       const { etag } = await this.writeObjectFile(
         tmp,
-        { key: dstKey, size: h.size, lastModified: Date.now(), meta: normMeta(opts.meta) },
+        { key: dstKey, size: h.size, lastModified: Date.now(), meta: normMeta(opts.meta), ...stamp },
         stream,
         h.size,
       );
-      await this.withLock(dstBucket, dstKey, () => this.commit(tmp, dest));
-      return { etag };
+      await this.withLock(dstBucket, dstKey, () => this.versions.commit(dstBucket, dstKey, dest, stamp, () => this.commit(tmp, dest)));
+      return { etag, versionId: stamp.vid };
     } catch (e) {
       await fsp.unlink(tmp).catch(cleanupFailed);
       wrap(e);
@@ -676,7 +646,7 @@ export class FsBackend implements Backend {
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
     cond: { ifMatch?: string; ifNoneMatch?: '*' } = {},
-  ): Promise<{ etag: string }> {
+  ): Promise<{ etag: string; versionId?: string }> {
     await this.requireBucket(bucket);
     const { dir, init } = await this.readUpload(bucket, key, uploadId);
     if (!parts.length) throw new S3Error('MalformedXML', 'You must specify at least one part.');
@@ -715,7 +685,8 @@ export class FsBackend implements Backend {
           for await (const c of s) yield c as Buffer;
         }
       }
-      await this.writeObjectFile(tmp, { etag, key, size, lastModified: Date.now(), meta: init.meta }, concat(), size);
+      const stamp: Stamp = await this.versions.stamp(bucket);
+      await this.writeObjectFile(tmp, { etag, key, size, lastModified: Date.now(), meta: init.meta, ...stamp }, concat(), size);
       const dest = this.objectPath(bucket, key);
       await this.withLock(bucket, key, async () => {
         // The condition first: a failed one leaves the upload open, as S3 does.
@@ -727,10 +698,10 @@ export class FsBackend implements Backend {
           if (isErrno(e, 'ENOENT')) throw new S3Error('NoSuchUpload', undefined, { UploadId: uploadId });
           throw e;
         }
-        await this.commit(tmp, dest);
+        await this.versions.commit(bucket, key, dest, stamp, () => this.commit(tmp, dest));
       });
       await fsp.rm(dir, { recursive: true, force: true });
-      return { etag };
+      return { etag, versionId: stamp.vid };
     } catch (e) {
       await fsp.unlink(tmp).catch(cleanupFailed);
       return wrap(e);
@@ -774,6 +745,23 @@ export class FsBackend implements Backend {
       .map(({ key, uploadId, initiated }) => ({ key, uploadId, initiated }));
   }
 
+  // ------------------------------------------------------------------------------------------ versioning (fs-versions.ts)
+
+  async getBucketVersioning(bucket: string): Promise<VersioningStatus | undefined> {
+    await this.requireBucket(bucket);
+    return this.versions.state(bucket);
+  }
+
+  async putBucketVersioning(bucket: string, status: VersioningStatus): Promise<void> {
+    await this.requireBucket(bucket);
+    await this.versions.setState(bucket, status);
+  }
+
+  async listObjectVersions(bucket: string, opts: ListVersionsOptions): Promise<ListVersionsResult> {
+    await this.requireBucket(bucket);
+    return this.versions.list(bucket, opts);
+  }
+
   async close(): Promise<void> {
     /* nothing held open between calls */
   }
@@ -781,47 +769,3 @@ export class FsBackend implements Backend {
 
 const partName = (n: number) => `p${String(n).padStart(5, '0')}`;
 
-/**
- * Sorted depth-first walk yielding every object file under `dir` whose key hex starts with `prefixHex`,
- * is strictly greater than `afterHex`, and does not start with `skip.hex` (updated by the consumer between
- * yields, to jump over a common prefix). Whole directories are pruned by the same bounds.
- */
-async function* walk(
-  dir: string,
-  base: string,
-  prefixHex: string,
-  afterHex: string | null,
-  skip: { hex: string | null },
-): AsyncGenerator<{ hex: string; file: string }> {
-  let names: string[];
-  try {
-    names = await fsp.readdir(dir);
-  } catch (e) {
-    if (isErrno(e, 'ENOENT', 'ENOTDIR')) return;
-    throw e;
-  }
-  const entries = names
-    .filter((n) => /^[0-9a-f]+\.[od]$/.test(n))
-    .map((n) => ({ n, seg: n.slice(0, -2), isDir: n.endsWith('.d') }))
-    .sort((a, b) => (a.seg < b.seg ? -1 : a.seg > b.seg ? 1 : a.isDir === b.isDir ? 0 : a.isDir ? 1 : -1));
-  for (const e of entries) {
-    const full = base + e.seg;
-    if (e.isDir) {
-      if (!full.startsWith(prefixHex) && !prefixHex.startsWith(full)) {
-        if (full > prefixHex) return;
-        continue;
-      }
-      if (afterHex !== null && full < afterHex && !afterHex.startsWith(full)) continue;
-      if (skip.hex !== null && full.startsWith(skip.hex)) continue;
-      yield* walk(path.join(dir, e.n), full, prefixHex, afterHex, skip);
-    } else {
-      if (!full.startsWith(prefixHex)) {
-        if (full > prefixHex && !prefixHex.startsWith(full)) return;
-        continue;
-      }
-      if (afterHex !== null && full <= afterHex) continue;
-      if (skip.hex !== null && full.startsWith(skip.hex)) continue;
-      yield { hex: full, file: path.join(dir, e.n) };
-    }
-  }
-}
