@@ -18,15 +18,21 @@ interface WhoAmI {
 /** One line from the terminal; with `hidden`, read in raw mode and never echoed (a secret). */
 function ask(question: string, hidden = false): Promise<string> {
   const input = process.stdin;
+  // Echo off before the prompt shows: a secret typed (or pasted) at once never reaches the screen.
+  if (hidden) input.setRawMode(true);
   process.stderr.write(question);
   if (!hidden) {
     return new Promise((resolve, reject) => {
       const rl = readline.createInterface({ input, terminal: false });
+      let answered = false;
       rl.once('line', (l) => {
-        rl.close();
+        answered = true; // before close(), which emits 'close' at once
         resolve(l.trim());
+        rl.close();
       });
-      rl.once('close', () => reject(new CliError('login: no answer (end of input)', 2, 'UsageError')));
+      rl.once('close', () => {
+        if (!answered) reject(new CliError('login: no answer (end of input)', 2, 'UsageError'));
+      });
     });
   }
   return new Promise((resolve, reject) => {
@@ -51,7 +57,6 @@ function ask(question: string, hidden = false): Promise<string> {
       }
     };
     input.setEncoding('utf8');
-    input.setRawMode(true);
     input.resume();
     input.on('data', onData);
   });

@@ -5,13 +5,14 @@
  * with the API's codes and the usual exit codes, the S3 port given as the admin URL, durations with units,
  * `migrate --status` before any run, and "did you mean" for mistyped verbs.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CreateBucketCommand, CreateMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchGateway, type GatewayProcess } from '../../tools/gateway.ts';
 import { makeTmpDir, type TmpDir } from '../../tools/tmp.ts';
-import { jsonError, lakecrypt, userEnv, type CliRun } from './cli-helpers.ts';
+import { jsonError, LAKECRYPT_BIN, lakecrypt, userEnv, type CliRun } from './cli-helpers.ts';
 
 let tmp: TmpDir;
 let gw: GatewayProcess;
@@ -93,6 +94,29 @@ describe('who the CLI is', () => {
     // --url overrides the profile's URL
     const urlWins = await lakecrypt(['keys', 'list', '--url', 'http://127.0.0.1:9', '--json'], env);
     expect(jsonError(urlWins).code).toBe('Unreachable');
+  });
+
+  it('login on a terminal asks for the URL, the access key and the secret, and never echoes the secret', async () => {
+    const env = fresh('tty');
+    // script(1) (util-linux, in every Debian) gives the CLI a terminal; answers are typed once each prompt shows
+    const child = spawn('script', ['-qec', `${LAKECRYPT_BIN} login`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    const answers: [string, string][] = [['admin API URL [', gw.adminUrl], ['access key: ', gw.accessKey], ['secret key: ', gw.secretKey]];
+    child.stdout.on('data', (d: Buffer) => {
+      screen += d.toString();
+      const next = answers[0];
+      if (next && screen.includes(next[0])) {
+        answers.shift();
+        child.stdin.write(`${next[1]}\r`);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, screen).toBe(0);
+    expect(screen).toContain(`admin API URL [http://127.0.0.1:9101]: ${gw.adminUrl}`);
+    expect(screen).toContain(`access key: ${gw.accessKey}`);
+    expect(screen).toMatch(/profile "default" saved in .*profiles\.json \(0600\)/);
+    expect(screen).not.toContain(gw.secretKey);
+    expect((await lakecrypt(['keys', 'list'], env)).code).toBe(0);
   });
 
   it('named profiles: --profile and LAKECRYPT_PROFILE select one, profiles lists them without secrets, logout removes one', async () => {
