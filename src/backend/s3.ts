@@ -31,6 +31,7 @@ import { ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
 import { checkBucketName } from '../s3/names.ts';
 import { checkStoredKey } from './s3-keys.ts';
 import { judgeAfterReset } from './reset-condition.ts';
+import { copyNullVersion, nullVersionOf, readNullVersion, refusedNull } from './null-version.ts';
 import { uriEncode } from '../s3/sigv4.ts';
 import type { Backend, DeleteResult, ListOptions, ListResult, ListVersionsOptions, ListVersionsResult, ObjectInfo, PutOptions, VersioningStatus } from './types.ts';
 import { parseListVersionsXml, parseVersioningXml, versioningXml } from './s3-versions.ts';
@@ -408,6 +409,7 @@ export class S3Backend implements Backend {
       versionId === undefined
         ? await this.fast.call('GET', bucket, key, headers)
         : await this.fast.send({ method: 'GET', bucket, key, headers, query: { versionId } });
+    if (r.status >= 300 && refusedNull(versionId, r.status)) return readNullVersion(key, () => this.getObject(bucket, key, range));
     if (r.status >= 300) throw versionError(r, { bucket, key }, versionId);
     return { body: r.body, info: this.fastInfo(key, r.headers) };
   }
@@ -429,6 +431,7 @@ export class S3Backend implements Backend {
       versionId === undefined
         ? await this.fast.call('HEAD', bucket, key)
         : await this.fast.send({ method: 'HEAD', bucket, key, query: { versionId } });
+    if (r.status >= 300 && refusedNull(versionId, r.status, true)) return nullVersionOf(await this.headObject(bucket, key));
     if (r.status === 404) return null;
     if (r.status >= 300) throw versionError(r, { bucket, key }, versionId);
     return this.fastInfo(key, r.headers);
@@ -488,6 +491,10 @@ export class S3Backend implements Backend {
     const ctx = { bucket: srcBucket, key: srcKey };
     for (let attempt = 1; ; attempt++) {
       const r = await this.fast.send({ method: 'PUT', bucket: dstBucket, key: dstKey, headers });
+      if (r.status >= 300 && refusedNull(opts.srcVersionId, r.status)) {
+        const { srcVersionId: _, ...rest } = opts;
+        return copyNullVersion(srcKey, opts.ifMatch, () => this.headObject(srcBucket, srcKey), (etag) => this.copyObject(srcBucket, srcKey, dstBucket, dstKey, { ...rest, ifMatch: etag }));
+      }
       if (r.status >= 300) throw fastError(r, ctx);
       // S3 may answer 200 and report a failure in the body (a copy that failed after the headers were sent).
       const text = await readText(r.body).catch((e) => {
