@@ -877,6 +877,53 @@ export function versionsContract(name: string, makeTarget: () => Promise<Contrac
       expect(paged).toEqual(l.entries.map((e) => e.versionId));
     });
 
+    it('conditions compare with the current version; a delete by id of the latest makes the next newest current; Suspended replaces the null version; versions keep a bucket non-empty', async () => {
+      const vb = uniqueBucketName('ver2');
+      await b.createBucket(vb);
+      try {
+        const old = await b.putObject(vb, 'n', Buffer.from('before'), { size: 6 }); // written before versioning: the null version
+        await b.putBucketVersioning!(vb, 'Enabled');
+        await expectCode(b.putObject(vb, 'n', Buffer.from('x'), { size: 1, ifNoneMatch: '*' }), 'PreconditionFailed');
+        const v1 = await b.putObject(vb, 'n', Buffer.from('one'), { size: 3, ifMatch: old.etag });
+        await expectCode(b.putObject(vb, 'n', Buffer.from('x'), { size: 1, ifMatch: old.etag }), 'PreconditionFailed');
+        const v2 = await b.putObject(vb, 'n', Buffer.from('two'), { size: 3, ifMatch: v1.etag });
+        expect((await b.getBuffer(vb, 'n')).data.toString()).toBe('two');
+        expect((await b.headObject(vb, 'n', 'null'))?.size).toBe(6);
+        await b.deleteObject(vb, 'n', v2.versionId);
+        expect((await b.getBuffer(vb, 'n')).data.toString()).toBe('one');
+        expect((await b.headObject(vb, 'n'))?.versionId).toBe(v1.versionId);
+
+        await b.putBucketVersioning!(vb, 'Suspended');
+        expect(await b.getBucketVersioning!(vb)).toBe('Suspended');
+        for (const body of ['s1', 's2']) {
+          const p = await b.putObject(vb, 'n', Buffer.from(body), { size: body.length });
+          expect(p.versionId ?? 'null').toBe('null');
+        }
+        const l = await b.listObjectVersions!(vb, {});
+        expect(l.entries.map((e) => [e.versionId, e.isLatest, e.size])).toEqual([
+          ['null', true, 2],
+          [v1.versionId, false, 3],
+        ]);
+        expect((await b.getBuffer(vb, 'n')).data.toString()).toBe('s2');
+
+        await b.deleteObject(vb, 'n', 'null');
+        expect((await b.getBuffer(vb, 'n')).data.toString()).toBe('one');
+        await b.deleteObject(vb, 'n');
+        await expectCode(b.getObject(vb, 'n'), 'NoSuchKey');
+        expect((await b.listObjects(vb, {})).objects).toEqual([]);
+        await expectCode(b.deleteBucket(vb), 'BucketNotEmpty');
+        const kept = await b.getObject(vb, 'n', undefined, v1.versionId);
+        expect([(await readAll(kept.body)).toString(), kept.info.versionId]).toEqual(['one', v1.versionId]);
+      } finally {
+        for (;;) {
+          const r = await b.listObjectVersions!(vb, {});
+          for (const e of r.entries) await b.deleteObject(vb, e.key, e.versionId);
+          if (!r.isTruncated) break;
+        }
+        await b.deleteBucket(vb);
+      }
+    });
+
     it('keys with spaces, unicode and + list decoded, with a delimiter', async () => {
       for (const k of ['d/sp ace', 'd/été+x', 'top']) await b.putObject(bucket, k, Buffer.from('x'), { size: 1 });
       const l = await b.listObjectVersions!(bucket, { prefix: 'd/', delimiter: '/' });
