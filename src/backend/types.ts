@@ -157,8 +157,9 @@ export interface Backend {
   listMultipartUploads(bucket: string): Promise<{ key: string; uploadId: string; initiated: Date }[]>;
 
   /*
-   * Bucket versioning: only backends that keep object versions have these (s3); on the others (fs) the gateway
-   * answers PutBucketVersioning NotImplemented and every object is its one `null` version.
+   * Bucket versioning: backends that keep object versions have these (s3: the backend's own versioning; fs: the
+   * gateway's layout, src/backend/fs-versions.ts). A backend without them makes the gateway answer
+   * PutBucketVersioning NotImplemented, every object its one `null` version.
    */
   /** The bucket's versioning state; undefined when never enabled. */
   getBucketVersioning?(bucket: string): Promise<VersioningStatus | undefined>;

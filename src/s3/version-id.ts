@@ -121,7 +121,7 @@ export function checkVersionIdMarker(keyMarker: string | null, versionIdMarker: 
 /*
  * On a backend that keeps versions (bucket versioning, S3 backend) the ids clients see are the backend's: a request
  * naming one is passed on, after the same shape check, and the backend answers for it (NoSuchVersion, a delete
- * marker's MethodNotAllowed). The answers above remain those of the fs backend, which keeps no versions.
+ * marker's MethodNotAllowed). The answers above remain those of a bucket that never had versioning enabled.
  */
 
 /** GET/HEAD/DELETE `?versionId=` on a backend that keeps versions: the id to pass on, undefined for the current object. */

@@ -219,8 +219,8 @@ export async function deleteObjects(g: Gateway, r: S3Request): Promise<void> {
 
 export async function getBucketVersioning(g: Gateway, r: S3Request): Promise<void> {
   await headBucketExists(g, r.bucket);
-  // The fs backend keeps one version per key: versioning is never enabled there. An S3 backend's bucket holds the
-  // versions itself: its state is the answer.
+  // The backend keeps the versions (an S3 bucket's own versioning, or the fs backend's layout): its state is the
+  // answer. A backend without versioning never had it enabled.
   const status = keepsVersions(g.backend) ? await g.backend.getBucketVersioning!(r.bucket) : undefined;
   if (status !== undefined) {
     sendXml(r.res, 200, xml.versioningConfiguration(status));
@@ -231,7 +231,8 @@ export async function getBucketVersioning(g: Gateway, r: S3Request): Promise<voi
 
 /**
  * PutBucketVersioning: Enabled or Suspended on the backend's own bucket, which then keeps the ciphertext versions
- * (each version's data object names its own header: docs/DESIGN.md "Versions"). The fs backend keeps no versions.
+ * (each version's data object names its own header: docs/DESIGN.md "Versions"); the fs backend keeps them in its
+ * own layout. A backend without versioning support answers NotImplemented.
  */
 export async function putBucketVersioning(g: Gateway, r: S3Request): Promise<void> {
   await headBucketExists(g, r.bucket);
@@ -240,7 +241,7 @@ export async function putBucketVersioning(g: Gateway, r: S3Request): Promise<voi
   if (!keepsVersions(g.backend)) {
     throw new S3Error(
       'NotImplemented',
-      'Bucket versioning needs a backend that keeps object versions (an S3 backend); the fs backend keeps one version per key.',
+      'Bucket versioning needs a backend that keeps object versions; this backend keeps one version per key.',
     );
   }
   await g.backend.putBucketVersioning!(r.bucket, status);
