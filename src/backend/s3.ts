@@ -60,6 +60,10 @@ const ALIASES: Record<string, S3ErrorCode> = {
   XMinioInvalidResourceName: 'InvalidArgument',
   XMinioObjectExistsAsDirectory: 'InvalidArgument',
   XMinioParentIsObject: 'InvalidArgument',
+  // versitygw (objects are files): a key beside one that is also its prefix, a directory marker with data
+  ExistingObjectIsDirectory: 'InvalidArgument',
+  ObjectParentIsFile: 'InvalidArgument',
+  DirectoryObjectContainsData: 'InvalidArgument',
   InvalidObjectName: 'InvalidArgument',
   InvalidStorageClass: 'InvalidArgument',
   XMinioServerNotInitialized: 'ServiceUnavailable',
@@ -73,6 +77,8 @@ const ALIASES: Record<string, S3ErrorCode> = {
 
 /** Backend codes that refuse an object or bucket name. */
 const NAME_REFUSALS = new Set(['XMinioInvalidObjectName', 'XMinioInvalidResourceName', 'InvalidObjectName']);
+/** Backend codes of a store that keeps objects as files and cannot hold this key beside the ones it has. */
+const TREE_REFUSALS = new Set(['ExistingObjectIsDirectory', 'ObjectParentIsFile', 'DirectoryObjectContainsData', 'XMinioObjectExistsAsDirectory', 'XMinioParentIsObject']);
 
 /** Map anything the SDK throws to an S3Error. */
 export function mapError(e: unknown, ctx: { bucket?: string; key?: string; uploadId?: string } = {}): S3Error {
@@ -103,7 +109,9 @@ export function mapError(e: unknown, ctx: { bucket?: string; key?: string; uploa
       ? `backend error: ${name || 'network'}: ${err?.message ?? ''}`
       : code === 'InvalidArgument' && ctx.key && (NAME_REFUSALS.has(name) || !name)
         ? 'The storage backend refuses this object key (MinIO: a "." or ".." path segment, an empty one, or one over 255 bytes).'
-        : undefined;
+        : code === 'InvalidArgument' && TREE_REFUSALS.has(name)
+          ? 'The storage backend keeps objects as files: a key cannot be both an object and a prefix of other keys ("a" and "a/b"), and a key ending in "/" cannot hold data (every object lakecrypt stores has some).'
+          : undefined;
   return new S3Error(code, msg, detail, { cause: e });
 }
 

@@ -30,6 +30,13 @@ export interface BackendTraits {
    * Either is a refusal that leaves the upload open; the gateway finds a missing part in its own records first.
    */
   partSizeBeforeLaterParts?: boolean;
+  /**
+   * A key that is also the prefix of another ('p' and 'p/q'), and a key ending in '/' with data (lakecrypt's 'dir/'
+   * markers carry ciphertext): 'kept' (fs, S3) both stored and listed; 'unlisted' (MinIO) both stored and readable,
+   * but a listing leaves out the keys under an object's name; 'refused' (versitygw, objects are files) the second
+   * write is InvalidArgument and so is a marker with data.
+   */
+  nestedKeys?: 'kept' | 'unlisted' | 'refused';
 }
 
 const S3_LIKE: BackendTraits = { listsMetadata: true };
@@ -362,6 +369,27 @@ export function backendContract(name: string, makeTarget: () => Promise<Contract
         expect(listed).toEqual([...victims, ...kept].sort(byteOrder));
         for (const k of kept) await b.deleteObject(bucket, k);
         for (const v of victims) expect((await b.getBuffer(bucket, v)).data.toString(), v).toBe(`victim:${v}`);
+      });
+
+      it(`a key that is also the prefix of another, and a '/'-ended key with data: ${traits.nestedKeys ?? 'kept'}`, async () => {
+        const bucket = await newBucket('nest');
+        const put = (k: string) => b.putObject(bucket, k, Buffer.from(`v:${k}`), { size: Buffer.byteLength(`v:${k}`) }).then(() => null, (e: unknown) => e as S3Error);
+        const answers = { 'p/q': await put('p/q'), p: await put('p'), r: await put('r'), 'r/s': await put('r/s'), 'dir/': await put('dir/') };
+        const refused = Object.entries(answers).filter(([, e]) => e !== null).map(([k, e]) => [k, e!.code]);
+        const readable = [];
+        for (const k of Object.keys(answers)) if ((await b.headObject(bucket, k))?.size === Buffer.byteLength(`v:${k}`)) readable.push(k);
+        const listed = (await b.listObjects(bucket, {})).objects.map((o) => o.key);
+        const mode = traits.nestedKeys ?? 'kept';
+        if (mode === 'refused') {
+          expect(refused).toEqual([['p', 'InvalidArgument'], ['r/s', 'InvalidArgument'], ['dir/', 'InvalidArgument']]);
+          expect(answers.p!.message).toMatch(/keeps objects as files/);
+          expect(readable).toEqual(['p/q', 'r']);
+          expect(listed).toEqual(['p/q', 'r']);
+        } else {
+          expect(refused).toEqual([]);
+          expect(readable).toEqual(['p/q', 'p', 'r', 'r/s', 'dir/']);
+          expect(listed).toEqual(mode === 'kept' ? ['dir/', 'p', 'p/q', 'r', 'r/s'] : ['dir/', 'p', 'r']);
+        }
       });
 
       it("a trailing '/' (a directory marker) and '...' or '.x' segments are ordinary keys", async () => {

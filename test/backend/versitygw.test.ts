@@ -21,8 +21,9 @@ backendContract(
       cleanup: () => v.stop(),
     };
   },
-  // no listing extension (metadata=true is ignored, not refused); part sizes checked before later parts' existence
-  { listsMetadata: false, partSizeBeforeLaterParts: true },
+  // no listing extension (metadata=true is ignored, not refused); part sizes checked before later parts' existence;
+  // objects are files: no key beside one that is its prefix, no 'dir/' with data
+  { listsMetadata: false, partSizeBeforeLaterParts: true, nestedKeys: 'refused' },
 );
 
 describe('s3 backend on versitygw: the wire', () => {

@@ -31,7 +31,7 @@ import { S3Error } from '../../src/errors.ts';
 import { startTestGateway, type TestGateway, MARKER } from '../../tools/gateway.ts';
 import { rekeyObject, revokeObject } from '../../src/admin/objects.ts';
 import { errorCode, signedRequest } from '../../tools/sigv4.ts';
-import type { SuiteStore } from './store.ts';
+import { storeName, type SuiteStore } from './store.ts';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const MiB = 1024 * 1024;
@@ -61,6 +61,7 @@ export function marked(size: number, tag: string): Buffer {
 }
 
 export function apiSuite(kind: 'fs' | 's3', store?: SuiteStore) {
+  const on = storeName(kind, store);
   describe(`S3 API on the ${kind} backend${store ? ` (${store.label})` : ''}`, () => {
     let gw: TestGateway;
     let s3: S3Client;
@@ -661,6 +662,22 @@ export function apiSuite(kind: 'fs' | 's3', store?: SuiteStore) {
       }
       for (const v of victims) expect((await body(await s3.send(new GetObjectCommand({ Bucket: bucket, Key: v })))).toString()).toBe(`victim ${v}`);
       for (const v of victims) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v }));
+    });
+
+    it('a directory marker (an empty `dir/`) and a key under an object\'s name: stored, except on a store that keeps objects as files (versitygw: 400 InvalidArgument, said so)', async () => {
+      const answer = async (key: string) =>
+        s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: '' })).then(() => 200, (e: S3ServiceException) => `${e.$metadata.httpStatusCode} ${e.name} ${e.message}`);
+      const got = { 'marker/': await answer('marker/'), nest: await answer('nest'), 'nest/child': await answer('nest/child') };
+      if (on === 'versitygw') {
+        // a 'dir/' is a directory there and cannot hold data, and lakecrypt's empty object is not empty ciphertext;
+        // 'nest' is a file, so nothing can go under it
+        const why = /^400 InvalidArgument The storage backend keeps objects as files/;
+        expect(got).toEqual({ 'marker/': expect.stringMatching(why), nest: 200, 'nest/child': expect.stringMatching(why) });
+      } else {
+        expect(got).toEqual({ 'marker/': 200, nest: 200, 'nest/child': 200 });
+        expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'marker/' }))).ContentLength).toBe(0);
+      }
+      for (const k of Object.keys(got)) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
     });
 
     it('stores no plaintext marker in the backend', async () => {
