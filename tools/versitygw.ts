@@ -55,7 +55,8 @@ export async function startVersitygw(opts: VersitygwOptions = {}): Promise<Versi
   const ownTmp = opts.dataDir ? null : makeTmpDir('lakecrypt-versitygw-');
   const dataDir = opts.dataDir ?? path.join(ownTmp!.path, 'data');
   mkdirSync(dataDir, { recursive: true });
-  const sidecarDir = opts.sidecar ? path.join(ownTmp?.path ?? path.dirname(dataDir), `${path.basename(dataDir)}.sidecar`) : undefined;
+  // beside the root, never inside it (versitygw refuses that, and also any path that merely starts with the root's)
+  const sidecarDir = opts.sidecar ? path.join(ownTmp?.path ?? path.dirname(dataDir), `sidecar-of-${path.basename(dataDir)}`) : undefined;
   if (sidecarDir) mkdirSync(sidecarDir, { recursive: true });
   if (opts.versioningDir) mkdirSync(opts.versioningDir, { recursive: true });
   const accessKey = opts.accessKey ?? `vg${randomBytes(6).toString('hex')}`;

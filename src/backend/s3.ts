@@ -1,10 +1,13 @@
 /**
- * S3 backend: any S3-compatible store (MinIO, AWS, ...).
+ * S3 backend: any S3-compatible store (MinIO, AWS, versitygw, ...; docs/OPERATIONS.md "Backends: what differs").
  *
  * - The per-object calls (GET, HEAD, PUT, UploadPart, CopyObject, DELETE) and ListObjectsV2 go through the
  *   hand-signed client in s3-fast.ts; buckets and the rest of multipart (rare) through @aws-sdk/client-s3.
  * - No request checksums / response validation (the ciphertext is authenticated by the format); Buffer bodies
- *   are SHA-256 signed, streamed bodies sent UNSIGNED-PAYLOAD with a Content-Length.
+ *   are SHA-256 signed, streamed bodies sent UNSIGNED-PAYLOAD with a Content-Length to MinIO and S3, aws-chunked
+ *   with a CRC32 trailer to other stores (so a body cut short is never committed: s3-fast.ts).
+ * - Keys a file-path store would resolve onto another key are refused before any request (s3-keys.ts); answers
+ *   of stores that differ from S3 are read as S3's (null-version.ts, reset-condition.ts).
  * - Keep-alive agents with 64 sockets, shared by both clients.
  * - Retries (up to 5 attempts, backoff with jitter) for every request that can be replayed (no body, or a Buffer
  *   body); a Readable body is sent once (a consumed stream cannot be resent).
