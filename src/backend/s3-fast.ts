@@ -42,6 +42,7 @@ export interface FastRequest {
 }
 
 const RETRY_STATUS = new Set([500, 502, 503, 504]);
+const PEER_CLOSED = new Set(['ECONNRESET', 'EPIPE']);
 const RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
 const EXPECT_CONTINUE_FROM = 1024 * 1024;
 const STREAMING_UNSIGNED_TRAILER = 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
@@ -137,8 +138,11 @@ export class FastS3 {
         },
       );
       const timeout = () => req.setTimeout(TIMEOUT_MS, () => req.destroy(Object.assign(new Error('backend request timed out'), { code: 'ETIMEDOUT' })));
-      // Failed before the whole body was handed to the socket: the store cannot have committed it (see bodyNotSent).
-      req.on('error', (e: Error) => reject(stream && !req.writableFinished ? Object.assign(e, { bodyNotSent: true }) : e));
+      // The store broke the connection before the whole body was handed to the socket: it cannot have committed it
+      // (see bodyNotSent). Not our own abort (a producer's error destroys the request with that error instead).
+      req.on('error', (e: Error & { code?: string }) =>
+        reject(stream && !req.writableFinished && PEER_CLOSED.has(e.code ?? '') ? Object.assign(e, { bodyNotSent: true }) : e),
+      );
       if (!stream) {
         timeout();
         req.end(body);
@@ -260,8 +264,8 @@ export class FastS3 {
 }
 
 /**
- * The request failed (a network error) before its streamed body was sent whole: the store received less than the
- * declared length and committed nothing (MinIO, S3; others get aws-chunked framing, which ensures it).
+ * The store closed the connection (reset, broken pipe) before the streamed body was sent whole: it received less
+ * than the declared length and committed nothing (MinIO, S3; others get aws-chunked framing, which ensures it).
  */
 export function bodyNotSent(e: unknown): boolean {
   return e instanceof S3Error && (e.cause as { bodyNotSent?: boolean } | undefined)?.bodyNotSent === true;
