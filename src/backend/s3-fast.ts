@@ -138,10 +138,15 @@ export class FastS3 {
         },
       );
       const timeout = () => req.setTimeout(TIMEOUT_MS, () => req.destroy(Object.assign(new Error('backend request timed out'), { code: 'ETIMEDOUT' })));
-      // The store broke the connection before the whole body was handed to the socket: it cannot have committed it
-      // (see bodyNotSent). Not our own abort (a producer's error destroys the request with that error instead).
-      req.on('error', (e: Error & { code?: string }) =>
-        reject(stream && !req.writableFinished && PEER_CLOSED.has(e.code ?? '') ? Object.assign(e, { bodyNotSent: true }) : e),
+      // The store broke the connection while the body was still being written (a write that failed, or a stream not
+      // yet handed over whole): it cannot have committed it (see bodyNotSent). Not our own abort: a producer's error
+      // destroys the request with that error instead.
+      req.on('error', (e: Error & { code?: string; syscall?: string }) =>
+        reject(
+          body !== undefined && PEER_CLOSED.has(e.code ?? '') && (e.syscall === 'write' || !req.writableFinished)
+            ? Object.assign(e, { bodyNotSent: true })
+            : e,
+        ),
       );
       if (!stream) {
         timeout();
@@ -264,8 +269,9 @@ export class FastS3 {
 }
 
 /**
- * The store closed the connection (reset, broken pipe) before the streamed body was sent whole: it received less
- * than the declared length and committed nothing (MinIO, S3; others get aws-chunked framing, which ensures it).
+ * The store closed the connection (reset, broken pipe) before the body was sent whole: it received less than the
+ * declared length and committed nothing (MinIO, S3; others get streamed bodies aws-chunked, which ensures it; a
+ * Buffer body is signed with its SHA-256, so a store takes none of it short). For a Buffer body, after its retries.
  */
 export function bodyNotSent(e: unknown): boolean {
   return e instanceof S3Error && (e.cause as { bodyNotSent?: boolean } | undefined)?.bodyNotSent === true;

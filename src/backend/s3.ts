@@ -399,7 +399,7 @@ export class S3Backend implements Backend {
     if (opts.ifNoneMatch !== undefined) headers['if-none-match'] = opts.ifNoneMatch;
     // If-Match against a missing key: S3 answers 404 NoSuchKey, kept (mapError with a key).
     const r = await this.fast.send({ method: 'PUT', bucket, key, headers, body, size: opts.size }).catch(async (e: unknown) => {
-      throw await judgeAfterReset(e, key, opts, () => this.headObject(bucket, key));
+      throw await judgeAfterReset(e, key, opts, { bucketExists: () => this.bucketExists(bucket), head: () => this.headObject(bucket, key) });
     });
     if (r.status >= 300) throw fastError(r, { bucket, key });
     r.body.resume();
@@ -597,17 +597,23 @@ export class S3Backend implements Backend {
     size: number,
   ): Promise<{ etag: string }> {
     checkStoredKey(bucket, key);
-    const r = await this.fast.send({
-      method: 'PUT',
-      bucket,
-      key,
-      query: { partNumber: String(partNumber), uploadId },
-      body,
-      size,
-    });
+    const r = await this.fast
+      .send({ method: 'PUT', bucket, key, query: { partNumber: String(partNumber), uploadId }, body, size })
+      .catch(async (e: unknown) => {
+        throw await judgeAfterReset(e, key, undefined, { bucketExists: () => this.bucketExists(bucket), uploadExists: () => this.uploadExists(bucket, key, uploadId) });
+      });
     if (r.status >= 300) throw fastError(r, { bucket, key, uploadId });
     r.body.resume();
     return { etag: unquote(r.headers.etag) };
+  }
+
+  /** ListParts of one part: whether the upload is still open (NoSuchUpload: not). */
+  private async uploadExists(bucket: string, key: string, uploadId: string): Promise<boolean> {
+    const r = await this.fast.send({ method: 'GET', bucket, key, query: { uploadId, 'max-parts': '1' } });
+    r.body.resume();
+    if (r.status === 404) return false;
+    if (r.status >= 300) throw fastError(r, { bucket, key, uploadId });
+    return true;
   }
 
   async completeMultipart(
