@@ -95,12 +95,13 @@ async function main(): Promise<void> {
     onBestEffortFailure: (what) => metrics.bestEffortFailed(what),
   });
   // The key cache keeps process-wide counters; mirror their growth into the Prometheus counters.
-  const seen = { hits: 0, misses: 0, unwraps: 0 };
+  const seen = { hits: 0, misses: 0, evictions: 0 };
   const syncKeyCounters = () => {
     const c = keyCacheCounters;
     metrics.keyCacheHits.inc(c.hits - seen.hits);
     metrics.keyCacheMisses.inc(c.misses - seen.misses);
-    Object.assign(seen, { hits: c.hits, misses: c.misses, unwraps: c.unwraps });
+    metrics.keyCacheEvictions.inc(c.evictions - seen.evictions);
+    Object.assign(seen, { hits: c.hits, misses: c.misses, evictions: c.evictions });
   };
   setInterval(syncKeyCounters, 500).unref();
   wireGatewayMetrics(metrics, gw, VERSION);

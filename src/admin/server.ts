@@ -173,6 +173,7 @@ export async function startAdmin(o: AdminOptions): Promise<RunningAdmin> {
   rewrap.onFinished = (s) => {
     report(s);
     reported.delete(s.dataset);
+    if (s.state === 'done') o.metrics.jobSucceeded('rewrap', s.dataset);
   };
   return {
     url: `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`,

@@ -103,8 +103,18 @@ export class AuditLog {
     return { seq: last.seq, hash: last.hash };
   }
 
+  /** Told of every append that failed (a counter for /metrics); the caller still gets the rejection. */
+  onAppendFailure?: () => void;
+
   /** Append one event; returns the written entry. */
   append(event: string, details: Record<string, unknown> = {}, actor = 'system'): Promise<AuditEntry> {
+    const p = this.appendOnce(event, details, actor);
+    // a side branch that only counts: the caller handles (or reports) the rejection of p itself
+    p.catch(() => this.onAppendFailure?.());
+    return p;
+  }
+
+  private appendOnce(event: string, details: Record<string, unknown>, actor: string): Promise<AuditEntry> {
     return this.mutex.run(async () => {
       let head = this.head ?? (await this.findHead());
       for (let attempt = 0; attempt < 1000; attempt++) {

@@ -63,6 +63,9 @@ export class Metrics {
   readonly keyCacheEntries: Gauge;
   readonly datasetKekVersions: Gauge<'dataset' | 'state'>;
   readonly datasetActiveKekAge: Gauge<'dataset'>;
+  readonly jobLastSuccess: Gauge<'job' | 'dataset'>;
+  readonly auditAppendFailures: Counter;
+  readonly keyCacheEvictions: Counter;
   private queueDepthSource: (() => number) | undefined;
   private sources: MetricSources = {};
   private cryptoSeen = { encrypt: 0, decrypt: 0 };
@@ -259,6 +262,22 @@ export class Metrics {
         for (const r of rows) if (r.activeAgeSeconds !== null) this.set({ dataset: r.dataset }, r.activeAgeSeconds);
       },
     });
+    this.jobLastSuccess = new Gauge({
+      name: 'lakecrypt_job_last_success_timestamp_seconds',
+      help: 'When a job last finished successfully on this gateway (Unix time), by job (rewrap) and dataset.',
+      labelNames: ['job', 'dataset'] as const,
+      registers,
+    });
+    this.auditAppendFailures = new Counter({
+      name: 'lakecrypt_audit_append_failures_total',
+      help: 'Audit records that could not be written (the operation that needed one failed or was refused, or a best-effort record is missing).',
+      registers,
+    });
+    this.keyCacheEvictions = new Counter({
+      name: 'lakecrypt_key_cache_evictions_total',
+      help: 'Unwrapped keys dropped from the cache to make room (not expiries or revocations).',
+      registers,
+    });
     // Known label values start at 0 so dashboards and rate() see them before the first event.
     for (const direction of ['encrypt', 'decrypt'] as const) this.cryptoBytes.inc({ direction }, 0);
     for (const level of ['cmk', 'kek', 'dek'] as const) this.revocationDenials.inc({ level }, 0);
@@ -370,6 +389,10 @@ export class Metrics {
 
   revocationDenied(level: RevocationLevel): void {
     this.revocationDenials.inc({ level });
+  }
+
+  jobSucceeded(job: string, dataset: string, at = Date.now()): void {
+    this.jobLastSuccess.set({ job, dataset }, Math.floor(at / 1000));
   }
 
   requestFailed(op: string, code: string): void {

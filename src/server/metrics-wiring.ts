@@ -26,6 +26,7 @@ export function wireGatewayMetrics(metrics: Metrics, gw: RunningGateway, version
       });
     },
   });
+  gw.audit.onAppendFailure = () => metrics.auditAppendFailures.inc();
   gw.server.on('request', (_req, res: import('node:http').ServerResponse) => {
     metrics.requestsInFlight.inc();
     res.once('close', () => metrics.requestsInFlight.dec());

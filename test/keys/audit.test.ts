@@ -33,6 +33,27 @@ async function seeded(b: Backend, n = 5): Promise<AuditLog> {
 const factories = await backendFactories();
 
 describe.each(factories)('AuditLog on $name backend', (bf) => {
+  it('an append that cannot be written rejects to its caller and is told to onAppendFailure (the metric)', async () => {
+    const b = await bf.make();
+    const log = await seeded(b, 1);
+    let failures = 0;
+    log.onAppendFailure = () => failures++;
+    await log.append('ok.event');
+    expect(failures).toBe(0);
+    // every write of the backend refused from here on
+    const broken = new Proxy(b, {
+      get(t, p) {
+        if (p === 'putObject') return () => Promise.reject(Object.assign(new Error('store down'), { code: 'ServiceUnavailable' }));
+        const v = Reflect.get(t, p) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const log2 = new AuditLog({ backend: broken, metaBucket: META, macKey: randomBytes(32) });
+    log2.onAppendFailure = () => failures++;
+    await expect(log2.append('lost.event')).rejects.toThrow(/store down/);
+    expect(failures).toBe(1);
+  });
+
   it('append / list / verify; chain and MAC', async () => {
     const b = await bf.make();
     const log = await seeded(b, 5);

@@ -38,6 +38,8 @@ beforeAll(async () => {
     quiet: true,
     env: {
       LAKECRYPT_BLOCK_SIZE: String(MiB),
+      // small enough that the datasets below push keys out (lakecrypt_key_cache_evictions_total)
+      LAKECRYPT_KEY_CACHE_SIZE: '2',
       LAKECRYPT_CMKS: JSON.stringify([{ id: 'second', provider: 'local' }]),
       LAKECRYPT_DATASETS: JSON.stringify([{ name: 'mx-cmk', cmk: 'second' }]),
     },
@@ -130,8 +132,16 @@ describe('metrics an operator can alert on', () => {
     expect(value(await scrape(), 'lakecrypt_key_unwraps_total{provider="local"}')).toBeGreaterThanOrEqual(1);
   });
 
-  it('key state per dataset: versions by state and the active version\'s age', async () => {
-    await admin.post(AdminClient.path('admin', 'keys', 'mx-b', 'rotate'), {});
+  it('key state per dataset: versions by state and the active version\'s age; a re-wrap job\'s last success; cache evictions', async () => {
+    const before = Math.floor(Date.now() / 1000);
+    await admin.post(AdminClient.path('admin', 'keys', 'mx-b', 'rotate'), { rewrap: true });
+    const job = await pollUntil(async () => {
+      const x = await scrape();
+      const v = value(x, 'lakecrypt_job_last_success_timestamp_seconds{job="rewrap",dataset="mx-b"}');
+      return v !== undefined && v;
+    }, { timeoutMs: 60_000, intervalMs: 500, what: 'the re-wrap job done' });
+    expect(job).toBeGreaterThanOrEqual(before);
+    expect(value(await scrape(), 'lakecrypt_key_cache_evictions_total')).toBeGreaterThan(0);
     // the datasets gauges are read at most every 30 s: wait for a scrape that shows the rotation
     const t = await pollUntil(async () => {
       const x = await scrape();
