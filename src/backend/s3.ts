@@ -27,6 +27,7 @@ import {
   HeadBucketCommand,
   ListBucketsCommand,
   ListMultipartUploadsCommand,
+  ListPartsCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -605,6 +606,23 @@ export class S3Backend implements Backend {
     if (r.status >= 300) throw fastError(r, { bucket, key, uploadId });
     r.body.resume();
     return { etag: unquote(r.headers.etag) };
+  }
+
+  async listParts(bucket: string, key: string, uploadId: string): Promise<{ partNumber: number; etag: string }[]> {
+    checkStoredKey(bucket, key);
+    const out: { partNumber: number; etag: string }[] = [];
+    let PartNumberMarker: string | undefined;
+    try {
+      for (;;) {
+        const r = await this.client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumberMarker }));
+        for (const p of r.Parts ?? []) if (p.PartNumber !== undefined) out.push({ partNumber: p.PartNumber, etag: unquote(p.ETag) });
+        if (!r.IsTruncated || !r.NextPartNumberMarker) break;
+        PartNumberMarker = r.NextPartNumberMarker;
+      }
+    } catch (e) {
+      throw mapError(e, { bucket, key, uploadId });
+    }
+    return out;
   }
 
   /** ListParts of one part: whether the upload is still open (NoSuchUpload: not). */

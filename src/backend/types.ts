@@ -155,6 +155,12 @@ export interface Backend {
   abortMultipart(bucket: string, key: string, uploadId: string): Promise<void>;
   /** Uploads still open in the backend (for gc). */
   listMultipartUploads(bucket: string): Promise<{ key: string; uploadId: string; initiated: Date }[]>;
+  /**
+   * The backend's ListParts: which attempt of each part number is the part now (its ETag). The gateway keeps a
+   * record per attempt and cannot tell from their times which one the backend kept where the backend's times are
+   * whole seconds (versitygw, S3). Optional: without it (fs, whose times are finer) the newest record is taken.
+   */
+  listParts?(bucket: string, key: string, uploadId: string): Promise<{ partNumber: number; etag: string }[]>;
 
   /*
    * Bucket versioning: backends that keep object versions have these (s3: the backend's own versioning; fs: the

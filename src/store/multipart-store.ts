@@ -219,30 +219,29 @@ export class MultipartStore {
   async listParts(bucket: string, key: string, uploadId: string): Promise<PartRecord[]> {
     await this.init(bucket, key, uploadId);
     const prefix = `mpu/${encodeURIComponent(uploadId)}/`;
-    const latest = new Map<number, PartRecord>();
+    // One record per attempt of a part. Which attempt is the part: the backend's own ListParts where it has one
+    // (record times are whole seconds on versitygw and S3, so two attempts within a second tie), else the newest.
+    const attempts = new Map<number, { path: string; etag: string; lastModified: Date }[]>();
     let token: string | undefined;
     do {
       const page = await this.backend.listObjects(this.store.metaBucket, { prefix, continuationToken: token });
       for (const o of page.objects) {
-        const rest = o.key.slice(prefix.length);
-        const m = /^(\d{5})\/(.+)$/.exec(rest);
+        const m = /^(\d{5})\/(.+)$/.exec(o.key.slice(prefix.length));
         if (!m) continue;
         const partNumber = Number(m[1]);
-        const prev = latest.get(partNumber);
-        if (prev && prev.lastModified > o.lastModified) continue;
-        const h = await this.getSealed(o.key, bucket, key, 'InvalidPart', { uploadId, partNumber, etag: m[2] });
-        latest.set(partNumber, {
-          partNumber,
-          etag: m[2],
-          plaintextSize: h.parts[0]?.plaintextSize ?? 0,
-          checksums: h.checksums,
-          lastModified: o.lastModified,
-        });
-        wipeHeaderKeys(h);
+        attempts.set(partNumber, [...(attempts.get(partNumber) ?? []), { path: o.key, etag: m[2], lastModified: o.lastModified }]);
       }
       token = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (token);
-    return [...latest.values()].sort((a, b) => a.partNumber - b.partNumber);
+    const kept = this.backend.listParts && attempts.size > 0 ? new Map((await this.backend.listParts(bucket, key, uploadId)).map((p) => [p.partNumber, p.etag])) : undefined;
+    const out: PartRecord[] = [];
+    for (const [partNumber, list] of attempts) {
+      const chosen = list.find((a) => a.etag === kept?.get(partNumber)) ?? list.reduce((a, b) => (b.lastModified >= a.lastModified ? b : a));
+      const h = await this.getSealed(chosen.path, bucket, key, 'InvalidPart', { uploadId, partNumber, etag: chosen.etag });
+      out.push({ partNumber, etag: chosen.etag, plaintextSize: h.parts[0]?.plaintextSize ?? 0, checksums: h.checksums, lastModified: chosen.lastModified });
+      wipeHeaderKeys(h);
+    }
+    return out.sort((a, b) => a.partNumber - b.partNumber);
   }
 
   private async cleanup(uploadId: string): Promise<void> {
