@@ -281,6 +281,7 @@ export class Metrics {
     // Known label values start at 0 so dashboards and rate() see them before the first event.
     for (const direction of ['encrypt', 'decrypt'] as const) this.cryptoBytes.inc({ direction }, 0);
     for (const level of ['cmk', 'kek', 'dek'] as const) this.revocationDenials.inc({ level }, 0);
+    for (const provider of ['local', 'pkcs11', 'transit', 'awskms']) this.keyUnwraps.inc({ provider }, 0);
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
