@@ -144,8 +144,11 @@ export async function startMinioCluster(opts: { nodes?: number } = {}): Promise<
     mkdirSync(dir, { recursive: true });
     return `http://127.0.0.1:${p}${dir}`;
   });
+  // A node answers /ready before the set has formed; /cluster is 200 only once the erasure set has write quorum
+  // (a gateway starting before that met 'UnknownError' on its first backend call).
+  const ok = async (url: string) => (await fetch(url, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.ok === true;
   const ready = (port: number) => async () =>
-    (await fetch(`http://127.0.0.1:${port}/minio/health/ready`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.ok === true;
+    (await ok(`http://127.0.0.1:${port}/minio/health/ready`)) && (await ok(`http://127.0.0.1:${port}/minio/health/cluster`));
   const servers = ports.map((port) =>
     restartable(
       async () => {
