@@ -38,6 +38,19 @@ export interface MinioHandle extends MinioCoords {
   start(): Promise<void>;
 }
 
+/** The environment every MinIO server of the tools runs with: root user, no browser or update checks, no request cap. */
+function serverEnv(accessKey: string, secretKey: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    MINIO_ROOT_USER: accessKey,
+    MINIO_ROOT_PASSWORD: secretKey,
+    MINIO_BROWSER: 'off',
+    MINIO_UPDATE: 'off',
+    MINIO_CI_CD: '1',
+    MINIO_API_REQUESTS_MAX: '0',
+  };
+}
+
 export function minioBinary(): string {
   const bin = findBinary('minio');
   if (!bin) throw new Error('minio binary not found: run `bash scripts/test-deps.sh` (or set MINIO_BIN)');
@@ -66,16 +79,7 @@ export async function startMinio(opts: MinioOptions = {}): Promise<MinioHandle> 
     async () => {
       const consolePort = await freePort();
       return startProcess(bin, ['server', dataDir, '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet'], {
-        env: {
-          ...process.env,
-          MINIO_ROOT_USER: accessKey,
-          MINIO_ROOT_PASSWORD: secretKey,
-          MINIO_BROWSER: 'off',
-          MINIO_UPDATE: 'off',
-          MINIO_CI_CD: '1',
-          MINIO_API_REQUESTS_MAX: '0',
-          ...opts.env,
-        },
+        env: { ...serverEnv(accessKey, secretKey), ...opts.env },
         maxOutput: 64 << 10,
       });
     },
@@ -154,16 +158,8 @@ export async function startMinioCluster(opts: { nodes?: number } = {}): Promise<
       async () => {
         const consolePort = await freePort();
         return startProcess(bin, ['server', '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet', ...drives], {
-          env: {
-            ...process.env,
-            MINIO_ROOT_USER: accessKey,
-            MINIO_ROOT_PASSWORD: secretKey,
-            MINIO_BROWSER: 'off',
-            MINIO_UPDATE: 'off',
-            MINIO_CI_CD: '1',
-            MINIO_API_REQUESTS_MAX: '0',
-            _MINIO_SERVER_LOCAL: `127.0.0.1:${port}`,
-          },
+          // MinIO refuses loopback peers in distributed mode unless each process knows its own endpoint
+          env: { ...serverEnv(accessKey, secretKey), _MINIO_SERVER_LOCAL: `127.0.0.1:${port}` },
           maxOutput: 64 << 10,
         });
       },

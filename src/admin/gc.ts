@@ -84,6 +84,8 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
       for await (const v of allVersions(backend, bucket)) {
         if (v.isLatest) continue; // the current one is seen below, as on any backend
         keyOf.set(`${bucket}/${keyHash(v.key)}`, v.key);
+        // a version whose HEAD fails is not counted live here, so its header may be *reported*; apply looks again
+        // (versionOids below) and keeps any header it cannot prove orphaned
         const oid = (await headVersion(backend, bucket, v.key, v.versionId).catch(() => null))?.meta[META_OID];
         if (oid && OID_RE.test(oid)) live.add(ctx.store.headerPath(bucket, v.key, oid));
       }

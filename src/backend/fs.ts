@@ -439,6 +439,8 @@ export class FsBackend implements Backend {
     const file = versionId === undefined ? dest : await this.versions.fileOf(bucket, key, dest, versionId);
     const h = file === null ? null : await this.statObject(file);
     if (!h || (versionId !== undefined && (h.vid ?? NULL_VID) !== versionId)) return null; // raced with a delete
+    // state() throws only when the bucket was removed after the stat above: the record just read is then answered
+    // as it is (no version id of its own means the null version, or none), not as an error for a read that succeeded
     return toInfo(h, h.vid === undefined && (await this.versions.state(bucket).catch(() => undefined)) !== undefined);
   }
 

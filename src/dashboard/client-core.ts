@@ -78,6 +78,7 @@ function signedIn(r) {
 }
 $('login-form').addEventListener('submit', login);
 $('logout').addEventListener('click', async () => {
+  // signing out locally must not depend on the server answering: the session cookie expires on its own
   await post('/admin/logout').catch(() => {});
   signedOut();
 });

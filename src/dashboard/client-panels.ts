@@ -19,6 +19,7 @@ async function refresh(n) {
   const [state, text, cmk] = await Promise.all([
     api('/admin/dashboard/state'),
     fetch('/metrics').then((r) => (r.ok ? r.text() : null), () => null),
+    // a refused or failed CMK read keeps the last shown status until the next round (the state poll shows health)
     wantCmk ? api('/admin/cmk').catch(() => null) : null,
   ]);
   if (cmk) view.cmks = cmk.cmks;

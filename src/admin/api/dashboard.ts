@@ -80,6 +80,8 @@ export function dashboardApi(ctx: AdminContext, o: DashboardOptions): Hono<Admin
         const active = d.versions.find((v) => v.state === 'active');
         const every = rotateEvery.get(d.dataset);
         const dueAt = active && every ? Date.parse(active.createdAt) + every * DAY_MS : null;
+        // A job state that cannot be read now shows as "no job" on this poll: the dashboard is a view, the next
+        // poll (5 s) reads it again, and a failing backend shows in the readiness and backend-error panels anyway.
         const [rewrap, adopt] = await Promise.all([
           ctx.rewrap.status(d.dataset).catch(() => null),
           // a prefix dataset's adopt job: its state object (the running job writes it as it goes)
