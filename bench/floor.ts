@@ -13,8 +13,12 @@
  * Rounds interleaved with the first target rotated; per transfer MiB/s, the middle process's CPU and the whole
  * machine's CPU per MiB (from /proc); dirty page cache is written out (sync, untimed) before each transfer. Reports medians over rounds and each target's ratio to minio and minio_sse.
  *
- *   node --import tsx bench/floor.ts [--rounds 7] [--mib 256] [--out FILE]   -> bench/results/floor.json
- * (rounds: a multiple of 7, so every target starts a round equally often)
+ *   node --import tsx bench/floor.ts [--rounds 7] [--mib 256] [--out FILE] [--ways a,b,c] [--relays tcp,tcp-aes,...]
+ *     -> bench/results/floor.json
+ * --ways: which of the ways above run (default: all; minio is always started, as everyone's backend). --relays: the
+ * bench/lib/relay.ts modes to offer as ways (default tcp,tcp-aes,http,http-aes, reported under the names above;
+ * any other mode relay.ts knows is reported under its own name). Rounds: a multiple of the number of ways, so
+ * every way starts a round equally often.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,23 +31,21 @@ import { bodyStream, getDrain, makeClient, MiB, putStream, type Endpoint } from 
 import { median } from './lib/stats.ts';
 import { cpuSecondsOf, machineBusySeconds, startGatewayProcess, startPlainMinio, startRelay, startSseMinio } from './lib/targets.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, mib: { type: 'string', default: '256' }, out: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '7' },
+    mib: { type: 'string', default: '256' },
+    out: { type: 'string' },
+    ways: { type: 'string' },
+    relays: { type: 'string', default: 'tcp,tcp-aes,http,http-aes' },
+  },
+});
 const ROUNDS = Number(args.rounds);
 const SIZE = Number(args.mib) * MiB;
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 
 // a SIGTERM (the smoke test's time-out) still runs the exit hooks that kill MinIO, the relays and the gateway
 process.once('SIGTERM', () => process.exit(143));
-const minio = await startPlainMinio();
-const sse = await startSseMinio();
-const be: Endpoint = { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey };
-const sseEp: Endpoint = { endpoint: sse.endpoint, accessKey: sse.accessKey, secretKey: sse.secretKey };
-const relays = {
-  'tcp-relay': await startRelay('tcp', be),
-  'tcp-relay-aes': await startRelay('tcp-aes', be),
-  'null-gateway': await startRelay('http', be),
-  'null-gateway-aes': await startRelay('http-aes', be),
-};
-const gw = await startGatewayProcess(be);
 
 interface Way {
   name: string;
@@ -51,23 +53,62 @@ interface Way {
   bucket: string;
   /** The process in the middle, whose CPU is counted (none for direct). */
   pid?: number;
+  stop?: () => Promise<void> | void;
 }
-const direct = makeClient(be);
-await direct.send(new CreateBucketCommand({ Bucket: 'floor' }));
-const sseClient = makeClient(sseEp);
-await sseClient.send(new CreateBucketCommand({ Bucket: 'floor' }));
-await sseClient.send(new PutBucketEncryptionCommand({
-  Bucket: 'floor',
-  ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-}));
-const viaGateway = makeClient(gw);
-await viaGateway.send(new CreateBucketCommand({ Bucket: 'floorgw' }));
-const ways: Way[] = [
-  { name: 'minio', client: direct, bucket: 'floor' },
-  { name: 'minio_sse', client: sseClient, bucket: 'floor' },
-  ...Object.entries(relays).map(([name, r]) => ({ name, client: makeClient({ ...be, endpoint: r.endpoint }), bucket: 'floor', pid: r.child.pid })),
-  { name: 'lakecrypt', client: viaGateway, bucket: 'floorgw', pid: gw.pid },
+/** A way that can be chosen with --ways: how to start it, given plain MinIO (everyone's backend). */
+interface WaySpec { name: string; start: (be: Endpoint) => Promise<Way> }
+
+/** relay.ts modes under the names this report has always used. */
+const RELAY_NAMES: Record<string, string> = { tcp: 'tcp-relay', 'tcp-aes': 'tcp-relay-aes', http: 'null-gateway', 'http-aes': 'null-gateway-aes' };
+
+/** A middle process that speaks S3 to the client and passes to plain MinIO's bucket `floor`. */
+async function middleWay(name: string, started: Promise<{ endpoint: string; child: { pid?: number; kill(): boolean } }>, be: Endpoint): Promise<Way> {
+  const r = await started;
+  return { name, client: makeClient({ ...be, endpoint: r.endpoint }), bucket: 'floor', pid: r.child.pid, stop: () => void r.child.kill() };
+}
+
+const specs: WaySpec[] = [
+  { name: 'minio', start: (be) => Promise.resolve({ name: 'minio', client: makeClient(be), bucket: 'floor' }) },
+  {
+    name: 'minio_sse',
+    async start() {
+      const sse = await startSseMinio();
+      const client = makeClient({ endpoint: sse.endpoint, accessKey: sse.accessKey, secretKey: sse.secretKey });
+      await client.send(new CreateBucketCommand({ Bucket: 'floor' }));
+      await client.send(new PutBucketEncryptionCommand({
+        Bucket: 'floor',
+        ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      }));
+      return { name: 'minio_sse', client, bucket: 'floor', stop: () => sse.stop() };
+    },
+  },
+  ...list(args.relays).map((mode): WaySpec => {
+    const name = RELAY_NAMES[mode] ?? mode;
+    return { name, start: (be) => middleWay(name, startRelay(mode, be), be) };
+  }),
+  {
+    name: 'lakecrypt',
+    async start(be) {
+      const gw = await startGatewayProcess(be);
+      const client = makeClient(gw);
+      await client.send(new CreateBucketCommand({ Bucket: 'floorgw' }));
+      return { name: 'lakecrypt', client, bucket: 'floorgw', pid: gw.pid, stop: () => gw.stop() };
+    },
+  },
 ];
+const chosen = args.ways ? list(args.ways) : specs.map((s) => s.name);
+const unknown = chosen.filter((n) => !specs.some((s) => s.name === n));
+if (unknown.length) {
+  console.error(`floor: unknown way(s) ${unknown.join(', ')}; ways: ${specs.map((s) => s.name).join(', ')} (other relay.ts modes: --relays)`);
+  process.exit(2);
+}
+
+const minio = await startPlainMinio();
+const be: Endpoint = { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey };
+await makeClient(be).send(new CreateBucketCommand({ Bucket: 'floor' }));
+// started one after the other in the table's order, whatever order --ways named them in
+const ways: Way[] = [];
+for (const s of specs) if (chosen.includes(s.name)) ways.push(await s.start(be));
 
 async function sha256Of(body: Readable): Promise<string> {
   const h = createHash('sha256');
@@ -92,7 +133,7 @@ async function measure(op: Op, w: Way): Promise<void> {
   }
   const s = (performance.now() - t) / 1000;
   const mib = SIZE / MiB;
-  const sample = samples[op][w.name]!;
+  const sample = samples[op][w.name];
   sample.mibps.push(mib / s);
   if (w.pid) sample.middleCpuMsPerMib.push(((cpuSecondsOf(w.pid) - cpu0) * 1000) / mib);
   sample.machineCpuMsPerMib.push(((machineBusySeconds() - busy0) * 1000) / mib);
@@ -110,7 +151,7 @@ for (const w of ways) {
 for (const w of ways) samples.put[w.name] = { mibps: [], middleCpuMsPerMib: [], machineCpuMsPerMib: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const op of ['put', 'get'] as const) {
-    for (let k = 0; k < ways.length; k++) await measure(op, ways[(round + k) % ways.length]!);
+    for (let k = 0; k < ways.length; k++) await measure(op, ways[(round + k) % ways.length]);
   }
   console.error(`[floor] round ${round + 1}/${ROUNDS} done`);
 }
@@ -119,13 +160,13 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const result = Object.fromEntries(
   (['put', 'get'] as const).map((op) => {
-    const med = Object.fromEntries(ways.map((w) => [w.name, median(samples[op][w.name]!.mibps)]));
+    const med = Object.fromEntries(ways.map((w) => [w.name, median(samples[op][w.name].mibps)]));
     return [op, Object.fromEntries(ways.map((w) => {
-      const s = samples[op][w.name]!;
+      const s = samples[op][w.name];
       return [w.name, {
-        mibps: r1(med[w.name]!),
-        vsMinio: r2(med[w.name]! / med.minio!),
-        vsMinioSse: r2(med[w.name]! / med.minio_sse!),
+        mibps: r1(med[w.name]),
+        vsMinio: med.minio === undefined ? null : r2(med[w.name] / med.minio),
+        vsMinioSse: med.minio_sse === undefined ? null : r2(med[w.name] / med.minio_sse),
         middleCpuMsPerMib: w.pid ? r2(median(s.middleCpuMsPerMib)) : null,
         machineCpuMsPerMib: r2(median(s.machineCpuMsPerMib)),
       }];
@@ -133,16 +174,14 @@ const result = Object.fromEntries(
   }),
 );
 for (const op of ['put', 'get'] as const) {
-  for (const [name, r] of Object.entries(result[op]!)) {
-    console.log(`${op} ${name.padEnd(17)} ${String(r.mibps).padStart(6)} MiB/s  ${r.vsMinio.toFixed(2)}x minio  ${r.vsMinioSse.toFixed(2)}x sse  middle ${r.middleCpuMsPerMib ?? '-'} CPU-ms/MiB  machine ${r.machineCpuMsPerMib}`);
+  for (const [name, r] of Object.entries(result[op])) {
+    console.log(`${op} ${name.padEnd(17)} ${String(r.mibps).padStart(6)} MiB/s  ${r.vsMinio?.toFixed(2) ?? '-'}x minio  ${r.vsMinioSse?.toFixed(2) ?? '-'}x sse  middle ${r.middleCpuMsPerMib ?? '-'} CPU-ms/MiB  machine ${r.machineCpuMsPerMib}`);
   }
 }
 const out = path.resolve(args.out ?? path.join(import.meta.dirname, 'results', 'floor.json'));
 mkdirSync(path.dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), objectBytes: SIZE, rounds: ROUNDS, result }, null, 2) + '\n');
 
-await gw.stop();
-for (const r of Object.values(relays)) r.child.kill();
+for (const w of ways) await w.stop?.();
 await minio.stop();
-await sse.stop();
 process.exit(0);

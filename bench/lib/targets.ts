@@ -159,10 +159,15 @@ export function rssSampler(pid: number, everyMs = 100): { stop(): { peak: number
   };
 }
 
-/** Spawn bench/lib/relay.ts in `mode` in front of `be` (its own process, so its CPU can be read apart). */
-export async function startRelay(mode: 'tcp' | 'tcp-aes' | 'http' | 'http-aes', be: Endpoint): Promise<{ endpoint: string; child: ChildProcess }> {
-  const p = startProcess(process.execPath, ['--import', 'tsx', 'bench/lib/relay.ts', mode, be.endpoint, be.accessKey, be.secretKey], { cwd: REPO, inheritStderr: true });
-  const [, port] = await p.waitForOutput(/listening (\d+)/, { timeoutMs: 30_000, what: `relay ${mode}` }).catch(async (e: unknown) => {
+/** Spawn bench/lib/relay.ts in `mode` (tcp, tcp-aes, http, http-aes, or any mode relay.ts adds) in front of `be` (its own process, so its CPU can be read apart). */
+export async function startRelay(mode: string, be: Endpoint): Promise<{ endpoint: string; child: ChildProcess }> {
+  return startMiddleProcess('bench/lib/relay.ts', mode, be);
+}
+
+/** Spawn a middle-process script (`<script> <mode> <endpoint> <ak> <sk>`, prints `listening <port>`) in front of `be`. */
+export async function startMiddleProcess(script: string, mode: string, be: Endpoint): Promise<{ endpoint: string; child: ChildProcess }> {
+  const p = startProcess(process.execPath, ['--import', 'tsx', script, mode, be.endpoint, be.accessKey, be.secretKey], { cwd: REPO, inheritStderr: true });
+  const [, port] = await p.waitForOutput(/listening (\d+)/, { timeoutMs: 30_000, what: `${path.basename(script)} ${mode}` }).catch(async (e: unknown) => {
     await p.kill();
     throw e;
   });
