@@ -1,0 +1,543 @@
+/*
+ * lakecrypt's native data plane (issue #22, design b): moves a body between two file descriptors on a thread of
+ * its own, with AES-256-GCM per 64 KiB chunk, while JavaScript keeps HTTP, auth, keys and policy.
+ *
+ *   pump({ inFd, outFd, length, mode, ... }, (err, { bytesIn, bytesOut }) => ...)
+ *
+ * modes:
+ *   pass      bytes forwarded unchanged (the floor of a native relay without crypto)
+ *   aes-pass  bytes forwarded unchanged, AES-256-GCM computed over every byte with `key`, a fresh nonce and a tag per
+ *             64 KiB (what bench/lib/relay.ts aesPass() costs the Node relays; the output is dropped)
+ *   seal      plaintext in, sealed chunks out (docs/FORMAT.md 2.2: DEK per block, nonce = 0^8 || uint32(chunk in block),
+ *             aad = aadPrefix(52: "LKC1" || datasetId || oid) || uint32(part) || uint32(block) || uint32(chunk) || flags)
+ *   open      sealed chunks in, plaintext out; a chunk's plaintext is written only after its tag verified, the first
+ *             failure ends the pump with code ChunkAuthFailed (nothing of that chunk written)
+ *
+ * `length` is the part's plaintext size for seal/open (open reads length + 16 per chunk), the byte count for the pass
+ * modes, or -1 for the pass modes: until end of file on inFd. The pump never reads past the input it was given, so a
+ * keep-alive connection's next request stays in the socket for its owner. `pre` holds input bytes the caller already
+ * read from inFd's stream (node:http buffered them): they are taken first. The fds are non-blocking sockets owned
+ * by libuv: the caller stops libuv's reads on inFd and leaves outFd alone until the callback; the thread waits in
+ * poll() on EAGAIN. `control` (an Int32Array) lets JavaScript stop the pump: control[0] != 0 ends it (code Stopped)
+ * before the next chunk is processed and during any wait.
+ *
+ * No allocation per chunk: one 1 MiB input buffer and one output buffer per pump, reads of up to 1 MiB, writes of
+ * up to 1 MiB. Key material is copied into the job and wiped when it ends (the cipher context is freed, which
+ * cleanses it). OpenSSL's EVP comes from the node binary itself, which exports its symbols: nothing is linked.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <node_api.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CHUNK 65536u
+#define TAG 16u
+#define AAD_PREFIX 52u
+#define AAD_LEN 65u
+#define IN_CAP (1u << 20)
+#define OUT_FLUSH (1u << 20)
+#define OUT_CAP (OUT_FLUSH + CHUNK + TAG)
+#define WAIT_SLICE_MS 100
+#define DEFAULT_IDLE_MS 120000
+
+enum mode { M_PASS, M_AES_PASS, M_SEAL, M_OPEN };
+
+typedef struct job {
+  enum mode mode;
+  int in_fd, out_fd;
+  int64_t length;     /* plaintext (seal/open) or input bytes (pass modes); -1: until EOF (pass modes) */
+  int shutdown_out;   /* shutdown(out_fd, SHUT_WR) once done (a TCP relay's half close) */
+  int idle_ms;        /* a wait for the other side longer than this fails with ETIMEDOUT */
+  uint8_t key[32];    /* aes-pass */
+  uint8_t *deks;      /* seal/open: 32 bytes per block */
+  size_t ndeks;
+  uint8_t aad[AAD_LEN];
+  uint32_t part;
+  uint32_t block_chunks; /* chunks per block */
+  uint8_t *pre;
+  size_t pre_len;
+  volatile int32_t *control;
+  napi_ref control_ref;
+  napi_threadsafe_function tsfn;
+
+  /* progress */
+  uint64_t bytes_in, bytes_out;
+  uint64_t plain_done;   /* plaintext bytes of finished chunks */
+  uint32_t block, chunk; /* position of the chunk in progress */
+  uint32_t in_chunk;     /* plaintext bytes of the chunk in progress taken so far */
+  uint32_t tag_have;     /* open: tag bytes of the chunk in progress taken so far */
+  int chunk_open;        /* a cipher is set up for the chunk in progress */
+  uint8_t tag[TAG];
+  EVP_CIPHER_CTX *ctx;
+  uint8_t *in, *out, *scratch;
+  size_t out_len, out_committed;
+
+  /* outcome */
+  const char *err_code;
+  char err_msg[160];
+  int64_t err_chunk; /* the chunk (within the part) that failed to open, else -1 */
+} job_t;
+
+static int fail(job_t *j, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(job_t *j, const char *code, const char *fmt, ...) {
+  if (!j->err_code) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->err_msg, sizeof j->err_msg, fmt, ap);
+    va_end(ap);
+    j->err_code = code;
+  }
+  return -1;
+}
+
+static int stopped(job_t *j) {
+  if (j->control && __atomic_load_n(j->control, __ATOMIC_ACQUIRE) != 0) return fail(j, "Stopped", "stopped by the caller");
+  return 0;
+}
+
+/* Wait until fd is ready for `events`, in slices so that a stop request is seen while waiting. */
+static int wait_fd(job_t *j, int fd, short events) {
+  int waited = 0;
+  for (;;) {
+    if (stopped(j)) return -1;
+    struct pollfd p = { .fd = fd, .events = events };
+    int r = poll(&p, 1, WAIT_SLICE_MS);
+    if (r > 0) return 0; /* ready, or an error/hang-up the next read or write reports */
+    if (r < 0 && errno != EINTR) return fail(j, "EIO", "poll: %s", strerror(errno));
+    waited += WAIT_SLICE_MS;
+    if (j->idle_ms > 0 && waited >= j->idle_ms) return fail(j, "ETIMEDOUT", "no progress for %d ms", j->idle_ms);
+  }
+}
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case EPIPE: return "EPIPE";
+    case ECONNRESET: return "ECONNRESET";
+    case EBADF: return "EBADF";
+    case ENOTCONN: return "ENOTCONN";
+    default: return "EIO";
+  }
+}
+
+static int write_all(job_t *j, const uint8_t *b, size_t n) {
+  while (n > 0) {
+    /* MSG_NOSIGNAL: a peer gone is an EPIPE to report, never a signal (node ignores SIGPIPE anyway) */
+    ssize_t w = send(j->out_fd, b, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == ENOTSOCK) w = write(j->out_fd, b, n);
+    if (w > 0) {
+      b += w;
+      n -= (size_t)w;
+      j->bytes_out += (uint64_t)w;
+    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wait_fd(j, j->out_fd, POLLOUT)) return -1;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else {
+      int e = w < 0 ? errno : EPIPE;
+      return fail(j, errno_code(e), "write: %s", strerror(e));
+    }
+  }
+  return 0;
+}
+
+/* Write the output that may be released (open: verified chunks only) and keep a chunk still in progress. */
+static int flush_out(job_t *j) {
+  if (j->out_committed == 0) return 0;
+  if (write_all(j, j->out, j->out_committed)) return -1;
+  size_t rest = j->out_len - j->out_committed;
+  if (rest) memmove(j->out, j->out + j->out_committed, rest);
+  j->out_len = rest;
+  j->out_committed = 0;
+  return 0;
+}
+
+/* Plaintext bytes of the chunk starting at plain_done: 64 KiB, or what is left of the part. 0 once the part is done. */
+static uint32_t chunk_len(job_t *j) {
+  if (j->length < 0) return CHUNK;
+  uint64_t left = (uint64_t)j->length - j->plain_done;
+  return left < CHUNK ? (uint32_t)left : CHUNK;
+}
+
+static void be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+static int begin_chunk(job_t *j) {
+  if (stopped(j)) return -1;
+  uint8_t nonce[12] = { 0 };
+  be32(nonce + 8, j->chunk);
+  const uint8_t *key = NULL;
+  if (j->mode == M_AES_PASS) key = j->key; /* as relay.ts: the key schedule redone per chunk */
+  else if (j->chunk == 0) {
+    if (j->block >= j->ndeks) return fail(j, "NoDek", "no DEK for block %u", j->block);
+    key = j->deks + 32u * j->block;
+  }
+  if (EVP_CipherInit_ex(j->ctx, NULL, NULL, key, nonce, -1) != 1) return fail(j, "CryptoError", "cipher init");
+  if (j->mode == M_SEAL || j->mode == M_OPEN) {
+    int outl;
+    be32(j->aad + AAD_PREFIX, j->part);
+    be32(j->aad + AAD_PREFIX + 4, j->block);
+    be32(j->aad + AAD_PREFIX + 8, j->chunk);
+    j->aad[AAD_PREFIX + 12] = (uint64_t)j->length == j->plain_done + chunk_len(j) ? 1 : 0;
+    if (EVP_CipherUpdate(j->ctx, NULL, &outl, j->aad, AAD_LEN) != 1) return fail(j, "CryptoError", "aad");
+  }
+  j->chunk_open = 1;
+  j->in_chunk = 0;
+  j->tag_have = 0;
+  return 0;
+}
+
+/* The chunk in progress is complete (all its input taken): finish the cipher, then step to the next chunk. */
+static int end_chunk(job_t *j) {
+  int outl;
+  uint8_t fin[16];
+  if (j->mode == M_AES_PASS) {
+    if (EVP_EncryptFinal_ex(j->ctx, fin, &outl) != 1 || EVP_CIPHER_CTX_ctrl(j->ctx, EVP_CTRL_GCM_GET_TAG, TAG, j->tag) != 1)
+      return fail(j, "CryptoError", "final");
+  } else if (j->mode == M_SEAL) {
+    if (EVP_EncryptFinal_ex(j->ctx, fin, &outl) != 1 || EVP_CIPHER_CTX_ctrl(j->ctx, EVP_CTRL_GCM_GET_TAG, TAG, j->out + j->out_len) != 1)
+      return fail(j, "CryptoError", "final");
+    j->out_len += TAG;
+    j->out_committed = j->out_len;
+  } else if (j->mode == M_OPEN) {
+    if (EVP_CIPHER_CTX_ctrl(j->ctx, EVP_CTRL_GCM_SET_TAG, TAG, j->tag) != 1) return fail(j, "CryptoError", "set tag");
+    if (EVP_DecryptFinal_ex(j->ctx, fin, &outl) != 1) {
+      j->err_chunk = (int64_t)(j->plain_done / CHUNK);
+      j->out_len = j->out_committed; /* the failed chunk's plaintext is dropped, never written */
+      return fail(j, "ChunkAuthFailed", "chunk %lld of the part failed authentication", (long long)j->err_chunk);
+    }
+    j->out_committed = j->out_len;
+  }
+  j->plain_done += j->in_chunk;
+  j->chunk_open = 0;
+  if (++j->chunk == j->block_chunks) j->chunk = 0, j->block++;
+  return 0;
+}
+
+/* Take n input bytes through the chunk state machine (seal/open write into out; the pass modes write nothing). */
+static int take(job_t *j, const uint8_t *b, size_t n) {
+  while (n > 0) {
+    if (j->mode == M_PASS) return 0;
+    if (!j->chunk_open) {
+      if (chunk_len(j) == 0) return fail(j, "TrailingData", "input longer than the part");
+      if (begin_chunk(j)) return -1;
+    }
+    uint32_t want = chunk_len(j) - j->in_chunk;
+    int outl;
+    if (want > 0) {
+      uint32_t k = n < want ? (uint32_t)n : want;
+      if (j->mode == M_AES_PASS) {
+        if (EVP_EncryptUpdate(j->ctx, j->scratch, &outl, b, (int)k) != 1) return fail(j, "CryptoError", "update");
+      } else {
+        if (j->out_len + k + TAG > OUT_CAP) return fail(j, "Internal", "output buffer overrun");
+        if (EVP_CipherUpdate(j->ctx, j->out + j->out_len, &outl, b, (int)k) != 1) return fail(j, "CryptoError", "update");
+        j->out_len += (size_t)outl;
+      }
+      j->in_chunk += k, b += k, n -= k;
+      if (j->mode != M_OPEN && j->in_chunk == chunk_len(j) && end_chunk(j)) return -1;
+    } else { /* open: the chunk's tag */
+      uint32_t k = TAG - j->tag_have;
+      if (n < k) k = (uint32_t)n;
+      memcpy(j->tag + j->tag_have, b, k);
+      j->tag_have += k, b += k, n -= k;
+      if (j->tag_have == TAG && end_chunk(j)) return -1;
+    }
+    /* room for one whole chunk and its tag before the next one starts */
+    if (!j->chunk_open && j->out_committed >= OUT_FLUSH && flush_out(j)) return -1;
+  }
+  return 0;
+}
+
+/* Bytes of input this pump must read in all (-1: until EOF). */
+static int64_t input_total(job_t *j) {
+  if (j->length < 0) return -1;
+  if (j->mode != M_OPEN) return j->length;
+  return j->length + (int64_t)TAG * ((j->length + CHUNK - 1) / CHUNK);
+}
+
+static int finish_chunks_at_eof(job_t *j) {
+  /* the pass modes until EOF: a last partial chunk still gets its tag; sealed/opened parts must be whole */
+  if (j->chunk_open && j->mode == M_AES_PASS) return end_chunk(j);
+  if (j->mode == M_SEAL || j->mode == M_OPEN) {
+    if (j->chunk_open || (uint64_t)j->length != j->plain_done) return fail(j, "UnexpectedEOF", "input ended inside a chunk");
+  }
+  return 0;
+}
+
+static int run(job_t *j) {
+  int64_t total = input_total(j);
+  uint64_t left = total < 0 ? UINT64_MAX : (uint64_t)total;
+  if (j->pre_len) {
+    if (j->pre_len > left) return fail(j, "TrailingData", "more bytes already read than the body holds");
+    j->bytes_in += j->pre_len;
+    left -= j->pre_len;
+    if (take(j, j->pre, j->pre_len)) return -1;
+    if (j->mode == M_PASS || j->mode == M_AES_PASS) {
+      if (write_all(j, j->pre, j->pre_len)) return -1;
+    }
+  }
+  while (left > 0) {
+    size_t want = left < IN_CAP ? (size_t)left : IN_CAP;
+    ssize_t r = read(j->in_fd, j->in, want);
+    if (r > 0) {
+      j->bytes_in += (uint64_t)r;
+      if (total >= 0) left -= (uint64_t)r;
+      if (take(j, j->in, (size_t)r)) return -1;
+      if (j->mode == M_PASS || j->mode == M_AES_PASS) {
+        if (write_all(j, j->in, (size_t)r)) return -1;
+      }
+    } else if (r == 0) {
+      if (total >= 0) return fail(j, "UnexpectedEOF", "input ended %llu bytes early", (unsigned long long)left);
+      break;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      /* nothing to read now: what is ready goes out before waiting, so a slow input never holds back output */
+      if (flush_out(j) || wait_fd(j, j->in_fd, POLLIN)) return -1;
+    } else if (errno != EINTR) {
+      int e = errno;
+      return fail(j, errno_code(e), "read: %s", strerror(e));
+    }
+  }
+  if (finish_chunks_at_eof(j) || flush_out(j)) return -1;
+  if (j->shutdown_out) shutdown(j->out_fd, SHUT_WR);
+  return 0;
+}
+
+static void wipe_free(job_t *j) {
+  explicit_bzero(j->key, sizeof j->key);
+  if (j->deks) explicit_bzero(j->deks, 32 * j->ndeks), free(j->deks);
+  if (j->mode == M_OPEN && j->out) explicit_bzero(j->out, OUT_CAP); /* plaintext */
+  if (j->mode == M_SEAL && j->in) explicit_bzero(j->in, IN_CAP);
+  if (j->pre) explicit_bzero(j->pre, j->pre_len), free(j->pre);
+  if (j->ctx) EVP_CIPHER_CTX_free(j->ctx);
+  free(j->in), free(j->out), free(j->scratch);
+  free(j);
+}
+
+static void *thread_main(void *arg) {
+  job_t *j = arg;
+  /* a bad or short input still releases the chunks verified before it (as the engine does); a stop releases nothing more */
+  if (run(j) && j->err_code && (!strcmp(j->err_code, "ChunkAuthFailed") || !strcmp(j->err_code, "UnexpectedEOF") || !strcmp(j->err_code, "TrailingData"))) {
+    const char *code = j->err_code;
+    j->err_code = NULL;
+    char msg[sizeof j->err_msg];
+    memcpy(msg, j->err_msg, sizeof msg);
+    flush_out(j);
+    j->err_code = code; /* the input's failure is the one reported, even when the flush failed too */
+    memcpy(j->err_msg, msg, sizeof msg);
+  }
+  napi_call_threadsafe_function(j->tsfn, j, napi_tsfn_blocking);
+  napi_release_threadsafe_function(j->tsfn, napi_tsfn_release);
+  return NULL;
+}
+
+/* On the JavaScript thread: callback(err, { bytesIn, bytesOut }). */
+static void call_js(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  job_t *j = data;
+  if (env != NULL) {
+    napi_value undef, err, info, v;
+    napi_get_undefined(env, &undef);
+    napi_create_object(env, &info);
+    napi_create_double(env, (double)j->bytes_in, &v);
+    napi_set_named_property(env, info, "bytesIn", v);
+    napi_create_double(env, (double)j->bytes_out, &v);
+    napi_set_named_property(env, info, "bytesOut", v);
+    if (j->err_code) {
+      napi_value code, msg;
+      napi_create_string_utf8(env, j->err_code, NAPI_AUTO_LENGTH, &code);
+      napi_create_string_utf8(env, j->err_msg, NAPI_AUTO_LENGTH, &msg);
+      napi_create_error(env, code, msg, &err);
+      napi_create_double(env, (double)j->bytes_in, &v);
+      napi_set_named_property(env, err, "bytesIn", v);
+      napi_create_double(env, (double)j->bytes_out, &v);
+      napi_set_named_property(env, err, "bytesOut", v);
+      if (j->err_chunk >= 0) {
+        napi_create_double(env, (double)j->err_chunk, &v);
+        napi_set_named_property(env, err, "chunk", v);
+      }
+    } else {
+      err = undef;
+    }
+    if (j->control_ref) napi_delete_reference(env, j->control_ref);
+    napi_value argv[2] = { err, info };
+    napi_call_function(env, undef, cb, 2, argv, NULL);
+  }
+  wipe_free(j);
+}
+
+/* ---- argument reading ---- */
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG", msg);
+  return NULL;
+}
+
+static int prop(napi_env env, napi_value o, const char *name, napi_value *out) {
+  bool has = false;
+  napi_has_named_property(env, o, name, &has);
+  if (!has) return 0;
+  napi_get_named_property(env, o, name, out);
+  napi_valuetype t;
+  napi_typeof(env, *out, &t);
+  return t != napi_undefined && t != napi_null;
+}
+
+static int get_int(napi_env env, napi_value o, const char *name, int64_t *out) {
+  napi_value v;
+  if (!prop(env, o, name, &v)) return 0;
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
+  *out = (int64_t)d;
+  return (double)*out == d ? 1 : -1;
+}
+
+/* A Buffer or Uint8Array: its bytes (borrowed: copy before the call returns). */
+static int get_bytes(napi_env env, napi_value o, const char *name, uint8_t **data, size_t *len) {
+  napi_value v;
+  if (!prop(env, o, name, &v)) return 0;
+  bool is;
+  napi_is_typedarray(env, v, &is);
+  if (!is) return -1;
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &t, len, (void **)data, &ab, &off) != napi_ok || t != napi_uint8_array) return -1;
+  return 1;
+}
+
+static napi_value pump(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype t0, t1;
+  if (argc < 2 || napi_typeof(env, argv[0], &t0) != napi_ok || t0 != napi_object || napi_typeof(env, argv[1], &t1) != napi_ok || t1 != napi_function)
+    return throw_type(env, "pump(options, callback)");
+  napi_value o = argv[0], v;
+
+  char mode[16] = { 0 };
+  size_t ml;
+  if (!prop(env, o, "mode", &v) || napi_get_value_string_utf8(env, v, mode, sizeof mode, &ml) != napi_ok) return throw_type(env, "mode: pass, aes-pass, seal or open");
+  enum mode m;
+  if (!strcmp(mode, "pass")) m = M_PASS;
+  else if (!strcmp(mode, "aes-pass")) m = M_AES_PASS;
+  else if (!strcmp(mode, "seal")) m = M_SEAL;
+  else if (!strcmp(mode, "open")) m = M_OPEN;
+  else return throw_type(env, "mode: pass, aes-pass, seal or open");
+
+  int64_t in_fd, out_fd, length, part = 1, block_size = 8 << 20, idle = DEFAULT_IDLE_MS;
+  if (get_int(env, o, "inFd", &in_fd) != 1 || in_fd < 0) return throw_type(env, "inFd: a file descriptor");
+  if (get_int(env, o, "outFd", &out_fd) != 1 || out_fd < 0) return throw_type(env, "outFd: a file descriptor");
+  if (get_int(env, o, "length", &length) != 1 || length < -1) return throw_type(env, "length: bytes, or -1 for until end of file");
+  if (length < 0 && (m == M_SEAL || m == M_OPEN)) return throw_type(env, "length: seal and open need the part's plaintext size");
+  if (get_int(env, o, "partNumber", &part) < 0 || part < 1 || part > 0xffffffffLL) return throw_type(env, "partNumber: 1..2^32-1");
+  if (get_int(env, o, "blockSize", &block_size) < 0 || block_size < CHUNK || block_size % CHUNK || block_size > (8 << 20))
+    return throw_type(env, "blockSize: a multiple of 65536 up to 8 MiB");
+  if (get_int(env, o, "idleMs", &idle) < 0 || idle < 0) return throw_type(env, "idleMs: milliseconds (0: no limit)");
+
+  uint8_t *key = NULL, *deks = NULL, *aadp = NULL, *pre = NULL;
+  size_t key_len = 0, deks_len = 0, aadp_len = 0, pre_len = 0;
+  if (get_bytes(env, o, "key", &key, &key_len) < 0) return throw_type(env, "key: a Buffer");
+  if (get_bytes(env, o, "deks", &deks, &deks_len) < 0) return throw_type(env, "deks: a Buffer");
+  if (get_bytes(env, o, "aadPrefix", &aadp, &aadp_len) < 0) return throw_type(env, "aadPrefix: a Buffer");
+  if (get_bytes(env, o, "pre", &pre, &pre_len) < 0) return throw_type(env, "pre: a Buffer");
+  if (m == M_AES_PASS && key_len != 32) return throw_type(env, "key: 32 bytes for aes-pass");
+  if (m == M_SEAL || m == M_OPEN) {
+    uint64_t blocks = ((uint64_t)length + (uint64_t)block_size - 1) / (uint64_t)block_size;
+    if (deks_len == 0 || deks_len % 32 || deks_len / 32 < blocks) return throw_type(env, "deks: 32 bytes per block of the part");
+    if (aadp_len != AAD_PREFIX) return throw_type(env, "aadPrefix: 52 bytes (\"LKC1\" || datasetId || oid)");
+  }
+
+  napi_value ctl;
+  int32_t *control = NULL;
+  napi_ref control_ref = NULL;
+  if (prop(env, o, "control", &ctl)) {
+    bool is;
+    napi_typedarray_type t;
+    size_t n, off;
+    napi_value ab;
+    napi_is_typedarray(env, ctl, &is);
+    if (!is || napi_get_typedarray_info(env, ctl, &t, &n, (void **)&control, &ab, &off) != napi_ok || t != napi_int32_array || n < 1)
+      return throw_type(env, "control: an Int32Array");
+  }
+  bool shut = false;
+  if (prop(env, o, "shutdown", &v)) napi_get_value_bool(env, v, &shut);
+
+  job_t *j = calloc(1, sizeof *j);
+  if (!j) return throw_type(env, "out of memory");
+  j->mode = m;
+  j->in_fd = (int)in_fd, j->out_fd = (int)out_fd, j->length = length;
+  j->shutdown_out = shut, j->idle_ms = (int)idle;
+  j->part = (uint32_t)part, j->block_chunks = (uint32_t)(block_size / CHUNK);
+  j->err_chunk = -1;
+  if (key_len == 32) memcpy(j->key, key, 32);
+  if (deks_len) {
+    j->deks = malloc(deks_len), j->ndeks = deks_len / 32;
+    if (j->deks) memcpy(j->deks, deks, deks_len);
+  }
+  if (aadp_len) memcpy(j->aad, aadp, AAD_PREFIX);
+  if (pre_len) {
+    j->pre = malloc(pre_len), j->pre_len = pre_len;
+    if (j->pre) memcpy(j->pre, pre, pre_len);
+  }
+  j->in = malloc(IN_CAP);
+  if (m == M_SEAL || m == M_OPEN) j->out = malloc(OUT_CAP);
+  if (m == M_AES_PASS) j->scratch = malloc(CHUNK);
+  if (m != M_PASS) {
+    j->ctx = EVP_CIPHER_CTX_new();
+    if (j->ctx && EVP_CipherInit_ex(j->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, m == M_OPEN ? 0 : 1) != 1) {
+      EVP_CIPHER_CTX_free(j->ctx);
+      j->ctx = NULL;
+    }
+  }
+  if (!j->in || (deks_len && !j->deks) || (pre_len && !j->pre) || ((m == M_SEAL || m == M_OPEN) && !j->out) || (m == M_AES_PASS && !j->scratch) ||
+      (m != M_PASS && !j->ctx)) {
+    wipe_free(j);
+    return throw_type(env, "out of memory (or no AES-256-GCM in this OpenSSL)");
+  }
+  if (control) {
+    napi_create_reference(env, ctl, 1, &control_ref); /* the array stays alive while the thread reads it */
+    j->control = control, j->control_ref = control_ref;
+  }
+
+  napi_value name;
+  napi_create_string_utf8(env, "lakecrypt.dataplane.pump", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &j->tsfn) != napi_ok) {
+    if (control_ref) napi_delete_reference(env, control_ref);
+    wipe_free(j);
+    return throw_type(env, "could not create the completion callback");
+  }
+  pthread_t th;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int rc = pthread_create(&th, &attr, thread_main, j);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    napi_release_threadsafe_function(j->tsfn, napi_tsfn_abort);
+    if (control_ref) napi_delete_reference(env, control_ref);
+    wipe_free(j);
+    napi_throw_error(env, "EAGAIN", "could not start the pump thread");
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_value fn, n;
+  napi_create_function(env, "pump", NAPI_AUTO_LENGTH, pump, NULL, &fn);
+  napi_set_named_property(env, exports, "pump", fn);
+  napi_create_uint32(env, CHUNK, &n);
+  napi_set_named_property(env, exports, "CHUNK", n);
+  return exports;
+}
+
+NAPI_MODULE(dataplane, init)

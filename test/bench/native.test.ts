@@ -1,0 +1,194 @@
+/**
+ * The native data plane (native/dataplane.c via bench/lib/dataplane.ts), built by scripts/build-native.mjs, between
+ * real TCP sockets on loopback: a writer -> [socket whose fd the pump reads] -> pump -> [socket whose fd it writes]
+ * -> a reader. Every mode's bytes are checked: the pass modes forward the input unchanged, seal equals node:crypto's
+ * AES-256-GCM under docs/FORMAT.md 2.2's nonces and AADs, open inverts it, and a flipped byte makes open fail
+ * without writing that chunk's plaintext. Nothing here is about speed.
+ */
+import { createCipheriv, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildNative } from '../../scripts/build-native.mjs';
+import { fdOf, pump, type PumpError, type PumpOptions } from '../../bench/lib/dataplane.ts';
+import { pollUntil } from '../../tools/wait.ts';
+
+const CHUNK = 65536;
+const sockets: net.Socket[] = [];
+const servers: net.Server[] = [];
+
+beforeAll(() => {
+  buildNative({ quiet: true });
+}, 120_000);
+
+afterAll(() => {
+  for (const s of sockets) s.destroy();
+  for (const s of servers) s.close();
+});
+
+/** A connected loopback pair: [the side that connected, the side accepted with libuv not reading]. */
+async function tcpPair(): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ pauseOnConnect: true });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await new Promise<void>((r, j) => client.once('connect', r).once('error', j));
+  const s = await accepted;
+  sockets.push(client, s);
+  return [client, s];
+}
+
+/** Stop libuv reading a socket whose fd the pump reads (what the relay does to a live connection). */
+function stopReading(s: net.Socket): void {
+  s.pause();
+  const h = (s as unknown as { _handle: { reading: boolean; readStop(): number } })._handle;
+  h.reading = false;
+  h.readStop();
+}
+
+/**
+ * writer -> [inSide] pump [outSide] -> reader. Returns the pump's outcome and everything the reader got (until
+ * `expectOut` bytes or the end of the stream).
+ */
+async function through(o: Omit<PumpOptions, 'inFd' | 'outFd'>, input: Buffer, opts: { end?: boolean; expectOut?: number } = {}) {
+  const [writer, inSide] = await tcpPair();
+  const [outSide, reader] = await tcpPair();
+  stopReading(outSide); // the pump owns outSide's fd; nothing comes back on it anyway
+  const got: Buffer[] = [];
+  let gotLen = 0;
+  let ended = false;
+  reader.on('data', (d: Buffer) => (got.push(d), (gotLen += d.length))).on('end', () => (ended = true));
+  reader.resume();
+  const result = pump({ ...o, inFd: fdOf(inSide), outFd: fdOf(outSide) }).then(
+    (r) => ({ ok: true as const, ...r }),
+    (e: PumpError) => ({ ok: false as const, error: e }),
+  );
+  // in pieces of odd sizes, so chunks and tags straddle the socket reads
+  for (let off = 0; off < input.length; off += 300_001) writer.write(input.subarray(off, off + 300_001));
+  if (opts.end) writer.end();
+  const outcome = await result;
+  if (opts.expectOut !== undefined) await pollUntil(() => gotLen >= opts.expectOut!, { timeoutMs: 30_000, what: 'output' });
+  if (o.shutdown) await pollUntil(() => ended, { timeoutMs: 30_000, what: 'end of output' });
+  else await new Promise((r) => setTimeout(r, 50)); // nothing more may arrive: checked by the exact equality below
+  return { outcome, out: Buffer.concat(got), writer, inSide };
+}
+
+/** FORMAT.md 2.2 sealed with node:crypto: the reference the pump's seal must equal. */
+function referenceSeal(pt: Buffer, deks: Buffer, aadPrefix: Buffer, part: number, blockSize: number): Buffer {
+  const out: Buffer[] = [];
+  for (let off = 0, g = 0; off < pt.length; off += CHUNK, g++) {
+    const chunksPerBlock = blockSize / CHUNK;
+    const b = Math.floor(g / chunksPerBlock);
+    const c = g % chunksPerBlock;
+    const piece = pt.subarray(off, off + CHUNK);
+    const nonce = Buffer.alloc(12);
+    nonce.writeUInt32BE(c, 8);
+    const aad = Buffer.alloc(65);
+    aadPrefix.copy(aad, 0);
+    aad.writeUInt32BE(part, 52);
+    aad.writeUInt32BE(b, 56);
+    aad.writeUInt32BE(c, 60);
+    aad[64] = off + piece.length === pt.length ? 1 : 0;
+    const ci = createCipheriv('aes-256-gcm', deks.subarray(32 * b, 32 * b + 32), nonce);
+    ci.setAAD(aad);
+    out.push(ci.update(piece), ci.final(), ci.getAuthTag());
+  }
+  return Buffer.concat(out);
+}
+
+const sealedSize = (p: number) => p + 16 * Math.ceil(p / CHUNK);
+
+describe('native data plane', () => {
+  const input = randomBytes(5 * 1024 * 1024 + 12_345);
+
+  it('pass and aes-pass forward exactly `length` bytes unchanged, bytes already read (pre) first, and leave what follows in the socket', async () => {
+    for (const mode of ['pass', 'aes-pass'] as const) {
+      const pre = input.subarray(0, 1000);
+      const extra = Buffer.from('GET /next-request HTTP/1.1\r\n\r\n');
+      const { outcome, out, inSide } = await through(
+        { mode, length: input.length, pre, key: mode === 'aes-pass' ? randomBytes(32) : undefined },
+        Buffer.concat([input.subarray(1000), extra]),
+        { expectOut: input.length },
+      );
+      expect(outcome, mode).toMatchObject({ ok: true, bytesIn: input.length, bytesOut: input.length });
+      expect(out.equals(input), mode).toBe(true);
+      // the bytes after the body are still there for the socket's owner (a keep-alive connection's next request)
+      const rest: Buffer[] = [];
+      inSide.on('data', (d: Buffer) => rest.push(d));
+      inSide.resume();
+      await pollUntil(() => Buffer.concat(rest).length >= extra.length, { timeoutMs: 10_000, what: 'bytes after the body' });
+      expect(Buffer.concat(rest).equals(extra), mode).toBe(true);
+    }
+  }, 120_000);
+
+  it('aes-pass until end of file half-closes its output', async () => {
+    const { outcome, out } = await through({ mode: 'aes-pass', length: -1, key: randomBytes(32), shutdown: true }, input, { end: true });
+    expect(outcome).toMatchObject({ ok: true, bytesIn: input.length, bytesOut: input.length });
+    expect(out.equals(input)).toBe(true);
+  }, 120_000);
+
+  it("seal equals node:crypto's AES-256-GCM with FORMAT.md's nonces and AADs, and open of it gives the input back", async () => {
+    const blockSize = 1024 * 1024; // several blocks, so DEKs change and chunk indices restart
+    const blocks = Math.ceil(input.length / blockSize);
+    const deks = randomBytes(32 * blocks);
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(32), randomBytes(16)]);
+    const part = 3;
+    const expected = referenceSeal(input, deks, aadPrefix, part, blockSize);
+    expect(expected.length).toBe(sealedSize(input.length));
+
+    const sealed = await through({ mode: 'seal', length: input.length, deks, aadPrefix, partNumber: part, blockSize, pre: input.subarray(0, 70_000) }, input.subarray(70_000), { expectOut: expected.length });
+    expect(sealed.outcome).toMatchObject({ ok: true, bytesIn: input.length, bytesOut: expected.length });
+    expect(sealed.out.equals(expected)).toBe(true);
+
+    const opened = await through({ mode: 'open', length: input.length, deks, aadPrefix, partNumber: part, blockSize }, expected, { expectOut: input.length });
+    expect(opened.outcome).toMatchObject({ ok: true, bytesIn: expected.length, bytesOut: input.length });
+    expect(opened.out.equals(input)).toBe(true);
+
+    // the same ciphertext under another part number (another AAD) does not open: nothing is written
+    const wrongPart = await through({ mode: 'open', length: input.length, deks, aadPrefix, partNumber: part + 1, blockSize }, expected);
+    expect(wrongPart.outcome).toMatchObject({ ok: false, error: { code: 'ChunkAuthFailed', chunk: 0 } });
+    expect(wrongPart.out.length).toBe(0);
+  }, 120_000);
+
+  it('a flipped byte makes open fail at its chunk: the chunks before it are written, nothing of it or after it', async () => {
+    const blockSize = 8 * 1024 * 1024;
+    const deks = randomBytes(32);
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
+    const sealed = referenceSeal(input, deks, aadPrefix, 1, blockSize);
+    for (const [chunk, at] of [[0, 5], [37, 100], [37, CHUNK + 3] /* in the tag */, [80, 10]] as const) {
+      const bad = Buffer.from(sealed);
+      bad[chunk * (CHUNK + 16) + at] ^= 0x40;
+      const { outcome, out } = await through({ mode: 'open', length: input.length, deks, aadPrefix, partNumber: 1, blockSize }, bad, { expectOut: chunk * CHUNK });
+      expect(outcome, `chunk ${chunk}`).toMatchObject({ ok: false, error: { code: 'ChunkAuthFailed', chunk } });
+      expect(out.length, `chunk ${chunk}`).toBe(chunk * CHUNK);
+      expect(out.equals(input.subarray(0, chunk * CHUNK)), `chunk ${chunk}`).toBe(true);
+    }
+  }, 120_000);
+
+  it('input that ends early is UnexpectedEOF; a control flag stops a pump that waits for input', async () => {
+    const early = await through({ mode: 'open', length: input.length, deks: randomBytes(32), aadPrefix: randomBytes(52) }, Buffer.alloc(0), { end: true });
+    expect(early.outcome).toMatchObject({ ok: false, error: { code: 'UnexpectedEOF' } });
+
+    const control = new Int32Array(1);
+    const [writer, inSide] = await tcpPair();
+    const [outSide, reader] = await tcpPair();
+    stopReading(outSide);
+    reader.resume();
+    const p = pump({ mode: 'aes-pass', key: randomBytes(32), length: 1 << 20, inFd: fdOf(inSide), outFd: fdOf(outSide), control }).catch((e: PumpError) => e);
+    writer.write(randomBytes(1000));
+    Atomics.store(control, 0, 1);
+    const e = await p;
+    expect(e).toMatchObject({ code: 'Stopped' });
+    expect((e as PumpError).bytesIn).toBeLessThanOrEqual(1000);
+  }, 60_000);
+
+  it('bad options are refused at the call, before any thread starts', async () => {
+    const [, inSide] = await tcpPair();
+    const fd = fdOf(inSide);
+    await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(31), aadPrefix: randomBytes(52) })).rejects.toThrow(/deks/);
+    await expect(pump({ mode: 'open', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(51) })).rejects.toThrow(/aadPrefix/);
+    await expect(pump({ mode: 'seal', length: -1, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52) })).rejects.toThrow(/length/);
+    await expect(pump({ mode: 'aes-pass', length: 1, inFd: fd, outFd: fd })).rejects.toThrow(/key/);
+    await expect(pump({ mode: 'bogus' as 'pass', length: 1, inFd: fd, outFd: fd })).rejects.toThrow(/mode/);
+  });
+});
