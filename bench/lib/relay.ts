@@ -9,20 +9,26 @@
  *     signing) for `GET /bucket/key` (body piped back with its length) and `PUT /bucket/key` (request body
  *     streamed to the backend with its length); no client auth, no crypto, no headers.
  *   tcp-aes, http-aes: the same, plus one AES-256-GCM pass over every byte that goes through (see aesPass).
+ *   tcp-lean, tcp-lean-aes: design (a) of issue #22 (bench/lib/lean-pipe.ts): the TCP relay with each direction
+ *     read into one reusable slab and written on at once, no Node streams on the body path; -aes adds the same
+ *     AES-256-GCM pass (aesInspector). Knobs (environment): RELAY_SLAB_KIB (slab per direction, default 1024);
+ *     RELAY_AES_KEY=buffer|keyobject (what createCipheriv gets per chunk, default buffer); RELAY_AES_CHUNK_KIB
+ *     (bytes per cipher, default 64 as the format; larger values show what the per-chunk cipher costs).
  *
  * Prints `listening <port>` once it accepts connections.
  */
 import http from 'node:http';
 import net from 'node:net';
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createSecretKey, randomBytes } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
 import { createBackend } from '../../src/backend/index.ts';
+import { leanRelay } from './lean-pipe.ts';
 
 const [mode, endpoint, accessKey, secretKey] = process.argv.slice(2);
-const withAes = mode === 'tcp-aes' || mode === 'http-aes';
+const withAes = mode === 'tcp-aes' || mode === 'http-aes' || mode === 'tcp-lean-aes';
 // a clean exit on SIGTERM, so `node --cpu-prof` writes its profile
 process.on('SIGTERM', () => process.exit(0));
-const backendUrl = new URL(endpoint!);
+const backendUrl = new URL(endpoint);
 const backendPort = Number(backendUrl.port || (backendUrl.protocol === 'https:' ? 443 : 80));
 
 function listen(server: net.Server): void {
@@ -63,28 +69,69 @@ function aesPass(): Transform {
   });
 }
 
-if (mode === 'tcp' || mode === 'tcp-aes') {
+/**
+ * aesPass without the stream: the same AES-256-GCM work (a fresh cipher per 64 KiB chunk, its tag at the end) over
+ * each view it is handed, for the lean relay's callbacks. node:crypto has no way to re-use a GCM cipher for a new
+ * nonce (no re-init after final()) and no update() into a caller's buffer: every chunk costs a createCipheriv and
+ * every update() a new output Buffer (zero-filled by Node, then overwritten), which is dropped here as in aesPass.
+ */
+function aesInspector(): (view: Buffer) => void {
+  const chunk = Number(process.env.RELAY_AES_CHUNK_KIB ?? 64) * 1024;
+  const raw = randomBytes(32);
+  const key = process.env.RELAY_AES_KEY === 'keyobject' ? createSecretKey(raw) : raw;
+  const nonce = Buffer.alloc(12);
+  let counter = 0;
+  let cipher = createCipheriv('aes-256-gcm', key, nonce);
+  let inChunk = 0;
+  return (buf) => {
+    for (let off = 0; off < buf.length; ) {
+      const n = Math.min(chunk - inChunk, buf.length - off);
+      cipher.update(buf.subarray(off, off + n));
+      off += n;
+      inChunk += n;
+      if (inChunk === chunk) {
+        cipher.final();
+        cipher.getAuthTag();
+        nonce.writeUInt32BE(++counter, 8);
+        cipher = createCipheriv('aes-256-gcm', key, nonce);
+        inChunk = 0;
+      }
+    }
+  };
+}
+
+if (mode === 'tcp-lean' || mode === 'tcp-lean-aes') {
+  const slabBytes = Number(process.env.RELAY_SLAB_KIB ?? 1024) * 1024;
+  // pauseOnConnect: nothing is read before leanRelay moves the socket's handle onto its slab
+  listen(
+    net.createServer({ pauseOnConnect: true }, (client) =>
+      leanRelay(client, backendPort, backendUrl.hostname, withAes ? { slabBytes, inspectUp: aesInspector(), inspectDown: aesInspector() } : { slabBytes }),
+    ),
+  );
+} else if (mode === 'tcp' || mode === 'tcp-aes') {
   listen(
     net.createServer((client) => {
       const upstream = net.connect(backendPort, backendUrl.hostname);
       client.setNoDelay(true);
       upstream.setNoDelay(true);
-      if (withAes) (client.pipe(aesPass()).pipe(upstream), upstream.pipe(aesPass()).pipe(client));
-      else client.pipe(upstream).pipe(client);
+      if (withAes) {
+        client.pipe(aesPass()).pipe(upstream);
+        upstream.pipe(aesPass()).pipe(client);
+      } else client.pipe(upstream).pipe(client);
       const close = () => (client.destroy(), upstream.destroy());
       client.on('error', close).on('close', close);
       upstream.on('error', close).on('close', close);
     }),
   );
 } else if (mode === 'http' || mode === 'http-aes') {
-  const backend = createBackend({ kind: 's3', endpoint: endpoint!, accessKey: accessKey!, secretKey: secretKey!, region: 'us-east-1' });
+  const backend = createBackend({ kind: 's3', endpoint: endpoint, accessKey: accessKey, secretKey: secretKey, region: 'us-east-1' });
   const fail = (res: http.ServerResponse) => (e: Error) => {
     if (res.headersSent) res.destroy();
     else res.writeHead(500).end(e.message);
   };
   listen(
     http.createServer((req, res) => {
-      const [, bucket = '', ...rest] = (req.url ?? '/').split('?')[0]!.split('/');
+      const [, bucket = '', ...rest] = (req.url ?? '/').split('?')[0].split('/');
       const key = decodeURIComponent(rest.join('/'));
       if (req.method === 'PUT') {
         // the benchmark's client sends UNSIGNED-PAYLOAD bodies: the bytes on the wire are the object
@@ -102,6 +149,6 @@ if (mode === 'tcp' || mode === 'tcp-aes') {
     }),
   );
 } else {
-  console.error('usage: relay.ts tcp|tcp-aes <endpoint> | http|http-aes <endpoint> <access key> <secret key>');
+  console.error('usage: relay.ts tcp|tcp-aes|tcp-lean|tcp-lean-aes <endpoint> | http|http-aes <endpoint> <access key> <secret key>');
   process.exit(2);
 }
