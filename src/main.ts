@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     metaBucket: cfg.metaBucket,
     region: cfg.region,
     blockSize: cfg.blockSize,
+    inlineHeaderMax: cfg.inlineHeaderMax,
     keyCacheTtlMs: cfg.keyCacheTtlMs,
     keyCacheSize: cfg.keyCacheSize,
     epochPollMs: cfg.epochPollMs,

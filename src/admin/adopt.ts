@@ -21,7 +21,7 @@ import { datasetIdOf, peekHeader } from '../engine/index.ts';
 import { HEADER_FIXED_SIZE } from '../format/header.ts';
 import type { AuditLog } from '../keys/audit.ts';
 import type { KeyService } from '../keys/service.ts';
-import { META_OID, type ObjectStore } from '../store/index.ts';
+import { META_OID, inlineHeaderBytes, isInline, loadHeaderBytes, type ObjectStore } from '../store/index.ts';
 import { RateLimiter, forEachLimit, listPages, readStateTagged, writeState } from './util.ts';
 import { leaseWriter, releaseJobs, type JobStateBase } from './job-lease.ts';
 
@@ -99,14 +99,22 @@ async function inspect(ctx: Pick<AdoptContext, 'backend' | 'store' | 'keys' | 'm
   const oid = info.meta[META_OID];
   if (!oid || !/^[0-9a-f]{32}$/.test(oid)) return { kind: 'plaintext' };
   let bytes: Buffer;
-  try {
-    const { body } = await ctx.backend.getObject(ctx.metaBucket, ctx.store.headerPath(bucket, key, oid), { start: 0, end: PEEK_BYTES - 1 });
-    const chunks: Buffer[] = [];
-    for await (const c of body) chunks.push(c as Buffer);
-    bytes = Buffer.concat(chunks);
-  } catch (e) {
-    if (isS3Error(e, 'NoSuchKey') || isS3Error(e, 'InvalidRange')) return { kind: 'no-header' };
-    throw e;
+  if (isInline(info.meta)) {
+    try {
+      bytes = inlineHeaderBytes(info.meta);
+    } catch {
+      return { kind: 'no-header' };
+    }
+  } else {
+    try {
+      const { body } = await ctx.backend.getObject(ctx.metaBucket, ctx.store.headerPath(bucket, key, oid), { start: 0, end: PEEK_BYTES - 1 });
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c as Buffer);
+      bytes = Buffer.concat(chunks);
+    } catch (e) {
+      if (isS3Error(e, 'NoSuchKey') || isS3Error(e, 'InvalidRange')) return { kind: 'no-header' };
+      throw e;
+    }
   }
   let datasetId: Buffer;
   try {
@@ -334,7 +342,7 @@ export class AdoptManager {
       try {
         const r = await store.reseal(bucket, key);
         // the new header must name this dataset (it is sealed under the route of the gateway that wrote it)
-        const { data } = await backend.getBuffer(metaBucket, store.headerPath(bucket, key, r.oid.toString('hex')));
+        const { data } = await loadHeaderBytes(store, bucket, key, r.oid.toString('hex'));
         if (!peekHeader(data).datasetId.equals(id)) {
           s.failed++;
           err(`${key}: re-sealed under another dataset (routing changed meanwhile?)`);

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import type { Backend } from '../backend/types.ts';
 import { isS3Error } from '../errors.ts';
 import type { KeyService } from '../keys/service.ts';
-import { META_OID, type ObjectStore } from '../store/index.ts';
+import { META_OID, isInline, type ObjectStore } from '../store/index.ts';
 import { allVersions, headVersion, keepsVersions, versionOids } from '../store/versions.ts';
 
 export interface GcContext {
@@ -95,6 +95,7 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
       const info = await backend.headObject(bucket, o.key).catch(() => null);
       const oid = info?.meta[META_OID];
       if (!info || !oid || !OID_RE.test(oid)) continue; // not written by lakecrypt (or gone)
+      if (isInline(info.meta)) continue; // its header is inline (format 2): no header object to miss
       const hp = ctx.store.headerPath(bucket, o.key, oid);
       live.add(hp);
       if (!headers.has(hp) && old(info.lastModified)) {
@@ -177,7 +178,7 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
     const key = path.slice(i + 1);
     const info = await backend.headObject(bucket, key).catch(() => null);
     const oid = info?.meta[META_OID];
-    if (!info || !oid || !old(info.lastModified)) continue;
+    if (!info || !oid || !old(info.lastModified) || isInline(info.meta)) continue;
     if (await backend.headObject(metaBucket, ctx.store.headerPath(bucket, key, oid)).catch(() => 'error')) continue;
     await backend.deleteObject(bucket, key);
     report.removed++;

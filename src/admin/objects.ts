@@ -3,7 +3,8 @@ import { S3Error, isS3Error } from '../errors.ts';
 import type { HeaderFields } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
 import { wipeHeaderKeys } from '../store/index.ts';
-import { META_OID, type ObjectStore } from '../store/index.ts';
+import { META_OID, loadHeaderBytes, storeHeaderBytes, type HeaderSite, type ObjectStore } from '../store/index.ts';
+import type { ObjectInfo } from '../backend/types.ts';
 
 export interface RevokeResult {
   bucket: string;
@@ -31,14 +32,14 @@ export function locateBlock(h: HeaderFields, index: number): { partIndex: number
   throw new S3Error('InvalidArgument', `block ${index} out of range: the object has ${base} block(s)`);
 }
 
-async function openFresh(store: ObjectStore, bucket: string, key: string, oidHex: string): Promise<{ fields: HeaderFields; etag: string }> {
-  const { data, info } = await store.backend.getBuffer(store.metaBucket, store.headerPath(bucket, key, oidHex));
-  return { fields: await store.door.open(data, { bucket, key, oidHex }), etag: info.etag };
+async function openFresh(store: ObjectStore, bucket: string, key: string, oidHex: string, from: { info?: ObjectInfo; versionId?: string }): Promise<{ fields: HeaderFields; site: HeaderSite }> {
+  const { data, site } = await loadHeaderBytes(store, bucket, key, oidHex, from);
+  return { fields: await store.door.open(data, { bucket, key, oidHex }), site };
 }
 
 /** The dataset a header that does not open (its key revoked) names: from its fixed fields, checked as a read would. */
-async function headerDataset(store: ObjectStore, keys: KeyService, bucket: string, key: string, oidHex: string): Promise<string> {
-  const { data } = await store.backend.getBuffer(store.metaBucket, store.headerPath(bucket, key, oidHex));
+async function headerDataset(store: ObjectStore, keys: KeyService, bucket: string, key: string, oidHex: string, info: ObjectInfo): Promise<string> {
+  const { data } = await loadHeaderBytes(store, bucket, key, oidHex, { info });
   const ds = keys.headerDatasetFor(bucket, key, store.door.peek(data).datasetId);
   if (ds === null) throw new S3Error('IntegrityError', 'The object header belongs to another dataset.');
   return ds;
@@ -59,16 +60,16 @@ export async function revokeObject(
   if (!info) throw new S3Error(versionId === undefined ? 'NoSuchKey' : 'NoSuchVersion', undefined, { Key: key });
   const oid = info.meta[META_OID];
   if (!oid) throw new S3Error('InvalidRequest', 'this object was not written through lakecrypt');
-  let opened: { fields: HeaderFields; etag: string } | undefined;
+  let opened: { fields: HeaderFields; site: HeaderSite } | undefined;
   try {
-    opened = await openFresh(store, bucket, key, oid);
+    opened = await openFresh(store, bucket, key, oid, { info });
   } catch (e) {
     // A header that no longer opens (revoked KEK) can still be revoked as a whole by oid.
     if (block !== undefined || !isS3Error(e, 'KeyRevoked')) throw e;
   }
   // The revocation list is the one of the dataset the object's header names (the route's, or an ancestor's for an
   // object written before its prefix dataset was created and not adopted yet): that is the list its reads consult.
-  const dataset = opened?.fields.dataset ?? (await headerDataset(store, keys, bucket, key, oid));
+  const dataset = opened?.fields.dataset ?? (await headerDataset(store, keys, bucket, key, oid, info));
   const res: RevokeResult = { bucket, key, dataset, oid, block: block ?? 'all', resealed: false };
   if (versionId !== undefined) res.versionId = versionId;
   let loc: ReturnType<typeof locateBlock> | undefined;
@@ -87,9 +88,10 @@ export async function revokeObject(
   await keys.revokeBlocks(dataset, oid, loc ? [{ part: loc.partNumber, block: loc.block }] : 'all', actor, { bucket, key });
   // 2. erase the DEK(s) from the stored header (conditional rewrite, retried on a concurrent change)
   for (let attempt = 0; opened && attempt < 8; attempt++) {
-    let cur: { fields: HeaderFields; etag: string };
+    let cur: { fields: HeaderFields; site: HeaderSite };
     try {
-      cur = await openFresh(store, bucket, key, oid);
+      // read again: an inline header's site (the data object's ETag) must be the one rewritten
+      cur = await openFresh(store, bucket, key, oid, { versionId });
     } catch (e) {
       if (isS3Error(e, 'NoSuchKey')) break;
       throw e;
@@ -105,8 +107,8 @@ export async function revokeObject(
         }
       }
       const sealed = await store.door.sealAsCurrent(cur.fields);
-      await store.backend.putObject(store.metaBucket, store.headerPath(bucket, key, oid), sealed, { size: sealed.length, ifMatch: cur.etag });
-      res.resealed = true;
+      // false: an inline header of a non-current version, which cannot be rewritten in place; the list refuses it
+      res.resealed = await storeHeaderBytes(store, bucket, key, oid, sealed, cur.site);
       break;
     } catch (e) {
       if (!isS3Error(e, 'PreconditionFailed')) throw e;

@@ -22,7 +22,8 @@ import { datasetIdOf, peekHeader, type HeaderFields } from '../engine/index.ts';
 import { HEADER_FIXED_SIZE } from '../format/header.ts';
 import type { KeyService } from '../keys/service.ts';
 import type { AuditLog } from '../keys/audit.ts';
-import { wipeHeaderKeys } from '../store/index.ts';
+import { META_OID, inlineHeaderBytes, isInline, storeHeaderBytes, wipeHeaderKeys } from '../store/index.ts';
+import { forEachInlineHeader, type InlineFound } from './inline-walk.ts';
 import { allVersions } from '../store/versions.ts';
 import type { ObjectStore } from '../store/index.ts';
 import { leaseWriter, releaseJobs } from './job-lease.ts';
@@ -53,7 +54,7 @@ export interface RewrapState {
   headerKeysPending?: number;
   /** A re-key's last step: header keys removed because no header used them any more. */
   headerKeysRetired?: number[];
-  phase: 'keys' | 'headers' | 'uploads' | 'scan' | 'finished';
+  phase: 'keys' | 'headers' | 'uploads' | 'inline' | 'scan' | 'finished';
   /** Last fully processed header path (meta bucket key), for resuming. */
   cursor?: string;
   /** Headers of this dataset seen so far. */
@@ -190,6 +191,9 @@ export class RewrapManager {
         if (isS3Error(e, 'NoSuchKey') || isS3Error(e, 'InvalidRange')) return;
         throw e;
       }
+      count(bytes);
+    };
+    const count = (bytes: Buffer) => {
       let peek;
       try {
         peek = peekHeader(bytes);
@@ -212,6 +216,9 @@ export class RewrapManager {
     for await (const page of listPages(this.backend, this.ctx.metaBucket, 'mpu/')) {
       await forEachLimit(page.map((o) => o.key), this.ctx.concurrency ?? 32, visit);
     }
+    // Inline headers (small objects, data format 2) live with their data objects, every version of them.
+    const { prefix } = splitDataset(dataset);
+    await forEachInlineHeader(this.backend, bucket, prefix, (f) => Promise.resolve(count(f.bytes)), this.ctx.concurrency ?? 32);
     let pending = 0;
     for (const [v, n] of Object.entries(byVersion)) if (Number(v) !== activeVersion) pending += n;
     return { dataset, activeVersion, total, pending, byVersion, format1, byHeaderKey };
@@ -450,6 +457,70 @@ export class RewrapManager {
       return 'ok';
     };
 
+    /**
+     * One inline header (a small object's, in its data object's metadata): resealed in place by a server-side
+     * copy with the metadata replaced, conditional on the ETag listed (on a change: HEAD again and retry).
+     */
+    const oneInline = async (first: InlineFound): Promise<void> => {
+      let f: InlineFound | null = first;
+      for (let attempt = 0; attempt < 8 && f; attempt++) {
+        await limiter.take();
+        let peek;
+        try {
+          peek = peekHeader(f.bytes);
+        } catch {
+          return;
+        }
+        if (!peek.datasetId.equals(id)) return;
+        if (attempt === 0) s.total++;
+        if (peek.version === 2 && (s.rekeyTo === undefined || peek.keyNumber === s.rekeyTo)) {
+          s.alreadyCurrent++;
+          s.done++;
+          return;
+        }
+        const oidHex = peek.oid.toString('hex');
+        let fields: HeaderFields | undefined;
+        let sealed: Buffer;
+        try {
+          fields = await this.ctx.store.door.open(f.bytes, { bucket, key: f.key, dataset, oidHex });
+          sealed = await this.ctx.store.door.sealAsCurrent(fields, s.rekeyTo);
+        } catch (e) {
+          s.failed++;
+          s.done++;
+          err(`${bucket}/${f.key} (inline header): ${(e as Error).message}`);
+          return;
+        } finally {
+          if (fields) wipeHeaderKeys(fields);
+        }
+        try {
+          if (!(await storeHeaderBytes(this.ctx.store, bucket, f.key, oidHex, sealed, f.site))) {
+            // a non-current version: what it names stays referenced (the scan counts it), so nothing is lost
+            s.skipped++;
+            s.done++;
+            err(`${bucket}/${f.key} version ${f.site.versionId}: a non-current version's inline header cannot be rewritten`);
+            return;
+          }
+          s.rewrapped++;
+          s.done++;
+          this.ctx.store.headers.delete(bucket, f.key, oidHex);
+          return;
+        } catch (e) {
+          if (!isS3Error(e, 'PreconditionFailed') && !isS3Error(e, 'NoSuchKey')) throw e;
+          s.retries++;
+          const info = await this.backend.headObject(bucket, f.key);
+          f = info && info.meta[META_OID] === oidHex && isInline(info.meta)
+            ? { key: f.key, bytes: inlineHeaderBytes(info.meta), site: { inline: true, etag: info.etag, meta: info.meta }, current: true }
+            : null; // overwritten or deleted meanwhile: the new version is written under the current key
+          if (!f) s.done++;
+        }
+      }
+      if (f) {
+        s.failed++;
+        s.done++;
+        err(`${bucket}/${first.key}: too many concurrent changes`);
+      }
+    };
+
     try {
       const concurrency = this.ctx.concurrency ?? 16;
       if (s.phase === 'keys') {
@@ -521,6 +592,16 @@ export class RewrapManager {
           }
         }
         // this phase has no cursor: a resumed job goes through the uploads again
+        if (entry.stop) return Object.assign(s, before);
+        s.phase = 'inline';
+        await persist();
+      }
+      if (s.phase === 'inline') {
+        const before = counters();
+        await forEachInlineHeader(this.backend, bucket, splitDataset(dataset).prefix, async (f) => {
+          if (!entry.stop) await oneInline(f);
+        }, concurrency);
+        // no cursor either: a resumed job lists again, and the versions it already resealed count as current
         if (entry.stop) return Object.assign(s, before);
         s.phase = 'scan';
         await persist();

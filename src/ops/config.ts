@@ -336,6 +336,11 @@ export const SETTINGS = {
     expect: 'an integer 0-64',
     doc: 'Worker threads for AES-GCM on large streams; 0 = on the main thread (faster on 2 cores: bench/results/crypto.md).',
   }),
+  inlineHeaderMax: def({
+    path: 'inlineHeaderMax', env: 'LAKECRYPT_INLINE_HEADER_MAX', kind: 'int', schema: int(0, 1536), default: 1536,
+    expect: 'an integer 0-1536 (base64 characters)',
+    doc: 'Small single-PUT objects keep their sealed header in the data object\'s metadata when it fits in this many base64 characters: one backend write per PUT, one read per cold GET (docs/FORMAT.md 2.5, data format 2). 0 = every header in the meta bucket (format 1). Versioned buckets always use the meta bucket.',
+  }),
   keyCacheTtlMs: def({
     path: 'keyCacheTtlMs', env: 'LAKECRYPT_KEY_CACHE_TTL_MS', kind: 'int', schema: int(0, 86_400_000),
     default: 60000, expect: 'an integer 0-86400000 (milliseconds)',
@@ -475,6 +480,7 @@ export const ConfigSchema = z.strictObject({
   tenants: S.tenants.schema,
   blockSize: S.blockSize.schema,
   cryptoThreads: S.cryptoThreads.schema,
+  inlineHeaderMax: S.inlineHeaderMax.schema,
   keyCacheTtlMs: S.keyCacheTtlMs.schema,
   keyCacheSize: S.keyCacheSize.schema,
   epochPollMs: S.epochPollMs.schema,

@@ -245,6 +245,8 @@ export async function putBucketVersioning(g: Gateway, r: S3Request): Promise<voi
     );
   }
   await g.backend.putBucketVersioning!(r.bucket, status);
+  // new small objects of a versioned bucket keep their header in the meta bucket (inline-header.ts)
+  g.store.inline.forget(r.bucket);
   r.res.statusCode = 200;
   r.res.setHeader('Content-Length', 0);
   r.res.end();

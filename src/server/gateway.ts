@@ -14,7 +14,7 @@ import { addressOf, type S3Request } from './request.ts';
 import { sendError } from './respond.ts';
 import { refusal, routeOf } from './routes.ts';
 import { defaultOf } from '../ops/config.ts';
-import { MultipartStore, ObjectStore, type BestEffortReport } from '../store/index.ts';
+import { InlinePolicy, MultipartStore, ObjectStore, type BestEffortReport } from '../store/index.ts';
 import type { User, Users } from '../auth/users.ts';
 
 export interface GatewayOptions {
@@ -24,6 +24,8 @@ export interface GatewayOptions {
   metaBucket: string;
   region: string;
   blockSize: number;
+  /** See StartOptions.inlineHeaderMax (default: INLINE_HEADER_MAX). */
+  inlineHeaderMax?: number;
   /** Host suffixes for virtual-hosted-style requests (bucket.<domain>). */
   domains: string[];
   /**
@@ -79,6 +81,7 @@ export class Gateway {
     this.csp = csp === 'off' ? '' : csp;
     this.sigv2 = opts.sigv2 ?? defaultOf('sigv2');
     this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize, opts.headerCacheTtlMs, undefined, undefined, opts.report);
+    if (opts.inlineHeaderMax !== undefined) this.store.inline = new InlinePolicy(opts.backend, opts.inlineHeaderMax);
     this.mpu = new MultipartStore(this.store);
   }
 

@@ -31,6 +31,8 @@ export interface StartOptions {
   metaBucket?: string;
   region?: string;
   blockSize?: number;
+  /** Largest inline header in base64 characters; 0 = headers in the meta bucket only (src/store/inline-header.ts). */
+  inlineHeaderMax?: number;
   domains?: string[];
   keyCacheTtlMs?: number;
   keyCacheSize?: number;
@@ -119,6 +121,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     metaBucket,
     region: o.region ?? defaultOf('region'),
     blockSize: o.blockSize ?? defaultOf('blockSize'),
+    inlineHeaderMax: o.inlineHeaderMax ?? defaultOf('inlineHeaderMax'),
     domains: o.domains ?? ['localhost'],
     objectCsp: o.objectCsp ?? defaultOf('objectCsp'),
     sigv2: o.sigv2 ?? defaultOf('sigv2'),

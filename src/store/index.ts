@@ -7,3 +7,4 @@ export { MultipartStore, MIN_PART_SIZE, type PartRecord } from './multipart-stor
 export { HeaderDoor, META_ETAG, META_FMT, META_OID, headerDir, headerPath, type HeaderPlace } from './header-door.ts';
 export { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
 export { ByteBudget, consuming, holdLastBytes, readExactly } from './streams.ts';
+export { INLINE_HEADER_MAX, InlinePolicy, META_HEADER, inlineHeaderBytes, isInline, loadHeaderBytes, storeHeaderBytes, type HeaderSite } from './inline-header.ts';

@@ -22,6 +22,7 @@ import type { Backend } from '../backend/types.ts';
 import type { KeyService } from '../keys/service.ts';
 import { wipeHeaderKeys } from './header-cache.ts';
 import type { HeaderDoor } from './header-door.ts';
+import { loadHeaderBytes } from './inline-header.ts';
 
 /** What a recheck needs of the object store: where the object's current header lives. */
 export interface HeaderLocator {
@@ -66,7 +67,8 @@ async function currentHeaderOpens(store: HeaderLocator, r: Ref): Promise<boolean
   const oidHex = r.oid.toString('hex');
   let data: Buffer;
   try {
-    ({ data } = await store.backend.getBuffer(store.metaBucket, store.headerPath(r.bucket, r.key, oidHex)));
+    // the meta bucket's header of this oid, or the data object's inline one (inline-header.ts)
+    ({ data } = await loadHeaderBytes(store, r.bucket, r.key, oidHex));
   } catch (e) {
     if (isS3Error(e, 'NoSuchKey')) return false;
     throw e;

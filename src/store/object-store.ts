@@ -27,6 +27,7 @@ import type { KeyService } from '../keys/service.ts';
 import type { Logger } from '../ops/logger.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
 import { HeaderDoor, META_ETAG, META_FMT, META_OID, dekWiped, headerDir, headerPath } from './header-door.ts';
+import { InlinePolicy, META_HEADER, FMT_INLINE, isInline, loadHeaderBytes, type DataInfo } from './inline-header.ts';
 import { LiveRevocation } from './live-revocation.ts';
 import { ByteBudget, collect, consuming, holdLastBytes, readExactly } from './streams.ts';
 import { deleteVersion, replacedPrevious } from './versions.ts';
@@ -91,6 +92,8 @@ export class ObjectStore {
   /** The one way header bytes are opened and sealed. */
   readonly door: HeaderDoor;
   readonly bodyBudget: ByteBudget;
+  /** Which new small objects carry their header inline (inline-header.ts); replace with maxChars 0 to write format 1 only. */
+  inline: InlinePolicy;
   /** Datasets whose not-yet-migrated (plaintext) objects may be read, and who to tell when one is. */
   plaintextReads: { allowed: (dataset: string) => boolean; onRead?: (bucket: string, key: string) => void } = { allowed: () => false };
   /**
@@ -119,6 +122,7 @@ export class ObjectStore {
     this.headers = new HeaderCache(4096, headerCacheTtlMs);
     this.door = new HeaderDoor(keys);
     this.bodyBudget = new ByteBudget(wholeBodyBudget);
+    this.inline = new InlinePolicy(backend);
   }
 
   /**
@@ -142,7 +146,7 @@ export class ObjectStore {
       // Its key is revoked or destroyed since (format 1: a KEK version): the header (re-wrapped) still says.
     }
     try {
-      const md5 = (await this.readHeader(bucket, key, oidHex)).header.checksums.md5;
+      const md5 = (await this.readHeader(bucket, key, oidHex, { info })).header.checksums.md5;
       if (md5) return md5;
     } catch {
       // unreadable object: its listing entry keeps the backend's ETag
@@ -215,20 +219,25 @@ export class ObjectStore {
     return etag;
   }
 
-  async readHeader(bucket: string, key: string, oidHex: string): Promise<{ header: HeaderFields; etag: string }> {
+  /**
+   * The header of version `oidHex`, from the cache or where it is stored (inline-header.ts). `from.info`: the data
+   * object's HEAD or GET at hand (an inline header is then read from it, no backend call); `from.versionId`: the
+   * version, when the data object has to be asked.
+   */
+  async readHeader(bucket: string, key: string, oidHex: string, from: { info?: DataInfo; versionId?: string } = {}): Promise<{ header: HeaderFields; etag: string }> {
     const cached = this.headers.get(bucket, key, oidHex);
     if (cached) return cached;
-    let got: { data: Buffer; info: ObjectInfo };
+    let got: Awaited<ReturnType<typeof loadHeaderBytes>>;
     try {
-      got = await this.backend.getBuffer(this.metaBucket, this.headerPath(bucket, key, oidHex));
+      got = await loadHeaderBytes(this, bucket, key, oidHex, from);
     } catch (e) {
       if (isS3Error(e, 'NoSuchKey')) throw new S3Error('IntegrityError', 'The object header is missing.', {}, { cause: e });
       throw e;
     }
     const header = await this.door.open(got.data, { bucket, key, oidHex });
-    const entry = { header, etag: got.info.etag };
+    const entry = { header, etag: got.site.etag };
     this.headers.set(bucket, key, oidHex, entry);
-    void this.maybeRewrapOnRead(header, got.info.etag);
+    void this.maybeRewrapOnRead(header, got.site.etag);
     return entry;
   }
 
@@ -269,7 +278,7 @@ export class ObjectStore {
       const oidHex = info.meta[META_OID];
       if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return { ...this.unmigrated(bucket, key, info), versionId };
       try {
-        const { header } = await this.readHeader(bucket, key, oidHex);
+        const { header } = await this.readHeader(bucket, key, oidHex, { info });
         const size = totalPlaintextSize(header);
         // A data object whose stored size is not the header's layout was truncated or extended: a range read
         // would otherwise serve the untouched chunks and never notice.
@@ -317,7 +326,7 @@ export class ObjectStore {
     }
     let header: HeaderFields;
     try {
-      ({ header } = await this.readHeader(bucket, key, oidHex));
+      ({ header } = await this.readHeader(bucket, key, oidHex, { info }));
     } catch (e) {
       body.destroy();
       if (!isS3Error(e, 'IntegrityError') || versionId !== undefined) throw e;
@@ -360,7 +369,7 @@ export class ObjectStore {
       // cleared between stat/openWhole and now: open the header again (synchronous clone right after)
       wipeHeaderKeys(header);
       try {
-        const fresh = await this.readHeader(obj.bucket, obj.key, obj.header.oid.toString('hex'));
+        const fresh = await this.readHeader(obj.bucket, obj.key, obj.header.oid.toString('hex'), { versionId: obj.versionId });
         header = cloneHeaderKeys(fresh.header);
       } catch (e) {
         body.destroy();
@@ -457,7 +466,7 @@ export class ObjectStore {
    * answer: one backend round trip less per overwrite (a failure or a stop meanwhile leaves it for gc).
    */
   private async writeVersion(
-    v: { bucket: string; key: string; size: number; meta: HeaderMeta; checksums: HeaderChecksums; final: boolean },
+    v: { bucket: string; key: string; size: number; meta: HeaderMeta; checksums: HeaderChecksums; final: boolean; inline?: boolean },
     writeData: (w: { header: HeaderFields; headerEtag: string; dataMeta: Record<string, string> }) => Promise<{ etag: string; versionId?: string; afterCommit?: () => Promise<void> }>,
   ): Promise<PutResult> {
     const { bucket, key, size } = v;
@@ -466,7 +475,23 @@ export class ObjectStore {
     if (v.final) header.state = 'final';
     const oidHex = header.oid.toString('hex');
     let committed = false;
+    let inlined = false;
     try {
+      if (v.inline && v.final) {
+        // Data format 2: the final header travels in the data object's own metadata, so the one write that
+        // commits the data commits its header with it (inline-header.ts). The version this one replaces is not
+        // looked at: if it had a header object (format 1), that header is named by no data object any more, and
+        // gc removes it; looking would cost a backend read, and looking concurrently could name a newer version.
+        const value = (await this.door.seal(header)).toString('base64');
+        if (value.length <= this.inline.maxChars) {
+          inlined = true;
+          const sealed = v.checksums.md5 ? await this.sealedEtag(header) : undefined;
+          const dataMeta: Record<string, string> = { [META_OID]: oidHex, [META_FMT]: FMT_INLINE, [META_HEADER]: value };
+          if (sealed) dataMeta[META_ETAG] = sealed;
+          const { etag, versionId } = await writeData({ header, headerEtag: '', dataMeta });
+          return { etag: sealed ? v.checksums.md5! : notMd5(etag), oid: header.oid, versionId };
+        }
+      }
       const [headerEtag, previous, sealed] = await Promise.all([
         this.writeHeader(header),
         this.bestEffort('previous-version-head', this.backend.headObject(bucket, key), null),
@@ -480,7 +505,7 @@ export class ObjectStore {
       this.later(this.dropPreviousHeader(bucket, key, previous, header.oid, versionId));
       return { etag: sealed ? v.checksums.md5! : notMd5(etag), oid: header.oid, versionId };
     } catch (e) {
-      if (!committed) await this.bestEffort('uncommitted-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oidHex)), undefined);
+      if (!committed && !inlined) await this.bestEffort('uncommitted-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, oidHex)), undefined);
       throw e;
     } finally {
       for (const d of deks) zero(d);
@@ -488,9 +513,10 @@ export class ObjectStore {
   }
 
   /** A whole plaintext in memory, verified: final header, then the data object with its sealed ETag. */
-  private putWhole(bucket: string, key: string, plain: Buffer, meta: HeaderMeta, checksums: HeaderChecksums, cond: PutCondition): Promise<PutResult> {
+  private async putWhole(bucket: string, key: string, plain: Buffer, meta: HeaderMeta, checksums: HeaderChecksums, cond: PutCondition): Promise<PutResult> {
     const size = plain.length;
-    return this.writeVersion({ bucket, key, size, meta, checksums, final: true }, async ({ header, dataMeta }) => {
+    const inline = await this.inline.allowed(bucket);
+    return this.writeVersion({ bucket, key, size, meta, checksums, final: true, inline }, async ({ header, dataMeta }) => {
       const { dataset, oid } = header;
       const deks = header.parts[0].deks as Buffer[];
       const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
@@ -554,6 +580,8 @@ export class ObjectStore {
   async dropPreviousHeader(bucket: string, key: string, previous: ObjectInfo | null, current: Buffer, committed?: string): Promise<void> {
     const prevOid = previous?.meta[META_OID];
     if (!prevOid || prevOid === current.toString('hex')) return;
+    // an inline header went with the data object it was in
+    if (isInline(previous.meta)) return;
     if (!replacedPrevious(previous, committed)) return;
     this.headers.delete(bucket, key, prevOid);
     await this.bestEffort('previous-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, prevOid)), undefined);
@@ -637,7 +665,10 @@ export class ObjectStore {
       // header: the fields it had put back (unless another writer replaced ours meanwhile), or ours if it is a
       // copy that committed after all. Only a header nobody references is deleted.
       const now = await this.bestEffort('failed-copy-head', this.backend.headObject(dstBucket, dstKey), undefined);
-      if (now?.meta[META_OID] === oidHex) {
+      if (now?.meta[META_OID] === oidHex && isInline(now.meta)) {
+        // still the inline-header version it was: the header object written for the copy names nothing
+        await this.bestEffort('failed-copy-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(dstBucket, dstKey, oidHex)), undefined);
+      } else if (now?.meta[META_OID] === oidHex) {
         if (before) await this.bestEffort('failed-copy-header-restore', this.writeHeader({ ...header, ...before }, { ifMatch: written }), '');
       } else if (now !== undefined) {
         await this.bestEffort('failed-copy-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(dstBucket, dstKey, oidHex)), undefined);

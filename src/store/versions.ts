@@ -12,7 +12,7 @@
  */
 import type { Backend, DeleteResult, ObjectInfo } from '../backend/types.ts';
 import { isS3Error } from '../errors.ts';
-import { META_OID, headerPath } from './header-door.ts';
+import { META_FMT, META_OID, headerPath } from './header-door.ts';
 import type { HeaderCache } from './header-cache.ts';
 
 /** The id S3 gives the version written while versioning was never enabled or is suspended. */
@@ -64,7 +64,8 @@ export async function deleteVersion(d: VersionDeps, bucket: string, key: string,
   const info = await headVersion(d.backend, bucket, key, versionId);
   const res = (await d.backend.deleteObject(bucket, key, versionId)) ?? {};
   const oid = info?.meta[META_OID];
-  if (!oid) return res;
+  // no oid: not written through lakecrypt; an inline header (format 2, inline-header.ts) went with its data object
+  if (!oid || info.meta[META_FMT] === '2') return res;
   const gone =
     versionId !== undefined ||
     !res.deleteMarker ||

@@ -70,8 +70,9 @@ async function readAll(s3: S3Client, objs: Map<string, Buffer>): Promise<{ ok: n
 
 beforeAll(async () => {
   const store = path.join(tmp.path, 'store');
-  a = await startTestGateway('fs', { blockSize: 65536, backend: createBackend({ kind: 'fs', dataDir: store }), dataDir: tmp.path, epochPollMs: 100 });
-  b = await startTestGateway('fs', { blockSize: 65536, backend: createBackend({ kind: 'fs', dataDir: store }), dataDir: tmp.path, epochPollMs: 100 });
+  // this suite inspects header objects in the meta bucket (data format 1); inline headers (format 2): test/store/inline-header.test.ts
+  a = await startTestGateway('fs', { blockSize: 65536, backend: createBackend({ kind: 'fs', dataDir: store }), dataDir: tmp.path, epochPollMs: 100, inlineHeaderMax: 0 });
+  b = await startTestGateway('fs', { blockSize: 65536, backend: createBackend({ kind: 'fs', dataDir: store }), dataDir: tmp.path, epochPollMs: 100, inlineHeaderMax: 0 });
   adminA = await startAdmin({ gateway: a.running, metrics: createMetrics(), resumeJobs: false });
   adminB = await startAdmin({ gateway: b.running, metrics: createMetrics(), resumeJobs: false });
   apiA = new AdminClient({ url: adminA.url, accessKey: a.accessKey, secretKey: a.secretKey });

@@ -19,7 +19,8 @@ let h: AdminHarness;
 let s3: S3Client;
 
 beforeAll(async () => {
-  h = await startAdminHarness({ keyDeletionWaitSeconds: 1 });
+  // this suite inspects header objects in the meta bucket (data format 1); inline headers (format 2): test/store/inline-header.test.ts
+  h = await startAdminHarness({ keyDeletionWaitSeconds: 1, inlineHeaderMax: 0 });
   s3 = h.s3;
 });
 afterAll(async () => {

@@ -69,6 +69,8 @@ export function lifecycleSuite(provider: 'local' | 'pkcs11'): void {
         LAKECRYPT_DATASETS: JSON.stringify([{ name: tenantDs, cmk: 'tenant-a' }]),
         // `keys destroy` schedules; a short waiting period lets the tests see the destruction itself
         LAKECRYPT_KEY_DELETION_WAIT_SECONDS: '1',
+        // this suite inspects header objects in the meta bucket (data format 1); inline headers (format 2): test/store/inline-header.test.ts
+        LAKECRYPT_INLINE_HEADER_MAX: '0',
       };
       if (provider === 'pkcs11') {
         const t = tempSoftHsmToken('T');

@@ -56,7 +56,8 @@ for (const kind of ['fs', 's3'] as const) {
     const creds = () => ({ accessKey: gw.accessKey, secretKey: gw.secretKey });
 
     beforeAll(async () => {
-      gw = await startTestGateway(kind, { blockSize: CHUNK_SIZE });
+      // this suite inspects header objects in the meta bucket (data format 1); inline headers (format 2): test/store/inline-header.test.ts
+      gw = await startTestGateway(kind, { blockSize: CHUNK_SIZE, inlineHeaderMax: 0 });
       bucket = uniqueBucket('tamper');
       await gw.client().send(new CreateBucketCommand({ Bucket: bucket }));
     });

@@ -33,7 +33,8 @@ describe('best-effort steps of the object layer', () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'warn', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
     const metrics = createMetrics({ defaultMetrics: false });
-    const gw = await startTestGateway('fs', { backend, log, onBestEffortFailure: (what) => metrics.bestEffortFailed(what) });
+    // an overwrite's old header object to drop: format 1 (inline headers go with their data object)
+    const gw = await startTestGateway('fs', { inlineHeaderMax: 0, backend, log, onBestEffortFailure: (what) => metrics.bestEffortFailed(what) });
     try {
       const s3 = gw.client();
       await s3.send(new CreateBucketCommand({ Bucket: 'best-effort' }));

@@ -8,7 +8,7 @@
 import { Hono } from 'hono';
 import { AUDIT_PREFIX, auditKeyName, type AuditEntry } from '../../keys/audit.ts';
 import type { ReadyState } from '../../ops/readiness.ts';
-import { META_OID, wipeHeaderKeys } from '../../store/index.ts';
+import { META_OID, loadHeaderBytes, wipeHeaderKeys } from '../../store/index.ts';
 import { adoptStatePath, type AdoptState } from '../adopt.ts';
 import { listPages, readState } from '../util.ts';
 import { datasetGuard, datasetOf, scopeOf, type AdminContext, type AdminVars } from './context.ts';
@@ -140,7 +140,7 @@ export function dashboardApi(ctx: AdminContext, o: DashboardOptions): Hono<Admin
     const info = await gw.backend.headObject(w.bucket, w.key);
     if (!info || info.meta[META_OID] !== oid) return { current: false as const };
     try {
-      const { data } = await gw.backend.getBuffer(gw.metaBucket, gw.store.headerPath(w.bucket, w.key, oid));
+      const { data } = await loadHeaderBytes(gw.store, w.bucket, w.key, oid, { info });
       const f = await gw.store.door.open(data, { bucket: w.bucket, key: w.key, oidHex: oid });
       const parts = f.parts.map((p, i) => ({ partNumber: p.partNumber ?? i + 1, size: p.plaintextSize }));
       wipeHeaderKeys(f);
