@@ -3,8 +3,9 @@
  *   - data format 1: its own object in the meta bucket, `h/<bucket>/<sha256(key)>/<oid>`;
  *   - data format 2 (small single-PUT objects): inline, in the data object's backend metadata (`lc-h`, the same
  *     sealed header bytes in base64), so a small PUT is ONE backend write and a cold small GET or HEAD one read.
- * The data object's `lc-fmt` says which; a version never changes format (every write makes a fresh oid), so the
- * two places never both hold a live header of one version.
+ * The data object's `lc-fmt` says which, so a reader never has to guess. A version changes format only by an
+ * in-place copy that replaces its metadata (S3 CopyObject onto itself): the header object is written first, then
+ * the data object's metadata switches to format 1 — both states open.
  *
  * This module is the one place that loads and stores header bytes wherever they live; opening and sealing stay
  * in the header door. Rewriting an inline header (a DEK revocation, a re-key) is a server-side in-place copy of
