@@ -9,6 +9,10 @@
  *                    as the engine): the floor of any process that must encrypt or decrypt in between;
  *   null-gateway     node:http server + the gateway's own backend client, no auth, no crypto (relay.ts http);
  *   null-gateway-aes the same plus the AES pass: a Node gateway with nothing but the crypto;
+ *   tcp-native       a TCP relay whose bytes move in native code (bench/lib/native-relay.ts, native/dataplane.c:
+ *                    one thread per direction reading and writing the sockets' fds), -aes with the same AES pass;
+ *   native           node:http for the heads, the body between the two sockets' fds in native code (issue #22's
+ *                    design b), -aes with the AES pass in that thread: the floor of a gateway built that way;
  *   lakecrypt        the gateway.
  * Rounds interleaved with the first target rotated; per transfer MiB/s, the middle process's CPU and the whole
  * machine's CPU per MiB (from /proc); dirty page cache is written out (sync, untimed) before each transfer. Reports medians over rounds and each target's ratio to minio and minio_sse.
@@ -29,7 +33,7 @@ import type { Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, PutBucketEncryptionCommand, type S3Client } from '@aws-sdk/client-s3';
 import { bodyStream, getDrain, makeClient, MiB, putStream, type Endpoint } from './lib/s3.ts';
 import { median } from './lib/stats.ts';
-import { cpuSecondsOf, machineBusySeconds, startGatewayProcess, startPlainMinio, startRelay, startSseMinio } from './lib/targets.ts';
+import { cpuSecondsOf, machineBusySeconds, startGatewayProcess, startMiddleProcess, startPlainMinio, startRelay, startSseMinio } from './lib/targets.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,6 +65,9 @@ interface WaySpec { name: string; start: (be: Endpoint) => Promise<Way> }
 /** relay.ts modes under the names this report has always used. */
 const RELAY_NAMES: Record<string, string> = { tcp: 'tcp-relay', 'tcp-aes': 'tcp-relay-aes', http: 'null-gateway', 'http-aes': 'null-gateway-aes' };
 
+/** bench/lib/native-relay.ts modes by way name: a TCP relay and a null gateway whose bodies move in native/dataplane.c. */
+const NATIVE: Record<string, string> = { 'tcp-native': 'tcp-native', 'tcp-native-aes': 'tcp-native-aes', native: 'http-native', 'native-aes': 'http-native-aes' };
+
 /** A middle process that speaks S3 to the client and passes to plain MinIO's bucket `floor`. */
 async function middleWay(name: string, started: Promise<{ endpoint: string; child: { pid?: number; kill(): boolean } }>, be: Endpoint): Promise<Way> {
   const r = await started;
@@ -86,6 +93,8 @@ const specs: WaySpec[] = [
     const name = RELAY_NAMES[mode] ?? mode;
     return { name, start: (be) => middleWay(name, startRelay(mode, be), be) };
   }),
+  // issue #22 design (b): the body between the two sockets' fds in native code (bench/lib/native-relay.ts)
+  ...Object.entries(NATIVE).map(([name, mode]): WaySpec => ({ name, start: (be) => middleWay(name, startMiddleProcess('bench/lib/native-relay.ts', mode, be), be) })),
   {
     name: 'lakecrypt',
     async start(be) {

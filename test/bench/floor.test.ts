@@ -1,6 +1,7 @@
 /**
  * Keeps bench/floor.ts working (the large-transfer floors quoted in bench/README.md): one short round of PUT and
- * GET through MinIO, MinIO SSE, both TCP relays, both null gateways and lakecrypt, into a temp file. The script
+ * GET through MinIO, MinIO SSE, both TCP relays, both null gateways, the native relays (bench/lib/native-relay.ts)
+ * and lakecrypt, into a temp file. The script
  * reads every way's object back and throws unless it matches what was written; here every way must have produced
  * figures. Nothing here is about speed.
  */
@@ -16,7 +17,7 @@ it('moves one object through MinIO, MinIO SSE, the relays, the null gateways and
   const j = json as { objectBytes: number; rounds: number; result: Record<'put' | 'get', Record<string, Row>> };
   expect(j).toMatchObject({ objectBytes: 8 * 1024 * 1024, rounds: 1 });
   for (const op of ['put', 'get'] as const) {
-    expect(Object.keys(j.result[op])).toEqual(['minio', 'minio_sse', 'tcp-relay', 'tcp-relay-aes', 'null-gateway', 'null-gateway-aes', 'lakecrypt']);
+    expect(Object.keys(j.result[op])).toEqual(['minio', 'minio_sse', 'tcp-relay', 'tcp-relay-aes', 'null-gateway', 'null-gateway-aes', 'tcp-native', 'tcp-native-aes', 'native', 'native-aes', 'lakecrypt']);
     expect(j.result[op].minio!.vsMinio).toBe(1);
     expect(j.result[op].minio_sse!.vsMinioSse).toBe(1);
     for (const [name, r] of Object.entries(j.result[op])) {

@@ -3,14 +3,22 @@
  * real TCP sockets on loopback: a writer -> [socket whose fd the pump reads] -> pump -> [socket whose fd it writes]
  * -> a reader. Every mode's bytes are checked: the pass modes forward the input unchanged, seal equals node:crypto's
  * AES-256-GCM under docs/FORMAT.md 2.2's nonces and AADs, open inverts it, and a flipped byte makes open fail
- * without writing that chunk's plaintext. Nothing here is about speed.
+ * without writing that chunk's plaintext. Then bench/lib/native-relay.ts in front of the shared MinIO: objects go
+ * through it and back byte for byte, on one keep-alive connection (the socket handed to the pump and back).
+ * Nothing here is about speed.
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildNative } from '../../scripts/build-native.mjs';
 import { fdOf, pump, type PumpError, type PumpOptions } from '../../bench/lib/dataplane.ts';
+import { makeClient } from '../../bench/lib/s3.ts';
+import { startMiddleProcess } from '../../bench/lib/targets.ts';
+import { signHeaders } from '../../tools/sigv4.ts';
 import { pollUntil } from '../../tools/wait.ts';
+import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 
 const CHUNK = 65536;
 const sockets: net.Socket[] = [];
@@ -191,4 +199,60 @@ describe('native data plane', () => {
     await expect(pump({ mode: 'aes-pass', length: 1, inFd: fd, outFd: fd })).rejects.toThrow(/key/);
     await expect(pump({ mode: 'bogus' as 'pass', length: 1, inFd: fd, outFd: fd })).rejects.toThrow(/mode/);
   });
+});
+
+describe('native-relay.ts in front of MinIO', () => {
+  const relays: { child: { kill(): boolean } }[] = [];
+  afterAll(() => {
+    for (const r of relays) r.child.kill();
+  });
+
+  /** A signed request on `agent`; the client's signature is for the relay's host (the http modes re-sign). */
+  function send(agent: http.Agent, port: number, method: 'GET' | 'PUT', path: string, body?: Buffer): Promise<{ status: number; body: Buffer; reused: boolean }> {
+    const m = minioCoords();
+    const { headers } = signHeaders(m, { method, host: `127.0.0.1:${port}`, path, payload: 'UNSIGNED-PAYLOAD', headers: body ? { 'content-length': String(body.length) } : {} });
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent }, (res) => {
+        const got: Buffer[] = [];
+        res.on('data', (d: Buffer) => got.push(d)).on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(got), reused: req.reusedSocket }));
+      });
+      req.on('error', reject);
+      if (body) for (let off = 0; off < body.length; off += 1 << 20) req.write(body.subarray(off, off + (1 << 20)));
+      req.end();
+    });
+  }
+
+  for (const mode of ['http-native', 'http-native-aes', 'tcp-native-aes']) {
+    it(`${mode}: PUT and GET move the exact bytes, small and large, on one keep-alive connection`, async () => {
+      const m = minioCoords();
+      const bucket = uniqueBucket('native');
+      await makeClient(m).send(new CreateBucketCommand({ Bucket: bucket }));
+      const r = await startMiddleProcess('bench/lib/native-relay.ts', mode, m);
+      relays.push(r);
+      const port = Number(new URL(r.endpoint).port);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      // small (the whole body arrives with the head) and large (most of it read by the pump), interleaved
+      const bodies = [randomBytes(3 * 1024 * 1024 + 77), randomBytes(1000), randomBytes(9 * 1024 * 1024 + 5)];
+      const results: { status: number; reused: boolean }[] = [];
+      for (const [i, b] of bodies.entries()) {
+        const put = await send(agent, port, 'PUT', `/${bucket}/k${i}`, b);
+        expect(put.status, `${mode} PUT ${i}: ${put.body.toString()}`).toBe(200);
+        const get = await send(agent, port, 'GET', `/${bucket}/k${i}`);
+        expect(get.status, `${mode} GET ${i}`).toBe(200);
+        expect(get.body.length, `${mode} GET ${i}`).toBe(b.length);
+        expect(get.body.equals(b), `${mode} GET ${i}`).toBe(true);
+        results.push(put, get);
+      }
+      // a backend error is passed on, and the connection still carries the next request
+      const missing = await send(agent, port, 'GET', `/${bucket}/nothing-here`);
+      expect(missing.status).toBe(404);
+      expect(missing.body.toString()).toContain('NoSuchKey');
+      const again = await send(agent, port, 'GET', `/${bucket}/k1`);
+      expect(again.body.equals(bodies[1])).toBe(true);
+      results.push(missing, again);
+      // every request after the first went over the first one's connection
+      expect(results.map((x) => x.reused)).toEqual([false, ...results.slice(1).map(() => true)]);
+      agent.destroy();
+    }, 120_000);
+  }
 });
