@@ -21,6 +21,15 @@
  * poll() on EAGAIN. `control` (an Int32Array) lets JavaScript stop the pump: control[0] != 0 ends it (code Stopped)
  * before the next chunk is processed and during any wait.
  *
+ * Revocation between blocks (docs/FORMAT.md 2.4: no byte of a block is released once a revocation is known until the
+ * key service was consulted again): `gate` (an Int32Array of 3) and `onGate(block, generation)`. JavaScript keeps
+ * gate[0] equal to the key service's cache generation (one store when it moves). Before the first chunk of each block
+ * the thread compares it with the generation the pump started under; when it moved, the thread writes out what is
+ * already verified, asks `onGate` on the JavaScript thread and waits (reading nothing more, releasing nothing of the
+ * block) until JavaScript answers with Atomics.store(gate, 2, 1) (go on, under that generation) or -1 (code
+ * KeyRevoked). The answer travels through the array, never through a pointer to the job, so a late answer after a
+ * stop touches nothing freed. Cost when nothing moves: one atomic load per chunk start.
+ *
  * No allocation per chunk: one 1 MiB input buffer and one output buffer per pump, reads of up to 1 MiB, writes of
  * up to 1 MiB. Key material is copied into the job and wiped when it ends (the cipher context is freed, which
  * cleanses it). OpenSSL's EVP comes from the node binary itself, which exports its symbols: nothing is linked.
@@ -36,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,6 +77,10 @@ typedef struct job {
   size_t pre_len;
   volatile int32_t *control;
   napi_ref control_ref;
+  volatile int32_t *gate; /* [0] generation (JS writes), [2] answer to onGate (JS writes: 1 go on, -1 refused) */
+  napi_ref gate_ref;
+  int32_t gate_seen;
+  napi_threadsafe_function gate_tsfn;
   napi_threadsafe_function tsfn;
 
   /* progress */
@@ -171,8 +185,49 @@ static void be32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
 }
 
+typedef struct gate_call { uint32_t block; int32_t generation; } gate_call_t;
+
+/* On the JavaScript thread: onGate(block, generation). */
+static void call_js_gate(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  gate_call_t *g = data;
+  if (env != NULL) {
+    napi_value undef, argv[2];
+    napi_get_undefined(env, &undef);
+    napi_create_uint32(env, g->block, &argv[0]);
+    napi_create_int32(env, g->generation, &argv[1]);
+    napi_call_function(env, undef, cb, 2, argv, NULL);
+  }
+  free(g);
+}
+
+/* Before a block's first chunk: the key state moved since the pump started (or last asked)? Then JavaScript decides. */
+static int gate_check(job_t *j) {
+  int32_t now = __atomic_load_n(&j->gate[0], __ATOMIC_ACQUIRE);
+  if (now == j->gate_seen) return 0;
+  if (flush_out(j)) return -1; /* chunks verified before the change may go; nothing of this block yet */
+  __atomic_store_n(&j->gate[2], 0, __ATOMIC_RELEASE);
+  gate_call_t *g = malloc(sizeof *g);
+  if (!g) return fail(j, "Internal", "out of memory");
+  g->block = j->block, g->generation = now;
+  if (napi_call_threadsafe_function(j->gate_tsfn, g, napi_tsfn_blocking) != napi_ok) return free(g), fail(j, "Internal", "could not call onGate");
+  struct timespec ms = { 0, 1000000 };
+  int waited_us = 0;
+  int32_t answer;
+  while ((answer = __atomic_load_n(&j->gate[2], __ATOMIC_ACQUIRE)) == 0) {
+    if (stopped(j)) return -1;
+    if (j->idle_ms > 0 && waited_us / 1000 >= j->idle_ms) return fail(j, "ETIMEDOUT", "onGate did not answer within %d ms", j->idle_ms);
+    nanosleep(&ms, NULL); /* rare (a key state change), short: a sleep loop is simpler than a futex here */
+    waited_us += 1000;
+  }
+  if (answer < 0) return fail(j, "KeyRevoked", "refused before block %u", j->block);
+  j->gate_seen = now;
+  return 0;
+}
+
 static int begin_chunk(job_t *j) {
   if (stopped(j)) return -1;
+  if (j->gate && j->chunk == 0 && gate_check(j)) return -1;
   uint8_t nonce[12] = { 0 };
   be32(nonce + 8, j->chunk);
   const uint8_t *key = NULL;
@@ -334,6 +389,7 @@ static void *thread_main(void *arg) {
     j->err_code = code; /* the input's failure is the one reported, even when the flush failed too */
     memcpy(j->err_msg, msg, sizeof msg);
   }
+  if (j->gate_tsfn) napi_release_threadsafe_function(j->gate_tsfn, napi_tsfn_release);
   napi_call_threadsafe_function(j->tsfn, j, napi_tsfn_blocking);
   napi_release_threadsafe_function(j->tsfn, napi_tsfn_release);
   return NULL;
@@ -368,6 +424,7 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
       err = undef;
     }
     if (j->control_ref) napi_delete_reference(env, j->control_ref);
+    if (j->gate_ref) napi_delete_reference(env, j->gate_ref);
     napi_value argv[2] = { err, info };
     napi_call_function(env, undef, cb, 2, argv, NULL);
   }
@@ -468,6 +525,19 @@ static napi_value pump(napi_env env, napi_callback_info info) {
     if (!is || napi_get_typedarray_info(env, ctl, &t, &n, (void **)&control, &ab, &off) != napi_ok || t != napi_int32_array || n < 1)
       return throw_type(env, "control: an Int32Array");
   }
+  napi_value gate_v, on_gate = NULL;
+  int32_t *gate = NULL;
+  if (prop(env, o, "gate", &gate_v)) {
+    bool is;
+    napi_typedarray_type t;
+    size_t n, off;
+    napi_value ab;
+    napi_valuetype ft;
+    napi_is_typedarray(env, gate_v, &is);
+    if (!is || napi_get_typedarray_info(env, gate_v, &t, &n, (void **)&gate, &ab, &off) != napi_ok || t != napi_int32_array || n < 3)
+      return throw_type(env, "gate: an Int32Array of 3");
+    if (!prop(env, o, "onGate", &on_gate) || napi_typeof(env, on_gate, &ft) != napi_ok || ft != napi_function) return throw_type(env, "onGate: a function, with gate");
+  }
   bool shut = false;
   if (prop(env, o, "shutdown", &v)) napi_get_value_bool(env, v, &shut);
 
@@ -507,11 +577,24 @@ static napi_value pump(napi_env env, napi_callback_info info) {
     napi_create_reference(env, ctl, 1, &control_ref); /* the array stays alive while the thread reads it */
     j->control = control, j->control_ref = control_ref;
   }
+  if (gate) {
+    napi_value gname;
+    napi_create_string_utf8(env, "lakecrypt.dataplane.gate", NAPI_AUTO_LENGTH, &gname);
+    if (napi_create_threadsafe_function(env, on_gate, NULL, gname, 0, 1, NULL, NULL, NULL, call_js_gate, &j->gate_tsfn) != napi_ok) {
+      if (control_ref) napi_delete_reference(env, control_ref);
+      wipe_free(j);
+      return throw_type(env, "could not create the onGate callback");
+    }
+    napi_create_reference(env, gate_v, 1, &j->gate_ref);
+    j->gate = gate;
+    j->gate_seen = gate[0]; /* the generation the caller validated the keys under */
+  }
 
   napi_value name;
   napi_create_string_utf8(env, "lakecrypt.dataplane.pump", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &j->tsfn) != napi_ok) {
     if (control_ref) napi_delete_reference(env, control_ref);
+    if (j->gate_ref) napi_delete_reference(env, j->gate_ref), napi_release_threadsafe_function(j->gate_tsfn, napi_tsfn_abort);
     wipe_free(j);
     return throw_type(env, "could not create the completion callback");
   }
@@ -524,6 +607,7 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   if (rc != 0) {
     napi_release_threadsafe_function(j->tsfn, napi_tsfn_abort);
     if (control_ref) napi_delete_reference(env, control_ref);
+    if (j->gate_ref) napi_delete_reference(env, j->gate_ref), napi_release_threadsafe_function(j->gate_tsfn, napi_tsfn_abort);
     wipe_free(j);
     napi_throw_error(env, "EAGAIN", "could not start the pump thread");
     return NULL;

@@ -30,6 +30,14 @@ export interface PumpOptions {
   shutdown?: boolean;
   /** control[0] set to non-zero stops the pump (code Stopped) before its next chunk or during a wait. */
   control?: Int32Array;
+  /**
+   * Revocation between blocks: gate[0] is kept equal to the key service's cache generation by the caller; when it
+   * differs, at the start of a block, from the value it had when the pump was called, the thread writes out what is
+   * verified, calls onGate(block, generation) and waits, releasing nothing of that block, until the caller answers
+   * with answerGate(gate, ok): go on under that generation, or stop with code KeyRevoked.
+   */
+  gate?: Int32Array;
+  onGate?: (block: number, generation: number) => void;
   /** A wait for either side longer than this fails with ETIMEDOUT (default 120 s; 0: none). */
   idleMs?: number;
 }
@@ -52,6 +60,18 @@ export function loadDataplane(): Addon {
 export function pump(o: PumpOptions): Promise<PumpResult> {
   const a = loadDataplane();
   return new Promise((resolve, reject) => a.pump(o, (err, r) => (err ? reject(err) : resolve(r))));
+}
+
+/** A gate of three: [0] the generation, [2] the answer slot. */
+export function newGate(generation = 0): Int32Array {
+  const g = new Int32Array(3);
+  g[0] = generation;
+  return g;
+}
+
+/** The answer to an onGate call: the pump goes on (under the generation it asked about) or stops with KeyRevoked. */
+export function answerGate(gate: Int32Array, ok: boolean): void {
+  Atomics.store(gate, 2, ok ? 1 : -1);
 }
 
 /** The fd under a net.Socket (libuv's TCP handle; -1 when it has none). */

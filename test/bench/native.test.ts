@@ -13,7 +13,7 @@ import net from 'node:net';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildNative } from '../../scripts/build-native.mjs';
-import { fdOf, pump, type PumpError, type PumpOptions } from '../../bench/lib/dataplane.ts';
+import { answerGate, fdOf, newGate, pump, type PumpError, type PumpOptions } from '../../bench/lib/dataplane.ts';
 import { makeClient } from '../../bench/lib/s3.ts';
 import { startMiddleProcess } from '../../bench/lib/targets.ts';
 import { signHeaders } from '../../tools/sigv4.ts';
@@ -170,6 +170,43 @@ describe('native data plane', () => {
       expect(outcome, `chunk ${chunk}`).toMatchObject({ ok: false, error: { code: 'ChunkAuthFailed', chunk } });
       expect(out.length, `chunk ${chunk}`).toBe(chunk * CHUNK);
       expect(out.equals(input.subarray(0, chunk * CHUNK)), `chunk ${chunk}`).toBe(true);
+    }
+  }, 120_000);
+
+  it('a key state change between blocks: open asks onGate before the next block and releases none of it unless told to go on', async () => {
+    const blockSize = 1024 * 1024;
+    const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
+    const sealed = referenceSeal(input, deks, aadPrefix, 1, blockSize);
+    const twoBlocks = sealedSize(2 * blockSize);
+    for (const ok of [true, false]) {
+      const [writer, inSide] = await tcpPair();
+      const [outSide, reader] = await tcpPair();
+      stopReading(outSide);
+      const got: Buffer[] = [];
+      reader.on('data', (d: Buffer) => got.push(d)).resume();
+      const gate = newGate(7);
+      const asked: [number, number][] = [];
+      const p = pump({ mode: 'open', length: input.length, deks, aadPrefix, blockSize, inFd: fdOf(inSide), outFd: fdOf(outSide), gate, onGate: (block, generation) => {
+        asked.push([block, generation]);
+        answerGate(gate, ok);
+      } }).then((r) => r, (e: PumpError) => e);
+      // blocks 0 and 1 under the generation the pump started with: released without asking
+      writer.write(sealed.subarray(0, twoBlocks));
+      await pollUntil(() => Buffer.concat(got).length === 2 * blockSize, { timeoutMs: 30_000, what: 'two blocks' });
+      expect(asked).toEqual([]);
+      gate[0] = 8; // a revocation elsewhere moved the key service's generation
+      writer.write(sealed.subarray(twoBlocks));
+      const outcome = await p;
+      await new Promise((r) => setTimeout(r, 50));
+      expect(asked, `ok=${ok}`).toEqual([[2, 8]]); // asked once, before block 2, not again after (8 is now the one seen)
+      if (ok) {
+        expect(outcome).toMatchObject({ bytesIn: sealed.length, bytesOut: input.length });
+        expect(Buffer.concat(got).equals(input)).toBe(true);
+      } else {
+        expect(outcome).toMatchObject({ code: 'KeyRevoked' });
+        expect(Buffer.concat(got).equals(input.subarray(0, 2 * blockSize))).toBe(true);
+      }
     }
   }, 120_000);
 
