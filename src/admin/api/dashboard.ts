@@ -116,11 +116,11 @@ export function dashboardApi(ctx: AdminContext, o: DashboardOptions): Hono<Admin
   const resolve = async (oids: Set<string>) => {
     const missing = new Set([...oids].filter((x) => !whereOf.has(x)));
     if (!missing.size) return;
+    // an oid not seen yet was most likely revoked since the head was last read (the state poll reads it too, but
+    // not necessarily first): read it now, one listing from the known head on
+    auditRead ??= refreshAudit().finally(() => (auditRead = undefined));
+    await auditRead;
     let hi = audit.head;
-    if (!hi) {
-      await refreshAudit();
-      hi = audit.head;
-    }
     const floor = Math.max(1, hi - AUDIT_LOOKBACK + 1);
     while (missing.size && hi >= floor) {
       const lo = Math.max(floor, hi - AUDIT_PAGE + 1);
