@@ -89,8 +89,10 @@ export async function loadHeaderBytes(d: Deps, bucket: string, key: string, oidH
 
 /**
  * Write resealed header bytes back where `site` says they were, conditional on what was read (PreconditionFailed
- * when someone changed it since). Returns false, writing nothing, for an inline header of a version that is not
- * the bucket's only kind (a real version id): an in-place copy would make a new current version instead.
+ * when someone changed it since). Returns false, writing nothing, for an inline header on a bucket that keeps
+ * versions now (a real version id, or versioning Enabled since it was written): an in-place copy would make a new
+ * version instead of replacing this one. The DEK revocation list still refuses its revoked blocks, and the scan
+ * counts the header key it names.
  */
 export async function storeHeaderBytes(d: Deps, bucket: string, key: string, oidHex: string, bytes: Buffer, site: HeaderSite): Promise<boolean> {
   if (!site.inline) {
@@ -98,6 +100,9 @@ export async function storeHeaderBytes(d: Deps, bucket: string, key: string, oid
     return true;
   }
   if (site.versionId !== undefined && site.versionId !== 'null') return false;
+  // Versioning enabled since this version was written (a backend may not name its null version): an in-place copy
+  // would add a new version beside it and leave this one as it was. (Suspended: the copy replaces the null version.)
+  if ((await d.backend.getBucketVersioning?.(bucket)) === 'Enabled') return false;
   const value = bytes.toString('base64');
   if (value.length > INLINE_HEADER_MAX) throw new S3Error('InternalError', 'A resealed inline header outgrew its place.');
   await d.backend.copyObject(bucket, key, bucket, key, { meta: { ...site.meta, [META_HEADER]: value }, ifMatch: site.etag });
