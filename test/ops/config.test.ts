@@ -177,6 +177,7 @@ tls:
     tenants: ['[{"name":"acme","buckets":["acme-lake"],"admins":[{"accessKey":"acme-adm","secretKey":"acme-secret"}]}]', [{ name: 'acme', buckets: ['acme-lake'], admins: [{ accessKey: 'acme-adm', secretKey: 'acme-secret' }] }]],
     blockSize: ['1048576', 1048576],
     cryptoThreads: ['4', 4],
+    inlineHeaderMax: ['0', 0],
     keyCacheTtlMs: ['0', 0],
     keyCacheSize: ['10', 10],
     epochPollMs: ['1000', 1000],
