@@ -13,6 +13,8 @@
  *                    one thread per direction reading and writing the sockets' fds), -aes with the same AES pass;
  *   native           node:http for the heads, the body between the two sockets' fds in native code (issue #22's
  *                    design b), -aes with the AES pass in that thread: the floor of a gateway built that way;
+ *   native-seal      the same writing and reading lakecrypt's data format (sealed on PUT, opened and verified on GET;
+ *                    DEKs in the relay's memory, no header object), into a bucket of its own;
  *   lakecrypt        the gateway.
  * Rounds interleaved with the first target rotated; per transfer MiB/s, the middle process's CPU and the whole
  * machine's CPU per MiB (from /proc); dirty page cache is written out (sync, untimed) before each transfer. Reports medians over rounds and each target's ratio to minio and minio_sse.
@@ -66,7 +68,7 @@ interface WaySpec { name: string; start: (be: Endpoint) => Promise<Way> }
 const RELAY_NAMES: Record<string, string> = { tcp: 'tcp-relay', 'tcp-aes': 'tcp-relay-aes', http: 'null-gateway', 'http-aes': 'null-gateway-aes' };
 
 /** bench/lib/native-relay.ts modes by way name: a TCP relay and a null gateway whose bodies move in native/dataplane.c. */
-const NATIVE: Record<string, string> = { 'tcp-native': 'tcp-native', 'tcp-native-aes': 'tcp-native-aes', native: 'http-native', 'native-aes': 'http-native-aes' };
+const NATIVE: Record<string, string> = { 'tcp-native': 'tcp-native', 'tcp-native-aes': 'tcp-native-aes', native: 'http-native', 'native-aes': 'http-native-aes', 'native-seal': 'http-native-seal' };
 
 /** A middle process that speaks S3 to the client and passes to plain MinIO's bucket `floor`. */
 async function middleWay(name: string, started: Promise<{ endpoint: string; child: { pid?: number; kill(): boolean } }>, be: Endpoint): Promise<Way> {
@@ -94,7 +96,16 @@ const specs: WaySpec[] = [
     return { name, start: (be) => middleWay(name, startRelay(mode, be), be) };
   }),
   // issue #22 design (b): the body between the two sockets' fds in native code (bench/lib/native-relay.ts)
-  ...Object.entries(NATIVE).map(([name, mode]): WaySpec => ({ name, start: (be) => middleWay(name, startMiddleProcess('bench/lib/native-relay.ts', mode, be), be) })),
+  ...Object.entries(NATIVE).map(([name, mode]): WaySpec => ({
+    name,
+    async start(be) {
+      const w = await middleWay(name, startMiddleProcess('bench/lib/native-relay.ts', mode, be), be);
+      if (mode !== 'http-native-seal') return w;
+      // sealed objects in a bucket of their own: the other ways' plain objects are not this one's to open
+      await makeClient(be).send(new CreateBucketCommand({ Bucket: 'floorseal' }));
+      return { ...w, bucket: 'floorseal' };
+    },
+  })),
   {
     name: 'lakecrypt',
     async start(be) {

@@ -10,6 +10,10 @@
  *   http-native, http-native-aes  a null gateway: node:http server, `GET /bucket/key` and `PUT /bucket/key` to the
  *                                 backend over a raw keep-alive socket (SigV4 by tools/sigv4.ts); the response or
  *                                 request body goes through one pump (pass / aes-pass), the heads stay in JS
+ *   http-native-seal              the same with lakecrypt's data format: a PUT is sealed (docs/FORMAT.md 2.1-2.2:
+ *                                 prefix, a random DEK per 8 MiB block, chunk AADs) and a GET opened (prefix and
+ *                                 every tag checked); the DEKs stay in this process's memory (no header object), so
+ *                                 only objects written through this process since it started can be read back
  *
  * Prints `listening <port>` once it accepts connections.
  *
@@ -32,12 +36,13 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { AAD_MAGIC, ciphertextSize, DATA_MAGIC, PREFIX_SIZE } from '../../src/format/layout.ts';
 import { signHeaders } from '../../tools/sigv4.ts';
 import { fdOf, loadDataplane, pump, type PumpMode } from './dataplane.ts';
 
 const [mode = '', endpoint = '', accessKey = '', secretKey = ''] = process.argv.slice(2);
-const PUMP: Record<string, PumpMode> = { 'tcp-native': 'pass', 'tcp-native-aes': 'aes-pass', 'http-native': 'pass', 'http-native-aes': 'aes-pass' };
+const PUMP: Record<string, PumpMode> = { 'tcp-native': 'pass', 'tcp-native-aes': 'aes-pass', 'http-native': 'pass', 'http-native-aes': 'aes-pass', 'http-native-seal': 'seal' };
 const pumpMode = PUMP[mode];
 if (!pumpMode || !endpoint) {
   console.error(`usage: native-relay.ts ${Object.keys(PUMP).join('|')} <endpoint> [<access key> <secret key>]`);
@@ -136,11 +141,16 @@ class BackendConn {
   }
 
   /** A small body after the head (an error's XML, a PUT's empty body), read in JS. */
-  readBody(h: Head): Promise<Buffer> {
+  async readBody(h: Head): Promise<Buffer> {
     const len = Number(h.headers['content-length'] ?? 0);
-    if (h.rest.length >= len) return Promise.resolve(h.rest.subarray(0, len));
+    return (await this.readAtLeast(h, len)).subarray(0, len);
+  }
+
+  /** The bytes after the head, at least n of them (whatever one read brought beyond: the caller hands it on). */
+  readAtLeast(h: Head, n: number): Promise<Buffer> {
+    if (h.rest.length >= n) return Promise.resolve(h.rest);
     return new Promise((resolve) => {
-      this.bodyWaiter = { left: len - h.rest.length, got: [h.rest], resolve };
+      this.bodyWaiter = { left: n - h.rest.length, got: [h.rest], resolve };
       this.socket.resume();
     });
   }
@@ -148,7 +158,7 @@ class BackendConn {
   private onRead(b: Buffer): boolean {
     if (this.bodyWaiter) {
       const w = this.bodyWaiter;
-      w.got.push(b.subarray(0, w.left));
+      w.got.push(b);
       w.left -= Math.min(w.left, b.length);
       if (w.left > 0) return true;
       this.bodyWaiter = null;
@@ -223,6 +233,29 @@ function giveReadsBack(server: http.Server, req: http.IncomingMessage): void {
   }
 }
 
+/** http-native-seal: what a header would hold, kept in memory by path (the floor measures the data path only). */
+interface Sealing { deks: Buffer; aadPrefix: Buffer; oid: Buffer; size: number }
+const sealings = new Map<string, Sealing>();
+const BLOCK = 8 * 1024 * 1024;
+const DATASET_ID = createHash('sha256').update('floor').digest();
+
+function newSealing(path: string, size: number): Sealing {
+  const old = sealings.get(path);
+  if (old) old.deks.fill(0);
+  const oid = randomBytes(16);
+  const s = { deks: randomBytes(32 * Math.max(1, Math.ceil(size / BLOCK))), aadPrefix: Buffer.concat([AAD_MAGIC, DATASET_ID, oid]), oid, size };
+  sealings.set(path, s);
+  return s;
+}
+
+function dataPrefix(oid: Buffer): Buffer {
+  const p = Buffer.alloc(PREFIX_SIZE);
+  DATA_MAGIC.copy(p, 0);
+  p[8] = 1;
+  oid.copy(p, 16);
+  return p;
+}
+
 function nullGateway(): http.Server {
   const fail = (res: http.ServerResponse, status: number, msg: string) => {
     if (res.headersSent) res.destroy();
@@ -239,12 +272,25 @@ function nullGateway(): http.Server {
       res.writeHead(h.status, { 'Content-Type': h.headers['content-type'] ?? 'application/xml' }).end(body);
       return;
     }
-    const length = Number(h.headers['content-length']);
+    let length = Number(h.headers['content-length']);
+    let pre = h.rest;
+    const sealing = pumpMode === 'seal' ? sealings.get(path) : undefined;
+    if (pumpMode === 'seal') {
+      // the prefix names the object version the DEKs belong to: checked before a byte of plaintext goes out
+      const head = await conn.readAtLeast(h, PREFIX_SIZE);
+      if (!sealing || length !== ciphertextSize(sealing.size) || !head.subarray(0, PREFIX_SIZE).equals(dataPrefix(sealing.oid))) {
+        conn.destroy();
+        return fail(res, 500, 'not an object sealed by this process');
+      }
+      length = sealing.size;
+      pre = head.subarray(PREFIX_SIZE);
+    }
     res.writeHead(200, { 'Content-Length': length, ETag: h.headers.etag ?? '' });
     res.flushHeaders();
     await flushed(res.socket!);
     try {
-      await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre: h.rest, mode: pumpMode, key });
+      if (sealing) await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre, mode: 'open', deks: sealing.deks, aadPrefix: sealing.aadPrefix, blockSize: BLOCK });
+      else await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre, mode: pumpMode, key });
     } catch {
       conn.destroy();
       res.destroy(); // the client sees a short body, never a wrong one
@@ -265,11 +311,15 @@ function nullGateway(): http.Server {
       for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) pre.push(c);
       void (async () => {
         const conn = await BackendConn.acquire();
-        const head = conn.request(backendHead('PUT', path, { 'content-length': String(length) }));
+        const sealing = pumpMode === 'seal' ? newSealing(path, length) : undefined;
+        const head = conn.request(backendHead('PUT', path, { 'content-length': String(sealing ? ciphertextSize(length) : length) }));
+        if (sealing) conn.socket.write(dataPrefix(sealing.oid));
         let pumped = true;
         try {
           await flushed(conn.socket);
-          await pump({ inFd: fdOf(req.socket), outFd: conn.fd, length, pre: Buffer.concat(pre), mode: pumpMode, key });
+          const io = { inFd: fdOf(req.socket), outFd: conn.fd, length, pre: Buffer.concat(pre) };
+          if (sealing) await pump({ ...io, mode: 'seal', deks: sealing.deks, aadPrefix: sealing.aadPrefix, blockSize: BLOCK });
+          else await pump({ ...io, mode: pumpMode, key });
         } catch {
           pumped = false;
         }

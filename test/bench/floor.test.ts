@@ -17,7 +17,7 @@ it('moves one object through MinIO, MinIO SSE, the relays, the null gateways and
   const j = json as { objectBytes: number; rounds: number; result: Record<'put' | 'get', Record<string, Row>> };
   expect(j).toMatchObject({ objectBytes: 8 * 1024 * 1024, rounds: 1 });
   for (const op of ['put', 'get'] as const) {
-    expect(Object.keys(j.result[op])).toEqual(['minio', 'minio_sse', 'tcp-relay', 'tcp-relay-aes', 'null-gateway', 'null-gateway-aes', 'tcp-native', 'tcp-native-aes', 'native', 'native-aes', 'lakecrypt']);
+    expect(Object.keys(j.result[op])).toEqual(['minio', 'minio_sse', 'tcp-relay', 'tcp-relay-aes', 'null-gateway', 'null-gateway-aes', 'tcp-native', 'tcp-native-aes', 'native', 'native-aes', 'native-seal', 'lakecrypt']);
     expect(j.result[op].minio!.vsMinio).toBe(1);
     expect(j.result[op].minio_sse!.vsMinioSse).toBe(1);
     for (const [name, r] of Object.entries(j.result[op])) {
