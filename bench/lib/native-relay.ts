@@ -107,6 +107,8 @@ class BackendConn {
   private waiter: { resolve(h: Head): void; reject(e: Error): void } | null = null;
   private bodyWaiter: { left: number; got: Buffer[]; resolve(b: Buffer): void } | null = null;
   private dead = false;
+  /** Exchanges done on this connection: a reused one may have been closed by the backend just before it was sent. */
+  exchanges = 0;
 
   static async acquire(): Promise<BackendConn> {
     for (let c = BackendConn.idle.pop(); c; c = BackendConn.idle.pop()) if (!c.dead) return c;
@@ -123,7 +125,7 @@ class BackendConn {
       this.waiter?.reject(e ?? new Error('backend closed the connection'));
       this.waiter = null;
     };
-    this.socket.on('error', gone).on('close', () => gone());
+    this.socket.on('error', gone).on('end', () => gone()).on('close', () => gone());
   }
 
   get fd(): number {
@@ -132,6 +134,7 @@ class BackendConn {
 
   /** Send a request head; resolves with the response head (and any body bytes read with it), libuv's reads stopped. */
   request(head: string): Promise<Head> {
+    this.exchanges++;
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
       this.parts = [];
@@ -165,6 +168,11 @@ class BackendConn {
       w.resolve(Buffer.concat(w.got));
       return false;
     }
+    if (!this.waiter) {
+      // bytes nobody asked for (an idle connection): out of step, never reuse it
+      this.destroy();
+      return false;
+    }
     this.parts.push(b);
     const all = Buffer.concat(this.parts);
     const end = all.indexOf('\r\n\r\n');
@@ -183,6 +191,9 @@ class BackendConn {
 
   release(h: Head): void {
     if (this.dead || /close/i.test(h.headers.connection ?? '')) return this.destroy();
+    // read while idle, so that the backend closing it (MinIO's idle time-out) is seen before the next request
+    // is sent on it: the pump has taken exactly the body, nothing else is due
+    this.socket.resume();
     BackendConn.idle.push(this);
   }
 
@@ -256,6 +267,12 @@ function dataPrefix(oid: Buffer): Buffer {
   return p;
 }
 
+/** A pump that failed, on stderr (its code and message: no body bytes, no key). */
+function logFailure(method: string, path: string, e: unknown): void {
+  const err = e as { code?: string; message?: string };
+  console.error(`[native-relay] ${method} ${path}: ${err.code ?? 'Error'} ${err.message ?? String(e)}`);
+}
+
 function nullGateway(): http.Server {
   const fail = (res: http.ServerResponse, status: number, msg: string) => {
     if (res.headersSent) res.destroy();
@@ -264,8 +281,15 @@ function nullGateway(): http.Server {
 
   async function get(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> {
     req.resume();
-    const conn = await BackendConn.acquire();
-    const h = await conn.request(backendHead('GET', path, {}));
+    let conn = await BackendConn.acquire();
+    let h: Head;
+    try {
+      h = await conn.request(backendHead('GET', path, {}));
+    } catch (e) {
+      if (conn.exchanges < 2) throw e;
+      conn = await BackendConn.acquire(); // closed by the backend as it was reused: a GET can be sent again
+      h = await conn.request(backendHead('GET', path, {}));
+    }
     if (h.status !== 200) {
       const body = await conn.readBody(h);
       conn.release(h);
@@ -291,7 +315,8 @@ function nullGateway(): http.Server {
     try {
       if (sealing) await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre, mode: 'open', deks: sealing.deks, aadPrefix: sealing.aadPrefix, blockSize: BLOCK });
       else await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre, mode: pumpMode, key });
-    } catch {
+    } catch (e) {
+      logFailure('GET', path, e);
       conn.destroy();
       res.destroy(); // the client sees a short body, never a wrong one
       return;
@@ -313,6 +338,7 @@ function nullGateway(): http.Server {
         const conn = await BackendConn.acquire();
         const sealing = pumpMode === 'seal' ? newSealing(path, length) : undefined;
         const head = conn.request(backendHead('PUT', path, { 'content-length': String(sealing ? ciphertextSize(length) : length) }));
+        head.catch(() => undefined); // a failed body write is the failure reported; this one is awaited only after it
         if (sealing) conn.socket.write(dataPrefix(sealing.oid));
         let pumped = true;
         try {
@@ -320,7 +346,8 @@ function nullGateway(): http.Server {
           const io = { inFd: fdOf(req.socket), outFd: conn.fd, length, pre: Buffer.concat(pre) };
           if (sealing) await pump({ ...io, mode: 'seal', deks: sealing.deks, aadPrefix: sealing.aadPrefix, blockSize: BLOCK });
           else await pump({ ...io, mode: pumpMode, key });
-        } catch {
+        } catch (e) {
+          logFailure('PUT', path, e);
           pumped = false;
         }
         if (!pumped) {

@@ -19,6 +19,7 @@ import { makeClient } from '../../bench/lib/s3.ts';
 import { startMiddleProcess } from '../../bench/lib/targets.ts';
 import { signHeaders } from '../../tools/sigv4.ts';
 import { pollUntil } from '../../tools/wait.ts';
+import { startFaultProxy } from '../helpers/fault-proxy.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 
 const CHUNK = 65536;
@@ -311,4 +312,28 @@ describe('native-relay.ts in front of MinIO', () => {
       }
     }, 120_000);
   }
+
+  it('a backend connection the backend closed while idle is not reused: the next PUT and GET still go through', async () => {
+    const m = minioCoords();
+    const bucket = uniqueBucket('native-idle');
+    await makeClient(m).send(new CreateBucketCommand({ Bucket: bucket }));
+    // a node:http proxy closes idle keep-alive connections after 5 s (its keepAliveTimeout), as MinIO does after its own
+    const proxy = await startFaultProxy(m.endpoint);
+    try {
+      const r = await startMiddleProcess('bench/lib/native-relay.ts', 'http-native-aes', { ...m, endpoint: proxy.endpoint });
+      relays.push(r);
+      const port = Number(new URL(r.endpoint).port);
+      const body = randomBytes(2 * 1024 * 1024 + 3);
+      for (const round of [1, 2]) {
+        const agent = new http.Agent({ keepAlive: false });
+        const put = await send(agent, port, 'PUT', `/${bucket}/idle`, body);
+        expect(put.status, `round ${round}: ${put.body.toString()}`).toBe(200);
+        const get = await send(agent, port, 'GET', `/${bucket}/idle`);
+        expect(get.body.equals(body), `round ${round}`).toBe(true);
+        if (round === 1) await new Promise((res) => setTimeout(res, 7000)); // past the proxy's 5 s idle time-out
+      }
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
 });
