@@ -33,6 +33,8 @@
  *   buffer, pump exactly Content-Length bytes into the fd, then `res.end()` with no body (node:http writes nothing
  *   more, and keeps the connection).
  * - Writes: Node writes nothing to a socket while a pump writes to it (the handler owns the response until then).
+ * - A pooled backend connection is read again while idle (after the pump took exactly its body): a backend that
+ *   closes idle connections (MinIO's idle time-out) is seen then, not by the next request's pump as EPIPE.
  */
 import http from 'node:http';
 import net from 'node:net';
