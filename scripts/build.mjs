@@ -152,6 +152,15 @@ if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href === imp
   const why = ifStale ? staleReason() : 'asked';
   if (why === null) process.exit(0);
   try {
+    // The native data plane (native/dataplane.c) beside the bundles, when gcc and node's headers are here; without
+    // them the gateway moves every body through Node (src/engine/dataplane.ts says why at start).
+    try {
+      const { buildNative } = await import('./build-native.mjs');
+      buildNative({ quiet: ifStale });
+    } catch (e) {
+      // said once per explicit build; a --if-stale check at each launch stays quiet (the gateway warns at start)
+      if (!ifStale) process.stderr.write(`[build] native data plane not built (the gateway uses the Node path): ${e instanceof Error ? e.message : String(e)}\n`);
+    }
     const t0 = Date.now();
     const built = ifStale ? await ensureBuilt() : (await build(), true);
     if (built) process.stderr.write(`[build] dist/ (${why}): ${Object.values(ENTRIES).join(', ')} in ${Date.now() - t0} ms\n`);

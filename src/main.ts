@@ -78,6 +78,7 @@ async function main(): Promise<void> {
     region: cfg.region,
     blockSize: cfg.blockSize,
     inlineHeaderMax: cfg.inlineHeaderMax,
+    dataPlane: cfg.dataPlane,
     keyCacheTtlMs: cfg.keyCacheTtlMs,
     keyCacheSize: cfg.keyCacheSize,
     epochPollMs: cfg.epochPollMs,

@@ -1,5 +1,8 @@
 import net from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { RawBody, parseHead, requestHead, type DetachedBody } from './raw-message.ts';
+
+export type { DetachedBody } from './raw-message.ts';
 
 /**
  * GET and HEAD to a plain-http backend over pooled keep-alive sockets, read into one reused buffer per socket
@@ -31,9 +34,23 @@ export class RawNetworkError extends Error {
   }
 }
 
+/**
+ * Take over the rest of `body` (a response from this module, framed by Content-Length, not yet ended, nothing of
+ * it consumed by anyone else) once at least `minPre` of its bytes are buffered. Null when the body is of another
+ * kind, chunked, already complete, or its connection failed: the body is then as it was, for the Node path.
+ */
+export function detachBody(body: Readable, minPre: number): Promise<DetachedBody | null> {
+  return body instanceof RawBody ? body.detach(minPre) : Promise.resolve(null);
+}
+
+/** The fd of a plain TCP socket (libuv's handle), or -1. */
+function fdOf(socket: net.Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
 const READ_BUFFER = 256 * 1024;
 const MAX_HEAD = 64 * 1024;
-const BODY_HWM = 512 * 1024;
 const IDLE_MS = 15_000;
 const MAX_LINE = 4096;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -115,7 +132,9 @@ export class RawHttpPool {
 class Conn {
   readonly socket: net.Socket;
   exchanges = 0;
-  private state: 'idle' | 'head' | 'body' | 'dead' = 'idle';
+  private state: 'idle' | 'head' | 'body' | 'detached' | 'dead' = 'idle';
+  /** A detach waiting for enough body bytes to be buffered. */
+  private preWait: { need: number; wake: () => void } | null = null;
   private headParts: Buffer[] = [];
   private headLen = 0;
   private method: 'GET' | 'HEAD' = 'GET';
@@ -135,7 +154,7 @@ class Conn {
     private readonly pool: RawHttpPool,
     host: string,
     port: number,
-    timeoutMs: number,
+    private readonly timeoutMs: number,
   ) {
     this.socket = net.connect({
       host,
@@ -180,6 +199,56 @@ class Conn {
     this.unidle();
     this.socket.destroy();
     this.pool.gone(this);
+    this.wakeDetach();
+  }
+
+  /** See detachBody(). */
+  async detach(body: RawBody, minPre: number): Promise<DetachedBody | null> {
+    const ours = () => this.state === 'body' && this.body === body && this.chunked === null && this.remaining > 0 && !body.destroyed;
+    // the taker reads whole chunks from the fd: wait (reads go on, bounded by the body's high-water mark) until
+    // the bytes it needs first are here; a failure or the end of the body wakes this too
+    while (ours() && body.readableLength < minPre) await new Promise<void>((wake) => (this.preWait = { need: minPre, wake }));
+    const fd = fdOf(this.socket);
+    if (!ours() || fd < 0) return null;
+    // From here the fd's bytes belong to the taker: an onread socket's pause() stops libuv's reads at once.
+    this.socket.pause();
+    this.paused = false;
+    this.state = 'detached';
+    this.body = null; // before read(): the body's _read (more()) and abandon hooks no longer reach this connection
+    const pre = body.readableLength > 0 ? (body.read() as Buffer) : Buffer.alloc(0);
+    body.destroy();
+    // no JavaScript sees the bytes move: the socket's time-out would fire on a healthy transfer (the taker has its own)
+    this.socket.setTimeout(0);
+    const left = this.remaining;
+    let settled = false;
+    return {
+      socket: this.socket,
+      fd,
+      pre,
+      left,
+      done: () => {
+        if (settled || this.state !== 'detached') return;
+        settled = true;
+        this.remaining = 0;
+        this.state = 'idle';
+        this.socket.setTimeout(this.timeoutMs);
+        if (!this.keepAlive) return this.destroy();
+        // read while idle again, so that the backend closing it is seen before the next request is sent on it
+        this.socket.resume();
+        this.pool.released(this);
+      },
+      abort: () => {
+        if (settled) return;
+        settled = true;
+        this.destroy();
+      },
+    };
+  }
+
+  private wakeDetach(): void {
+    const w = this.preWait;
+    this.preWait = null;
+    w?.wake();
   }
 
   /** The socket failed or closed: whoever waits on it hears so, once. */
@@ -192,6 +261,7 @@ class Conn {
     this.destroy();
     if (state === 'head') onFail?.(e);
     else if (state === 'body' && body) body.fail(e);
+    this.wakeDetach();
   }
 
   private onRead(n: number, buf: Buffer): boolean {
@@ -259,6 +329,7 @@ class Conn {
       // a body abandoned before its end leaves the connection mid-message: it cannot carry another request
       // (checked by identity: once this body ended, the connection may already carry the next one)
       () => this.body === body && this.destroy(),
+      (minPre) => this.detach(body, minPre),
     );
     this.body = body;
     const onHead = this.onHead!;
@@ -284,6 +355,7 @@ class Conn {
       this.endBody();
       return true;
     }
+    if (this.preWait && this.body!.readableLength >= this.preWait.need) this.wakeDetach();
     if (!more) this.paused = true;
     return more;
   }
@@ -344,6 +416,7 @@ class Conn {
     body.push(null);
     if (this.keepAlive) this.pool.released(this);
     else this.destroy();
+    this.wakeDetach();
   }
 
   private unsupported(): void {
@@ -356,69 +429,4 @@ class Conn {
   private protocolError(why: string): void {
     this.fail(new RawNetworkError(`backend sent a malformed answer: ${why}`, 'EPROTO'));
   }
-}
-
-/**
- * A response body. Like node:http's IncomingMessage, it emits 'error' only to a listener, so a failure can never
- * take the process down. A failure before the consumer is attached (the gateway looks the header up between the
- * backend's answer and reading its body) is kept, and delivered as soon as an 'error' listener is added or the
- * consumer reads.
- */
-class RawBody extends Readable {
-  private pending: Error | null = null;
-  constructor(
-    private readonly more: () => void,
-    private readonly abandoned: () => void,
-  ) {
-    super({ highWaterMark: BODY_HWM });
-  }
-
-  fail(e: Error): void {
-    if (this.listenerCount('error') > 0) return void this.destroy(e);
-    this.pending = e;
-    const deliver = (event: string | symbol) => {
-      if (event !== 'error' || !this.pending) return;
-      this.off('newListener', deliver);
-      const err = this.pending;
-      this.pending = null;
-      process.nextTick(() => this.destroy(err));
-    };
-    this.on('newListener', deliver);
-  }
-
-  override _read(): void {
-    if (this.pending) this.destroy(this.pending);
-    else this.more();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.abandoned();
-    cb(err && this.listenerCount('error') > 0 ? err : null);
-  }
-}
-
-function requestHead(method: string, target: string, headers: Record<string, string>): string {
-  if (!/^\/[\x21-\x7e]*$/.test(target)) throw new Error('raw-http: request target must be printable ASCII without spaces');
-  let s = `${method} ${target} HTTP/1.1\r\n`;
-  for (const [k, v] of Object.entries(headers)) {
-    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(k) || /[\r\n\0]/.test(v)) throw new Error(`raw-http: invalid request header ${JSON.stringify(k)}`);
-    s += `${k}: ${v}\r\n`;
-  }
-  return `${s}\r\n`;
-}
-
-function parseHead(text: string): { status: number; headers: Record<string, string>; http11: boolean } {
-  const lines = text.split('\r\n');
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
-  if (!m) throw new Error('bad status line');
-  const headers: Record<string, string> = {};
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const c = line.indexOf(':');
-    if (c <= 0) throw new Error('bad header line');
-    const name = line.slice(0, c).trim().toLowerCase();
-    const value = line.slice(c + 1).trim();
-    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-  }
-  return { status: Number(m[2]), headers, http11: m[1] === '1' };
 }

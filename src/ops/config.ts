@@ -341,6 +341,11 @@ export const SETTINGS = {
     expect: 'an integer 0-1536 (base64 characters)',
     doc: 'Small single-PUT objects keep their sealed header in the data object\'s metadata when it fits in this many base64 characters: one backend write per PUT, one read per cold GET (docs/FORMAT.md 2.5, data format 2). 0 = every header in the meta bucket (format 1). Versioned buckets always use the meta bucket.',
   }),
+  dataPlane: def({
+    path: 'dataPlane', env: 'LAKECRYPT_DATA_PLANE', kind: 'string', schema: z.enum(['auto', 'node']), default: 'auto',
+    expect: 'auto or node',
+    doc: 'Where large object bodies move: auto = through the native data plane (native/dataplane.c, built with gcc and node\'s headers) for GETs of a whole encrypted single-part object of 1 MiB or more over plain TCP from a plain-http backend, when the addon loaded; node = always through Node streams.',
+  }),
   keyCacheTtlMs: def({
     path: 'keyCacheTtlMs', env: 'LAKECRYPT_KEY_CACHE_TTL_MS', kind: 'int', schema: int(0, 86_400_000),
     default: 60000, expect: 'an integer 0-86400000 (milliseconds)',
@@ -481,6 +486,7 @@ export const ConfigSchema = z.strictObject({
   blockSize: S.blockSize.schema,
   cryptoThreads: S.cryptoThreads.schema,
   inlineHeaderMax: S.inlineHeaderMax.schema,
+  dataPlane: S.dataPlane.schema,
   keyCacheTtlMs: S.keyCacheTtlMs.schema,
   keyCacheSize: S.keyCacheSize.schema,
   epochPollMs: S.epochPollMs.schema,

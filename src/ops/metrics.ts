@@ -12,6 +12,12 @@ export type RevocationLevel = 'cmk' | 'kek' | 'dek';
 /** From 0.5 ms: a small GET takes a few milliseconds here, which a 5 ms first bucket could not tell apart. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
+/**
+ * Transfers whose body moved through the native data plane (src/engine/dataplane.ts), by operation: plain counters
+ * the data path bumps, read by lakecrypt_native_transfers_total at each scrape (as the crypto meter is).
+ */
+export const nativeTransfers = { get: 0, put: 0 };
+
 /** What /metrics reads at each scrape from the running gateway (each optional; a throwing source is skipped). */
 export interface MetricSources {
   /** Plaintext bytes through the engine so far (src/engine/meter.ts). */
@@ -66,6 +72,8 @@ export class Metrics {
   readonly jobLastSuccess: Gauge<'job' | 'dataset'>;
   readonly auditAppendFailures: Counter;
   readonly keyCacheEvictions: Counter;
+  readonly nativeTransfers: Counter<'op'>;
+  private nativeSeen = { get: 0, put: 0 };
   private queueDepthSource: (() => number) | undefined;
   private sources: MetricSources = {};
   private cryptoSeen = { encrypt: 0, decrypt: 0 };
@@ -278,8 +286,21 @@ export class Metrics {
       help: 'Unwrapped keys dropped from the cache to make room (not expiries or revocations).',
       registers,
     });
+    this.nativeTransfers = new Counter({
+      name: 'lakecrypt_native_transfers_total',
+      help: 'Object bodies moved by the native data plane (a GET opened, a PUT sealed, in native code) instead of the Node path.',
+      labelNames: ['op'] as const,
+      registers,
+      collect() {
+        for (const op of ['get', 'put'] as const) {
+          if (nativeTransfers[op] > self.nativeSeen[op]) this.inc({ op }, nativeTransfers[op] - self.nativeSeen[op]);
+        }
+        self.nativeSeen = { ...nativeTransfers };
+      },
+    });
     // Known label values start at 0 so dashboards and rate() see them before the first event.
     for (const direction of ['encrypt', 'decrypt'] as const) this.cryptoBytes.inc({ direction }, 0);
+    for (const op of ['get', 'put'] as const) this.nativeTransfers.inc({ op }, 0);
     for (const level of ['cmk', 'kek', 'dek'] as const) this.revocationDenials.inc({ level }, 0);
     for (const provider of ['local', 'pkcs11', 'transit', 'awskms']) this.keyUnwraps.inc({ provider }, 0);
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });

@@ -14,6 +14,7 @@ import { addressOf, type S3Request } from './request.ts';
 import { sendError } from './respond.ts';
 import { refusal, routeOf } from './routes.ts';
 import { defaultOf } from '../ops/config.ts';
+import { dataplaneUnavailable, nativeDataplane } from '../engine/dataplane.ts';
 import { InlinePolicy, MultipartStore, ObjectStore, type BestEffortReport } from '../store/index.ts';
 import type { User, Users } from '../auth/users.ts';
 
@@ -26,6 +27,8 @@ export interface GatewayOptions {
   blockSize: number;
   /** See StartOptions.inlineHeaderMax (default: INLINE_HEADER_MAX). */
   inlineHeaderMax?: number;
+  /** See StartOptions.dataPlane (default 'auto'). */
+  dataPlane?: 'auto' | 'node';
   /** Host suffixes for virtual-hosted-style requests (bucket.<domain>). */
   domains: string[];
   /**
@@ -82,6 +85,9 @@ export class Gateway {
     this.sigv2 = opts.sigv2 ?? defaultOf('sigv2');
     this.store = new ObjectStore(opts.backend, opts.keys, opts.metaBucket, opts.blockSize, opts.headerCacheTtlMs, undefined, undefined, opts.report);
     if (opts.inlineHeaderMax !== undefined) this.store.inline = new InlinePolicy(opts.backend, opts.inlineHeaderMax);
+    this.store.dataPlane = opts.dataPlane ?? 'auto';
+    // Said once at start: 'auto' without the addon serves every body through Node, as 'node' does.
+    if (this.store.dataPlane === 'auto' && !nativeDataplane()) opts.report?.log?.warn({ why: dataplaneUnavailable() }, 'native data plane unavailable: bodies move through Node');
     this.mpu = new MultipartStore(this.store);
   }
 

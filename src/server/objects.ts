@@ -12,6 +12,7 @@ import { consuming, knownOf, type PutCondition, type StoredObject } from '../sto
 import { quoteEtag } from '../s3/etags.ts';
 import { backendVersionId, checkReadVersion, copySourceVersionId, deletesCurrent, openCopySourceVersion } from '../s3/version-id.ts';
 import { keepsVersions } from '../store/versions.ts';
+import { nativeClient, sendNative } from './native-response.ts';
 
 const MAX_META_BYTES = 2048;
 
@@ -246,17 +247,27 @@ function conditions(r: S3Request, obj: StoredObject): void {
 
 /** GET without Range: one backend round trip (data + cached header) instead of HEAD then GET. */
 async function getWholeObject(g: Gateway, r: S3Request, overrides: [string, string][], versionId?: string): Promise<void> {
-  const { obj, open, discard } = await g.store.openWhole(r.bucket, r.key, versionId);
+  const { obj, open, openNative, discard } = await g.store.openWhole(r.bucket, r.key, versionId);
   try {
     conditions(r, obj);
   } catch (e) {
     discard();
     throw e;
   }
+  // The native data plane when it applies (src/store/native-read.ts): null leaves the body to the Node path.
+  const client = openNative ? nativeClient(r) : null;
+  const native = client && openNative ? await openNative() : null;
+  const head = () => {
+    for (const [k, v] of Object.entries(objectHeaders(obj, r, true, overrides))) r.res.setHeader(k, v);
+    r.res.setHeader('Content-Length', obj.size);
+    r.res.statusCode = 200;
+  };
+  if (native && client) {
+    head();
+    return sendNative(native, r, client);
+  }
   const stream = await open();
-  for (const [k, v] of Object.entries(objectHeaders(obj, r, true, overrides))) r.res.setHeader(k, v);
-  r.res.setHeader('Content-Length', obj.size);
-  r.res.statusCode = 200;
+  head();
   await pipeToResponse(stream, r);
 }
 

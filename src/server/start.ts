@@ -33,6 +33,8 @@ export interface StartOptions {
   blockSize?: number;
   /** Largest inline header in base64 characters; 0 = headers in the meta bucket only (src/store/inline-header.ts). */
   inlineHeaderMax?: number;
+  /** 'auto': large whole-object GETs through the native data plane when it applies and loaded; 'node': never (src/store/native-read.ts). */
+  dataPlane?: 'auto' | 'node';
   domains?: string[];
   keyCacheTtlMs?: number;
   keyCacheSize?: number;
@@ -122,6 +124,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     region: o.region ?? defaultOf('region'),
     blockSize: o.blockSize ?? defaultOf('blockSize'),
     inlineHeaderMax: o.inlineHeaderMax ?? defaultOf('inlineHeaderMax'),
+    dataPlane: o.dataPlane ?? defaultOf('dataPlane'),
     domains: o.domains ?? ['localhost'],
     objectCsp: o.objectCsp ?? defaultOf('objectCsp'),
     sigv2: o.sigv2 ?? defaultOf('sigv2'),

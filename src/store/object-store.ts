@@ -29,6 +29,7 @@ import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts'
 import { HeaderDoor, META_ETAG, META_FMT, META_OID, dekWiped, headerDir, headerPath } from './header-door.ts';
 import { InlinePolicy, META_HEADER, FMT_INLINE, isInline, loadHeaderBytes, type DataInfo } from './inline-header.ts';
 import { LiveRevocation } from './live-revocation.ts';
+import { openNativeRead, type NativeRead } from './native-read.ts';
 import { ByteBudget, collect, consuming, holdLastBytes, readExactly } from './streams.ts';
 import { deleteVersion, replacedPrevious } from './versions.ts';
 
@@ -57,6 +58,20 @@ export interface StoredObject {
   plaintext?: boolean;
   /** The version asked for by id (reads then fetch that version); undefined for the current one. */
   versionId?: string;
+}
+
+/** A whole-object read opened by one backend GET (ObjectStore.openWhole). */
+export interface WholeRead {
+  obj: StoredObject;
+  /** The plaintext stream; resolves once the keys are in hand (a revoked DEK fails here, before any response header). */
+  open: () => Promise<Readable>;
+  /**
+   * The same read through the native data plane (native-read.ts), when it applies: resolves with null — the body
+   * untouched, for `open` — when it does not; fails, before any response header, as `open` would.
+   */
+  openNative?: () => Promise<NativeRead | null>;
+  /** Not read after all (a failed precondition): the backend body is let go. */
+  discard: () => void;
 }
 
 /** Conditions on the current BACKEND ETag of the key. */
@@ -94,6 +109,8 @@ export class ObjectStore {
   readonly bodyBudget: ByteBudget;
   /** Which new small objects carry their header inline (inline-header.ts); replace with maxChars 0 to write format 1 only. */
   inline: InlinePolicy;
+  /** The dataPlane setting: 'auto' lets large whole-object GETs go through the native data plane (native-read.ts). */
+  dataPlane: 'auto' | 'node' = 'auto';
   /** Datasets whose not-yet-migrated (plaintext) objects may be read, and who to tell when one is. */
   plaintextReads: { allowed: (dataset: string) => boolean; onRead?: (bucket: string, key: string) => void } = { allowed: () => false };
   /**
@@ -301,7 +318,7 @@ export class ObjectStore {
    * `lc-oid` the GET returned, and hand back the object and a plaintext stream factory. Falls back to `stat` +
    * `read` when the version changed under us.
    */
-  async openWhole(bucket: string, key: string, versionId?: string): Promise<{ obj: StoredObject; open: () => Promise<Readable>; discard: () => void }> {
+  async openWhole(bucket: string, key: string, versionId?: string): Promise<WholeRead> {
     let got: { body: Readable; info: ObjectInfo };
     try {
       got = await this.backend.getObject(bucket, key, undefined, versionId);
@@ -349,6 +366,7 @@ export class ObjectStore {
     return {
       obj,
       discard: () => body.destroy(),
+      openNative: () => (this.dataPlane === 'auto' ? openNativeRead(this, obj, body) : Promise.resolve(null)),
       // Resolves once the keys are in hand (a revoked DEK fails here, before any response header is written).
       open: async () => {
         if (size === 0) {
@@ -360,7 +378,12 @@ export class ObjectStore {
     };
   }
 
-  private async decryptBody(obj: StoredObject, body: Readable, start: number, endInclusive: number): Promise<Readable> {
+  /**
+   * The keys of one read: an own copy of the header (DEKs included; the caller wipes it) and its live revocation
+   * state, taken as of the key service's generation `since` (any clear after it makes the read recheck). On failure
+   * `body` is destroyed and nothing is left to wipe.
+   */
+  async readKeys(obj: StoredObject, body: Readable): Promise<{ header: HeaderFields; live: LiveRevocation; since: number }> {
     // Any cache clear from here on (a revocation seen through the epoch) makes the stream recheck its keys.
     const since = this.keys.cacheGeneration;
     // Own copy of the DEKs before any await: a cache clear (revocation, rotation epoch) zeroes the cached ones.
@@ -378,14 +401,17 @@ export class ObjectStore {
     }
     // Not a predicate taken once: a read still streaming when a revocation lands stops within the same bound as
     // new requests (live-revocation.ts).
-    let live: LiveRevocation;
     try {
-      live = await LiveRevocation.open(this.keys, this, header, since);
+      return { header, live: await LiveRevocation.open(this.keys, this, header, since), since };
     } catch (e) {
       body.destroy();
       wipeHeaderKeys(header);
       throw e;
     }
+  }
+
+  private async decryptBody(obj: StoredObject, body: Readable, start: number, endInclusive: number): Promise<Readable> {
+    const { header, live } = await this.readKeys(obj, body);
     let decrypt: Transform;
     try {
       decrypt = createDecryptStream({ header, start, endInclusive, isRevoked: live.isRevoked, live });

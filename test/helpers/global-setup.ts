@@ -10,6 +10,7 @@
  */
 import type { TestProject } from 'vitest/node';
 import { startMinio, type MinioCoords, type MinioHandle } from '../../tools/minio.ts';
+import { buildNative } from '../../scripts/build-native.mjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -20,6 +21,12 @@ declare module 'vitest' {
 let handle: MinioHandle | null = null;
 
 export default async function setup(project: TestProject) {
+  // The native data plane, so that the gateway's large GETs take it in tests (a missing gcc only warns: the Node path).
+  try {
+    buildNative({ quiet: true });
+  } catch (e) {
+    console.warn(`[global-setup] native data plane not built: ${e instanceof Error ? e.message : String(e)}`);
+  }
   let coords: MinioCoords;
   if (process.env.LAKECRYPT_TEST_MINIO_ENDPOINT) {
     coords = {

@@ -178,6 +178,7 @@ tls:
     blockSize: ['1048576', 1048576],
     cryptoThreads: ['4', 4],
     inlineHeaderMax: ['0', 0],
+    dataPlane: ['node', 'node'],
     keyCacheTtlMs: ['0', 0],
     keyCacheSize: ['10', 10],
     epochPollMs: ['1000', 1000],

@@ -1,0 +1,170 @@
+/**
+ * The native data plane (native/dataplane.c, issue #22), typed and loaded for the gateway: a thread of its own
+ * moves a body between two socket file descriptors with AES-256-GCM per 64 KiB chunk (docs/FORMAT.md 2.2), while
+ * JavaScript keeps HTTP, auth, keys and policy. The C file's top comment says what each mode does.
+ *
+ * Loading never throws: `nativeDataplane()` is the addon, or null when it is not built (scripts/build-native.mjs
+ * needs gcc and node's headers), the platform is not Linux, or loading failed (`dataplaneUnavailable()` says why).
+ * The gateway never compiles at run time: the build (scripts/build.mjs) or the test setup does.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { nativeTransfers } from '../ops/metrics.ts';
+
+export { nativeTransfers };
+
+export type PumpMode = 'pass' | 'aes-pass' | 'seal' | 'open';
+
+export interface PumpOptions {
+  inFd: number;
+  outFd: number;
+  /** Plaintext bytes of the part (seal/open), input bytes (pass modes), or -1: until end of file (pass modes). */
+  length: number;
+  mode: PumpMode;
+  /** seal/open: 32 bytes per block of the part, block 0 first (copied by the call: the caller may wipe it after). */
+  deks?: Buffer;
+  /** seal/open: "LKC1" || datasetId(32) || oid(16). */
+  aadPrefix?: Buffer;
+  partNumber?: number;
+  /** Plaintext bytes per block (a multiple of 64 KiB up to 8 MiB). */
+  blockSize?: number;
+  /** Input bytes already read from inFd's stream: taken before reading inFd. */
+  pre?: Buffer;
+  /** control[0] set to non-zero stops the pump (code Stopped) before its next chunk or during a wait. */
+  control?: Int32Array;
+  /**
+   * gate[0] is compared, at each block's start, with its value when the pump started (or last answered): when it
+   * differs, the thread writes out what is verified, calls onGate(block, value) and waits, releasing nothing of
+   * that block, until answerGate(gate, ok): go on (under that value), or stop with code KeyRevoked.
+   */
+  gate?: Int32Array;
+  onGate?: (block: number, generation: number) => void;
+  /** A wait for either side longer than this fails with ETIMEDOUT (0: none). */
+  idleMs?: number;
+}
+
+export interface PumpResult {
+  bytesIn: number;
+  bytesOut: number;
+}
+export interface PumpError extends Error {
+  code: string;
+  bytesIn: number;
+  bytesOut: number;
+  /** The chunk (within the part) that failed authentication. */
+  chunk?: number;
+}
+
+export interface Addon {
+  pump(o: PumpOptions, cb: (err: PumpError | undefined, r: PumpResult) => void): void;
+  CHUNK: number;
+}
+
+/** Objects smaller than this stay on the Node path: the fd handoff costs more than it saves on a small body. */
+export const NATIVE_MIN_BYTES = 1024 * 1024;
+
+/**
+ * Pumps running at once. Each is a thread with about 2 MiB of buffers: past this many, requests take the Node path
+ * (bounded memory and threads however many connections are open).
+ */
+export const MAX_PUMPS = 32;
+
+const ADDON_URL = new URL('../../native/build/dataplane.node', import.meta.url);
+let addon: Addon | null | undefined;
+let whyNot = '';
+
+/** The addon, or null (see dataplaneUnavailable()). Loaded once; never throws. */
+export function nativeDataplane(): Addon | null {
+  if (addon !== undefined) return addon;
+  addon = null;
+  const file = fileURLToPath(ADDON_URL);
+  if (process.platform !== 'linux') whyNot = `the native data plane runs on Linux only (this is ${process.platform})`;
+  else if (!existsSync(file)) whyNot = `${file} is not built (node scripts/build-native.mjs: needs gcc and node's headers)`;
+  else {
+    try {
+      const a = createRequire(import.meta.url)(file) as Addon;
+      if (typeof a?.pump !== 'function') throw new Error('no pump() export');
+      addon = a;
+    } catch (e) {
+      whyNot = `${file} did not load: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  return addon;
+}
+
+/** Why nativeDataplane() is null ('' when it loaded or was not asked yet). */
+export function dataplaneUnavailable(): string {
+  return whyNot;
+}
+
+let running = 0;
+
+/** A place for one more pump (release it when the pump ended), or null when MAX_PUMPS already run. */
+export function takePumpSlot(): (() => void) | null {
+  if (running >= MAX_PUMPS) return null;
+  running++;
+  let held = true;
+  return () => {
+    if (held) running--;
+    held = false;
+  };
+}
+
+/** Run one pump; resolves with its result or rejects with its PumpError. The addon must be loaded. */
+export function pump(o: PumpOptions): Promise<PumpResult> {
+  const a = nativeDataplane();
+  if (!a) return Promise.reject(new Error(`native data plane unavailable: ${whyNot}`));
+  return new Promise((resolve, reject) => a.pump(o, (err, r) => (err ? reject(err) : resolve(r))));
+}
+
+/** A gate of three: [0] the value the pump compares, [2] the answer slot. */
+export function newGate(value = 0): Int32Array {
+  const g = new Int32Array(3);
+  g[0] = value;
+  return g;
+}
+
+/** The answer to an onGate call: the pump goes on or stops with KeyRevoked. */
+export function answerGate(gate: Int32Array, ok: boolean): void {
+  Atomics.store(gate, 2, ok ? 1 : -1);
+}
+
+/** The fd under a plain TCP net.Socket (libuv's handle), or -1 (no handle, or a TLS socket whose bytes are not the fd's). */
+export function fdOf(socket: net.Socket): number {
+  if ((socket as { encrypted?: boolean }).encrypted) return -1;
+  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/**
+ * Keep a socket's fd open while a pump thread uses it. Closing it under the thread could hand the number to a new
+ * connection the thread would then write to. While held, `socket.destroy()` (a client reset seen by node, a
+ * server time-out or shutdown, a failed backend socket) only records the request and calls `onDestroy` (which
+ * stops the pump); `release()` puts destroy back and performs a destroy requested meanwhile. Node's socket
+ * time-out is off while held: no JavaScript moves the bytes, so it would fire on a healthy transfer (the pump has
+ * its own idle limit).
+ */
+export function holdSocket(socket: net.Socket, onDestroy: () => void): { release(): void; destroyRequested(): boolean } {
+  const s = socket as net.Socket & { timeout?: number };
+  const timeout = s.timeout ?? 0;
+  if (timeout > 0) s.setTimeout(0);
+  let requested: { err?: Error } | null = null;
+  s.destroy = function (this: net.Socket, err?: Error) {
+    requested ??= { err };
+    onDestroy();
+    return this;
+  };
+  let released = false;
+  return {
+    destroyRequested: () => requested !== null,
+    release() {
+      if (released) return;
+      released = true;
+      delete (s as { destroy?: unknown }).destroy; // the prototype's destroy again
+      if (requested) s.destroy(requested.err);
+      else if (timeout > 0) s.setTimeout(timeout);
+    },
+  };
+}

@@ -1,0 +1,287 @@
+/**
+ * A whole-object GET through the native data plane (issue #22; src/engine/dataplane.ts, native/dataplane.c): the
+ * backend's response body goes from its socket to the client's socket through the addon's `open` mode on a
+ * thread of its own, each 64 KiB chunk verified before its plaintext is written. JavaScript keeps what the Node
+ * path does around the bytes: the keys and their checks before any response byte, the prefix check (FORMAT.md 2.1),
+ * revocation while streaming (2.4), and the accounting.
+ *
+ * It applies to an encrypted object of one part (number 1) of at least NATIVE_MIN_BYTES, whose backend body is a
+ * Content-Length answer on a raw-http keep-alive socket (src/backend/raw-http.ts detachBody); anything else is the
+ * Node path (null, the body untouched).
+ *
+ * Revocation while streaming: the pump asks JavaScript (`onGate`) at the start of a block whenever gate[0] moved
+ * since it last asked. gate[0] is a token of this read, moved (a 50 ms timer) whenever the key service's cache
+ * generation moved — every revocation, on every gateway, clears the caches — and again after each answer while a
+ * later block of this object is revoked, so the pump asks at every block until it reaches it. An answer rechecks
+ * the keys (live-revocation.ts) and refuses a revoked block before any byte of it. The same timer enforces the
+ * revocation bound inside a block: when the revocation state is stale (a key change seen, or the epoch not
+ * confirmed within the bound), it rechecks, and a failed recheck (KeyRevoked, KeyStateStale) stops the pump
+ * (control[0]) — it writes nothing more, and the client's connection is cut.
+ */
+import type { Readable } from 'node:stream';
+import { S3Error } from '../errors.ts';
+import { detachBody, type DetachedBody } from '../backend/raw-http.ts';
+import {
+  NATIVE_MIN_BYTES,
+  answerGate,
+  holdSocket,
+  nativeDataplane,
+  nativeTransfers,
+  newGate,
+  pump,
+  takePumpSlot,
+  type PumpError,
+} from '../engine/dataplane.ts';
+import { CHUNK_SIZE, FormatError, PREFIX_SIZE, blockCount, cryptoMeter, datasetIdOf, type HeaderFields } from '../engine/index.ts';
+import { AAD_MAGIC, checkPrefix } from '../format/layout.ts';
+import { wipeHeaderKeys } from './header-cache.ts';
+import type { LiveRevocation } from './live-revocation.ts';
+import type { ObjectStore, StoredObject } from './object-store.ts';
+
+/** How often a running pump's revocation state is looked at (key generation moved, epoch fresh). */
+const WATCH_MS = 50;
+const MAX_BLOCK = 8 * 1024 * 1024;
+
+/** How a send ended. */
+export interface NativeOutcome {
+  /** Plaintext bytes written to the client. */
+  bytesOut: number;
+  /** Why the body stopped short (after the status line: the caller must cut the connection). */
+  error?: Error;
+  /** The client went away (its socket failed or was destroyed): nothing to report, the connection is cut. */
+  clientGone?: boolean;
+}
+
+export interface NativeRead {
+  /** Plaintext bytes the body has (the response's Content-Length). */
+  readonly length: number;
+  /** Move the plaintext to `outFd` (a plain TCP socket node no longer writes to until this settles). Once. */
+  send(outFd: number, idleMs: number): Promise<NativeOutcome>;
+  /** Stop a running send (its client socket is being destroyed): it ends before its next chunk. */
+  stop(): void;
+  /** Not sent after all: the backend connection is closed and the keys wiped. */
+  discard(): void;
+}
+
+/** The refusal of a revoked block, as the engine words it (decrypt.ts): which object, which bytes, which dataset. */
+function erased(h: HeaderFields, block: number): FormatError {
+  const size = h.parts[0].plaintextSize;
+  const start = block * h.blockSize;
+  const end = Math.min(size, start + h.blockSize) - 1;
+  return new FormatError('DekErased', `block ${block} of part 1 (plaintext bytes ${start}-${end}) of ${h.bucket}/${h.key} in dataset ${h.dataset} is revoked`);
+}
+
+/** Whether the native path can serve this object at all (before anything is touched). */
+function applies(obj: StoredObject): boolean {
+  const h = obj.header;
+  return (
+    !obj.plaintext &&
+    h.parts.length === 1 &&
+    h.parts[0].partNumber === 1 &&
+    obj.size >= NATIVE_MIN_BYTES &&
+    h.chunkSize === CHUNK_SIZE &&
+    h.blockSize % CHUNK_SIZE === 0 &&
+    h.blockSize > 0 &&
+    h.blockSize <= MAX_BLOCK
+  );
+}
+
+/**
+ * Open `obj` (from openWhole, its backend `body` not read yet) for the native path: null when it does not apply
+ * (body untouched); throws, before any response byte, what the Node path's open would (a revoked block, a key
+ * refused, a prefix that is not this object's), the backend connection then closed.
+ */
+export async function openNativeRead(store: ObjectStore, obj: StoredObject, body: Readable): Promise<NativeRead | null> {
+  if (!applies(obj) || !nativeDataplane()) return null;
+  const releaseSlot = takePumpSlot();
+  if (!releaseSlot) return null;
+  let d: DetachedBody | null;
+  try {
+    d = await detachBody(body, PREFIX_SIZE);
+  } catch (e) {
+    releaseSlot();
+    throw e;
+  }
+  if (!d) {
+    releaseSlot();
+    return null;
+  }
+  const detached = d;
+  let header: HeaderFields | undefined;
+  try {
+    const keys = await store.readKeys(obj, body);
+    header = keys.header;
+    const blocks = blockCount(obj.size, header.blockSize);
+    // every block before the status line, as createDecryptStream does: a revoked one is a clean 403
+    for (let b = 0; b < blocks; b++) {
+      if (header.parts[0].deks[b] == null || keys.live.isRevoked(1, b)) throw erased(header, b);
+    }
+    checkPrefix(detached.pre.subarray(0, PREFIX_SIZE), header.oid);
+    if (detached.pre.length + detached.left !== obj.info.size) {
+      throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
+    }
+    return new Pump(store, obj, header, keys.live, keys.since, detached, releaseSlot);
+  } catch (e) {
+    if (header) wipeHeaderKeys(header);
+    detached.abort();
+    releaseSlot();
+    throw e;
+  }
+}
+
+class Pump implements NativeRead {
+  readonly length: number;
+  private readonly control = new Int32Array(1);
+  private used = false;
+  private clientGone = false;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly obj: StoredObject,
+    private header: HeaderFields,
+    private readonly live: LiveRevocation,
+    private readonly since: number,
+    private readonly d: DetachedBody,
+    private readonly releaseSlot: () => void,
+  ) {
+    this.length = obj.size;
+  }
+
+  stop(): void {
+    this.clientGone = true;
+    Atomics.store(this.control, 0, 1);
+  }
+
+  discard(): void {
+    if (this.used) return;
+    this.used = true;
+    wipeHeaderKeys(this.header);
+    this.d.abort();
+    this.releaseSlot();
+  }
+
+  async send(outFd: number, idleMs: number): Promise<NativeOutcome> {
+    if (this.used) throw new Error('NativeRead.send called twice');
+    this.used = true;
+    const { store, live, control, d } = this;
+    const h = this.header;
+    const keys = store.keys;
+    const blocks = blockCount(this.length, h.blockSize);
+    let failure: Error | undefined;
+    const refuse = (e: unknown) => {
+      failure ??= e instanceof Error ? e : new S3Error('KeyRevoked');
+      Atomics.store(control, 0, 1);
+    };
+    // gate[0]: this read's token (see the file comment); the pump starts under 0
+    const gate = newGate(0);
+    let token = 0;
+    const moveGate = () => Atomics.store(gate, 0, ++token);
+    let seenGen = this.since;
+    const revokedFrom = (from: number) => {
+      for (let b = from; b < blocks; b++) if (live.isRevoked(1, b)) return true;
+      return false;
+    };
+    const onGate = (block: number) => {
+      live.recheck().then(
+        () => {
+          if (live.isRevoked(1, block)) {
+            failure ??= erased(h, block);
+            return answerGate(gate, false);
+          }
+          // a later block is revoked: ask again at the next block's start
+          if (revokedFrom(block + 1)) moveGate();
+          answerGate(gate, true);
+        },
+        (e: unknown) => {
+          failure ??= e instanceof Error ? e : new S3Error('KeyRevoked');
+          answerGate(gate, false);
+        },
+      );
+    };
+    let checking = false;
+    const watch = () => {
+      const gen = keys.cacheGeneration;
+      if (gen !== seenGen) {
+        seenGen = gen;
+        moveGate();
+      }
+      // The bound inside a block: the Node path waits for this recheck before its next buffer; here the pump stops
+      // when it fails (KeyRevoked, or KeyStateStale once the epoch could not be confirmed within the bound).
+      if (!checking && live.stale()) {
+        checking = true;
+        live.recheck().then(() => (checking = false), refuse);
+      }
+    };
+    watch(); // a key change since the keys were taken: the pump asks before block 0
+    const timer = setInterval(watch, WATCH_MS);
+    timer.unref();
+
+    const backend = holdSocket(d.socket, () => Atomics.store(control, 0, 1));
+    const part = h.parts[0];
+    const deks = Buffer.concat(part.deks.map((k) => k!));
+    let run: Promise<{ bytesOut: number }>;
+    try {
+      run = pump({
+        inFd: d.fd,
+        outFd,
+        length: this.length,
+        mode: 'open',
+        deks,
+        aadPrefix: Buffer.concat([AAD_MAGIC, datasetIdOf(h.dataset), h.oid]),
+        partNumber: 1,
+        blockSize: h.blockSize,
+        pre: d.pre.subarray(PREFIX_SIZE),
+        control,
+        gate,
+        onGate,
+        idleMs,
+      });
+    } catch (e) {
+      run = Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      // the pump copied them: nothing here holds a DEK while the body moves (a recheck needs the fixed fields only)
+      deks.fill(0);
+      wipeHeaderKeys(h);
+    }
+    nativeTransfers.get++;
+    try {
+      const r = await run;
+      clearInterval(timer);
+      backend.release();
+      if (backend.destroyRequested()) d.abort();
+      else d.done();
+      cryptoMeter.decrypt += this.length;
+      return { bytesOut: r.bytesOut };
+    } catch (e) {
+      clearInterval(timer);
+      backend.release();
+      d.abort();
+      const err = e as PumpError;
+      const bytesOut = typeof err.bytesOut === 'number' ? err.bytesOut : 0;
+      if (failure) return { bytesOut, error: failure };
+      if (this.clientGone || err.code === 'EPIPE') return { bytesOut, clientGone: true };
+      return { bytesOut, error: this.pumpError(err) };
+    } finally {
+      this.releaseSlot();
+    }
+  }
+
+  /** The pump's own failure in the engine's words (integrity failures are counted by reason as on the Node path). */
+  private pumpError(e: PumpError): Error {
+    const h = this.header;
+    switch (e.code) {
+      case 'ChunkAuthFailed': {
+        const perBlock = h.blockSize / CHUNK_SIZE;
+        const chunk = e.chunk ?? 0;
+        return new FormatError('ChunkAuthFailed', `part 1 block ${Math.floor(chunk / perBlock)} chunk ${chunk % perBlock} failed authentication`);
+      }
+      case 'UnexpectedEOF':
+      case 'TrailingData':
+        return new FormatError(e.code, `${e.message} (${this.obj.bucket}/${this.obj.key})`);
+      case 'ETIMEDOUT':
+        return new S3Error('RequestTimeout', `the transfer made no progress: ${e.message}`);
+      default:
+        return new S3Error('InternalError', `native data plane: ${e.code ?? 'Error'}: ${e.message}`, {}, { cause: e });
+    }
+  }
+}
