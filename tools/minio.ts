@@ -84,7 +84,9 @@ export async function startMinio(opts: MinioOptions = {}): Promise<MinioHandle> 
       });
     },
     (p) =>
-      p.waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/minio/health/ready`, { signal: AbortSignal.timeout(1000) })).ok, {
+      // /ready can answer before the object layer is up (a first CreateBucket then met XMinioServerNotInitialized,
+      // seen in a clean-clone run); /cluster is 200 once it can write
+      p.waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/minio/health/ready`, { signal: AbortSignal.timeout(1000) })).ok && (await fetch(`http://127.0.0.1:${port}/minio/health/cluster`, { signal: AbortSignal.timeout(1000) })).ok, {
         timeoutMs: 60_000,
         intervalMs: 100,
         what: `minio on port ${port}`,
