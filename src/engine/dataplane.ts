@@ -101,6 +101,11 @@ export function dataplaneUnavailable(): string {
 
 let running = 0;
 
+/** Pumps holding a place now (each released when its pump ended, or when it was never started). */
+export function pumpsRunning(): number {
+  return running;
+}
+
 /** A place for one more pump (release it when the pump ended), or null when MAX_PUMPS already run. */
 export function takePumpSlot(): (() => void) | null {
   if (running >= MAX_PUMPS) return null;

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { nativeDataplane, nativeTransfers } from '../../src/engine/dataplane.ts';
+import { nativeDataplane, nativeTransfers, pumpsRunning } from '../../src/engine/dataplane.ts';
 import { META_OID } from '../../src/store/index.ts';
 import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { errorCode, rawRequest, signHeaders, type RawResponse } from '../../tools/sigv4.ts';
@@ -54,6 +54,7 @@ function slowGet(key: string) {
   const u = new URL(gw.url);
   const { headers } = signHeaders(creds(), { method: 'GET', host: u.host, path: `/${bucket}/${key}`, payload: 'UNSIGNED-PAYLOAD' });
   let resume = () => {};
+  let destroy = () => {};
   let onPaused = () => {};
   const paused = new Promise<void>((r) => (onPaused = r));
   const done = new Promise<{ status: number; body: Buffer; complete: boolean }>((resolve, reject) => {
@@ -66,6 +67,7 @@ function slowGet(key: string) {
           first = false;
           res.pause();
           resume = () => res.resume();
+          destroy = () => req.destroy();
           onPaused();
         }
       });
@@ -77,7 +79,7 @@ function slowGet(key: string) {
     req.on('error', reject);
     req.end();
   });
-  return { paused, done, resume: () => resume() };
+  return { paused, done, resume: () => resume(), destroy: () => destroy() };
 }
 
 async function put(key: string, body: Buffer): Promise<void> {
@@ -175,6 +177,27 @@ describe('native data plane GET', () => {
     expect(again.status).toBe(403);
     expect(errorCode(again.body)).toBe('KeyRevoked');
     expect(nativeTransfers.get - before).toBe(1);
+  });
+
+  it('a client gone mid-body: its pump ends, the gateway serves on (the backend connection was not handed back mid-body)', async () => {
+    const plain = randomBytes(40 * MiB);
+    await put('abandoned', plain);
+    const before = nativeTransfers.get;
+    const stream = slowGet('abandoned');
+    await stream.paused;
+    stream.destroy();
+    await stream.done;
+    await pollUntil(() => pumpsRunning() === 0, { timeoutMs: 30_000, what: 'the pump ended' });
+    expect(nativeTransfers.get - before).toBe(1);
+    // the pooled backend connections carry whole answers: several reads in a row, byte for byte
+    for (let i = 0; i < 3; i++) {
+      const r = await request(gw, 'GET', 'abandoned');
+      expect(r.status).toBe(200);
+      expect(r.aborted).toBe(false);
+      expect(sha(r.body)).toBe(sha(plain));
+    }
+    expect(nativeTransfers.get - before).toBe(4);
+    await pollUntil(() => pumpsRunning() === 0, { timeoutMs: 30_000, what: 'every pump ended' });
   });
 
   it("dataPlane 'node' serves the same object through the Node path", async () => {
