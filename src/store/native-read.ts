@@ -10,8 +10,9 @@
  * Node path (null, the body untouched).
  *
  * Revocation while streaming: the pump asks JavaScript (`onGate`) at the start of a block whenever gate[0] moved
- * since it last asked. gate[0] is a token of this read, moved (a 50 ms timer) whenever the key service's cache
- * generation moved — every revocation, on every gateway, clears the caches — and again after each answer while a
+ * since it last asked. gate[0] is a token of this read, moved whenever the key service's cache generation moved
+ * (at once from its invalidate hook — every revocation, on every gateway, clears the caches — and by a 50 ms watch
+ * for the moves that clear nothing: the epoch going stale) and again after each answer while a
  * later block of this object is revoked, so the pump asks at every block until it reaches it. An answer rechecks
  * the keys (live-revocation.ts) and refuses a revoked block before any byte of it. The same timer enforces the
  * revocation bound inside a block: when the revocation state is stale (a key change seen, or the epoch not
@@ -41,6 +42,23 @@ import type { ObjectStore, StoredObject } from './object-store.ts';
 /** How often a running pump's revocation state is looked at (key generation moved, epoch fresh). */
 const WATCH_MS = 50;
 const MAX_BLOCK = 8 * 1024 * 1024;
+
+/** Per key service, the watches of the pumps running now: one invalidate hook for all (it has no removal). */
+const keyWatchers = new WeakMap<ObjectStore['keys'], Set<() => void>>();
+
+function onKeyChange(keys: ObjectStore['keys'], fn: () => void): () => void {
+  let set = keyWatchers.get(keys);
+  if (!set) {
+    const watchers = new Set<() => void>();
+    keyWatchers.set(keys, (set = watchers));
+    keys.onInvalidate(() => {
+      for (const w of watchers) w();
+    });
+  }
+  set.add(fn);
+  const s = set;
+  return () => void s.delete(fn);
+}
 
 /** How a send ended. */
 export interface NativeOutcome {
@@ -120,7 +138,7 @@ export async function openNativeRead(store: ObjectStore, obj: StoredObject, body
     if (detached.pre.length + detached.left !== obj.info.size) {
       throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
     }
-    return new Pump(store, obj, header, keys.live, keys.since, detached, releaseSlot);
+    return new Pump(store, obj, header, keys.live, detached, releaseSlot);
   } catch (e) {
     if (header) wipeHeaderKeys(header);
     detached.abort();
@@ -140,7 +158,6 @@ class Pump implements NativeRead {
     private readonly obj: StoredObject,
     private header: HeaderFields,
     private readonly live: LiveRevocation,
-    private readonly since: number,
     private readonly d: DetachedBody,
     private readonly releaseSlot: () => void,
   ) {
@@ -176,7 +193,7 @@ class Pump implements NativeRead {
     const gate = newGate(0);
     let token = 0;
     const moveGate = () => Atomics.store(gate, 0, ++token);
-    let seenGen = this.since;
+    let seenGen = keys.cacheGeneration;
     const revokedFrom = (from: number) => {
       for (let b = from; b < blocks; b++) if (live.isRevoked(1, b)) return true;
       return false;
@@ -212,9 +229,25 @@ class Pump implements NativeRead {
         live.recheck().then(() => (checking = false), refuse);
       }
     };
-    watch(); // a key change since the keys were taken: the pump asks before block 0
+    // A key change since the keys were taken (the status line is out): checked again before any byte, as the Node
+    // path's first buffer does; the pump then starts under the generation checked, with no await in between.
+    try {
+      while (live.stale()) {
+        seenGen = keys.cacheGeneration;
+        await live.recheck();
+      }
+      seenGen = keys.cacheGeneration;
+      for (let b = 0; b < blocks; b++) if (live.isRevoked(1, b)) throw erased(h, b);
+    } catch (e) {
+      wipeHeaderKeys(h);
+      d.abort();
+      this.releaseSlot();
+      return { bytesOut: 0, error: e instanceof Error ? e : new S3Error('KeyRevoked') };
+    }
     const timer = setInterval(watch, WATCH_MS);
     timer.unref();
+    // a revocation clears the key caches: the gate moves at once, not at the next tick
+    const unwatch = onKeyChange(keys, watch);
 
     const backend = holdSocket(d.socket, () => Atomics.store(control, 0, 1));
     const part = h.parts[0];
@@ -247,6 +280,7 @@ class Pump implements NativeRead {
     try {
       const r = await run;
       clearInterval(timer);
+      unwatch();
       backend.release();
       if (backend.destroyRequested()) d.abort();
       else d.done();
@@ -254,6 +288,7 @@ class Pump implements NativeRead {
       return { bytesOut: r.bytesOut };
     } catch (e) {
       clearInterval(timer);
+      unwatch();
       backend.release();
       d.abort();
       const err = e as PumpError;
