@@ -184,7 +184,8 @@ export class MultipartStore {
         deks,
         withPrefix,
       });
-      const cipher = new PassThrough({ highWaterMark: 1 << 20 });
+      // one socket read queued, no more: longer queues are freed by major GCs (INLINE_HWM in chunk-stream.ts)
+      const cipher = new PassThrough({ highWaterMark: 64 * 1024 });
       const cipherLen = ciphertextSize(size) - (withPrefix ? 0 : ciphertextSize(0));
       const [, { etag }] = await Promise.all([
         pipeline(body, encrypt, gate, cipher),
