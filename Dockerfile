@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # lakecrypt image. Stages:
-#   deps     - production node_modules (npm ci --omit=dev); build tools for the pkcs11js native addon
+#   deps     - production node_modules (npm ci --omit=dev); build tools for the pkcs11js native addon and the
+#              native data plane (native/dataplane.c -> native/build/dataplane.node)
 #   build    - the compiled build (scripts/build.mjs: dist/src/main.js, dist/src/cli/main.js) from src/
 #   base     - runtime: node:20 slim, node_modules, the build and what it reads at run time (workers/, config/),
 #              the CLI as `lakecrypt`, non-root user, data dir /data; no TypeScript is compiled at start
@@ -17,6 +18,11 @@ COPY package.json package-lock.json ./
 # esbuild (through tsx, a runtime dependency) is what the build stage compiles with.
 RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
+# The native data plane (large GETs off the JS thread, docs/DESIGN.md): gcc from above, node's headers from the
+# node image (<prefix>/include/node); without it the gateway uses the Node path.
+COPY scripts/build-native.mjs ./scripts/
+COPY native/dataplane.c ./native/
+RUN node scripts/build-native.mjs
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
@@ -37,6 +43,7 @@ RUN groupadd --system --gid 10001 lakecrypt \
 WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
+COPY --from=deps --chown=root:root /app/native/build ./native/build
 # The build's run-time companions: the crypto worker threads' files (found from dist/src/main.js as from src/),
 # the shipped configuration and the container scripts, the CLI wrapper, and the probe.
 COPY --chown=root:root package.json ./

@@ -42,6 +42,9 @@ describe('Dockerfile', () => {
     const deps = stages.find((s) => s.name === 'deps')!;
     expect(deps.lines.join('\n')).toMatch(/npm ci --omit=dev/);
     expect(deps.lines.join('\n')).toMatch(/make g\+\+/);
+    // the native data plane is compiled where gcc is, from the sources the context holds, and shipped to the runtime
+    expect(deps.lines.join('\n')).toMatch(/COPY native\/dataplane\.c[\s\S]*RUN node scripts\/build-native\.mjs/);
+    expect(stages.find((s) => s.name === 'base')!.lines.join('\n')).toMatch(/COPY --from=deps [^\n]*\/app\/native\/build \.\/native\/build/);
     expect(instructions.filter((l) => /^FROM\s/i.test(l)).every((l) => /node:20|\$\{NODE_IMAGE\}|FROM base/.test(l))).toBe(true);
     expect(dockerfile).toMatch(/ARG NODE_IMAGE=node:20[\w.-]*slim/);
   });
