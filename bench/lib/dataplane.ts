@@ -38,6 +38,8 @@ export interface PumpOptions {
    */
   gate?: Int32Array;
   onGate?: (block: number, generation: number) => void;
+  /** Bytes asked of one read of inFd (4 KiB to 1 MiB, default 256 KiB): smaller reads start the output sooner. */
+  readSize?: number;
   /** A wait for either side longer than this fails with ETIMEDOUT (default 120 s; 0: none). */
   idleMs?: number;
 }

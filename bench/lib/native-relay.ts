@@ -58,6 +58,8 @@ const backendHost = backendUrl.hostname;
 const backendPort = Number(backendUrl.port || 80);
 /** aes-pass: one key for the process (its output is dropped: only the CPU it costs matters). */
 const key = randomBytes(32);
+/** LAKECRYPT_NATIVE_READ_KIB: the pumps' read size (the addon's default: 256 KiB), for A/B runs of the pipeline's granularity. */
+const readSize = process.env.LAKECRYPT_NATIVE_READ_KIB ? Number(process.env.LAKECRYPT_NATIVE_READ_KIB) * 1024 : undefined;
 
 function listen(server: net.Server): void {
   server.listen(0, '127.0.0.1', () => console.log(`listening ${(server.address() as net.AddressInfo).port}`));
@@ -87,7 +89,7 @@ if (mode.startsWith('tcp-')) {
         upstream.on('error', () => Atomics.store(control, 0, 1));
         client.on('error', () => Atomics.store(control, 0, 1));
         const one = (from: net.Socket, to: net.Socket) =>
-          pump({ inFd: fdOf(from), outFd: fdOf(to), length: -1, mode: pumpMode, key, shutdown: true, control, idleMs: 0 }).catch(() => Atomics.store(control, 0, 1));
+          pump({ inFd: fdOf(from), outFd: fdOf(to), length: -1, mode: pumpMode, key, shutdown: true, control, idleMs: 0, readSize }).catch(() => Atomics.store(control, 0, 1));
         // both directions end (EOF passed on as a half close, or a failure) before either fd is closed
         void Promise.all([one(client, upstream), one(upstream, client)]).then(() => (client.destroy(), upstream.destroy()));
       });
@@ -315,8 +317,8 @@ function nullGateway(): http.Server {
     res.flushHeaders();
     await flushed(res.socket!);
     try {
-      if (sealing) await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre, mode: 'open', deks: sealing.deks, aadPrefix: sealing.aadPrefix, blockSize: BLOCK });
-      else await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre, mode: pumpMode, key });
+      if (sealing) await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre, mode: 'open', deks: sealing.deks, aadPrefix: sealing.aadPrefix, blockSize: BLOCK, readSize });
+      else await pump({ inFd: conn.fd, outFd: fdOf(res.socket!), length, pre, mode: pumpMode, key, readSize });
     } catch (e) {
       logFailure('GET', path, e);
       conn.destroy();
@@ -345,7 +347,7 @@ function nullGateway(): http.Server {
         let pumped = true;
         try {
           await flushed(conn.socket);
-          const io = { inFd: fdOf(req.socket), outFd: conn.fd, length, pre: Buffer.concat(pre) };
+          const io = { inFd: fdOf(req.socket), outFd: conn.fd, length, pre: Buffer.concat(pre), readSize };
           if (sealing) await pump({ ...io, mode: 'seal', deks: sealing.deks, aadPrefix: sealing.aadPrefix, blockSize: BLOCK });
           else await pump({ ...io, mode: pumpMode, key });
         } catch (e) {
