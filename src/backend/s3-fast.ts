@@ -4,6 +4,7 @@ import * as https from 'node:https';
 import type { Readable } from 'node:stream';
 import { S3Error } from '../errors.ts';
 import { RawUnsupported, type RawHttpPool } from './raw-http.ts';
+import { requestHead } from './raw-message.ts';
 import { awsChunkedBody, awsChunkedHeaders } from './aws-chunked-body.ts';
 import { EMPTY_SHA256, UNSIGNED_PAYLOAD, deriveSigningKey, signString, stringToSign, uriEncode } from '../s3/sigv4.ts';
 
@@ -97,6 +98,26 @@ export class FastS3 {
     const signature = signString(this.signingKey(date), stringToSign(amzDate, scope, request));
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${this.accessKey}/${scope}, SignedHeaders=${signed}, Signature=${signature}`;
     return headers;
+  }
+
+  /** True when rawPutHead() would give a head now (a plain-http store known to drop a body cut short). */
+  rawPutReady(): boolean {
+    return this.url.protocol === 'http:' && (this.streams === 'content-length' || (this.streams === 'auto' && dropsShortBodies(this.server)));
+  }
+
+  /**
+   * The signed head of a PUT whose body is written to a socket of its own (raw-http.ts openRawUpload): exactly
+   * `size` bytes, UNSIGNED-PAYLOAD with that Content-Length, which only a store that drops a body cut short may get
+   * (rawPutReady; else null). No Expect: the body follows the head at once (a refusal is read when it comes).
+   */
+  rawPutHead(bucket: string, key: string, size: number, headers: Record<string, string>): { host: string; port: number; head: string } | null {
+    if (!this.rawPutReady()) return null;
+    const path = this.path(bucket, key);
+    const extra: Record<string, string> = {};
+    for (const [k, v] of Object.entries(headers)) extra[k.toLowerCase()] = v;
+    extra['content-length'] = String(size);
+    const signed = this.sign('PUT', path, '', UNSIGNED_PAYLOAD, extra);
+    return { host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(this.url.port || 80), head: requestHead('PUT', path, signed) };
   }
 
   /** GET/HEAD over the raw pool; an answer it does not handle (chunked, ...) is asked again through node:http. */

@@ -16,6 +16,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { RawHttpPool } from './raw-http.ts';
+import { openRawUpload } from './raw-upload.ts';
 import { FastS3, readText, type FastResponse } from './s3-fast.ts';
 import type { Readable } from 'node:stream';
 import {
@@ -37,7 +38,7 @@ import { checkStoredKey } from './s3-keys.ts';
 import { judgeAfterReset } from './reset-condition.ts';
 import { copyNullVersion, nullVersionOf, readNullVersion, refusedNull } from './null-version.ts';
 import { uriEncode } from '../s3/sigv4.ts';
-import type { Backend, DeleteResult, ListOptions, ListResult, ListVersionsOptions, ListVersionsResult, ObjectInfo, PutOptions, VersioningStatus } from './types.ts';
+import type { Backend, DeleteResult, ListOptions, ListResult, ListVersionsOptions, ListVersionsResult, ObjectInfo, PutOptions, RawPut, VersioningStatus } from './types.ts';
 import { parseListVersionsXml, parseVersioningXml, versioningXml } from './s3-versions.ts';
 import { quoteEtag, unquoteEtag } from '../s3/etags.ts';
 
@@ -405,6 +406,41 @@ export class S3Backend implements Backend {
     if (r.status >= 300) throw fastError(r, { bucket, key });
     r.body.resume();
     return { etag: unquote(r.headers.etag), ...versionOf(r.headers) };
+  }
+
+  canRawPut(): boolean {
+    return this.fast.rawPutReady();
+  }
+
+  /** See Backend.rawPut: the headers putObject sends, signed UNSIGNED-PAYLOAD with the exact Content-Length. */
+  async rawPut(bucket: string, key: string, opts: PutOptions, first: Buffer): Promise<RawPut | null> {
+    checkStoredKey(bucket, key);
+    const headers = metaHeaders(opts.meta);
+    if (opts.ifMatch !== undefined) headers['if-match'] = quote(opts.ifMatch);
+    if (opts.ifNoneMatch !== undefined) headers['if-none-match'] = opts.ifNoneMatch;
+    const target = this.fast.rawPutHead(bucket, key, opts.size, headers);
+    if (!target) return null;
+    const up = await openRawUpload(target.host, target.port, target.head, first, 60_000).catch((e: unknown) => {
+      throw new S3Error('ServiceUnavailable', `backend error: network: ${(e as Error).message}`, {}, { cause: e });
+    });
+    return {
+      fd: up.fd,
+      socket: up.socket,
+      answered: () => up.answered(),
+      close: () => up.close(),
+      result: async () => {
+        const a = await up.answer().catch((e: unknown) => {
+          throw new S3Error('ServiceUnavailable', `backend error: network: ${(e as Error).message}`, {}, { cause: e });
+        });
+        up.close();
+        if (a.status >= 300) {
+          const errorCode = /<Code>([^<]+)<\/Code>/.exec(a.text)?.[1];
+          const errorMessage = /<Message>([^<]*)<\/Message>/.exec(a.text)?.[1];
+          throw fastError({ status: a.status, headers: a.headers, body: undefined as unknown as Readable, errorCode, errorMessage }, { bucket, key });
+        }
+        return { etag: unquote(a.headers.etag), ...versionOf(a.headers) };
+      },
+    };
   }
 
   async getObject(

@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import type { Readable } from 'node:stream';
 
 /**
@@ -102,6 +103,20 @@ export interface PutOptions {
   ifNoneMatch?: '*';
 }
 
+/**
+ * A PUT whose body another writer (the native data plane) writes to `fd`: exactly the size it was opened with, else
+ * `close()` before the last byte, and the store commits nothing. The socket is the caller's to hold while fd is used.
+ */
+export interface RawPut {
+  readonly fd: number;
+  readonly socket: net.Socket;
+  /** True once the store answered (a refusal can come while the body is still being written). */
+  answered(): boolean;
+  /** The store's answer as putObject's result; throws putObject's errors (PreconditionFailed, ...). */
+  result(): Promise<{ etag: string; versionId?: string }>;
+  close(): void;
+}
+
 export interface Backend {
   readonly kind: 'fs' | 's3';
   listBuckets(): Promise<{ name: string; creationDate: Date }[]>;
@@ -172,6 +187,13 @@ export interface Backend {
   putBucketVersioning?(bucket: string, status: VersioningStatus): Promise<void>;
   /** ListObjectVersions as S3 answers it (keys decoded). */
   listObjectVersions?(bucket: string, opts: ListVersionsOptions): Promise<ListVersionsResult>;
+
+  /**
+   * Optional (s3 on plain http, a store known to drop a body cut short): a PUT whose body the caller writes to a
+   * socket itself. `canRawPut()` says whether `rawPut` would open one now; `first` goes right after the head.
+   */
+  canRawPut?(): boolean;
+  rawPut?(bucket: string, key: string, opts: PutOptions, first: Buffer): Promise<RawPut | null>;
 
   close(): Promise<void>;
 }

@@ -12,7 +12,9 @@ import { consuming, knownOf, type PutCondition, type StoredObject } from '../sto
 import { quoteEtag } from '../s3/etags.ts';
 import { backendVersionId, checkReadVersion, copySourceVersionId, deletesCurrent, openCopySourceVersion } from '../s3/version-id.ts';
 import { keepsVersions } from '../store/versions.ts';
-import { nativeClient, sendNative } from './native-response.ts';
+import { nativeClient, nativeUploadSize, sendNative, takeNativeUpload, type TakenUpload } from './native-response.ts';
+import { takePumpSlot } from '../engine/dataplane.ts';
+import { NativeUploadError } from '../store/native-write.ts';
 
 const MAX_META_BYTES = 2048;
 
@@ -94,9 +96,53 @@ export async function writeCondition(g: Gateway, r: S3Request): Promise<PutCondi
 export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
+  // A large body with nothing to verify may be sealed by the native data plane (src/store/native-write.ts): its
+  // body is left unread until then (g.payload would start reading it).
+  const nativeSize = nativeUploadSize(r);
+  const native = nativeSize !== null && g.store.nativePutApplies(nativeSize) ? nativeSize : null;
+  if (native !== null) {
+    const meta = metaFromRequest(r);
+    const cond = await writeCondition(g, r);
+    const slot = takePumpSlot();
+    const taken = slot ? takeNativeUpload(r, native) : null;
+    if (taken) {
+      try {
+        return await putNative(g, r, taken, native, meta, cond);
+      } finally {
+        slot!();
+      }
+    }
+    slot?.();
+    return putNode(g, r, meta, cond);
+  }
   const upload = g.payload(r);
   const meta = metaFromRequest(r);
   const cond = await writeCondition(g, r);
+  return putNode(g, r, meta, cond, upload);
+}
+
+/** PutObject's answer to a body sealed by the native data plane (nothing to verify: no checksum headers). */
+async function putNative(g: Gateway, r: S3Request, taken: TakenUpload, size: number, meta: HeaderMeta, cond: PutCondition): Promise<void> {
+  let result: Awaited<ReturnType<Gateway['store']['putNative']>>;
+  try {
+    result = await g.store.putNative(r.bucket, r.key, taken.source, size, meta, cond);
+  } catch (e) {
+    taken.abandon();
+    // the client sent less than its Content-Length or went away: no answer to give, its connection is cut
+    if (e instanceof NativeUploadError && e.clientGone) r.res.destroy();
+    throw e;
+  }
+  taken.giveBack();
+  r.bytesIn = size;
+  r.res.statusCode = 200;
+  r.res.setHeader('ETag', quoteEtag(result.etag));
+  if (result.versionId !== undefined) r.res.setHeader('x-amz-version-id', result.versionId);
+  setSse(r);
+  r.res.setHeader('Content-Length', 0);
+  r.res.end();
+}
+
+async function putNode(g: Gateway, r: S3Request, meta: HeaderMeta, cond: PutCondition, upload = g.payload(r)): Promise<void> {
   // A Content-MD5 without a trailer is the plaintext MD5 before the body: the ETag is sealed with the first write.
   const contentMd5 = r.header('content-md5');
   const known = upload.known && contentMd5 ? { ...upload.known, md5: Buffer.from(contentMd5.trim(), 'base64').toString('hex') } : upload.known;

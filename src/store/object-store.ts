@@ -30,6 +30,8 @@ import { HeaderDoor, META_ETAG, META_FMT, META_OID, dekWiped, headerDir, headerP
 import { InlinePolicy, META_HEADER, FMT_INLINE, isInline, loadHeaderBytes, type DataInfo } from './inline-header.ts';
 import { LiveRevocation } from './live-revocation.ts';
 import { openNativeRead, type NativeRead } from './native-read.ts';
+import { sealToBackend, type NativeUploadSource } from './native-write.ts';
+import { nativeDataplane } from '../engine/dataplane.ts';
 import { ByteBudget, collect, consuming, holdLastBytes, readExactly } from './streams.ts';
 import { deleteVersion, replacedPrevious } from './versions.ts';
 
@@ -109,7 +111,10 @@ export class ObjectStore {
   readonly bodyBudget: ByteBudget;
   /** Which new small objects carry their header inline (inline-header.ts); replace with maxChars 0 to write format 1 only. */
   inline: InlinePolicy;
-  /** The dataPlane setting: 'auto' lets large whole-object GETs go through the native data plane (native-read.ts). */
+  /**
+   * The dataPlane setting: 'auto' lets large whole-object GETs (native-read.ts) and large plain single PUTs
+   * (native-write.ts) go through the native data plane.
+   */
   dataPlane: 'auto' | 'node' = 'auto';
   /** Datasets whose not-yet-migrated (plaintext) objects may be read, and who to tell when one is. */
   plaintextReads: { allowed: (dataset: string) => boolean; onRead?: (bucket: string, key: string) => void } = { allowed: () => false };
@@ -554,6 +559,25 @@ export class ObjectStore {
   /** The plaintext ETag sealed for the data object's metadata, under the header's key. */
   private sealedEtag(h: HeaderFields): Promise<string> {
     return this.door.sealEtag(h);
+  }
+
+  /**
+   * Whether a single PUT of `size` bytes, with nothing to verify, may be sealed by the native data plane
+   * (putNative): dataPlane 'auto', the addon loaded, a body the whole-body path would not take, and a backend
+   * that takes a raw PUT now (s3 on plain http, a store that drops a body cut short).
+   */
+  nativePutApplies(size: number): boolean {
+    return this.dataPlane === 'auto' && size > this.wholeBodyMax && !!this.backend.rawPut && !!this.backend.canRawPut?.() && nativeDataplane() !== null;
+  }
+
+  /**
+   * putStream's write through the native data plane (native-write.ts), for a body with nothing to verify: the
+   * header is written final first, then the sealed body is the commit; the ETag is `<backend ETag>-1` as putStream's.
+   */
+  putNative(bucket: string, key: string, src: NativeUploadSource, size: number, meta: HeaderMeta, cond: PutCondition = {}): Promise<PutResult> {
+    return this.writeVersion({ bucket, key, size, meta, checksums: {}, final: true }, ({ header, dataMeta }) =>
+      sealToBackend(this.backend, bucket, key, header, size, { size: ciphertextSize(size), meta: dataMeta, ...cond }, src),
+    );
   }
 
   /**

@@ -1,0 +1,124 @@
+/**
+ * A large single PUT through the native data plane (issue #22; src/engine/dataplane.ts, native/dataplane.c): the
+ * client's plaintext goes from its socket to a backend PUT's socket through the addon's `seal` mode on a thread of
+ * its own (docs/FORMAT.md 2.2: a DEK per block, chunk AADs), the prefix (2.1) written first by JavaScript.
+ *
+ * Write order as the Node path's (docs/DESIGN.md "Write order"): the caller (ObjectStore.putNative) has written the
+ * header, final (there is nothing to verify: no checksum, no Content-MD5); the data PUT is the commit. Its request
+ * carries the exact Content-Length, so a body cut short — the client sent fewer bytes, disconnected, or anything
+ * failed — ends the pump before its last bytes and the backend connection is closed: a store that drops a body cut
+ * short (the only ones rawPut opens: MinIO, S3) commits nothing, and the header goes again.
+ */
+import { S3Error } from '../errors.ts';
+import type { Backend, PutOptions } from '../backend/types.ts';
+import { holdSocket, nativeTransfers, pump, type PumpError } from '../engine/dataplane.ts';
+import { cryptoMeter, datasetIdOf, type HeaderFields } from '../engine/index.ts';
+import { AAD_MAGIC, encodePrefix } from '../format/layout.ts';
+import type net from 'node:net';
+
+/** The client's side, given by the server: its socket's reads are stopped, `pre` is what node had already read. */
+export interface NativeUploadSource {
+  fd: number;
+  socket: net.Socket;
+  /** Body bytes node read before the reads were stopped (at most the body). */
+  pre: Buffer;
+  /** control[0] != 0 stops the pump (the server sets it when the client socket is destroyed). */
+  control: Int32Array;
+  /** A wait for either side longer than this fails. */
+  idleMs: number;
+}
+
+/** Why a native upload failed, as the server needs to know it: whether the client's body was read whole. */
+export class NativeUploadError extends S3Error {
+  /** The client went away or sent less than its Content-Length: nothing to answer. */
+  clientGone = false;
+}
+
+/**
+ * Seal `size` bytes from `src` into the data object bucket/key (the header's oid and DEKs, `opts` the backend PUT's
+ * size, metadata and condition). Resolves with the backend's answer to a complete body; throws otherwise, after
+ * the backend connection was closed (nothing committed).
+ */
+export async function sealToBackend(
+  backend: Backend,
+  bucket: string,
+  key: string,
+  header: HeaderFields,
+  size: number,
+  opts: PutOptions,
+  src: NativeUploadSource,
+): Promise<{ etag: string; versionId?: string }> {
+  const up = await backend.rawPut!(bucket, key, opts, encodePrefix(header.oid));
+  if (!up) throw new S3Error('ServiceUnavailable', 'backend error: the native upload could not be opened');
+  const control = src.control;
+  const held = holdSocket(up.socket, () => Atomics.store(control, 0, 1));
+  const part = header.parts[0];
+  const deks = Buffer.concat(part.deks.map((k) => k!));
+  let run: Promise<unknown>;
+  try {
+    run = pump({
+      inFd: src.fd,
+      outFd: up.fd,
+      length: size,
+      mode: 'seal',
+      deks,
+      aadPrefix: Buffer.concat([AAD_MAGIC, datasetIdOf(header.dataset), header.oid]),
+      partNumber: 1,
+      blockSize: header.blockSize,
+      pre: src.pre,
+      control,
+      idleMs: src.idleMs,
+    });
+  } catch (e) {
+    run = Promise.reject(e instanceof Error ? e : new Error(String(e)));
+  } finally {
+    deks.fill(0); // the pump copied them
+  }
+  nativeTransfers.put++;
+  try {
+    await run;
+  } catch (e) {
+    const backendFailed = held.destroyRequested();
+    held.release();
+    // the body is not whole at the backend: closing its connection is what keeps it from committing
+    const refused = up.answered();
+    up.close();
+    if (refused) {
+      // the store answered before the body was whole (a failed condition, a refusal): its answer is the error
+      const err = await up.result().then(
+        () => new S3Error('InternalError', 'backend accepted a body cut short'),
+        (x: unknown) => x,
+      );
+      throw err;
+    }
+    // the backend's socket failed (node asked to destroy it): the store's side, not the client's
+    if (backendFailed) throw new NativeUploadError('ServiceUnavailable', 'backend error: network: the connection failed during the upload');
+    throw pumpError(e as PumpError);
+  }
+  held.release();
+  try {
+    const r = await up.result();
+    cryptoMeter.encrypt += size;
+    return r;
+  } finally {
+    up.close();
+  }
+}
+
+function pumpError(e: PumpError): NativeUploadError {
+  switch (e.code) {
+    case 'UnexpectedEOF':
+    case 'Stopped':
+    case 'ECONNRESET': {
+      // the client's side: its socket ended early or was destroyed (a reset on the backend's side is rare and
+      // answers the same: nothing committed, the client's body not read whole)
+      const err = new NativeUploadError('IncompleteBody');
+      err.clientGone = true;
+      return err;
+    }
+    case 'ETIMEDOUT':
+      return new NativeUploadError('RequestTimeout', `the transfer made no progress: ${e.message}`);
+    default:
+      return new NativeUploadError('InternalError', `native data plane: ${e.code ?? 'Error'}: ${e.message}`, {}, { cause: e });
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Large single PUTs through the native data plane (src/store/native-write.ts, native/dataplane.c seal mode) on a
+ * gateway over the shared MinIO: the AWS SDK's streaming UNSIGNED-PAYLOAD upload then a GET byte for byte; a
+ * client that sends half its body and closes (the previous version stays, nothing committed, the gateway serves
+ * on); a PUT with a checksum header and a gateway with dataPlane 'node' take the Node path. `nativeTransfers.put`
+ * (lakecrypt_native_transfers_total{op="put"}) proves which path took each body, so these fail if the native path
+ * broke or silently fell back.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Agent } from 'node:http';
+import { nativeDataplane, nativeTransfers, pumpsRunning } from '../../src/engine/dataplane.ts';
+import { META_ETAG, META_FMT, META_OID } from '../../src/store/index.ts';
+import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
+import { rawRequest, signHeaders, type RawResponse } from '../../tools/sigv4.ts';
+import { pollUntil } from '../../tools/wait.ts';
+import { uniqueBucket } from '../helpers/s3.ts';
+
+const MiB = 1024 * 1024;
+const BLOCK = 8 * MiB;
+const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+let gw: TestGateway;
+let nodeGw: TestGateway;
+const bucket = uniqueBucket('native-put');
+
+/** The client settings bench/lib/s3.ts uses: a stream body goes UNSIGNED-PAYLOAD with its Content-Length. */
+function sdk(g: TestGateway): S3Client {
+  return new S3Client({
+    endpoint: g.url,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: g.accessKey, secretAccessKey: g.secretKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 1,
+    requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 4 }), requestTimeout: 300_000 },
+  });
+}
+
+/** A Readable over `b` in 1 MiB pieces (the SDK cannot hash it: it sends UNSIGNED-PAYLOAD). */
+const streamOf = (b: Buffer) => Readable.from((function* () {
+  for (let i = 0; i < b.length; i += MiB) yield b.subarray(i, i + MiB);
+})());
+
+async function sdkPut(c: S3Client, key: string, body: Buffer, extra: Partial<ConstructorParameters<typeof PutObjectCommand>[0]> = {}) {
+  return c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: streamOf(body), ContentLength: body.length, ...extra }));
+}
+
+async function sdkGet(c: S3Client, key: string): Promise<Buffer> {
+  const r = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await r.Body!.transformToByteArray());
+}
+
+function request(g: TestGateway, method: string, key: string, body?: Buffer): Promise<RawResponse> {
+  const host = new URL(g.url).host;
+  const extra: Record<string, string> = body ? { 'content-length': String(body.length) } : {};
+  const { headers } = signHeaders({ accessKey: g.accessKey, secretKey: g.secretKey }, { method, host, path: `/${bucket}/${key}`, headers: extra, payload: 'UNSIGNED-PAYLOAD' });
+  return rawRequest(g.url, { method, path: `/${bucket}/${key}`, headers, body, timeoutMs: 120_000 });
+}
+
+beforeAll(async () => {
+  // built by the test setup (test/helpers/global-setup.ts): without it, nothing here could tell the paths apart
+  expect(nativeDataplane(), 'native/build/dataplane.node must load (gcc and node headers)').not.toBeNull();
+  gw = await startTestGateway('s3', { blockSize: BLOCK });
+  nodeGw = await startTestGateway('s3', { blockSize: BLOCK, dataPlane: 'node', metaBucket: gw.running.gateway.metaBucket, dataDir: gw.dataDir });
+  await gw.client().send(new CreateBucketCommand({ Bucket: bucket }));
+  // the backend client learns the store's name (MinIO: drops a body cut short) from its first answers
+  expect((await request(gw, 'PUT', 'warm', Buffer.from('warm'))).status).toBe(200);
+  expect((await request(nodeGw, 'PUT', 'warm', Buffer.from('warm'))).status).toBe(200);
+}, 120_000);
+
+afterAll(async () => {
+  await nodeGw?.close();
+  await gw?.close();
+});
+
+describe('native data plane PUT', () => {
+  it('a 24 MiB streaming UNSIGNED-PAYLOAD PUT from the SDK is sealed natively and reads back byte for byte', async () => {
+    const c = sdk(gw);
+    const body = randomBytes(24 * MiB + 12345);
+    const before = nativeTransfers.put;
+    const r = await sdkPut(c, 'big', body);
+    expect(nativeTransfers.put - before).toBe(1);
+    expect(r.ETag).toMatch(/-1"$/);
+    const info = (await gw.backend.headObject(bucket, 'big'))!;
+    expect(info.meta[META_FMT]).toBe('1');
+    expect(info.meta[META_OID]).toMatch(/^[0-9a-f]{32}$/);
+    expect(info.meta[META_ETAG]).toBeUndefined();
+    const back = await sdkGet(c, 'big');
+    expect(back.length).toBe(body.length);
+    expect(sha(back)).toBe(sha(body));
+    // the Node path reads it too, and the ETag listed is the one the PUT answered
+    expect(sha(await sdkGet(sdk(nodeGw), 'big'))).toBe(sha(body));
+    const head = await request(gw, 'HEAD', 'big');
+    expect(head.headers.etag).toBe(r.ETag);
+    // the same keep-alive connection carries the next requests (the parser was given back at a request's start)
+    const small = randomBytes(1000);
+    await sdkPut(c, 'small-after', small);
+    expect((await sdkGet(c, 'small-after')).equals(small)).toBe(true);
+    expect(nativeTransfers.put - before).toBe(1);
+    c.destroy();
+  }, 180_000);
+
+  it('a client that sends half its body and closes: nothing is committed, the previous version stays, the gateway serves on', async () => {
+    const c = sdk(gw);
+    const first = randomBytes(12 * MiB);
+    await sdkPut(c, 'cut', first);
+    const infoBefore = (await gw.backend.headObject(bucket, 'cut'))!;
+    const before = nativeTransfers.put;
+    const size = 20 * MiB;
+    const u = new URL(gw.url);
+    const { headers } = signHeaders(
+      { accessKey: gw.accessKey, secretKey: gw.secretKey },
+      { method: 'PUT', host: u.host, path: `/${bucket}/cut`, headers: { 'content-length': String(size) }, payload: 'UNSIGNED-PAYLOAD' },
+    );
+    const sock = net.connect(Number(u.port), u.hostname);
+    await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    const answer: Buffer[] = [];
+    sock.on('data', (d: Buffer) => answer.push(d));
+    sock.on('error', () => {});
+    const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    sock.write(`PUT /${bucket}/cut HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+    const half = randomBytes(size / 2);
+    await new Promise<void>((resolve) => sock.write(half, () => resolve()));
+    await pollUntil(() => nativeTransfers.put - before === 1, { timeoutMs: 60_000, what: 'the native pump took the body' });
+    sock.end();
+    await closed;
+    await pollUntil(() => pumpsRunning() === 0, { timeoutMs: 60_000, what: 'the pump ended' });
+    // no answer of success, and the previous version is the object still
+    expect(Buffer.concat(answer).toString('latin1')).not.toMatch(/^HTTP\/1\.1 200/);
+    const infoAfter = (await gw.backend.headObject(bucket, 'cut'))!;
+    expect(infoAfter.meta[META_OID]).toBe(infoBefore.meta[META_OID]);
+    expect(infoAfter.etag).toBe(infoBefore.etag);
+    expect(sha(await sdkGet(c, 'cut'))).toBe(sha(first));
+    // the gateway is up and takes the next native PUT
+    const next = randomBytes(10 * MiB);
+    await sdkPut(c, 'cut', next);
+    expect(nativeTransfers.put - before).toBe(2);
+    expect(sha(await sdkGet(c, 'cut'))).toBe(sha(next));
+    c.destroy();
+  }, 180_000);
+
+  it('a PUT with a checksum header goes the Node path and is verified', async () => {
+    const c = sdk(gw);
+    const body = randomBytes(10 * MiB);
+    const crc = (await import('node:zlib')).crc32;
+    const value = Buffer.alloc(4);
+    value.writeUInt32BE(crc(body));
+    const before = nativeTransfers.put;
+    const r = await sdkPut(c, 'summed', body, { ChecksumCRC32: value.toString('base64') });
+    expect(r.ChecksumCRC32).toBe(value.toString('base64'));
+    expect(nativeTransfers.put - before).toBe(0);
+    expect(sha(await sdkGet(c, 'summed'))).toBe(sha(body));
+    // a wrong one is refused (verified, so the Node path took it) and commits nothing
+    value.writeUInt32BE((crc(body) + 1) >>> 0);
+    await expect(sdkPut(c, 'summed', randomBytes(10 * MiB), { ChecksumCRC32: value.toString('base64') })).rejects.toThrow();
+    expect(nativeTransfers.put - before).toBe(0);
+    expect(sha(await sdkGet(c, 'summed'))).toBe(sha(body));
+    c.destroy();
+  }, 180_000);
+
+  it('dataPlane node: a large plain PUT takes the Node path', async () => {
+    const c = sdk(nodeGw);
+    const body = randomBytes(12 * MiB);
+    const before = nativeTransfers.put;
+    await sdkPut(c, 'by-node', body);
+    expect(nativeTransfers.put - before).toBe(0);
+    expect(sha(await sdkGet(c, 'by-node'))).toBe(sha(body));
+    c.destroy();
+  }, 180_000);
+});
