@@ -144,6 +144,25 @@ describe('native data plane PUT', () => {
     c.destroy();
   }, 180_000);
 
+  it('conditions travel with the native PUT: If-Match of the current ETag commits, a stale one and If-None-Match on an existing key are 412', async () => {
+    const c = sdk(gw);
+    const first = await sdkPut(c, 'cond', randomBytes(9 * MiB));
+    const before = nativeTransfers.put;
+    const body = randomBytes(9 * MiB);
+    const second = await sdkPut(c, 'cond', body, { IfMatch: first.ETag });
+    expect(nativeTransfers.put - before).toBe(1);
+    expect(second.ETag).not.toBe(first.ETag);
+    await expect(sdkPut(c, 'cond', randomBytes(9 * MiB), { IfMatch: first.ETag })).rejects.toMatchObject({ $metadata: { httpStatusCode: 412 } });
+    await expect(sdkPut(c, 'cond', randomBytes(9 * MiB), { IfNoneMatch: '*' })).rejects.toMatchObject({ $metadata: { httpStatusCode: 412 } });
+    expect(sha(await sdkGet(c, 'cond'))).toBe(sha(body));
+    // the backend's own condition on a raw PUT (a write landing between the gateway's check and the commit)
+    const up = (await gw.backend.rawPut!(bucket, 'cond', { size: 1000, meta: {}, ifMatch: first.ETag!.replace(/"/g, '') }, randomBytes(1000)))!;
+    await expect(up.result()).rejects.toMatchObject({ code: 'PreconditionFailed' });
+    up.close();
+    expect(sha(await sdkGet(c, 'cond'))).toBe(sha(body));
+    c.destroy();
+  }, 180_000);
+
   it('a PUT with a checksum header goes the Node path and is verified', async () => {
     const c = sdk(gw);
     const body = randomBytes(10 * MiB);
