@@ -593,7 +593,8 @@ export class ObjectStore {
         checksums = await finish();
       });
       const encrypt = createEncryptStream({ dataset, oid, partNumber: 1, plaintextSize: size, blockSize: this.blockSize, deks, withPrefix: true });
-      const cipher = new PassThrough({ highWaterMark: 1 << 20 });
+      // one socket read queued, no more: longer queues are freed by major GCs (INLINE_HWM in chunk-stream.ts)
+      const cipher = new PassThrough({ highWaterMark: 64 * 1024 });
       const [, put] = await Promise.all([
         pipeline(body, encrypt, gate, cipher),
         this.backend.putObject(bucket, key, cipher, { size: ciphertextSize(size), meta: dataMeta, ...cond }),
