@@ -25,10 +25,11 @@ describe('bench report', () => {
 
   it('marks targets met and missed', () => {
     const rows = [
-      row('put-large-c1', 80, 100, 70), row('get-large-c1', 79, 100, 70), row('get-small-p50-ms', 2.9, 2),
+      row('put-large-c1', 80, 100, 70), row('get-large-c1', 79, 100, 70), row('get-small-p50-ms', 2.4, 2),
       row('range-1mib-small-object-ms', 10), row('range-1mib-huge-object-ms', 12.5), row('rss-peak-mib-5gib-upload', 300),
       row('key-unwraps-per-1000-gets', 1), row('crypto-pipeline-encrypt', 1000), row('rewrap-headers-per-s', null),
-      row('multipart-4x-MBps', 1, 2, 3),
+      row('multipart-4x-MBps', 1, 2, 3), row('put-small-p50-ms', 7.6, 5), row('gateway-cpu-ms-per-mib-get-large-c1', 0.7),
+      row('gateway-cpu-ms-per-mib-get-large-c4', 0.8), row('gateway-cpu-ms-per-mib-put-large-c1', 2.1),
     ];
     evaluateTargets(rows, { unwrapsAllowedPer1000: 1 });
     const met = Object.fromEntries(rows.map((r) => [r.scenario, r.met]));
@@ -36,6 +37,9 @@ describe('bench report', () => {
       'put-large-c1': true, 'get-large-c1': false, 'get-small-p50-ms': true, 'range-1mib-small-object-ms': undefined,
       'range-1mib-huge-object-ms': false, 'rss-peak-mib-5gib-upload': false, 'key-unwraps-per-1000-gets': true,
       'crypto-pipeline-encrypt': true, 'rewrap-headers-per-s': null, 'multipart-4x-MBps': undefined,
+      'put-small-p50-ms': false, 'gateway-cpu-ms-per-mib-get-large-c1': true,
+      // under 2.0 but above its c1 row: c4 must not cost more per MiB than c1
+      'gateway-cpu-ms-per-mib-get-large-c4': false, 'gateway-cpu-ms-per-mib-put-large-c1': false,
     });
     const md = markdown({ date: 'd', machine: { cpu: 'x', cores: 2 }, quick: true, results: rows, notes: ['n'] });
     expect(md).toContain('| put-large-c1 | MiB/s | 80 | 100 | 70 | 0.80x | 1.14x |');
