@@ -23,6 +23,12 @@ export interface PumpOptions {
   /** Plaintext bytes of the part (seal/open), input bytes (pass modes), or -1: until end of file (pass modes). */
   length: number;
   mode: PumpMode;
+  /** aes-pass (the benchmark floor's mode): 32 bytes. */
+  key?: Buffer;
+  /** shutdown(outFd, SHUT_WR) when done: a relay's half close (bench/lib/native-relay.ts). */
+  shutdown?: boolean;
+  /** Bytes per read from inFd, 4 KiB to 1 MiB (default 256 KiB: bench/README.md "(b) native addon"). */
+  readSize?: number;
   /** seal/open: 32 bytes per block of the part, block 0 first (copied by the call: the caller may wipe it after). */
   deks?: Buffer;
   /** seal/open: "LKC1" || datasetId(32) || oid(16). */
