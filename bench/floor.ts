@@ -19,17 +19,21 @@
  * Rounds interleaved with the first target rotated; per transfer MiB/s, the middle process's CPU and the whole
  * machine's CPU per MiB (from /proc); dirty page cache is written out (sync, untimed) before each transfer. Reports medians over rounds and each target's ratio to minio and minio_sse.
  *
- *   node --import tsx bench/floor.ts [--rounds 7] [--mib 256] [--out FILE] [--ways a,b,c] [--relays tcp,tcp-aes,...]
+ *   node --import tsx bench/floor.ts [--rounds 7] [--mib 256] [--out FILE] [--ways a,b,c] [--relays tcp,tcp-aes,...] [--other DIR]
  *     -> bench/results/floor.json
  * --ways: which of the ways above run (default: all; minio is always started, as everyone's backend). --relays: the
  * bench/lib/relay.ts modes to offer as ways (default tcp,tcp-aes,http,http-aes, reported under the names above;
  * any other mode relay.ts knows is reported under its own name). Rounds: a multiple of the number of ways, so
- * every way starts a round equally often.
+ * every way starts a round equally often. --other DIR: an A/B of native/dataplane.c — every native way chosen runs
+ * twice, as `<way>` from this checkout and as `<way>@other` from DIR's (a worktree of another commit with
+ * node_modules linked, e.g. `git worktree add /tmp/old <rev> && ln -s $PWD/node_modules /tmp/old/node_modules`),
+ * interleaved in the same rounds.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, PutBucketEncryptionCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -44,6 +48,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     ways: { type: 'string' },
     relays: { type: 'string', default: 'tcp,tcp-aes,http,http-aes' },
+    other: { type: 'string' },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -106,6 +111,17 @@ const specs: WaySpec[] = [
       return { ...w, bucket: 'floorseal' };
     },
   })),
+  // --other: the same native ways from another checkout (its own native-relay.ts and addon), for an A/B of the pump
+  ...(args.other ? Object.entries(NATIVE).map(([name, mode]): WaySpec => ({
+    name: `${name}@other`,
+    async start(be) {
+      const other = (await import(pathToFileURL(path.resolve(args.other!, 'bench/lib/targets.ts')).href)) as { startMiddleProcess: typeof startMiddleProcess };
+      const w = await middleWay(`${name}@other`, other.startMiddleProcess('bench/lib/native-relay.ts', mode, be), be);
+      if (mode !== 'http-native-seal') return w;
+      await makeClient(be).send(new CreateBucketCommand({ Bucket: 'floorsealother' }));
+      return { ...w, bucket: 'floorsealother' };
+    },
+  })) : []),
   {
     name: 'lakecrypt',
     async start(be) {
@@ -116,7 +132,9 @@ const specs: WaySpec[] = [
     },
   },
 ];
-const chosen = args.ways ? list(args.ways) : specs.map((s) => s.name);
+const chosen = args.ways ? list(args.ways) : specs.map((s) => s.name).filter((n) => !n.endsWith('@other'));
+// --other doubles every native way chosen
+if (args.other) chosen.push(...chosen.filter((n) => n in NATIVE).map((n) => `${n}@other`));
 const unknown = chosen.filter((n) => !specs.some((s) => s.name === n));
 if (unknown.length) {
   console.error(`floor: unknown way(s) ${unknown.join(', ')}; ways: ${specs.map((s) => s.name).join(', ')} (other relay.ts modes: --relays)`);
@@ -200,7 +218,8 @@ for (const op of ['put', 'get'] as const) {
 }
 const out = path.resolve(args.out ?? path.join(import.meta.dirname, 'results', 'floor.json'));
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), objectBytes: SIZE, rounds: ROUNDS, result }, null, 2) + '\n');
+// every transfer's figures too (samples), for the spread behind each median
+writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), objectBytes: SIZE, rounds: ROUNDS, result, samples }, null, 2) + '\n');
 
 for (const w of ways) await w.stop?.();
 await minio.stop();
