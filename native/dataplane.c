@@ -30,14 +30,16 @@
  * KeyRevoked). The answer travels through the array, never through a pointer to the job, so a late answer after a
  * stop touches nothing freed. Cost when nothing moves: one atomic load per chunk start.
  *
- * No allocation per chunk: one 1 MiB input buffer and one output buffer per pump, reads of up to 256 KiB (`readSize`,
- * up to 1 MiB: in 11 interleaved A/B runs on the shared 2-core machine, aes-pass GETs of 256 MiB averaged 598 MiB/s
- * with 256 KiB reads and 547 with 1 MiB, ahead in 8 of 11, for +0.02-0.07 CPU-ms per MiB: the output starts sooner),
- * writes of up to 1 MiB. Key material is copied into the job and wiped when it ends (the cipher context is freed, which
+ * No allocation per chunk: one 1 MiB input buffer and one output buffer per pump, reads of up to 1 MiB (`readSize`,
+ * 4 KiB to 1 MiB; in the gateway's own A/B, bench/ab.ts both orders, 1 MiB reads cost 0.03-0.08 CPU-ms per MiB less
+ * than 256 KiB at equal throughput, GET and PUT; an earlier aes-pass floor run on a loaded machine had favoured
+ * 256 KiB), writes of up to 1 MiB. Overlapping reads and writes (an event-style ring, a writer thread) was measured
+ * and not adopted: bench/README.md "Data-plane designs". Key material is copied into the job and wiped when it ends (the cipher context is freed, which
  * cleanses it). OpenSSL's EVP comes from the node binary itself, which exports its symbols: nothing is linked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -56,7 +58,7 @@
 #define AAD_PREFIX 52u
 #define AAD_LEN 65u
 #define IN_CAP (1u << 20)
-#define DEFAULT_READ (256u << 10)
+#define DEFAULT_READ IN_CAP
 #define OUT_FLUSH (1u << 20)
 #define OUT_CAP (OUT_FLUSH + CHUNK + TAG)
 #define WAIT_SLICE_MS 100
@@ -622,10 +624,26 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * trim(): give the allocator's free pages back to the system (glibc malloc_trim(0): the top of every arena and the
+ * free pages inside them). Node's Buffers, the sockets' read buffers and the pumps' 1 MiB buffers live in malloc's
+ * arenas; after a burst of Node-path transfers glibc keeps tens of MiB it no longer uses (bench/README.md "Memory"),
+ * which only a trim returns. Returns true when memory was released. The gateway calls it when it goes idle
+ * (src/ops/memory-trim.ts): it walks the arenas under their locks, a millisecond or so.
+ */
+static napi_value trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r;
+  napi_get_boolean(env, malloc_trim(0) != 0, &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, n;
   napi_create_function(env, "pump", NAPI_AUTO_LENGTH, pump, NULL, &fn);
   napi_set_named_property(env, exports, "pump", fn);
+  napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn);
+  napi_set_named_property(env, exports, "trim", fn);
   napi_create_uint32(env, CHUNK, &n);
   napi_set_named_property(env, exports, "CHUNK", n);
   return exports;

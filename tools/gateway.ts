@@ -98,6 +98,13 @@ async function gatewayScript(): Promise<string> {
 }
 
 /**
+ * The node flags every launcher of the gateway passes (scripts/start.sh, npm start, the Dockerfile's CMD: checked by
+ * test/ops/memory-trim.test.ts): V8's young generation capped at 4 MiB per semi-space instead of 16, which takes the
+ * resting heap from ~60 to ~35 MiB (docs/OPERATIONS.md "Memory").
+ */
+export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=4'];
+
+/**
  * Start the gateway and resolve once it printed its endpoints; reject with its output when it exits first.
  * `node --import tsx` in ONE process (fromSource): the tsx CLI would fork a child that a SIGKILL of the CLI
  * leaves running.
@@ -127,7 +134,7 @@ export async function launchGateway(o: GatewayOptions = {}): Promise<GatewayProc
   const clean = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
   const main = o.fromSource ? ['--import', 'tsx', 'src/main.ts'] : [await gatewayScript()];
   const t0 = performance.now();
-  const p = startProcess(process.execPath, [...(o.nodeArgs ?? []), ...main, ...(o.args ?? [])], { cwd: ROOT, env: clean });
+  const p = startProcess(process.execPath, [...GATEWAY_NODE_FLAGS, ...(o.nodeArgs ?? []), ...main, ...(o.args ?? [])], { cwd: ROOT, env: clean });
   const timeoutMs = o.startTimeoutMs ?? 60_000;
   try {
     // main.ts prints both lines in one write ("lakecrypt is up", S3 endpoint, admin API).

@@ -27,7 +27,7 @@ export interface PumpOptions {
   key?: Buffer;
   /** shutdown(outFd, SHUT_WR) when done: a relay's half close (bench/lib/native-relay.ts). */
   shutdown?: boolean;
-  /** Bytes per read from inFd, 4 KiB to 1 MiB (default 256 KiB: bench/README.md "(b) native addon"). */
+  /** Bytes per read from inFd, 4 KiB to 1 MiB (default 1 MiB: native/dataplane.c's top comment). */
   readSize?: number;
   /** seal/open: 32 bytes per block of the part, block 0 first (copied by the call: the caller may wipe it after). */
   deks?: Buffer;
@@ -65,6 +65,8 @@ export interface PumpError extends Error {
 
 export interface Addon {
   pump(o: PumpOptions, cb: (err: PumpError | undefined, r: PumpResult) => void): void;
+  /** malloc_trim(0): freed allocator pages back to the system; true when some were (src/ops/memory-trim.ts). */
+  trim(): boolean;
   CHUNK: number;
 }
 

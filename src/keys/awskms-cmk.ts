@@ -36,19 +36,16 @@
  * encryption contexts but checks no request signatures or IAM policies, and whose CiphertextBlob carries its key
  * reference outside the authenticated part (a flipped byte there still decrypts to the same key: not a forgery).
  */
-import {
-  CreateAliasCommand,
-  CreateKeyCommand,
-  DecryptCommand,
-  DescribeKeyCommand,
-  DisableKeyCommand,
-  EnableKeyCommand,
-  EncryptCommand,
-  KMSClient,
-  ListAliasesCommand,
-  ScheduleKeyDeletionCommand,
-  type KeyMetadata,
-} from '@aws-sdk/client-kms';
+import { createRequire } from 'node:module';
+import type { KMSClient, KeyMetadata } from '@aws-sdk/client-kms';
+
+/**
+ * The AWS SDK's KMS client, loaded on first use: only a gateway with an AWS KMS CMK pays for it (about 6 MiB of RSS
+ * and its load time at start-up otherwise: docs/OPERATIONS.md "Memory").
+ */
+type KmsSdk = typeof import('@aws-sdk/client-kms');
+let sdkModule: KmsSdk | undefined;
+const sdk = (): KmsSdk => (sdkModule ??= createRequire(import.meta.url)('@aws-sdk/client-kms') as KmsSdk);
 import { S3Error, type S3ErrorCode } from '../errors.ts';
 import { Mutex } from './local-cmk.ts';
 import type { CmkProvider, CmkVersionInfo, WrappedKey } from './types.ts';
@@ -117,7 +114,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
     if (!Number.isInteger(days) || days < 7 || days > 30) throw new S3Error('InvalidArgument', `CMK ${opts.id}: deletionWindowDays must be 7-30`);
     this.deletionWindowDays = days;
     const timeout = opts.timeoutMs ?? 10_000;
-    this.#client = new KMSClient({
+    this.#client = new (sdk().KMSClient)({
       region: this.region,
       endpoint: this.endpoint,
       credentials: opts.credentials,
@@ -191,7 +188,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
 
   /** Metadata of the v1 key (resolves an alias; its UUID names the version aliases). Cached once it succeeds. */
   private root(): Promise<KeyMetadata> {
-    this.rootP ??= this.send<{ KeyMetadata?: KeyMetadata }>(new DescribeKeyCommand({ KeyId: this.keyId }), 'describe').then((r) => {
+    this.rootP ??= this.send<{ KeyMetadata?: KeyMetadata }>(new (sdk().DescribeKeyCommand)({ KeyId: this.keyId }), 'describe').then((r) => {
       if (!r.KeyMetadata?.KeyId) throw this.fail('InternalError', 'DescribeKey returned no key');
       if (r.KeyMetadata.KeyUsage && r.KeyMetadata.KeyUsage !== 'ENCRYPT_DECRYPT') throw this.fail('InvalidArgument', 'the KMS key is not an ENCRYPT_DECRYPT key');
       if (r.KeyMetadata.KeySpec && r.KeyMetadata.KeySpec !== 'SYMMETRIC_DEFAULT') throw this.fail('InvalidArgument', `KMS key spec ${r.KeyMetadata.KeySpec} is not SYMMETRIC_DEFAULT`);
@@ -223,7 +220,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
     let marker: string | undefined;
     for (let page = 0; page < 1000; page++) {
       const r = await this.send<{ Aliases?: { AliasName?: string; TargetKeyId?: string }[]; NextMarker?: string; Truncated?: boolean }>(
-        new ListAliasesCommand({ Limit: 100, Marker: marker }),
+        new (sdk().ListAliasesCommand)({ Limit: 100, Marker: marker }),
         'list versions',
       );
       for (const a of r.Aliases ?? []) {
@@ -254,7 +251,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
 
   private async describe(ref: string, op: string): Promise<KeyMetadata | undefined> {
     try {
-      return (await this.send<{ KeyMetadata?: KeyMetadata }>(new DescribeKeyCommand({ KeyId: ref }), op)).KeyMetadata;
+      return (await this.send<{ KeyMetadata?: KeyMetadata }>(new (sdk().DescribeKeyCommand)({ KeyId: ref }), op)).KeyMetadata;
     } catch (e) {
       if (e instanceof S3Error && /does not exist/.test(e.message)) return undefined;
       throw e;
@@ -302,7 +299,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
       }
       try {
         const r = await this.send<{ CiphertextBlob?: Uint8Array }>(
-          new EncryptCommand({ KeyId: row.ref, Plaintext: plaintextKey, EncryptionContext: AwsKmsCmkProvider.context(aad) }),
+          new (sdk().EncryptCommand)({ KeyId: row.ref, Plaintext: plaintextKey, EncryptionContext: AwsKmsCmkProvider.context(aad) }),
           `wrap (v${row.version})`,
         );
         if (!r.CiphertextBlob?.length) throw this.fail('InternalError', 'Encrypt returned no ciphertext');
@@ -323,7 +320,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
     if (!Number.isInteger(v) || v < 1) throw new S3Error('IntegrityError', `invalid CMK version ${v}`);
     if (wrapped.blob.length < 16 || wrapped.blob.length > 6144) throw this.fail('IntegrityError', 'wrapped key blob is malformed');
     const r = await this.send<{ Plaintext?: Uint8Array }>(
-      new DecryptCommand({ KeyId: await this.ref(v), CiphertextBlob: wrapped.blob, EncryptionContext: AwsKmsCmkProvider.context(aad) }),
+      new (sdk().DecryptCommand)({ KeyId: await this.ref(v), CiphertextBlob: wrapped.blob, EncryptionContext: AwsKmsCmkProvider.context(aad) }),
       `unwrap (v${v})`,
       true,
     );
@@ -345,7 +342,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
       for (let attempt = 0; attempt < 3; attempt++) {
         const next = Math.max(1, ...(await this.aliasVersions()).keys()) + 1;
         const created = await this.send<{ KeyMetadata?: KeyMetadata }>(
-          new CreateKeyCommand({
+          new (sdk().CreateKeyCommand)({
             KeyUsage: 'ENCRYPT_DECRYPT',
             KeySpec: 'SYMMETRIC_DEFAULT',
             Description: `lakecrypt CMK ${this.id} version ${next} (version 1 is ${uuid})`,
@@ -359,11 +356,11 @@ export class AwsKmsCmkProvider implements CmkProvider {
         const keyId = created.KeyMetadata?.KeyId;
         if (!keyId) throw this.fail('InternalError', 'CreateKey returned no key');
         try {
-          await this.#client.send(new CreateAliasCommand({ AliasName: `${this.aliasPrefix(uuid)}${next}`, TargetKeyId: keyId }));
+          await this.#client.send(new (sdk().CreateAliasCommand)({ AliasName: `${this.aliasPrefix(uuid)}${next}`, TargetKeyId: keyId }));
         } catch (e) {
           // another gateway took this version number: drop our key, try the next number
           // Best effort: the failed rotation is what the caller sees; a key left behind is only unused (tagged, no alias).
-          await this.#client.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })).catch(() => undefined);
+          await this.#client.send(new (sdk().ScheduleKeyDeletionCommand)({ KeyId: keyId, PendingWindowInDays: 7 })).catch(() => undefined);
           if ((e as Error).name === 'AlreadyExistsException') continue;
           throw this.mapError(e, 'rotate (create alias)');
         }
@@ -391,7 +388,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
       const t = await this.target(version);
       if (AwsKmsCmkProvider.stateOf(t.meta) === 'destroyed') throw new S3Error('InvalidRequest', `CMK ${this.id} v${version} is destroyed`);
       this.wrapCache = undefined;
-      await this.send(new DisableKeyCommand({ KeyId: t.keyId }), `disable v${version}`);
+      await this.send(new (sdk().DisableKeyCommand)({ KeyId: t.keyId }), `disable v${version}`);
     });
   }
 
@@ -400,7 +397,7 @@ export class AwsKmsCmkProvider implements CmkProvider {
       const t = await this.target(version);
       if (AwsKmsCmkProvider.stateOf(t.meta) === 'destroyed') throw new S3Error('InvalidRequest', `CMK ${this.id} v${version} is destroyed (pending deletion at the KMS)`);
       this.wrapCache = undefined;
-      await this.send(new EnableKeyCommand({ KeyId: t.keyId }), `enable v${version}`);
+      await this.send(new (sdk().EnableKeyCommand)({ KeyId: t.keyId }), `enable v${version}`);
     });
   }
 
@@ -412,12 +409,12 @@ export class AwsKmsCmkProvider implements CmkProvider {
       });
       if (!t || AwsKmsCmkProvider.stateOf(t.meta) === 'destroyed') return;
       this.wrapCache = undefined;
-      await this.send(new ScheduleKeyDeletionCommand({ KeyId: t.keyId, PendingWindowInDays: this.deletionWindowDays }), `destroy v${version}`);
+      await this.send(new (sdk().ScheduleKeyDeletionCommand)({ KeyId: t.keyId, PendingWindowInDays: this.deletionWindowDays }), `destroy v${version}`);
     });
   }
 
   async ping(): Promise<void> {
-    await this.send(new DescribeKeyCommand({ KeyId: this.keyId }), 'ping');
+    await this.send(new (sdk().DescribeKeyCommand)({ KeyId: this.keyId }), 'ping');
   }
 
   close(): Promise<void> {

@@ -18,6 +18,9 @@ export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
  */
 export const nativeTransfers = { get: 0, put: 0 };
 
+/** Allocator trims after bursts of traffic (src/ops/memory-trim.ts), read by lakecrypt_memory_trims_total at each scrape. */
+export const memoryTrims = { done: 0 };
+
 /** What /metrics reads at each scrape from the running gateway (each optional; a throwing source is skipped). */
 export interface MetricSources {
   /** Plaintext bytes through the engine so far (src/engine/meter.ts). */
@@ -73,7 +76,9 @@ export class Metrics {
   readonly auditAppendFailures: Counter;
   readonly keyCacheEvictions: Counter;
   readonly nativeTransfers: Counter<'op'>;
+  readonly memoryTrims: Counter;
   private nativeSeen = { get: 0, put: 0 };
+  private trimsSeen = 0;
   private queueDepthSource: (() => number) | undefined;
   private sources: MetricSources = {};
   private cryptoSeen = { encrypt: 0, decrypt: 0 };
@@ -296,6 +301,15 @@ export class Metrics {
           if (nativeTransfers[op] > self.nativeSeen[op]) this.inc({ op }, nativeTransfers[op] - self.nativeSeen[op]);
         }
         self.nativeSeen = { ...nativeTransfers };
+      },
+    });
+    this.memoryTrims = new Counter({
+      name: 'lakecrypt_memory_trims_total',
+      help: 'Times freed memory was handed back to the system (malloc_trim) after a burst of requests.',
+      registers,
+      collect() {
+        if (memoryTrims.done > self.trimsSeen) this.inc(memoryTrims.done - self.trimsSeen);
+        self.trimsSeen = memoryTrims.done;
       },
     });
     // Known label values start at 0 so dashboards and rate() see them before the first event.

@@ -73,6 +73,8 @@ export class Gateway {
   /** The Content-Security-Policy value sent ('' = none). */
   readonly csp: string;
   inflight = 0;
+  /** Requests finished since start (src/ops/memory-trim.ts: was there activity since its last trim). */
+  served = 0;
 
   constructor(readonly opts: GatewayOptions) {
     this.backend = opts.backend;
@@ -233,6 +235,7 @@ export class Gateway {
       if (!req.complete) req.resume();
     } finally {
       this.inflight--;
+      this.served++;
       this.opts.onRequestDone?.(r, error?.status ?? res.statusCode, performance.now() - started, error);
     }
   };

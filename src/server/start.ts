@@ -17,6 +17,9 @@ import { defaultOf } from '../ops/config.ts';
 import { PROBE_SERVER_OPTIONS, hostless, isHealthPath } from '../ops/probes.ts';
 import type { Logger } from '../ops/logger.ts';
 import { Readiness } from '../ops/readiness.ts';
+import { MemoryTrim } from '../ops/memory-trim.ts';
+import { memoryTrims } from '../ops/metrics.ts';
+import { nativeDataplane } from '../engine/dataplane.ts';
 
 export interface StartOptions {
   host?: string;
@@ -192,6 +195,14 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   server.setTimeout(idleMs, (socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
+  // Freed Buffers back to the system after bursts (RSS); without the addon glibc keeps what it keeps.
+  const addon = nativeDataplane();
+  const trimmer = addon
+    ? new MemoryTrim(
+        { inflight: () => gateway.inflight, served: () => gateway.served },
+        { trim: () => addon.trim(), onTrim: () => void memoryTrims.done++ },
+      ).start()
+    : null;
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
   return {
     url,
@@ -203,6 +214,7 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     health,
     async close() {
       stopping = true;
+      trimmer?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = Date.now() + (o.shutdownGraceMs ?? defaultOf('shutdownGraceMs'));

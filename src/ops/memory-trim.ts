@@ -1,0 +1,72 @@
+/**
+ * Give freed memory back to the system after bursts of traffic (issue #22: RSS while streaming at most 96 MiB).
+ *
+ * The Node path's Buffers (socket reads, cipher output, 64 KiB chunks) are malloc'd outside V8's heap. Once freed,
+ * glibc keeps most of those pages in its arenas: after four parallel 64 MiB multipart parts the gateway rested at
+ * 129 MiB RSS with 34 MiB of V8 heap; a malloc_trim(0) took it back to 98 (bench/README.md "Memory"). The native
+ * addon's trim() is that call. It runs on the JavaScript thread and walks the arenas under their locks (about a
+ * millisecond), so it is asked for only when it can pay off:
+ *
+ * - when the gateway has gone idle (no request in flight) after serving requests since the last trim, at most once
+ *   per `everyMs`;
+ * - and, under traffic that never pauses, once per `busyEveryMs` if requests were served meanwhile.
+ *
+ * Without the addon (not built, not Linux) there is nothing to call and the gateway simply keeps what glibc keeps.
+ */
+export interface TrimSource {
+  /** Requests being served now. */
+  inflight(): number;
+  /** Requests finished since start (any monotonic count of activity). */
+  served(): number;
+}
+
+export interface MemoryTrimOptions {
+  /** The allocator's trim; returns whether memory was released. */
+  trim: () => boolean;
+  /** How often the idle check runs (ms). Default 1000. */
+  everyMs?: number;
+  /** Under uninterrupted traffic, trim at most this often (ms). Default 30000. */
+  busyEveryMs?: number;
+  /** Told after each trim (metrics). */
+  onTrim?: (released: boolean) => void;
+  now?: () => number;
+}
+
+export class MemoryTrim {
+  private lastServed: number;
+  private lastTrimAt: number;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+
+  constructor(private readonly src: TrimSource, private readonly o: MemoryTrimOptions) {
+    this.now = o.now ?? (() => performance.now());
+    this.lastServed = src.served();
+    this.lastTrimAt = this.now();
+  }
+
+  /** One check: trims when the rules above say so; returns whether it trimmed. */
+  tick(): boolean {
+    const served = this.src.served();
+    if (served === this.lastServed) return false; // nothing happened since the last trim: nothing new to give back
+    const idle = this.src.inflight() === 0;
+    if (!idle && this.now() - this.lastTrimAt < (this.o.busyEveryMs ?? 30_000)) return false;
+    this.lastServed = served;
+    this.lastTrimAt = this.now();
+    const released = this.o.trim();
+    this.o.onTrim?.(released);
+    return true;
+  }
+
+  start(): this {
+    if (!this.timer) {
+      this.timer = setInterval(() => this.tick(), this.o.everyMs ?? 1000);
+      this.timer.unref(); // never what keeps the process alive
+    }
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Giving freed memory back after bursts (src/ops/memory-trim.ts, the addon's trim()): the allocator really returns
+ * pages a plain free() kept (in a child process, RSS before and after), the schedule trims only after activity
+ * and, under traffic, only when idle or once per busy period, and a running gateway trims after its requests end.
+ * Every launcher passes the same node flags (the young generation's cap).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { nativeDataplane } from '../../src/engine/dataplane.ts';
+import { MemoryTrim } from '../../src/ops/memory-trim.ts';
+import { Metrics, memoryTrims } from '../../src/ops/metrics.ts';
+import { GATEWAY_NODE_FLAGS, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
+import { pollUntil } from '../../tools/wait.ts';
+
+const addon = nativeDataplane();
+
+describe('the allocator trim', () => {
+  it('the addon is built and exports trim()', () => {
+    expect(addon, 'native/build/dataplane.node must be built by the test setup').not.toBeNull();
+    expect(typeof addon!.trim()).toBe('boolean');
+  });
+
+  it('returns pages that free() kept: 128 MiB of 64 KiB Buffers freed under a live one, RSS falls only with the trim', () => {
+    // 64 KiB Buffers come from malloc's heap (below its mmap threshold); one allocated after them and kept alive pins
+    // the heap's top, so glibc's own free() cannot shrink it. Only malloc_trim(0) returns the free pages inside.
+    const script = `
+      const a = require(${JSON.stringify(fileURLToPath(new URL('../../native/build/dataplane.node', import.meta.url)))});
+      const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;
+      let bufs = [];
+      for (let i = 0; i < 2048; i++) bufs.push(Buffer.allocUnsafeSlow(65536).fill(i & 255));
+      const pin = Buffer.allocUnsafeSlow(65536).fill(1);
+      const full = rss();
+      bufs = null;
+      global.gc(); global.gc();
+      const freed = rss();
+      const released = a.trim();
+      const trimmed = rss();
+      console.log(JSON.stringify({ full, freed, trimmed, released, pin: pin[0] }));
+    `;
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' })) as Record<string, number | boolean>;
+    const [full, freed, trimmed] = [out.full as number, out.freed as number, out.trimmed as number];
+    expect(full - freed, `free() alone kept the pages (${JSON.stringify(out)})`).toBeLessThan(64);
+    expect(out.released).toBe(true);
+    expect(freed - trimmed, `the trim returned at least 96 of the 128 MiB (${JSON.stringify(out)})`).toBeGreaterThan(96);
+  });
+});
+
+describe('when the gateway trims', () => {
+  function harness(busyEveryMs = 30_000) {
+    const src = { inflight: 0, served: 0 };
+    let now = 0;
+    let trims = 0;
+    const t = new MemoryTrim(
+      { inflight: () => src.inflight, served: () => src.served },
+      { trim: () => (trims++, addon!.trim()), busyEveryMs, now: () => now },
+    );
+    return { src, t, trims: () => trims, advance: (ms: number) => void (now += ms) };
+  }
+
+  it('not without activity since the last trim', () => {
+    const h = harness();
+    expect(h.t.tick()).toBe(false);
+    h.advance(60_000);
+    expect(h.t.tick()).toBe(false);
+    expect(h.trims()).toBe(0);
+  });
+
+  it('once when it goes idle after requests, then not again until more requests', () => {
+    const h = harness();
+    h.src.inflight = 2;
+    h.src.served = 5;
+    expect(h.t.tick()).toBe(false); // busy, and the busy period has not passed
+    h.src.inflight = 0;
+    expect(h.t.tick()).toBe(true);
+    expect(h.t.tick()).toBe(false);
+    h.src.served = 6;
+    expect(h.t.tick()).toBe(true);
+    expect(h.trims()).toBe(2);
+  });
+
+  it('under traffic that never pauses, once per busy period', () => {
+    const h = harness(30_000);
+    h.src.inflight = 4;
+    for (let s = 1; s <= 90; s++) {
+      h.src.served += 10;
+      h.advance(1000);
+      h.t.tick();
+    }
+    expect(h.trims()).toBe(3); // at 30, 60 and 90 s
+  });
+});
+
+describe('a running gateway', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway('fs');
+  });
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('trims after its requests ended (lakecrypt_memory_trims_total)', async () => {
+    const before = memoryTrims.done;
+    const c = gw.client();
+    await c.send(new CreateBucketCommand({ Bucket: 'trim' }));
+    for (let i = 0; i < 4; i++) await c.send(new PutObjectCommand({ Bucket: 'trim', Key: `k${i}`, Body: Buffer.alloc(2 << 20, i) }));
+    const metrics = new Metrics();
+    const scraped = async () => Number(/^lakecrypt_memory_trims_total (\d+)/m.exec(await metrics.render())?.[1]);
+    expect(await scraped()).toBe(before); // the process's trims so far
+    await pollUntil(() => memoryTrims.done > before, { timeoutMs: 30_000, what: 'a trim after the requests' });
+    expect(gw.running.gateway.inflight).toBe(0);
+    expect(await scraped()).toBeGreaterThan(before);
+  });
+});
+
+describe('the node flags', () => {
+  it('every launcher of the gateway passes them: scripts/start.sh, npm start, the Dockerfile, tools/gateway.ts', () => {
+    const root = new URL('../../', import.meta.url);
+    const read = (f: string) => readFileSync(new URL(f, root), 'utf8');
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    const docker = read('Dockerfile').split('\n').filter((l) => /^CMD \["node", .*dist\/src\/main\.js"\]/.test(l));
+    expect(docker.length).toBe(2);
+    const launchers: [string, string][] = [
+      ['scripts/start.sh', read('scripts/start.sh').split('\n').find((l) => l.includes('dist/src/main.js') && l.startsWith('exec node')) ?? ''],
+      ['npm start', pkg.scripts.start ?? ''],
+      ...docker.map((l, i): [string, string] => [`Dockerfile CMD ${i + 1}`, l]),
+    ];
+    expect(GATEWAY_NODE_FLAGS.length).toBeGreaterThan(0);
+    for (const [name, line] of launchers) for (const f of GATEWAY_NODE_FLAGS) expect(line, name).toContain(f);
+  });
+});
