@@ -195,12 +195,14 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   server.setTimeout(idleMs, (socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  // Freed Buffers back to the system after bursts (RSS); without the addon glibc keeps what it keeps.
+  // Freed Buffers back to the system after bursts (RSS); without the addon (or with one built before trim() existed)
+  // glibc keeps what it keeps.
   const addon = nativeDataplane();
-  const trimmer = addon
+  const trim = typeof addon?.trim === 'function' ? addon.trim.bind(addon) : null;
+  const trimmer = trim
     ? new MemoryTrim(
         { inflight: () => gateway.inflight, served: () => gateway.served },
-        { trim: () => addon.trim(), onTrim: () => void memoryTrims.done++ },
+        { trim, onTrim: () => void memoryTrims.done++ },
       ).start()
     : null;
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;
