@@ -100,9 +100,10 @@ async function gatewayScript(): Promise<string> {
 /**
  * The node flags every launcher of the gateway passes (scripts/start.sh, npm start, the Dockerfile's CMD: checked by
  * test/ops/memory-trim.test.ts): V8's young generation capped at 4 MiB per semi-space instead of 16, which takes the
- * resting heap from ~60 to ~35 MiB (docs/OPERATIONS.md "Memory").
+ * resting heap from ~60 to ~35 MiB, and global.gc for the collection before a quiet trim (docs/OPERATIONS.md
+ * "Memory", src/ops/memory-trim.ts).
  */
-export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=4'];
+export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=4', '--expose-gc'];
 
 /**
  * Start the gateway and resolve once it printed its endpoints; reject with its output when it exits first.

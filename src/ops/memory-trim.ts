@@ -7,9 +7,12 @@
  * addon's trim() is that call. It runs on the JavaScript thread and walks the arenas under their locks (about a
  * millisecond), so it is asked for only when it can pay off:
  *
- * - when the gateway has gone idle (no request in flight) after serving requests since the last trim, at most once
- *   per `everyMs`;
- * - and, under traffic that never pauses, once per `busyEveryMs` if requests were served meanwhile.
+ * - when the gateway has gone quiet (no request finished during a whole `everyMs` and none in flight) after serving
+ *   requests since the last trim. Then V8 collects first (`collect`: a full GC when node runs with --expose-gc, as
+ *   every launcher starts it), so the Buffers only garbage still held are freed before the trim: 10-25 ms on the
+ *   JavaScript thread, which is why it waits for a quiet second rather than any instant with nothing in flight
+ *   (a client sending one request at a time is "idle" between every two);
+ * - and, under traffic that never pauses, the trim alone once per `busyEveryMs` if requests were served meanwhile.
  *
  * Without the addon (not built, not Linux) there is nothing to call and the gateway simply keeps what glibc keeps.
  */
@@ -23,17 +26,21 @@ export interface TrimSource {
 export interface MemoryTrimOptions {
   /** The allocator's trim; returns whether memory was released. */
   trim: () => boolean;
+  /** A full garbage collection, run before a quiet trim (global.gc under --expose-gc); none when absent. */
+  collect?: () => void;
   /** How often the idle check runs (ms). Default 1000. */
   everyMs?: number;
   /** Under uninterrupted traffic, trim at most this often (ms). Default 30000. */
   busyEveryMs?: number;
-  /** Told after each trim (metrics). */
-  onTrim?: (released: boolean) => void;
+  /** Told after each trim (metrics); `quiet`: after a quiet period (with a collection), else under traffic. */
+  onTrim?: (released: boolean, quiet: boolean) => void;
   now?: () => number;
 }
 
 export class MemoryTrim {
   private lastServed: number;
+  /** `served` at the previous tick: unchanged over a tick (and nothing in flight) means a quiet period. */
+  private lastTick: number;
   private lastTrimAt: number;
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
@@ -41,19 +48,22 @@ export class MemoryTrim {
   constructor(private readonly src: TrimSource, private readonly o: MemoryTrimOptions) {
     this.now = o.now ?? (() => performance.now());
     this.lastServed = src.served();
+    this.lastTick = this.lastServed;
     this.lastTrimAt = this.now();
   }
 
   /** One check: trims when the rules above say so; returns whether it trimmed. */
   tick(): boolean {
     const served = this.src.served();
+    const quiet = served === this.lastTick && this.src.inflight() === 0;
+    this.lastTick = served;
     if (served === this.lastServed) return false; // nothing happened since the last trim: nothing new to give back
-    const idle = this.src.inflight() === 0;
-    if (!idle && this.now() - this.lastTrimAt < (this.o.busyEveryMs ?? 30_000)) return false;
+    if (!quiet && this.now() - this.lastTrimAt < (this.o.busyEveryMs ?? 30_000)) return false;
     this.lastServed = served;
     this.lastTrimAt = this.now();
+    if (quiet) this.o.collect?.();
     const released = this.o.trim();
-    this.o.onTrim?.(released);
+    this.o.onTrim?.(released, quiet);
     return true;
   }
 

@@ -202,7 +202,12 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   const trimmer = trim
     ? new MemoryTrim(
         { inflight: () => gateway.inflight, served: () => gateway.served },
-        { trim, onTrim: () => void memoryTrims.done++ },
+        {
+          trim,
+          // global.gc exists when node runs with --expose-gc (every launcher: tools/gateway.ts GATEWAY_NODE_FLAGS)
+          collect: typeof globalThis.gc === 'function' ? () => void globalThis.gc?.() : undefined,
+          onTrim: () => void memoryTrims.done++,
+        },
       ).start()
     : null;
   const url = `${o.tls ? 'https' : 'http'}://${o.host ?? '127.0.0.1'}:${port}`;

@@ -53,11 +53,12 @@ describe('when the gateway trims', () => {
     const src = { inflight: 0, served: 0 };
     let now = 0;
     let trims = 0;
+    let collections = 0;
     const t = new MemoryTrim(
       { inflight: () => src.inflight, served: () => src.served },
-      { trim: () => (trims++, addon!.trim()), busyEveryMs, now: () => now },
+      { trim: () => (trims++, addon!.trim()), collect: () => void collections++, busyEveryMs, now: () => now },
     );
-    return { src, t, trims: () => trims, advance: (ms: number) => void (now += ms) };
+    return { src, t, trims: () => trims, collections: () => collections, advance: (ms: number) => void (now += ms) };
   }
 
   it('not without activity since the last trim', () => {
@@ -68,17 +69,29 @@ describe('when the gateway trims', () => {
     expect(h.trims()).toBe(0);
   });
 
-  it('once when it goes idle after requests, then not again until more requests', () => {
+  it('after a quiet tick following requests, with a collection first; then not again until more requests', () => {
     const h = harness();
     h.src.inflight = 2;
     h.src.served = 5;
     expect(h.t.tick()).toBe(false); // busy, and the busy period has not passed
     h.src.inflight = 0;
-    expect(h.t.tick()).toBe(true);
+    expect(h.t.tick()).toBe(true); // nothing finished since the last tick, nothing in flight: quiet
+    expect([h.trims(), h.collections()]).toEqual([1, 1]);
     expect(h.t.tick()).toBe(false);
     h.src.served = 6;
+    expect(h.t.tick()).toBe(false); // a request finished during this tick: not quiet yet
     expect(h.t.tick()).toBe(true);
-    expect(h.trims()).toBe(2);
+    expect([h.trims(), h.collections()]).toEqual([2, 2]);
+  });
+
+  it('a client sending one request at a time is never quiet: the trim alone, once per busy period', () => {
+    const h = harness(30_000);
+    for (let s = 1; s <= 90; s++) {
+      h.src.served += 10; // nothing in flight at any tick, but requests finished during every one
+      h.advance(1000);
+      h.t.tick();
+    }
+    expect([h.trims(), h.collections()]).toEqual([3, 0]); // at 30, 60 and 90 s, without a collection
   });
 
   it('under traffic that never pauses, once per busy period', () => {
@@ -89,7 +102,7 @@ describe('when the gateway trims', () => {
       h.advance(1000);
       h.t.tick();
     }
-    expect(h.trims()).toBe(3); // at 30, 60 and 90 s
+    expect([h.trims(), h.collections()]).toEqual([3, 0]);
   });
 });
 
