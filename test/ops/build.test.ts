@@ -10,7 +10,7 @@ import path from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENTRIES } from '../../scripts/build.mjs';
-import { launchGateway, ROOT } from '../../tools/gateway.ts';
+import { GATEWAY_NODE_FLAGS, launchGateway, ROOT } from '../../tools/gateway.ts';
 import { makeTmpDir, type TmpDir } from '../../tools/tmp.ts';
 
 let tmp: TmpDir;
@@ -101,13 +101,14 @@ describe('scripts/build.mjs', () => {
   it('package.json: npm run build, npm start from the build, and a lakecrypt bin for npm link / npx', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
     expect(pkg.scripts.build).toBe('node scripts/build.mjs');
-    expect(pkg.scripts.start).toBe(`node scripts/build.mjs --if-stale && node ${ENTRIES['src/main.ts']}`);
+    expect(pkg.scripts.start).toBe(`node scripts/build.mjs --if-stale && node ${GATEWAY_NODE_FLAGS.join(' ')} ${ENTRIES['src/main.ts']}`);
     for (const f of [pkg.bin.lakecrypt!, 'bin/lakecrypt']) {
       const p = path.join(ROOT, f);
       expect(statSync(p).mode & 0o111, f).not.toBe(0);
       expect(readFileSync(p, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
     }
-    expect(readFileSync(path.join(ROOT, 'scripts/start.sh'), 'utf8')).toMatch(/^node scripts\/build\.mjs --if-stale\n(#.*\n)*exec node dist\/src\/main\.js "\$@"$/m);
+    expect(readFileSync(path.join(ROOT, 'scripts/start.sh'), 'utf8')).toMatch(/^node scripts\/build\.mjs --if-stale\n(#.*\n)*exec node (--[\w=-]+ )*dist\/src\/main\.js "\$@"$/m);
+    expect(readFileSync(path.join(ROOT, 'scripts/start.sh'), 'utf8')).toContain(`exec node ${GATEWAY_NODE_FLAGS.join(' ')} dist/src/main.js "$@"`);
   });
 });
 
