@@ -640,10 +640,6 @@ static napi_value trim(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, n;
-  /* A fixed mmap threshold (glibc otherwise raises it to the size of each mmapped block freed, up to 32 MiB): the
-   * pumps' 1 MiB buffers and Node's large Buffers are mapped and unmapped whole, never left in the arenas after a
-   * transfer (bench/README.md "Memory"). */
-  mallopt(M_MMAP_THRESHOLD, 256 << 10);
   napi_create_function(env, "pump", NAPI_AUTO_LENGTH, pump, NULL, &fn);
   napi_set_named_property(env, exports, "pump", fn);
   napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn);
