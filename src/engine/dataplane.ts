@@ -94,6 +94,8 @@ export function nativeDataplane(): Addon | null {
     try {
       const a = createRequire(import.meta.url)(file) as Addon;
       if (typeof a?.pump !== 'function') throw new Error('no pump() export');
+      // built from an older native/dataplane.c (scripts/build-native.mjs remakes it when the source changed)
+      if (typeof a.trim !== 'function') throw new Error('no trim() export: a stale build (npm run build)');
       addon = a;
     } catch (e) {
       whyNot = `${file} did not load: ${e instanceof Error ? e.message : String(e)}`;

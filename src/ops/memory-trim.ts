@@ -24,16 +24,16 @@ export interface TrimSource {
 }
 
 export interface MemoryTrimOptions {
-  /** The allocator's trim; returns whether memory was released. */
-  trim: () => boolean;
+  /** The allocator's trim. */
+  trim: () => void;
   /** A full garbage collection, run before a quiet trim (global.gc under --expose-gc); none when absent. */
   collect?: () => void;
   /** How often the idle check runs (ms). Default 1000. */
   everyMs?: number;
   /** Under uninterrupted traffic, trim at most this often (ms). Default 30000. */
   busyEveryMs?: number;
-  /** Told after each trim (metrics); `quiet`: after a quiet period (with a collection), else under traffic. */
-  onTrim?: (released: boolean, quiet: boolean) => void;
+  /** Told after each trim (metrics). */
+  onTrim?: () => void;
   now?: () => number;
 }
 
@@ -62,8 +62,8 @@ export class MemoryTrim {
     this.lastServed = served;
     this.lastTrimAt = this.now();
     if (quiet) this.o.collect?.();
-    const released = this.o.trim();
-    this.o.onTrim?.(released, quiet);
+    this.o.trim();
+    this.o.onTrim?.();
     return true;
   }
 

@@ -195,15 +195,13 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   server.setTimeout(idleMs, (socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  // Freed Buffers back to the system after bursts (RSS); without the addon (or with one built before trim() existed)
-  // glibc keeps what it keeps.
+  // Freed Buffers back to the system after bursts (RSS); without the addon glibc keeps what it keeps.
   const addon = nativeDataplane();
-  const trim = typeof addon?.trim === 'function' ? addon.trim.bind(addon) : null;
-  const trimmer = trim
+  const trimmer = addon
     ? new MemoryTrim(
         { inflight: () => gateway.inflight, served: () => gateway.served },
         {
-          trim,
+          trim: () => addon.trim(),
           // global.gc exists when node runs with --expose-gc (every launcher: tools/gateway.ts GATEWAY_NODE_FLAGS)
           collect: typeof globalThis.gc === 'function' ? () => void globalThis.gc?.() : undefined,
           onTrim: () => void memoryTrims.done++,
