@@ -224,7 +224,8 @@ describe('keys destroy with a waiting period', () => {
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toMatch(/destruction scheduled, due /);
     await pollUntil(async () => (await cmkV(old)).state === 'destroyed', { timeoutMs: 20_000, intervalMs: 100, retryErrors: false });
-    expect(existsSync(`${cmkDir}/v${old}.key`)).toBe(false);
+    // the provider records the state first and then wipes the file (local-cmk.ts destroy): wait for the wipe too
+    await pollUntil(() => !existsSync(`${cmkDir}/v${old}.key`), { timeoutMs: 10_000, intervalMs: 50, what: 'the destroyed version\'s key file wiped' });
     await pollUntil(async () => (await h.gw.running.audit.list({ since: 1, limit: 100000 })).some((e) => e.event === 'cmk.destroy'), { timeoutMs: 5000, intervalMs: 50, retryErrors: false });
     const ev = (await h.gw.running.audit.list({ since: 1, limit: 100000 })).filter((e) => e.event.startsWith('cmk.destroy'));
     expect(ev.map((e) => [e.event, e.actor])).toEqual([
