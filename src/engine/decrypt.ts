@@ -1,8 +1,8 @@
 import type { Transform } from 'node:stream';
-import type { OpenResult } from '../../workers/crypto-core.mjs';
+import { openBatch, type OpenResult } from '../../workers/crypto-core.mjs';
 import { FormatError } from '../format/errors.ts';
 import { type HeaderFields } from '../format/header.ts';
-import { CHUNK_SIZE, checkPrefix, datasetIdOf } from '../format/layout.ts';
+import { CHUNK_SIZE, PREFIX_SIZE, baseAad, checkPrefix, datasetIdOf } from '../format/layout.ts';
 import { BatchStream } from './batch-stream.ts';
 import { OpenStream, type LiveCheck } from './chunk-stream.ts';
 import { batches, locateRange, type Batch, type RangePlan } from './plan.ts';
@@ -91,6 +91,16 @@ class InlineDecryptStream extends OpenStream {
   protected tooLittle(): Error { return new FormatError('UnexpectedEOF', `data ended before byte ${this.plan.cipherEnd}`); }
 }
 
+/** DekErased/KeyRevoked for the first touched block whose DEK is erased or revoked (one check per block). */
+function checkBlocks(opts: DecryptOptions, plan: RangePlan): void {
+  let first = true;
+  for (const b of batches(plan.parts, opts.header.blockSize, plan.from, plan.to)) {
+    if (!first && b.firstChunk !== 0) continue;
+    first = false;
+    if (opts.header.parts[b.partIndex].deks[b.block] == null || opts.isRevoked?.(b.partNumber, b.block)) throw erased(b, opts.header);
+  }
+}
+
 /**
  * Input: exactly the ciphertext bytes planRange(header, start, endInclusive) names. Output: plaintext[start..end].
  * Throws synchronously (before any byte) with DekErased/KeyRevoked when a touched block's DEK is erased or
@@ -98,16 +108,52 @@ class InlineDecryptStream extends OpenStream {
  */
 export function createDecryptStream(opts: DecryptOptions): Transform {
   const plan = locateRange(opts.header, opts.start, opts.endInclusive);
-  let first = true;
-  for (const b of batches(plan.parts, opts.header.blockSize, plan.from, plan.to)) {
-    if (!first && b.firstChunk !== 0) continue; // one check per touched block
-    first = false;
-    if (opts.header.parts[b.partIndex].deks[b.block] == null || opts.isRevoked?.(b.partNumber, b.block)) throw erased(b, opts.header);
-  }
+  checkBlocks(opts, plan);
   const len = opts.endInclusive - opts.start + 1;
   const threads = opts.threads ?? (len < POOL_MIN_BYTES ? 0 : configuredThreads());
   const t = threads === 0 ? new InlineDecryptStream(opts, plan) : new DecryptStream(opts, plan, threads);
   // counted once the whole range was decrypted and handed on (a refused or aborted read counts nothing)
   t.once('end', () => (cryptoMeter.decrypt += len));
   return t;
+}
+
+/**
+ * createDecryptStream's plaintext for ciphertext already whole in memory (a small GET): opened in one call per
+ * batch (openBatch, the batch door the streams use too), without a stream around it. Same checks, same errors, all
+ * before any plaintext is returned: revoked or erased blocks, the prefix, every tag, the exact length. `live` is
+ * not consulted here: the caller re-validates the keys once before (nothing is released while this runs).
+ */
+export function openWhole(opts: DecryptOptions, cipher: Buffer): Buffer {
+  const h = opts.header;
+  const plan = locateRange(h, opts.start, opts.endInclusive);
+  checkBlocks(opts, plan);
+  const want = plan.cipherEnd - plan.cipherStart + 1;
+  if (cipher.length < want) throw new FormatError('UnexpectedEOF', `data ended before byte ${plan.cipherEnd}`);
+  if (cipher.length > want) throw new FormatError('TrailingData', `data continues after byte ${plan.cipherEnd}`);
+  let at = 0;
+  if (plan.withPrefix) {
+    checkPrefix(cipher.subarray(0, PREFIX_SIZE), h.oid);
+    at = PREFIX_SIZE;
+  }
+  const datasetId = datasetIdOf(h.dataset);
+  const out = Buffer.allocUnsafe(opts.endInclusive - opts.start + 1);
+  let filled = 0;
+  for (const b of batches(plan.parts, h.blockSize, plan.from, plan.to)) {
+    const r = openBatch({
+      key: h.parts[b.partIndex].deks[b.block]!, aad: baseAad(datasetId, h.oid, b.partNumber, b.block),
+      firstChunk: b.firstChunk, count: b.count, lastLen: b.lastLen, final: b.final, data: cipher.subarray(at, at + b.sealedLen),
+    });
+    at += b.sealedLen;
+    if (r.failed) {
+      r.data.fill(0);
+      out.fill(0);
+      throw new FormatError('ChunkAuthFailed', `part ${b.partNumber} block ${b.block} chunk ${b.firstChunk + r.ok} failed authentication`);
+    }
+    const from = Math.max(0, opts.start - b.plainStart);
+    const to = Math.min(r.data.length, opts.endInclusive + 1 - b.plainStart);
+    if (to > from) filled += r.data.copy(out, filled, from, to);
+    r.data.fill(0);
+  }
+  cryptoMeter.decrypt += out.length;
+  return out;
 }

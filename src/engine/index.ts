@@ -10,8 +10,8 @@ export { sealHeader, peekHeader, openHeader, MAX_HEADER_SIZE } from '../format/h
 export type { HeaderMeta, HeaderChecksums, HeaderFields, HeaderPart, HeaderPeek } from '../format/header.ts';
 export { FormatError, isFormatError, type FormatErrorReason } from '../format/errors.ts';
 export { totalPlaintextSize, planRange, checkEmptyObject } from './plan.ts';
-export { createEncryptStream, type EncryptOptions } from './encrypt.ts';
-export { createDecryptStream, type DecryptOptions } from './decrypt.ts';
+export { createEncryptStream, sealWhole, type EncryptOptions } from './encrypt.ts';
+export { createDecryptStream, openWhole, type DecryptOptions } from './decrypt.ts';
 export { closeCryptoPool, setCryptoThreads } from './pool.ts';
 export { cryptoMeter } from './meter.ts';
 

@@ -293,21 +293,29 @@ function conditions(r: S3Request, obj: StoredObject): void {
 
 /** GET without Range: one backend round trip (data + cached header) instead of HEAD then GET. */
 async function getWholeObject(g: Gateway, r: S3Request, overrides: [string, string][], versionId?: string): Promise<void> {
-  const { obj, open, openNative, discard } = await g.store.openWhole(r.bucket, r.key, versionId);
+  const { obj, open, openNative, openSmall, discard } = await g.store.openWhole(r.bucket, r.key, versionId);
   try {
     conditions(r, obj);
   } catch (e) {
     discard();
     throw e;
   }
-  // The native data plane when it applies (src/store/native-read.ts): null leaves the body to the Node path.
-  const client = openNative ? nativeClient(r) : null;
-  const native = client && openNative ? await openNative() : null;
   const head = () => {
     for (const [k, v] of Object.entries(objectHeaders(obj, r, true, overrides))) r.res.setHeader(k, v);
     r.res.setHeader('Content-Length', obj.size);
     r.res.statusCode = 200;
   };
+  // A small object: read whole, checked whole, then answered in one write (no stream to set up).
+  const whole = openSmall ? await openSmall() : null;
+  if (whole) {
+    head();
+    r.bytesOut += whole.length;
+    r.res.end(whole);
+    return;
+  }
+  // The native data plane when it applies (src/store/native-read.ts): null leaves the body to the Node path.
+  const client = openNative ? nativeClient(r) : null;
+  const native = client && openNative ? await openNative() : null;
   if (native && client) {
     head();
     return sendNative(native, r, client);

@@ -35,33 +35,64 @@ export async function consuming<T>(stream: Readable, write: (s: Readable) => Pro
   }
 }
 
+/**
+ * The bytes of a stream into one buffer of `size`, by its events (a for-await loop costs small requests an async
+ * iterator, an end-of-stream watcher and an abort DOMException each). `longer` when more arrives (the stream is
+ * then destroyed), `shorter(got)` when it ends early; a stream error, or a close before the end, rejects.
+ */
+function gather(stream: Readable, size: number, longer: () => Error, shorter: (got: number) => Error): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    const settle = (e: Error | null) => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      if (e) reject(e);
+      else resolve(out);
+    };
+    const onData = (c: Buffer) => {
+      if (at + c.length > size) {
+        settle(longer());
+        stream.destroy();
+        return;
+      }
+      c.copy(out, at);
+      at += c.length;
+    };
+    const onEnd = () => settle(at === size ? null : shorter(at));
+    const onError = (e: Error) => settle(e);
+    const premature = () => Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    const onClose = () => settle(premature());
+    // one that already ended or failed emits neither again
+    if (stream.readableEnded) return settle(size === 0 ? null : shorter(0));
+    if (stream.destroyed) return settle(stream.errored ?? premature());
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
+    stream.once('close', onClose);
+  });
+}
+
 /** Exactly `size` bytes of a stream, else IncompleteBody. */
-export async function readExactly(body: Readable, size: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    if (at + c.length > size) {
-      body.destroy();
-      throw new S3Error('IncompleteBody', `body is longer than the declared ${size} bytes`);
-    }
-    c.copy(out, at);
-    at += c.length;
-  }
-  if (at !== size) throw new S3Error('IncompleteBody', `body ended after ${at} of ${size} bytes`);
-  return out;
+export function readExactly(body: Readable, size: number): Promise<Buffer> {
+  return gather(
+    body,
+    size,
+    () => new S3Error('IncompleteBody', `body is longer than the declared ${size} bytes`),
+    (at) => new S3Error('IncompleteBody', `body ended after ${at} of ${size} bytes`),
+  );
 }
 
 /** A stream of exactly `size` bytes collected into one buffer. */
-export async function collect(stream: Readable, size: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    if (at + c.length > size) throw new S3Error('InternalError', 'ciphertext longer than its layout');
-    c.copy(out, at);
-    at += c.length;
-  }
-  if (at !== size) throw new S3Error('InternalError', 'ciphertext shorter than its layout');
-  return out;
+export function collect(stream: Readable, size: number): Promise<Buffer> {
+  return gather(
+    stream,
+    size,
+    () => new S3Error('InternalError', 'ciphertext longer than its layout'),
+    () => new S3Error('InternalError', 'ciphertext shorter than its layout'),
+  );
 }
 
 /**
