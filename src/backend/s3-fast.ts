@@ -7,12 +7,14 @@ import { RawUnsupported, type RawHttpPool } from './raw-http.ts';
 import { requestHead } from './raw-message.ts';
 import { awsChunkedBody, awsChunkedHeaders } from './aws-chunked-body.ts';
 import { EMPTY_SHA256, UNSIGNED_PAYLOAD, deriveSigningKey, signString, stringToSign, uriEncode } from '../s3/sigv4.ts';
+import { errorFields } from './s3-xml.ts';
 
 /**
- * A minimal SigV4 client for the backend calls on the hot paths: GET/HEAD of one object, PUT (object, part, copy),
- * DELETE and ListObjectsV2. The AWS SDK v3 spends about 3 CPU-ms of middleware per call on this machine
- * (bench/results/profile.md), more than the rest of a small GET; this path signs and sends the request itself.
- * Rarely used calls (buckets, multipart create/complete/abort/list) keep using the SDK.
+ * A minimal SigV4 client for every call of the S3 backend. Made for the hot paths (GET/HEAD of one object, PUT
+ * (object, part, copy), DELETE, ListObjectsV2): the AWS SDK v3 spends about 3 CPU-ms of middleware per call on this
+ * machine (bench/results/profile.md), more than the rest of a small GET; this path signs and sends the request
+ * itself. The rare calls (buckets, multipart create/complete/abort/list) came onto it too, so that the gateway never
+ * loads @aws-sdk/client-s3 (~21 MiB RSS on import, issue #22).
  *
  * Payload signing, as the SDK did: no body => the empty hash; a Buffer body => its SHA-256 (signed, so the backend
  * refuses a body altered in transit); a streamed body => UNSIGNED-PAYLOAD with a Content-Length (no chunked
@@ -28,8 +30,17 @@ export interface FastResponse {
   body: Readable;
 }
 
+/** send()'s answer: an error answer (status 300 and up) with what its `<Error>` body said. */
+export interface FastAnswer extends FastResponse {
+  errorCode?: string;
+  errorMessage?: string;
+  /** Every field of the `<Error>` document (s3-xml.ts errorFields); undefined for a success. */
+  errorFields?: Record<string, string>;
+}
+
 export interface FastRequest {
   method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+  /** '' for the service itself (ListBuckets: the path '/'). */
   bucket: string;
   /** Undefined for a bucket-level request. */
   key?: string;
@@ -220,9 +231,9 @@ export class FastS3 {
   /**
    * One request, with retries (exponential backoff, full jitter) on network errors, 5xx and SlowDown when the
    * request can be replayed (no body, or a Buffer body; a stream is sent once). A non-2xx answer is returned
-   * with its body read: `errorCode` from the S3 error XML.
+   * with its body read: `errorCode` and the other fields from the S3 error XML.
    */
-  async send(r: FastRequest): Promise<FastResponse & { errorCode?: string; errorMessage?: string }> {
+  async send(r: FastRequest): Promise<FastAnswer> {
     const path = this.path(r.bucket, r.key);
     const query = r.query
       ? Object.entries(r.query)
@@ -279,7 +290,7 @@ export class FastS3 {
         await backoff(attempt, res.status === 503 || errorCode === 'SlowDown');
         continue;
       }
-      return { ...res, errorCode, errorMessage };
+      return { ...res, errorCode, errorMessage, errorFields: errorFields(text) };
     }
   }
 

@@ -144,6 +144,45 @@ describe('s3 backend against a fault-injecting proxy', () => {
     await b.abortMultipart(bucket, 'rt-mpu', id);
   });
 
+  it('CompleteMultipartUpload answered 200 with an <Error> body: retried when the code is transient, else that error (the upload stays open)', async () => {
+    const id = await b.createMultipart(bucket, 'c200', {});
+    const p1 = await b.uploadPart(bucket, 'c200', id, 1, Buffer.from('one'), 3);
+    const isComplete = (req: { method?: string; url?: string }) => req.method === 'POST' && (req.url ?? '').includes('uploadId=');
+    let completes = 0;
+    proxy.fault = (req) => (isComplete(req) && ++completes === 1 ? { status: 200, code: 'InvalidPart' } : null);
+    await expect(b.completeMultipart(bucket, 'c200', id, [{ partNumber: 1, etag: p1.etag }])).rejects.toMatchObject({ code: 'InvalidPart' });
+    expect(completes).toBe(1);
+    completes = 0;
+    proxy.fault = (req) => (isComplete(req) && ++completes <= 2 ? { status: 200, code: completes === 1 ? 'InternalError' : 'SlowDown' } : null);
+    const done = await b.completeMultipart(bucket, 'c200', id, [{ partNumber: 1, etag: p1.etag }]);
+    expect(completes).toBe(3);
+    proxy.fault = () => null;
+    expect(done.etag).toBe(`${md5(Buffer.from(md5(Buffer.from('one')), 'hex'))}-1`);
+    expect((await b.getBuffer(bucket, 'c200')).data.toString()).toBe('one');
+  });
+
+  it('the rare calls are retried like the others: Create/ListParts/Complete/Abort/ListUploads and the bucket calls on 503', async () => {
+    const other = uniqueBucket('s3fr');
+    let n = 0;
+    // every first attempt of a request fails (odd-numbered requests), so each call below needs its retry
+    proxy.fault = () => (++n % 2 === 1 ? { status: 503, code: 'SlowDown' } : null);
+    await b.createBucket(other);
+    expect(await b.bucketExists(other)).toBe(true);
+    expect((await b.listBuckets()).map((x) => x.name)).toContain(other);
+    const id = await b.createMultipart(other, 'k', { 'lc-oid': 'cc' });
+    const p1 = await b.uploadPart(other, 'k', id, 1, Buffer.from('one'), 3);
+    expect(await b.listParts(other, 'k', id)).toEqual([{ partNumber: 1, etag: p1.etag }]);
+    expect((await b.listMultipartUploads(other)).map((u) => u.uploadId)).toEqual([id]);
+    await b.completeMultipart(other, 'k', id, [{ partNumber: 1, etag: p1.etag }]);
+    const id2 = await b.createMultipart(other, 'k2', {});
+    await b.abortMultipart(other, 'k2', id2);
+    expect(await b.listMultipartUploads(other)).toEqual([]);
+    await b.deleteObject(other, 'k');
+    await b.deleteBucket(other);
+    expect(await b.bucketExists(other)).toBe(false);
+    proxy.fault = () => null;
+  });
+
   it('a refused conditional streamed PUT (Expect: 100-continue) sends no body and leaks no socket', async () => {
     const m = minioCoords();
     const small = new S3Backend({ endpoint: proxy.endpoint, accessKey: m.accessKey, secretKey: m.secretKey, maxSockets: 1 });
