@@ -1,4 +1,5 @@
-import { Piscina } from 'piscina';
+import { createRequire } from 'node:module';
+import type { Piscina } from 'piscina';
 import { defaultOf } from '../ops/config.ts';
 import { openBatch, sealBatch, type BatchTask, type OpenResult } from '../../workers/crypto-core.mjs';
 
@@ -35,7 +36,9 @@ export function configuredThreads(): number {
 function getPool(threads: number): Piscina {
   if (pool && poolThreads === threads) return pool;
   if (pool) void pool.destroy();
-  pool = new Piscina({
+  // piscina is loaded on first use: with cryptoThreads 0 (the default) no pool is ever made, and its memory is not paid
+  const { Piscina: PoolClass } = createRequire(import.meta.url)('piscina') as { Piscina: typeof Piscina };
+  pool = new PoolClass({
     filename: new URL('../../workers/crypto-worker.mjs', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,

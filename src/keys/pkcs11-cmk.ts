@@ -15,7 +15,12 @@
  * (Init + Encrypt never interleave); mutating operations are additionally serialized by a mutex.
  * The loaded module is shared per module path inside the process (C_Initialize once, refcounted).
  */
-import * as graphene from 'graphene-pk11';
+import { createRequire } from 'node:module';
+import type * as G from 'graphene-pk11';
+
+/** graphene-pk11 (and pkcs11js under it), loaded on first use: only a gateway with a PKCS#11 CMK pays its memory. */
+let grapheneModule: typeof G | undefined;
+const graphene = (): typeof G => (grapheneModule ??= createRequire(import.meta.url)('graphene-pk11') as typeof G);
 import { S3Error } from '../errors.ts';
 import { Mutex } from './local-cmk.ts';
 import type { CmkProvider, CmkVersionInfo, WrappedKey } from './types.ts';
@@ -43,15 +48,15 @@ interface StateDoc {
 }
 
 interface ModuleRef {
-  mod: graphene.Module;
+  mod: G.Module;
   refs: number;
 }
 const modules = new Map<string, ModuleRef>();
 
-function acquireModule(file: string): graphene.Module {
+function acquireModule(file: string): G.Module {
   let r = modules.get(file);
   if (!r) {
-    const mod = graphene.Module.load(file, 'lakecrypt');
+    const mod = graphene().Module.load(file, 'lakecrypt');
     try {
       mod.initialize();
     } catch (e) {
@@ -99,10 +104,10 @@ export class Pkcs11CmkProvider implements CmkProvider {
   // ES-private: the options hold the PIN, which must not show in JSON.stringify or util.inspect of a provider.
   readonly #opts: Pkcs11CmkOptions;
   private readonly mutex = new Mutex();
-  private session?: graphene.Session;
+  private session?: G.Session;
   private initP?: Promise<void>;
   private state?: StateDoc;
-  private readonly handles = new Map<number, graphene.SecretKey>();
+  private readonly handles = new Map<number, G.SecretKey>();
   private closed = false;
 
   constructor(opts: Pkcs11CmkOptions) {
@@ -129,7 +134,7 @@ export class Pkcs11CmkProvider implements CmkProvider {
       const mod = acquireModule(this.#opts.module);
       try {
         const slots = mod.getSlots(true);
-        let slot: graphene.Slot | undefined;
+        let slot: G.Slot | undefined;
         for (let i = 0; i < slots.length; i++) {
           const s = slots.items(i);
           if (s.getToken().label.trim() === this.#opts.tokenLabel.trim()) {
@@ -138,9 +143,9 @@ export class Pkcs11CmkProvider implements CmkProvider {
           }
         }
         if (!slot) throw new S3Error('ServiceUnavailable', `PKCS#11 token "${this.#opts.tokenLabel}" not found`);
-        const session = slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
+        const session = slot.open(graphene().SessionFlag.SERIAL_SESSION | graphene().SessionFlag.RW_SESSION);
         try {
-          session.login(this.#opts.pin, graphene.UserType.USER);
+          session.login(this.#opts.pin, graphene().UserType.USER);
         } catch (e) {
           if (!/USER_ALREADY_LOGGED_IN/.test(errCode(e))) {
             session.close();
@@ -164,14 +169,14 @@ export class Pkcs11CmkProvider implements CmkProvider {
     return this.initP;
   }
 
-  private get s(): graphene.Session {
+  private get s(): G.Session {
     if (!this.session) throw new S3Error('ServiceUnavailable', 'PKCS#11 session not open');
     return this.session;
   }
 
-  private generateKey(v: number): graphene.SecretKey {
-    const key = this.s.generateKey(graphene.KeyGenMechanism.AES, {
-      keyType: graphene.KeyType.AES,
+  private generateKey(v: number): G.SecretKey {
+    const key = this.s.generateKey(graphene().KeyGenMechanism.AES, {
+      keyType: graphene().KeyType.AES,
       label: this.label(v),
       id: Buffer.from(this.label(v)),
       valueLen: 32,
@@ -189,19 +194,19 @@ export class Pkcs11CmkProvider implements CmkProvider {
     return key;
   }
 
-  private findKey(v: number): graphene.SecretKey | null {
+  private findKey(v: number): G.SecretKey | null {
     const cached = this.handles.get(v);
     if (cached) return cached;
-    const found = this.s.find({ class: graphene.ObjectClass.SECRET_KEY, label: this.label(v) });
+    const found = this.s.find({ class: graphene().ObjectClass.SECRET_KEY, label: this.label(v) });
     if (found.length === 0) return null;
-    const key = found.items(0).toType<graphene.SecretKey>();
+    const key = found.items(0).toType<G.SecretKey>();
     this.handles.set(v, key);
     return key;
   }
 
-  private stateObjects(): { obj: graphene.SessionObject; doc: StateDoc }[] {
-    const found = this.s.find({ class: graphene.ObjectClass.DATA, label: this.stateLabel() });
-    const out: { obj: graphene.SessionObject; doc: StateDoc }[] = [];
+  private stateObjects(): { obj: G.SessionObject; doc: StateDoc }[] {
+    const found = this.s.find({ class: graphene().ObjectClass.DATA, label: this.stateLabel() });
+    const out: { obj: G.SessionObject; doc: StateDoc }[] = [];
     for (let i = 0; i < found.length; i++) {
       const obj = found.items(i);
       try {
@@ -224,7 +229,7 @@ export class Pkcs11CmkProvider implements CmkProvider {
     const olds = this.stateObjects();
     const next: StateDoc = { seq: Math.max(doc.seq, olds[0]?.doc.seq ?? 0) + 1, versions: doc.versions };
     this.s.create({
-      class: graphene.ObjectClass.DATA,
+      class: graphene().ObjectClass.DATA,
       token: true,
       private: true,
       modifiable: true,
@@ -250,8 +255,9 @@ export class Pkcs11CmkProvider implements CmkProvider {
   }
 
   private mechCKI(iv: Buffer, aad: Buffer): { mechanism: number; parameter: unknown } {
-    const p = new graphene.AesGcmParams(iv, aad, 128);
-    return { mechanism: graphene.MechanismEnum.AES_GCM, parameter: p.toCKI() };
+    const g = graphene();
+    const p = new g.AesGcmParams(iv, aad, 128);
+    return { mechanism: g.MechanismEnum.AES_GCM, parameter: p.toCKI() };
   }
 
   async wrap(plaintextKey: Buffer, aad: Buffer): Promise<WrappedKey> {
@@ -419,10 +425,10 @@ export class Pkcs11CmkProvider implements CmkProvider {
       res.valueError = errCode(e);
     }
     // Try to export it wrapped under a throwaway session key.
-    let tmp: graphene.SecretKey | undefined;
+    let tmp: G.SecretKey | undefined;
     try {
-      tmp = this.s.generateKey(graphene.KeyGenMechanism.AES, {
-        keyType: graphene.KeyType.AES, valueLen: 32, token: false, wrap: true, unwrap: true, encrypt: true, decrypt: true,
+      tmp = this.s.generateKey(graphene().KeyGenMechanism.AES, {
+        keyType: graphene().KeyType.AES, valueLen: 32, token: false, wrap: true, unwrap: true, encrypt: true, decrypt: true,
       });
       const w = this.s.wrapKey({ name: 'AES_KEY_WRAP', params: null }, tmp, key);
       res.wrapExportable = w.length > 0;

@@ -6,9 +6,17 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Crc32 } from '@aws-crypto/crc32';
 import { Crc32c } from '@aws-crypto/crc32c';
-import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
+import { createRequire } from 'node:module';
+import type { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { S3Error } from '../errors.ts';
 import { getHeader, type HeaderMap } from './sigv4.ts';
+
+/**
+ * @aws-sdk/crc64-nvme, loaded on first use: it pulls in @smithy/core, about 10 MiB of the gateway's RSS, for a
+ * checksum only some clients send (issue #22: RSS while streaming at most 96 MiB; docs/OPERATIONS.md "Memory").
+ */
+let crc64Module: { Crc64Nvme: typeof Crc64Nvme } | undefined;
+const crc64 = () => (crc64Module ??= createRequire(import.meta.url)('@aws-sdk/crc64-nvme') as { Crc64Nvme: typeof Crc64Nvme });
 
 export const CHECKSUM_ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
 export type ChecksumAlgorithm = (typeof CHECKSUM_ALGORITHMS)[number];
@@ -144,7 +152,7 @@ function newHasher(alg: ChecksumAlgorithm): Hasher {
       return { update: (b) => void c.update(b), digest: () => Promise.resolve(u32be(c.digest())) };
     }
     case 'CRC64NVME': {
-      const c = new Crc64Nvme();
+      const c = new (crc64().Crc64Nvme)();
       return { update: (b) => c.update(b), digest: async () => Buffer.from(await c.digest()) };
     }
     case 'SHA1':
