@@ -224,7 +224,7 @@ export const SETTINGS = {
   's3.accessKey': def({
     path: 's3.accessKey', env: 'LAKECRYPT_S3_ACCESS_KEY', kind: 'string', schema: str(1, 256).optional(),
     expect: 'a non-empty string', example: 'minio-user',
-    doc: 'Access key for the S3 backend. Unset (with s3.secretKey unset): the AWS SDK default credential chain.',
+    doc: 'Access key for the S3 backend: every backend request is SigV4-signed with this pair (there is no AWS default credential chain). Unset: an empty key, for a store that takes any.',
   }),
   's3.secretKey': def({
     path: 's3.secretKey', env: 'LAKECRYPT_S3_SECRET_KEY', kind: 'string', schema: str(1, 256).optional(),
@@ -239,7 +239,7 @@ export const SETTINGS = {
   's3.forcePathStyle': def({
     path: 's3.forcePathStyle', env: 'LAKECRYPT_S3_PATH_STYLE', kind: 'bool', schema: z.boolean(), default: true,
     expect: 'true or false',
-    doc: 'Path-style backend URLs (http://host/bucket/key); needed by MinIO and most S3-compatible stores.',
+    doc: 'Kept for older configuration files, without effect: backend requests are always path-style (http://host/bucket/key), which MinIO, S3 and the other stores tested take.',
   }),
   metaBucket: def({
     path: 'metaBucket', env: 'LAKECRYPT_META_BUCKET', kind: 'string',
