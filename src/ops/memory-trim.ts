@@ -7,11 +7,13 @@
  * addon's trim() is that call. It runs on the JavaScript thread and walks the arenas under their locks (about a
  * millisecond), so it is asked for only when it can pay off:
  *
- * - when the gateway has gone quiet (no request finished during a whole `everyMs` and none in flight) after serving
- *   requests since the last trim. Then V8 collects first (`collect`: a full GC when node runs with --expose-gc, as
- *   every launcher starts it), so the Buffers only garbage still held are freed before the trim: 10-25 ms on the
- *   JavaScript thread, which is why it waits for a quiet second rather than any instant with nothing in flight
- *   (a client sending one request at a time is "idle" between every two);
+ * - when the gateway has gone quiet (no request finished and none in flight for `quietMs`, seen by checks every
+ *   `everyMs`) after serving requests since the last trim. Then V8 collects first (`collect`: a full GC when node
+ *   runs with --expose-gc, as every launcher starts it), so the Buffers only garbage still held are freed before the
+ *   trim: 10-25 ms on the JavaScript thread, which is why it waits for a quiet second rather than any instant with
+ *   nothing in flight (a client sending one request at a time is "idle" between every two). Checking four times a
+ *   second trims 1.0-1.25 s after the last request (with one check a second it was 1-2 s: the benchmark's 5 GiB
+ *   upload, which follows other targets' transfers by about two seconds, sometimes started before it);
  * - and, under traffic that never pauses, the trim alone once per `busyEveryMs` if requests were served meanwhile.
  *
  * Without the addon (not built, not Linux) there is nothing to call and the gateway simply keeps what glibc keeps.
@@ -28,8 +30,10 @@ export interface MemoryTrimOptions {
   trim: () => void;
   /** A full garbage collection, run before a quiet trim (global.gc under --expose-gc); none when absent. */
   collect?: () => void;
-  /** How often the idle check runs (ms). Default 1000. */
+  /** How often the idle check runs (ms). Default 250. */
   everyMs?: number;
+  /** How long nothing may finish or be in flight before the gateway counts as quiet (ms). Default 1000. */
+  quietMs?: number;
   /** Under uninterrupted traffic, trim at most this often (ms). Default 30000. */
   busyEveryMs?: number;
   /** Told after each trim (metrics). */
@@ -39,8 +43,10 @@ export interface MemoryTrimOptions {
 
 export class MemoryTrim {
   private lastServed: number;
-  /** `served` at the previous tick: unchanged over a tick (and nothing in flight) means a quiet period. */
+  /** `served` at the previous tick: a change since (or anything in flight) is activity. */
   private lastTick: number;
+  /** When a tick last saw activity. */
+  private lastActive: number;
   private lastTrimAt: number;
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
@@ -50,17 +56,20 @@ export class MemoryTrim {
     this.lastServed = src.served();
     this.lastTick = this.lastServed;
     this.lastTrimAt = this.now();
+    this.lastActive = this.lastTrimAt;
   }
 
   /** One check: trims when the rules above say so; returns whether it trimmed. */
   tick(): boolean {
     const served = this.src.served();
-    const quiet = served === this.lastTick && this.src.inflight() === 0;
+    const now = this.now();
+    if (served !== this.lastTick || this.src.inflight() > 0) this.lastActive = now;
     this.lastTick = served;
+    const quiet = now - this.lastActive >= (this.o.quietMs ?? 1000);
     if (served === this.lastServed) return false; // nothing happened since the last trim: nothing new to give back
-    if (!quiet && this.now() - this.lastTrimAt < (this.o.busyEveryMs ?? 30_000)) return false;
+    if (!quiet && now - this.lastTrimAt < (this.o.busyEveryMs ?? 30_000)) return false;
     this.lastServed = served;
-    this.lastTrimAt = this.now();
+    this.lastTrimAt = now;
     if (quiet) this.o.collect?.();
     this.o.trim();
     this.o.onTrim?.();
@@ -69,7 +78,7 @@ export class MemoryTrim {
 
   start(): this {
     if (!this.timer) {
-      this.timer = setInterval(() => this.tick(), this.o.everyMs ?? 1000);
+      this.timer = setInterval(() => this.tick(), this.o.everyMs ?? 250);
       this.timer.unref(); // never what keeps the process alive
     }
     return this;

@@ -69,19 +69,37 @@ describe('when the gateway trims', () => {
     expect(h.trims()).toBe(0);
   });
 
-  it('after a quiet tick following requests, with a collection first; then not again until more requests', () => {
+  it('once nothing finished and nothing was in flight for a second after requests, with a collection first; then not again until more requests', () => {
     const h = harness();
     h.src.inflight = 2;
     h.src.served = 5;
     expect(h.t.tick()).toBe(false); // busy, and the busy period has not passed
     h.src.inflight = 0;
-    expect(h.t.tick()).toBe(true); // nothing finished since the last tick, nothing in flight: quiet
+    h.advance(750);
+    expect(h.t.tick()).toBe(false); // quiet for 750 ms only
+    h.advance(250);
+    expect(h.t.tick()).toBe(true); // a whole second without a request finishing or in flight
     expect([h.trims(), h.collections()]).toEqual([1, 1]);
-    expect(h.t.tick()).toBe(false);
+    h.advance(5000);
+    expect(h.t.tick()).toBe(false); // nothing new to give back
     h.src.served = 6;
-    expect(h.t.tick()).toBe(false); // a request finished during this tick: not quiet yet
+    h.advance(250);
+    expect(h.t.tick()).toBe(false); // a request finished since the last check: not quiet yet
+    h.advance(1000);
     expect(h.t.tick()).toBe(true);
     expect([h.trims(), h.collections()]).toEqual([2, 2]);
+  });
+
+  it('checked every 250 ms (the default), the trim comes 1.0-1.25 s after the last request', () => {
+    const h = harness();
+    let at = -1;
+    for (let ms = 0; ms <= 3000 && at < 0; ms += 250) {
+      if (ms <= 500) h.src.served++; // requests finish until 0.5 s
+      if (h.t.tick()) at = ms;
+      h.advance(250);
+    }
+    expect(at - 500).toBeGreaterThanOrEqual(1000);
+    expect(at - 500).toBeLessThanOrEqual(1250);
   });
 
   it('a client sending one request at a time is never quiet: the trim alone, once per busy period', () => {
