@@ -4,7 +4,7 @@ import type { HeaderChecksums, HeaderMeta } from '../engine/index.ts';
 import { parseRange } from '../s3/range.ts';
 import { checkCopySourceConditions, checkGetConditions, checkWriteConditions } from '../s3/conditional.ts';
 import * as xml from '../s3/xml.ts';
-import type { Gateway } from './gateway.ts';
+import type { Gateway, WholeUpload } from './gateway.ts';
 import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
@@ -115,10 +115,47 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
     slot?.();
     return putNode(g, r, meta, cond);
   }
+  const whole = g.wholePayload(r, SMALL_PUT_MAX);
+  if (whole) {
+    try {
+      // the body is read while the condition is looked at, as payload()'s stream would be
+      const body = whole.read();
+      body.catch(() => {}); // observed below; a refused condition must not leave it unhandled
+      const meta = metaFromRequest(r);
+      const cond = await writeCondition(g, r);
+      return await putBytes(g, r, await body, meta, cond);
+    } finally {
+      whole.release();
+    }
+  }
   const upload = g.payload(r);
   const meta = metaFromRequest(r);
   const cond = await writeCondition(g, r);
   return putNode(g, r, meta, cond, upload);
+}
+
+/**
+ * PutObject bodies up to this size are read and verified in one piece (Gateway.wholePayload), not through the
+ * decoder and checksum streams; bigger ones stream (the store still reads those up to 8 MiB whole).
+ */
+const SMALL_PUT_MAX = 256 * 1024;
+
+/** PutObject of a body read whole (Gateway.wholePayload): the store's put without a stream, the same answer. */
+async function putBytes(g: Gateway, r: S3Request, body: WholeUpload, meta: HeaderMeta, cond: PutCondition): Promise<void> {
+  const { etag, versionId } = await g.store.putBytes(r.bucket, r.key, body.plain, meta, body.checksums, cond);
+  r.bytesIn = body.plain.length;
+  answerPut(r, etag, versionId, body.checksums);
+}
+
+/** PutObject's 200: the ETag, the version, SSE and the checksums the body was verified against. */
+function answerPut(r: S3Request, etag: string, versionId: string | undefined, checksums: HeaderChecksums): void {
+  r.res.statusCode = 200;
+  r.res.setHeader('ETag', quoteEtag(etag));
+  if (versionId !== undefined) r.res.setHeader('x-amz-version-id', versionId);
+  setSse(r);
+  for (const [k, v] of Object.entries(checksumHeaders(checksums))) r.res.setHeader(k, v);
+  r.res.setHeader('Content-Length', 0);
+  r.res.end();
 }
 
 /** PutObject's answer to a body sealed by the native data plane (nothing to verify: no checksum headers). */
@@ -157,13 +194,7 @@ async function putNode(g: Gateway, r: S3Request, meta: HeaderMeta, cond: PutCond
     known,
   );
   r.bytesIn = upload.size;
-  r.res.statusCode = 200;
-  r.res.setHeader('ETag', quoteEtag(etag));
-  if (versionId !== undefined) r.res.setHeader('x-amz-version-id', versionId);
-  setSse(r);
-  for (const [k, v] of Object.entries(checksumHeaders(upload.result()))) r.res.setHeader(k, v);
-  r.res.setHeader('Content-Length', 0);
-  r.res.end();
+  answerPut(r, etag, versionId, upload.result());
 }
 
 const RESPONSE_OVERRIDES: readonly [string, string][] = [

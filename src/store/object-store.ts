@@ -515,16 +515,22 @@ export class ObjectStore {
     if (size <= this.wholeBodyMax && this.bodyBudget.take(size)) {
       try {
         const plain = await readExactly(body, size);
-        const verified = await finish();
-        // With Content-MD5 the verification already hashed the body: no second MD5 pass.
-        const md5 = verified.md5 ?? createHash('md5').update(plain).digest('hex');
-        const checksums: HeaderChecksums = { ...(known ?? verified), md5 };
-        return await this.putWhole(bucket, key, plain, meta, checksums, cond);
+        return await this.putBytes(bucket, key, plain, meta, await finish(), cond, known);
       } finally {
         this.bodyBudget.give(size);
       }
     }
     return this.putStream(bucket, key, body, size, meta, finish, cond, known);
+  }
+
+  /**
+   * put() of a body already read whole and verified (`verified`: what its verification computed; `known`: the
+   * checksums declared before the body, as put() takes them). The caller holds the bytes within bodyBudget.
+   */
+  putBytes(bucket: string, key: string, plain: Buffer, meta: HeaderMeta, verified: HeaderChecksums, cond: PutCondition = {}, known?: HeaderChecksums): Promise<PutResult> {
+    // With Content-MD5 the verification already hashed the body: no second MD5 pass.
+    const md5 = verified.md5 ?? createHash('md5').update(plain).digest('hex');
+    return this.putWhole(bucket, key, plain, meta, { ...(known ?? verified), md5 }, cond);
   }
 
   /**
