@@ -9,6 +9,7 @@ import type { Gateway } from './gateway.ts';
 import * as mp from './multipart.ts';
 import { getObjectAttributes } from './object-attributes.ts';
 import * as objects from './objects.ts';
+import { putObject } from './put-object.ts';
 import type { S3Request } from './request.ts';
 
 export interface Route {
@@ -54,7 +55,7 @@ export const ROUTES: readonly Route[] = [
   { op: 'UploadPartCopy', when: (r) => objectLevel(r, 'PUT') && has(r, 'partNumber') && has(r, 'uploadId') && copying(r), run: mp.uploadPartCopy },
   { op: 'UploadPart', when: (r) => objectLevel(r, 'PUT') && has(r, 'partNumber') && has(r, 'uploadId'), run: mp.uploadPart },
   { op: 'CopyObject', when: (r) => objectLevel(r, 'PUT') && plain(r) && copying(r), run: objects.copyObject },
-  { op: 'PutObject', when: (r) => objectLevel(r, 'PUT') && plain(r), run: objects.putObject },
+  { op: 'PutObject', when: (r) => objectLevel(r, 'PUT') && plain(r), run: putObject },
   { op: 'GetObjectAttributes', when: (r) => objectLevel(r, 'GET') && has(r, 'attributes'), run: getObjectAttributes },
   { op: 'ListParts', when: (r) => objectLevel(r, 'GET') && has(r, 'uploadId'), run: mp.listParts },
   { op: 'GetObject', when: (r) => objectLevel(r, 'GET') && plain(r), run: (g, r) => objects.getObject(g, r, false) },

@@ -1,0 +1,118 @@
+/**
+ * PutObject: the three ways a body goes in — native (a large body with nothing to verify, sealed by the data plane),
+ * in one piece (a small plain payload, read and verified whole), or through the payload streams — and its answer.
+ */
+import type { HeaderChecksums, HeaderMeta } from '../engine/index.ts';
+import type { Gateway, WholeUpload } from './gateway.ts';
+import type { S3Request } from './request.ts';
+import { checkBucketName, checkKey } from './request.ts';
+import type { PutCondition } from '../store/index.ts';
+import { quoteEtag } from '../s3/etags.ts';
+import { nativeUploadSize, takeNativeUpload, type TakenUpload } from './native-response.ts';
+import { takePumpSlot } from '../engine/dataplane.ts';
+import { NativeUploadError } from '../store/native-write.ts';
+import { checksumHeaders, metaFromRequest, setSse, writeCondition } from './objects.ts';
+
+export async function putObject(g: Gateway, r: S3Request): Promise<void> {
+  checkBucketName(r.bucket);
+  checkKey(r.key);
+  // A large body with nothing to verify may be sealed by the native data plane (src/store/native-write.ts): its
+  // body is left unread until then (g.payload would start reading it).
+  const nativeSize = nativeUploadSize(r);
+  const native = nativeSize !== null && g.store.nativePutApplies(nativeSize) ? nativeSize : null;
+  if (native !== null) {
+    const meta = metaFromRequest(r);
+    const cond = await writeCondition(g, r);
+    const slot = takePumpSlot();
+    const taken = slot ? takeNativeUpload(r, native) : null;
+    if (taken) {
+      try {
+        return await putNative(g, r, taken, native, meta, cond);
+      } finally {
+        slot!();
+      }
+    }
+    slot?.();
+    return putNode(g, r, meta, cond);
+  }
+  const whole = g.wholePayload(r, SMALL_PUT_MAX);
+  if (whole) {
+    try {
+      // the body is read while the condition is looked at, as payload()'s stream would be
+      const body = whole.read();
+      body.catch(() => {}); // observed below; a refused condition must not leave it unhandled
+      const meta = metaFromRequest(r);
+      const cond = await writeCondition(g, r);
+      return await putBytes(g, r, await body, meta, cond);
+    } finally {
+      whole.release();
+    }
+  }
+  const upload = g.payload(r);
+  const meta = metaFromRequest(r);
+  const cond = await writeCondition(g, r);
+  return putNode(g, r, meta, cond, upload);
+}
+
+/**
+ * PutObject bodies up to this size are read and verified in one piece (Gateway.wholePayload), not through the
+ * decoder and checksum streams; bigger ones stream (the store still reads those up to 8 MiB whole).
+ */
+const SMALL_PUT_MAX = 256 * 1024;
+
+/** PutObject of a body read whole (Gateway.wholePayload): the store's put without a stream, the same answer. */
+async function putBytes(g: Gateway, r: S3Request, body: WholeUpload, meta: HeaderMeta, cond: PutCondition): Promise<void> {
+  const { etag, versionId } = await g.store.putBytes(r.bucket, r.key, body.plain, meta, body.checksums, cond);
+  r.bytesIn = body.plain.length;
+  answerPut(r, etag, versionId, body.checksums);
+}
+
+/** PutObject's 200: the ETag, the version, SSE and the checksums the body was verified against. */
+function answerPut(r: S3Request, etag: string, versionId: string | undefined, checksums: HeaderChecksums): void {
+  r.res.statusCode = 200;
+  r.res.setHeader('ETag', quoteEtag(etag));
+  if (versionId !== undefined) r.res.setHeader('x-amz-version-id', versionId);
+  setSse(r);
+  for (const [k, v] of Object.entries(checksumHeaders(checksums))) r.res.setHeader(k, v);
+  r.res.setHeader('Content-Length', 0);
+  r.res.end();
+}
+
+/** PutObject's answer to a body sealed by the native data plane (nothing to verify: no checksum headers). */
+async function putNative(g: Gateway, r: S3Request, taken: TakenUpload, size: number, meta: HeaderMeta, cond: PutCondition): Promise<void> {
+  let result: Awaited<ReturnType<Gateway['store']['putNative']>>;
+  try {
+    result = await g.store.putNative(r.bucket, r.key, taken.source, size, meta, cond);
+  } catch (e) {
+    taken.abandon();
+    // the client sent less than its Content-Length or went away: no answer to give, its connection is cut
+    if (e instanceof NativeUploadError && e.clientGone) r.res.destroy();
+    throw e;
+  }
+  taken.giveBack();
+  r.bytesIn = size;
+  r.res.statusCode = 200;
+  r.res.setHeader('ETag', quoteEtag(result.etag));
+  if (result.versionId !== undefined) r.res.setHeader('x-amz-version-id', result.versionId);
+  setSse(r);
+  r.res.setHeader('Content-Length', 0);
+  r.res.end();
+}
+
+async function putNode(g: Gateway, r: S3Request, meta: HeaderMeta, cond: PutCondition, upload = g.payload(r)): Promise<void> {
+  // A Content-MD5 without a trailer is the plaintext MD5 before the body: the ETag is sealed with the first write.
+  const contentMd5 = r.header('content-md5');
+  const known = upload.known && contentMd5 ? { ...upload.known, md5: Buffer.from(contentMd5.trim(), 'base64').toString('hex') } : upload.known;
+  const { etag, versionId } = await g.store.put(
+    r.bucket,
+    r.key,
+    upload.body,
+    upload.size,
+    meta,
+    upload.finish,
+    cond,
+    known,
+  );
+  r.bytesIn = upload.size;
+  answerPut(r, etag, versionId, upload.result());
+}
