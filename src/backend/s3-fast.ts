@@ -318,7 +318,8 @@ function dropsShortBodies(server: string | undefined): boolean {
   return server !== undefined && /^(MinIO|AmazonS3)\b/.test(server);
 }
 
-function backoff(attempt: number, throttled: boolean): Promise<void> {
+/** Exponential backoff with full jitter (base 100 ms, 400 ms when throttled, cap 5 s): every retry of the S3 backend. */
+export function backoff(attempt: number, throttled: boolean): Promise<void> {
   const base = throttled ? 400 : 100;
   return new Promise((r) => setTimeout(r, Math.floor(Math.random() * Math.min(5000, base * 2 ** attempt))));
 }

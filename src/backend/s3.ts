@@ -17,7 +17,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { RawHttpPool } from './raw-http.ts';
 import { openRawUpload } from './raw-upload.ts';
-import { FastS3, readText, type FastAnswer, type FastRequest } from './s3-fast.ts';
+import { FastS3, backoff, readText, type FastAnswer, type FastRequest } from './s3-fast.ts';
 import type { Readable } from 'node:stream';
 import { ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
 import { checkBucketName } from '../s3/names.ts';
@@ -343,7 +343,7 @@ export class S3Backend implements Backend {
       const failed = bodyError(text);
       if (!failed) return { r, text };
       if (attempt < this.maxAttempts && RETRY_IN_BODY.has(failed.code)) {
-        await new Promise((res) => setTimeout(res, Math.floor(Math.random() * Math.min(5000, 100 * 2 ** attempt))));
+        await backoff(attempt, false);
         continue;
       }
       throw fastError({ ...r, status: 500, errorCode: failed.code, errorMessage: failed.message, errorFields: failed.fields }, ctx);

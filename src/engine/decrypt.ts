@@ -152,7 +152,6 @@ export function openWhole(opts: DecryptOptions, cipher: Buffer): Buffer {
     const from = Math.max(0, opts.start - b.plainStart);
     const to = Math.min(r.data.length, opts.endInclusive + 1 - b.plainStart);
     if (to > from) filled += r.data.copy(out, filled, from, to);
-    r.data.fill(0);
   }
   cryptoMeter.decrypt += out.length;
   return out;

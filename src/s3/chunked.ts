@@ -278,7 +278,7 @@ class PlainDecoder extends Transform implements PayloadDecoder {
       cb(new S3Error('IncompleteBody'));
       return;
     }
-    if (this.hash && !payloadHashMatches(this.hash.digest('hex'), this.expectedHash!)) {
+    if (this.hash && !signaturesEqual(this.hash.digest('hex'), this.expectedHash!)) {
       cb(new S3Error('XAmzContentSHA256Mismatch'));
       return;
     }
@@ -286,18 +286,13 @@ class PlainDecoder extends Transform implements PayloadDecoder {
   }
 }
 
-/** The signed x-amz-content-sha256 against the body's SHA-256 (hex), in constant time: for the stream and whole bodies. */
-export function payloadHashMatches(bodySha256Hex: string, signed: string): boolean {
-  return signaturesEqual(bodySha256Hex, signed);
-}
-
 /**
- * A plain (not aws-chunked) payload read whole: exactly Content-Length bytes (else IncompleteBody), and for a signed
- * payload the SHA-256 it was signed with (else XAmzContentSHA256Mismatch) — PlainDecoder's checks, for a small body
- * taken in one piece.
+ * PlainDecoder's hash check for a plain (not aws-chunked) payload read whole (Gateway.wholePayload, which has
+ * already read exactly Content-Length bytes): a signed payload must have the SHA-256 it was signed with, compared in
+ * constant time, else XAmzContentSHA256Mismatch.
  */
 export function checkPlainPayload(auth: AuthResult, body: Buffer): void {
-  if (auth.payloadMode === 'signed' && !payloadHashMatches(createHash('sha256').update(body).digest('hex'), auth.payloadHash ?? '')) {
+  if (auth.payloadMode === 'signed' && !signaturesEqual(createHash('sha256').update(body).digest('hex'), auth.payloadHash ?? '')) {
     throw new S3Error('XAmzContentSHA256Mismatch');
   }
 }

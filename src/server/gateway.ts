@@ -5,7 +5,7 @@ import type { Backend } from '../backend/types.ts';
 import { S3Error } from '../errors.ts';
 import type { HeaderChecksums } from '../engine/index.ts';
 import type { KeyService } from '../keys/service.ts';
-import { ChecksumSet, decodeDigest, expectedFromRequest } from '../s3/checksum.ts';
+import { ChecksumSet, decodeDigest, expectedFromRequest, type ChecksumResult, type ExpectedChecksums } from '../s3/checksum.ts';
 import { checkPlainPayload, createPayloadDecoder } from '../s3/chunked.ts';
 import { readBodyLimited } from '../s3/xml.ts';
 import { verifyRequest, type AuthResult } from '../s3/sigv4.ts';
@@ -60,13 +60,21 @@ export interface Upload {
   known?: HeaderChecksums;
 }
 
-/** The S3 front end: authentication, dispatch to handlers, one error path. */
 /** A small payload read whole and verified (Gateway.wholePayload): its bytes and the checksums to store and answer. */
 export interface WholeUpload {
   plain: Buffer;
   checksums: HeaderChecksums;
 }
 
+/** What a verified upload stores and answers: the MD5 when the client sent one, and the checksum it named. */
+function verifiedChecksums(expected: ExpectedChecksums, got: ChecksumResult): HeaderChecksums {
+  const out: HeaderChecksums = got.md5 ? { md5: got.md5.toString('hex') } : {};
+  const alg = expected.algorithm;
+  if (alg && got.checksums[alg]) Object.assign(out, { algorithm: alg, value: got.checksums[alg], type: 'FULL_OBJECT' });
+  return out;
+}
+
+/** The S3 front end: authentication, dispatch to handlers, one error path. */
 export class Gateway {
   readonly backend: Backend;
   readonly keys: KeyService;
@@ -123,10 +131,7 @@ export class Gateway {
       body,
       size,
       finish: async () => {
-        const got = await sums.verify(expected, decoder.trailers);
-        const alg = expected.algorithm;
-        result = got.md5 ? { md5: got.md5.toString('hex') } : {};
-        if (alg && got.checksums[alg]) Object.assign(result, { algorithm: alg, value: got.checksums[alg], type: 'FULL_OBJECT' });
+        result = verifiedChecksums(expected, await sums.verify(expected, decoder.trailers));
         return result;
       },
       result: () => result,
@@ -144,12 +149,12 @@ export class Gateway {
   /**
    * A small plain payload (signed or UNSIGNED-PAYLOAD, Content-Length framing, no trailer) of at most `max` bytes,
    * read whole and verified in one piece: no decoder or checksum stream per request (issue #22: a 4 KiB PUT spent
-   * ~0.5 ms setting up and running them). The same checks as payload()'s: the length, the signed SHA-256 (the one
-   * comparison in chunked.ts) and Content-MD5 / x-amz-checksum-* (ChecksumSet.verify). Null when the request is not
+   * ~0.5 ms setting up and running them). The same checks as payload()'s: the length (readExactly), the signed SHA-256
+   * (chunked.ts checkPlainPayload) and Content-MD5 / x-amz-checksum-* (ChecksumSet.verify). Null when the request is not
    * such a payload, or when the store's whole-body budget is spent: then payload(). `release` gives the budget back
    * once the caller is done with the bytes.
    */
-  wholePayload(r: S3Request, max: number): { size: number; read: () => Promise<WholeUpload>; release: () => void } | null {
+  wholePayload(r: S3Request, max: number): { read: () => Promise<WholeUpload>; release: () => void } | null {
     const auth = this.auth.get(r)!;
     if (auth.payloadMode !== 'signed' && auth.payloadMode !== 'unsigned') return null;
     if (r.header('x-amz-trailer') !== undefined || r.header('transfer-encoding') !== undefined) return null;
@@ -171,13 +176,9 @@ export class Gateway {
       checkPlainPayload(auth, plain);
       const sums = ChecksumSet.forRequest(expected);
       sums.update(plain);
-      const got = await sums.verify(expected);
-      const checksums: HeaderChecksums = got.md5 ? { md5: got.md5.toString('hex') } : {};
-      const alg = expected.algorithm;
-      if (alg && got.checksums[alg]) Object.assign(checksums, { algorithm: alg, value: got.checksums[alg], type: 'FULL_OBJECT' });
-      return { plain, checksums };
+      return { plain, checksums: verifiedChecksums(expected, await sums.verify(expected)) };
     };
-    return { size, read, release };
+    return { read, release };
   }
 
   /** Read a small XML body (Complete, Delete, CreateBucket) through the same payload verification. */

@@ -40,7 +40,9 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
     try {
       // the body is read while the condition is looked at, as payload()'s stream would be
       const body = whole.read();
-      body.catch(() => {}); // observed below; a refused condition must not leave it unhandled
+      // Silent on purpose: the await below observes this promise; only when the condition or the metadata is refused
+      // first is it never awaited, and then that refusal is the request's answer (the gateway drains the body).
+      body.catch(() => {});
       const meta = metaFromRequest(r);
       const cond = await writeCondition(g, r);
       return await putBytes(g, r, await body, meta, cond);
