@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # lakecrypt image. Stages:
 #   deps     - production node_modules (npm ci --omit=dev); build tools for the pkcs11js native addon and the
-#              native data plane (native/dataplane.c -> native/build/dataplane.node)
+#              native data plane (native/dataplane.c + native/heap.cc -> native/build/dataplane.node)
 #   build    - the compiled build (scripts/build.mjs: dist/src/main.js, dist/src/cli/main.js) from src/
 #   base     - runtime: node:20 slim, node_modules, the build and what it reads at run time (workers/, config/),
 #              the CLI as `lakecrypt`, non-root user, data dir /data; no TypeScript is compiled at start
@@ -21,7 +21,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 # The native data plane (large GETs off the JS thread, docs/DESIGN.md): gcc from above, node's headers from the
 # node image (<prefix>/include/node); without it the gateway uses the Node path.
 COPY scripts/build-native.mjs ./scripts/
-COPY native/dataplane.c ./native/
+COPY native/dataplane.c native/heap.cc ./native/
 RUN node scripts/build-native.mjs
 
 FROM ${NODE_IMAGE} AS build
@@ -56,13 +56,14 @@ RUN ln -s /app/bin/lakecrypt /usr/local/bin/lakecrypt
 VOLUME ["/data"]
 EXPOSE 9100 9101
 # --max-semi-space-size=4: V8's young generation at most 4 MiB per semi-space instead of 16, the gateway resting at
-# ~35 MiB of heap instead of ~60; --expose-gc: a full collection before the allocator trim once the gateway is quiet
-# (docs/OPERATIONS.md "Memory"). Every launcher of the gateway passes both.
+# ~35 MiB of heap instead of ~60; --min-semi-space-size=4: and always that size, so the idle collection's release of
+# its pages does not leave the next burst regrowing it; --expose-gc: global.gc() when the addon lacks its C++ part
+# (docs/OPERATIONS.md "Memory"). Every launcher of the gateway passes all three.
 # Ready, not only alive: unhealthy while the backend or the CMK cannot be reached (/readyz).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "src/ops/healthcheck.mjs", "/readyz"]
 STOPSIGNAL SIGTERM
-CMD ["node", "--max-semi-space-size=4", "--expose-gc", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=4", "--min-semi-space-size=4", "--expose-gc", "dist/src/main.js"]
 
 FROM base AS softhsm
 USER root
@@ -79,7 +80,7 @@ ENV SOFTHSM2_CONF=/etc/softhsm/softhsm2.conf \
 VOLUME ["/var/lib/softhsm/tokens"]
 USER lakecrypt
 ENTRYPOINT ["/app/config/docker/softhsm-entrypoint.sh"]
-CMD ["node", "--max-semi-space-size=4", "--expose-gc", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=4", "--min-semi-space-size=4", "--expose-gc", "dist/src/main.js"]
 
 FROM base AS runtime
 USER lakecrypt

@@ -7,7 +7,7 @@
  * A with --order ba: whichever goes second after a large transfer pays for MinIO's background work, so run both
  * orders); medians over rounds, each gateway's CPU from /proc.
  *
- *   node --import tsx bench/ab.ts [--other /tmp/old] [--a-env K=V,K=V] [--b-env K=V] [--scenario get-large|put-large|get-small|range] [--rounds 6] [--order ab|ba]
+ *   node --import tsx bench/ab.ts [--other /tmp/old] [--a-env K=V,K=V] [--b-env K=V] [--b-node-args --flag,--flag] [--scenario get-large|put-large|get-large-c4|put-large-c4|get-small|range] [--rounds 6] [--order ab|ba]
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -39,7 +39,7 @@ const { startGatewayProcess: startOther } = (await import(pathToFileURL(path.res
 const minio = await startPlainMinio();
 const be: Endpoint = { endpoint: minio.endpoint, accessKey: minio.accessKey, secretKey: minio.secretKey };
 const gwA = await startOther(be, { env: envOf('--a-env') });
-const gwB = await startGatewayProcess(be, { env: envOf('--b-env') });
+const gwB = await startGatewayProcess(be, { env: envOf('--b-env'), nodeArgs: (opt('--b-node-args') ?? '').split(',').filter(Boolean) });
 
 // the full benchmark's scenarios and sizes (bench/lib/scenarios.ts), on MinIO direct, A and B
 const s = FULL;
@@ -54,6 +54,8 @@ if (order === 'ba') sides.splice(1, 2, sides[2]!, sides[1]!);
 const run: Record<string, { setup?: (t: Target) => Promise<unknown>; measure: (t: Target) => Promise<Figures>; work: number; unit: string }> = {
   'get-large': { setup: (t) => putLarge(t, s, 4), measure: (t) => getLarge(t, s, 1), work: s.large / MiB, unit: 'MiB' },
   'put-large': { measure: (t) => putLarge(t, s, 1), work: s.large / MiB, unit: 'MiB' },
+  'get-large-c4': { setup: (t) => putLarge(t, s, 4), measure: (t) => getLarge(t, s, 4), work: (4 * s.large) / MiB, unit: 'MiB' },
+  'put-large-c4': { measure: (t) => putLarge(t, s, 4), work: (4 * s.large) / MiB, unit: 'MiB' },
   'get-small': { measure: (t) => small(t, s, 4 * KiB), work: 3 * (s.smallLatencyOps + s.smallThroughputOps), unit: 'request' },
   range: { setup: (t) => setupRangeObjects(t, s), measure: (t) => ranges(t, s), work: 2 * s.rangeReads, unit: 'range read (incl. the warm-up reads)' },
 };

@@ -638,12 +638,32 @@ static napi_value trim(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/*
+ * lowMemory(): V8's memory-reducing collections (native/heap.cc), which also shrink the young generation and give
+ * V8's pooled pages back; false when the addon was built without native/heap.cc (no C++ compiler: the gateway
+ * then collects with global.gc()). The JavaScript thread only: the call runs on the current isolate.
+ */
+#ifdef LC_NO_V8_HEAP
+static int lc_low_memory(void) { return 0; }
+#else
+int lc_low_memory(void);
+#endif
+
+static napi_value low_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r;
+  napi_get_boolean(env, lc_low_memory() != 0, &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, n;
   napi_create_function(env, "pump", NAPI_AUTO_LENGTH, pump, NULL, &fn);
   napi_set_named_property(env, exports, "pump", fn);
   napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn);
   napi_set_named_property(env, exports, "trim", fn);
+  napi_create_function(env, "lowMemory", NAPI_AUTO_LENGTH, low_memory, NULL, &fn);
+  napi_set_named_property(env, exports, "lowMemory", fn);
   napi_create_uint32(env, CHUNK, &n);
   napi_set_named_property(env, exports, "CHUNK", n);
   return exports;

@@ -1,5 +1,7 @@
 /** Types of scripts/build-native.mjs (the native data plane's build), for the TypeScript that loads the addon. */
 export declare const SOURCE: string;
+/** native/heap.cc (V8's memory-pressure call, compiled as C++ into the same addon). */
+export declare const HEAP_SOURCE: string;
 /** native/build/dataplane.node */
 export declare const ADDON: string;
 /** node's include directory with node_api.h and openssl/evp.h, or null. */

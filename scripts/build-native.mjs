@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The native data plane (native/dataplane.c, issue #22 design b) compiled with gcc into native/build/dataplane.node.
+// The native data plane (native/dataplane.c, issue #22 design b) compiled with gcc into native/build/dataplane.node,
+// with native/heap.cc (V8's low-memory notification for the idle trim, compiled as C++ by the same gcc).
 //
 //   node scripts/build-native.mjs            build when stale (missing, or older than the source or this script)
 //   node scripts/build-native.mjs --force    build now
@@ -8,7 +9,8 @@
 // same include directory). Nothing is linked: the node binary exports OpenSSL's symbols, resolved when node loads
 // the addon. Several processes may build at once (parallel tests): each compiles to a file of its own and renames
 // it into place, so a loader sees a whole old file or a whole new one. Exits 1 with a message saying what is
-// missing when gcc or the headers are not there.
+// missing when gcc or the headers are not there. Without a C++ compiler (gcc's cc1plus, the g++ package) the addon is
+// built without native/heap.cc: lowMemory() then answers false and the gateway collects with global.gc().
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SOURCE = path.join(ROOT, 'native', 'dataplane.c');
+export const HEAP_SOURCE = path.join(ROOT, 'native', 'heap.cc');
 export const ADDON = path.join(ROOT, 'native', 'build', 'dataplane.node');
 const SELF = fileURLToPath(import.meta.url);
 
@@ -32,6 +35,7 @@ export function staleReason() {
   const built = mtime(ADDON);
   if (built === undefined) return 'not built yet';
   if ((mtime(SOURCE) ?? Infinity) > built) return 'native/dataplane.c changed';
+  if ((mtime(HEAP_SOURCE) ?? Infinity) > built) return 'native/heap.cc changed';
   if ((mtime(SELF) ?? Infinity) > built) return 'the build script changed';
   return null;
 }
@@ -49,14 +53,26 @@ export function buildNative({ force = false, quiet = false } = {}) {
   }
   mkdirSync(path.dirname(ADDON), { recursive: true });
   const tmp = `${ADDON}.${process.pid}.tmp`;
+  const heapObj = `${ADDON}.${process.pid}.heap.o`;
+  // node's headers as system headers for the C++ file: V8's own headers do not pass -Wextra
+  let withHeap = true;
   try {
-    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-pthread', `-I${include}`, '-o', tmp, SOURCE], { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-fPIC', '-fno-exceptions', '-fno-rtti', '-std=c++17', `-isystem${include}`, '-c', '-o', heapObj, HEAP_SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    withHeap = false;
+    if (!quiet) console.error(`[build-native] native/heap.cc not built (no C++ compiler?): the idle trim will use global.gc() (${String(e?.stderr ?? e).split('\n')[0]})`);
+  }
+  try {
+    const inputs = withHeap ? [SOURCE, heapObj] : ['-DLC_NO_V8_HEAP', SOURCE];
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-pthread', `-I${include}`, '-o', tmp, ...inputs], { stdio: ['ignore', 'inherit', 'inherit'] });
     renameSync(tmp, ADDON);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw new Error(`gcc failed on native/dataplane.c: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    rmSync(heapObj, { force: true });
   }
-  if (!quiet) console.error(`[build-native] built native/build/dataplane.node (${why})`);
+  if (!quiet) console.error(`[build-native] built native/build/dataplane.node${withHeap ? '' : ' without native/heap.cc'} (${why})`);
   return ADDON;
 }
 

@@ -67,6 +67,12 @@ export interface Addon {
   pump(o: PumpOptions, cb: (err: PumpError | undefined, r: PumpResult) => void): void;
   /** malloc_trim(0): freed allocator pages back to the system; true when some were (src/ops/memory-trim.ts). */
   trim(): boolean;
+  /**
+   * V8's memory-reducing full collections (native/heap.cc): unlike global.gc() they also shrink the young generation
+   * and release V8's pooled pages. False when the addon was built without a C++ compiler (nothing was done). The
+   * JavaScript thread only.
+   */
+  lowMemory(): boolean;
   CHUNK: number;
 }
 
@@ -95,7 +101,7 @@ export function nativeDataplane(): Addon | null {
       const a = createRequire(import.meta.url)(file) as Addon;
       if (typeof a?.pump !== 'function') throw new Error('no pump() export');
       // built from an older native/dataplane.c (scripts/build-native.mjs remakes it when the source changed)
-      if (typeof a.trim !== 'function') throw new Error('no trim() export: a stale build (npm run build)');
+      if (typeof a.trim !== 'function' || typeof a.lowMemory !== 'function') throw new Error('no trim() or lowMemory() export: a stale build (npm run build)');
       addon = a;
     } catch (e) {
       whyNot = `${file} did not load: ${e instanceof Error ? e.message : String(e)}`;

@@ -8,9 +8,11 @@
  * millisecond), so it is asked for only when it can pay off:
  *
  * - when the gateway has gone quiet (no request finished and none in flight for `quietMs`, seen by checks every
- *   `everyMs`) after serving requests since the last trim. Then V8 collects first (`collect`: a full GC when node
- *   runs with --expose-gc, as every launcher starts it), so the Buffers only garbage still held are freed before the
- *   trim: 10-25 ms on the JavaScript thread, which is why it waits for a quiet second rather than any instant with
+ *   `everyMs`) after serving requests since the last trim. Then V8 collects first (`collect`: the addon's lowMemory(),
+ *   V8's memory-reducing collections, or global.gc() under --expose-gc when the addon lacks its C++ part), so the
+ *   Buffers only garbage still held are freed before the trim. lowMemory() also releases the young generation's idle
+ *   semi-space and V8's pooled pages, which global.gc() leaves resident for seconds: 10 MiB less RSS at rest
+ *   (bench/README.md "Memory"). 10-25 ms on the JavaScript thread, which is why it waits for a quiet second rather than any instant with
  *   nothing in flight (a client sending one request at a time is "idle" between every two). Checking four times a
  *   second trims 1.0-1.25 s after the last request (with one check a second it was 1-2 s: the benchmark's 5 GiB
  *   upload, which follows other targets' transfers by about two seconds, sometimes started before it);
@@ -28,7 +30,7 @@ export interface TrimSource {
 export interface MemoryTrimOptions {
   /** The allocator's trim. */
   trim: () => void;
-  /** A full garbage collection, run before a quiet trim (global.gc under --expose-gc); none when absent. */
+  /** V8's collection, run before a quiet trim (the addon's lowMemory(), or global.gc); none when absent. */
   collect?: () => void;
   /** How often the idle check runs (ms). Default 250. */
   everyMs?: number;

@@ -202,8 +202,9 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
         { inflight: () => gateway.inflight, served: () => gateway.served },
         {
           trim: () => addon.trim(),
-          // global.gc exists when node runs with --expose-gc (every launcher: tools/gateway.ts GATEWAY_NODE_FLAGS)
-          collect: typeof globalThis.gc === 'function' ? () => void globalThis.gc?.() : undefined,
+          // V8's low-memory collections through the addon; global.gc (node runs with --expose-gc: every launcher,
+          // tools/gateway.ts GATEWAY_NODE_FLAGS) when the addon was built without its C++ part
+          collect: () => void (addon.lowMemory() || globalThis.gc?.()),
           onTrim: () => void memoryTrims.done++,
         },
       ).start()

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { nativeDataplane } from '../../src/engine/dataplane.ts';
 import { MemoryTrim } from '../../src/ops/memory-trim.ts';
@@ -45,6 +45,38 @@ describe('the allocator trim', () => {
     expect(full - freed, `free() alone kept the pages (${JSON.stringify(out)})`).toBeLessThan(64);
     expect(out.released).toBe(true);
     expect(freed - trimmed, `the trim returned at least 96 of the 128 MiB (${JSON.stringify(out)})`).toBeGreaterThan(96);
+  });
+
+  it("lowMemory() releases V8's young-generation pages, which global.gc() leaves resident", () => {
+    // a second of short-lived objects grows the young generation to its cap (two 4 MiB semi-spaces); a full GC
+    // right after it leaves them committed and resident (V8 shrinks them only after seconds of low allocation)
+    const script = `
+      const a = require(${JSON.stringify(fileURLToPath(new URL('../../native/build/dataplane.node', import.meta.url)))});
+      const v8 = require('v8');
+      const young = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 1048576;
+      const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;
+      let keep = [];
+      for (const t0 = Date.now(); Date.now() - t0 < 1000; ) {
+        const batch = [];
+        for (let i = 0; i < 2000; i++) batch.push({ i, s: 'x' + i });
+        keep.push(batch);
+        if (keep.length > 40) keep.shift();
+      }
+      keep = null;
+      const grown = young();
+      global.gc();
+      const afterGc = young(), rssGc = rss();
+      const done = a.lowMemory();
+      console.log(JSON.stringify({ grown, afterGc, done, afterLow: young(), rssGc, rssLow: rss() }));
+    `;
+    const out = JSON.parse(execFileSync(process.execPath, [...GATEWAY_NODE_FLAGS, '-e', script], { encoding: 'utf8' })) as Record<string, number | boolean>;
+    const o = JSON.stringify(out);
+    expect(out.grown, `the young generation grew to its cap (${o})`).toBe(8);
+    expect(out.afterGc, `global.gc() left it (${o})`).toBe(8);
+    expect(out.done).toBe(true);
+    // with --min-semi-space-size=4 (GATEWAY_NODE_FLAGS) the idle semi-space is uncommitted, the capacity kept
+    expect(out.afterLow as number, `lowMemory() released a semi-space (${o})`).toBeLessThanOrEqual(4);
+    expect((out.rssGc as number) - (out.rssLow as number), `and RSS fell by at least 4 MiB (${o})`).toBeGreaterThan(4);
   });
 });
 
@@ -133,8 +165,9 @@ describe('a running gateway', () => {
     await gw?.close();
   });
 
-  it('trims after its requests ended (lakecrypt_memory_trims_total)', async () => {
+  it('trims after its requests ended, collecting with the addon\'s lowMemory() first (lakecrypt_memory_trims_total)', async () => {
     const before = memoryTrims.done;
+    const lowMemory = vi.spyOn(addon!, 'lowMemory');
     const c = gw.client();
     await c.send(new CreateBucketCommand({ Bucket: 'trim' }));
     for (let i = 0; i < 4; i++) await c.send(new PutObjectCommand({ Bucket: 'trim', Key: `k${i}`, Body: Buffer.alloc(2 << 20, i) }));
@@ -144,6 +177,8 @@ describe('a running gateway', () => {
     await pollUntil(() => memoryTrims.done > before, { timeoutMs: 30_000, what: 'a trim after the requests' });
     expect(gw.running.gateway.inflight).toBe(0);
     expect(await scraped()).toBeGreaterThan(before);
+    expect(lowMemory).toHaveBeenCalled();
+    lowMemory.mockRestore();
   });
 });
 
