@@ -4,16 +4,8 @@
  * flat and regular, so they are scanned rather than run through a general XML parser; kept apart from s3.ts,
  * which is already one of the large files.
  */
+import { xmlText } from './s3-xml.ts';
 import type { ListVersionsResult, VersionEntry, VersioningStatus } from './types.ts';
-
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
-/** XML text content: predefined entities and numeric character references decoded. */
-function xmlText(s: string): string {
-  if (!s.includes('&')) return s;
-  return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
-    e[0] === '#' ? String.fromCodePoint(e[1] === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : ENTITIES[e],
-  );
-}
 
 /** Text of the first direct `<tag>…</tag>` (or `<tag/>`: '') in `xml`; undefined when absent. */
 function field(xml: string, tag: string): string | undefined {
