@@ -57,13 +57,14 @@ VOLUME ["/data"]
 EXPOSE 9100 9101
 # --max-semi-space-size=4: V8's young generation at most 4 MiB per semi-space instead of 16, the gateway resting at
 # ~35 MiB of heap instead of ~60; --min-semi-space-size=4: and always that size, so the idle collection's release of
-# its pages does not leave the next burst regrowing it; --expose-gc: global.gc() when the addon lacks its C++ part
-# (docs/OPERATIONS.md "Memory"). Every launcher of the gateway passes all three.
+# its pages does not leave the next burst regrowing it; --interrupt-budget=16384: TurboFan optimizes the request
+# path after ~1,000 requests instead of ~3,000; --expose-gc: global.gc() when the addon lacks its C++ part
+# (docs/OPERATIONS.md "Memory"). Every launcher of the gateway passes all four.
 # Ready, not only alive: unhealthy while the backend or the CMK cannot be reached (/readyz).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "src/ops/healthcheck.mjs", "/readyz"]
 STOPSIGNAL SIGTERM
-CMD ["node", "--max-semi-space-size=4", "--min-semi-space-size=4", "--expose-gc", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=4", "--min-semi-space-size=4", "--interrupt-budget=16384", "--expose-gc", "dist/src/main.js"]
 
 FROM base AS softhsm
 USER root
@@ -80,7 +81,7 @@ ENV SOFTHSM2_CONF=/etc/softhsm/softhsm2.conf \
 VOLUME ["/var/lib/softhsm/tokens"]
 USER lakecrypt
 ENTRYPOINT ["/app/config/docker/softhsm-entrypoint.sh"]
-CMD ["node", "--max-semi-space-size=4", "--min-semi-space-size=4", "--expose-gc", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=4", "--min-semi-space-size=4", "--interrupt-budget=16384", "--expose-gc", "dist/src/main.js"]
 
 FROM base AS runtime
 USER lakecrypt

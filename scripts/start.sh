@@ -12,5 +12,5 @@ if [ ! -d node_modules ] || { [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$sum" ]
 fi
 node scripts/build.mjs --if-stale
 # node itself rather than `npm start`: npm's own start-up would add ~0.3 s and a second process to signal.
-# --max-semi-space-size=4 --min-semi-space-size=4 --expose-gc: see docs/OPERATIONS.md "Memory" (the Dockerfile and npm start pass them too).
-exec node --max-semi-space-size=4 --min-semi-space-size=4 --expose-gc dist/src/main.js "$@"
+# --max-semi-space-size=4 --min-semi-space-size=4 --interrupt-budget=16384 --expose-gc: see docs/OPERATIONS.md "Memory" (the Dockerfile and npm start pass them too).
+exec node --max-semi-space-size=4 --min-semi-space-size=4 --interrupt-budget=16384 --expose-gc dist/src/main.js "$@"

@@ -3,7 +3,7 @@
  *   minio      plain MinIO (also the backend of lakecrypt)
  *   minio_sse  a second MinIO with its own SSE-S3 (MINIO_KMS_SECRET_KEY + auto-encryption, and a bucket
  *              encryption config as `mc encrypt set sse-s3` would set); encryption is verified with HEAD
- *   lakecrypt  the gateway as its own process (the compiled build, `node --max-semi-space-size=4 --min-semi-space-size=4 --expose-gc dist/src/main.js`, LAKECRYPT_BACKEND=s3 on minio),
+ *   lakecrypt  the gateway as its own process (the compiled build, `node --max-semi-space-size=4 --min-semi-space-size=4 --interrupt-budget=16384 --expose-gc dist/src/main.js`, LAKECRYPT_BACKEND=s3 on minio),
  *              so its CPU is separate from the benchmark client's
  */
 import type { ChildProcess } from 'node:child_process';

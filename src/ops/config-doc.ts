@@ -73,7 +73,7 @@ ${rows.join('\n')}
 
 The image (\`Dockerfile\`) runs as the non-root user \`lakecrypt\` (uid 10001) with \`LAKECRYPT_HOST\` and
 \`LAKECRYPT_ADMIN_HOST\` set to \`0.0.0.0\` and \`LAKECRYPT_DATA_DIR=/data\` (a volume), and runs the compiled build
-(\`node --max-semi-space-size=4 --min-semi-space-size=4 --expose-gc dist/src/main.js\`, made by \`scripts/build.mjs\` in its build stage); \`lakecrypt\` in it is the admin CLI.
+(\`node --max-semi-space-size=4 --min-semi-space-size=4 --interrupt-budget=16384 --expose-gc dist/src/main.js\`, made by \`scripts/build.mjs\` in its build stage); \`lakecrypt\` in it is the admin CLI.
 Its HEALTHCHECK (\`src/ops/healthcheck.mjs /readyz\`) GETs \`/readyz\` on \`LAKECRYPT_PORT\`, then on
 \`LAKECRYPT_ADMIN_PORT\`: unhealthy while the backend or the CMK cannot be reached.
 \`docker-compose.yml\` runs MinIO plus the gateway (\`LAKECRYPT_BACKEND=s3\`); \`--profile softhsm\` adds a
