@@ -101,7 +101,7 @@ describe('when the gateway trims', () => {
     expect(h.trims()).toBe(0);
   });
 
-  it('once nothing finished and nothing was in flight for a second after requests, with a collection first; then not again until more requests', () => {
+  it('once nothing finished and nothing was in flight for a second after requests, with a collection first; then not again until more requests, and the collection at most once a minute', () => {
     const h = harness();
     h.src.inflight = 2;
     h.src.served = 5;
@@ -119,7 +119,16 @@ describe('when the gateway trims', () => {
     expect(h.t.tick()).toBe(false); // a request finished since the last check: not quiet yet
     h.advance(1000);
     expect(h.t.tick()).toBe(true);
-    expect([h.trims(), h.collections()]).toEqual([2, 2]);
+    expect([h.trims(), h.collections()]).toEqual([2, 1]); // the allocator's pages only: 6.25 s since the collection
+    // still quiet: the collection owed since then comes once a minute has passed since the last one
+    h.advance(60_000 - 6_250 - 250);
+    expect(h.t.tick()).toBe(false);
+    h.advance(250);
+    expect(h.t.tick()).toBe(true);
+    expect([h.trims(), h.collections()]).toEqual([3, 2]);
+    h.advance(120_000);
+    expect(h.t.tick()).toBe(false); // nothing served since: nothing owed
+    expect([h.trims(), h.collections()]).toEqual([3, 2]);
   });
 
   it('checked every 250 ms (the default), the trim comes 1.0-1.25 s after the last request', () => {
