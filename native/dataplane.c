@@ -639,8 +639,8 @@ static napi_value trim(napi_env env, napi_callback_info info) {
 }
 
 /*
- * lowMemory(): V8's memory-reducing collections (native/heap.cc), which also shrink the young generation and give
- * V8's pooled pages back; false when the addon was built without native/heap.cc (no C++ compiler: the gateway
+ * lowMemory(): V8's memory-reducing collections (native/heap.cc), which also release the young generation's idle
+ * semi-space and V8's pooled pages; false when the addon was built without native/heap.cc (no C++ compiler: the gateway
  * then collects with global.gc()). The JavaScript thread only: the call runs on the current isolate.
  */
 #ifdef LC_NO_V8_HEAP

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The native data plane (native/dataplane.c, issue #22 design b) compiled with gcc into native/build/dataplane.node,
-// with native/heap.cc (V8's low-memory notification for the idle trim, compiled as C++ by the same gcc).
+// with native/heap.cc (V8's memory-pressure notification for the idle trim, compiled as C++ by the same gcc).
 //
 //   node scripts/build-native.mjs            build when stale (missing, or older than the source or this script)
 //   node scripts/build-native.mjs --force    build now

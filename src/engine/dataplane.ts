@@ -68,8 +68,8 @@ export interface Addon {
   /** malloc_trim(0): freed allocator pages back to the system; true when some were (src/ops/memory-trim.ts). */
   trim(): boolean;
   /**
-   * V8's memory-reducing full collections (native/heap.cc): unlike global.gc() they also shrink the young generation
-   * and release V8's pooled pages. False when the addon was built without a C++ compiler (nothing was done). The
+   * V8's memory-reducing full collections (native/heap.cc): unlike global.gc() they also release the young
+   * generation's idle semi-space and V8's pooled pages. False when the addon was built without a C++ compiler (nothing was done). The
    * JavaScript thread only.
    */
   lowMemory(): boolean;

@@ -16,10 +16,11 @@
  *   with no request in flight kills the objects optimized code embeds (V8 then deoptimizes it: "dependency-change
  *   weak objects", 264 in four quiet periods), and the next few hundred requests cost 1.5-3x the CPU while TurboFan
  *   compiles again (bench/README.md "Warm-up"); with the cap a bursty client pays that once a minute at most. The
- *   collection takes 10-25 ms on the JavaScript thread, which is why it waits for a quiet second rather than any instant with
- *   nothing in flight (a client sending one request at a time is "idle" between every two). Checking four times a
- *   second trims 1.0-1.25 s after the last request (with one check a second it was 1-2 s: the benchmark's 5 GiB
- *   upload, which follows other targets' transfers by about two seconds, sometimes started before it);
+ *   collection takes 10-25 ms on the JavaScript thread, which is why it waits for a quiet second rather than any
+ *   instant with nothing in flight (a client sending one request at a time is "idle" between every two). Checking
+ *   four times a second trims 1.0-1.25 s after the last request (with one check a second it was 1-2 s: the
+ *   benchmark's 5 GiB upload, which follows other targets' transfers by about two seconds, sometimes started before
+ *   it);
  * - and, under traffic that never pauses, the trim alone once per `busyEveryMs` if requests were served meanwhile.
  *
  * Without the addon (not built, not Linux) there is nothing to call and the gateway simply keeps what glibc keeps.
