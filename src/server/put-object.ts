@@ -93,12 +93,7 @@ async function putNative(g: Gateway, r: S3Request, taken: TakenUpload, size: num
   }
   taken.giveBack();
   r.bytesIn = size;
-  r.res.statusCode = 200;
-  r.res.setHeader('ETag', quoteEtag(result.etag));
-  if (result.versionId !== undefined) r.res.setHeader('x-amz-version-id', result.versionId);
-  setSse(r);
-  r.res.setHeader('Content-Length', 0);
-  r.res.end();
+  answerPut(r, result.etag, result.versionId, {});
 }
 
 async function putNode(g: Gateway, r: S3Request, meta: HeaderMeta, cond: PutCondition, upload = g.payload(r)): Promise<void> {
