@@ -60,6 +60,16 @@ const EXPECT_CONTINUE_FROM = 1024 * 1024;
 const STREAMING_UNSIGNED_TRAILER = 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
 const TIMEOUT_MS = 60_000;
 
+/** SigV4's canonical query string (URI-encoded, sorted by name then value), also the request's own query. */
+function canonicalQuery(q: Record<string, string> | undefined): string {
+  if (!q) return '';
+  return Object.entries(q)
+    .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+}
+
 export class FastS3 {
   private readonly url: URL;
   private readonly request: typeof http.request;
@@ -121,14 +131,15 @@ export class FastS3 {
    * `size` bytes, UNSIGNED-PAYLOAD with that Content-Length, which only a store that drops a body cut short may get
    * (rawPutReady; else null). No Expect: the body follows the head at once (a refusal is read when it comes).
    */
-  rawPutHead(bucket: string, key: string, size: number, headers: Record<string, string>): { host: string; port: number; head: string } | null {
+  rawPutHead(bucket: string, key: string, size: number, headers: Record<string, string>, q?: Record<string, string>): { host: string; port: number; head: string } | null {
     if (!this.rawPutReady()) return null;
     const path = this.path(bucket, key);
+    const query = canonicalQuery(q);
     const extra: Record<string, string> = {};
     for (const [k, v] of Object.entries(headers)) extra[k.toLowerCase()] = v;
     extra['content-length'] = String(size);
-    const signed = this.sign('PUT', path, '', UNSIGNED_PAYLOAD, extra);
-    return { host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(this.url.port || 80), head: requestHead('PUT', path, signed) };
+    const signed = this.sign('PUT', path, query, UNSIGNED_PAYLOAD, extra);
+    return { host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(this.url.port || 80), head: requestHead('PUT', query ? `${path}?${query}` : path, signed) };
   }
 
   /** GET/HEAD over the raw pool; an answer it does not handle (chunked, ...) is asked again through node:http. */
@@ -235,13 +246,7 @@ export class FastS3 {
    */
   async send(r: FastRequest): Promise<FastAnswer> {
     const path = this.path(r.bucket, r.key);
-    const query = r.query
-      ? Object.entries(r.query)
-          .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const)
-          .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
-          .map(([k, v]) => `${k}=${v}`)
-          .join('&')
-      : '';
+    const query = canonicalQuery(r.query);
     const extra: Record<string, string> = {};
     for (const [k, v] of Object.entries(r.headers ?? {})) extra[k.toLowerCase()] = v;
     let payloadHash = EMPTY_SHA256;

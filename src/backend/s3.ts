@@ -401,12 +401,26 @@ export class S3Backend implements Backend {
   }
 
   /** See Backend.rawPut: the headers putObject sends, signed UNSIGNED-PAYLOAD with the exact Content-Length. */
-  async rawPut(bucket: string, key: string, opts: PutOptions, first: Buffer): Promise<RawPut | null> {
+  rawPut(bucket: string, key: string, opts: PutOptions, first: Buffer): Promise<RawPut | null> {
     checkStoredKey(bucket, key);
     const headers = metaHeaders(opts.meta);
     if (opts.ifMatch !== undefined) headers['if-match'] = quote(opts.ifMatch);
     if (opts.ifNoneMatch !== undefined) headers['if-none-match'] = opts.ifNoneMatch;
-    const target = this.fast.rawPutHead(bucket, key, opts.size, headers);
+    return this.openRaw(this.fast.rawPutHead(bucket, key, opts.size, headers), first, { bucket, key });
+  }
+
+  /** See Backend.rawUploadPart: uploadPart's request, signed as rawPut's. */
+  rawUploadPart(bucket: string, key: string, uploadId: string, partNumber: number, size: number, first: Buffer): Promise<RawPut | null> {
+    checkStoredKey(bucket, key);
+    const head = this.fast.rawPutHead(bucket, key, size, {}, { partNumber: String(partNumber), uploadId });
+    return this.openRaw(head, first, { bucket, key, uploadId });
+  }
+
+  private async openRaw(
+    target: { host: string; port: number; head: string } | null,
+    first: Buffer,
+    ctx: { bucket: string; key: string; uploadId?: string },
+  ): Promise<RawPut | null> {
     if (!target) return null;
     const up = await openRawUpload(target.host, target.port, target.head, first, 60_000).catch((e: unknown) => {
       throw new S3Error('ServiceUnavailable', `backend error: network: ${(e as Error).message}`, {}, { cause: e });
@@ -424,7 +438,7 @@ export class S3Backend implements Backend {
         if (a.status >= 300) {
           const errorCode = /<Code>([^<]+)<\/Code>/.exec(a.text)?.[1];
           const errorMessage = /<Message>([^<]*)<\/Message>/.exec(a.text)?.[1];
-          throw fastError({ status: a.status, headers: a.headers, errorCode, errorMessage, errorFields: errorFields(a.text) }, { bucket, key });
+          throw fastError({ status: a.status, headers: a.headers, errorCode, errorMessage, errorFields: errorFields(a.text) }, ctx);
         }
         return { etag: unquote(a.headers.etag), ...versionOf(a.headers) };
       },

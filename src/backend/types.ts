@@ -194,6 +194,11 @@ export interface Backend {
    */
   canRawPut?(): boolean;
   rawPut?(bucket: string, key: string, opts: PutOptions, first: Buffer): Promise<RawPut | null>;
+  /**
+   * UploadPart on a socket of its own, as rawPut (same `canRawPut()`): exactly `size` body bytes, `first` right
+   * after the head; `result()` gives the part's ETag or uploadPart's errors (NoSuchUpload, ...).
+   */
+  rawUploadPart?(bucket: string, key: string, uploadId: string, partNumber: number, size: number, first: Buffer): Promise<RawPut | null>;
 
   close(): Promise<void>;
 }

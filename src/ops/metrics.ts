@@ -16,7 +16,7 @@ export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
  * Transfers whose body moved through the native data plane (src/engine/dataplane.ts), by operation: plain counters
  * the data path bumps, read by lakecrypt_native_transfers_total at each scrape (as the crypto meter is).
  */
-export const nativeTransfers = { get: 0, put: 0 };
+export const nativeTransfers = { get: 0, put: 0, part: 0 };
 
 /** Allocator trims after bursts of traffic (src/ops/memory-trim.ts), read by lakecrypt_memory_trims_total at each scrape. */
 export const memoryTrims = { done: 0 };
@@ -77,7 +77,7 @@ export class Metrics {
   readonly keyCacheEvictions: Counter;
   readonly nativeTransfers: Counter<'op'>;
   readonly memoryTrims: Counter;
-  private nativeSeen = { get: 0, put: 0 };
+  private nativeSeen = { get: 0, put: 0, part: 0 };
   private trimsSeen = 0;
   private queueDepthSource: (() => number) | undefined;
   private sources: MetricSources = {};
@@ -293,11 +293,11 @@ export class Metrics {
     });
     this.nativeTransfers = new Counter({
       name: 'lakecrypt_native_transfers_total',
-      help: 'Object bodies moved by the native data plane (a GET opened, a PUT sealed, in native code) instead of the Node path.',
+      help: 'Object bodies moved by the native data plane (a GET opened, a PUT or an UploadPart sealed, in native code) instead of the Node path.',
       labelNames: ['op'] as const,
       registers,
       collect() {
-        for (const op of ['get', 'put'] as const) {
+        for (const op of ['get', 'put', 'part'] as const) {
           if (nativeTransfers[op] > self.nativeSeen[op]) this.inc({ op }, nativeTransfers[op] - self.nativeSeen[op]);
         }
         self.nativeSeen = { ...nativeTransfers };

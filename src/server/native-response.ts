@@ -10,9 +10,9 @@
  * running thread.
  */
 import type net from 'node:net';
-import { fdOf, holdSocket } from '../engine/dataplane.ts';
+import { fdOf, holdSocket, takePumpSlot } from '../engine/dataplane.ts';
 import type { NativeRead } from '../store/native-read.ts';
-import type { NativeUploadSource } from '../store/native-write.ts';
+import { NativeUploadError, type NativeUploadSource } from '../store/native-write.ts';
 import type { S3Request } from './request.ts';
 
 /** The client's plain TCP socket when a native body could be written to it, else null. */
@@ -98,6 +98,7 @@ export function nativeUploadSize(r: S3Request): number | null {
 }
 
 interface ServerParser {
+  remove(): void;
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number, connections?: unknown): void;
   resume(): void;
   constructor: { REQUEST: number };
@@ -150,6 +151,12 @@ export function takeNativeUpload(r: S3Request, size: number): TakenUpload | null
         const server = (socket as unknown as { server?: object }).server ?? {};
         const key = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections');
         const connections = key ? (server as Record<symbol, unknown>)[key] : undefined;
+        // Out of the server's connection list first: the list is ordered by the parser's message start time, which
+        // initialize() resets, so re-adding a parser still in it leaves a stale entry behind (node's own
+        // on_message_begin takes it out the same way). A stale entry outlives the connection with a null socket and
+        // breaks server.closeIdleConnections() at shutdown ("Cannot read properties of null (reading
+        // '_httpMessage')").
+        parser.remove();
         parser.initialize(parser.constructor.REQUEST, { type: 'HTTPINCOMINGMESSAGE', socket }, (server as { maxHeaderSize?: number }).maxHeaderSize ?? 0, 0, connections);
         req.complete = true;
         req.push(null);
@@ -171,4 +178,31 @@ export function takeNativeUpload(r: S3Request, size: number): TakenUpload | null
       hold.release();
     },
   };
+}
+
+/**
+ * Seal the request's body through the native data plane when a pump slot is free and node:http gives its socket up
+ * (takeNativeUpload): `{ value }` of `seal`, or null when the body was not taken (the caller takes the Node path,
+ * the body still unread). After a whole body the connection goes back to node:http; otherwise it closes after the
+ * answer, and a client that sent less than its Content-Length or went away gets none (its connection is cut).
+ */
+export async function withNativeUpload<T>(r: S3Request, size: number, seal: (src: NativeUploadSource) => Promise<T>): Promise<{ value: T } | null> {
+  const slot = takePumpSlot();
+  const taken = slot ? takeNativeUpload(r, size) : null;
+  if (!taken) {
+    slot?.();
+    return null;
+  }
+  try {
+    const value = await seal(taken.source);
+    taken.giveBack();
+    r.bytesIn = size;
+    return { value };
+  } catch (e) {
+    taken.abandon();
+    if (e instanceof NativeUploadError && e.clientGone) r.res.destroy();
+    throw e;
+  } finally {
+    slot!();
+  }
 }

@@ -8,9 +8,7 @@ import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import type { PutCondition } from '../store/index.ts';
 import { quoteEtag } from '../s3/etags.ts';
-import { nativeUploadSize, takeNativeUpload, type TakenUpload } from './native-response.ts';
-import { takePumpSlot } from '../engine/dataplane.ts';
-import { NativeUploadError } from '../store/native-write.ts';
+import { nativeUploadSize, withNativeUpload } from './native-response.ts';
 import { checksumHeaders, metaFromRequest, setSse, writeCondition } from './objects.ts';
 
 export async function putObject(g: Gateway, r: S3Request): Promise<void> {
@@ -23,16 +21,9 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   if (native !== null) {
     const meta = metaFromRequest(r);
     const cond = await writeCondition(g, r);
-    const slot = takePumpSlot();
-    const taken = slot ? takeNativeUpload(r, native) : null;
-    if (taken) {
-      try {
-        return await putNative(g, r, taken, native, meta, cond);
-      } finally {
-        slot!();
-      }
-    }
-    slot?.();
+    const done = await withNativeUpload(r, native, (src) => g.store.putNative(r.bucket, r.key, src, native, meta, cond));
+    // sealed by the data plane: nothing was verified, so no checksum headers
+    if (done) return answerPut(r, done.value.etag, done.value.versionId, {});
     return putNode(g, r, meta, cond);
   }
   const whole = g.wholePayload(r, SMALL_PUT_MAX);
@@ -78,22 +69,6 @@ function answerPut(r: S3Request, etag: string, versionId: string | undefined, ch
   for (const [k, v] of Object.entries(checksumHeaders(checksums))) r.res.setHeader(k, v);
   r.res.setHeader('Content-Length', 0);
   r.res.end();
-}
-
-/** PutObject's answer to a body sealed by the native data plane (nothing to verify: no checksum headers). */
-async function putNative(g: Gateway, r: S3Request, taken: TakenUpload, size: number, meta: HeaderMeta, cond: PutCondition): Promise<void> {
-  let result: Awaited<ReturnType<Gateway['store']['putNative']>>;
-  try {
-    result = await g.store.putNative(r.bucket, r.key, taken.source, size, meta, cond);
-  } catch (e) {
-    taken.abandon();
-    // the client sent less than its Content-Length or went away: no answer to give, its connection is cut
-    if (e instanceof NativeUploadError && e.clientGone) r.res.destroy();
-    throw e;
-  }
-  taken.giveBack();
-  r.bytesIn = size;
-  answerPut(r, result.etag, result.versionId, {});
 }
 
 async function putNode(g: Gateway, r: S3Request, meta: HeaderMeta, cond: PutCondition, upload = g.payload(r)): Promise<void> {

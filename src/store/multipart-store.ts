@@ -19,7 +19,12 @@ import { wipeHeaderKeys } from './header-cache.ts';
 import { META_FMT, META_OID } from './header-door.ts';
 import type { ObjectStore, PutCondition } from './object-store.ts';
 import { holdLastBytes } from './streams.ts';
+import { sealPart, type NativeUploadSource } from './native-write.ts';
+import { NATIVE_MIN_BYTES, nativeDataplane } from '../engine/dataplane.ts';
 import { unquoteEtag } from '../s3/etags.ts';
+
+/** The backend bytes of a part of `size` plaintext bytes: its chunks, and the object's prefix in part 1. */
+const partCipherSize = (size: number, partNumber: number) => ciphertextSize(size) - (partNumber === 1 ? 0 : ciphertextSize(0));
 
 /** S3's minimum size of a non-final multipart part. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -53,6 +58,16 @@ const diagnoses = new WeakMap<object, MultipartDiagnosis>();
 function diagnosed<E extends object>(e: E, d: MultipartDiagnosis): E {
   diagnoses.set(e, d);
   return e;
+}
+
+/** The backend's refusal of an UploadPart, diagnosed when it is NoSuchUpload (the gateway has the upload's record). */
+function backendRefusal(uploadId: string, partNumber: number): (e: unknown) => never {
+  return (e) => {
+    if (isS3Error(e, 'NoSuchUpload')) {
+      diagnosed(e, { reason: 'the backend has no such upload (the gateway has its record: aborted or completed at the backend)', uploadId, partNumber, backend: backendAnswer('UploadPart', e) });
+    }
+    throw e;
+  };
 }
 
 /** The backend's own answer behind a mapped error: its HTTP status and code where the backend client kept them. */
@@ -186,30 +201,57 @@ export class MultipartStore {
       });
       // one socket read queued, no more: longer queues are freed by major GCs (INLINE_HWM in chunk-stream.ts)
       const cipher = new PassThrough({ highWaterMark: 64 * 1024 });
-      const cipherLen = ciphertextSize(size) - (withPrefix ? 0 : ciphertextSize(0));
+      const cipherLen = partCipherSize(size, partNumber);
       const [, { etag }] = await Promise.all([
         pipeline(body, encrypt, gate, cipher),
-        this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen).catch((e: unknown) => {
-          if (isS3Error(e, 'NoSuchUpload')) {
-            diagnosed(e, { reason: 'the backend has no such upload (the gateway has its record: aborted or completed at the backend)', uploadId, partNumber, backend: backendAnswer('UploadPart', e) });
-          }
-          throw e;
-        }),
+        this.backend.uploadPart(bucket, key, uploadId, partNumber, cipher, cipherLen).catch(backendRefusal(uploadId, partNumber)),
       ]);
-      // under the header key current now, not the upload's (a re-key may have retired that one since)
-      await this.putSealed(this.partPath(uploadId, partNumber, etag), {
-        ...init,
-        version: 2,
-        keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
-        state: 'pending',
-        createdAt: Date.now(),
-        parts: [{ partNumber, plaintextSize: size, deks }],
-        checksums,
-      });
+      await this.recordPart(init, uploadId, partNumber, etag, size, deks, checksums);
       return { etag, checksums };
     } finally {
       for (const d of deks) zero(d);
     }
+  }
+
+  /**
+   * Whether an UploadPart of `size` bytes with nothing to verify may be sealed by the native data plane
+   * (uploadPartNative): dataPlane 'auto', the addon loaded, a backend that takes a raw request now (as
+   * ObjectStore.nativePutApplies), and at least NATIVE_MIN_BYTES (a part has no whole-body path: below that the
+   * handoff costs more than it saves).
+   */
+  nativePartApplies(size: number): boolean {
+    const s = this.store;
+    return s.dataPlane === 'auto' && size >= NATIVE_MIN_BYTES && !!this.backend.rawUploadPart && !!this.backend.canRawPut?.() && nativeDataplane() !== null;
+  }
+
+  /**
+   * uploadPart for a body with nothing to verify, sealed by the native data plane (native-write.ts sealPart) from
+   * the client's socket to the backend's UploadPart: the same part, the same record, no checksums. `init` is the
+   * upload's record (init()), read before the client's socket was taken.
+   */
+  async uploadPartNative(bucket: string, key: string, uploadId: string, partNumber: number, init: HeaderFields, size: number, src: NativeUploadSource): Promise<{ etag: string }> {
+    const deks = newDeks(blockCount(size, init.blockSize));
+    try {
+      const cipherLen = partCipherSize(size, partNumber);
+      const { etag } = await sealPart((first) => this.backend.rawUploadPart!(bucket, key, uploadId, partNumber, cipherLen, first), init, partNumber, deks, size, src).catch(backendRefusal(uploadId, partNumber));
+      await this.recordPart(init, uploadId, partNumber, etag, size, deks, {});
+      return { etag };
+    } finally {
+      for (const d of deks) zero(d);
+    }
+  }
+
+  /** The part's sealed record, under the header key current now, not the upload's (a re-key may have retired that one since). */
+  private async recordPart(init: HeaderFields, uploadId: string, partNumber: number, etag: string, size: number, deks: Buffer[], checksums: HeaderChecksums): Promise<void> {
+    await this.putSealed(this.partPath(uploadId, partNumber, etag), {
+      ...init,
+      version: 2,
+      keyNumber: await this.keys.activeHeaderKeyNumber(init.dataset),
+      state: 'pending',
+      createdAt: Date.now(),
+      parts: [{ partNumber, plaintextSize: size, deks }],
+      checksums,
+    });
   }
 
   async part(bucket: string, key: string, uploadId: string, partNumber: number, etag: string): Promise<HeaderFields> {

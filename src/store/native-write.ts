@@ -10,7 +10,7 @@
  * short (the only ones rawPut opens: MinIO, S3) commits nothing, and the header goes again.
  */
 import { S3Error } from '../errors.ts';
-import type { Backend, PutOptions } from '../backend/types.ts';
+import type { Backend, PutOptions, RawPut } from '../backend/types.ts';
 import { holdSocket, nativeTransfers, pump, type PumpError } from '../engine/dataplane.ts';
 import { cryptoMeter, datasetIdOf, type HeaderFields } from '../engine/index.ts';
 import { AAD_MAGIC, encodePrefix } from '../format/layout.ts';
@@ -39,7 +39,7 @@ export class NativeUploadError extends S3Error {
  * size, metadata and condition). Resolves with the backend's answer to a complete body; throws otherwise, after
  * the backend connection was closed (nothing committed).
  */
-export async function sealToBackend(
+export function sealToBackend(
   backend: Backend,
   bucket: string,
   key: string,
@@ -48,12 +48,30 @@ export async function sealToBackend(
   opts: PutOptions,
   src: NativeUploadSource,
 ): Promise<{ etag: string; versionId?: string }> {
-  const up = await backend.rawPut!(bucket, key, opts, encodePrefix(header.oid));
+  return sealPart((first) => backend.rawPut!(bucket, key, opts, first), header, 1, header.parts[0].deks as Buffer[], size, src, 'put');
+}
+
+/**
+ * Seal `size` bytes from `src` as part `partNumber` of the object `fields` names (its dataset, oid and block size;
+ * one DEK per block in `deks`) into the backend request `open` starts with the bytes it is given: the prefix
+ * (docs/FORMAT.md 2.1) for part 1, nothing for the others. Resolves with the backend's answer to a complete body;
+ * throws otherwise, after the backend connection was closed (nothing committed). `op` names it in
+ * lakecrypt_native_transfers_total.
+ */
+export async function sealPart(
+  open: (first: Buffer) => Promise<RawPut | null>,
+  fields: Pick<HeaderFields, 'dataset' | 'oid' | 'blockSize'>,
+  partNumber: number,
+  partDeks: Buffer[],
+  size: number,
+  src: NativeUploadSource,
+  op: 'put' | 'part' = 'part',
+): Promise<{ etag: string; versionId?: string }> {
+  const up = await open(partNumber === 1 ? encodePrefix(fields.oid) : Buffer.alloc(0));
   if (!up) throw new S3Error('ServiceUnavailable', 'backend error: the native upload could not be opened');
   const control = src.control;
   const held = holdSocket(up.socket, () => Atomics.store(control, 0, 1));
-  const part = header.parts[0];
-  const deks = Buffer.concat(part.deks.map((k) => k!));
+  const deks = Buffer.concat(partDeks);
   let run: Promise<unknown>;
   try {
     run = pump({
@@ -62,9 +80,9 @@ export async function sealToBackend(
       length: size,
       mode: 'seal',
       deks,
-      aadPrefix: Buffer.concat([AAD_MAGIC, datasetIdOf(header.dataset), header.oid]),
-      partNumber: 1,
-      blockSize: header.blockSize,
+      aadPrefix: Buffer.concat([AAD_MAGIC, datasetIdOf(fields.dataset), fields.oid]),
+      partNumber,
+      blockSize: fields.blockSize,
       pre: src.pre,
       control,
       idleMs: src.idleMs,
@@ -74,7 +92,7 @@ export async function sealToBackend(
   } finally {
     deks.fill(0); // the pump copied them
   }
-  nativeTransfers.put++;
+  nativeTransfers[op]++;
   try {
     await run;
   } catch (e) {

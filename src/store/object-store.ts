@@ -126,7 +126,7 @@ export class ObjectStore {
   /** Which new small objects carry their header inline (inline-header.ts); replace with maxChars 0 to write format 1 only. */
   inline: InlinePolicy;
   /**
-   * The dataPlane setting: 'auto' lets large whole-object GETs (native-read.ts) and large plain single PUTs
+   * The dataPlane setting: 'auto' lets large whole-object GETs (native-read.ts), large plain single PUTs and parts
    * (native-write.ts) go through the native data plane.
    */
   dataPlane: 'auto' | 'node' = 'auto';

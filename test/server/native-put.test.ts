@@ -8,16 +8,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Agent } from 'node:http';
 import { nativeDataplane, nativeTransfers, pumpsRunning } from '../../src/engine/dataplane.ts';
 import { META_ETAG, META_FMT, META_OID } from '../../src/store/index.ts';
 import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { rawRequest, signHeaders, type RawResponse } from '../../tools/sigv4.ts';
 import { pollUntil } from '../../tools/wait.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
+import { nativeClient, streamOf } from '../helpers/native-client.ts';
 
 const MiB = 1024 * 1024;
 const BLOCK = 8 * MiB;
@@ -27,24 +26,7 @@ let gw: TestGateway;
 let nodeGw: TestGateway;
 const bucket = uniqueBucket('native-put');
 
-/** The client settings bench/lib/s3.ts uses: a stream body goes UNSIGNED-PAYLOAD with its Content-Length. */
-function sdk(g: TestGateway): S3Client {
-  return new S3Client({
-    endpoint: g.url,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: g.accessKey, secretAccessKey: g.secretKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 1,
-    requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 4 }), requestTimeout: 300_000 },
-  });
-}
-
-/** A Readable over `b` in 1 MiB pieces (the SDK cannot hash it: it sends UNSIGNED-PAYLOAD). */
-const streamOf = (b: Buffer) => Readable.from((function* () {
-  for (let i = 0; i < b.length; i += MiB) yield b.subarray(i, i + MiB);
-})());
+const sdk = nativeClient;
 
 async function sdkPut(c: S3Client, key: string, body: Buffer, extra: Partial<ConstructorParameters<typeof PutObjectCommand>[0]> = {}) {
   return c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: streamOf(body), ContentLength: body.length, ...extra }));
@@ -190,5 +172,33 @@ describe('native data plane PUT', () => {
     expect(nativeTransfers.put - before).toBe(0);
     expect(sha(await sdkGet(c, 'by-node'))).toBe(sha(body));
     c.destroy();
+  }, 180_000);
+
+  it("the server's connection list stays exact: every connection once, none left behind after its socket closed", async () => {
+    // giveBack restarts node's parser (initialize), which re-adds it to the server's connection list: a list ordered
+    // by each parser's message start, so a parser re-added without first leaving it stayed in it twice, and once
+    // its socket closed the stale entry broke server.closeIdleConnections() at shutdown
+    const server = gw.running.server as unknown as Record<symbol, { all(): { socket: unknown }[] }>;
+    const key = Object.getOwnPropertySymbols(server).find((k) => k.description === 'http.server.connections')!;
+    const list = () => server[key].all();
+    const clients = Array.from({ length: 6 }, () => sdk(gw));
+    const before = nativeTransfers.put;
+    for (let round = 0; round < 4; round++) {
+      // native PUTs on three connections while three others carry small requests that begin and end around them
+      await Promise.all(
+        clients.map(async (c, i) => {
+          if (i < 3) return sdkPut(c, `list-${i}`, randomBytes(9 * MiB + i));
+          for (let k = 0; k < 6; k++) await sdkPut(c, `list-small-${i}`, randomBytes(1000));
+        }),
+      );
+      const entries = list();
+      expect(new Set(entries).size).toBe(entries.length);
+      expect(entries.filter((p) => p.socket === null)).toEqual([]);
+    }
+    expect(nativeTransfers.put - before).toBe(12);
+    for (const c of clients) c.destroy();
+    await pollUntil(() => list().every((p) => p.socket !== null) && list().length === 0, { timeoutMs: 30_000, what: 'the closed connections left the list' }).catch(() => undefined);
+    expect(list().filter((p) => p.socket === null)).toEqual([]);
+    expect(() => gw.running.server.closeIdleConnections()).not.toThrow();
   }, 180_000);
 });
