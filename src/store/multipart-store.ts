@@ -11,7 +11,7 @@
  * Every refusal (InvalidPart, NoSuchUpload, a record that does not open here) carries a diagnosis — which lookup
  * failed and what the backend answered — for the handler's warn line (`diagnosisOf`); the client sees S3's answer.
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { S3Error, isS3Error } from '../errors.ts';
 import { CHUNK_SIZE, blockCount, ciphertextSize, createEncryptStream, newDeks, zero, type HeaderChecksums, type HeaderFields, type HeaderMeta } from '../engine/index.ts';
@@ -25,6 +25,38 @@ import { unquoteEtag } from '../s3/etags.ts';
 
 /** The backend bytes of a part of `size` plaintext bytes: its chunks, and the object's prefix in part 1. */
 const partCipherSize = (size: number, partNumber: number) => ciphertextSize(size) - (partNumber === 1 ? 0 : ciphertextSize(0));
+
+/** Part size of a rewrite (ObjectStore.reseal): whole chunks, S3's 5 MiB minimum and then some. */
+const REWRITE_PART = 64 * 1024 * 1024;
+
+/**
+ * Successive pieces of one stream, each a Readable of exactly the bytes asked for (the next piece starts where the
+ * last ended); a stream that ends early fails the piece.
+ */
+function takeBytes(src: Readable): (n: number) => Readable {
+  const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let left: Buffer | null = null;
+  return (n) =>
+    Readable.from(
+      (async function* () {
+        while (n > 0) {
+          let b = left;
+          left = null;
+          if (!b) {
+            const r = await it.next();
+            if (r.done) throw new S3Error('InternalError', 'the object ended before its size');
+            b = r.value;
+          }
+          if (b.length > n) {
+            left = b.subarray(n);
+            b = b.subarray(0, n);
+          }
+          n -= b.length;
+          yield b;
+        }
+      })(),
+    );
+}
 
 /** S3's minimum size of a non-final multipart part. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -238,6 +270,34 @@ export class MultipartStore {
       return { etag };
     } finally {
       for (const d of deks) zero(d);
+    }
+  }
+
+  /**
+   * Write `size` bytes of `plain` to bucket/key as a new multipart upload of whole-chunk parts (part 1 first, so the
+   * object's sizes are a single stream's and Complete does not re-seal it), committed by a complete under `cond`;
+   * the object's checksums are `checksums`. ObjectStore.reseal's way for a large object: see there why not one PUT.
+   * A failure aborts the upload (best effort: `lakecrypt gc` finds what is left).
+   */
+  async rewrite(bucket: string, key: string, plain: Readable, size: number, meta: HeaderMeta, checksums: HeaderChecksums, cond: PutCondition): Promise<{ etag: string; oid: Buffer; versionId?: string }> {
+    // S3 allows 10,000 parts: 64 MiB each up to 640 GiB, larger (still whole chunks) beyond
+    const partSize = Math.max(REWRITE_PART, Math.ceil(size / 10_000 / CHUNK_SIZE) * CHUNK_SIZE);
+    const uploadId = await this.create(bucket, key, meta, { algorithm: checksums.algorithm, type: checksums.type });
+    try {
+      const next = takeBytes(plain);
+      const parts: { partNumber: number; etag: string }[] = [];
+      for (let n = 1, at = 0; n === 1 || at < size; n++) {
+        const len = Math.min(partSize, size - at);
+        const { etag } = await this.uploadPart(bucket, key, uploadId, n, next(len), len, () => ({}));
+        parts.push({ partNumber: n, etag });
+        at += len;
+      }
+      const done = await this.complete(bucket, key, uploadId, parts, () => Promise.resolve(checksums), cond);
+      if (done.needsReseal) throw new S3Error('InternalError', 'a rewrite came out in a layout that needs re-sealing');
+      return { etag: done.etag, oid: done.header.oid, versionId: done.versionId };
+    } catch (e) {
+      await this.store.bestEffort('rewrite-abort', this.abort(bucket, key, uploadId), undefined);
+      throw e;
     }
   }
 

@@ -36,6 +36,7 @@ import { sealToBackend, type NativeUploadSource } from './native-write.ts';
 import { nativeDataplane } from '../engine/dataplane.ts';
 import { ByteBudget, collect, consuming, holdLastBytes, readExactly } from './streams.ts';
 import { deleteVersion, replacedPrevious } from './versions.ts';
+import { MultipartStore } from './multipart-store.ts';
 
 /**
  * What a re-sealed copy of a stored object can declare before its bytes stream: its checksums, when its ETag
@@ -680,13 +681,24 @@ export class ObjectStore {
     await this.bestEffort('previous-header-delete', this.backend.deleteObject(this.metaBucket, this.headerPath(bucket, key, prevOid)), undefined);
   }
 
-  /** Rewrite an object as one fresh single stream under new DEKs (odd multipart layouts, DEK rekey). */
+  /**
+   * Rewrite an object under new DEKs in a single stream's layout (odd multipart layouts, DEK rekey), on condition that
+   * it is still the version read. Up to `wholeBodyMax` bytes: read whole, then one PUT. Larger: a multipart upload of
+   * whole-chunk parts (MultipartStore.rewrite), never one streamed PUT while the same object is being read — that
+   * PUT carries If-Match, and MinIO takes the object's lock for a conditional PUT before it reads the body while our
+   * GET of the object holds its read lock until read out: each waited for the other until MinIO's idle time-out
+   * (about 30 s), and the complete failed (IncompleteBody). Parts take no lock; the complete's condition is checked
+   * after every byte was read.
+   */
   async reseal(bucket: string, key: string): Promise<PutResult> {
     const obj = await this.stat(bucket, key);
     const plain = await this.read(obj, 0, obj.size - 1);
-    return consuming(plain, (s) =>
-      this.put(bucket, key, s, obj.size, obj.header.meta, () => obj.header.checksums, { ifMatch: obj.info.etag }, knownOf(obj)),
-    );
+    const cond = { ifMatch: obj.info.etag };
+    if (obj.size > this.wholeBodyMax) {
+      return consuming(plain, (s) => new MultipartStore(this).rewrite(bucket, key, s, obj.size, obj.header.meta, obj.header.checksums, cond));
+    }
+    const bytes = await readExactly(plain, obj.size);
+    return this.put(bucket, key, Readable.from([bytes]), obj.size, obj.header.meta, () => obj.header.checksums, cond, knownOf(obj));
   }
 
   /** Delete the current object (a delete marker on a versioned bucket) or one version, and its header (versions.ts). */
