@@ -5,9 +5,12 @@
  * path does around the bytes: the keys and their checks before any response byte, the prefix check (FORMAT.md 2.1),
  * revocation while streaming (2.4), and the accounting.
  *
- * It applies to an encrypted object of one part (number 1) of at least NATIVE_MIN_BYTES, whose backend body is a
- * Content-Length answer on a raw-http keep-alive socket (src/backend/raw-http.ts detachBody); anything else is the
- * Node path (null, the body untouched).
+ * It applies to an encrypted object of at least NATIVE_MIN_BYTES whose parts start with part 1 (the prefix's carrier;
+ * a single PUT is one such part) and are none of them empty, whose backend body is a Content-Length answer on a
+ * raw-http keep-alive socket (src/backend/raw-http.ts detachBody); anything else is the Node path (null, the body
+ * untouched). The parts go through one pump each, in order, on the same two sockets: a pump reads exactly its part's
+ * sealed bytes (FORMAT.md 2.2: the part's own DEKs, its number in every chunk's AAD), so the next starts where it
+ * ended.
  *
  * Revocation while streaming: the pump asks JavaScript (`onGate`) at the start of a block whenever gate[0] moved
  * since it last asked. gate[0] is a token of this read, moved whenever the key service's cache generation moved
@@ -34,7 +37,7 @@ import {
   type PumpError,
 } from '../engine/dataplane.ts';
 import { CHUNK_SIZE, FormatError, PREFIX_SIZE, blockCount, cryptoMeter, datasetIdOf, type HeaderFields } from '../engine/index.ts';
-import { AAD_MAGIC, checkPrefix } from '../format/layout.ts';
+import { AAD_MAGIC, checkPrefix, sealedPartSize } from '../format/layout.ts';
 import { wipeHeaderKeys } from './header-cache.ts';
 import type { LiveRevocation } from './live-revocation.ts';
 import type { ObjectStore, StoredObject } from './object-store.ts';
@@ -82,11 +85,21 @@ export interface NativeRead {
 }
 
 /** The refusal of a revoked block, as the engine words it (decrypt.ts): which object, which bytes, which dataset. */
-function erased(h: HeaderFields, block: number): FormatError {
-  const size = h.parts[0].plaintextSize;
+function erased(h: HeaderFields, part: number, block: number): FormatError {
+  const p = h.parts[part];
   const start = block * h.blockSize;
-  const end = Math.min(size, start + h.blockSize) - 1;
-  return new FormatError('DekErased', `block ${block} of part 1 (plaintext bytes ${start}-${end}) of ${h.bucket}/${h.key} in dataset ${h.dataset} is revoked`);
+  const end = Math.min(p.plaintextSize, start + h.blockSize) - 1;
+  return new FormatError('DekErased', `block ${block} of part ${p.partNumber ?? part + 1} (plaintext bytes ${start}-${end}) of ${h.bucket}/${h.key} in dataset ${h.dataset} is revoked`);
+}
+
+/** The first revoked (or erased) block from (part, block) on, in body order, or null. */
+function firstRevoked(h: HeaderFields, live: LiveRevocation, part = 0, block = 0): { part: number; block: number } | null {
+  for (let i = part; i < h.parts.length; i++) {
+    const p = h.parts[i];
+    const blocks = blockCount(p.plaintextSize, h.blockSize);
+    for (let b = i === part ? block : 0; b < blocks; b++) if (p.deks[b] == null || live.isRevoked(p.partNumber ?? i + 1, b)) return { part: i, block: b };
+  }
+  return null;
 }
 
 /** Whether the native path can serve this object at all (before anything is touched). */
@@ -94,8 +107,9 @@ function applies(obj: StoredObject): boolean {
   const h = obj.header;
   return (
     !obj.plaintext &&
-    h.parts.length === 1 &&
+    h.parts.length >= 1 &&
     h.parts[0].partNumber === 1 &&
+    h.parts.every((p) => p.plaintextSize > 0) &&
     obj.size >= NATIVE_MIN_BYTES &&
     h.chunkSize === CHUNK_SIZE &&
     h.blockSize % CHUNK_SIZE === 0 &&
@@ -129,12 +143,11 @@ export async function openNativeRead(store: ObjectStore, obj: StoredObject, body
   try {
     const keys = await store.readKeys(obj, body);
     header = keys.header;
-    const blocks = blockCount(obj.size, header.blockSize);
     // every block before the status line, as createDecryptStream does: a revoked one is a clean 403
-    for (let b = 0; b < blocks; b++) {
-      if (header.parts[0].deks[b] == null || keys.live.isRevoked(1, b)) throw erased(header, b);
-    }
+    const revoked = firstRevoked(header, keys.live);
+    if (revoked) throw erased(header, revoked.part, revoked.block);
     checkPrefix(detached.pre.subarray(0, PREFIX_SIZE), header.oid);
+    // the pumps read exactly the parts' sealed bytes (openWhole checked the header's stored size against the backend's)
     if (detached.pre.length + detached.left !== obj.info.size) {
       throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
     }
@@ -183,30 +196,28 @@ class Pump implements NativeRead {
     const { store, live, control, d } = this;
     const h = this.header;
     const keys = store.keys;
-    const blocks = blockCount(this.length, h.blockSize);
+    /** The part (index in h.parts) whose pump runs now. */
+    let current = 0;
     let failure: Error | undefined;
     const refuse = (e: unknown) => {
       failure ??= e instanceof Error ? e : new S3Error('KeyRevoked');
       Atomics.store(control, 0, 1);
     };
-    // gate[0]: this read's token (see the file comment); the pump starts under 0
+    // gate[0]: this read's token (see the file comment); each pump starts under its value then
     const gate = newGate(0);
     let token = 0;
     const moveGate = () => Atomics.store(gate, 0, ++token);
     let seenGen = keys.cacheGeneration;
-    const revokedFrom = (from: number) => {
-      for (let b = from; b < blocks; b++) if (live.isRevoked(1, b)) return true;
-      return false;
-    };
     const onGate = (block: number) => {
+      const part = current;
       live.recheck().then(
         () => {
-          if (live.isRevoked(1, block)) {
-            failure ??= erased(h, block);
+          if (live.isRevoked(h.parts[part].partNumber ?? part + 1, block)) {
+            failure ??= erased(h, part, block);
             return answerGate(gate, false);
           }
           // a later block is revoked: ask again at the next block's start
-          if (revokedFrom(block + 1)) moveGate();
+          if (firstRevoked(h, live, part, block + 1)) moveGate();
           answerGate(gate, true);
         },
         (e: unknown) => {
@@ -229,86 +240,105 @@ class Pump implements NativeRead {
         live.recheck().then(() => (checking = false), refuse);
       }
     };
-    // A key change since the keys were taken (the status line is out): checked again before any byte, as the Node
-    // path's first buffer does; the pump then starts under the generation checked, with no await in between.
-    try {
-      while (live.stale()) {
-        seenGen = keys.cacheGeneration;
-        await live.recheck();
-      }
-      seenGen = keys.cacheGeneration;
-      for (let b = 0; b < blocks; b++) if (live.isRevoked(1, b)) throw erased(h, b);
-    } catch (e) {
-      wipeHeaderKeys(h);
-      d.abort();
-      this.releaseSlot();
-      return { bytesOut: 0, error: e instanceof Error ? e : new S3Error('KeyRevoked') };
-    }
+    // the DEKs of every part, copied once: the header's are wiped before any byte moves
+    const partDeks = h.parts.map((p) => Buffer.concat(p.deks.map((k) => k!)));
+    const aadPrefix = Buffer.concat([AAD_MAGIC, datasetIdOf(h.dataset), h.oid]);
+    wipeHeaderKeys(h);
     const timer = setInterval(watch, WATCH_MS);
     timer.unref();
     // a revocation clears the key caches: the gate moves at once, not at the next tick
     const unwatch = onKeyChange(keys, watch);
 
     const backend = holdSocket(d.socket, () => Atomics.store(control, 0, 1));
-    const part = h.parts[0];
-    const deks = Buffer.concat(part.deks.map((k) => k!));
-    let run: Promise<{ bytesOut: number }>;
+    let bytesOut = 0;
+    // bytes of the body node had read past the prefix: they go to the parts they belong to
+    let rest = d.pre.subarray(PREFIX_SIZE);
     try {
-      run = pump({
-        inFd: d.fd,
-        outFd,
-        length: this.length,
-        mode: 'open',
-        deks,
-        aadPrefix: Buffer.concat([AAD_MAGIC, datasetIdOf(h.dataset), h.oid]),
-        partNumber: 1,
-        blockSize: h.blockSize,
-        pre: d.pre.subarray(PREFIX_SIZE),
-        control,
-        gate,
-        onGate,
-        idleMs,
-      });
-    } catch (e) {
-      run = Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    } finally {
-      // the pump copied them: nothing here holds a DEK while the body moves (a recheck needs the fixed fields only)
-      deks.fill(0);
-      wipeHeaderKeys(h);
-    }
-    nativeTransfers.get++;
-    try {
-      const r = await run;
+      for (let i = 0; i < h.parts.length; i++) {
+        current = i;
+        // Before a part's first byte (for part 1, the status line is out): a key change since the keys were taken
+        // is checked again, as the Node path's first buffer does; from the last await to the pump's start nothing
+        // else runs, so the pump starts under the token that was checked. A refusal here is the answer, as a
+        // recheck's is inside a part.
+        try {
+          while (live.stale()) {
+            seenGen = keys.cacheGeneration;
+            await live.recheck();
+          }
+        } catch (e) {
+          failure ??= e instanceof Error ? e : new S3Error('KeyRevoked');
+          throw failure;
+        }
+        seenGen = keys.cacheGeneration;
+        // Before the first part no block may be revoked (as before the status line); before a later one, its first
+        // block may not, and when a block after that is, the gate moves once the pump started so that it asks at
+        // every block until it reaches it (as onGate does inside a part).
+        const revoked = firstRevoked(h, live, i);
+        if (revoked && (i === 0 || (revoked.part === i && revoked.block === 0))) {
+          failure ??= erased(h, revoked.part, revoked.block);
+          throw failure;
+        }
+        const p = h.parts[i];
+        const pre = rest.subarray(0, Math.min(rest.length, sealedPartSize(p.plaintextSize)));
+        rest = rest.subarray(pre.length);
+        let run: Promise<{ bytesOut: number }>;
+        try {
+          run = pump({
+            inFd: d.fd,
+            outFd,
+            length: p.plaintextSize,
+            mode: 'open',
+            deks: partDeks[i],
+            aadPrefix,
+            partNumber: p.partNumber ?? i + 1,
+            blockSize: h.blockSize,
+            pre,
+            control,
+            gate,
+            onGate,
+            idleMs,
+          });
+        } catch (e) {
+          run = Promise.reject(e instanceof Error ? e : new Error(String(e)));
+        } finally {
+          // the pump copied them: nothing here holds this part's DEKs while its body moves
+          partDeks[i].fill(0);
+        }
+        if (i === 0) nativeTransfers.get++;
+        if (revoked) moveGate();
+        bytesOut += (await run).bytesOut;
+      }
       clearInterval(timer);
       unwatch();
       backend.release();
       if (backend.destroyRequested()) d.abort();
       else d.done();
       cryptoMeter.decrypt += this.length;
-      return { bytesOut: r.bytesOut };
+      return { bytesOut };
     } catch (e) {
       clearInterval(timer);
       unwatch();
       backend.release();
       d.abort();
       const err = e as PumpError;
-      const bytesOut = typeof err.bytesOut === 'number' ? err.bytesOut : 0;
+      if (typeof err.bytesOut === 'number') bytesOut += err.bytesOut;
       if (failure) return { bytesOut, error: failure };
       if (this.clientGone || err.code === 'EPIPE') return { bytesOut, clientGone: true };
-      return { bytesOut, error: this.pumpError(err) };
+      return { bytesOut, error: this.pumpError(err, current) };
     } finally {
+      for (const k of partDeks) k.fill(0);
       this.releaseSlot();
     }
   }
 
   /** The pump's own failure in the engine's words (integrity failures are counted by reason as on the Node path). */
-  private pumpError(e: PumpError): Error {
+  private pumpError(e: PumpError, part: number): Error {
     const h = this.header;
     switch (e.code) {
       case 'ChunkAuthFailed': {
         const perBlock = h.blockSize / CHUNK_SIZE;
         const chunk = e.chunk ?? 0;
-        return new FormatError('ChunkAuthFailed', `part 1 block ${Math.floor(chunk / perBlock)} chunk ${chunk % perBlock} failed authentication`);
+        return new FormatError('ChunkAuthFailed', `part ${h.parts[part].partNumber ?? part + 1} block ${Math.floor(chunk / perBlock)} chunk ${chunk % perBlock} failed authentication`);
       }
       case 'UnexpectedEOF':
       case 'TrailingData':

@@ -9,13 +9,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { nativeDataplane, nativeTransfers, pumpsRunning } from '../../src/engine/dataplane.ts';
 import { META_OID } from '../../src/store/index.ts';
 import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { errorCode, rawRequest, signHeaders, type RawResponse } from '../../tools/sigv4.ts';
 import { pollUntil } from '../../tools/wait.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
+import { nativeClient, streamOf } from '../helpers/native-client.ts';
 
 const MiB = 1024 * 1024;
 const BLOCK = 8 * MiB;
@@ -80,6 +81,22 @@ function slowGet(key: string) {
     req.end();
   });
   return { paused, done, resume: () => resume(), destroy: () => destroy() };
+}
+
+/** A multipart upload of `bodies` as parts 1..n through the gateway (the SDK, UNSIGNED-PAYLOAD parts). */
+async function multipartPut(key: string, bodies: Buffer[]): Promise<void> {
+  const c = nativeClient(gw);
+  try {
+    const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    const parts = [];
+    for (const [i, b] of bodies.entries()) {
+      const r = await c.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: streamOf(b), ContentLength: b.length }));
+      parts.push({ PartNumber: i + 1, ETag: r.ETag });
+    }
+    await c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+  } finally {
+    c.destroy();
+  }
 }
 
 async function put(key: string, body: Buffer): Promise<void> {
@@ -208,5 +225,53 @@ describe('native data plane GET', () => {
     const viaNative = await request(gw, 'GET', 'big');
     expect(sha(r.body)).toBe(sha(viaNative.body));
     expect(nativeTransfers.get - before).toBe(1); // the second one only
+  });
+
+  it('a multipart object: one pump per part, byte for byte; a flipped byte in part 2 cuts after the verified bytes', async () => {
+    const bodies = [randomBytes(6 * MiB), randomBytes(6 * MiB), randomBytes(3 * MiB + 5)];
+    const plain = Buffer.concat(bodies);
+    await multipartPut('mp', bodies);
+    const before = nativeTransfers.get;
+    const r = await request(gw, 'GET', 'mp');
+    expect(r.status).toBe(200);
+    expect(r.aborted).toBe(false);
+    expect(sha(r.body)).toBe(sha(plain));
+    expect(nativeTransfers.get - before).toBe(1);
+    // chunk 5 of part 2: the plaintext from 6 MiB + 5 * 64 KiB on is never released
+    const info = (await gw.backend.headObject(bucket, 'mp'))!;
+    const { data } = await gw.backend.getBuffer(bucket, 'mp');
+    data[PREFIX + (6 * MiB) / 65536 * SEALED_CHUNK + 5 * SEALED_CHUNK + 100] ^= 0x01;
+    await gw.backend.putObject(bucket, 'mp', data, { size: data.length, meta: info.meta });
+    const t = await request(gw, 'GET', 'mp');
+    expect(t.status).toBe(200);
+    expect(t.aborted).toBe(true);
+    expect(t.body.length).toBeLessThanOrEqual(6 * MiB + 5 * 65536);
+    expect(t.body.equals(plain.subarray(0, t.body.length))).toBe(true);
+    expect(nativeTransfers.get - before).toBe(2);
+  });
+
+  it('a DEK of part 3 revoked while a slow reader streams part 1: parts 1 and 2 at most, then the cut; a new GET is refused', async () => {
+    const bodies = [randomBytes(BLOCK), randomBytes(BLOCK), randomBytes(BLOCK + 3)];
+    const plain = Buffer.concat(bodies);
+    await multipartPut('mp-revoked', bodies);
+    const before = nativeTransfers.get;
+    const stream = slowGet('mp-revoked');
+    await stream.paused;
+    const keys = gw.running.keys;
+    const gen = keys.cacheGeneration;
+    const oid = (await gw.backend.headObject(bucket, 'mp-revoked'))!.meta[META_OID];
+    await keys.revokeBlocks(keys.datasetFor(bucket, 'mp-revoked'), oid, [{ part: 3, block: 0 }], 'test');
+    await pollUntil(() => keys.cacheGeneration !== gen, { timeoutMs: 30_000, what: 'the gateway saw the revocation' });
+    stream.resume();
+    const s = await stream.done;
+    expect(s.status).toBe(200);
+    expect(s.complete).toBe(false);
+    expect(s.body.length).toBeGreaterThan(0);
+    expect(s.body.length).toBeLessThanOrEqual(2 * BLOCK);
+    expect(s.body.equals(plain.subarray(0, s.body.length))).toBe(true);
+    expect(nativeTransfers.get - before).toBe(1);
+    const again = await request(gw, 'GET', 'mp-revoked');
+    expect(again.status).toBe(403);
+    expect(errorCode(again.body)).toBe('KeyRevoked');
   });
 });
