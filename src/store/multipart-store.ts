@@ -282,7 +282,7 @@ export class MultipartStore {
   async rewrite(bucket: string, key: string, plain: Readable, size: number, meta: HeaderMeta, checksums: HeaderChecksums, cond: PutCondition): Promise<{ etag: string; oid: Buffer; versionId?: string }> {
     // S3 allows 10,000 parts: 64 MiB each up to 640 GiB, larger (still whole chunks) beyond
     const partSize = Math.max(REWRITE_PART, Math.ceil(size / 10_000 / CHUNK_SIZE) * CHUNK_SIZE);
-    const uploadId = await this.create(bucket, key, meta, { algorithm: checksums.algorithm, type: checksums.type });
+    const uploadId = await this.create(bucket, key, meta, checksums.algorithm ? { algorithm: checksums.algorithm, type: checksums.type } : {});
     try {
       const next = takeBytes(plain);
       const parts: { partNumber: number; etag: string }[] = [];

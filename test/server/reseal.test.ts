@@ -101,4 +101,28 @@ describe('re-sealing a large object on MinIO', () => {
     const after = await c.send(new GetObjectCommand({ Bucket: bucket, Key: 'big' }));
     expect(Buffer.from(await after.Body!.transformToByteArray()).equals(newer)).toBe(true);
   }, 300_000);
+
+  it("a checksummed upload keeps the checksum its Complete answered through the rewrite", async () => {
+    const c = gw.client();
+    const { crc32 } = await import('node:zlib');
+    const bodies = [randomBytes(9 * MiB + 1), randomBytes(2 * MiB + 3)];
+    const crcOf = (b: Buffer) => {
+      const v = Buffer.alloc(4);
+      v.writeUInt32BE(crc32(b));
+      return v.toString('base64');
+    };
+    const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'summed', ChecksumAlgorithm: 'CRC32' }));
+    const parts = [];
+    for (const [i, b] of bodies.entries()) {
+      const r = await c.send(new UploadPartCommand({ Bucket: bucket, Key: 'summed', UploadId, PartNumber: i + 1, Body: b, ChecksumCRC32: crcOf(b) }));
+      parts.push({ PartNumber: i + 1, ETag: r.ETag!, ChecksumCRC32: r.ChecksumCRC32 });
+    }
+    const done = await c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'summed', UploadId, MultipartUpload: { Parts: parts } }));
+    expect(done.ChecksumCRC32).toMatch(/-2$/);
+    const head = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: 'summed', ChecksumMode: 'ENABLED' }));
+    expect(head.ETag).toBe(done.ETag);
+    expect(head.ChecksumCRC32).toBe(done.ChecksumCRC32);
+    const got = await c.send(new GetObjectCommand({ Bucket: bucket, Key: 'summed' }));
+    expect(sha(await got.Body!.transformToByteArray())).toBe(sha(Buffer.concat(bodies)));
+  }, 300_000);
 });
