@@ -83,6 +83,26 @@ function slowGet(key: string) {
   return { paused, done, resume: () => resume(), destroy: () => destroy() };
 }
 
+/**
+ * A slow GET of `key` paused at its first body bytes while `block` is revoked; resumed once the gateway saw the
+ * revocation. What arrived: a 200 whose body was cut (not complete) after some bytes.
+ */
+async function revokedWhileSlow(key: string, block: { part: number; block: number }) {
+  const stream = slowGet(key);
+  await stream.paused;
+  const keys = gw.running.keys;
+  const gen = keys.cacheGeneration;
+  const oid = (await gw.backend.headObject(bucket, key))!.meta[META_OID];
+  await keys.revokeBlocks(keys.datasetFor(bucket, key), oid, [block], 'test');
+  await pollUntil(() => keys.cacheGeneration !== gen, { timeoutMs: 30_000, what: 'the gateway saw the revocation' });
+  stream.resume();
+  const s = await stream.done;
+  expect(s.status).toBe(200);
+  expect(s.complete).toBe(false);
+  expect(s.body.length).toBeGreaterThan(0);
+  return s;
+}
+
 /** A multipart upload of `bodies` as parts 1..n through the gateway (the SDK, UNSIGNED-PAYLOAD parts). */
 async function multipartPut(key: string, bodies: Buffer[]): Promise<void> {
   const c = nativeClient(gw);
@@ -174,18 +194,7 @@ describe('native data plane GET', () => {
     const plain = randomBytes(40 * MiB);
     await put('revoked', plain);
     const before = nativeTransfers.get;
-    const stream = slowGet('revoked');
-    await stream.paused;
-    const keys = gw.running.keys;
-    const gen = keys.cacheGeneration;
-    const oid = (await gw.backend.headObject(bucket, 'revoked'))!.meta[META_OID];
-    await keys.revokeBlocks(keys.datasetFor(bucket, 'revoked'), oid, [{ part: 1, block: 3 }], 'test');
-    await pollUntil(() => keys.cacheGeneration !== gen, { timeoutMs: 30_000, what: 'the gateway saw the revocation' });
-    stream.resume();
-    const s = await stream.done;
-    expect(s.status).toBe(200);
-    expect(s.complete).toBe(false);
-    expect(s.body.length).toBeGreaterThan(0);
+    const s = await revokedWhileSlow('revoked', { part: 1, block: 3 });
     expect(s.body.length).toBeLessThanOrEqual(3 * BLOCK);
     console.log(`[native-get] revoked block 3: ${s.body.length} of ${plain.length} bytes before the cut (block 3 at ${3 * BLOCK})`);
     expect(s.body.equals(plain.subarray(0, s.body.length))).toBe(true);
@@ -255,18 +264,7 @@ describe('native data plane GET', () => {
     const plain = Buffer.concat(bodies);
     await multipartPut('mp-revoked', bodies);
     const before = nativeTransfers.get;
-    const stream = slowGet('mp-revoked');
-    await stream.paused;
-    const keys = gw.running.keys;
-    const gen = keys.cacheGeneration;
-    const oid = (await gw.backend.headObject(bucket, 'mp-revoked'))!.meta[META_OID];
-    await keys.revokeBlocks(keys.datasetFor(bucket, 'mp-revoked'), oid, [{ part: 3, block: 0 }], 'test');
-    await pollUntil(() => keys.cacheGeneration !== gen, { timeoutMs: 30_000, what: 'the gateway saw the revocation' });
-    stream.resume();
-    const s = await stream.done;
-    expect(s.status).toBe(200);
-    expect(s.complete).toBe(false);
-    expect(s.body.length).toBeGreaterThan(0);
+    const s = await revokedWhileSlow('mp-revoked', { part: 3, block: 0 });
     expect(s.body.length).toBeLessThanOrEqual(2 * BLOCK);
     expect(s.body.equals(plain.subarray(0, s.body.length))).toBe(true);
     expect(nativeTransfers.get - before).toBe(1);
