@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describeTwoPartMiss, evaluateTargets, GB_IN_MIB, writeReport, type Row, type Col } from './lib/report.ts';
-import { FULL, QUICK, deleteKey, getLarge, multipart, putLarge, ranges, scrape, setupRangeObjects, small, type Figures, type Sizes } from './lib/scenarios.ts';
+import { FULL, getMultipart, QUICK, deleteKey, getLarge, multipart, putLarge, ranges, scrape, setupRangeObjects, small, type Figures, type Sizes } from './lib/scenarios.ts';
 import { getDrain, KiB, MiB, putStream } from './lib/s3.ts';
 import { median, runPool, sleep } from './lib/stats.ts';
 import {
@@ -136,6 +136,8 @@ try {
     ['small-64k', (t) => small(t, sizes, 64 * KiB, smallError(t))],
     ['range', (t) => ranges(t, sizes)],
     ['multipart', (t) => multipart(t, sizes)],
+    // the object multipart just wrote, read whole (a multipart object: one native pump per part)
+    ['multipart-get', (t) => getMultipart(t, sizes)],
   ];
   // Round r starts with target r (A B C, B C A, C A B, ...): whoever runs right after a large transfer shares the
   // machine with its after-effects (the backend's background work), and with a fixed order that was always the
@@ -149,11 +151,12 @@ try {
         settle();
         // the gateway process's own CPU per MiB beside each large-transfer throughput (issue #22's rows)
         const large = /^(put|get)-large-c(\d+)$/.exec(name);
-        const g0 = large && t.name === 'lakecrypt' ? cpuSecondsOf(gw.pid) : NaN;
+        const moved = large ? Number(large[2]) * sizes.large : name.startsWith('multipart') ? 4 * sizes.mpuPart : 0;
+        const g0 = moved && t.name === 'lakecrypt' ? cpuSecondsOf(gw.pid) : NaN;
         await guarded(name, t.name, async () => {
           const f = await fn(t);
-          if (large && t.name === 'lakecrypt' && f[name] != null) {
-            const mib = (Number(large[2]) * sizes.large) / MiB;
+          if (moved && t.name === 'lakecrypt' && Object.keys(f).length > 0) {
+            const mib = moved / MiB;
             const row = `gateway-cpu-ms-per-mib-${name}`;
             units.set(row, 'CPU ms/MiB');
             return { ...f, [row]: ((cpuSecondsOf(gw.pid) - g0) * 1000) / mib };

@@ -136,7 +136,7 @@ export async function getMultipart(t: Target, s: Sizes): Promise<Figures> {
   const t0 = performance.now();
   const n = await getDrain(t.client, t.bucket, 'mpu-4x');
   if (n !== 4 * s.mpuPart) throw new Error(`${t.name}: GET mpu-4x returned ${n} bytes, expected ${4 * s.mpuPart}`);
-  return { 'get-multipart-MiBps': mibps(n, performance.now() - t0) };
+  return { 'multipart-get-MiBps': mibps(n, performance.now() - t0) };
 }
 export async function multipart(t: Target, s: Sizes): Promise<Figures> {
   const key = 'mpu-4x';

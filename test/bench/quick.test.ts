@@ -15,13 +15,13 @@ import { makeTmpDir, type TmpDir } from '../../tools/tmp.ts';
 const REPO = ROOT;
 
 const EXPECTED = [
-  'put-large-c1', 'put-large-c4', 'get-large-c1', 'get-large-c4', 'multipart-4x-MBps',
+  'put-large-c1', 'put-large-c4', 'get-large-c1', 'get-large-c4', 'multipart-4x-MBps', 'multipart-get-MiBps',
   'get-small-p50-ms', 'get-small-p99-ms', 'put-small-p50-ms', 'head-small-p50-ms',
   'get-small-4k-ops', 'put-small-4k-ops', 'head-small-4k-ops', 'get-small-64k-ops', 'put-small-64k-ops', 'head-small-64k-ops',
   'range-1mib-small-object-ms', 'range-1mib-huge-object-ms',
   'key-unwraps-per-1000-gets', 'rss-peak-mib-5gib-upload', 'crypto-pipeline-encrypt', 'crypto-pipeline-decrypt',
   'rewrap-headers-per-s', 'rewrap-data-bytes-read', 'mc-put-large', 'mc-get-large', 'warp-mixed-MiBps',
-  'gateway-cpu-ms-per-get-4k', 'gateway-cpu-s-per-gib-put',
+  'gateway-cpu-ms-per-get-4k', 'gateway-cpu-s-per-gib-put', 'gateway-cpu-ms-per-mib-multipart', 'gateway-cpu-ms-per-mib-multipart-get',
 ];
 /** Scenarios every target runs: all three columns are expected. */
 const PEERED = /^(put|get|head)-(large|small)|^multipart|^range-|^mc-/;
