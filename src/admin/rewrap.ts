@@ -246,7 +246,13 @@ export class RewrapManager {
   async start(dataset: string, actor = 'system', opts: { fresh?: boolean; rekey?: boolean } = {}): Promise<RewrapState> {
     if (this.closed) throw new S3Error('ServiceUnavailable', 'admin is shutting down');
     const live = this.running.get(dataset);
-    if (live) return { ...live.state };
+    if (live) {
+      if (live.state.state === 'running') return { ...live.state };
+      // Done (its state already says so) but still letting go — audit entry, lease: not the job asked for. Returning it
+      // made a `rewrap run --rekey` right after a re-wrap answer "done" with no re-key started. Wait for it to let go;
+      // its own outcome is recorded in its state and log, so nothing of it is handled here.
+      await live.promise.catch(() => undefined);
+    }
     // one start at a time per dataset in this process (a second would take the lease from the first)
     const pending = this.starting.get(dataset);
     if (pending) return pending;

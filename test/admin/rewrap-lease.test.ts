@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/backend/types.ts';
 import { RewrapManager, rewrapStatePath, type RewrapState } from '../../src/admin/rewrap.ts';
+import type { AuditLog } from '../../src/keys/audit.ts';
 import { readStateTagged, writeState } from '../../src/admin/util.ts';
 import { CHUNK_SIZE, newDeks } from '../../src/engine/index.ts';
 import { KeyService } from '../../src/keys/service.ts';
@@ -153,4 +154,32 @@ describe('re-wrap job lease', () => {
     expect(done.rewrapped + done.alreadyCurrent).toBe(N);
     expect(done.alreadyCurrent).toBeGreaterThan(0);
   });
+
+  it('a re-key asked for while the previous job is done but still letting go starts the re-key, not that job', async () => {
+    const ds = await rotatedDataset();
+    // the job's last steps (its audit entry, its lease) held open: the window in which its state file says done
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let finishing = false;
+    const audit = {
+      append: async (kind: string) => {
+        if (kind === 'rewrap.done' && !finishing) {
+          finishing = true;
+          await held;
+        }
+      },
+    } as unknown as AuditLog;
+    const { keys, store } = gateways[0]!;
+    const m = new RewrapManager({ backend, store, keys, metaBucket, concurrency: 4, audit, rekeyGraceMs: 0 });
+    managers.push(m);
+    await m.start(ds, 'test');
+    await waitUntil('the first job is done but has not let go', () => finishing);
+    expect((await stateOf(ds)).state).toBe('done');
+    const asked = m.start(ds, 'test', { rekey: true });
+    release();
+    const rekey = await asked;
+    expect(rekey.state).toBe('running');
+    expect(rekey.rekeyTo).toBeGreaterThan(0);
+    expect(await m.wait(ds)).toMatchObject({ state: 'done', mode: 'headers', failed: 0 });
+  }, 120_000);
 });
