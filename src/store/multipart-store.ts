@@ -14,17 +14,18 @@
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { S3Error, isS3Error } from '../errors.ts';
-import { CHUNK_SIZE, blockCount, ciphertextSize, createEncryptStream, newDeks, zero, type HeaderChecksums, type HeaderFields, type HeaderMeta } from '../engine/index.ts';
+import { CHUNK_SIZE, blockCount, createEncryptStream, newDeks, zero, type HeaderChecksums, type HeaderFields, type HeaderMeta } from '../engine/index.ts';
 import { wipeHeaderKeys } from './header-cache.ts';
 import { META_FMT, META_OID } from './header-door.ts';
 import type { ObjectStore, PutCondition } from './object-store.ts';
 import { holdLastBytes } from './streams.ts';
+import { PREFIX_SIZE, sealedPartSize } from '../format/layout.ts';
 import { sealPart, type NativeUploadSource } from './native-write.ts';
 import { NATIVE_MIN_BYTES, nativeDataplane } from '../engine/dataplane.ts';
 import { unquoteEtag } from '../s3/etags.ts';
 
-/** The backend bytes of a part of `size` plaintext bytes: its chunks, and the object's prefix in part 1. */
-const partCipherSize = (size: number, partNumber: number) => ciphertextSize(size) - (partNumber === 1 ? 0 : ciphertextSize(0));
+/** The backend bytes of a part of `size` plaintext bytes: its chunks, and the object's prefix in part 1 (as encrypt.ts sizes its output). */
+const partCipherSize = (size: number, partNumber: number) => sealedPartSize(size) + (partNumber === 1 ? PREFIX_SIZE : 0);
 
 /** Part size of a rewrite (ObjectStore.reseal): whole chunks, S3's 5 MiB minimum and then some. */
 const REWRITE_PART = 64 * 1024 * 1024;
