@@ -14,7 +14,10 @@
  *             failure ends the pump with code ChunkAuthFailed (nothing of that chunk written)
  *
  * `length` is the part's plaintext size for seal/open (open reads length + 16 per chunk), the byte count for the pass
- * modes, or -1 for the pass modes: until end of file on inFd. The pump never reads past the input it was given, so a
+ * modes, or -1 for the pass modes: until end of file on inFd. A ranged open (`from`, `to`: plaintext offsets within
+ * the part, 0 <= from < to <= length) reads only the sealed chunks holding [from, to) — the first is the chunk holding
+ * `from`, whose block, chunk index and AAD follow from its offset as in a whole read — and writes only those bytes of
+ * their verified plaintext. The pump never reads past the input it was given, so a
  * keep-alive connection's next request stays in the socket for its owner. `pre` holds input bytes the caller already
  * read from inFd's stream (node:http buffered them): they are taken first. The fds are non-blocking sockets owned
  * by libuv: the caller stops libuv's reads on inFd and leaves outFd alone until the callback; the thread waits in
@@ -66,6 +69,41 @@
 
 enum mode { M_PASS, M_AES_PASS, M_SEAL, M_OPEN };
 
+/*
+ * The 1 MiB buffers of finished pumps, kept for the next ones. A fresh pair per pump cost, for every ranged or
+ * small read, page faults on first touch and, when freed at the top of the heap, glibc's trim of it: munmap with
+ * TLB shoot-downs to the other cores (3-4% of the gateway's CPU in a 1 MiB range-read loop, perf record; bench/README.md
+ * "Ranged reads"). At most POOL_KEEP of each, wiped where they held plaintext before they are kept; trim() (the idle
+ * trim) frees them all.
+ */
+#define POOL_KEEP 4
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *pool_in[POOL_KEEP], *pool_out[POOL_KEEP];
+static int pool_n_in, pool_n_out;
+
+static uint8_t *take_buf(uint8_t **pool, int *n, size_t size) {
+  uint8_t *b = NULL;
+  pthread_mutex_lock(&pool_mu);
+  if (*n > 0) b = pool[--*n];
+  pthread_mutex_unlock(&pool_mu);
+  return b ? b : malloc(size);
+}
+
+static void give_buf(uint8_t **pool, int *n, uint8_t *b) {
+  if (!b) return;
+  pthread_mutex_lock(&pool_mu);
+  if (*n < POOL_KEEP) pool[(*n)++] = b, b = NULL;
+  pthread_mutex_unlock(&pool_mu);
+  free(b);
+}
+
+static void free_pool(void) {
+  pthread_mutex_lock(&pool_mu);
+  while (pool_n_in > 0) free(pool_in[--pool_n_in]);
+  while (pool_n_out > 0) free(pool_out[--pool_n_out]);
+  pthread_mutex_unlock(&pool_mu);
+}
+
 typedef struct job {
   enum mode mode;
   int in_fd, out_fd;
@@ -91,7 +129,10 @@ typedef struct job {
 
   /* progress */
   uint64_t bytes_in, bytes_out;
-  uint64_t plain_done;   /* plaintext bytes of finished chunks */
+  uint64_t plain_done;   /* plaintext offset (within the part) where the chunk in progress starts */
+  uint64_t end_plain;    /* ... where the input ends: length, or a ranged open's last chunk's end */
+  uint64_t out_from, out_to; /* open: the plaintext offsets released (a range's; else 0, length) */
+  int key_set;           /* the cipher holds the block's key (a ranged open may start inside a block) */
   uint32_t block, chunk; /* position of the chunk in progress */
   uint32_t in_chunk;     /* plaintext bytes of the chunk in progress taken so far */
   uint32_t tag_have;     /* open: tag bytes of the chunk in progress taken so far */
@@ -100,6 +141,7 @@ typedef struct job {
   EVP_CIPHER_CTX *ctx;
   uint8_t *in, *out, *scratch;
   size_t out_len, out_committed;
+  size_t in_used, out_used; /* the most of each buffer ever filled: what is wiped before it is kept or freed */
 
   /* outcome */
   const char *err_code;
@@ -183,7 +225,7 @@ static int flush_out(job_t *j) {
 /* Plaintext bytes of the chunk starting at plain_done: 64 KiB, or what is left of the part. 0 once the part is done. */
 static uint32_t chunk_len(job_t *j) {
   if (j->length < 0) return CHUNK;
-  uint64_t left = (uint64_t)j->length - j->plain_done;
+  uint64_t left = j->end_plain - j->plain_done;
   return left < CHUNK ? (uint32_t)left : CHUNK;
 }
 
@@ -238,9 +280,10 @@ static int begin_chunk(job_t *j) {
   be32(nonce + 8, j->chunk);
   const uint8_t *key = NULL;
   if (j->mode == M_AES_PASS) key = j->key; /* as relay.ts: the key schedule redone per chunk */
-  else if (j->chunk == 0) {
+  else if (j->chunk == 0 || !j->key_set) {
     if (j->block >= j->ndeks) return fail(j, "NoDek", "no DEK for block %u", j->block);
     key = j->deks + 32u * j->block;
+    j->key_set = 1;
   }
   if (EVP_CipherInit_ex(j->ctx, NULL, NULL, key, nonce, -1) != 1) return fail(j, "CryptoError", "cipher init");
   if (j->mode == M_SEAL || j->mode == M_OPEN) {
@@ -276,6 +319,14 @@ static int end_chunk(job_t *j) {
       j->out_len = j->out_committed; /* the failed chunk's plaintext is dropped, never written */
       return fail(j, "ChunkAuthFailed", "chunk %lld of the part failed authentication", (long long)j->err_chunk);
     }
+    /* a range's first and last chunks: only the bytes asked for are released */
+    uint64_t lo = j->plain_done, hi = j->plain_done + j->in_chunk;
+    if (j->out_from > lo || j->out_to < hi) {
+      uint64_t a = j->out_from > lo ? j->out_from : lo, b = j->out_to < hi ? j->out_to : hi;
+      size_t keep = b > a ? (size_t)(b - a) : 0;
+      if (keep && a > lo) memmove(j->out + j->out_committed, j->out + j->out_committed + (a - lo), keep);
+      j->out_len = j->out_committed + keep;
+    }
     j->out_committed = j->out_len;
   }
   j->plain_done += j->in_chunk;
@@ -302,6 +353,7 @@ static int take(job_t *j, const uint8_t *b, size_t n) {
         if (j->out_len + k + TAG > OUT_CAP) return fail(j, "Internal", "output buffer overrun");
         if (EVP_CipherUpdate(j->ctx, j->out + j->out_len, &outl, b, (int)k) != 1) return fail(j, "CryptoError", "update");
         j->out_len += (size_t)outl;
+        if (j->out_len > j->out_used) j->out_used = j->out_len;
       }
       j->in_chunk += k, b += k, n -= k;
       if (j->mode != M_OPEN && j->in_chunk == chunk_len(j) && end_chunk(j)) return -1;
@@ -322,14 +374,15 @@ static int take(job_t *j, const uint8_t *b, size_t n) {
 static int64_t input_total(job_t *j) {
   if (j->length < 0) return -1;
   if (j->mode != M_OPEN) return j->length;
-  return j->length + (int64_t)TAG * ((j->length + CHUNK - 1) / CHUNK);
+  uint64_t plain = j->end_plain - j->plain_done; /* plain_done: the first chunk's offset, a multiple of CHUNK */
+  return (int64_t)(plain + TAG * ((plain + CHUNK - 1) / CHUNK));
 }
 
 static int finish_chunks_at_eof(job_t *j) {
   /* the pass modes until EOF: a last partial chunk still gets its tag; sealed/opened parts must be whole */
   if (j->chunk_open && j->mode == M_AES_PASS) return end_chunk(j);
   if (j->mode == M_SEAL || j->mode == M_OPEN) {
-    if (j->chunk_open || (uint64_t)j->length != j->plain_done) return fail(j, "UnexpectedEOF", "input ended inside a chunk");
+    if (j->chunk_open || j->end_plain != j->plain_done) return fail(j, "UnexpectedEOF", "input ended inside a chunk");
   }
   return 0;
 }
@@ -350,6 +403,7 @@ static int run(job_t *j) {
     size_t want = left < j->read_size ? (size_t)left : j->read_size;
     ssize_t r = read(j->in_fd, j->in, want);
     if (r > 0) {
+      if ((size_t)r > j->in_used) j->in_used = (size_t)r;
       j->bytes_in += (uint64_t)r;
       if (total >= 0) left -= (uint64_t)r;
       if (take(j, j->in, (size_t)r)) return -1;
@@ -375,11 +429,13 @@ static int run(job_t *j) {
 static void wipe_free(job_t *j) {
   explicit_bzero(j->key, sizeof j->key);
   if (j->deks) explicit_bzero(j->deks, 32 * j->ndeks), free(j->deks);
-  if (j->mode == M_OPEN && j->out) explicit_bzero(j->out, OUT_CAP); /* plaintext */
-  if (j->mode == M_SEAL && j->in) explicit_bzero(j->in, IN_CAP);
+  if (j->mode == M_OPEN && j->out) explicit_bzero(j->out, j->out_used); /* plaintext */
+  if (j->mode == M_SEAL && j->in) explicit_bzero(j->in, j->in_used);
   if (j->pre) explicit_bzero(j->pre, j->pre_len), free(j->pre);
   if (j->ctx) EVP_CIPHER_CTX_free(j->ctx);
-  free(j->in), free(j->out), free(j->scratch);
+  give_buf(pool_in, &pool_n_in, j->in);
+  give_buf(pool_out, &pool_n_out, j->out);
+  free(j->scratch);
   free(j);
 }
 
@@ -503,6 +559,10 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   if (get_int(env, o, "outFd", &out_fd) != 1 || out_fd < 0) return throw_type(env, "outFd: a file descriptor");
   if (get_int(env, o, "length", &length) != 1 || length < -1) return throw_type(env, "length: bytes, or -1 for until end of file");
   if (length < 0 && (m == M_SEAL || m == M_OPEN)) return throw_type(env, "length: seal and open need the part's plaintext size");
+  int64_t from = 0, to = length;
+  int has_from = get_int(env, o, "from", &from), has_to = get_int(env, o, "to", &to);
+  if (has_from < 0 || has_to < 0) return throw_type(env, "from, to: plaintext offsets within the part");
+  if ((has_from || has_to) && (m != M_OPEN || from < 0 || to > length || from >= to)) return throw_type(env, "from, to: open only, 0 <= from < to <= length");
   if (get_int(env, o, "partNumber", &part) < 0 || part < 1 || part > 0xffffffffLL) return throw_type(env, "partNumber: 1..2^32-1");
   if (get_int(env, o, "blockSize", &block_size) < 0 || block_size < CHUNK || block_size % CHUNK || block_size > (8 << 20))
     return throw_type(env, "blockSize: a multiple of 65536 up to 8 MiB");
@@ -517,8 +577,9 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   if (get_bytes(env, o, "pre", &pre, &pre_len) < 0) return throw_type(env, "pre: a Buffer");
   if (m == M_AES_PASS && key_len != 32) return throw_type(env, "key: 32 bytes for aes-pass");
   if (m == M_SEAL || m == M_OPEN) {
-    uint64_t blocks = ((uint64_t)length + (uint64_t)block_size - 1) / (uint64_t)block_size;
-    if (deks_len == 0 || deks_len % 32 || deks_len / 32 < blocks) return throw_type(env, "deks: 32 bytes per block of the part");
+    /* block 0 up to the last block read (a range's: the one holding to - 1) */
+    uint64_t blocks = ((uint64_t)to + (uint64_t)block_size - 1) / (uint64_t)block_size;
+    if (deks_len == 0 || deks_len % 32 || deks_len / 32 < blocks) return throw_type(env, "deks: 32 bytes per block of the part (up to the last one read)");
     if (aadp_len != AAD_PREFIX) return throw_type(env, "aadPrefix: 52 bytes (\"LKC1\" || datasetId || oid)");
   }
 
@@ -554,8 +615,16 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   if (!j) return throw_type(env, "out of memory");
   j->mode = m;
   j->in_fd = (int)in_fd, j->out_fd = (int)out_fd, j->length = length;
+  if (length >= 0) {
+    /* a ranged open starts at the chunk holding `from` and ends with the one holding to - 1 */
+    uint64_t first = (uint64_t)from / CHUNK, end = ((uint64_t)to + CHUNK - 1) / CHUNK * CHUNK;
+    j->plain_done = first * CHUNK;
+    j->end_plain = end < (uint64_t)length ? end : (uint64_t)length;
+    j->out_from = (uint64_t)from, j->out_to = (uint64_t)to;
+  }
   j->shutdown_out = shut, j->idle_ms = (int)idle, j->read_size = (size_t)read_size;
   j->part = (uint32_t)part, j->block_chunks = (uint32_t)(block_size / CHUNK);
+  j->block = (uint32_t)(j->plain_done / CHUNK / j->block_chunks), j->chunk = (uint32_t)(j->plain_done / CHUNK % j->block_chunks);
   j->err_chunk = -1;
   if (key_len == 32) memcpy(j->key, key, 32);
   if (deks_len) {
@@ -567,8 +636,8 @@ static napi_value pump(napi_env env, napi_callback_info info) {
     j->pre = malloc(pre_len), j->pre_len = pre_len;
     if (j->pre) memcpy(j->pre, pre, pre_len);
   }
-  j->in = malloc(IN_CAP);
-  if (m == M_SEAL || m == M_OPEN) j->out = malloc(OUT_CAP);
+  j->in = take_buf(pool_in, &pool_n_in, IN_CAP);
+  if (m == M_SEAL || m == M_OPEN) j->out = take_buf(pool_out, &pool_n_out, OUT_CAP);
   if (m == M_AES_PASS) j->scratch = malloc(CHUNK);
   if (m != M_PASS) {
     j->ctx = EVP_CIPHER_CTX_new();
@@ -634,6 +703,7 @@ static napi_value pump(napi_env env, napi_callback_info info) {
 static napi_value trim(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value r;
+  free_pool();
   napi_get_boolean(env, malloc_trim(0) != 0, &r);
   return r;
 }

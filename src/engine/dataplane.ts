@@ -22,6 +22,12 @@ export interface PumpOptions {
   outFd: number;
   /** Plaintext bytes of the part (seal/open), input bytes (pass modes), or -1: until end of file (pass modes). */
   length: number;
+  /**
+   * A ranged open: the plaintext offsets within the part to write, 0 <= from < to <= length (default the whole
+   * part). The input is then exactly the sealed chunks holding [from, to), from the chunk holding `from` on.
+   */
+  from?: number;
+  to?: number;
   mode: PumpMode;
   /** aes-pass (the benchmark floor's mode): 32 bytes. */
   key?: Buffer;

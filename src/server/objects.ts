@@ -147,15 +147,21 @@ function objectHeaders(obj: StoredObject, r: S3Request, withChecksum: boolean, o
   return h;
 }
 
-/** The plaintext range of one part (GET/HEAD ?partNumber=N). */
-function partRange(obj: StoredObject, partNumber: number): { start: number; end: number } {
+/** The plaintext range of one part (GET/HEAD ?partNumber=N), from the parts' plaintext sizes in order. */
+function partRange(sizes: number[], partNumber: number): { start: number; end: number } {
   let start = 0;
-  for (let i = 0; i < obj.header.parts.length; i++) {
-    const size = obj.header.parts[i].plaintextSize;
-    if (i + 1 === partNumber) return { start, end: start + size - 1 };
-    start += size;
+  for (let i = 0; i < sizes.length; i++) {
+    if (i + 1 === partNumber) return { start, end: start + sizes[i] - 1 };
+    start += sizes[i];
   }
   throw new S3Error('InvalidPartNumber');
+}
+
+/** The partNumber query's N; InvalidArgument outside 1..10000. */
+function partNumberOf(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 10000) throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000.');
+  return n;
 }
 
 export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Promise<void> {
@@ -165,31 +171,71 @@ export async function getObject(g: Gateway, r: S3Request, headOnly: boolean): Pr
   const overrides = responseOverrides(r);
   const partNumber = r.query.get('partNumber');
   if (!headOnly && partNumber === null && r.header('range') === undefined) return getWholeObject(g, r, overrides, versionId);
+  if (!headOnly && versionId === undefined) {
+    // One backend round trip when this key's layout was seen before (ObjectStore.openRange); anything it cannot
+    // settle (a range that does not fit the remembered size, a bad part number) is left to the long way below.
+    const fast = await g.store.openRange(r.bucket, r.key, (size, sizes) => {
+      const range = partNumber !== null ? partRange(sizes, partNumberOf(partNumber)) : parseRange(r.header('range'), size);
+      return range && range.end >= range.start ? range : null;
+    });
+    if (fast) {
+      try {
+        conditions(r, fast.obj);
+      } catch (e) {
+        fast.body.destroy();
+        throw e;
+      }
+      return sendRange(g, r, fast.obj, fast, partNumber === null, overrides, fast.body);
+    }
+  }
   const obj = await g.store.stat(r.bucket, r.key, versionId);
   conditions(r, obj);
   let range: { start: number; end: number } | null;
   if (partNumber !== null) {
-    const n = Number(partNumber);
-    if (!Number.isInteger(n) || n < 1 || n > 10000) throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000.');
-    range = obj.size === 0 && n === 1 ? null : partRange(obj, n);
+    const n = partNumberOf(partNumber);
+    range = obj.size === 0 && n === 1 ? null : partRange(obj.header.parts.map((p) => p.plaintextSize), n);
   } else {
     range = parseRange(r.header('range'), obj.size);
   }
-  const headers = objectHeaders(obj, r, range === null && partNumber === null, overrides);
+  return sendRange(g, r, obj, range, partNumber === null, overrides, headOnly ? null : undefined);
+}
+
+/**
+ * Answer a GET/HEAD of `range` of `obj` (null: the whole object): headers, then the plaintext of the backend `body`
+ * already opened for that range (openRange's), or of a ranged GET made now; HEAD (`body` null) sends none.
+ */
+async function sendRange(
+  g: Gateway,
+  r: S3Request,
+  obj: StoredObject,
+  range: { start: number; end: number } | null,
+  noPartNumber: boolean,
+  overrides: [string, string][],
+  body?: Readable | null,
+): Promise<void> {
+  const headOnly = body === null;
+  const headers = objectHeaders(obj, r, range === null && noPartNumber, overrides);
   const start = range?.start ?? 0;
   const end = range?.end ?? obj.size - 1;
   const length = obj.size === 0 ? 0 : end - start + 1;
-  // Open the plaintext stream first: a revoked key or a changed object is answered with a clean S3 error.
-  const stream = headOnly ? null : await g.store.read(obj, start, end);
+  // Open the plaintext first (a stream, or the native data plane's pump when it applies: src/store/native-read.ts):
+  // a revoked key or a changed object is answered with a clean S3 error.
+  const client = headOnly ? null : nativeClient(r);
+  const plain = headOnly
+    ? null
+    : body
+      ? await g.store.openRangeBody(obj, body, start, end, client !== null)
+      : await g.store.readRange(obj, start, end, client !== null);
   for (const [k, v] of Object.entries(headers)) r.res.setHeader(k, v);
   r.res.setHeader('Content-Length', length);
   if (range) r.res.setHeader('Content-Range', `bytes ${start}-${end}/${obj.size}`);
   r.res.statusCode = range ? 206 : 200;
-  if (!stream) {
+  if (plain?.native && client) return sendNative(plain.native, r, client);
+  if (!plain?.stream) {
     r.res.end();
     return;
   }
-  await pipeToResponse(stream, r);
+  await pipeToResponse(plain.stream, r);
 }
 
 /**

@@ -1,16 +1,17 @@
 /**
- * A whole-object GET through the native data plane (issue #22; src/engine/dataplane.ts, native/dataplane.c): the
- * backend's response body goes from its socket to the client's socket through the addon's `open` mode on a
- * thread of its own, each 64 KiB chunk verified before its plaintext is written. JavaScript keeps what the Node
- * path does around the bytes: the keys and their checks before any response byte, the prefix check (FORMAT.md 2.1),
+ * A GET through the native data plane (issue #22; src/engine/dataplane.ts, native/dataplane.c), of a whole object
+ * or of a plaintext range of it (Range, partNumber): the backend's response body — the sealed chunks planRange names
+ * — goes from its socket to the client's socket through the addon's `open` mode on a thread of its own, each 64 KiB
+ * chunk verified before its plaintext is written. JavaScript keeps what the Node path does around the bytes: the
+ * keys and their checks before any response byte, the prefix check (FORMAT.md 2.1) when the range begins with it,
  * revocation while streaming (2.4), and the accounting.
  *
- * It applies to an encrypted object of at least NATIVE_MIN_BYTES whose parts start with part 1 (the prefix's carrier;
- * a single PUT is one such part) and are none of them empty, whose backend body is a Content-Length answer on a
- * raw-http keep-alive socket (src/backend/raw-http.ts detachBody); anything else is the Node path (null, the body
- * untouched). The parts go through one pump each, in order, on the same two sockets: a pump reads exactly its part's
- * sealed bytes (FORMAT.md 2.2: the part's own DEKs, its number in every chunk's AAD), so the next starts where it
- * ended.
+ * It applies to an encrypted object whose read is at least NATIVE_MIN_BYTES of plaintext and whose backend body is a
+ * Content-Length answer on a raw-http keep-alive socket (src/backend/raw-http.ts detachBody); anything else is the
+ * Node path (null, the body untouched). The parts the read touches go through one pump each, in order, on the same
+ * two sockets: a pump reads exactly the sealed chunks of its part's piece of the read (FORMAT.md 2.2: the part's own
+ * DEKs, its number in every chunk's AAD; a range's first chunk may sit inside a block), and writes only the
+ * plaintext asked for, so the next starts where it ended.
  *
  * Revocation while streaming: the pump asks JavaScript (`onGate`) at the start of a block whenever gate[0] moved
  * since it last asked. gate[0] is a token of this read, moved whenever the key service's cache generation moved
@@ -36,8 +37,9 @@ import {
   takePumpSlot,
   type PumpError,
 } from '../engine/dataplane.ts';
-import { CHUNK_SIZE, FormatError, PREFIX_SIZE, blockCount, cryptoMeter, datasetIdOf, type HeaderFields } from '../engine/index.ts';
-import { AAD_MAGIC, checkPrefix, sealedPartSize } from '../format/layout.ts';
+import { CHUNK_SIZE, FormatError, PREFIX_SIZE, cryptoMeter, datasetIdOf, type HeaderFields } from '../engine/index.ts';
+import { locateRange } from '../engine/plan.ts';
+import { AAD_MAGIC, TAG_SIZE, checkPrefix } from '../format/layout.ts';
 import { wipeHeaderKeys } from './header-cache.ts';
 import type { LiveRevocation } from './live-revocation.ts';
 import type { ObjectStore, StoredObject } from './object-store.ts';
@@ -92,25 +94,55 @@ function erased(h: HeaderFields, part: number, block: number): FormatError {
   return new FormatError('DekErased', `block ${block} of part ${p.partNumber ?? part + 1} (plaintext bytes ${start}-${end}) of ${h.bucket}/${h.key} in dataset ${h.dataset} is revoked`);
 }
 
-/** The first revoked (or erased) block from (part, block) on, in body order, or null. */
-function firstRevoked(h: HeaderFields, live: LiveRevocation, part = 0, block = 0): { part: number; block: number } | null {
-  for (let i = part; i < h.parts.length; i++) {
-    const p = h.parts[i];
-    const blocks = blockCount(p.plaintextSize, h.blockSize);
-    for (let b = i === part ? block : 0; b < blocks; b++) if (p.deks[b] == null || live.isRevoked(p.partNumber ?? i + 1, b)) return { part: i, block: b };
+/**
+ * One part's piece of a read: plaintext [from, to) within part `part` (an index into the header's parts), read as
+ * the sealed chunks holding it (`sealed` bytes).
+ */
+interface Piece {
+  part: number;
+  from: number;
+  to: number;
+  sealed: number;
+}
+
+/** The pieces of plaintext [start, endInclusive] in body order (empty parts have none), and what the body holds. */
+function piecesOf(h: HeaderFields, start: number, endInclusive: number): { pieces: Piece[]; withPrefix: boolean; bodySize: number } {
+  const plan = locateRange(h, start, endInclusive);
+  const pieces: Piece[] = [];
+  for (let i = plan.from.part; i <= plan.to.part; i++) {
+    const p = plan.parts[i];
+    if (p.size === 0) continue;
+    const from = Math.max(start, p.plainStart) - p.plainStart;
+    const to = Math.min(endInclusive + 1, p.plainStart + p.size) - p.plainStart;
+    const plain = Math.min(p.size, Math.ceil(to / CHUNK_SIZE) * CHUNK_SIZE) - Math.floor(from / CHUNK_SIZE) * CHUNK_SIZE;
+    pieces.push({ part: i, from, to, sealed: plain + TAG_SIZE * Math.ceil(plain / CHUNK_SIZE) });
+  }
+  return { pieces, withPrefix: plan.withPrefix, bodySize: plan.cipherEnd - plan.cipherStart + 1 };
+}
+
+/** The blocks of a piece: first and last index within its part. */
+function blocksOf(h: HeaderFields, piece: Piece): [number, number] {
+  return [Math.floor(piece.from / h.blockSize), Math.floor((piece.to - 1) / h.blockSize)];
+}
+
+/** The first revoked (or erased) block the read touches from (piece, block) on, in body order, or null. */
+function firstRevoked(h: HeaderFields, live: LiveRevocation, pieces: Piece[], piece = 0, block = -1): { piece: number; block: number } | null {
+  for (let i = piece; i < pieces.length; i++) {
+    const p = h.parts[pieces[i].part];
+    const [first, last] = blocksOf(h, pieces[i]);
+    for (let b = i === piece ? Math.max(first, block) : first; b <= last; b++) {
+      if (p.deks[b] == null || live.isRevoked(p.partNumber ?? pieces[i].part + 1, b)) return { piece: i, block: b };
+    }
   }
   return null;
 }
 
-/** Whether the native path can serve this object at all (before anything is touched). */
-function applies(obj: StoredObject): boolean {
+/** Whether the native path can serve this read at all (before anything is touched). */
+function applies(obj: StoredObject, length: number): boolean {
   const h = obj.header;
   return (
     !obj.plaintext &&
-    h.parts.length >= 1 &&
-    h.parts[0].partNumber === 1 &&
-    h.parts.every((p) => p.plaintextSize > 0) &&
-    obj.size >= NATIVE_MIN_BYTES &&
+    length >= NATIVE_MIN_BYTES &&
     h.chunkSize === CHUNK_SIZE &&
     h.blockSize % CHUNK_SIZE === 0 &&
     h.blockSize > 0 &&
@@ -119,17 +151,19 @@ function applies(obj: StoredObject): boolean {
 }
 
 /**
- * Open `obj` (from openWhole, its backend `body` not read yet) for the native path: null when it does not apply
- * (body untouched); throws, before any response byte, what the Node path's open would (a revoked block, a key
+ * Open plaintext [start, endInclusive] of `obj` for the native path, its backend `body` (not read yet) being the
+ * sealed bytes planRange names for it (openWhole's whole-object GET, or read()'s ranged one): null when it does not
+ * apply (body untouched); throws, before any response byte, what the Node path's open would (a revoked block, a key
  * refused, a prefix that is not this object's), the backend connection then closed.
  */
-export async function openNativeRead(store: ObjectStore, obj: StoredObject, body: Readable): Promise<NativeRead | null> {
-  if (!applies(obj) || !nativeDataplane()) return null;
+export async function openNativeRead(store: ObjectStore, obj: StoredObject, body: Readable, start = 0, endInclusive = obj.size - 1): Promise<NativeRead | null> {
+  if (!applies(obj, endInclusive - start + 1) || !nativeDataplane()) return null;
+  const { pieces, withPrefix, bodySize } = piecesOf(obj.header, start, endInclusive);
   const releaseSlot = takePumpSlot();
   if (!releaseSlot) return null;
   let d: DetachedBody | null;
   try {
-    d = await detachBody(body, PREFIX_SIZE);
+    d = await detachBody(body, withPrefix ? PREFIX_SIZE : 0);
   } catch (e) {
     releaseSlot();
     throw e;
@@ -143,15 +177,16 @@ export async function openNativeRead(store: ObjectStore, obj: StoredObject, body
   try {
     const keys = await store.readKeys(obj, body);
     header = keys.header;
-    // every block before the status line, as createDecryptStream does: a revoked one is a clean 403
-    const revoked = firstRevoked(header, keys.live);
-    if (revoked) throw erased(header, revoked.part, revoked.block);
-    checkPrefix(detached.pre.subarray(0, PREFIX_SIZE), header.oid);
-    // the pumps read exactly the parts' sealed bytes (openWhole checked the header's stored size against the backend's)
-    if (detached.pre.length + detached.left !== obj.info.size) {
+    // every block of the read before the status line, as createDecryptStream does: a revoked one is a clean 403
+    const revoked = firstRevoked(header, keys.live, pieces);
+    if (revoked) throw erased(header, pieces[revoked.piece].part, revoked.block);
+    if (withPrefix) checkPrefix(detached.pre.subarray(0, PREFIX_SIZE), header.oid);
+    // the pumps read exactly the pieces' sealed bytes (the backend answered the range asked; openWhole and stat
+    // checked the header's stored size against the backend's)
+    if (detached.pre.length + detached.left !== bodySize) {
       throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
     }
-    return new Pump(store, obj, header, keys.live, detached, releaseSlot);
+    return new Pump(store, obj, header, keys.live, detached, releaseSlot, pieces, withPrefix, endInclusive - start + 1);
   } catch (e) {
     if (header) wipeHeaderKeys(header);
     detached.abort();
@@ -173,8 +208,11 @@ class Pump implements NativeRead {
     private readonly live: LiveRevocation,
     private readonly d: DetachedBody,
     private readonly releaseSlot: () => void,
+    private readonly pieces: Piece[],
+    private readonly withPrefix: boolean,
+    length: number,
   ) {
-    this.length = obj.size;
+    this.length = length;
   }
 
   stop(): void {
@@ -193,10 +231,10 @@ class Pump implements NativeRead {
   async send(outFd: number, idleMs: number): Promise<NativeOutcome> {
     if (this.used) throw new Error('NativeRead.send called twice');
     this.used = true;
-    const { store, live, control, d } = this;
+    const { store, live, control, d, pieces } = this;
     const h = this.header;
     const keys = store.keys;
-    /** The part (index in h.parts) whose pump runs now. */
+    /** The piece whose pump runs now. */
     let current = 0;
     let failure: Error | undefined;
     const refuse = (e: unknown) => {
@@ -209,15 +247,16 @@ class Pump implements NativeRead {
     const moveGate = () => Atomics.store(gate, 0, ++token);
     let seenGen = keys.cacheGeneration;
     const onGate = (block: number) => {
-      const part = current;
+      const piece = current;
+      const part = pieces[piece].part;
       live.recheck().then(
         () => {
           if (live.isRevoked(h.parts[part].partNumber ?? part + 1, block)) {
             failure ??= erased(h, part, block);
             return answerGate(gate, false);
           }
-          // a later block is revoked: ask again at the next block's start
-          if (firstRevoked(h, live, part, block + 1)) moveGate();
+          // a later block of the read is revoked: ask again at the next block's start
+          if (firstRevoked(h, live, pieces, piece, block + 1)) moveGate();
           answerGate(gate, true);
         },
         (e: unknown) => {
@@ -240,8 +279,15 @@ class Pump implements NativeRead {
         live.recheck().then(() => (checking = false), refuse);
       }
     };
-    // the DEKs of every part, copied once: the header's are wiped before any byte moves
-    const partDeks = h.parts.map((p) => Buffer.concat(p.deks.map((k) => k!)));
+    // the DEKs of every piece's part, copied once: the header's are wiped before any byte moves (a part's blocks
+    // before the piece's first are zeros: the pump takes the DEKs by block index and never uses those)
+    const partDeks = pieces.map((pc) => {
+      const ks = h.parts[pc.part].deks;
+      const [first, last] = blocksOf(h, pc);
+      const out = Buffer.alloc(32 * (last + 1));
+      for (let b = first; b <= last; b++) ks[b]!.copy(out, 32 * b);
+      return out;
+    });
     const aadPrefix = Buffer.concat([AAD_MAGIC, datasetIdOf(h.dataset), h.oid]);
     wipeHeaderKeys(h);
     const timer = setInterval(watch, WATCH_MS);
@@ -251,10 +297,10 @@ class Pump implements NativeRead {
 
     const backend = holdSocket(d.socket, () => Atomics.store(control, 0, 1));
     let bytesOut = 0;
-    // bytes of the body node had read past the prefix: they go to the parts they belong to
-    let rest = d.pre.subarray(PREFIX_SIZE);
+    // bytes of the body node had read past the prefix: they go to the pieces they belong to
+    let rest = d.pre.subarray(this.withPrefix ? PREFIX_SIZE : 0);
     try {
-      for (let i = 0; i < h.parts.length; i++) {
+      for (let i = 0; i < pieces.length; i++) {
         current = i;
         // Before a part's first byte (for part 1, the status line is out): a key change since the keys were taken
         // is checked again, as the Node path's first buffer does; from the last await to the pump's start nothing
@@ -270,16 +316,17 @@ class Pump implements NativeRead {
           throw failure;
         }
         seenGen = keys.cacheGeneration;
-        // Before the first part no block may be revoked (as before the status line); before a later one, its first
-        // block may not, and when a block after that is, the gate moves once the pump started so that it asks at
-        // every block until it reaches it (as onGate does inside a part).
-        const revoked = firstRevoked(h, live, i);
-        if (revoked && (i === 0 || (revoked.part === i && revoked.block === 0))) {
-          failure ??= erased(h, revoked.part, revoked.block);
+        // Before the first piece no block of the read may be revoked (as before the status line); before a later
+        // one, its first block may not, and when a block after that is, the gate moves once the pump started so that
+        // it asks at every block until it reaches it (as onGate does inside a part).
+        const piece = pieces[i];
+        const revoked = firstRevoked(h, live, pieces, i);
+        if (revoked && (i === 0 || (revoked.piece === i && revoked.block === blocksOf(h, piece)[0]))) {
+          failure ??= erased(h, pieces[revoked.piece].part, revoked.block);
           throw failure;
         }
-        const p = h.parts[i];
-        const pre = rest.subarray(0, Math.min(rest.length, sealedPartSize(p.plaintextSize)));
+        const p = h.parts[piece.part];
+        const pre = rest.subarray(0, Math.min(rest.length, piece.sealed));
         rest = rest.subarray(pre.length);
         let run: Promise<{ bytesOut: number }>;
         try {
@@ -287,10 +334,12 @@ class Pump implements NativeRead {
             inFd: d.fd,
             outFd,
             length: p.plaintextSize,
+            from: piece.from,
+            to: piece.to,
             mode: 'open',
             deks: partDeks[i],
             aadPrefix,
-            partNumber: p.partNumber ?? i + 1,
+            partNumber: p.partNumber ?? piece.part + 1,
             blockSize: h.blockSize,
             pre,
             control,
@@ -324,7 +373,7 @@ class Pump implements NativeRead {
       if (typeof err.bytesOut === 'number') bytesOut += err.bytesOut;
       if (failure) return { bytesOut, error: failure };
       if (this.clientGone || err.code === 'EPIPE') return { bytesOut, clientGone: true };
-      return { bytesOut, error: this.pumpError(err, current) };
+      return { bytesOut, error: this.pumpError(err, pieces[current]?.part ?? 0) };
     } finally {
       for (const k of partDeks) k.fill(0);
       this.releaseSlot();

@@ -30,6 +30,7 @@ import type { Logger } from '../ops/logger.ts';
 import { HeaderCache, cloneHeaderKeys, wipeHeaderKeys } from './header-cache.ts';
 import { HeaderDoor, META_ETAG, META_FMT, META_OID, dekWiped, headerDir, headerPath } from './header-door.ts';
 import { InlinePolicy, META_HEADER, FMT_INLINE, isInline, loadHeaderBytes, type DataInfo } from './inline-header.ts';
+import { LayoutMemory, layoutHeader, sameLayout } from './layout-memory.ts';
 import { LiveRevocation } from './live-revocation.ts';
 import { openNativeRead, type NativeRead } from './native-read.ts';
 import { sealToBackend, type NativeUploadSource } from './native-write.ts';
@@ -121,6 +122,8 @@ export interface BestEffortReport {
 
 export class ObjectStore {
   readonly headers: HeaderCache;
+  /** Each key's current oid and layout as last seen: ranged GETs without a HEAD (openRange). */
+  readonly layouts = new LayoutMemory();
   /** The one way header bytes are opened and sealed. */
   readonly door: HeaderDoor;
   readonly bodyBudget: ByteBudget;
@@ -323,6 +326,7 @@ export class ObjectStore {
           throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
         }
         const etag = await this.clientEtag(bucket, key, info, header);
+        if (versionId === undefined) this.layouts.remember(bucket, key, header);
         return { bucket, key, header, info, size, etag, lastModified: info.lastModified, versionId };
       } catch (e) {
         // The object may have been overwritten between our HEAD and the header read: look again once (a version
@@ -383,6 +387,7 @@ export class ObjectStore {
       throw e;
     }
     const obj: StoredObject = { bucket, key, header, info, size, etag, lastModified: info.lastModified, versionId };
+    if (versionId === undefined) this.layouts.remember(bucket, key, header);
     return {
       obj,
       discard: () => body.destroy(),
@@ -478,15 +483,79 @@ export class ObjectStore {
    * same version (oid) as the header; the returned stream errors on any integrity failure.
    */
   async read(obj: StoredObject, start: number, endInclusive: number): Promise<Readable> {
-    if (obj.size === 0 || endInclusive < start) return Readable.from([]);
-    if (obj.plaintext) return (await this.backend.getObject(obj.bucket, obj.key, { start, end: endInclusive }, obj.versionId)).body;
+    const r = await this.readRange(obj, start, endInclusive, false);
+    return r.stream!;
+  }
+
+  /**
+   * read(), through the native data plane when `native` is asked and it applies (native-read.ts): then `native` is
+   * set (the backend body handed to a pump when sent), else `stream` is the plaintext stream of the same backend GET.
+   */
+  async readRange(obj: StoredObject, start: number, endInclusive: number, native: boolean): Promise<{ stream?: Readable; native?: NativeRead }> {
+    if (obj.size === 0 || endInclusive < start) return { stream: Readable.from([]) };
+    if (obj.plaintext) return { stream: (await this.backend.getObject(obj.bucket, obj.key, { start, end: endInclusive }, obj.versionId)).body };
     const { cipherStart, cipherEnd } = planRange(obj.header, start, endInclusive);
     const { body, info } = await this.backend.getObject(obj.bucket, obj.key, { start: cipherStart, end: cipherEnd }, obj.versionId);
     if (info.meta[META_OID] !== undefined && info.meta[META_OID] !== obj.header.oid.toString('hex')) {
       body.destroy();
       throw new S3Error('PreconditionFailed', 'The object changed while it was being read.');
     }
-    return this.decryptBody(obj, body, start, endInclusive);
+    return this.openRangeBody(obj, body, start, endInclusive, native);
+  }
+
+  /** The plaintext of `body`, the sealed bytes planRange names for [start, endInclusive] of `obj`: see readRange. */
+  async openRangeBody(obj: StoredObject, body: Readable, start: number, endInclusive: number, native: boolean): Promise<{ stream?: Readable; native?: NativeRead }> {
+    const pumped = native && this.dataPlane === 'auto' ? await openNativeRead(this, obj, body, start, endInclusive) : null;
+    if (pumped) return { native: pumped };
+    return { stream: await this.decryptBody(obj, body, start, endInclusive) };
+  }
+
+  /**
+   * A Range or partNumber GET of the current version in one backend round trip (layout-memory.ts): `pick` chooses
+   * the plaintext range from the remembered plaintext size and part sizes, the ranged GET is planned from the
+   * remembered layout, and its answer must be that version (its oid) with a header of that layout before anything
+   * is opened. Null — nothing left open — when no layout is remembered, `pick` declines or throws, the backend
+   * refused, or the answer is another version: the caller then takes stat + readRange, which settles every such
+   * case itself (its own errors, a 416 against the current size), so nothing here is reported.
+   */
+  async openRange(
+    bucket: string,
+    key: string,
+    pick: (size: number, partSizes: number[]) => { start: number; end: number } | null,
+  ): Promise<{ obj: StoredObject; start: number; end: number; body: Readable } | null> {
+    const l = this.layouts.get(bucket, key);
+    if (!l || l.size === 0) return null;
+    let range: { start: number; end: number } | null;
+    try {
+      range = pick(l.size, l.sizes);
+    } catch {
+      return null; // judged against a remembered size that may be stale: the long way judges against the current one
+    }
+    if (!range) return null;
+    const { cipherStart, cipherEnd } = planRange(layoutHeader(l) as HeaderFields, range.start, range.end);
+    let got: { body: Readable; info: ObjectInfo };
+    try {
+      got = await this.backend.getObject(bucket, key, { start: cipherStart, end: cipherEnd });
+    } catch {
+      this.layouts.forget(bucket, key);
+      return null; // gone, shrunk, or the backend failed: the long way asks again and answers with its own error
+    }
+    const { body, info } = got;
+    const another = (): null => {
+      body.destroy();
+      this.layouts.forget(bucket, key);
+      return null;
+    };
+    if (info.meta[META_OID] !== l.oid) return another();
+    try {
+      const { header } = await this.readHeader(bucket, key, l.oid, { info });
+      if (!sameLayout(header, l) || info.size !== storedSizeOf(header)) return another();
+      const etag = await this.clientEtag(bucket, key, info, header);
+      const obj: StoredObject = { bucket, key, header, info, size: l.size, etag, lastModified: info.lastModified };
+      return { obj, start: range.start, end: range.end, body };
+    } catch {
+      return another(); // the long way reads the header again and reports what fails there
+    }
   }
 
   /**

@@ -212,6 +212,49 @@ describe('native data plane', () => {
     }
   }, 120_000);
 
+  it('a ranged open reads only the sealed chunks of [from, to), starts mid-block under that block\'s DEK and position, and writes exactly those bytes', async () => {
+    const blockSize = 1024 * 1024; // 16 chunks a block
+    const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
+    const part = 2;
+    const sealed = referenceSeal(input, deks, aadPrefix, part, blockSize);
+    const sealedAt = (plain: number) => plain + 16 * Math.ceil(plain / CHUNK); // sealed offset of a chunk boundary
+    const spanOf = (from: number, to: number) => {
+      const first = Math.floor(from / CHUNK) * CHUNK;
+      const end = Math.min(input.length, Math.ceil(to / CHUNK) * CHUNK);
+      return sealed.subarray(sealedAt(first), sealedAt(end));
+    };
+    const cases: [number, number][] = [
+      [0, input.length], // the whole part
+      [10, 20], // inside chunk 0
+      [CHUNK - 5, CHUNK + 5], // across a chunk boundary
+      [3 * blockSize + 3 * CHUNK + 7, 3 * blockSize + 3 * CHUNK + 8], // one byte, inside block 3
+      [blockSize - 100, 2 * blockSize + 100], // block 0's last chunk to block 2's first: three DEKs
+      [input.length - 12_345 - 10, input.length], // the last, partial chunk (the final flag) and the one before it
+      [5 * CHUNK, 9 * CHUNK], // whole chunks
+    ];
+    for (const [from, to] of cases) {
+      const span = spanOf(from, to);
+      const { outcome, out } = await through({ mode: 'open', length: input.length, from, to, deks, aadPrefix, partNumber: part, blockSize, pre: span.subarray(0, 33) }, span.subarray(33), { expectOut: to - from });
+      expect(outcome, `${from}-${to}`).toMatchObject({ ok: true, bytesIn: span.length, bytesOut: to - from });
+      expect(out.equals(input.subarray(from, to)), `${from}-${to}`).toBe(true);
+    }
+    // the chunks are bound to their position: chunk 5's sealed bytes offered as the chunk holding offset 6 x 64 KiB fail
+    const moved = await through({ mode: 'open', length: input.length, from: 6 * CHUNK, to: 7 * CHUNK, deks, aadPrefix, partNumber: part, blockSize }, spanOf(5 * CHUNK, 6 * CHUNK));
+    expect(moved.outcome).toMatchObject({ ok: false, error: { code: 'ChunkAuthFailed', chunk: 6 } });
+    expect(moved.out.length).toBe(0);
+    // a flipped byte in the range's third chunk: the first two chunks' asked-for bytes go out, nothing after
+    const from = 20 * CHUNK + 1000;
+    const span = Buffer.from(spanOf(from, from + 5 * CHUNK));
+    span[2 * (CHUNK + 16) + 9] ^= 1;
+    const bad = await through({ mode: 'open', length: input.length, from, to: from + 5 * CHUNK, deks, aadPrefix, partNumber: part, blockSize }, span, { expectOut: 2 * CHUNK - 1000 });
+    expect(bad.outcome).toMatchObject({ ok: false, error: { code: 'ChunkAuthFailed', chunk: 22 } });
+    expect(bad.out.equals(input.subarray(from, 22 * CHUNK))).toBe(true);
+    // more input than the range's chunks is refused, not released
+    const long = await through({ mode: 'open', length: input.length, from: 0, to: 10, deks, aadPrefix, partNumber: part, blockSize, pre: spanOf(0, CHUNK + 1) }, Buffer.alloc(0));
+    expect(long.outcome).toMatchObject({ ok: false, error: { code: 'TrailingData' } });
+  }, 120_000);
+
   it('input that ends early is UnexpectedEOF; a control flag stops a pump that waits for input', async () => {
     const early = await through({ mode: 'open', length: input.length, deks: randomBytes(32), aadPrefix: randomBytes(52) }, Buffer.alloc(0), { end: true });
     expect(early.outcome).toMatchObject({ ok: false, error: { code: 'UnexpectedEOF' } });
@@ -237,6 +280,9 @@ describe('native data plane', () => {
     await expect(pump({ mode: 'seal', length: -1, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52) })).rejects.toThrow(/length/);
     await expect(pump({ mode: 'aes-pass', length: 1, inFd: fd, outFd: fd })).rejects.toThrow(/key/);
     await expect(pump({ mode: 'bogus' as 'pass', length: 1, inFd: fd, outFd: fd })).rejects.toThrow(/mode/);
+    const open = { mode: 'open', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52) } as const;
+    for (const [from, to] of [[10, 10], [-1, 5], [0, 101], [50, 40]]) await expect(pump({ ...open, from, to }), `${from}-${to}`).rejects.toThrow(/from, to/);
+    await expect(pump({ mode: 'pass', length: 100, inFd: fd, outFd: fd, from: 0, to: 10 })).rejects.toThrow(/from, to/);
   });
 });
 

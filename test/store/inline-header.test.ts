@@ -37,6 +37,7 @@ import { MARKER, startTestGateway, type TestGateway } from '../../tools/gateway.
 import { signedRequest, type RawResponse } from '../../tools/sigv4.ts';
 import { makeTmpDir } from '../../tools/tmp.ts';
 import { pollUntil } from '../../tools/wait.ts';
+import { recording, type Call } from '../helpers/recording-backend.ts';
 import { minioBackend, uniqueBucket } from '../helpers/s3.ts';
 
 const KiB = 1024;
@@ -45,31 +46,6 @@ const EPOCH_KEY = 'keystore/epoch';
 const WRITES = new Set(['putObject', 'copyObject', 'deleteObject', 'createMultipart', 'uploadPart', 'completeMultipart', 'abortMultipart', 'createBucket', 'putBucketVersioning']);
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const enc = encodeURIComponent;
-
-interface Call {
-  op: string;
-  bucket: string;
-  key: string;
-}
-
-/**
- * The real backend, with every method call recorded (operation, bucket, key). Calls run on the backend itself, so
- * a method that uses another internally (fs getBuffer -> getObject) counts once, as the one request it is.
- */
-function recording(inner: Backend): { backend: Backend; calls: Call[] } {
-  const calls: Call[] = [];
-  const backend = new Proxy(inner, {
-    get(target, prop) {
-      const v: unknown = Reflect.get(target, prop, target);
-      if (typeof v !== 'function' || prop === 'constructor') return v;
-      return (...args: unknown[]) => {
-        calls.push({ op: String(prop), bucket: typeof args[0] === 'string' ? args[0] : '', key: typeof args[1] === 'string' ? args[1] : '' });
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { backend, calls };
-}
 
 /** The same backend with its bucket listing cut to `buckets`: gc then sees this suite's buckets only, never another test's. */
 function onlyBuckets(inner: Backend, buckets: Set<string>): Backend {
