@@ -62,7 +62,7 @@ const add = (t: TargetName, f: Figures) => {
   }
 };
 let unwrapsAllowedPer1000: number | null = null;
-const unitOf = (s: string) => (s.endsWith('-ms') ? 'ms' : s.endsWith('-ops') ? 'ops/s' : 'MiB/s');
+const unitOf = (s: string) => (s.startsWith('gateway-cpu-ms-per-range') ? 'CPU ms' : s.endsWith('-ms') ? 'ms' : s.endsWith('-ops') ? 'ops/s' : 'MiB/s');
 
 /** Write out dirty page cache (untimed) so the next measurement does not pay for earlier writes. */
 function settle(): void {
@@ -309,6 +309,7 @@ notes.unshift(
   'Client: one @aws-sdk/client-s3 (same version and settings for every target), keep-alive agent, requestChecksumCalculation/responseChecksumValidation WHEN_REQUIRED so the client computes no CRC over the payload (streamed bodies go as UNSIGNED-PAYLOAD; small Buffer bodies are SHA-256 signed by the SDK for every target alike).',
   `Everything runs on one ${availableParallelism()}-core machine over loopback: client, gateway and MinIO compete for the same cores, with whatever else runs on the machine (load avg 1 min: ${loadBefore.toFixed(2)} at start). Treat the figures as relative, not absolute.`,
   'gateway-cpu-*: CPU time (user+system, all threads, from /proc/<pid>/stat) the gateway process spent per 4 KiB GET (during the hot-GET phase) and per GiB of streamed PUT (during the RSS upload): steadier than wall time, but on this VM the host\'s load inflates CPU time too (the same code measured up to 2x apart in different runs).',
+  'gateway-cpu-ms-per-range-1mib-<object>: the gateway process\'s CPU time over the timed 1 MiB range reads of that object divided by their number (median over rounds).',
   'gateway-cpu-ms-per-mib-<scenario>: the gateway process\'s CPU time during each round of that large-transfer scenario divided by the MiB it moved (median over rounds), beside the scenario\'s throughput; issue #22 sets 2.0 CPU ms/MiB (the closest Go peer\'s figure) as the goal, and c4 not worse than c1.',
   'lakecrypt runs as its own process (the compiled build, node --max-semi-space-size=4 --min-semi-space-size=4 --interrupt-budget=16384 --expose-gc dist/src/main.js as every launcher starts it, LAKECRYPT_BACKEND=s3 on the plain MinIO, access log off, log level warn, other settings default); its column includes a full second HTTP hop to MinIO.',
 );

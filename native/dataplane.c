@@ -73,10 +73,10 @@ enum mode { M_PASS, M_AES_PASS, M_SEAL, M_OPEN };
  * The 1 MiB buffers of finished pumps, kept for the next ones. A fresh pair per pump cost, for every ranged or
  * small read, page faults on first touch and, when freed at the top of the heap, glibc's trim of it: munmap with
  * TLB shoot-downs to the other cores (3-4% of the gateway's CPU in a 1 MiB range-read loop, perf record; bench/README.md
- * "Ranged reads"). At most POOL_KEEP of each, wiped where they held plaintext before they are kept; trim() (the idle
+ * "Ranged reads"). At most POOL_KEEP of each (each kept pair is 2 MiB of RSS until the idle trim), wiped where they held plaintext before they are kept; trim() (the idle
  * trim) frees them all.
  */
-#define POOL_KEEP 4
+#define POOL_KEEP 2
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t *pool_in[POOL_KEEP], *pool_out[POOL_KEEP];
 static int pool_n_in, pool_n_out;

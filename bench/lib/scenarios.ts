@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { bodyBuffer, bodyStream, getDrain, KiB, MiB, putStream } from './s3.ts';
 import { percentile, runPool, sleep } from './stats.ts';
-import type { Target } from './targets.ts';
+import { cpuSecondsOf, type Target } from './targets.ts';
 
 export interface Sizes {
   large: number;
@@ -121,12 +121,15 @@ export async function ranges(t: Target, s: Sizes): Promise<Figures> {
     // whether this VM's page cache still held the object (it reclaims cold pages; the objects were written at
     // start-up, minutes of other large transfers ago). Every target is warmed alike.
     await getDrain(t.client, t.bucket, key);
+    // the gateway's CPU over the timed reads only (not the whole read above): per range read
+    const c0 = t.name === 'lakecrypt' ? cpuSecondsOf(t.pid) : NaN;
     const { lat } = await runPool(s.rangeReads, 1, async () => {
       const a = Math.floor(Math.random() * (size - MiB));
       const n = await getDrain(t.client, t.bucket, key, `bytes=${a}-${a + MiB - 1}`);
       if (n !== MiB) throw new Error(`${t.name}: range read of ${key} returned ${n} bytes`);
     });
     f[`range-1mib-${label}-object-ms`] = percentile(lat, 50);
+    if (t.name === 'lakecrypt') f[`gateway-cpu-ms-per-range-1mib-${label}`] = ((cpuSecondsOf(t.pid) - c0) * 1000) / s.rangeReads;
   }
   return f;
 }

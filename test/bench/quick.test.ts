@@ -22,6 +22,7 @@ const EXPECTED = [
   'key-unwraps-per-1000-gets', 'rss-peak-mib-5gib-upload', 'crypto-pipeline-encrypt', 'crypto-pipeline-decrypt',
   'rewrap-headers-per-s', 'rewrap-data-bytes-read', 'mc-put-large', 'mc-get-large', 'warp-mixed-MiBps',
   'gateway-cpu-ms-per-get-4k', 'gateway-cpu-s-per-gib-put', 'gateway-cpu-ms-per-mib-multipart', 'gateway-cpu-ms-per-mib-multipart-get',
+  'gateway-cpu-ms-per-range-1mib-small', 'gateway-cpu-ms-per-range-1mib-huge',
 ];
 /** Scenarios every target runs: all three columns are expected. */
 const PEERED = /^(put|get|head)-(large|small)|^multipart|^range-|^mc-/;
