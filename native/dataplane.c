@@ -24,6 +24,14 @@
  * poll() on EAGAIN. `control` (an Int32Array) lets JavaScript stop the pump: control[0] != 0 ends it (code Stopped)
  * before the next chunk is processed and during any wait.
  *
+ * Verification before the commit (seal): `sha256` (32 bytes: a SigV4 signed payload's hash) and `crc32` (a
+ * number: the request's x-amz-checksum-crc32) are what the plaintext must hash to. The pump hashes every plaintext
+ * byte it takes and compares before the last chunk is sealed out: a mismatch ends it with code
+ * XAmzContentSHA256Mismatch or BadDigest, nothing of the last chunk written, so the backend never receives the whole
+ * body and nothing commits. CRC-32 is node's own zlib (Chromium's, with its carry-less multiply code: the exported
+ * Cr_z_crc32, taken weakly: `CRC32` is false when this node has none, and then crc32 is refused); SHA-256 is
+ * OpenSSL's EVP (SHA-NI where the CPU has it).
+ *
  * Revocation between blocks (docs/FORMAT.md 2.4: no byte of a block is released once a revocation is known until the
  * key service was consulted again): `gate` (an Int32Array of 3) and `onGate(block, generation)`. JavaScript keeps
  * gate[0] equal to the key service's cache generation (one store when it moves). Before the first chunk of each block
@@ -139,6 +147,10 @@ typedef struct job {
   int chunk_open;        /* a cipher is set up for the chunk in progress */
   uint8_t tag[TAG];
   EVP_CIPHER_CTX *ctx;
+  EVP_MD_CTX *sha;          /* seal: SHA-256 of the plaintext, when `sha256` is expected */
+  uint8_t want_sha[32];
+  int check_crc;            /* seal: CRC-32 of the plaintext, when `crc32` is expected */
+  unsigned long crc, want_crc;
   uint8_t *in, *out, *scratch;
   size_t out_len, out_committed;
   size_t in_used, out_used; /* the most of each buffer ever filled: what is wiped before it is kept or freed */
@@ -148,6 +160,9 @@ typedef struct job {
   char err_msg[160];
   int64_t err_chunk; /* the chunk (within the part) that failed to open, else -1 */
 } job_t;
+
+/* node's zlib (Chromium's): resolved from the node binary when it exports it, else NULL */
+extern unsigned long Cr_z_crc32(unsigned long crc, const unsigned char *buf, unsigned int len) __attribute__((weak));
 
 static int fail(job_t *j, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(job_t *j, const char *code, const char *fmt, ...) {
@@ -300,6 +315,25 @@ static int begin_chunk(job_t *j) {
   return 0;
 }
 
+/* Equal in time independent of where they differ. */
+static int differ(const uint8_t *a, const uint8_t *b, size_t n) {
+  uint8_t d = 0;
+  for (size_t i = 0; i < n; i++) d |= a[i] ^ b[i];
+  return d != 0;
+}
+
+/* seal, before the last chunk goes: the plaintext's digests against the expected ones */
+static int verify_plaintext(job_t *j) {
+  if (j->sha) {
+    uint8_t got[32];
+    unsigned int n = 0;
+    if (EVP_DigestFinal_ex(j->sha, got, &n) != 1 || n != 32) return fail(j, "CryptoError", "sha256 final");
+    if (differ(got, j->want_sha, 32)) return fail(j, "XAmzContentSHA256Mismatch", "the body's SHA-256 is not the signed payload hash");
+  }
+  if (j->check_crc && (j->crc & 0xffffffffUL) != j->want_crc) return fail(j, "BadDigest", "the body's CRC-32 is not x-amz-checksum-crc32");
+  return 0;
+}
+
 /* The chunk in progress is complete (all its input taken): finish the cipher, then step to the next chunk. */
 static int end_chunk(job_t *j) {
   int outl;
@@ -311,6 +345,11 @@ static int end_chunk(job_t *j) {
     if (EVP_EncryptFinal_ex(j->ctx, fin, &outl) != 1 || EVP_CIPHER_CTX_ctrl(j->ctx, EVP_CTRL_GCM_GET_TAG, TAG, j->out + j->out_len) != 1)
       return fail(j, "CryptoError", "final");
     j->out_len += TAG;
+    /* the last chunk leaves only if the plaintext is what the request said it is */
+    if (j->plain_done + j->in_chunk == (uint64_t)j->length && verify_plaintext(j)) {
+      j->out_len = j->out_committed;
+      return -1;
+    }
     j->out_committed = j->out_len;
   } else if (j->mode == M_OPEN) {
     if (EVP_CIPHER_CTX_ctrl(j->ctx, EVP_CTRL_GCM_SET_TAG, TAG, j->tag) != 1) return fail(j, "CryptoError", "set tag");
@@ -352,6 +391,8 @@ static int take(job_t *j, const uint8_t *b, size_t n) {
       } else {
         if (j->out_len + k + TAG > OUT_CAP) return fail(j, "Internal", "output buffer overrun");
         if (EVP_CipherUpdate(j->ctx, j->out + j->out_len, &outl, b, (int)k) != 1) return fail(j, "CryptoError", "update");
+        if (j->sha && EVP_DigestUpdate(j->sha, b, k) != 1) return fail(j, "CryptoError", "sha256 update");
+        if (j->check_crc) j->crc = Cr_z_crc32(j->crc, b, k);
         j->out_len += (size_t)outl;
         if (j->out_len > j->out_used) j->out_used = j->out_len;
       }
@@ -433,6 +474,7 @@ static void wipe_free(job_t *j) {
   if (j->mode == M_SEAL && j->in) explicit_bzero(j->in, j->in_used);
   if (j->pre) explicit_bzero(j->pre, j->pre_len), free(j->pre);
   if (j->ctx) EVP_CIPHER_CTX_free(j->ctx);
+  if (j->sha) EVP_MD_CTX_free(j->sha);
   give_buf(pool_in, &pool_n_in, j->in);
   give_buf(pool_out, &pool_n_out, j->out);
   free(j->scratch);
@@ -610,6 +652,12 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   }
   bool shut = false;
   if (prop(env, o, "shutdown", &v)) napi_get_value_bool(env, v, &shut);
+  uint8_t *want_sha = NULL;
+  size_t want_sha_len = 0;
+  int64_t want_crc = -1;
+  if (get_bytes(env, o, "sha256", &want_sha, &want_sha_len) < 0 || (want_sha && (want_sha_len != 32 || m != M_SEAL))) return throw_type(env, "sha256: 32 bytes, seal only");
+  int has_crc = get_int(env, o, "crc32", &want_crc);
+  if (has_crc < 0 || (has_crc && (m != M_SEAL || want_crc < 0 || want_crc > 0xffffffffLL || !Cr_z_crc32))) return throw_type(env, "crc32: 0..2^32-1, seal only, when CRC32 is true");
 
   job_t *j = calloc(1, sizeof *j);
   if (!j) return throw_type(env, "out of memory");
@@ -639,6 +687,12 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   j->in = take_buf(pool_in, &pool_n_in, IN_CAP);
   if (m == M_SEAL || m == M_OPEN) j->out = take_buf(pool_out, &pool_n_out, OUT_CAP);
   if (m == M_AES_PASS) j->scratch = malloc(CHUNK);
+  if (want_sha) {
+    memcpy(j->want_sha, want_sha, 32);
+    j->sha = EVP_MD_CTX_new();
+    if (j->sha && EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL) != 1) EVP_MD_CTX_free(j->sha), j->sha = NULL;
+  }
+  if (has_crc) j->check_crc = 1, j->want_crc = (unsigned long)want_crc, j->crc = Cr_z_crc32(0UL, NULL, 0);
   if (m != M_PASS) {
     j->ctx = EVP_CIPHER_CTX_new();
     if (j->ctx && EVP_CipherInit_ex(j->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, m == M_OPEN ? 0 : 1) != 1) {
@@ -646,7 +700,7 @@ static napi_value pump(napi_env env, napi_callback_info info) {
       j->ctx = NULL;
     }
   }
-  if (!j->in || (deks_len && !j->deks) || (pre_len && !j->pre) || ((m == M_SEAL || m == M_OPEN) && !j->out) || (m == M_AES_PASS && !j->scratch) ||
+  if (!j->in || (deks_len && !j->deks) || (pre_len && !j->pre) || (want_sha && !j->sha) || ((m == M_SEAL || m == M_OPEN) && !j->out) || (m == M_AES_PASS && !j->scratch) ||
       (m != M_PASS && !j->ctx)) {
     wipe_free(j);
     return throw_type(env, "out of memory (or no AES-256-GCM in this OpenSSL)");
@@ -736,6 +790,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "lowMemory", fn);
   napi_create_uint32(env, CHUNK, &n);
   napi_set_named_property(env, exports, "CHUNK", n);
+  if (Cr_z_crc32) Cr_z_crc32(0UL, NULL, 0); /* zlib's idiom: picks its CPU-specific code once */
+  napi_get_boolean(env, Cr_z_crc32 != NULL, &n);
+  napi_set_named_property(env, exports, "CRC32", n);
   return exports;
 }
 

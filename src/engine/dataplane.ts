@@ -55,6 +55,13 @@ export interface PumpOptions {
   onGate?: (block: number, generation: number) => void;
   /** A wait for either side longer than this fails with ETIMEDOUT (0: none). */
   idleMs?: number;
+  /**
+   * seal: what the plaintext must hash to — SHA-256 (32 bytes) and CRC-32 (only when the addon's CRC32 is true) —
+   * checked before the last chunk is written: a mismatch ends the pump (code XAmzContentSHA256Mismatch or BadDigest)
+   * with that chunk unwritten.
+   */
+  sha256?: Buffer;
+  crc32?: number;
 }
 
 export interface PumpResult {
@@ -80,6 +87,8 @@ export interface Addon {
    */
   lowMemory(): boolean;
   CHUNK: number;
+  /** The pump can check CRC-32 (node exports its zlib's crc32). */
+  CRC32: boolean;
 }
 
 /** Objects smaller than this stay on the Node path: the fd handoff costs more than it saves on a small body. */

@@ -9,7 +9,7 @@ import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
 import { consuming } from '../store/index.ts';
 import { quoteEtag } from '../s3/etags.ts';
-import { nativeUploadSize, withNativeUpload } from './native-response.ts';
+import { nativeUploadOf, withNativeUpload } from './native-response.ts';
 
 const ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
 
@@ -95,11 +95,11 @@ export const uploadPart = logsRefusals(async (g, r) => {
   const uploadId = uploadIdOf(g, r);
   // A part with nothing to verify may be sealed by the native data plane (as PutObject's, put-object.ts): the
   // upload's record is read first, so a refusal comes before the client's socket is taken.
-  const nativeSize = nativeUploadSize(r);
-  if (nativeSize !== null && g.mpu.nativePartApplies(nativeSize)) {
+  const native = nativeUploadOf(r);
+  if (native !== null && g.mpu.nativePartApplies(native.size)) {
     const init = await g.mpu.init(r.bucket, r.key, uploadId);
-    const done = await withNativeUpload(r, nativeSize, (src) => g.mpu.uploadPartNative(r.bucket, r.key, uploadId, partNumber, init, nativeSize, src));
-    if (done) return answerPart(r, done.value.etag, {});
+    const done = await withNativeUpload(r, native, (src) => g.mpu.uploadPartNative(r.bucket, r.key, uploadId, partNumber, init, native.size, src, native.checksums));
+    if (done) return answerPart(r, done.value.etag, native.checksums);
   }
   const upload = g.payload(r);
   const { etag } = await g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, upload.body, upload.size, upload.finish);

@@ -10,9 +10,11 @@
  * running thread.
  */
 import type net from 'node:net';
-import { fdOf, holdSocket, takePumpSlot } from '../engine/dataplane.ts';
+import { fdOf, holdSocket, nativeDataplane, takePumpSlot } from '../engine/dataplane.ts';
+import type { HeaderChecksums } from '../engine/index.ts';
+import { decodeDigest, expectedFromRequest, type ExpectedChecksums } from '../s3/checksum.ts';
 import type { NativeRead } from '../store/native-read.ts';
-import { NativeUploadError, type NativeUploadSource } from '../store/native-write.ts';
+import { NativeUploadError, type NativeUploadSource, type NativeVerify } from '../store/native-write.ts';
 import type { S3Request } from './request.ts';
 
 /** The client's plain TCP socket when a native body could be written to it, else null. */
@@ -73,28 +75,50 @@ export async function sendNative(body: NativeRead, r: S3Request, socket: net.Soc
   await new Promise<void>((resolve) => r.res.end(resolve));
 }
 
+/** A request body the native data plane may seal: its plaintext size, what it must hash to, what is stored. */
+export interface NativeUpload {
+  size: number;
+  /** Checked by the pump before the last chunk leaves (native-write.ts). */
+  verify: NativeVerify;
+  /** The checksums stored and answered once it verified (a declared CRC32, else none). */
+  checksums: HeaderChecksums;
+}
+
 /**
- * A PutObject body the native data plane may seal (src/store/native-write.ts): its plaintext size, or null. Only a
- * body whose bytes on the wire are the object and that has nothing to verify: SigV4 header auth with
- * x-amz-content-sha256 UNSIGNED-PAYLOAD, framed by Content-Length (no Transfer-Encoding, no aws-chunked), no
- * Content-MD5, no x-amz-checksum-* header or trailer, no x-amz-sdk-checksum-algorithm; on a plain TCP socket this
- * request owns. Anything else is the Node path (g.payload), which decodes and verifies.
+ * A PutObject or UploadPart body the native data plane may seal (src/store/native-write.ts), or null. Only a body
+ * whose bytes on the wire are the object and whose checks the pump can make itself: SigV4 header auth with
+ * x-amz-content-sha256 UNSIGNED-PAYLOAD or the payload's hex SHA-256 (signed: the signature covers that value, and the
+ * pump hashes the body against it), framed by Content-Length (no Transfer-Encoding, no aws-chunked), no Content-MD5,
+ * no trailer, and no checksum but a declared x-amz-checksum-crc32 (with x-amz-sdk-checksum-algorithm CRC32 or none:
+ * what boto3 and the AWS CLI send over http), on a plain TCP socket this request owns. Anything else — and anything
+ * malformed, which the Node path answers with its own error — is the Node path (g.payload), which decodes and verifies.
  */
-export function nativeUploadSize(r: S3Request): number | null {
+export function nativeUploadOf(r: S3Request): NativeUpload | null {
   const h = r.req.headers;
   if (r.req.method !== 'PUT' || fdOf(r.req.socket) < 0) return null;
-  if (!/^AWS4-HMAC-SHA256 /.test(h.authorization ?? '') || h['x-amz-content-sha256'] !== 'UNSIGNED-PAYLOAD') return null;
+  const payload = h['x-amz-content-sha256'];
+  if (!/^AWS4-HMAC-SHA256 /.test(h.authorization ?? '') || typeof payload !== 'string') return null;
+  if (payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
   if (h['transfer-encoding'] !== undefined || /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
-  if (h['content-md5'] !== undefined || h['x-amz-trailer'] !== undefined || h['x-amz-sdk-checksum-algorithm'] !== undefined) return null;
-  if (h['x-amz-decoded-content-length'] !== undefined) return null;
-  for (const name of Object.keys(h)) if (name.startsWith('x-amz-checksum-')) return null;
+  if (h['content-md5'] !== undefined || h['x-amz-trailer'] !== undefined || h['x-amz-decoded-content-length'] !== undefined) return null;
   const cl = h['content-length'];
   if (cl === undefined || !/^\d{1,16}$/.test(cl)) return null;
   const size = Number(cl);
   if (size > 5 * 1024 ** 4) return null;
   const socket = r.req.socket;
   if (r.res.socket !== socket || (socket as net.Socket & { _httpMessage?: unknown })._httpMessage !== r.res) return null;
-  return size;
+  let expected: ExpectedChecksums;
+  try {
+    expected = expectedFromRequest(h);
+  } catch {
+    return null; // the Node path answers it with the same check's error
+  }
+  const verify: NativeVerify = payload === 'UNSIGNED-PAYLOAD' ? {} : { sha256: Buffer.from(payload, 'hex') };
+  if (expected.md5 !== undefined || expected.trailerName !== undefined) return null;
+  if (expected.algorithm === undefined) return { size, verify, checksums: {} };
+  const crc = expected.algorithm === 'CRC32' && expected.value !== undefined ? decodeDigest(expected.value, 4) : undefined;
+  if (!crc || !nativeDataplane()?.CRC32) return null;
+  return { size, verify: { ...verify, crc32: crc.readUInt32BE(0) }, checksums: { algorithm: 'CRC32', value: crc.toString('base64'), type: 'FULL_OBJECT' } };
 }
 
 interface ServerParser {
@@ -121,7 +145,7 @@ export interface TakenUpload {
  * guard keeps its resume hooks from restarting them) and the body bytes node had already read go first (`pre`).
  * The socket's fd is held open (holdSocket) until giveBack or abandon; a destroy meanwhile stops the pump.
  */
-export function takeNativeUpload(r: S3Request, size: number): TakenUpload | null {
+export function takeNativeUpload(r: S3Request, size: number, verify: NativeVerify = {}): TakenUpload | null {
   const socket = r.req.socket;
   const fd = fdOf(socket);
   const h = handleOf(socket);
@@ -135,7 +159,7 @@ export function takeNativeUpload(r: S3Request, size: number): TakenUpload | null
   const pre = Buffer.concat(parts);
   const control = new Int32Array(1);
   const hold = holdSocket(socket, () => Atomics.store(control, 0, 1));
-  const source: NativeUploadSource = { fd, socket, pre: pre.length > size ? pre.subarray(0, size) : pre, control, idleMs: idleOf(socket) };
+  const source: NativeUploadSource = { fd, socket, pre: pre.length > size ? pre.subarray(0, size) : pre, control, idleMs: idleOf(socket), verify };
   let done = false;
   return {
     source,
@@ -186,9 +210,10 @@ export function takeNativeUpload(r: S3Request, size: number): TakenUpload | null
  * the body still unread). After a whole body the connection goes back to node:http; otherwise it closes after the
  * answer, and a client that sent less than its Content-Length or went away gets none (its connection is cut).
  */
-export async function withNativeUpload<T>(r: S3Request, size: number, seal: (src: NativeUploadSource) => Promise<T>): Promise<{ value: T } | null> {
+export async function withNativeUpload<T>(r: S3Request, upload: NativeUpload, seal: (src: NativeUploadSource) => Promise<T>): Promise<{ value: T } | null> {
+  const { size } = upload;
   const slot = takePumpSlot();
-  const taken = slot ? takeNativeUpload(r, size) : null;
+  const taken = slot ? takeNativeUpload(r, size, upload.verify) : null;
   if (!taken) {
     slot?.();
     return null;

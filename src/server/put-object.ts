@@ -8,22 +8,21 @@ import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import type { PutCondition } from '../store/index.ts';
 import { quoteEtag } from '../s3/etags.ts';
-import { nativeUploadSize, withNativeUpload } from './native-response.ts';
+import { nativeUploadOf, withNativeUpload } from './native-response.ts';
 import { checksumHeaders, metaFromRequest, setSse, writeCondition } from './objects.ts';
 
 export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
-  // A large body with nothing to verify may be sealed by the native data plane (src/store/native-write.ts): its
-  // body is left unread until then (g.payload would start reading it).
-  const nativeSize = nativeUploadSize(r);
-  const native = nativeSize !== null && g.store.nativePutApplies(nativeSize) ? nativeSize : null;
+  // A large body whose checks the pump can make (none, a signed SHA-256, a declared CRC32) may be sealed by the
+  // native data plane (src/store/native-write.ts): its body is left unread until then (g.payload would start reading it).
+  const upload = nativeUploadOf(r);
+  const native = upload !== null && g.store.nativePutApplies(upload.size) ? upload : null;
   if (native !== null) {
     const meta = metaFromRequest(r);
     const cond = await writeCondition(g, r);
-    const done = await withNativeUpload(r, native, (src) => g.store.putNative(r.bucket, r.key, src, native, meta, cond));
-    // sealed by the data plane: nothing was verified, so no checksum headers
-    if (done) return answerPut(r, done.value.etag, done.value.versionId, {});
+    const done = await withNativeUpload(r, native, (src) => g.store.putNative(r.bucket, r.key, src, native.size, meta, cond, native.checksums));
+    if (done) return answerPut(r, done.value.etag, done.value.versionId, native.checksums);
     return putNode(g, r, meta, cond);
   }
   const whole = g.wholePayload(r, SMALL_PUT_MAX);
@@ -41,10 +40,10 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
       whole.release();
     }
   }
-  const upload = g.payload(r);
+  const streamed = g.payload(r);
   const meta = metaFromRequest(r);
   const cond = await writeCondition(g, r);
-  return putNode(g, r, meta, cond, upload);
+  return putNode(g, r, meta, cond, streamed);
 }
 
 /**

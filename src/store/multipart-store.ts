@@ -258,16 +258,16 @@ export class MultipartStore {
   }
 
   /**
-   * uploadPart for a body with nothing to verify, sealed by the native data plane (native-write.ts sealPart) from
-   * the client's socket to the backend's UploadPart: the same part, the same record, no checksums. `init` is the
+   * uploadPart for a body sealed by the native data plane (native-write.ts sealPart) from the client's socket to the
+   * backend's UploadPart: the same part, the same record, with the declared `checksums` the pump verified (src.verify). `init` is the
    * upload's record (init()), read before the client's socket was taken.
    */
-  async uploadPartNative(bucket: string, key: string, uploadId: string, partNumber: number, init: HeaderFields, size: number, src: NativeUploadSource): Promise<{ etag: string }> {
+  async uploadPartNative(bucket: string, key: string, uploadId: string, partNumber: number, init: HeaderFields, size: number, src: NativeUploadSource, checksums: HeaderChecksums = {}): Promise<{ etag: string }> {
     const deks = newDeks(blockCount(size, init.blockSize));
     try {
       const cipherLen = partCipherSize(size, partNumber);
       const { etag } = await sealPart((first) => this.backend.rawUploadPart!(bucket, key, uploadId, partNumber, cipherLen, first), init, partNumber, deks, size, src).catch(backendRefusal(uploadId, partNumber));
-      await this.recordPart(init, uploadId, partNumber, etag, size, deks, {});
+      await this.recordPart(init, uploadId, partNumber, etag, size, deks, checksums);
       return { etag };
     } finally {
       for (const d of deks) zero(d);

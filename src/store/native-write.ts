@@ -4,7 +4,8 @@
  * its own (docs/FORMAT.md 2.2: a DEK per block, chunk AADs), the prefix (2.1) written first by JavaScript.
  *
  * Write order as the Node path's (docs/DESIGN.md "Write order"): the caller (ObjectStore.putNative) has written the
- * header, final (there is nothing to verify: no checksum, no Content-MD5); the data PUT is the commit. Its request
+ * header, final (its checksums are the declared ones, which the pump verifies before the commit: a mismatch ends it
+ * before the last chunk, so nothing commits); the data PUT is the commit. Its request
  * carries the exact Content-Length, so a body cut short — the client sent fewer bytes, disconnected, or anything
  * failed — ends the pump before its last bytes and the backend connection is closed: a store that drops a body cut
  * short (the only ones rawPut opens: MinIO, S3) commits nothing, and the header goes again.
@@ -16,6 +17,14 @@ import { cryptoMeter, datasetIdOf, type HeaderFields } from '../engine/index.ts'
 import { AAD_MAGIC, encodePrefix } from '../format/layout.ts';
 import type net from 'node:net';
 
+/** What the plaintext must hash to (checked by the pump before the last chunk leaves). */
+export interface NativeVerify {
+  /** A SigV4 signed payload's SHA-256. */
+  sha256?: Buffer;
+  /** The declared x-amz-checksum-crc32. */
+  crc32?: number;
+}
+
 /** The client's side, given by the server: its socket's reads are stopped, `pre` is what node had already read. */
 export interface NativeUploadSource {
   fd: number;
@@ -26,6 +35,7 @@ export interface NativeUploadSource {
   control: Int32Array;
   /** A wait for either side longer than this fails. */
   idleMs: number;
+  verify?: NativeVerify;
 }
 
 /** Why a native upload failed, as the server needs to know it: whether the client's body was read whole. */
@@ -86,6 +96,8 @@ export async function sealPart(
       pre: src.pre,
       control,
       idleMs: src.idleMs,
+      sha256: src.verify?.sha256,
+      crc32: src.verify?.crc32,
     });
   } catch (e) {
     run = Promise.reject(e instanceof Error ? e : new Error(String(e)));
@@ -136,6 +148,10 @@ function pumpError(e: PumpError): NativeUploadError {
     }
     case 'ETIMEDOUT':
       return new NativeUploadError('RequestTimeout', `the transfer made no progress: ${e.message}`);
+    case 'XAmzContentSHA256Mismatch':
+      return new NativeUploadError('XAmzContentSHA256Mismatch');
+    case 'BadDigest':
+      return new NativeUploadError('BadDigest', 'The CRC32 you specified did not match the calculated checksum.');
     default:
       return new NativeUploadError('InternalError', `native data plane: ${e.code ?? 'Error'}: ${e.message}`, {}, { cause: e });
   }

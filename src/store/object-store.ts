@@ -686,8 +686,9 @@ export class ObjectStore {
    * putStream's write through the native data plane (native-write.ts), for a body with nothing to verify: the
    * header is written final first, then the sealed body is the commit; the ETag is `<backend ETag>-1` as putStream's.
    */
-  putNative(bucket: string, key: string, src: NativeUploadSource, size: number, meta: HeaderMeta, cond: PutCondition = {}): Promise<PutResult> {
-    return this.writeVersion({ bucket, key, size, meta, checksums: {}, final: true }, ({ header, dataMeta }) =>
+  putNative(bucket: string, key: string, src: NativeUploadSource, size: number, meta: HeaderMeta, cond: PutCondition = {}, checksums: HeaderChecksums = {}): Promise<PutResult> {
+    // the declared checksums are final before the body: the pump verifies them before the commit (src.verify)
+    return this.writeVersion({ bucket, key, size, meta, checksums, final: true }, ({ header, dataMeta }) =>
       sealToBackend(this.backend, bucket, key, header, size, { size: ciphertextSize(size), meta: dataMeta, ...cond }, src),
     );
   }

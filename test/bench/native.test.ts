@@ -7,14 +7,15 @@
  * through it and back byte for byte, on one keep-alive connection (the socket handed to the pump and back).
  * Nothing here is about speed.
  */
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import http from 'node:http';
 import net from 'node:net';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ciphertextSize, PREFIX_SIZE as PREFIX } from '../../src/format/layout.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildNative } from '../../scripts/build-native.mjs';
-import { answerGate, fdOf, newGate, pump, type PumpError, type PumpOptions } from '../../bench/lib/dataplane.ts';
+import { answerGate, fdOf, loadDataplane, newGate, pump, type PumpError, type PumpOptions } from '../../bench/lib/dataplane.ts';
 import { makeClient } from '../../bench/lib/s3.ts';
 import { startMiddleProcess } from '../../bench/lib/targets.ts';
 import { signHeaders } from '../../tools/sigv4.ts';
@@ -160,6 +161,36 @@ describe('native data plane', () => {
     expect(wrongPart.out.length).toBe(0);
   }, 120_000);
 
+  it('seal checks the plaintext against the expected SHA-256 and CRC-32 before its last chunk: a mismatch never writes that chunk', async () => {
+    const blockSize = 1024 * 1024;
+    const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
+    const expected = referenceSeal(input, deks, aadPrefix, 1, blockSize);
+    const sha256 = createHash('sha256').update(input).digest();
+    const crc32 = zlibCrc32(input);
+    const lastSealed = (input.length % CHUNK || CHUNK) + 16;
+    expect(loadDataplane().CRC32, 'node exports its zlib crc32').toBe(true);
+    const seal = { mode: 'seal', length: input.length, deks, aadPrefix, blockSize } as const;
+    const good = await through({ ...seal, sha256, crc32 }, input, { expectOut: expected.length });
+    expect(good.outcome).toMatchObject({ ok: true, bytesOut: expected.length });
+    expect(good.out.equals(expected)).toBe(true);
+    const wrongSha = Buffer.from(sha256);
+    wrongSha[31] ^= 1;
+    for (const [o, code] of [[{ sha256: wrongSha, crc32 }, 'XAmzContentSHA256Mismatch'], [{ sha256, crc32: (crc32 ^ 1) >>> 0 }, 'BadDigest'], [{ crc32: (crc32 + 1) >>> 0 }, 'BadDigest']] as const) {
+      const bad = await through({ ...seal, ...o }, input);
+      expect(bad.outcome, code).toMatchObject({ ok: false, error: { code } });
+      // (what was sealed before may or may not have been flushed: the caller closes that connection uncommitted)
+      expect(bad.out.length, code).toBeLessThanOrEqual(expected.length - lastSealed);
+      expect(bad.out.equals(expected.subarray(0, bad.out.length)), code).toBe(true);
+    }
+    // a changed plaintext byte anywhere is caught the same way
+    const changed = Buffer.from(input);
+    changed[12345] ^= 1;
+    const tampered = await through({ ...seal, sha256, crc32 }, changed);
+    expect(tampered.outcome).toMatchObject({ ok: false, error: { code: 'XAmzContentSHA256Mismatch' } });
+    expect(tampered.out.length).toBeLessThanOrEqual(expected.length - lastSealed);
+  }, 120_000);
+
   it('a flipped byte makes open fail at its chunk: the chunks before it are written, nothing of it or after it', async () => {
     const blockSize = 8 * 1024 * 1024;
     const deks = randomBytes(32);
@@ -283,6 +314,9 @@ describe('native data plane', () => {
     const open = { mode: 'open', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52) } as const;
     for (const [from, to] of [[10, 10], [-1, 5], [0, 101], [50, 40]]) await expect(pump({ ...open, from, to }), `${from}-${to}`).rejects.toThrow(/from, to/);
     await expect(pump({ mode: 'pass', length: 100, inFd: fd, outFd: fd, from: 0, to: 10 })).rejects.toThrow(/from, to/);
+    await expect(pump({ ...open, sha256: randomBytes(32) })).rejects.toThrow(/sha256/);
+    await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), sha256: randomBytes(31) })).rejects.toThrow(/sha256/);
+    await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), crc32: 2 ** 32 })).rejects.toThrow(/crc32/);
   });
 });
 

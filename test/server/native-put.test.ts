@@ -2,18 +2,29 @@
  * Large single PUTs through the native data plane (src/store/native-write.ts, native/dataplane.c seal mode) on a
  * gateway over the shared MinIO: the AWS SDK's streaming UNSIGNED-PAYLOAD upload then a GET byte for byte; a
  * client that sends half its body and closes (the previous version stays, nothing committed, the gateway serves
- * on); a PUT with a checksum header and a gateway with dataPlane 'node' take the Node path. `nativeTransfers.put`
+ * on); a declared CRC32 and a signed payload's SHA-256 verified by the pump (a mismatch commits nothing), parts too;
+ * another checksum algorithm and a gateway with dataPlane 'node' take the Node path. `nativeTransfers.put`
  * (lakecrypt_native_transfers_total{op="put"}) proves which path took each body, so these fail if the native path
  * broke or silently fell back.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { nativeDataplane, nativeTransfers, pumpsRunning } from '../../src/engine/dataplane.ts';
 import { META_ETAG, META_FMT, META_OID } from '../../src/store/index.ts';
 import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
-import { rawRequest, signHeaders, type RawResponse } from '../../tools/sigv4.ts';
+import { errorCode, rawRequest, signHeaders, type RawResponse } from '../../tools/sigv4.ts';
 import { pollUntil } from '../../tools/wait.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
 import { nativeClient, streamOf } from '../helpers/native-client.ts';
@@ -35,6 +46,21 @@ async function sdkPut(c: S3Client, key: string, body: Buffer, extra: Partial<Con
 async function sdkGet(c: S3Client, key: string): Promise<Buffer> {
   const r = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   return Buffer.from(await r.Body!.transformToByteArray());
+}
+
+/** A CRC-32 as x-amz-checksum-crc32 carries it. */
+function crcOf(b: Buffer): string {
+  const v = Buffer.alloc(4);
+  v.writeUInt32BE(zlibCrc32(b));
+  return v.toString('base64');
+}
+
+/** One signed request to gw with `headers`, its payload UNSIGNED-PAYLOAD or the hex SHA-256 given. */
+function raw(method: string, key: string, body: Buffer, headers: Record<string, string>, payload = 'UNSIGNED-PAYLOAD', query?: string): Promise<RawResponse> {
+  const host = new URL(gw.url).host;
+  const path = `/${bucket}/${key}`;
+  const signed = signHeaders({ accessKey: gw.accessKey, secretKey: gw.secretKey }, { method, host, path, query, headers: { ...headers, 'content-length': String(body.length) }, payload });
+  return rawRequest(gw.url, { method, path: query ? `${path}?${query}` : path, headers: signed.headers, body, timeoutMs: 120_000 });
 }
 
 function request(g: TestGateway, method: string, key: string, body?: Buffer): Promise<RawResponse> {
@@ -145,22 +171,68 @@ describe('native data plane PUT', () => {
     c.destroy();
   }, 180_000);
 
-  it('a PUT with a checksum header goes the Node path and is verified', async () => {
+  it('a declared CRC32 is verified by the pump: the right one commits natively and is answered and stored, a wrong one is BadDigest and commits nothing', async () => {
     const c = sdk(gw);
     const body = randomBytes(10 * MiB);
-    const crc = (await import('node:zlib')).crc32;
-    const value = Buffer.alloc(4);
-    value.writeUInt32BE(crc(body));
+    const value = crcOf(body);
     const before = nativeTransfers.put;
-    const r = await sdkPut(c, 'summed', body, { ChecksumCRC32: value.toString('base64') });
-    expect(r.ChecksumCRC32).toBe(value.toString('base64'));
-    expect(nativeTransfers.put - before).toBe(0);
+    const r = await sdkPut(c, 'summed', body, { ChecksumCRC32: value });
+    expect(r.ChecksumCRC32).toBe(value);
+    expect(nativeTransfers.put - before).toBe(1);
     expect(sha(await sdkGet(c, 'summed'))).toBe(sha(body));
-    // a wrong one is refused (verified, so the Node path took it) and commits nothing
-    value.writeUInt32BE((crc(body) + 1) >>> 0);
-    await expect(sdkPut(c, 'summed', randomBytes(10 * MiB), { ChecksumCRC32: value.toString('base64') })).rejects.toThrow();
-    expect(nativeTransfers.put - before).toBe(0);
+    const head = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: 'summed', ChecksumMode: 'ENABLED' }));
+    expect(head.ChecksumCRC32).toBe(value);
+    // a wrong one: refused after the whole body, before the last chunk reached the backend
+    const other = randomBytes(10 * MiB);
+    const wrong = raw('PUT', 'summed', other, { 'x-amz-checksum-crc32': crcOf(body) });
+    const w = await wrong;
+    expect(w.status, w.body.toString()).toBe(400);
+    expect(errorCode(w.body)).toBe('BadDigest');
+    expect(nativeTransfers.put - before).toBe(2);
     expect(sha(await sdkGet(c, 'summed'))).toBe(sha(body));
+    // another algorithm: the Node path, verified there
+    const crc32c = await raw('PUT', 'summed-c', other, { 'x-amz-checksum-crc32c': 'AAAAAA==' });
+    expect(crc32c.status).toBe(400);
+    expect(errorCode(crc32c.body)).toBe('BadDigest');
+    expect(nativeTransfers.put - before).toBe(2);
+    c.destroy();
+  }, 180_000);
+
+  it('a signed payload (hex SHA-256, as boto3 and the AWS CLI send over http) is hashed by the pump: the right body commits natively, another one is XAmzContentSHA256Mismatch and commits nothing', async () => {
+    const body = randomBytes(12 * MiB + 5);
+    const before = nativeTransfers.put;
+    const ok = await raw('PUT', 'signed', body, { 'x-amz-checksum-crc32': crcOf(body), 'x-amz-sdk-checksum-algorithm': 'CRC32' }, sha(body));
+    expect(ok.status, ok.body.toString()).toBe(200);
+    expect(ok.headers['x-amz-checksum-crc32']).toBe(crcOf(body));
+    expect(nativeTransfers.put - before).toBe(1);
+    const c = sdk(gw);
+    expect(sha(await sdkGet(c, 'signed'))).toBe(sha(body));
+    const other = Buffer.from(body);
+    other[7 * MiB] ^= 1;
+    const bad = await raw('PUT', 'signed', other, {}, sha(body));
+    expect(bad.status, bad.body.toString()).toBe(400);
+    expect(errorCode(bad.body)).toBe('XAmzContentSHA256Mismatch');
+    expect(nativeTransfers.put - before).toBe(2);
+    expect(sha(await sdkGet(c, 'signed'))).toBe(sha(body));
+    c.destroy();
+  }, 180_000);
+
+  it('UploadPart with a signed payload and a CRC32: sealed natively, the checksum recorded for ListParts and Complete', async () => {
+    const c = sdk(gw);
+    const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mp-summed', ChecksumAlgorithm: 'CRC32' }));
+    const bodies = [randomBytes(5 * MiB), randomBytes(2 * MiB + 3)];
+    const before = nativeTransfers.part;
+    for (const [i, b] of bodies.entries()) {
+      const r = await raw('PUT', 'mp-summed', b, { 'x-amz-checksum-crc32': crcOf(b), 'x-amz-sdk-checksum-algorithm': 'CRC32' }, sha(b), `partNumber=${i + 1}&uploadId=${encodeURIComponent(UploadId!)}`);
+      expect(r.status, r.body.toString()).toBe(200);
+      expect(r.headers['x-amz-checksum-crc32']).toBe(crcOf(b));
+    }
+    expect(nativeTransfers.part - before).toBe(2);
+    const listed = await c.send(new ListPartsCommand({ Bucket: bucket, Key: 'mp-summed', UploadId }));
+    expect(listed.Parts?.map((p) => p.ChecksumCRC32)).toEqual(bodies.map(crcOf));
+    const parts = listed.Parts!.map((p) => ({ PartNumber: p.PartNumber, ETag: p.ETag, ChecksumCRC32: p.ChecksumCRC32 }));
+    await c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'mp-summed', UploadId, MultipartUpload: { Parts: parts } }));
+    expect(sha(await sdkGet(c, 'mp-summed'))).toBe(sha(Buffer.concat(bodies)));
     c.destroy();
   }, 180_000);
 
