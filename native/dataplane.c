@@ -24,13 +24,22 @@
  * poll() on EAGAIN. `control` (an Int32Array) lets JavaScript stop the pump: control[0] != 0 ends it (code Stopped)
  * before the next chunk is processed and during any wait.
  *
- * Verification before the commit (seal): `sha256` (32 bytes: a SigV4 signed payload's hash) and `crc32` (a
- * number: the request's x-amz-checksum-crc32) are what the plaintext must hash to. The pump hashes every plaintext
+ * Verification before the commit (seal): `sha256` (32 bytes: a SigV4 signed payload's hash), `md5` (16 bytes: a
+ * Content-MD5) and `crc32` (a number: the request's x-amz-checksum-crc32) are what the plaintext must hash to. The pump hashes every plaintext
  * byte it takes and compares before the last chunk is sealed out: a mismatch ends it with code
- * XAmzContentSHA256Mismatch or BadDigest, nothing of the last chunk written, so the backend never receives the whole
+ * XAmzContentSHA256Mismatch, BadContentMD5 or BadDigest, nothing of the last chunk written, so the backend never receives the whole
  * body and nothing commits. CRC-32 is node's own zlib (Chromium's, with its carry-less multiply code: the exported
  * Cr_z_crc32, taken weakly: `CRC32` is false when this node has none, and then crc32 is refused); SHA-256 is
  * OpenSSL's EVP (SHA-NI where the CPU has it).
+ *
+ * An aws-chunked body (seal with `awsChunked`: x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER, what the
+ * AWS SDKs send for a stream body) is read as its framing — `hex-size[;ext]\r\n data \r\n` ... `0\r\n`, trailer lines,
+ * a blank line — `inputLength` bytes of it (the request's Content-Length), the chunks' data being the plaintext of
+ * `length` bytes (x-amz-decoded-content-length). The rules are src/s3/chunked.ts's for unsigned chunks. The CRC-32
+ * of the plaintext is computed; the last sealed chunk is held until the trailer was read: an x-amz-checksum-crc32
+ * trailer that does not match (BadDigest), another checksum trailer or a malformed value (InvalidTrailer) ends the
+ * pump with that chunk unwritten; no checksum trailer is accepted (as the Node path does). The result carries the
+ * CRC-32 computed.
  *
  * Revocation between blocks (docs/FORMAT.md 2.4: no byte of a block is released once a revocation is known until the
  * key service was consulted again): `gate` (an Int32Array of 3) and `onGate(block, generation)`. JavaScript keeps
@@ -76,6 +85,10 @@
 #define DEFAULT_IDLE_MS 120000
 
 enum mode { M_PASS, M_AES_PASS, M_SEAL, M_OPEN };
+enum fstate { F_HEADER, F_DATA, F_CRLF, F_TRAILER, F_DONE };
+#define MAX_FLINE 4096              /* an aws-chunk header line (src/s3/chunked.ts MAX_CHUNK_HEADER) */
+#define MAX_TRAILER (16 * 1024)     /* all trailer lines (MAX_TRAILER_BYTES) */
+#define MAX_AWS_CHUNK (16u << 20)   /* an aws-chunk's data (MAX_CHUNK_SIZE) */
 
 /*
  * The 1 MiB buffers of finished pumps, kept for the next ones. A fresh pair per pump cost, for every ranged or
@@ -149,8 +162,22 @@ typedef struct job {
   EVP_CIPHER_CTX *ctx;
   EVP_MD_CTX *sha;          /* seal: SHA-256 of the plaintext, when `sha256` is expected */
   uint8_t want_sha[32];
+  EVP_MD_CTX *md5;          /* seal: MD5 of the plaintext, when `md5` is expected */
+  uint8_t want_md5[16];
   int check_crc;            /* seal: CRC-32 of the plaintext, when `crc32` is expected */
   unsigned long crc, want_crc;
+  int compute_crc;          /* seal: CRC-32 computed (check_crc, or an aws-chunked body's trailer to come) */
+
+  /* seal of an aws-chunked body: the framing state (src/s3/chunked.ts's rules for unsigned chunks) */
+  int chunked;
+  int64_t wire_len;         /* framed bytes to read (the request's Content-Length) */
+  int fstate;               /* F_HEADER, F_DATA, F_CRLF, F_TRAILER, F_DONE */
+  uint32_t fremaining;      /* data bytes left in the aws-chunk in progress */
+  int crlf_seen;
+  char fline[MAX_FLINE + 1];
+  size_t fline_len, trailer_bytes;
+  uint64_t decoded;         /* plaintext bytes taken from the framing */
+  int held;                 /* the last sealed chunk is held until the trailer was checked */
   uint8_t *in, *out, *scratch;
   size_t out_len, out_committed;
   size_t in_used, out_used; /* the most of each buffer ever filled: what is wiped before it is kept or freed */
@@ -330,6 +357,12 @@ static int verify_plaintext(job_t *j) {
     if (EVP_DigestFinal_ex(j->sha, got, &n) != 1 || n != 32) return fail(j, "CryptoError", "sha256 final");
     if (differ(got, j->want_sha, 32)) return fail(j, "XAmzContentSHA256Mismatch", "the body's SHA-256 is not the signed payload hash");
   }
+  if (j->md5) {
+    uint8_t got[16];
+    unsigned int n = 0;
+    if (EVP_DigestFinal_ex(j->md5, got, &n) != 1 || n != 16) return fail(j, "CryptoError", "md5 final");
+    if (differ(got, j->want_md5, 16)) return fail(j, "BadContentMD5", "the body's MD5 is not its Content-MD5");
+  }
   if (j->check_crc && (j->crc & 0xffffffffUL) != j->want_crc) return fail(j, "BadDigest", "the body's CRC-32 is not x-amz-checksum-crc32");
   return 0;
 }
@@ -346,11 +379,14 @@ static int end_chunk(job_t *j) {
       return fail(j, "CryptoError", "final");
     j->out_len += TAG;
     /* the last chunk leaves only if the plaintext is what the request said it is */
-    if (j->plain_done + j->in_chunk == (uint64_t)j->length && verify_plaintext(j)) {
-      j->out_len = j->out_committed;
-      return -1;
+    if (j->plain_done + j->in_chunk == (uint64_t)j->length) {
+      if (verify_plaintext(j)) {
+        j->out_len = j->out_committed;
+        return -1;
+      }
+      if (j->chunked) j->held = 1; /* and an aws-chunked body's trailer is still to come: out_committed stays */
     }
-    j->out_committed = j->out_len;
+    if (!j->held) j->out_committed = j->out_len;
   } else if (j->mode == M_OPEN) {
     if (EVP_CIPHER_CTX_ctrl(j->ctx, EVP_CTRL_GCM_SET_TAG, TAG, j->tag) != 1) return fail(j, "CryptoError", "set tag");
     if (EVP_DecryptFinal_ex(j->ctx, fin, &outl) != 1) {
@@ -392,7 +428,8 @@ static int take(job_t *j, const uint8_t *b, size_t n) {
         if (j->out_len + k + TAG > OUT_CAP) return fail(j, "Internal", "output buffer overrun");
         if (EVP_CipherUpdate(j->ctx, j->out + j->out_len, &outl, b, (int)k) != 1) return fail(j, "CryptoError", "update");
         if (j->sha && EVP_DigestUpdate(j->sha, b, k) != 1) return fail(j, "CryptoError", "sha256 update");
-        if (j->check_crc) j->crc = Cr_z_crc32(j->crc, b, k);
+        if (j->md5 && EVP_DigestUpdate(j->md5, b, k) != 1) return fail(j, "CryptoError", "md5 update");
+        if (j->compute_crc) j->crc = Cr_z_crc32(j->crc, b, k);
         j->out_len += (size_t)outl;
         if (j->out_len > j->out_used) j->out_used = j->out_len;
       }
@@ -413,13 +450,157 @@ static int take(job_t *j, const uint8_t *b, size_t n) {
 
 /* Bytes of input this pump must read in all (-1: until EOF). */
 static int64_t input_total(job_t *j) {
+  if (j->chunked) return j->wire_len;
   if (j->length < 0) return -1;
   if (j->mode != M_OPEN) return j->length;
   uint64_t plain = j->end_plain - j->plain_done; /* plain_done: the first chunk's offset, a multiple of CHUNK */
   return (int64_t)(plain + TAG * ((plain + CHUNK - 1) / CHUNK));
 }
 
+static int hexval(int c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int b64val(int c) {
+  return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+static int is_space(int c) { return c == ' ' || c == '\t'; }
+
+/* An aws-chunk header line (without CR LF): its size, extensions ignored (unsigned chunks). */
+static int chunk_header(job_t *j, const char *l, size_t n) {
+  size_t i = 0, e = n;
+  for (size_t k = 0; k < n; k++)
+    if (l[k] == ';') { e = k; break; }
+  while (i < e && is_space(l[i])) i++;
+  while (e > i && is_space(l[e - 1])) e--;
+  if (e == i || e - i > 8) return fail(j, "IncompleteBody", "Malformed aws-chunked chunk header.");
+  uint32_t size = 0;
+  for (size_t k = i; k < e; k++) {
+    int v = hexval((unsigned char)l[k]);
+    if (v < 0) return fail(j, "IncompleteBody", "Malformed aws-chunked chunk header.");
+    size = size * 16 + (uint32_t)v;
+  }
+  if (size > MAX_AWS_CHUNK) return fail(j, "InvalidRequest", "aws-chunked chunk size %u exceeds the %u byte limit.", size, MAX_AWS_CHUNK);
+  if (size == 0) j->fstate = F_TRAILER;
+  else j->fstate = F_DATA, j->fremaining = size;
+  return 0;
+}
+
+/* The trailer is complete: its checksum (if any) against the plaintext's, then the held last chunk may go. */
+static int trailer_done(job_t *j) {
+  j->fstate = F_DONE;
+  if (j->decoded != (uint64_t)j->length) return fail(j, "IncompleteBody", "Decoded %llu bytes, x-amz-decoded-content-length is %lld.", (unsigned long long)j->decoded, (long long)j->length);
+  if (j->check_crc && (j->crc & 0xffffffffUL) != j->want_crc) return fail(j, "BadDigest", "The CRC32 you specified did not match the calculated checksum.");
+  if (j->held) j->held = 0, j->out_committed = j->out_len;
+  return 0;
+}
+
+/* One trailer line (without CR LF): name:value; an empty line ends the trailer. */
+static int trailer_line(job_t *j, const char *l, size_t n) {
+  j->trailer_bytes += n;
+  if (j->trailer_bytes > MAX_TRAILER) return fail(j, "InvalidRequest", "The aws-chunked trailer is too long.");
+  if (n == 0) return trailer_done(j);
+  const char *colon = memchr(l, ':', n);
+  if (!colon || colon == l) return fail(j, "IncompleteBody", "Malformed aws-chunked trailer line.");
+  size_t ns = 0, ne = (size_t)(colon - l), vs = ne + 1, ve = n;
+  while (ns < ne && is_space(l[ns])) ns++;
+  while (ne > ns && is_space(l[ne - 1])) ne--;
+  while (vs < ve && is_space(l[vs])) vs++;
+  while (ve > vs && is_space(l[ve - 1])) ve--;
+  static const char prefix[] = "x-amz-checksum-";
+  size_t pl = sizeof prefix - 1;
+  if (ne - ns < pl || strncasecmp(l + ns, prefix, pl) != 0) return 0; /* not a checksum: not ours to judge */
+  if (ne - ns != pl + 5 || strncasecmp(l + ns + pl, "crc32", 5) != 0) return fail(j, "InvalidTrailer", "a checksum trailer other than the declared x-amz-checksum-crc32");
+  if (j->check_crc) return fail(j, "InvalidTrailer", "x-amz-checksum-crc32 twice");
+  /* 4 bytes in base64: 6 symbols and "==" */
+  if (ve - vs != 8 || l[vs + 6] != '=' || l[vs + 7] != '=') return fail(j, "InvalidTrailer", "Value for x-amz-checksum-crc32 trailing header is invalid.");
+  unsigned long v = 0;
+  for (size_t k = 0; k < 6; k++) {
+    int d = b64val((unsigned char)l[vs + k]);
+    if (d < 0) return fail(j, "InvalidTrailer", "Value for x-amz-checksum-crc32 trailing header is invalid.");
+    v = (v << 6) | (unsigned long)d;
+  }
+  j->want_crc = (v >> 4) & 0xffffffffUL, j->check_crc = 1;
+  return 0;
+}
+
+/* Append to the line in progress; 1 with the line (CR stripped) in fline/fline_len when a LF ended it. */
+static int line_byte(job_t *j, uint8_t c, size_t limit, const char *what) {
+  if (c == '\n') {
+    if (j->fline_len > 0 && j->fline[j->fline_len - 1] == '\r') j->fline_len--;
+    return 1;
+  }
+  if (j->fline_len >= limit) return fail(j, "InvalidRequest", "The aws-chunked %s is too long.", what);
+  j->fline[j->fline_len++] = (char)c;
+  return 0;
+}
+
+/* n bytes of an aws-chunked body: the framing read, the chunks' data sealed (take). */
+static int deframe(job_t *j, const uint8_t *b, size_t n) {
+  while (n > 0) {
+    switch (j->fstate) {
+      case F_HEADER:
+      case F_TRAILER: {
+        int header = j->fstate == F_HEADER;
+        int r = line_byte(j, *b, MAX_FLINE, header ? "chunk header" : "trailer");
+        b++, n--;
+        if (r < 0) return -1;
+        if (r == 1) {
+          size_t len = j->fline_len;
+          j->fline_len = 0;
+          if (header ? chunk_header(j, j->fline, len) : trailer_line(j, j->fline, len)) return -1;
+        }
+        break;
+      }
+      case F_DATA: {
+        size_t k = n < j->fremaining ? n : j->fremaining;
+        if (j->decoded + k > (uint64_t)j->length) return fail(j, "IncompleteBody", "The aws-chunked body is longer than x-amz-decoded-content-length.");
+        if (take(j, b, k)) return -1;
+        j->decoded += k, j->fremaining -= (uint32_t)k, b += k, n -= k;
+        if (j->fremaining == 0) j->fstate = F_CRLF, j->crlf_seen = 0;
+        break;
+      }
+      case F_CRLF: {
+        uint8_t c = *b++;
+        n--;
+        if (c == (j->crlf_seen == 0 ? '\r' : '\n')) j->crlf_seen++;
+        else if (j->crlf_seen == 0 && c == '\n') j->crlf_seen = 2; /* a bare LF, as the Node path tolerates */
+        else return fail(j, "IncompleteBody", "Malformed aws-chunked framing: expected CRLF after chunk data.");
+        if (j->crlf_seen == 2) j->fstate = F_HEADER;
+        break;
+      }
+      case F_DONE:
+        /* some clients append a CRLF; anything else after the end is an error */
+        for (; n > 0; b++, n--)
+          if (*b != '\r' && *b != '\n') return fail(j, "IncompleteBody", "Unexpected data after the final aws-chunked chunk.");
+        break;
+    }
+  }
+  return 0;
+}
+
+/* All input taken: the framing must have ended (a trailer without its blank line is let go, as the Node path does). */
+static int deframe_end(job_t *j) {
+  if (j->fstate == F_TRAILER) {
+    if (j->fline_len > 0) {
+      size_t len = j->fline_len;
+      if (j->fline[len - 1] == '\r') len--;
+      j->fline_len = 0;
+      if (trailer_line(j, j->fline, len)) return -1;
+    }
+    if (j->fstate == F_TRAILER && trailer_done(j)) return -1;
+  }
+  if (j->fstate != F_DONE) return fail(j, "IncompleteBody", "The request body ended before the final aws-chunked chunk.");
+  return 0;
+}
+
+static int consume(job_t *j, const uint8_t *b, size_t n) {
+  return j->chunked ? deframe(j, b, n) : take(j, b, n);
+}
+
 static int finish_chunks_at_eof(job_t *j) {
+  if (j->chunked && deframe_end(j)) return -1;
   /* the pass modes until EOF: a last partial chunk still gets its tag; sealed/opened parts must be whole */
   if (j->chunk_open && j->mode == M_AES_PASS) return end_chunk(j);
   if (j->mode == M_SEAL || j->mode == M_OPEN) {
@@ -435,7 +616,7 @@ static int run(job_t *j) {
     if (j->pre_len > left) return fail(j, "TrailingData", "more bytes already read than the body holds");
     j->bytes_in += j->pre_len;
     left -= j->pre_len;
-    if (take(j, j->pre, j->pre_len)) return -1;
+    if (consume(j, j->pre, j->pre_len)) return -1;
     if (j->mode == M_PASS || j->mode == M_AES_PASS) {
       if (write_all(j, j->pre, j->pre_len)) return -1;
     }
@@ -447,7 +628,7 @@ static int run(job_t *j) {
       if ((size_t)r > j->in_used) j->in_used = (size_t)r;
       j->bytes_in += (uint64_t)r;
       if (total >= 0) left -= (uint64_t)r;
-      if (take(j, j->in, (size_t)r)) return -1;
+      if (consume(j, j->in, (size_t)r)) return -1;
       if (j->mode == M_PASS || j->mode == M_AES_PASS) {
         if (write_all(j, j->in, (size_t)r)) return -1;
       }
@@ -475,6 +656,7 @@ static void wipe_free(job_t *j) {
   if (j->pre) explicit_bzero(j->pre, j->pre_len), free(j->pre);
   if (j->ctx) EVP_CIPHER_CTX_free(j->ctx);
   if (j->sha) EVP_MD_CTX_free(j->sha);
+  if (j->md5) EVP_MD_CTX_free(j->md5);
   give_buf(pool_in, &pool_n_in, j->in);
   give_buf(pool_out, &pool_n_out, j->out);
   free(j->scratch);
@@ -513,6 +695,10 @@ static void call_js(napi_env env, napi_value cb, void *context, void *data) {
     napi_set_named_property(env, info, "bytesIn", v);
     napi_create_double(env, (double)j->bytes_out, &v);
     napi_set_named_property(env, info, "bytesOut", v);
+    if (j->compute_crc) {
+      napi_create_uint32(env, (uint32_t)(j->crc & 0xffffffffUL), &v);
+      napi_set_named_property(env, info, "crc32", v);
+    }
     if (j->err_code) {
       napi_value code, msg;
       napi_create_string_utf8(env, j->err_code, NAPI_AUTO_LENGTH, &code);
@@ -652,12 +838,18 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   }
   bool shut = false;
   if (prop(env, o, "shutdown", &v)) napi_get_value_bool(env, v, &shut);
-  uint8_t *want_sha = NULL;
-  size_t want_sha_len = 0;
+  uint8_t *want_sha = NULL, *want_md5 = NULL;
+  size_t want_sha_len = 0, want_md5_len = 0;
+  if (get_bytes(env, o, "md5", &want_md5, &want_md5_len) < 0 || (want_md5 && (want_md5_len != 16 || m != M_SEAL))) return throw_type(env, "md5: 16 bytes, seal only");
   int64_t want_crc = -1;
   if (get_bytes(env, o, "sha256", &want_sha, &want_sha_len) < 0 || (want_sha && (want_sha_len != 32 || m != M_SEAL))) return throw_type(env, "sha256: 32 bytes, seal only");
   int has_crc = get_int(env, o, "crc32", &want_crc);
   if (has_crc < 0 || (has_crc && (m != M_SEAL || want_crc < 0 || want_crc > 0xffffffffLL || !Cr_z_crc32))) return throw_type(env, "crc32: 0..2^32-1, seal only, when CRC32 is true");
+  bool chunked = false;
+  int64_t wire_len = -1;
+  if (prop(env, o, "awsChunked", &v)) napi_get_value_bool(env, v, &chunked);
+  if (chunked && (m != M_SEAL || want_sha || want_md5 || has_crc || !Cr_z_crc32 || get_int(env, o, "inputLength", &wire_len) != 1 || wire_len < 0))
+    return throw_type(env, "awsChunked: seal only, with inputLength, without sha256 or crc32, when CRC32 is true");
 
   job_t *j = calloc(1, sizeof *j);
   if (!j) return throw_type(env, "out of memory");
@@ -692,7 +884,14 @@ static napi_value pump(napi_env env, napi_callback_info info) {
     j->sha = EVP_MD_CTX_new();
     if (j->sha && EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL) != 1) EVP_MD_CTX_free(j->sha), j->sha = NULL;
   }
-  if (has_crc) j->check_crc = 1, j->want_crc = (unsigned long)want_crc, j->crc = Cr_z_crc32(0UL, NULL, 0);
+  if (want_md5) {
+    memcpy(j->want_md5, want_md5, 16);
+    j->md5 = EVP_MD_CTX_new();
+    if (j->md5 && EVP_DigestInit_ex(j->md5, EVP_md5(), NULL) != 1) EVP_MD_CTX_free(j->md5), j->md5 = NULL;
+  }
+  if (has_crc) j->check_crc = 1, j->want_crc = (unsigned long)want_crc;
+  if (chunked) j->chunked = 1, j->wire_len = wire_len, j->fstate = F_HEADER;
+  if (has_crc || chunked) j->compute_crc = 1, j->crc = Cr_z_crc32(0UL, NULL, 0);
   if (m != M_PASS) {
     j->ctx = EVP_CIPHER_CTX_new();
     if (j->ctx && EVP_CipherInit_ex(j->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, m == M_OPEN ? 0 : 1) != 1) {
@@ -700,7 +899,7 @@ static napi_value pump(napi_env env, napi_callback_info info) {
       j->ctx = NULL;
     }
   }
-  if (!j->in || (deks_len && !j->deks) || (pre_len && !j->pre) || (want_sha && !j->sha) || ((m == M_SEAL || m == M_OPEN) && !j->out) || (m == M_AES_PASS && !j->scratch) ||
+  if (!j->in || (deks_len && !j->deks) || (pre_len && !j->pre) || (want_sha && !j->sha) || (want_md5 && !j->md5) || ((m == M_SEAL || m == M_OPEN) && !j->out) || (m == M_AES_PASS && !j->scratch) ||
       (m != M_PASS && !j->ctx)) {
     wipe_free(j);
     return throw_type(env, "out of memory (or no AES-256-GCM in this OpenSSL)");

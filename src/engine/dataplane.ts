@@ -61,12 +61,23 @@ export interface PumpOptions {
    * with that chunk unwritten.
    */
   sha256?: Buffer;
+  /** seal: a Content-MD5 (16 bytes), checked the same way (code BadContentMD5). */
+  md5?: Buffer;
   crc32?: number;
+  /**
+   * seal: the input is an aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER) of `inputLength` bytes whose chunks'
+   * data are the `length` bytes of plaintext; its x-amz-checksum-crc32 trailer, if any, is checked before the last
+   * chunk is written (native/dataplane.c's top comment). Needs CRC32.
+   */
+  awsChunked?: boolean;
+  inputLength?: number;
 }
 
 export interface PumpResult {
   bytesIn: number;
   bytesOut: number;
+  /** seal with crc32 or awsChunked: the plaintext's CRC-32. */
+  crc32?: number;
 }
 export interface PumpError extends Error {
   code: string;

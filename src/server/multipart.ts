@@ -9,7 +9,7 @@ import { checkBucketName, checkKey } from './request.ts';
 import { sendXml } from './respond.ts';
 import { consuming } from '../store/index.ts';
 import { quoteEtag } from '../s3/etags.ts';
-import { nativeUploadOf, withNativeUpload } from './native-response.ts';
+import { nativeUploadOf, uploadChecksums, withNativeUpload } from './native-response.ts';
 
 const ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const;
 
@@ -98,8 +98,9 @@ export const uploadPart = logsRefusals(async (g, r) => {
   const native = nativeUploadOf(r);
   if (native !== null && g.mpu.nativePartApplies(native.size)) {
     const init = await g.mpu.init(r.bucket, r.key, uploadId);
-    const done = await withNativeUpload(r, native, (src) => g.mpu.uploadPartNative(r.bucket, r.key, uploadId, partNumber, init, native.size, src, native.checksums));
-    if (done) return answerPart(r, done.value.etag, native.checksums);
+    const settle = (crc32: number | undefined) => uploadChecksums(native, crc32);
+    const done = await withNativeUpload(r, native, (src) => g.mpu.uploadPartNative(r.bucket, r.key, uploadId, partNumber, init, native.size, src, settle));
+    if (done) return answerPart(r, done.value.etag, done.value.checksums);
   }
   const upload = g.payload(r);
   const { etag } = await g.mpu.uploadPart(r.bucket, r.key, uploadId, partNumber, upload.body, upload.size, upload.finish);

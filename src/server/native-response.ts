@@ -78,32 +78,50 @@ export async function sendNative(body: NativeRead, r: S3Request, socket: net.Soc
 /** A request body the native data plane may seal: its plaintext size, what it must hash to, what is stored. */
 export interface NativeUpload {
   size: number;
+  /** Bytes on the wire (Content-Length): `size`, or an aws-chunked body's framed length. */
+  wireSize: number;
   /** Checked by the pump before the last chunk leaves (native-write.ts). */
   verify: NativeVerify;
-  /** The checksums stored and answered once it verified (a declared CRC32, else none). */
-  checksums: HeaderChecksums;
+  /**
+   * The checksums stored and answered once it verified (a declared CRC32, else none); null for an aws-chunked body:
+   * CRC32, its value the one the pump computed (and checked against the trailer when one came).
+   */
+  checksums: HeaderChecksums | null;
+}
+
+/** An upload's checksums once the pump's answer is in (NativeUpload.checksums). */
+export function uploadChecksums(upload: NativeUpload, crc32: number | undefined): HeaderChecksums {
+  if (upload.checksums) return upload.checksums;
+  if (crc32 === undefined) throw new Error('an aws-chunked upload without its CRC-32');
+  const v = Buffer.alloc(4);
+  v.writeUInt32BE(crc32);
+  return { algorithm: 'CRC32', value: v.toString('base64'), type: 'FULL_OBJECT' };
 }
 
 /**
  * A PutObject or UploadPart body the native data plane may seal (src/store/native-write.ts), or null. Only a body
  * whose bytes on the wire are the object and whose checks the pump can make itself: SigV4 header auth with
  * x-amz-content-sha256 UNSIGNED-PAYLOAD or the payload's hex SHA-256 (signed: the signature covers that value, and the
- * pump hashes the body against it), framed by Content-Length (no Transfer-Encoding, no aws-chunked), no Content-MD5,
- * no trailer, and no checksum but a declared x-amz-checksum-crc32 (with x-amz-sdk-checksum-algorithm CRC32 or none:
- * what boto3 and the AWS CLI send over http), on a plain TCP socket this request owns. Anything else — and anything
- * malformed, which the Node path answers with its own error — is the Node path (g.payload), which decodes and verifies.
+ * pump hashes the body against it), framed by Content-Length (no Transfer-Encoding, no aws-chunked), no trailer, and no checksum but a declared x-amz-checksum-crc32 (with x-amz-sdk-checksum-algorithm CRC32 or none:
+ * what boto3 and the AWS CLI send over http) and a Content-MD5 or none (rclone), on a plain TCP socket this request owns; or an aws-chunked body with
+ * STREAMING-UNSIGNED-PAYLOAD-TRAILER and an x-amz-checksum-crc32 trailer (the AWS SDKs' stream uploads), whose framing
+ * and trailer the pump reads. Anything else — and anything malformed, which the Node path answers with its own error —
+ * is the Node path (g.payload), which decodes and verifies.
  */
 export function nativeUploadOf(r: S3Request): NativeUpload | null {
   const h = r.req.headers;
   if (r.req.method !== 'PUT' || fdOf(r.req.socket) < 0) return null;
   const payload = h['x-amz-content-sha256'];
   if (!/^AWS4-HMAC-SHA256 /.test(h.authorization ?? '') || typeof payload !== 'string') return null;
-  if (payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
-  if (h['transfer-encoding'] !== undefined || /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
-  if (h['content-md5'] !== undefined || h['x-amz-trailer'] !== undefined || h['x-amz-decoded-content-length'] !== undefined) return null;
+  const chunked = payload === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
+  if (!chunked && payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
+  if (h['transfer-encoding'] !== undefined || chunked !== /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
+  if (!chunked && (h['x-amz-trailer'] !== undefined || h['x-amz-decoded-content-length'] !== undefined)) return null;
   const cl = h['content-length'];
-  if (cl === undefined || !/^\d{1,16}$/.test(cl)) return null;
-  const size = Number(cl);
+  const dl = chunked ? h['x-amz-decoded-content-length'] : cl;
+  if (cl === undefined || !/^\d{1,16}$/.test(cl) || typeof dl !== 'string' || !/^\d{1,16}$/.test(dl)) return null;
+  const size = Number(dl);
+  const wireSize = Number(cl);
   if (size > 5 * 1024 ** 4) return null;
   const socket = r.req.socket;
   if (r.res.socket !== socket || (socket as net.Socket & { _httpMessage?: unknown })._httpMessage !== r.res) return null;
@@ -113,12 +131,23 @@ export function nativeUploadOf(r: S3Request): NativeUpload | null {
   } catch {
     return null; // the Node path answers it with the same check's error
   }
+  if (!nativeDataplane()?.CRC32) return null;
+  if (chunked) {
+    if (expected.md5 !== undefined) return null;
+    // the framing is the pump's to read, the CRC32 trailer its to check (none came: as the Node path, accepted)
+    if (expected.trailerName !== 'x-amz-checksum-crc32' || expected.algorithm !== 'CRC32' || wireSize < size) return null;
+    return { size, wireSize, verify: { awsChunked: wireSize }, checksums: null };
+  }
+  if (expected.trailerName !== undefined) return null;
   const verify: NativeVerify = payload === 'UNSIGNED-PAYLOAD' ? {} : { sha256: Buffer.from(payload, 'hex') };
-  if (expected.md5 !== undefined || expected.trailerName !== undefined) return null;
-  if (expected.algorithm === undefined) return { size, verify, checksums: {} };
+  // a Content-MD5 (rclone, minio-js): verified by the pump, then the object's ETag as on the Node path
+  const md5 = expected.md5 !== undefined ? decodeDigest(expected.md5, 16) : undefined;
+  const withMd5: HeaderChecksums = md5 ? { md5: md5.toString('hex') } : {};
+  if (md5) verify.md5 = md5;
+  if (expected.algorithm === undefined) return { size, wireSize, verify, checksums: withMd5 };
   const crc = expected.algorithm === 'CRC32' && expected.value !== undefined ? decodeDigest(expected.value, 4) : undefined;
-  if (!crc || !nativeDataplane()?.CRC32) return null;
-  return { size, verify: { ...verify, crc32: crc.readUInt32BE(0) }, checksums: { algorithm: 'CRC32', value: crc.toString('base64'), type: 'FULL_OBJECT' } };
+  if (!crc) return null;
+  return { size, wireSize, verify: { ...verify, crc32: crc.readUInt32BE(0) }, checksums: { ...withMd5, algorithm: 'CRC32', value: crc.toString('base64'), type: 'FULL_OBJECT' } };
 }
 
 interface ServerParser {
@@ -213,7 +242,7 @@ export function takeNativeUpload(r: S3Request, size: number, verify: NativeVerif
 export async function withNativeUpload<T>(r: S3Request, upload: NativeUpload, seal: (src: NativeUploadSource) => Promise<T>): Promise<{ value: T } | null> {
   const { size } = upload;
   const slot = takePumpSlot();
-  const taken = slot ? takeNativeUpload(r, size, upload.verify) : null;
+  const taken = slot ? takeNativeUpload(r, upload.wireSize, upload.verify) : null;
   if (!taken) {
     slot?.();
     return null;

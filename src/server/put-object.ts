@@ -8,7 +8,7 @@ import type { S3Request } from './request.ts';
 import { checkBucketName, checkKey } from './request.ts';
 import type { PutCondition } from '../store/index.ts';
 import { quoteEtag } from '../s3/etags.ts';
-import { nativeUploadOf, withNativeUpload } from './native-response.ts';
+import { nativeUploadOf, uploadChecksums, withNativeUpload } from './native-response.ts';
 import { checksumHeaders, metaFromRequest, setSse, writeCondition } from './objects.ts';
 
 export async function putObject(g: Gateway, r: S3Request): Promise<void> {
@@ -21,8 +21,9 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   if (native !== null) {
     const meta = metaFromRequest(r);
     const cond = await writeCondition(g, r);
-    const done = await withNativeUpload(r, native, (src) => g.store.putNative(r.bucket, r.key, src, native.size, meta, cond, native.checksums));
-    if (done) return answerPut(r, done.value.etag, done.value.versionId, native.checksums);
+    const settle = (crc32: number | undefined) => uploadChecksums(native, crc32);
+    const done = await withNativeUpload(r, native, (src) => g.store.putNative(r.bucket, r.key, src, native.size, meta, cond, native.checksums, settle));
+    if (done) return answerPut(r, done.value.etag, done.value.versionId, settle(done.value.crc32));
     return putNode(g, r, meta, cond);
   }
   const whole = g.wholePayload(r, SMALL_PUT_MAX);

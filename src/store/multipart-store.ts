@@ -262,13 +262,24 @@ export class MultipartStore {
    * backend's UploadPart: the same part, the same record, with the declared `checksums` the pump verified (src.verify). `init` is the
    * upload's record (init()), read before the client's socket was taken.
    */
-  async uploadPartNative(bucket: string, key: string, uploadId: string, partNumber: number, init: HeaderFields, size: number, src: NativeUploadSource, checksums: HeaderChecksums = {}): Promise<{ etag: string }> {
+  async uploadPartNative(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    init: HeaderFields,
+    size: number,
+    src: NativeUploadSource,
+    /** The part's checksums to record, from the CRC-32 the pump computed (declared ones, verified, or a trailer's). */
+    settle: (crc32: number | undefined) => HeaderChecksums = () => ({}),
+  ): Promise<{ etag: string; checksums: HeaderChecksums }> {
     const deks = newDeks(blockCount(size, init.blockSize));
     try {
       const cipherLen = partCipherSize(size, partNumber);
-      const { etag } = await sealPart((first) => this.backend.rawUploadPart!(bucket, key, uploadId, partNumber, cipherLen, first), init, partNumber, deks, size, src).catch(backendRefusal(uploadId, partNumber));
+      const { etag, crc32 } = await sealPart((first) => this.backend.rawUploadPart!(bucket, key, uploadId, partNumber, cipherLen, first), init, partNumber, deks, size, src).catch(backendRefusal(uploadId, partNumber));
+      const checksums = settle(crc32);
       await this.recordPart(init, uploadId, partNumber, etag, size, deks, checksums);
-      return { etag };
+      return { etag, checksums };
     } finally {
       for (const d of deks) zero(d);
     }

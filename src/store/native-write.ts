@@ -23,6 +23,13 @@ export interface NativeVerify {
   sha256?: Buffer;
   /** The declared x-amz-checksum-crc32. */
   crc32?: number;
+  /** The Content-MD5. */
+  md5?: Buffer;
+  /**
+   * An aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER) of this many bytes on the wire: the pump reads its framing
+   * and checks its x-amz-checksum-crc32 trailer, if any; the CRC-32 it computed comes back with the answer.
+   */
+  awsChunked?: number;
 }
 
 /** The client's side, given by the server: its socket's reads are stopped, `pre` is what node had already read. */
@@ -57,7 +64,7 @@ export function sealToBackend(
   size: number,
   opts: PutOptions,
   src: NativeUploadSource,
-): Promise<{ etag: string; versionId?: string }> {
+): Promise<{ etag: string; versionId?: string; crc32?: number }> {
   return sealPart((first) => backend.rawPut!(bucket, key, opts, first), header, 1, header.parts[0].deks as Buffer[], size, src, 'put');
 }
 
@@ -76,13 +83,13 @@ export async function sealPart(
   size: number,
   src: NativeUploadSource,
   op: 'put' | 'part' = 'part',
-): Promise<{ etag: string; versionId?: string }> {
+): Promise<{ etag: string; versionId?: string; crc32?: number }> {
   const up = await open(partNumber === 1 ? encodePrefix(fields.oid) : Buffer.alloc(0));
   if (!up) throw new S3Error('ServiceUnavailable', 'backend error: the native upload could not be opened');
   const control = src.control;
   const held = holdSocket(up.socket, () => Atomics.store(control, 0, 1));
   const deks = Buffer.concat(partDeks);
-  let run: Promise<unknown>;
+  let run: Promise<{ crc32?: number }>;
   try {
     run = pump({
       inFd: src.fd,
@@ -97,7 +104,10 @@ export async function sealPart(
       control,
       idleMs: src.idleMs,
       sha256: src.verify?.sha256,
+      md5: src.verify?.md5,
       crc32: src.verify?.crc32,
+      awsChunked: src.verify?.awsChunked !== undefined,
+      inputLength: src.verify?.awsChunked,
     });
   } catch (e) {
     run = Promise.reject(e instanceof Error ? e : new Error(String(e)));
@@ -105,8 +115,9 @@ export async function sealPart(
     deks.fill(0); // the pump copied them
   }
   nativeTransfers[op]++;
+  let crc32: number | undefined;
   try {
-    await run;
+    ({ crc32 } = await run);
   } catch (e) {
     const backendFailed = held.destroyRequested();
     held.release();
@@ -129,7 +140,7 @@ export async function sealPart(
   try {
     const r = await up.result();
     cryptoMeter.encrypt += size;
-    return r;
+    return { ...r, crc32 };
   } finally {
     up.close();
   }
@@ -152,6 +163,14 @@ function pumpError(e: PumpError): NativeUploadError {
       return new NativeUploadError('XAmzContentSHA256Mismatch');
     case 'BadDigest':
       return new NativeUploadError('BadDigest', 'The CRC32 you specified did not match the calculated checksum.');
+    case 'BadContentMD5':
+      return new NativeUploadError('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+    // the aws-chunked framing's own refusals (native/dataplane.c: src/s3/chunked.ts's words)
+    case 'IncompleteBody':
+    case 'InvalidRequest':
+      return new NativeUploadError(e.code, e.message);
+    case 'InvalidTrailer':
+      return new NativeUploadError('InvalidRequest', e.message);
     default:
       return new NativeUploadError('InternalError', `native data plane: ${e.code ?? 'Error'}: ${e.message}`, {}, { cause: e });
   }

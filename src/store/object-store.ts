@@ -686,11 +686,35 @@ export class ObjectStore {
    * putStream's write through the native data plane (native-write.ts), for a body with nothing to verify: the
    * header is written final first, then the sealed body is the commit; the ETag is `<backend ETag>-1` as putStream's.
    */
-  putNative(bucket: string, key: string, src: NativeUploadSource, size: number, meta: HeaderMeta, cond: PutCondition = {}, checksums: HeaderChecksums = {}): Promise<PutResult> {
-    // the declared checksums are final before the body: the pump verifies them before the commit (src.verify)
-    return this.writeVersion({ bucket, key, size, meta, checksums, final: true }, ({ header, dataMeta }) =>
-      sealToBackend(this.backend, bucket, key, header, size, { size: ciphertextSize(size), meta: dataMeta, ...cond }, src),
-    );
+  putNative(
+    bucket: string,
+    key: string,
+    src: NativeUploadSource,
+    size: number,
+    meta: HeaderMeta,
+    cond: PutCondition = {},
+    /** Declared, so final before the body (the pump verifies them before the commit: src.verify); null: `settle`'s. */
+    checksums: HeaderChecksums | null = {},
+    /** The checksums to store from the pump's CRC-32 (an aws-chunked body's: known after its trailer). */
+    settle?: (crc32: number | undefined) => HeaderChecksums,
+  ): Promise<PutResult & { crc32?: number }> {
+    let crc32: number | undefined;
+    const put = this.writeVersion({ bucket, key, size, meta, checksums: checksums ?? {}, final: checksums !== null }, async ({ header, headerEtag, dataMeta }) => {
+      const done = await sealToBackend(this.backend, bucket, key, header, size, { size: ciphertextSize(size), meta: dataMeta, ...cond }, src);
+      crc32 = done.crc32;
+      if (checksums !== null || !settle) return done;
+      // as putStream: the first header already decrypts the object; the final one, with the checksums, under the
+      // header key current now and only if nobody rewrote the first one meanwhile
+      const settled = settle(done.crc32);
+      return {
+        ...done,
+        afterCommit: async () => {
+          const n = await this.keys.activeHeaderKeyNumber(header.dataset);
+          await this.writeHeader({ ...header, version: 2, keyNumber: n, state: 'final', checksums: settled }, { ifMatch: headerEtag });
+        },
+      };
+    });
+    return put.then((r) => ({ ...r, crc32 }));
   }
 
   /**

@@ -171,12 +171,13 @@ describe('native data plane', () => {
     const lastSealed = (input.length % CHUNK || CHUNK) + 16;
     expect(loadDataplane().CRC32, 'node exports its zlib crc32').toBe(true);
     const seal = { mode: 'seal', length: input.length, deks, aadPrefix, blockSize } as const;
-    const good = await through({ ...seal, sha256, crc32 }, input, { expectOut: expected.length });
+    const md5 = createHash('md5').update(input).digest();
+    const good = await through({ ...seal, sha256, crc32, md5 }, input, { expectOut: expected.length });
     expect(good.outcome).toMatchObject({ ok: true, bytesOut: expected.length });
     expect(good.out.equals(expected)).toBe(true);
     const wrongSha = Buffer.from(sha256);
     wrongSha[31] ^= 1;
-    for (const [o, code] of [[{ sha256: wrongSha, crc32 }, 'XAmzContentSHA256Mismatch'], [{ sha256, crc32: (crc32 ^ 1) >>> 0 }, 'BadDigest'], [{ crc32: (crc32 + 1) >>> 0 }, 'BadDigest']] as const) {
+    for (const [o, code] of [[{ sha256: wrongSha, crc32 }, 'XAmzContentSHA256Mismatch'], [{ sha256, crc32: (crc32 ^ 1) >>> 0 }, 'BadDigest'], [{ crc32: (crc32 + 1) >>> 0 }, 'BadDigest'], [{ sha256, md5: Buffer.alloc(16) }, 'BadContentMD5']] as const) {
       const bad = await through({ ...seal, ...o }, input);
       expect(bad.outcome, code).toMatchObject({ ok: false, error: { code } });
       // (what was sealed before may or may not have been flushed: the caller closes that connection uncommitted)
@@ -189,6 +190,60 @@ describe('native data plane', () => {
     const tampered = await through({ ...seal, sha256, crc32 }, changed);
     expect(tampered.outcome).toMatchObject({ ok: false, error: { code: 'XAmzContentSHA256Mismatch' } });
     expect(tampered.out.length).toBeLessThanOrEqual(expected.length - lastSealed);
+  }, 120_000);
+
+  it('seal of an aws-chunked body: the framing read (extensions, a bare LF, trailing CRLFs), the CRC32 trailer checked before the last chunk, its CRC-32 returned', async () => {
+    const blockSize = 1024 * 1024;
+    const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
+    const expected = referenceSeal(input, deks, aadPrefix, 1, blockSize);
+    const crc = zlibCrc32(input);
+    const crcB64 = (n: number) => {
+      const v = Buffer.alloc(4);
+      v.writeUInt32BE(n >>> 0);
+      return v.toString('base64');
+    };
+    const lastSealed = (input.length % CHUNK || CHUNK) + 16;
+    /** `input` framed as aws-chunks of odd sizes, then `tail` (the final chunk, trailer and blank line). */
+    const frame = (tail: string, o: { ext?: boolean; bareLf?: boolean } = {}) => {
+      const parts: Buffer[] = [];
+      for (let off = 0, i = 0; off < input.length; i++) {
+        const n = Math.min(input.length - off, [65536, 8192, 1_000_003, 77][i % 4]!);
+        parts.push(Buffer.from(`${n.toString(16)}${o.ext && i === 1 ? ';chunk-ext=1' : ''}\r\n`), input.subarray(off, off + n), Buffer.from(o.bareLf && i === 2 ? '\n' : '\r\n'));
+        off += n;
+      }
+      parts.push(Buffer.from(tail));
+      return Buffer.concat(parts);
+    };
+    const seal = { mode: 'seal', length: input.length, deks, aadPrefix, blockSize, awsChunked: true } as const;
+    const run = (framed: Buffer) => through({ ...seal, inputLength: framed.length, pre: framed.subarray(0, 5000) }, framed.subarray(5000));
+    for (const [what, framed] of [
+      ['CRC32 trailer', frame(`0\r\nx-amz-checksum-crc32:${crcB64(crc)}\r\n\r\n`)],
+      ['extension, bare LF, trailing CRLF', frame(`0\r\nX-Amz-Checksum-Crc32: ${crcB64(crc)}\r\n\r\n\r\n`, { ext: true, bareLf: true })],
+      ['no checksum trailer', frame('0\r\nx-other: 1\r\n\r\n')],
+      ['no blank line after the trailer', frame(`0\r\nx-amz-checksum-crc32:${crcB64(crc)}\r\n`)],
+    ] as const) {
+      const r = await run(framed);
+      expect(r.outcome, what).toMatchObject({ ok: true, bytesIn: framed.length, bytesOut: expected.length, crc32: crc });
+      expect(r.out.equals(expected), what).toBe(true);
+    }
+    // refused, the last chunk never written
+    for (const [what, framed, code] of [
+      ['wrong CRC32', frame(`0\r\nx-amz-checksum-crc32:${crcB64(crc + 1)}\r\n\r\n`), 'BadDigest'],
+      ['another checksum trailer', frame('0\r\nx-amz-checksum-sha256:AAAA\r\n\r\n'), 'InvalidTrailer'],
+      ['a malformed CRC32 value', frame('0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n'), 'InvalidTrailer'],
+      ['no final chunk', frame(''), 'IncompleteBody'],
+      ['data after the end', frame('0\r\n\r\nxyz'), 'IncompleteBody'],
+    ] as const) {
+      const r = await run(framed);
+      expect(r.outcome, what).toMatchObject({ ok: false, error: { code } });
+      expect(r.out.length, what).toBeLessThanOrEqual(expected.length - lastSealed);
+    }
+    // framing errors before the end: a size that is not hex, data longer than the decoded length
+    const badSize = Buffer.concat([Buffer.from('zz\r\n'), input]);
+    expect((await through({ ...seal, inputLength: badSize.length }, badSize)).outcome).toMatchObject({ ok: false, error: { code: 'IncompleteBody' } });
+    const long = Buffer.concat([Buffer.from(`${(input.length + 1).toString(16)}\r\n`), input, Buffer.from('x\r\n0\r\n\r\n')]);
+    expect((await through({ ...seal, inputLength: long.length }, long)).outcome).toMatchObject({ ok: false, error: { code: 'IncompleteBody' } });
   }, 120_000);
 
   it('a flipped byte makes open fail at its chunk: the chunks before it are written, nothing of it or after it', async () => {
@@ -317,6 +372,9 @@ describe('native data plane', () => {
     await expect(pump({ ...open, sha256: randomBytes(32) })).rejects.toThrow(/sha256/);
     await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), sha256: randomBytes(31) })).rejects.toThrow(/sha256/);
     await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), crc32: 2 ** 32 })).rejects.toThrow(/crc32/);
+    await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), awsChunked: true })).rejects.toThrow(/awsChunked/);
+    await expect(pump({ ...open, md5: randomBytes(16) })).rejects.toThrow(/md5/);
+    await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), awsChunked: true, inputLength: 200, crc32: 1 })).rejects.toThrow(/awsChunked/);
   });
 });
 

@@ -15,6 +15,7 @@ import { findBinary } from '../../tools/process.ts';
 import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { nativeDataplane, nativeTransfers } from '../../src/engine/dataplane.ts';
 import { scanDir, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { accessLog, cleanEnv, expectClean, MARKER, markedData, md5, run, writeFile } from './util.ts';
 
@@ -71,9 +72,13 @@ describe('rclone', () => {
     });
     for (const [n, d] of Object.entries(files)) writeFile(src, n, d);
     // multipart above 8 MiB, so big.bin goes in 3 parts
+    const parts0 = nativeTransfers.part;
     const copy = expectClean(await rclone('copy', '-v', '--s3-upload-cutoff', '8M', '--s3-chunk-size', '8M', src, `lakecrypt:${bucket}/keep`));
     expect(copy.stderr.match(/: Copied \(new\)/g)?.length, copy.stderr).toBe(3);
     expect(log.records.filter((r) => r.op === 'UploadPart' && r.key === 'keep/dir/big.bin').length).toBe(3);
+    // each part (Content-MD5, UNSIGNED-PAYLOAD, over 1 MiB) sealed by the native data plane, its MD5 checked there
+    expect(nativeDataplane(), 'native/build/dataplane.node').not.toBeNull();
+    expect(nativeTransfers.part - parts0).toBe(3);
 
     const check = expectClean(await rclone('check', src, `lakecrypt:${bucket}/keep`), { allow: ZERO_DIFF });
     expect(check.stderr).toMatch(/: 0 differences found$/m);
@@ -129,8 +134,10 @@ describe('rclone', () => {
     const tenMiB = markedData('rclone single 10m', 10 * MiB + 1);
     other['rclone-10m.bin'] = tenMiB;
     writeFile(local, 'rclone-10m.bin', tenMiB);
+    const puts0 = nativeTransfers.put;
     expectClean(await rclone('copyto', path.join(local, 'rclone-10m.bin'), `lakecrypt:${bucket}/other/rclone-10m.bin`));
     expect(log.records.filter((r) => r.op === 'PutObject' && r.key === 'other/rclone-10m.bin').length).toBe(1);
+    expect(nativeTransfers.put - puts0).toBe(1); // sealed by the pump, which checked the Content-MD5
     const recheck = expectClean(await rclone('check', local, `lakecrypt:${bucket}/other`), { allow: ZERO_DIFF });
     expect(recheck.stderr).toMatch(/: 3 matching files/);
     expect(recheck.stderr).not.toMatch(/hashes could not be checked/);
