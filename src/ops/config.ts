@@ -344,7 +344,7 @@ export const SETTINGS = {
   dataPlane: def({
     path: 'dataPlane', env: 'LAKECRYPT_DATA_PLANE', kind: 'string', schema: z.enum(['auto', 'node']), default: 'auto',
     expect: 'auto or node',
-    doc: 'Where large object bodies move: auto = through the native data plane (native/dataplane.c, built with gcc and node\'s headers) for GETs of an encrypted object (whole, Range or partNumber) of 1 MiB or more, single PUTs over 8 MiB and multipart parts of 1 MiB or more whose only checks are a signed payload SHA-256 and a declared CRC32 (UNSIGNED-PAYLOAD or signed, x-amz-checksum-crc32 or none; the pump verifies them), over plain TCP with a plain-http backend, when the addon loaded; node = always through Node streams.',
+    doc: 'Where large object bodies move: auto = through the native data plane (native/dataplane.c, built with gcc and node\'s headers) for GETs of an encrypted object (whole, Range or partNumber) of 1 MiB or more, single PUTs over 8 MiB and multipart parts of 1 MiB or more whose only checks are a signed payload SHA-256, a Content-MD5 and a CRC32 (declared, or in the trailer of an unsigned aws-chunked body with a Content-Length; the pump verifies them), over plain TCP with a plain-http backend, when the addon loaded; node = always through Node streams.',
   }),
   keyCacheTtlMs: def({
     path: 'keyCacheTtlMs', env: 'LAKECRYPT_KEY_CACHE_TTL_MS', kind: 'int', schema: int(0, 86_400_000),
