@@ -57,15 +57,13 @@ describe('logger: secrets censored without pino redact', () => {
     for (const p of REDACT_PATHS) expect(SECRET_FIELD_NAMES.some((n) => p.endsWith(n) || p.endsWith(`"${n}"]`))).toBe(true);
   });
 
-  it('an access-log line costs tens of µs, not hundreds', () => {
-    const log = createLogger({ destination: { write: () => {} } });
+  it("an access-log line carries the request's fields as they are (its cost, against pino's wildcard redact, is bench/access-log.ts)", () => {
+    const lines: string[] = [];
+    const log = createLogger({ destination: { write: (l: string) => void lines.push(l) } });
     const f = { reqId: '0123456789ABCDEF', op: 'GetObject', bucket: 'bucket', key: 'small-4k-1', status: 200, ms: 1.234, bytesIn: 0, bytesOut: 4096, accessKey: 'AK' };
-    for (let i = 0; i < 200; i++) logAccess(log, f);
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < 1000; i++) logAccess(log, f);
-    const c = process.cpuUsage(c0);
-    // ~15 µs per line here; with pino's wildcard redact paths it was ~390 µs
-    expect((c.user + c.system) / 1000).toBeLessThan(150);
+    logAccess(log, f);
+    expect(lines.length).toBe(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject(f);
   });
 });
 
