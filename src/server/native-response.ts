@@ -99,14 +99,16 @@ export function uploadChecksums(upload: NativeUpload, crc32: number | undefined)
 }
 
 /**
- * A PutObject or UploadPart body the native data plane may seal (src/store/native-write.ts), or null. Only a body
- * whose bytes on the wire are the object and whose checks the pump can make itself: SigV4 header auth with
- * x-amz-content-sha256 UNSIGNED-PAYLOAD or the payload's hex SHA-256 (signed: the signature covers that value, and the
- * pump hashes the body against it), framed by Content-Length (no Transfer-Encoding, no aws-chunked), no trailer, and no checksum but a declared x-amz-checksum-crc32 (with x-amz-sdk-checksum-algorithm CRC32 or none:
- * what boto3 and the AWS CLI send over http) and a Content-MD5 or none (rclone), on a plain TCP socket this request owns; or an aws-chunked body with
- * STREAMING-UNSIGNED-PAYLOAD-TRAILER and an x-amz-checksum-crc32 trailer (the AWS SDKs' stream uploads), whose framing
- * and trailer the pump reads. Anything else — and anything malformed, which the Node path answers with its own error —
- * is the Node path (g.payload), which decodes and verifies.
+ * A PutObject or UploadPart body the native data plane may seal (src/store/native-write.ts), or null: a body whose
+ * checks the pump makes itself, on a plain TCP socket this request owns, with SigV4 header auth and either
+ * - Content-Length framing, x-amz-content-sha256 UNSIGNED-PAYLOAD or the payload's hex SHA-256 (the signature covers
+ *   that value; the pump hashes the body against it), a Content-MD5 or none (rclone), no trailer, and no checksum but a
+ *   declared x-amz-checksum-crc32 with x-amz-sdk-checksum-algorithm CRC32 or none (boto3 and the AWS CLI over http); or
+ * - an aws-chunked body of STREAMING-UNSIGNED-PAYLOAD-TRAILER with a Content-Length and an x-amz-checksum-crc32
+ *   trailer (the AWS SDK for Go v2), whose framing and trailer the pump reads. The JavaScript SDK sends its stream
+ *   uploads in HTTP chunked transfer coding instead (no Content-Length): not this.
+ * Anything else — and anything malformed, which the Node path answers with its own error — is the Node path
+ * (g.payload), which decodes and verifies.
  */
 export function nativeUploadOf(r: S3Request): NativeUpload | null {
   const h = r.req.headers;
