@@ -25,15 +25,16 @@
  * before the next chunk is processed and during any wait.
  *
  * Verification before the commit (seal): `sha256` (32 bytes: a SigV4 signed payload's hash), `md5` (16 bytes: a
- * Content-MD5) and `crc32` (a number: the request's x-amz-checksum-crc32) are what the plaintext must hash to. The pump hashes every plaintext
- * byte it takes and compares before the last chunk is sealed out: a mismatch ends it with code
- * XAmzContentSHA256Mismatch, BadContentMD5 or BadDigest, nothing of the last chunk written, so the backend never receives the whole
- * body and nothing commits. CRC-32 is node's own zlib (Chromium's, with its carry-less multiply code: the exported
+ * Content-MD5) and `crc32` (a number: the request's x-amz-checksum-crc32) are what the plaintext must hash to. The
+ * pump hashes every plaintext byte it takes and compares before the last chunk is sealed out: a mismatch ends it
+ * with code XAmzContentSHA256Mismatch, BadContentMD5 or BadDigest, nothing of the last chunk written, so the backend
+ * never receives the whole body and nothing commits. CRC-32 is node's own zlib (Chromium's, with its carry-less multiply code: the exported
  * Cr_z_crc32, taken weakly: `CRC32` is false when this node has none, and then crc32 is refused); SHA-256 is
  * OpenSSL's EVP (SHA-NI where the CPU has it).
  *
- * An aws-chunked body (seal with `awsChunked`: x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER, what the
- * AWS SDKs send for a stream body) is read as its framing — `hex-size[;ext]\r\n data \r\n` ... `0\r\n`, trailer lines,
+ * An aws-chunked body (seal with `awsChunked`: x-amz-content-sha256 STREAMING-UNSIGNED-PAYLOAD-TRAILER with a
+ * Content-Length, as the AWS SDK for Go v2 sends a stream body; the JavaScript SDK wraps its aws-chunks in HTTP
+ * chunked coding instead, which this does not read) is read as its framing — `hex-size[;ext]\r\n data \r\n` ... `0\r\n`, trailer lines,
  * a blank line — `inputLength` bytes of it (the request's Content-Length), the chunks' data being the plaintext of
  * `length` bytes (x-amz-decoded-content-length). The rules are src/s3/chunked.ts's for unsigned chunks. The CRC-32
  * of the plaintext is computed; the last sealed chunk is held until the trailer was read: an x-amz-checksum-crc32
@@ -93,9 +94,9 @@ enum fstate { F_HEADER, F_DATA, F_CRLF, F_TRAILER, F_DONE };
 /*
  * The 1 MiB buffers of finished pumps, kept for the next ones. A fresh pair per pump cost, for every ranged or
  * small read, page faults on first touch and, when freed at the top of the heap, glibc's trim of it: munmap with
- * TLB shoot-downs to the other cores (3-4% of the gateway's CPU in a 1 MiB range-read loop, perf record; bench/README.md
- * "Ranged reads"). At most POOL_KEEP of each (each kept pair is 2 MiB of RSS until the idle trim), wiped where they held plaintext before they are kept; trim() (the idle
- * trim) frees them all.
+ * TLB shoot-downs to the other cores (3-4% of the gateway's CPU in a 1 MiB range-read loop, perf record;
+ * bench/README.md "Ranged reads through the pump"). At most POOL_KEEP of each (each kept pair is 2 MiB of RSS until
+ * the idle trim), wiped where they held plaintext before they are kept; trim() (the idle trim) frees them all.
  */
 #define POOL_KEEP 2
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
