@@ -5,7 +5,8 @@
  * name the same oid and that version's header must have the same layout before anything of it is decrypted, else
  * the read starts over the long way. No key material: DEKs stay in the header cache.
  *
- * Bounded by entries and by the parts they hold in all (an object may have 10,000 parts), oldest first out.
+ * Bounded by entries and by the parts they hold in all (an object may have 10,000 parts): the earliest remembered
+ * goes first (seeing the same version again changes nothing).
  */
 import type { HeaderFields } from '../engine/index.ts';
 
@@ -38,11 +39,15 @@ export class LayoutMemory {
   /** The current version of bucket/key was seen with this header (its oid and layout). */
   remember(bucket: string, key: string, h: HeaderFields): void {
     const id = this.id(bucket, key);
+    const oid = h.oid.toString('hex');
+    // every GET and HEAD of a key lands here: the same version again costs a lookup, not new arrays
+    const seen = this.map.get(id);
+    if (seen && seen.oid === oid && sameLayout(h, seen)) return;
     this.drop(id);
     if (h.parts.length > MAX_PARTS) return;
     const sizes = h.parts.map((p) => p.plaintextSize);
     this.map.set(id, {
-      oid: h.oid.toString('hex'),
+      oid,
       blockSize: h.blockSize,
       chunkSize: h.chunkSize,
       sizes,

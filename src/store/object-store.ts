@@ -319,15 +319,7 @@ export class ObjectStore {
       if (!oidHex || !/^[0-9a-f]{32}$/.test(oidHex)) return { ...this.unmigrated(bucket, key, info), versionId };
       try {
         const { header } = await this.readHeader(bucket, key, oidHex, { info });
-        const size = totalPlaintextSize(header);
-        // A data object whose stored size is not the header's layout was truncated or extended: a range read
-        // would otherwise serve the untouched chunks and never notice.
-        if (info.size !== storedSizeOf(header)) {
-          throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
-        }
-        const etag = await this.clientEtag(bucket, key, info, header);
-        if (versionId === undefined) this.layouts.remember(bucket, key, header);
-        return { bucket, key, header, info, size, etag, lastModified: info.lastModified, versionId };
+        return await this.storedObject(bucket, key, info, header, versionId);
       } catch (e) {
         // The object may have been overwritten between our HEAD and the header read: look again once (a version
         // named by id does not change).
@@ -374,20 +366,14 @@ export class ObjectStore {
       const obj = await this.stat(bucket, key);
       return { obj, open: () => this.read(obj, 0, obj.size - 1), discard: () => {} };
     }
-    if (info.size !== storedSizeOf(header)) {
-      body.destroy();
-      throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
-    }
-    const size = totalPlaintextSize(header);
-    let etag: string;
+    let obj: StoredObject;
     try {
-      etag = await this.clientEtag(bucket, key, info, header);
+      obj = await this.storedObject(bucket, key, info, header, versionId);
     } catch (e) {
       body.destroy();
       throw e;
     }
-    const obj: StoredObject = { bucket, key, header, info, size, etag, lastModified: info.lastModified, versionId };
-    if (versionId === undefined) this.layouts.remember(bucket, key, header);
+    const size = obj.size;
     return {
       obj,
       discard: () => body.destroy(),
@@ -402,6 +388,20 @@ export class ObjectStore {
         return this.decryptBody(obj, body, 0, size - 1);
       },
     };
+  }
+
+  /**
+   * The object a backend answer (HEAD or GET: `info`) and its opened header describe. A data object whose stored size
+   * is not the header's layout was truncated or extended (a range read would otherwise serve the untouched chunks
+   * and never notice): IntegrityError. The current version's layout is remembered for openRange.
+   */
+  private async storedObject(bucket: string, key: string, info: ObjectInfo, header: HeaderFields, versionId?: string): Promise<StoredObject> {
+    if (info.size !== storedSizeOf(header)) {
+      throw new S3Error('IntegrityError', 'The stored object does not have the size its header describes.');
+    }
+    const etag = await this.clientEtag(bucket, key, info, header);
+    if (versionId === undefined) this.layouts.remember(bucket, key, header);
+    return { bucket, key, header, info, size: totalPlaintextSize(header), etag, lastModified: info.lastModified, versionId };
   }
 
   /**
@@ -549,10 +549,8 @@ export class ObjectStore {
     if (info.meta[META_OID] !== l.oid) return another();
     try {
       const { header } = await this.readHeader(bucket, key, l.oid, { info });
-      if (!sameLayout(header, l) || info.size !== storedSizeOf(header)) return another();
-      const etag = await this.clientEtag(bucket, key, info, header);
-      const obj: StoredObject = { bucket, key, header, info, size: l.size, etag, lastModified: info.lastModified };
-      return { obj, start: range.start, end: range.end, body };
+      if (!sameLayout(header, l)) return another();
+      return { obj: await this.storedObject(bucket, key, info, header), start: range.start, end: range.end, body };
     } catch {
       return another(); // the long way reads the header again and reports what fails there
     }
