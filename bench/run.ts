@@ -274,7 +274,10 @@ try {
     log(`mc on ${t.name}`);
     const r = await mcFigures(t, sizes.mcSize);
     if (typeof r === 'string') notes.push(`mc-put-large, mc-get-large on ${t.name}: null: ${r}`);
-    else add(t.name, { 'mc-put-large': r.put, 'mc-get-large': r.get });
+    else {
+      add(t.name, { 'mc-put-large': r.put, 'mc-get-large': r.get });
+      if (t.name === 'lakecrypt') notes.push(`mc on lakecrypt: cp ${r.put.toFixed(0)} MiB/s, cat ${r.get.toFixed(0)} MiB/s; the gateway's CPU-ms per MiB: cp ${r.serverCpuMsPerMib.put.toFixed(2)}, cat ${r.serverCpuMsPerMib.get.toFixed(2)}`);
+    }
   }
 
   // --- warp

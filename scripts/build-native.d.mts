@@ -1,5 +1,7 @@
 /** Types of scripts/build-native.mjs (the native data plane's build), for the TypeScript that loads the addon. */
 export declare const SOURCE: string;
+/** The pump's C sources compiled together: native/dataplane.c and native/aws-chunked.c (they share native/pump.h). */
+export declare const PUMP_SOURCES: string[];
 /** native/heap.cc (V8's memory-pressure call, compiled as C++ into the same addon). */
 export declare const HEAP_SOURCE: string;
 /** native/build/dataplane.node */

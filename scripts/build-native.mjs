@@ -18,6 +18,9 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SOURCE = path.join(ROOT, 'native', 'dataplane.c');
+/** The pump's other sources: the aws-chunked reader and the header both share. */
+export const PUMP_SOURCES = [SOURCE, path.join(ROOT, 'native', 'aws-chunked.c')];
+const PUMP_HEADER = path.join(ROOT, 'native', 'pump.h');
 export const HEAP_SOURCE = path.join(ROOT, 'native', 'heap.cc');
 export const ADDON = path.join(ROOT, 'native', 'build', 'dataplane.node');
 const SELF = fileURLToPath(import.meta.url);
@@ -34,7 +37,7 @@ export function nodeIncludeDir() {
 export function staleReason() {
   const built = mtime(ADDON);
   if (built === undefined) return 'not built yet';
-  if ((mtime(SOURCE) ?? Infinity) > built) return 'native/dataplane.c changed';
+  for (const f of [...PUMP_SOURCES, PUMP_HEADER]) if ((mtime(f) ?? Infinity) > built) return `native/${path.basename(f)} changed`;
   if ((mtime(HEAP_SOURCE) ?? Infinity) > built) return 'native/heap.cc changed';
   if ((mtime(SELF) ?? Infinity) > built) return 'the build script changed';
   return null;
@@ -57,14 +60,15 @@ export function buildNative({ force = false, quiet = false } = {}) {
   // node's headers as system headers for the C++ file: V8's own headers do not pass -Wextra
   let withHeap = true;
   try {
-    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-fPIC', '-fno-exceptions', '-fno-rtti', '-std=c++17', `-isystem${include}`, '-c', '-o', heapObj, HEAP_SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-fPIC', '-fvisibility=hidden', '-fno-exceptions', '-fno-rtti', '-std=c++17', `-isystem${include}`, '-c', '-o', heapObj, HEAP_SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
     withHeap = false;
     if (!quiet) console.error(`[build-native] native/heap.cc not built (no C++ compiler?): the idle trim will use global.gc() (${String(e?.stderr ?? e).split('\n')[0]})`);
   }
   try {
-    const inputs = withHeap ? [SOURCE, heapObj] : ['-DLC_NO_V8_HEAP', SOURCE];
-    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-pthread', `-I${include}`, '-o', tmp, ...inputs], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const inputs = withHeap ? [...PUMP_SOURCES, heapObj] : ['-DLC_NO_V8_HEAP', ...PUMP_SOURCES];
+    // hidden by default: only the module's registration is exported (native/pump.h)
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-fvisibility=hidden', '-pthread', `-I${include}`, '-o', tmp, ...inputs], { stdio: ['ignore', 'inherit', 'inherit'] });
     renameSync(tmp, ADDON);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -9,7 +9,7 @@ import { cacheDir, findBinary } from '../../tools/process.ts';
 import { makeTmpDir } from '../../tools/tmp.ts';
 import { bodyBuffer, MiB } from './s3.ts';
 import type { Target } from './targets.ts';
-import { REPO } from './targets.ts';
+import { cpuSecondsOf, REPO } from './targets.ts';
 
 function run(bin: string, args: string[], env: Record<string, string>, timeoutMs: number, cwd?: string, discardStdout = false): Promise<{ code: number; out: string; ms: number }> {
   const t0 = performance.now();
@@ -36,7 +36,7 @@ const hostEnv = (t: Target) => {
 };
 
 /** `mc cp` a file up and `mc cat` it back; MiB/s. Over http mc (minio-go) signs the upload as streaming chunks. */
-export async function mcFigures(t: Target, size: number): Promise<{ put: number; get: number } | string> {
+export async function mcFigures(t: Target, size: number): Promise<{ put: number; get: number; serverCpuMsPerMib: { put: number; get: number } } | string> {
   const mc = findBinary('mc');
   if (!mc) return 'mc binary not found';
   const tmp = makeTmpDir('lakecrypt-bench-mc-');
@@ -48,11 +48,14 @@ export async function mcFigures(t: Target, size: number): Promise<{ put: number;
     closeSync(fd);
     const env = { ...hostEnv(t), MC_CONFIG_DIR: path.join(tmp.path, 'mc'), MC_DISABLE_PAGER: '1' };
     const cfg = ['--config-dir', path.join(tmp.path, 'mc'), '--quiet', '--no-color'];
+    const c0 = cpuSecondsOf(t.pid);
     const put = await run(mc, [...cfg, 'cp', file, `${t.name}/${t.bucket}/mc-obj`], env, 600_000);
+    const c1 = cpuSecondsOf(t.pid);
     if (put.code !== 0) return `mc cp failed: ${put.out.slice(-400)}`;
     const get = await run(mc, [...cfg, 'cat', `${t.name}/${t.bucket}/mc-obj`], env, 600_000, undefined, true);
     if (get.code !== 0) return `mc cat failed: ${get.out.slice(-400)}`;
-    return { put: size / MiB / (put.ms / 1000), get: size / MiB / (get.ms / 1000) };
+    const perMib = (sec: number) => (sec * 1000) / (size / MiB);
+    return { put: size / MiB / (put.ms / 1000), get: size / MiB / (get.ms / 1000), serverCpuMsPerMib: { put: perMib(c1 - c0), get: perMib(cpuSecondsOf(t.pid) - c1) } };
   } finally {
     tmp.cleanup();
   }

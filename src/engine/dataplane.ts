@@ -71,6 +71,14 @@ export interface PumpOptions {
    */
   awsChunked?: boolean;
   inputLength?: number;
+  /**
+   * seal of an aws-chunked body with signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): the request's SigV4 signing
+   * key (32 bytes), its signature (the chain's seed, 64 hex characters) and `${amzDate}\n${scope}`; every chunk's
+   * signature is checked (code SignatureDoesNotMatch; native/aws-chunked.c). The key is copied and wiped by the pump.
+   */
+  chunkKey?: Buffer;
+  chunkSeed?: Buffer;
+  chunkDateScope?: Buffer;
 }
 
 export interface PumpResult {
@@ -100,6 +108,8 @@ export interface Addon {
   CHUNK: number;
   /** The pump can check CRC-32 (node exports its zlib's crc32). */
   CRC32: boolean;
+  /** The pump checks signed aws-chunks (chunkKey): true in every build the loader accepts. */
+  SIGNED_CHUNKS: boolean;
 }
 
 /** Objects smaller than this stay on the Node path: the fd handoff costs more than it saves on a small body. */
@@ -128,6 +138,8 @@ export function nativeDataplane(): Addon | null {
       if (typeof a?.pump !== 'function') throw new Error('no pump() export');
       // built from an older native/dataplane.c (scripts/build-native.mjs remakes it when the source changed)
       if (typeof a.trim !== 'function' || typeof a.lowMemory !== 'function') throw new Error('no trim() or lowMemory() export: a stale build (npm run build)');
+      // an older pump would ignore chunkKey and check no chunk signature: never hand it a signed body
+      if (a.SIGNED_CHUNKS !== true) throw new Error('no SIGNED_CHUNKS: a stale build (npm run build)');
       addon = a;
     } catch (e) {
       whyNot = `${file} did not load: ${e instanceof Error ? e.message : String(e)}`;

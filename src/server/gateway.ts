@@ -108,6 +108,11 @@ export class Gateway {
     this.mpu = new MultipartStore(this.store);
   }
 
+  /** The request's verified signature (after dispatch authenticated it): what a native upload's chunk signatures chain from. */
+  authOf(r: S3Request): AuthResult | undefined {
+    return this.auth.get(r);
+  }
+
   /** The plaintext body of an upload request: every SigV4 payload mode decoded and verified, checksums on. */
   payload(r: S3Request): Upload {
     const auth = this.auth.get(r)!;

@@ -95,7 +95,7 @@ export const uploadPart = logsRefusals(async (g, r) => {
   const uploadId = uploadIdOf(g, r);
   // A part with nothing to verify may be sealed by the native data plane (as PutObject's, put-object.ts): the
   // upload's record is read first, so a refusal comes before the client's socket is taken.
-  const native = nativeUploadOf(r);
+  const native = nativeUploadOf(r, g.authOf(r));
   if (native !== null && g.mpu.nativePartApplies(native.size)) {
     const init = await g.mpu.init(r.bucket, r.key, uploadId);
     const settle = (crc32: number | undefined) => uploadChecksums(native, crc32);

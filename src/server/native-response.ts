@@ -15,6 +15,7 @@ import type { HeaderChecksums } from '../engine/index.ts';
 import { decodeDigest, expectedFromRequest, type ExpectedChecksums } from '../s3/checksum.ts';
 import type { NativeRead } from '../store/native-read.ts';
 import { NativeUploadError, type NativeUploadSource, type NativeVerify } from '../store/native-write.ts';
+import type { AuthResult } from '../s3/sigv4.ts';
 import type { S3Request } from './request.ts';
 
 /** The client's plain TCP socket when a native body could be written to it, else null. */
@@ -106,25 +107,32 @@ export function uploadChecksums(upload: NativeUpload, crc32: number | undefined)
  *   declared x-amz-checksum-crc32 with x-amz-sdk-checksum-algorithm CRC32 or none (boto3 and the AWS CLI over http); or
  * - an aws-chunked body of STREAMING-UNSIGNED-PAYLOAD-TRAILER with a Content-Length and an x-amz-checksum-crc32
  *   trailer (the AWS SDK for Go v2), whose framing and trailer the pump reads. The JavaScript SDK sends its stream
- *   uploads in HTTP chunked transfer coding instead (no Content-Length): not this.
+ *   uploads in HTTP chunked transfer coding instead (no Content-Length): not this; or
+ * - an aws-chunked body of STREAMING-AWS4-HMAC-SHA256-PAYLOAD with a Content-Length (minio-go and mc over http),
+ *   no trailer, a Content-Md5 and a declared x-amz-checksum-crc32 or neither: the pump checks each chunk's
+ *   signature, chained from the request's (`auth`, the request's verified SigV4 result).
  * Anything else — and anything malformed, which the Node path answers with its own error — is the Node path
  * (g.payload), which decodes and verifies.
  */
-export function nativeUploadOf(r: S3Request): NativeUpload | null {
+export function nativeUploadOf(r: S3Request, auth?: AuthResult): NativeUpload | null {
   const h = r.req.headers;
   if (r.req.method !== 'PUT' || fdOf(r.req.socket) < 0) return null;
   const payload = h['x-amz-content-sha256'];
   if (!/^AWS4-HMAC-SHA256 /.test(h.authorization ?? '') || typeof payload !== 'string') return null;
   const chunked = payload === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
-  if (!chunked && payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
-  if (h['transfer-encoding'] !== undefined || chunked !== /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
-  if (!chunked && (h['x-amz-trailer'] !== undefined || h['x-amz-decoded-content-length'] !== undefined)) return null;
+  const signedChunks = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD';
+  if (!chunked && !signedChunks && payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
+  if (h['transfer-encoding'] !== undefined) return null;
+  // minio-go signs its chunks without naming aws-chunked in Content-Encoding (the Node path goes by the payload mode too)
+  if (!signedChunks && chunked !== /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
+  if (!chunked && h['x-amz-trailer'] !== undefined) return null;
+  if (!chunked && !signedChunks && h['x-amz-decoded-content-length'] !== undefined) return null;
   const cl = h['content-length'];
-  const dl = chunked ? h['x-amz-decoded-content-length'] : cl;
+  const dl = chunked || signedChunks ? h['x-amz-decoded-content-length'] : cl;
   if (cl === undefined || !/^\d{1,16}$/.test(cl) || typeof dl !== 'string' || !/^\d{1,16}$/.test(dl)) return null;
   const size = Number(dl);
   const wireSize = Number(cl);
-  if (size > 5 * 1024 ** 4) return null;
+  if (size > 5 * 1024 ** 4 || wireSize < size) return null;
   const socket = r.req.socket;
   if (r.res.socket !== socket || (socket as net.Socket & { _httpMessage?: unknown })._httpMessage !== r.res) return null;
   let expected: ExpectedChecksums;
@@ -137,11 +145,19 @@ export function nativeUploadOf(r: S3Request): NativeUpload | null {
   if (chunked) {
     if (expected.md5 !== undefined) return null;
     // the framing is the pump's to read, the CRC32 trailer its to check (none came: as the Node path, accepted)
-    if (expected.trailerName !== 'x-amz-checksum-crc32' || expected.algorithm !== 'CRC32' || wireSize < size) return null;
+    if (expected.trailerName !== 'x-amz-checksum-crc32' || expected.algorithm !== 'CRC32') return null;
     return { size, wireSize, verify: { awsChunked: wireSize }, checksums: null };
   }
   if (expected.trailerName !== undefined) return null;
-  const verify: NativeVerify = payload === 'UNSIGNED-PAYLOAD' ? {} : { sha256: Buffer.from(payload, 'hex') };
+  let verify: NativeVerify;
+  if (signedChunks) {
+    // the chain starts at the request's own signature, under its signing key (what the Node path's decoder checks)
+    if (auth?.payloadMode !== 'streaming-signed' || auth.signingKey.length !== 32 || !/^[0-9a-f]{64}$/.test(auth.seedSignature)) return null;
+    const signing = { signingKey: auth.signingKey, seedSignature: auth.seedSignature, amzDate: auth.amzDate, scope: auth.scope };
+    verify = { awsChunked: wireSize, signedChunks: signing };
+  } else {
+    verify = payload === 'UNSIGNED-PAYLOAD' ? {} : { sha256: Buffer.from(payload, 'hex') };
+  }
   // a Content-MD5 (rclone, minio-js): verified by the pump, then the object's ETag as on the Node path
   const md5 = expected.md5 !== undefined ? decodeDigest(expected.md5, 16) : undefined;
   const withMd5: HeaderChecksums = md5 ? { md5: md5.toString('hex') } : {};
@@ -219,6 +235,11 @@ export function takeNativeUpload(r: S3Request, size: number, verify: NativeVerif
       parser?.resume();
       req.resume(); // lets 'end' out, so node:http lets go of the request
       setPaused(socket, false);
+      // The socket flowing again, not only its handle reading: node:http bounds a body it buffers by pausing the
+      // socket when the request's buffer is full, and a pause of a socket already paused (node:http paused it once the
+      // body filled that buffer before we took it) emits nothing, so its reads went on: the connection's next body was
+      // read into memory whole, up to several MiB of a 16 MiB part (then copied in JavaScript and handed to the pump).
+      socket.resume();
       const hh = handleOf(socket);
       if (hh && !hh.reading) {
         hh.reading = true;

@@ -16,7 +16,7 @@ export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   checkKey(r.key);
   // A large body whose checks the pump can make (none, a signed SHA-256, a declared CRC32) may be sealed by the
   // native data plane (src/store/native-write.ts): its body is left unread until then (g.payload would start reading it).
-  const upload = nativeUploadOf(r);
+  const upload = nativeUploadOf(r, g.authOf(r));
   const native = upload !== null && g.store.nativePutApplies(upload.size) ? upload : null;
   if (native !== null) {
     const meta = metaFromRequest(r);

@@ -30,6 +30,16 @@ export interface NativeVerify {
    * and checks its x-amz-checksum-crc32 trailer, if any; the CRC-32 it computed comes back with the answer.
    */
   awsChunked?: number;
+  /** ... whose chunks are signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): each chunk's signature is checked by the pump. */
+  signedChunks?: ChunkSigning;
+}
+
+/** What a signed aws-chunked body's chunk signatures chain from: the request's SigV4 signing key and signature. */
+export interface ChunkSigning {
+  signingKey: Buffer;
+  seedSignature: string;
+  amzDate: string;
+  scope: string;
 }
 
 /** The client's side, given by the server: its socket's reads are stopped, `pre` is what node had already read. */
@@ -108,6 +118,7 @@ export async function sealPart(
       crc32: src.verify?.crc32,
       awsChunked: src.verify?.awsChunked !== undefined,
       inputLength: src.verify?.awsChunked,
+      ...chunkSigningOf(src.verify?.signedChunks),
     });
   } catch (e) {
     run = Promise.reject(e instanceof Error ? e : new Error(String(e)));
@@ -146,6 +157,12 @@ export async function sealPart(
   }
 }
 
+/** The pump's options for signed chunks (it copies the key and wipes its copy when it ends). */
+function chunkSigningOf(c: ChunkSigning | undefined): { chunkKey?: Buffer; chunkSeed?: Buffer; chunkDateScope?: Buffer } {
+  if (!c) return {};
+  return { chunkKey: c.signingKey, chunkSeed: Buffer.from(c.seedSignature, 'latin1'), chunkDateScope: Buffer.from(`${c.amzDate}\n${c.scope}`, 'latin1') };
+}
+
 function pumpError(e: PumpError): NativeUploadError {
   switch (e.code) {
     case 'UnexpectedEOF':
@@ -171,6 +188,8 @@ function pumpError(e: PumpError): NativeUploadError {
       return new NativeUploadError(e.code, e.message);
     case 'InvalidTrailer':
       return new NativeUploadError('InvalidRequest', e.message);
+    case 'SignatureDoesNotMatch':
+      return new NativeUploadError('SignatureDoesNotMatch', e.message);
     default:
       return new NativeUploadError('InternalError', `native data plane: ${e.code ?? 'Error'}: ${e.message}`, {}, { cause: e });
   }

@@ -7,7 +7,7 @@
  * through it and back byte for byte, on one keep-alive connection (the socket handed to the pump and back).
  * Nothing here is about speed.
  */
-import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import http from 'node:http';
 import net from 'node:net';
@@ -244,6 +244,87 @@ describe('native data plane', () => {
     expect((await through({ ...seal, inputLength: badSize.length }, badSize)).outcome).toMatchObject({ ok: false, error: { code: 'IncompleteBody' } });
     const long = Buffer.concat([Buffer.from(`${(input.length + 1).toString(16)}\r\n`), input, Buffer.from('x\r\n0\r\n\r\n')]);
     expect((await through({ ...seal, inputLength: long.length }, long)).outcome).toMatchObject({ ok: false, error: { code: 'IncompleteBody' } });
+  }, 120_000);
+
+  it('seal of a signed aws-chunked body: every chunk signature checked along the chain, the last chunk held until the final one verified', async () => {
+    const blockSize = 1024 * 1024;
+    const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
+    const expected = referenceSeal(input, deks, aadPrefix, 1, blockSize);
+    const lastSealed = (input.length % CHUNK || CHUNK) + 16;
+    const key = randomBytes(32);
+    const seed = randomBytes(32).toString('hex');
+    const amzDate = '20261203T110740Z';
+    const scope = '20261203/us-east-1/s3/aws4_request';
+    const emptyHash = createHash('sha256').digest('hex');
+    // SigV4's chunk signature (AWS's "signature calculations for streaming"), with node:crypto as the reference
+    const sign = (prev: string, data: Buffer) =>
+      createHmac('sha256', key).update(`AWS4-HMAC-SHA256-PAYLOAD\n${amzDate}\n${scope}\n${prev}\n${emptyHash}\n${createHash('sha256').update(data).digest('hex')}`).digest('hex');
+    /** `input` in signed aws-chunks of odd sizes and the signed final chunk; `spoil` changes one chunk's header or data. */
+    const frame = (o: { spoil?: (i: number, header: string, data: Buffer) => [string, Buffer]; tail?: string } = {}) => {
+      const parts: Buffer[] = [];
+      let prev = seed;
+      const sizes: number[] = [];
+      for (let off = 0, i = 0; off < input.length; i++) {
+        const n = Math.min(input.length - off, [65536, 8192, 1_000_003, 77][i % 4]!);
+        sizes.push(n);
+        off += n;
+      }
+      let off = 0;
+      for (let i = 0; i <= sizes.length; i++) {
+        const data = i < sizes.length ? input.subarray(off, off + sizes[i]!) : Buffer.alloc(0);
+        off += data.length;
+        const sig = sign(prev, data);
+        prev = sig;
+        let header = `${data.length.toString(16)};chunk-signature=${sig}`;
+        let body: Buffer = data;
+        if (o.spoil) [header, body] = o.spoil(i, header, data);
+        parts.push(Buffer.from(`${header}\r\n`), body, Buffer.from(i < sizes.length ? '\r\n' : (o.tail ?? '\r\n')));
+      }
+      return { framed: Buffer.concat(parts), chunks: sizes.length + 1 };
+    };
+    const seal = { mode: 'seal', length: input.length, deks, aadPrefix, blockSize, awsChunked: true, chunkKey: key, chunkSeed: Buffer.from(seed), chunkDateScope: Buffer.from(`${amzDate}\n${scope}`) } as const;
+    const run = (framed: Buffer, extra: Partial<PumpOptions> = {}) => through({ ...seal, ...extra, inputLength: framed.length, pre: framed.subarray(0, 5000) }, framed.subarray(5000));
+    const good = frame();
+    for (const [what, framed] of [
+      ['signed chunks', good.framed],
+      ['spaces around the extension, a CRLF after the end', frame({ spoil: (_i, h, d) => [h.replace(';', ' ; '), d], tail: '\r\n\r\n' }).framed],
+    ] as const) {
+      const r = await run(framed);
+      expect(r.outcome, what).toMatchObject({ ok: true, bytesIn: framed.length, bytesOut: expected.length });
+      expect(r.out.equals(expected), what).toBe(true);
+    }
+    // a Content-MD5 and a CRC32 from the headers are checked too
+    const md5 = createHash('md5').update(input).digest();
+    expect((await run(good.framed, { md5, crc32: zlibCrc32(input) })).outcome).toMatchObject({ ok: true });
+    expect((await run(good.framed, { md5: createHash('md5').update('x').digest() })).outcome).toMatchObject({ ok: false, error: { code: 'BadContentMD5' } });
+    const flip = (d: Buffer) => {
+      const b = Buffer.from(d);
+      b[b.length >> 1] ^= 1;
+      return b;
+    };
+    const last = good.chunks - 1;
+    for (const [what, framed, code] of [
+      ['a flipped data byte in the second chunk', frame({ spoil: (i, h, d) => [h, i === 1 ? flip(d) : d] }).framed, 'SignatureDoesNotMatch'],
+      ['a flipped data byte in the last data chunk', frame({ spoil: (i, h, d) => [h, i === last - 1 ? flip(d) : d] }).framed, 'SignatureDoesNotMatch'],
+      ['a wrong signature on the final chunk', frame({ spoil: (i, h, d) => [i === last ? h.replace(/.$/, (c) => (c === '0' ? '1' : '0')) : h, d] }).framed, 'SignatureDoesNotMatch'],
+      ['an unsigned chunk', frame({ spoil: (i, h, d) => [i === 2 ? h.split(';')[0]! : h, d] }).framed, 'SignatureDoesNotMatch'],
+      ['an uppercase chunk header', frame({ spoil: (i, h, d) => [i === 0 ? h.toUpperCase() : h, d] }).framed, 'SignatureDoesNotMatch'],
+      ['another extension beside the signature', frame({ spoil: (i, h, d) => [i === 0 ? `${h};x=1` : h, d] }).framed, 'SignatureDoesNotMatch'],
+      ['a trailer after the final chunk', frame({ tail: 'x-amz-checksum-crc32:AAAAAA==\r\n\r\n' }).framed, 'IncompleteBody'],
+      ['no CRLF after the final chunk', frame({ tail: '' }).framed, 'IncompleteBody'],
+    ] as const) {
+      const r = await run(framed);
+      expect(r.outcome, what).toMatchObject({ ok: false, error: { code } });
+      expect(r.out.length, what).toBeLessThanOrEqual(expected.length - lastSealed);
+    }
+    // the chain starts at the request's signature: another seed fails the first chunk, before the second's data is sealed
+    const other = await run(good.framed, { chunkSeed: Buffer.from(randomBytes(32).toString('hex')) });
+    expect(other.outcome).toMatchObject({ ok: false, error: { code: 'SignatureDoesNotMatch' } });
+    expect(other.out.length).toBeLessThanOrEqual(sealedSize(65536 + 8192));
+    // the options come together, with awsChunked
+    await expect(pump({ ...seal, inFd: 0, outFd: 1, inputLength: 10, chunkKey: randomBytes(16) })).rejects.toThrow(/chunkKey/);
+    await expect(pump({ ...seal, inFd: 0, outFd: 1, awsChunked: false, inputLength: 10 })).rejects.toThrow(/chunkKey/);
   }, 120_000);
 
   it('a flipped byte makes open fail at its chunk: the chunks before it are written, nothing of it or after it', async () => {

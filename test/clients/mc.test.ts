@@ -5,6 +5,7 @@ import { findBinary } from '../../tools/process.ts';
 import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 import { scanDir, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
+import { nativeDataplane, nativeTransfers } from '../../src/engine/dataplane.ts';
 import { accessLog, cleanEnv, expectClean, expectSameFile, MARKER, markedData, md5, run, writeFile } from './util.ts';
 
 const MiB = 1024 * 1024;
@@ -39,8 +40,14 @@ describe('mc', () => {
   it('cp (multipart) with metadata, stat, cat, ls, cp back', async () => {
     const big = markedData('mc big', 40 * MiB + 5);
     const src = writeFile(tmp.path, 'up/big.bin', big);
+    const parts0 = nativeTransfers.part;
     expectClean(await mc('cp', '--quiet', '--attr', `note=${MARKER}-mcmeta`, src, `lakecrypt/${bucket}/keep/big.bin`));
-    expect(log.records.filter((r) => r.op === 'UploadPart' && r.key === 'keep/big.bin').length).toBeGreaterThan(1);
+    const parts = log.records.filter((r) => r.op === 'UploadPart' && r.key === 'keep/big.bin').length;
+    expect(parts).toBeGreaterThan(1);
+    // over http mc signs its parts as aws-chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): each sealed by the native data
+    // plane, which checked every chunk's signature
+    expect(nativeDataplane(), 'native/build/dataplane.node').not.toBeNull();
+    expect(nativeTransfers.part - parts0).toBe(parts);
 
     const stat = JSON.parse(expectClean(await mc('stat', '--json', `lakecrypt/${bucket}/keep/big.bin`)).stdout);
     expect(stat.size).toBe(big.length);
@@ -57,11 +64,13 @@ describe('mc', () => {
     const dir = path.join(tmp.path, 'mirror');
     const files = {
       'a.txt': markedData('mc mirror a', 100),
-      'x/b.bin': markedData('mc mirror b', 6 * MiB + 1),
+      'x/b.bin': markedData('mc mirror b', 10 * MiB + 1),
       'x/y/c.bin': markedData('mc mirror c', 70_000),
     };
     for (const [n, d] of Object.entries(files)) writeFile(dir, n, d);
+    const puts0 = nativeTransfers.put;
     expectClean(await mc('mirror', '--quiet', dir, `lakecrypt/${bucket}/mirror`));
+    expect(nativeTransfers.put - puts0, 'the 10 MiB file: one signed-chunk PUT through the pump (over the 8 MiB the store reads whole)').toBe(1);
     const puts = () => log.records.filter((r) => (r.op === 'PutObject' || r.op === 'CompleteMultipartUpload') && r.key.startsWith('mirror/')).length;
     expect(puts()).toBe(3);
     expectClean(await mc('mirror', '--quiet', dir, `lakecrypt/${bucket}/mirror`));

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { SETTINGS_BY_ENV } from '../../src/ops/config.ts';
+import { PUMP_SOURCES } from '../../scripts/build-native.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
@@ -44,6 +45,9 @@ describe('Dockerfile', () => {
     expect(deps.lines.join('\n')).toMatch(/make g\+\+/);
     // the native data plane is compiled where gcc is, from the sources the context holds, and shipped to the runtime
     expect(deps.lines.join('\n')).toMatch(/COPY native\/dataplane\.c[\s\S]*RUN node scripts\/build-native\.mjs/);
+    // every source the build compiles (and the header they share) is copied before it runs
+    const copied = deps.lines.filter((l) => /^COPY native\//.test(l)).join(' ');
+    for (const f of [...PUMP_SOURCES.map((p) => path.relative(ROOT, p)), 'native/pump.h', 'native/heap.cc']) expect(copied).toContain(f);
     expect(stages.find((s) => s.name === 'base')!.lines.join('\n')).toMatch(/COPY --from=deps [^\n]*\/app\/native\/build \.\/native\/build/);
     expect(instructions.filter((l) => /^FROM\s/i.test(l)).every((l) => /node:20|\$\{NODE_IMAGE\}|FROM base/.test(l))).toBe(true);
     expect(dockerfile).toMatch(/ARG NODE_IMAGE=node:20[\w.-]*slim/);

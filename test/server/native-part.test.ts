@@ -9,6 +9,7 @@
  * fail if the native path broke or silently fell back.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -155,6 +156,47 @@ describe('native data plane UploadPart', () => {
     await c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'cut', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] } }));
     expect(sha(await get(c, 'cut'))).toBe(sha(body));
     c.destroy();
+  }, 180_000);
+
+  it('a connection given back after a native part buffers no more of its next body than node:http does for any request', async () => {
+    // node:http stops reading a body once the request's buffer is full by pausing the socket; a socket the pump had
+    // and gave back must pause again, else the connection's next body is read into memory while the gateway looks up
+    // the upload (here made slow) and reaches the pump as `pre` (several MiB of a part, before the fix)
+    const mpu = gw.running.gateway.mpu;
+    const init = mpu.init;
+    const uploadPartNative = mpu.uploadPartNative;
+    const pres: number[] = [];
+    mpu.init = async function (this: typeof mpu, ...a: Parameters<typeof init>) {
+      await new Promise((r) => setTimeout(r, 150));
+      return init.apply(this, a);
+    };
+    mpu.uploadPartNative = function (this: typeof mpu, ...a: Parameters<typeof uploadPartNative>) {
+      pres.push(a[6].pre.length);
+      return uploadPartNative.apply(this, a);
+    };
+    const c = new S3Client({
+      endpoint: gw.url,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      maxAttempts: 1,
+      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 1 }) }, // one connection for every part
+    });
+    try {
+      const up = await c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'given-back' }));
+      const bodies = [0, 1, 2, 3].map(() => randomBytes(6 * MiB));
+      const parts = [];
+      for (const [i, b] of bodies.entries()) parts.push(await part(c, 'given-back', up.UploadId!, i + 1, b));
+      expect(pres).toHaveLength(4);
+      for (const p of pres) expect(p).toBeLessThanOrEqual(256 * 1024);
+      await c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'given-back', UploadId: up.UploadId!, MultipartUpload: { Parts: parts } }));
+      expect(sha(await get(c, 'given-back'))).toBe(sha(Buffer.concat(bodies)));
+    } finally {
+      mpu.init = init;
+      mpu.uploadPartNative = uploadPartNative;
+      c.destroy();
+    }
   }, 180_000);
 
   it('a part for an upload id the gateway does not know is NoSuchUpload, its body never taken', async () => {
