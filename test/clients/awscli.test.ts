@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTmpDir } from '../../tools/tmp.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
 import { scanDir, startTestGateway, type TestGateway } from '../../tools/gateway.ts';
+import { nativeDataplane, nativeTransfers } from '../../src/engine/dataplane.ts';
 import { cleanEnv, expectClean, expectSameFile, MARKER, markedData, run, writeFile, type RunResult } from './util.ts';
 import { pythonExe } from './python.ts';
 
@@ -67,7 +68,11 @@ describe.each(awsClis())('AWS CLI (%s)', (label, prefix) => {
   it('cp up and down, > 8 MiB so both go multipart, with user metadata', async () => {
     const data = markedData(`aws ${label} cp`, 20 * MiB + 12345);
     const src = writeFile(tmp.path, 'up/big.bin', data);
+    const parts0 = nativeTransfers.part;
     expectClean(await aws('s3', 'cp', '--no-progress', src, `s3://${bucket}/keep/big.bin`, '--metadata', `note=${MARKER}-awsmeta`));
+    // its 8 MiB parts (over http: a signed SHA-256 and a CRC32 each) sealed by the native data plane, which checked both
+    expect(nativeDataplane(), 'native/build/dataplane.node').not.toBeNull();
+    expect(nativeTransfers.part - parts0).toBe(3);
     const head = JSON.parse(expectClean(await aws('s3api', 'head-object', '--bucket', bucket, '--key', 'keep/big.bin')).stdout);
     expect(head.ContentLength).toBe(data.length);
     expect(head.ETag).toMatch(/^"[0-9a-f]{32}-3"$/); // 8 MiB parts: 3 of them
