@@ -109,8 +109,8 @@ export function uploadChecksums(upload: NativeUpload, crc32: number | undefined)
  *   trailer (the AWS SDK for Go v2), whose framing and trailer the pump reads. The JavaScript SDK sends its stream
  *   uploads in HTTP chunked transfer coding instead (no Content-Length): not this; or
  * - an aws-chunked body of STREAMING-AWS4-HMAC-SHA256-PAYLOAD with a Content-Length (minio-go and mc over http),
- *   no trailer, a Content-Md5 and a declared x-amz-checksum-crc32 or neither: the pump checks each chunk's
- *   signature, chained from the request's (`auth`, the request's verified SigV4 result).
+ *   no trailer, and a Content-MD5, a declared x-amz-checksum-crc32, both or neither: the pump checks each chunk's
+ *   signature, chained from the request's (`auth`, the request's verified SigV4 result), and those digests.
  * Anything else — and anything malformed, which the Node path answers with its own error — is the Node path
  * (g.payload), which decodes and verifies.
  */

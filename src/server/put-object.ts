@@ -14,7 +14,8 @@ import { checksumHeaders, metaFromRequest, setSse, writeCondition } from './obje
 export async function putObject(g: Gateway, r: S3Request): Promise<void> {
   checkBucketName(r.bucket);
   checkKey(r.key);
-  // A large body whose checks the pump can make (none, a signed SHA-256, a declared CRC32) may be sealed by the
+  // A large body whose checks the pump can make (none, a signed SHA-256, a Content-MD5, a declared CRC32, aws-chunks
+  // unsigned with a CRC32 trailer or signed) may be sealed by the
   // native data plane (src/store/native-write.ts): its body is left unread until then (g.payload would start reading it).
   const upload = nativeUploadOf(r, g.authOf(r));
   const native = upload !== null && g.store.nativePutApplies(upload.size) ? upload : null;
