@@ -74,10 +74,12 @@
  * The 1 MiB buffers of finished pumps, kept for the next ones. A fresh pair per pump cost, for every ranged or
  * small read, page faults on first touch and, when freed at the top of the heap, glibc's trim of it: munmap with
  * TLB shoot-downs to the other cores (3-4% of the gateway's CPU in a 1 MiB range-read loop, perf record;
- * bench/README.md "Ranged reads through the pump"). At most POOL_KEEP of each (each kept pair is 2 MiB of RSS until
- * the idle trim), wiped where they held plaintext before they are kept; trim() (the idle trim) frees them all.
+ * bench/README.md "Ranged reads through the pump"). One pair is kept (2 MiB of RSS until the idle trim), wiped where
+ * it held plaintext: enough for reads one after another; a second kept pair sat idle beside a lone large transfer
+ * that followed concurrent ones (the benchmark's 5 GiB upload: 2 MiB more at its peak; bench/README.md "Memory",
+ * session 17). trim() (the idle trim) frees it.
  */
-#define POOL_KEEP 2
+#define POOL_KEEP 1
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t *pool_in[POOL_KEEP], *pool_out[POOL_KEEP];
 static int pool_n_in, pool_n_out;
