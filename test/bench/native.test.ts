@@ -19,6 +19,9 @@ import { answerGate, fdOf, loadDataplane, newGate, pump, type PumpError, type Pu
 import { makeClient } from '../../bench/lib/s3.ts';
 import { startMiddleProcess } from '../../bench/lib/targets.ts';
 import { signHeaders } from '../../tools/sigv4.ts';
+import fc from 'fast-check';
+import { chunkStringToSign, createPayloadDecoder } from '../../src/s3/chunked.ts';
+import { signString, type AuthResult } from '../../src/s3/sigv4.ts';
 import { pollUntil } from '../../tools/wait.ts';
 import { startFaultProxy } from '../helpers/fault-proxy.ts';
 import { minioCoords, uniqueBucket } from '../helpers/s3.ts';
@@ -326,6 +329,95 @@ describe('native data plane', () => {
     await expect(pump({ ...seal, inFd: 0, outFd: 1, inputLength: 10, chunkKey: randomBytes(16) })).rejects.toThrow(/chunkKey/);
     await expect(pump({ ...seal, inFd: 0, outFd: 1, awsChunked: false, inputLength: 10 })).rejects.toThrow(/chunkKey/);
   }, 120_000);
+
+  it('signed aws-chunks: the pump and the Node path (src/s3/chunked.ts) accept and refuse the same bodies, with the same codes', async () => {
+    const key = randomBytes(32);
+    const auth: AuthResult = {
+      accessKey: 'AK',
+      payloadMode: 'streaming-signed',
+      signingKey: key,
+      seedSignature: randomBytes(32).toString('hex'),
+      scope: '20261203/us-east-1/s3/aws4_request',
+      amzDate: '20261203T120000Z',
+      presigned: false,
+      region: 'us-east-1',
+    };
+    const body = randomBytes(300_000);
+    const deks = randomBytes(32);
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
+    const expected = referenceSeal(body, deks, aadPrefix, 1, 8 * 1024 * 1024);
+    /** What the Node path's decoder makes of `framed`: the plaintext, or its error code. */
+    const nodePath = (framed: Buffer) =>
+      new Promise<{ ok: true; out: Buffer } | { ok: false; code: string }>((resolve) => {
+        const d = createPayloadDecoder(auth, { 'x-amz-decoded-content-length': String(body.length) });
+        const got: Buffer[] = [];
+        d.on('data', (c: Buffer) => got.push(c));
+        d.on('end', () => resolve({ ok: true, out: Buffer.concat(got) }));
+        d.on('error', (e: Error & { code?: string }) => resolve({ ok: false, code: e.code ?? e.name }));
+        d.end(framed);
+      });
+    const mutations = ['none', 'flip-data', 'flip-sig', 'no-final-crlf', 'trailer', 'spaces', 'bare-lf', 'trailing-crlfs', 'truncate', 'garbage-after', 'upper-ext', 'drop-sig'] as const;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 64, max: 70_000 }), { minLength: 1, maxLength: 12 }),
+        fc.constantFrom(...mutations),
+        fc.nat(),
+        async (sizes, mutation, at) => {
+          // the body cut into chunks of these sizes (cycled), each signed along the chain, then the final chunk
+          const chunks: Buffer[] = [];
+          for (let off = 0, i = 0; off < body.length; i++) {
+            const n = Math.min(body.length - off, sizes[i % sizes.length]!);
+            chunks.push(body.subarray(off, off + n));
+            off += n;
+          }
+          // the chunk a mutation hits: the final one a third of the time (its signature guards the commit), else any
+          const victim = at % 3 === 0 ? chunks.length : at % (chunks.length + 1);
+          let prev = auth.seedSignature;
+          const parts: Buffer[] = [];
+          for (const [i, c] of [...chunks, Buffer.alloc(0)].entries()) {
+            const sig = signString(key, chunkStringToSign(auth.amzDate, auth.scope, prev, createHash('sha256').update(c).digest('hex')));
+            prev = sig;
+            let head = `${c.length.toString(16)};chunk-signature=${sig}`;
+            let data: Buffer = c;
+            let after = '\r\n';
+            if (i === victim) {
+              if (mutation === 'flip-data' && c.length) (data = Buffer.from(c))[at % c.length] ^= 1;
+              if (mutation === 'flip-sig') head = head.replace(/.$/, (x) => (x === 'a' ? 'b' : 'a'));
+              if (mutation === 'spaces') head = head.replace(';', ' ; ');
+              if (mutation === 'upper-ext') head = head.replace('chunk-signature', 'Chunk-Signature');
+              if (mutation === 'drop-sig') head = head.split(';')[0]!;
+              if (mutation === 'bare-lf' && i < chunks.length) after = '\n';
+            }
+            if (i === chunks.length) {
+              if (mutation === 'no-final-crlf') after = '';
+              if (mutation === 'trailer') after = 'x-amz-checksum-crc32:AAAAAA==\r\n\r\n';
+              if (mutation === 'trailing-crlfs') after = '\r\n\r\n\r\n';
+              if (mutation === 'garbage-after') after = '\r\nxyz';
+            }
+            parts.push(Buffer.from(`${head}\r\n`), data, Buffer.from(after));
+          }
+          let framed = Buffer.concat(parts);
+          if (mutation === 'truncate') framed = framed.subarray(0, at % framed.length);
+          const node = await nodePath(framed);
+          const pumped = await through(
+            { mode: 'seal', length: body.length, deks, aadPrefix, blockSize: 8 * 1024 * 1024, awsChunked: true, inputLength: framed.length, chunkKey: key, chunkSeed: Buffer.from(auth.seedSignature), chunkDateScope: Buffer.from(`${auth.amzDate}\n${auth.scope}`) },
+            framed,
+          );
+          const what = `${mutation} at ${at} of ${chunks.length} chunks`;
+          if (node.ok) {
+            expect(node.out.equals(body), what).toBe(true);
+            expect(pumped.outcome, what).toMatchObject({ ok: true });
+            expect(pumped.out.equals(expected), what).toBe(true);
+          } else {
+            expect(pumped.outcome, what).toMatchObject({ ok: false, error: { code: node.code } });
+            // nothing committed: the last sealed chunk never left
+            expect(pumped.out.length, what).toBeLessThan(expected.length);
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  }, 300_000);
 
   it('a flipped byte makes open fail at its chunk: the chunks before it are written, nothing of it or after it', async () => {
     const blockSize = 8 * 1024 * 1024;
