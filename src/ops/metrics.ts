@@ -317,7 +317,9 @@ export class Metrics {
     for (const op of ['get', 'put'] as const) this.nativeTransfers.inc({ op }, 0);
     for (const level of ['cmk', 'kek', 'dek'] as const) this.revocationDenials.inc({ level }, 0);
     for (const provider of ['local', 'pkcs11', 'transit', 'awskms']) this.keyUnwraps.inc({ provider }, 0);
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // The event-loop lag histogram samples with a libuv timer: prom-client's default 10 ms woke an idle gateway 100
+    // times a second (2% of a core at rest, bench/README.md "Idle"); 100 ms still sees any stall a scrape cares about.
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
   }
 
   get contentType(): string {
