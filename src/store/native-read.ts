@@ -273,12 +273,9 @@ class Pump implements NativeRead {
         moveGate();
       }
       // The bound inside a block: the Node path waits for this recheck before its next buffer; here the pump stops
-      // when it fails (KeyRevoked, or KeyStateStale once the epoch could not be confirmed within the bound). And the
-      // gate moves, so the pump releases nothing of its next block until a recheck succeeded: a recheck that takes
-      // its time to fail (an epoch answer that does not come) no longer lets the rest of the object stream meanwhile.
+      // when it fails (KeyRevoked, or KeyStateStale once the epoch could not be confirmed within the bound).
       if (!checking && live.stale()) {
         checking = true;
-        moveGate();
         live.recheck().then(() => (checking = false), refuse);
       }
     };
