@@ -80,6 +80,7 @@ static int chunk_header(job_t *j, const char *l, size_t n) {
   size_t i = 0, e = n;
   for (size_t k = 0; k < n; k++)
     if (l[k] == ';') { e = k; break; }
+  const size_t semi = e; /* n when there are no extensions */
   while (i < e && is_space(l[i])) i++;
   while (e > i && is_space(l[e - 1])) e--;
   if (e == i || e - i > 8) return fail(j, "IncompleteBody", "Malformed aws-chunked chunk header.");
@@ -91,8 +92,6 @@ static int chunk_header(job_t *j, const char *l, size_t n) {
   }
   if (size > MAX_AWS_CHUNK) return fail(j, "InvalidRequest", "aws-chunked chunk size %u exceeds the %u byte limit.", size, MAX_AWS_CHUNK);
   if (j->signed_chunks) {
-    size_t semi = e;
-    while (semi < n && l[semi] != ';') semi++;
     if (chunk_signature(j, semi < n ? l + semi + 1 : l + n, semi < n ? n - semi - 1 : 0)) return -1;
     if (size == 0 && chunk_signed(j)) return -1;
   }
