@@ -5,9 +5,13 @@
  *   (a PUT that died before its commit point; a previous version's header not dropped after an overwrite). On a
  *   backend that keeps versions every version of the key counts, current or not: a non-current version's header
  *   is live (docs/DESIGN.md "Versions");
- * - orphan data: a data object with `lc-oid` whose header is missing (unreadable: its DEKs are gone);
- * - abandoned multipart uploads: backend uploads older than the cut-off, and `mpu/<id>/` records whose upload
- *   no longer exists (a Complete that died after the commit point, before the records were removed).
+ * - orphan data: a data object with `lc-oid` whose header is missing (unreadable: its DEKs are gone) — only in a
+ *   dataset this deployment has a key record for. Another deployment (its own meta bucket) on the same backend
+ *   writes objects with `lc-oid` too, whose headers live in *its* meta bucket: they are not ours to judge, and
+ *   before this check a gc with a short cut-off deleted them;
+ * - abandoned multipart uploads: backend uploads older than the cut-off (in a dataset of ours, as above), and
+ *   `mpu/<id>/` records whose upload no longer exists (a Complete that died after the commit point, before the
+ *   records were removed).
  *
  * Dry run by default: `apply: false` only reports. Nothing younger than `olderThanMs` (default 1 h) is ever
  * touched, so writes in flight are safe as long as no single upload takes longer than that. Before removing
@@ -64,6 +68,19 @@ async function* listAll(backend: Backend, bucket: string, prefix?: string) {
 
 export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> {
   const { backend, metaBucket } = ctx;
+  // Whether a dataset bucket/key routes to (now, or before a route was added: its ancestry) has a key record in this
+  // keystore: without one no lakecrypt object there is ours (another deployment's, whose headers are in its own meta
+  // bucket), and a missing header proves nothing. A lookup that fails counts as not ours: nothing is removed on it.
+  const known = new Map<string, Promise<boolean>>();
+  const hasRecord = (dataset: string): Promise<boolean> => {
+    let p = known.get(dataset);
+    if (!p) known.set(dataset, (p = ctx.keys.datasetRecord(dataset, true).then((r) => r !== null, () => false)));
+    return p;
+  };
+  const ours = async (bucket: string, key: string): Promise<boolean> => {
+    for (const d of ctx.keys.datasetAncestry(bucket, key)) if (await hasRecord(d)) return true;
+    return false;
+  };
   const olderThanMs = opts.olderThanMs ?? 60 * 60 * 1000;
   const cutoff = Date.now() - olderThanMs;
   const old = (d: Date) => d.getTime() <= cutoff;
@@ -98,7 +115,7 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
       if (isInline(info.meta)) continue; // its header is inline (format 2): no header object to miss
       const hp = ctx.store.headerPath(bucket, o.key, oid);
       live.add(hp);
-      if (!headers.has(hp) && old(info.lastModified)) {
+      if (!headers.has(hp) && old(info.lastModified) && (await ours(bucket, o.key))) {
         // Listed before the data object was seen: confirm the header really is absent now.
         if (!(await backend.headObject(metaBucket, hp).catch(() => null))) report.orphanData.push(`${bucket}/${o.key}`);
       }
@@ -124,7 +141,8 @@ export async function runGc(ctx: GcContext, opts: GcOptions): Promise<GcReport> 
     }
     for (const u of ups) {
       open.add(u.uploadId);
-      if (old(u.initiated)) staleUploads.push({ bucket, ...u });
+      // another deployment's (or another client's) upload in a bucket of no dataset of ours is left alone
+      if (old(u.initiated) && (await ours(bucket, u.key))) staleUploads.push({ bucket, ...u });
     }
   }
   const records = new Map<string, { paths: string[]; newest: number }>(); // encoded upload id -> record paths
