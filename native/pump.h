@@ -49,6 +49,8 @@ typedef struct job {
   volatile int32_t *gate; /* [0] generation (JS writes), [2] answer to onGate (JS writes: 1 go on, -1 refused) */
   napi_ref gate_ref;
   int32_t gate_seen;
+  volatile int64_t *fresh_until; /* open with a gate: CLOCK_MONOTONIC ns up to which the key state is confirmed (JS writes) */
+  napi_ref fresh_ref;
   napi_threadsafe_function gate_tsfn;
   napi_threadsafe_function tsfn;
 

@@ -53,6 +53,12 @@ export interface PumpOptions {
    */
   gate?: Int32Array;
   onGate?: (block: number, generation: number) => void;
+  /**
+   * open, with gate: freshUntil[0] is the CLOCK_MONOTONIC time in ns (process.hrtime.bigint()) up to which the key
+   * state is confirmed; before each chunk past it, the thread asks onGate as for a moved gate (the revocation bound
+   * inside a block, whatever the JavaScript thread's timers do).
+   */
+  freshUntil?: BigInt64Array;
   /** A wait for either side longer than this fails with ETIMEDOUT (0: none). */
   idleMs?: number;
   /**
@@ -110,6 +116,8 @@ export interface Addon {
   CRC32: boolean;
   /** The pump checks signed aws-chunks (chunkKey): true in every build the loader accepts. */
   SIGNED_CHUNKS: boolean;
+  /** The pump honours freshUntil: true in every build the loader accepts. */
+  FRESH_UNTIL: boolean;
 }
 
 /** Objects smaller than this stay on the Node path: the fd handoff costs more than it saves on a small body. */
@@ -140,6 +148,8 @@ export function nativeDataplane(): Addon | null {
       if (typeof a.trim !== 'function' || typeof a.lowMemory !== 'function') throw new Error('no trim() or lowMemory() export: a stale build (npm run build)');
       // an older pump would ignore chunkKey and check no chunk signature: never hand it a signed body
       if (a.SIGNED_CHUNKS !== true) throw new Error('no SIGNED_CHUNKS: a stale build (npm run build)');
+      // ... and would ignore freshUntil, streaming past the revocation bound when the JavaScript thread runs late
+      if (a.FRESH_UNTIL !== true) throw new Error('no FRESH_UNTIL: a stale build (npm run build)');
       addon = a;
     } catch (e) {
       whyNot = `${file} did not load: ${e instanceof Error ? e.message : String(e)}`;

@@ -26,6 +26,7 @@ import type { KeyState } from './key-state.ts';
 const MAX_IN_FLIGHT = 4;
 /** Hung polls (a backend that holds requests without answering) stop counting after 2 bounds, up to this many. */
 const MAX_HUNG = 32;
+const FOREVER = (1n << 63n) - 1n;
 
 export interface EpochFreshness {
   /** Milliseconds since the start of the poll that last confirmed the epoch (Infinity: never confirmed). */
@@ -44,6 +45,13 @@ export class EpochWatch {
   /** Start time of the newest poll whose answer was applied: the epoch is known as of then. */
   private confirmedAt = -Infinity;
   private staleFlagged = false;
+  /**
+   * isFresh() for the native data plane's threads (native/dataplane.c, `freshUntil`): the CLOCK_MONOTONIC time, in
+   * ns as process.hrtime.bigint(), up to which the epoch is confirmed. A pump reads it before each chunk, so a stream
+   * stops at the bound even when this thread's timers run late. The largest value before start() and after stop(),
+   * as the key service's epochFresh().
+   */
+  readonly freshUntil = new BigInt64Array([FOREVER]);
   private waiters: { since: number; done: (ok: boolean) => void }[] = [];
 
   constructor(
@@ -150,12 +158,15 @@ export class EpochWatch {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const w of [...this.waiters]) w.done(false);
+    this.freshUntil[0] = FOREVER;
     this.s.clearCaches();
     return Promise.resolve();
   }
 
   private confirm(at: number): void {
     this.confirmedAt = at;
+    // performance.now() is the same monotonic clock as hrtime, counted from the process's start: the bound's end on it
+    this.freshUntil[0] = process.hrtime.bigint() + BigInt(Math.floor((at + this.boundMs - performance.now()) * 1e6));
     for (const w of [...this.waiters]) if (at >= w.since) w.done(true);
     if (this.staleFlagged && performance.now() - at <= this.boundMs) {
       this.staleFlagged = false;

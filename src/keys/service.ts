@@ -335,6 +335,11 @@ export class KeyService {
     return this.epoch.freshness();
   }
 
+  /** epochFresh() for native threads: the monotonic ns up to which the epoch is confirmed (epoch-watch.ts). */
+  get freshUntil(): BigInt64Array {
+    return this.epoch.freshUntil;
+  }
+
   /**
    * True while the epoch is confirmed within the bound (or before start()): a synchronous check cheap enough for
    * every buffer of a stream in flight (live-revocation.ts), so a stream stops at the bound even when no timer ran.

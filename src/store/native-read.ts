@@ -345,6 +345,7 @@ class Pump implements NativeRead {
             control,
             gate,
             onGate,
+            freshUntil: keys.freshUntil,
             idleMs,
           });
         } catch (e) {

@@ -471,6 +471,45 @@ describe('native data plane', () => {
     }
   }, 120_000);
 
+  it('the key state unconfirmed past freshUntil inside a block: open asks onGate before the next chunk and releases nothing more unless told to go on', async () => {
+    const blockSize = 1024 * 1024;
+    const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
+    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
+    const sealed = referenceSeal(input, deks, aadPrefix, 1, blockSize);
+    const first = 24; // block 1's chunk 8: the bound passes in the middle of a block
+    for (const ok of [true, false]) {
+      const [writer, inSide] = await tcpPair();
+      const [outSide, reader] = await tcpPair();
+      stopReading(outSide);
+      const got: Buffer[] = [];
+      reader.on('data', (d: Buffer) => got.push(d)).resume();
+      const gate = newGate(7);
+      const freshUntil = new BigInt64Array([process.hrtime.bigint() + 600_000_000_000n]);
+      const asked: [number, number][] = [];
+      const p = pump({ mode: 'open', length: input.length, deks, aadPrefix, blockSize, inFd: fdOf(inSide), outFd: fdOf(outSide), gate, freshUntil, onGate: (block, generation) => {
+        asked.push([block, generation]);
+        // what a recheck that succeeded leaves behind: the epoch confirmed again
+        if (ok) freshUntil[0] = process.hrtime.bigint() + 600_000_000_000n;
+        answerGate(gate, ok);
+      } }).then((r) => r, (e: PumpError) => e);
+      writer.write(sealed.subarray(0, first * (CHUNK + 16)));
+      await pollUntil(() => Buffer.concat(got).length === first * CHUNK, { timeoutMs: 30_000, what: `${first} chunks` });
+      expect(asked).toEqual([]);
+      freshUntil[0] = process.hrtime.bigint() - 1n; // the last confirmation is older than the bound now
+      writer.write(sealed.subarray(first * (CHUNK + 16)));
+      const outcome = await p;
+      await new Promise((r) => setTimeout(r, 50));
+      expect(asked, `ok=${ok}`).toEqual([[1, 7]]); // once, before chunk 8 of block 1 (the gate itself never moved)
+      if (ok) {
+        expect(outcome).toMatchObject({ bytesIn: sealed.length, bytesOut: input.length });
+        expect(Buffer.concat(got).equals(input)).toBe(true);
+      } else {
+        expect(outcome).toMatchObject({ code: 'KeyRevoked' });
+        expect(Buffer.concat(got).equals(input.subarray(0, first * CHUNK))).toBe(true);
+      }
+    }
+  }, 120_000);
+
   it('a ranged open reads only the sealed chunks of [from, to), starts mid-block under that block\'s DEK and position, and writes exactly those bytes', async () => {
     const blockSize = 1024 * 1024; // 16 chunks a block
     const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
@@ -547,6 +586,10 @@ describe('native data plane', () => {
     await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), crc32: 2 ** 32 })).rejects.toThrow(/crc32/);
     await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), awsChunked: true })).rejects.toThrow(/awsChunked/);
     await expect(pump({ ...open, md5: randomBytes(16) })).rejects.toThrow(/md5/);
+    const gated = { ...open, gate: newGate(0), onGate: () => {} };
+    await expect(pump({ ...open, freshUntil: new BigInt64Array(1) })).rejects.toThrow(/freshUntil/); // without a gate
+    await expect(pump({ ...gated, freshUntil: new Int32Array(2) as unknown as BigInt64Array })).rejects.toThrow(/freshUntil/);
+    await expect(pump({ ...gated, mode: 'seal', freshUntil: new BigInt64Array(1) })).rejects.toThrow(/freshUntil/);
     await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), awsChunked: true, inputLength: 200, crc32: 1 })).rejects.toThrow(/awsChunked/);
   });
 });

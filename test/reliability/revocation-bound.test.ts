@@ -175,6 +175,8 @@ describe('revocation bound under backend latency', () => {
     }, { timeoutMs: 30_000, what: 'C unready' });
     expect(rc.body.epoch.boundMs).toBe(BOUND_MS);
     expect(rc.body.epoch.ageMs).toBeGreaterThan(BOUND_MS);
+    // the native pumps' view of it (freshUntil, CLOCK_MONOTONIC ns): past as well, so a stream on C asks before its next chunk
+    expect(c.running.keys.freshUntil[0]).toBeLessThan(process.hrtime.bigint());
     await pollUntil(async () => (await ready(b)).status === 200, { timeoutMs: 30_000, what: 'B ready at +300 ms per backend request' });
 
     // D's backend stops answering (every request held 60 s): its probe still answers at once from cached state,
@@ -189,5 +191,11 @@ describe('revocation bound under backend latency', () => {
     slow.d = false;
     slow.c = false;
     await pollUntil(async () => (await ready(d)).status === 200 && (await ready(c)).status === 200, { timeoutMs: 90_000, intervalMs: 200, what: 'C and D ready again' });
+    // confirmed again: freshUntil is the last confirmation plus the bound, ahead of now by at most the bound
+    await pollUntil(() => {
+      const now = process.hrtime.bigint();
+      const until = c.running.keys.freshUntil[0];
+      return until > now && until <= now + BigInt(BOUND_MS) * 1_000_000n;
+    }, { timeoutMs: 30_000, what: "C's freshUntil ahead of now, within the bound" });
   }, 180_000);
 });
