@@ -51,7 +51,7 @@
  * reads the clock: past that time it asks onGate as for a moved gate (writes out what is verified, releases nothing
  * more until the answer), so a stream stops at the bound however late the JavaScript thread's timers run. A
  * JavaScript answer is a recheck, which waits for a fresh confirmation (or refuses with KeyStateStale). Cost: one
- * vDSO clock read per 64 KiB.
+ * vDSO clock read per 64 KiB (31 ns on this VM: 0.5 µs per MiB, against ~0.9 CPU-ms per MiB for the whole read).
  *
  * No allocation per chunk: one 1 MiB input buffer and one output buffer per pump, reads of up to 1 MiB (`readSize`,
  * 4 KiB to 1 MiB; in the gateway's own A/B, bench/ab.ts both orders, 1 MiB reads cost 0.03-0.08 CPU-ms per MiB less
