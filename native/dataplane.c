@@ -56,7 +56,10 @@
  * No allocation per chunk: one 1 MiB input buffer and one output buffer per pump, reads of up to 1 MiB (`readSize`,
  * 4 KiB to 1 MiB; in the gateway's own A/B, bench/ab.ts both orders, 1 MiB reads cost 0.03-0.08 CPU-ms per MiB less
  * than 256 KiB at equal throughput, GET and PUT; an earlier aes-pass floor run on a loaded machine had favoured
- * 256 KiB), writes of up to 1 MiB. Overlapping reads and writes (an event-style ring, a writer thread) was measured
+ * 256 KiB), writes of up to 1 MiB. Seal reads and writes 256 KiB at a time (SEAL_IO) unless `readSize` says
+ * otherwise: only the pages a pump touches are resident, and an upload's peak RSS is what issue #22 bounds. Session
+ * 18, bench/README.md "Memory": -1.7 MiB at a 1 GiB upload's peak for +0.04-0.08 CPU-ms per MiB, throughput within
+ * 3%; open keeps 1 MiB, where 256 KiB cost +0.08-0.16 CPU-ms per MiB. Overlapping reads and writes (an event-style ring, a writer thread) was measured
  * and not adopted: bench/README.md "Data-plane designs". Key material is copied into the job and wiped when it ends (the cipher context is freed, which
  * cleanses it). OpenSSL's EVP comes from the node binary itself, which exports its symbols: nothing is linked.
  */
@@ -382,7 +385,7 @@ int take(job_t *j, const uint8_t *b, size_t n) {
       if (j->tag_have == TAG && end_chunk(j)) return -1;
     }
     /* room for one whole chunk and its tag before the next one starts */
-    if (!j->chunk_open && j->out_committed >= OUT_FLUSH && flush_out(j)) return -1;
+    if (!j->chunk_open && j->out_committed >= j->flush_at && flush_out(j)) return -1;
   }
   return 0;
 }
@@ -599,6 +602,7 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   if (get_int(env, o, "blockSize", &block_size) < 0 || block_size < CHUNK || block_size % CHUNK || block_size > (8 << 20))
     return throw_type(env, "blockSize: a multiple of 65536 up to 8 MiB");
   if (get_int(env, o, "idleMs", &idle) < 0 || idle < 0) return throw_type(env, "idleMs: milliseconds (0: no limit)");
+  if (m == M_SEAL) read_size = SEAL_IO;
   if (get_int(env, o, "readSize", &read_size) < 0 || read_size < 4096 || read_size > IN_CAP) return throw_type(env, "readSize: 4 KiB to 1 MiB");
 
   uint8_t *key = NULL, *deks = NULL, *aadp = NULL, *pre = NULL;
@@ -689,6 +693,7 @@ static napi_value pump(napi_env env, napi_callback_info info) {
     j->out_from = (uint64_t)from, j->out_to = (uint64_t)to;
   }
   j->shutdown_out = shut, j->idle_ms = (int)idle, j->read_size = (size_t)read_size;
+  j->flush_at = m == M_SEAL ? SEAL_IO : OUT_FLUSH;
   j->part = (uint32_t)part, j->block_chunks = (uint32_t)(block_size / CHUNK);
   j->block = (uint32_t)(j->plain_done / CHUNK / j->block_chunks), j->chunk = (uint32_t)(j->plain_done / CHUNK % j->block_chunks);
   j->err_chunk = -1;

@@ -18,6 +18,7 @@
 #define IN_CAP (1u << 20)
 #define DEFAULT_READ IN_CAP
 #define OUT_FLUSH (1u << 20)
+#define SEAL_IO (1u << 18)          /* seal: reads and writes of 256 KiB (see dataplane.c's top comment) */
 #define OUT_CAP (OUT_FLUSH + CHUNK + TAG)
 #define WAIT_SLICE_MS 100
 #define DEFAULT_IDLE_MS 120000
@@ -36,6 +37,7 @@ typedef struct job {
   int shutdown_out;   /* shutdown(out_fd, SHUT_WR) once done (a TCP relay's half close) */
   int idle_ms;        /* a wait for the other side longer than this fails with ETIMEDOUT */
   size_t read_size;   /* bytes asked of one read (at most IN_CAP) */
+  size_t flush_at;    /* seal/open: output written once this much is verified (OUT_FLUSH, seal SEAL_IO) */
   uint8_t key[32];    /* aes-pass */
   uint8_t *deks;      /* seal/open: 32 bytes per block */
   size_t ndeks;

@@ -33,7 +33,7 @@ export interface PumpOptions {
   key?: Buffer;
   /** shutdown(outFd, SHUT_WR) when done: a relay's half close (bench/lib/native-relay.ts). */
   shutdown?: boolean;
-  /** Bytes per read from inFd, 4 KiB to 1 MiB (default 1 MiB: native/dataplane.c's top comment). */
+  /** Bytes per read from inFd, 4 KiB to 1 MiB (default 1 MiB, seal 256 KiB: native/dataplane.c's top comment). */
   readSize?: number;
   /** seal/open: 32 bytes per block of the part, block 0 first (copied by the call: the caller may wipe it after). */
   deks?: Buffer;
