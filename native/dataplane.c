@@ -57,11 +57,11 @@
  * 4 KiB to 1 MiB; in the gateway's own A/B, bench/ab.ts both orders, 1 MiB reads cost 0.03-0.08 CPU-ms per MiB less
  * than 256 KiB at equal throughput, GET and PUT; an earlier aes-pass floor run on a loaded machine had favoured
  * 256 KiB), writes of up to 1 MiB. Seal reads and writes 256 KiB at a time (SEAL_IO) unless `readSize` says
- * otherwise: only the pages a pump touches are resident, and an upload's peak RSS is what issue #22 bounds. Session
- * 18, bench/README.md "Memory": -1.7 MiB at a 1 GiB upload's peak for +0.04-0.08 CPU-ms per MiB, throughput within
- * 3%; open keeps 1 MiB, where 256 KiB cost +0.08-0.16 CPU-ms per MiB. Overlapping reads and writes (an event-style ring, a writer thread) was measured
- * and not adopted: bench/README.md "Data-plane designs". Key material is copied into the job and wiped when it ends (the cipher context is freed, which
- * cleanses it). OpenSSL's EVP comes from the node binary itself, which exports its symbols: nothing is linked.
+ * otherwise: only the pages a pump touches are resident, and an upload's peak RSS is what issue #22 bounds (session
+ * 18, bench/README.md "Memory": -1.4 MiB at a 1 GiB upload's peak for +0.04-0.08 CPU-ms per MiB, throughput within
+ * 3%); open keeps 1 MiB, where 256 KiB cost +0.08-0.16 CPU-ms per MiB. Overlapping reads and writes (an event-style
+ * ring, a writer thread) was measured and not adopted: bench/README.md "Data-plane designs". Key material is copied
+ * into the job and wiped when it ends (the cipher context is freed, which cleanses it). OpenSSL's EVP comes from the node binary itself, which exports its symbols: nothing is linked.
  */
 #define _GNU_SOURCE
 #include <errno.h>
