@@ -556,6 +556,18 @@ static int get_int(napi_env env, napi_value o, const char *name, int64_t *out) {
   return (double)*out == d ? 1 : -1;
 }
 
+/* A typed array of `type` with at least `min` elements: 1 (its data and value), 0 when absent, -1 when anything else. */
+static int get_typed(napi_env env, napi_value o, const char *name, napi_typedarray_type type, size_t min, void **data, napi_value *value) {
+  if (!prop(env, o, name, value)) return 0;
+  bool is = false;
+  napi_typedarray_type t;
+  size_t n, off;
+  napi_value ab;
+  if (napi_is_typedarray(env, *value, &is) != napi_ok || !is) return -1;
+  if (napi_get_typedarray_info(env, *value, &t, &n, data, &ab, &off) != napi_ok || t != type || n < min) return -1;
+  return 1;
+}
+
 /* A Buffer or Uint8Array: its bytes (borrowed: copy before the call returns). */
 static int get_bytes(napi_env env, napi_value o, const char *name, uint8_t **data, size_t *len) {
   napi_value v;
@@ -619,43 +631,20 @@ static napi_value pump(napi_env env, napi_callback_info info) {
     if (aadp_len != AAD_PREFIX) return throw_type(env, "aadPrefix: 52 bytes (\"LKC1\" || datasetId || oid)");
   }
 
-  napi_value ctl;
-  int32_t *control = NULL;
+  napi_value ctl, gate_v, fresh_v, on_gate = NULL;
+  int32_t *control = NULL, *gate = NULL;
+  int64_t *fresh_until = NULL;
   napi_ref control_ref = NULL;
-  if (prop(env, o, "control", &ctl)) {
-    bool is;
-    napi_typedarray_type t;
-    size_t n, off;
-    napi_value ab;
-    napi_is_typedarray(env, ctl, &is);
-    if (!is || napi_get_typedarray_info(env, ctl, &t, &n, (void **)&control, &ab, &off) != napi_ok || t != napi_int32_array || n < 1)
-      return throw_type(env, "control: an Int32Array");
-  }
-  napi_value gate_v, on_gate = NULL;
-  int32_t *gate = NULL;
-  if (prop(env, o, "gate", &gate_v)) {
-    bool is;
-    napi_typedarray_type t;
-    size_t n, off;
-    napi_value ab;
+  if (get_typed(env, o, "control", napi_int32_array, 1, (void **)&control, &ctl) < 0) return throw_type(env, "control: an Int32Array");
+  int has_gate = get_typed(env, o, "gate", napi_int32_array, 3, (void **)&gate, &gate_v);
+  if (has_gate < 0) return throw_type(env, "gate: an Int32Array of 3");
+  if (has_gate) {
     napi_valuetype ft;
-    napi_is_typedarray(env, gate_v, &is);
-    if (!is || napi_get_typedarray_info(env, gate_v, &t, &n, (void **)&gate, &ab, &off) != napi_ok || t != napi_int32_array || n < 3)
-      return throw_type(env, "gate: an Int32Array of 3");
     if (!prop(env, o, "onGate", &on_gate) || napi_typeof(env, on_gate, &ft) != napi_ok || ft != napi_function) return throw_type(env, "onGate: a function, with gate");
   }
-  napi_value fresh_v;
-  int64_t *fresh_until = NULL;
-  if (prop(env, o, "freshUntil", &fresh_v)) {
-    bool is;
-    napi_typedarray_type t;
-    size_t n, off;
-    napi_value ab;
-    napi_is_typedarray(env, fresh_v, &is);
-    if (!is || napi_get_typedarray_info(env, fresh_v, &t, &n, (void **)&fresh_until, &ab, &off) != napi_ok || t != napi_bigint64_array || n < 1)
-      return throw_type(env, "freshUntil: a BigInt64Array");
-    if (!gate || m != M_OPEN) return throw_type(env, "freshUntil: open only, with gate");
-  }
+  int has_fresh = get_typed(env, o, "freshUntil", napi_bigint64_array, 1, (void **)&fresh_until, &fresh_v);
+  if (has_fresh < 0) return throw_type(env, "freshUntil: a BigInt64Array");
+  if (has_fresh && (!gate || m != M_OPEN)) return throw_type(env, "freshUntil: open only, with gate");
   bool shut = false;
   if (prop(env, o, "shutdown", &v)) napi_get_value_bool(env, v, &shut);
   uint8_t *want_sha = NULL, *want_md5 = NULL;
