@@ -18,10 +18,12 @@
  * (at once from its invalidate hook — every revocation, on every gateway, clears the caches — and by a 50 ms watch
  * for the moves that clear nothing: the epoch going stale) and again after each answer while a
  * later block of this object is revoked, so the pump asks at every block until it reaches it. An answer rechecks
- * the keys (live-revocation.ts) and refuses a revoked block before any byte of it. The same timer enforces the
- * revocation bound inside a block: when the revocation state is stale (a key change seen, or the epoch not
- * confirmed within the bound), it rechecks, and a failed recheck (KeyRevoked, KeyStateStale) stops the pump
- * (control[0]) — it writes nothing more, and the client's connection is cut.
+ * the keys (live-revocation.ts) and refuses a revoked block before any byte of it. The revocation bound inside a
+ * block is the pump's own: it reads `keys.freshUntil` (the epoch's confirmed-until time, epoch-watch.ts) before every
+ * chunk and, past it, asks onGate as for a moved gate, releasing nothing until a recheck answers — however late this
+ * thread's timers run. The 50 ms watch adds a recheck whenever the state is stale (a key change seen mid-block, which
+ * moves the gate only for the next block), and a failed one (KeyRevoked, KeyStateStale) stops the pump (control[0])
+ * before its next chunk — it writes nothing more, and the client's connection is cut.
  */
 import type { Readable } from 'node:stream';
 import { S3Error } from '../errors.ts';

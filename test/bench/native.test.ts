@@ -434,18 +434,29 @@ describe('native data plane', () => {
     }
   }, 120_000);
 
-  it('a key state change between blocks: open asks onGate before the next block and releases none of it unless told to go on', async () => {
-    const blockSize = 1024 * 1024;
+  /** `input` sealed as part 1 in blocks of `blockSize` under fresh DEKs (what the gate tests open). */
+  function sealedInput(blockSize: number) {
     const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
     const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
-    const sealed = referenceSeal(input, deks, aadPrefix, 1, blockSize);
+    return { deks, aadPrefix, sealed: referenceSeal(input, deks, aadPrefix, 1, blockSize) };
+  }
+
+  /** writer -> [inSide] pump [outSide] -> got: the pump's two sockets, what the reader receives collected. */
+  async function openPair() {
+    const [writer, inSide] = await tcpPair();
+    const [outSide, reader] = await tcpPair();
+    stopReading(outSide);
+    const got: Buffer[] = [];
+    reader.on('data', (d: Buffer) => got.push(d)).resume();
+    return { writer, inSide, outSide, got };
+  }
+
+  it('a key state change between blocks: open asks onGate before the next block and releases none of it unless told to go on', async () => {
+    const blockSize = 1024 * 1024;
+    const { deks, aadPrefix, sealed } = sealedInput(blockSize);
     const twoBlocks = sealedSize(2 * blockSize);
     for (const ok of [true, false]) {
-      const [writer, inSide] = await tcpPair();
-      const [outSide, reader] = await tcpPair();
-      stopReading(outSide);
-      const got: Buffer[] = [];
-      reader.on('data', (d: Buffer) => got.push(d)).resume();
+      const { writer, inSide, outSide, got } = await openPair();
       const gate = newGate(7);
       const asked: [number, number][] = [];
       const p = pump({ mode: 'open', length: input.length, deks, aadPrefix, blockSize, inFd: fdOf(inSide), outFd: fdOf(outSide), gate, onGate: (block, generation) => {
@@ -473,16 +484,10 @@ describe('native data plane', () => {
 
   it('the key state unconfirmed past freshUntil inside a block: open asks onGate before the next chunk and releases nothing more unless told to go on', async () => {
     const blockSize = 1024 * 1024;
-    const deks = randomBytes(32 * Math.ceil(input.length / blockSize));
-    const aadPrefix = Buffer.concat([Buffer.from('LKC1'), randomBytes(48)]);
-    const sealed = referenceSeal(input, deks, aadPrefix, 1, blockSize);
+    const { deks, aadPrefix, sealed } = sealedInput(blockSize);
     const first = 24; // block 1's chunk 8: the bound passes in the middle of a block
     for (const ok of [true, false]) {
-      const [writer, inSide] = await tcpPair();
-      const [outSide, reader] = await tcpPair();
-      stopReading(outSide);
-      const got: Buffer[] = [];
-      reader.on('data', (d: Buffer) => got.push(d)).resume();
+      const { writer, inSide, outSide, got } = await openPair();
       const gate = newGate(7);
       const freshUntil = new BigInt64Array([process.hrtime.bigint() + 600_000_000_000n]);
       const asked: [number, number][] = [];
