@@ -35,6 +35,8 @@
  * An aws-chunked body (seal with `awsChunked` and `inputLength`: STREAMING-UNSIGNED-PAYLOAD-TRAILER, or with `chunkKey`,
  * `chunkSeed` and `chunkDateScope` too: STREAMING-AWS4-HMAC-SHA256-PAYLOAD, each chunk's signature checked) is read
  * as its framing by native/aws-chunked.c, whose top comment has the rules. The result carries the CRC-32 computed.
+ * With `httpChunked` instead of `inputLength` the aws-chunks come inside HTTP chunked transfer coding, whose framing
+ * native/http-chunked.c reads first; the body ends where that framing does, and the pump reads no byte past it.
  *
  * Revocation between blocks (docs/FORMAT.md 2.4: no byte of a block is released once a revocation is known until the
  * key service was consulted again): `gate` (an Int32Array of 3) and `onGate(block, generation)`. JavaScript keeps
@@ -392,6 +394,7 @@ int take(job_t *j, const uint8_t *b, size_t n) {
 
 /* Bytes of input this pump must read in all (-1: until EOF). */
 static int64_t input_total(job_t *j) {
+  if (j->te) return -1;
   if (j->chunked) return j->wire_len;
   if (j->length < 0) return -1;
   if (j->mode != M_OPEN) return j->length;
@@ -400,7 +403,7 @@ static int64_t input_total(job_t *j) {
 }
 
 static int consume(job_t *j, const uint8_t *b, size_t n) {
-  return j->chunked ? deframe(j, b, n) : take(j, b, n);
+  return j->te ? te_deframe(j, b, n) : j->chunked ? deframe(j, b, n) : take(j, b, n);
 }
 
 static int finish_chunks_at_eof(job_t *j) {
@@ -425,8 +428,9 @@ static int run(job_t *j) {
       if (write_all(j, j->pre, j->pre_len)) return -1;
     }
   }
-  while (left > 0) {
-    size_t want = left < j->read_size ? (size_t)left : j->read_size;
+  while (left > 0 && !(j->te && te_done(j))) {
+    uint64_t bound = j->te ? te_read_bound(j) : left;
+    size_t want = bound < j->read_size ? (size_t)bound : j->read_size;
     ssize_t r = read(j->in_fd, j->in, want);
     if (r > 0) {
       if ((size_t)r > j->in_used) j->in_used = (size_t)r;
@@ -438,6 +442,7 @@ static int run(job_t *j) {
       }
     } else if (r == 0) {
       if (total >= 0) return fail(j, "UnexpectedEOF", "input ended %llu bytes early", (unsigned long long)left);
+      if (j->te) return fail(j, "UnexpectedEOF", "input ended before the last chunk of its transfer coding");
       break;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       /* nothing to read now: what is ready goes out before waiting, so a slow input never holds back output */
@@ -667,8 +672,12 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   if (signed_chunks && (!chunked || chunk_key_len != 32 || chunk_seed_len != SIG_HEX || date_scope_len == 0 || sizeof sts_head - 1 + date_scope_len + 1 > sizeof ((job_t *)0)->sts_prefix))
     return throw_type(env, "chunkKey (32 bytes), chunkSeed (64 hex characters), chunkDateScope (date \\n scope): together, with awsChunked");
   /* unsigned chunks declare their checksum in the trailer; signed ones may have it (and a Content-MD5) in the headers */
-  if (chunked && (m != M_SEAL || want_sha || (!signed_chunks && (want_md5 || has_crc)) || !Cr_z_crc32 || get_int(env, o, "inputLength", &wire_len) != 1 || wire_len < 0))
-    return throw_type(env, "awsChunked: seal only, with inputLength, without sha256 (and unsigned: without md5 or crc32), when CRC32 is true");
+  bool te = false;
+  if (prop(env, o, "httpChunked", &v)) napi_get_value_bool(env, v, &te);
+  int has_wire = chunked ? get_int(env, o, "inputLength", &wire_len) : 0;
+  if (chunked && (m != M_SEAL || want_sha || (!signed_chunks && (want_md5 || has_crc)) || !Cr_z_crc32 || has_wire < 0 || (has_wire ? te || wire_len < 0 : !te)))
+    return throw_type(env, "awsChunked: seal only, with inputLength or httpChunked, without sha256 (and unsigned: without md5 or crc32), when CRC32 is true");
+  if (te && (!chunked || pre_len)) return throw_type(env, "httpChunked: with awsChunked, without pre (the body's framing from its first byte)");
 
   job_t *j = calloc(1, sizeof *j);
   if (!j) return throw_type(env, "out of memory");
@@ -710,7 +719,7 @@ static napi_value pump(napi_env env, napi_callback_info info) {
     if (j->md5 && EVP_DigestInit_ex(j->md5, EVP_md5(), NULL) != 1) EVP_MD_CTX_free(j->md5), j->md5 = NULL;
   }
   if (has_crc) j->check_crc = 1, j->want_crc = (unsigned long)want_crc;
-  if (chunked) j->chunked = 1, j->wire_len = wire_len, j->fstate = F_HEADER;
+  if (chunked) j->chunked = 1, j->wire_len = wire_len, j->fstate = F_HEADER, j->te = te;
   if (has_crc || (chunked && !signed_chunks)) j->compute_crc = 1, j->crc = Cr_z_crc32(0UL, NULL, 0);
   if (signed_chunks) {
     j->signed_chunks = 1;
@@ -833,6 +842,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "SIGNED_CHUNKS", n);
   /* ... and without it: an older pump would ignore freshUntil and stream past the revocation bound */
   napi_set_named_property(env, exports, "FRESH_UNTIL", n);
+  /* ... and without it: an older pump would refuse httpChunked, and such uploads would fail instead of going native */
+  napi_set_named_property(env, exports, "HTTP_CHUNKED", n);
   return exports;
 }
 

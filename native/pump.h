@@ -94,6 +94,11 @@ typedef struct job {
   char sts_prefix[192];     /* "AWS4-HMAC-SHA256-PAYLOAD\n" date "\n" scope "\n" */
   size_t sts_prefix_len;
   EVP_MD_CTX *chunk_sha;    /* SHA-256 of the chunk in progress's data */
+  /* ... inside HTTP chunked transfer coding (no Content-Length: the end is the framing's): native/http-chunked.c */
+  int te;
+  int tstate, tdigits;
+  size_t tcount;            /* bytes of the chunk extension or trailer in progress */
+  uint64_t tremaining;      /* the chunk size being read, then its data bytes left */
   uint8_t *in, *out, *scratch;
   size_t out_len, out_committed;
   size_t in_used, out_used; /* the most of each buffer ever filled: what is wiped before it is kept or freed */
@@ -117,5 +122,11 @@ int differ(const uint8_t *a, const uint8_t *b, size_t n);
 /* native/aws-chunked.c: n framed bytes read (their data taken), then the end of the input. */
 int deframe(job_t *j, const uint8_t *b, size_t n);
 int deframe_end(job_t *j);
+
+/* native/http-chunked.c: n bytes of a body in chunked transfer coding (its chunks' data to deframe); whether its
+   last chunk and trailer were read; how many bytes the next read may ask for without reaching past the body. */
+int te_deframe(job_t *j, const uint8_t *b, size_t n);
+int te_done(const job_t *j);
+uint64_t te_read_bound(const job_t *j);
 
 #endif

@@ -18,8 +18,8 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SOURCE = path.join(ROOT, 'native', 'dataplane.c');
-/** The pump's other sources: the aws-chunked reader and the header both share. */
-export const PUMP_SOURCES = [SOURCE, path.join(ROOT, 'native', 'aws-chunked.c')];
+/** The pump's other sources: the aws-chunked and chunked transfer coding readers (the header all share is PUMP_HEADER). */
+export const PUMP_SOURCES = [SOURCE, path.join(ROOT, 'native', 'aws-chunked.c'), path.join(ROOT, 'native', 'http-chunked.c')];
 const PUMP_HEADER = path.join(ROOT, 'native', 'pump.h');
 export const HEAP_SOURCE = path.join(ROOT, 'native', 'heap.cc');
 export const ADDON = path.join(ROOT, 'native', 'build', 'dataplane.node');

@@ -31,6 +31,22 @@ export function makeClient(e: Endpoint, maxSockets = 64): S3Client {
   });
 }
 
+/**
+ * The JavaScript SDK as it comes: a CRC32 for every PUT, so a stream body goes as aws-chunks with a CRC32 trailer in
+ * HTTP chunked transfer coding, behind `Expect: 100-continue` (which the SDK waits for only with an agent of its own:
+ * options here, not an Agent instance).
+ */
+export function makeDefaultClient(e: Endpoint): S3Client {
+  return new S3Client({
+    endpoint: e.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: e.accessKey, secretAccessKey: e.secretKey },
+    maxAttempts: 1,
+    requestHandler: { requestTimeout: 600_000 },
+  });
+}
+
 /** 4 MiB of random bytes reused as the content of every generated body (incompressible, no allocation per byte). */
 const pattern = randomBytes(4 * MiB);
 

@@ -6,7 +6,7 @@ import {
   CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand,
   PutObjectCommand, UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { bodyBuffer, bodyStream, getDrain, KiB, MiB, putStream } from './s3.ts';
+import { bodyBuffer, bodyStream, getDrain, KiB, makeDefaultClient, MiB, putStream } from './s3.ts';
 import { percentile, runPool, sleep } from './stats.ts';
 import { cpuSecondsOf, type Target } from './targets.ts';
 
@@ -65,6 +65,16 @@ const mibps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 export async function putLarge(t: Target, s: Sizes, conc: number): Promise<Figures> {
   const { wallMs } = await runPool(conc, conc, (i) => putStream(t.client, t.bucket, `large-c${conc}-${i}`, s.large));
   return { [`put-large-c${conc}`]: mibps(conc * s.large, wallMs) };
+}
+
+/** One large stream PUT from the JavaScript SDK with its defaults (makeDefaultClient): the SDK's own stream upload. */
+export async function putSdkStream(t: Target, s: Sizes): Promise<Figures> {
+  const c = makeDefaultClient(t);
+  const t0 = performance.now();
+  await c.send(new PutObjectCommand({ Bucket: t.bucket, Key: 'large-sdk-stream', Body: bodyStream(s.large), ContentLength: s.large }));
+  const wallMs = performance.now() - t0;
+  c.destroy();
+  return { 'put-large-sdk-stream': mibps(s.large, wallMs) };
 }
 
 export async function getLarge(t: Target, s: Sizes, conc: number): Promise<Figures> {

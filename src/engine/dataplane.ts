@@ -78,6 +78,12 @@ export interface PumpOptions {
   awsChunked?: boolean;
   inputLength?: number;
   /**
+   * seal, awsChunked, instead of inputLength: the aws-chunked body comes in HTTP chunked transfer coding (the
+   * JavaScript SDK's stream uploads), from its first byte (no `pre`); its end is that framing's, and the pump reads no
+   * byte past it (native/http-chunked.c).
+   */
+  httpChunked?: boolean;
+  /**
    * seal of an aws-chunked body with signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): the request's SigV4 signing
    * key (32 bytes), its signature (the chain's seed, 64 hex characters) and `${amzDate}\n${scope}`; every chunk's
    * signature is checked (code SignatureDoesNotMatch; native/aws-chunked.c). The key is copied and wiped by the pump.
@@ -118,6 +124,8 @@ export interface Addon {
   SIGNED_CHUNKS: boolean;
   /** The pump honours freshUntil: true in every build the loader accepts. */
   FRESH_UNTIL: boolean;
+  /** The pump reads aws-chunks inside HTTP chunked transfer coding (httpChunked): true in every build the loader accepts. */
+  HTTP_CHUNKED: boolean;
 }
 
 /** Objects smaller than this stay on the Node path: the fd handoff costs more than it saves on a small body. */
@@ -150,6 +158,7 @@ export function nativeDataplane(): Addon | null {
       if (a.SIGNED_CHUNKS !== true) throw new Error('no SIGNED_CHUNKS: a stale build (npm run build)');
       // ... and would ignore freshUntil, streaming past the revocation bound when the JavaScript thread runs late
       if (a.FRESH_UNTIL !== true) throw new Error('no FRESH_UNTIL: a stale build (npm run build)');
+      if (a.HTTP_CHUNKED !== true) throw new Error('no HTTP_CHUNKED: a stale build (npm run build)');
       addon = a;
     } catch (e) {
       whyNot = `${file} did not load: ${e instanceof Error ? e.message : String(e)}`;

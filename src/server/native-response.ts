@@ -9,12 +9,14 @@
  * request is held until the pump stopped (holdSocket), so no other connection can get that fd number under a
  * running thread.
  */
+import type { IncomingMessage } from 'node:http';
 import type net from 'node:net';
 import { fdOf, holdSocket, nativeDataplane, takePumpSlot } from '../engine/dataplane.ts';
 import type { HeaderChecksums } from '../engine/index.ts';
 import { decodeDigest, expectedFromRequest, type ExpectedChecksums } from '../s3/checksum.ts';
 import type { NativeRead } from '../store/native-read.ts';
 import { NativeUploadError, type NativeUploadSource, type NativeVerify } from '../store/native-write.ts';
+import { continueHeld, takeHeldBody } from './expect-continue.ts';
 import type { AuthResult } from '../s3/sigv4.ts';
 import type { S3Request } from './request.ts';
 
@@ -79,7 +81,7 @@ export async function sendNative(body: NativeRead, r: S3Request, socket: net.Soc
 /** A request body the native data plane may seal: its plaintext size, what it must hash to, what is stored. */
 export interface NativeUpload {
   size: number;
-  /** Bytes on the wire (Content-Length): `size`, or an aws-chunked body's framed length. */
+  /** Bytes on the wire (Content-Length): `size`, or an aws-chunked body's framed length; -1 in chunked transfer coding. */
   wireSize: number;
   /** Checked by the pump before the last chunk leaves (native-write.ts). */
   verify: NativeVerify;
@@ -106,8 +108,9 @@ export function uploadChecksums(upload: NativeUpload, crc32: number | undefined)
  *   that value; the pump hashes the body against it), a Content-MD5 or none (rclone), no trailer, and no checksum but a
  *   declared x-amz-checksum-crc32 with x-amz-sdk-checksum-algorithm CRC32 or none (boto3 and the AWS CLI over http); or
  * - an aws-chunked body of STREAMING-UNSIGNED-PAYLOAD-TRAILER with a Content-Length and an x-amz-checksum-crc32
- *   trailer (the AWS SDK for Go v2), whose framing and trailer the pump reads. The JavaScript SDK sends its stream
- *   uploads in HTTP chunked transfer coding instead (no Content-Length): not this; or
+ *   trailer (the AWS SDK for Go v2), whose framing and trailer the pump reads; or the same inside HTTP chunked
+ *   transfer coding with no Content-Length (the JavaScript SDK's stream uploads), when its `Expect: 100-continue` was
+ *   held so that the whole body is still in the socket (src/server/expect-continue.ts); or
  * - an aws-chunked body of STREAMING-AWS4-HMAC-SHA256-PAYLOAD with a Content-Length (minio-go and mc over http),
  *   no trailer, and a Content-MD5, a declared x-amz-checksum-crc32, both or neither: the pump checks each chunk's
  *   signature, chained from the request's (`auth`, the request's verified SigV4 result), and those digests.
@@ -122,17 +125,19 @@ export function nativeUploadOf(r: S3Request, auth?: AuthResult): NativeUpload | 
   const chunked = payload === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
   const signedChunks = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD';
   if (!chunked && !signedChunks && payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
-  if (h['transfer-encoding'] !== undefined) return null;
+  // aws-chunks in chunked transfer coding: the pump reads both framings, from the body's first byte (its 100 Continue held)
+  const te = h['transfer-encoding'] !== undefined;
+  if (te && !(chunked && /^chunked$/i.test(h['transfer-encoding']!) && h['content-length'] === undefined && continueHeld(r.req))) return null;
   // minio-go signs its chunks without naming aws-chunked in Content-Encoding (the Node path goes by the payload mode too)
   if (!signedChunks && chunked !== /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
   if (!chunked && h['x-amz-trailer'] !== undefined) return null;
   if (!chunked && !signedChunks && h['x-amz-decoded-content-length'] !== undefined) return null;
   const cl = h['content-length'];
   const dl = chunked || signedChunks ? h['x-amz-decoded-content-length'] : cl;
-  if (cl === undefined || !/^\d{1,16}$/.test(cl) || typeof dl !== 'string' || !/^\d{1,16}$/.test(dl)) return null;
+  if ((!te && (cl === undefined || !/^\d{1,16}$/.test(cl))) || typeof dl !== 'string' || !/^\d{1,16}$/.test(dl)) return null;
   const size = Number(dl);
-  const wireSize = Number(cl);
-  if (size > 5 * 1024 ** 4 || wireSize < size) return null;
+  const wireSize = te ? -1 : Number(cl);
+  if (size > 5 * 1024 ** 4 || (!te && wireSize < size)) return null;
   const socket = r.req.socket;
   if (r.res.socket !== socket || (socket as net.Socket & { _httpMessage?: unknown })._httpMessage !== r.res) return null;
   let expected: ExpectedChecksums;
@@ -178,6 +183,14 @@ type ReadHandle = { reading?: boolean; readStop(): number; readStart(): number }
 const handleOf = (s: net.Socket) => (s as unknown as { _handle?: ReadHandle | null })._handle ?? null;
 const setPaused = (s: net.Socket, v: boolean) => void ((s as unknown as { _paused: boolean })._paused = v);
 
+/** Requests whose body a pump took: node:http reads none of it again (a drain after a failure would only wait). */
+const taken = new WeakSet<IncomingMessage>();
+
+/** A pump took this request's body (whole or not): node:http will read none of it. */
+export function bodyTakenByPump(req: IncomingMessage): boolean {
+  return taken.has(req);
+}
+
 /** A request body taken from node:http for a pump: its source, and how the connection is given back or cut. */
 export interface TakenUpload {
   source: NativeUploadSource;
@@ -197,16 +210,26 @@ export function takeNativeUpload(r: S3Request, size: number, verify: NativeVerif
   const fd = fdOf(socket);
   const h = handleOf(socket);
   if (fd < 0 || !h || socket.destroyed) return null;
-  setPaused(socket, true);
-  h.reading = false;
-  h.readStop();
-  // what node:http parsed before the reads stopped is in the request's buffer (only body bytes: at most `size`)
-  const parts: Buffer[] = [];
-  for (let c = r.req.read() as Buffer | null; c !== null; c = r.req.read() as Buffer | null) parts.push(c);
-  const pre = Buffer.concat(parts);
+  const stopReads = () => {
+    setPaused(socket, true);
+    h.reading = false;
+    h.readStop();
+  };
+  let pre = Buffer.alloc(0);
+  if (size < 0) {
+    // chunked transfer coding: only a body of which node:http read nothing (the pump reads its framing from byte 0)
+    if (!takeHeldBody(r.req, r.res, stopReads)) return null;
+  } else {
+    stopReads();
+    // what node:http parsed before the reads stopped is in the request's buffer (only body bytes: at most `size`)
+    const parts: Buffer[] = [];
+    for (let c = r.req.read() as Buffer | null; c !== null; c = r.req.read() as Buffer | null) parts.push(c);
+    pre = Buffer.concat(parts);
+  }
+  taken.add(r.req);
   const control = new Int32Array(1);
   const hold = holdSocket(socket, () => Atomics.store(control, 0, 1));
-  const source: NativeUploadSource = { fd, socket, pre: pre.length > size ? pre.subarray(0, size) : pre, control, idleMs: idleOf(socket), verify };
+  const source: NativeUploadSource = { fd, socket, pre: size >= 0 && pre.length > size ? pre.subarray(0, size) : pre, control, idleMs: idleOf(socket), verify };
   let done = false;
   return {
     source,

@@ -20,6 +20,7 @@ import { Readiness } from '../ops/readiness.ts';
 import { MemoryTrim } from '../ops/memory-trim.ts';
 import { memoryTrims } from '../ops/metrics.ts';
 import { nativeDataplane } from '../engine/dataplane.ts';
+import { answerExpectContinue } from './expect-continue.ts';
 
 export interface StartOptions {
   host?: string;
@@ -184,6 +185,8 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
     ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...httpOptions }, listener))
     : createHttpServer(httpOptions, listener);
   // Half-open or slow clients must not pin sockets forever, nor more sockets than the cap.
+  // a body the pump may read in chunked transfer coding gets its 100 Continue when it is taken (src/server/expect-continue.ts)
+  server.on('checkContinue', answerExpectContinue(server));
   server.headersTimeout = headersTimeout;
   server.requestTimeout = requestTimeout;
   server.maxConnections = o.maxConnections ?? defaultOf('maxConnections');

@@ -27,7 +27,8 @@ export interface NativeVerify {
   md5?: Buffer;
   /**
    * An aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER) of this many bytes on the wire: the pump reads its framing
-   * and checks its x-amz-checksum-crc32 trailer, if any; the CRC-32 it computed comes back with the answer.
+   * and checks its x-amz-checksum-crc32 trailer, if any; the CRC-32 it computed comes back with the answer. -1: inside
+   * HTTP chunked transfer coding (no Content-Length), whose framing the pump reads too and which ends the body.
    */
   awsChunked?: number;
   /** ... whose chunks are signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): each chunk's signature is checked by the pump. */
@@ -117,7 +118,8 @@ export async function sealPart(
       md5: src.verify?.md5,
       crc32: src.verify?.crc32,
       awsChunked: src.verify?.awsChunked !== undefined,
-      inputLength: src.verify?.awsChunked,
+      inputLength: src.verify?.awsChunked === -1 ? undefined : src.verify?.awsChunked,
+      httpChunked: src.verify?.awsChunked === -1,
       ...chunkSigningOf(src.verify?.signedChunks),
     });
   } catch (e) {
