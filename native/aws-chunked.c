@@ -14,7 +14,11 @@
  *     chunk header carries `chunk-signature=<64 hex>`, the HMAC-SHA256 under the request's SigV4 signing key of
  *     "AWS4-HMAC-SHA256-PAYLOAD\n" date "\n" scope "\n" <previous signature> "\n" <SHA-256 of ""> "\n" <SHA-256
  *     of the chunk's data>, chained from the request's own signature; the final zero-size chunk is signed too and
- *     is followed by CR LF, no trailer. A chunk whose signature is missing, malformed or wrong ends the pump
+ *     is followed by CR LF, no trailer — or, with `signedTrailer` (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER; the AWS
+ *     SDK for Java v2 over http), by trailer lines whose last is `x-amz-trailer-signature:<64 hex>`, the HMAC of
+ *     "AWS4-HMAC-SHA256-TRAILER\n" date "\n" scope "\n" <the final chunk's signature> "\n" <SHA-256 of the other
+ *     trailer lines, each as received with "\n" after it>; their x-amz-checksum-crc32 is checked as for unsigned
+ *     chunks. A chunk or trailer whose signature is missing, malformed or wrong ends the pump
  *     (SignatureDoesNotMatch). Its ciphertext may already be at the backend, as every earlier chunk's is: what keeps
  *     a forged body from committing is the held last chunk (the Node path instead withholds each chunk's plaintext
  *     until its signature verified; here nothing unverified leaves but ciphertext of an upload that cannot complete).
@@ -94,6 +98,8 @@ static int chunk_header(job_t *j, const char *l, size_t n) {
   if (j->signed_chunks) {
     if (chunk_signature(j, semi < n ? l + semi + 1 : l + n, semi < n ? n - semi - 1 : 0)) return -1;
     if (size == 0 && chunk_signed(j)) return -1;
+    /* the trailer's lines are hashed for its signature, as a chunk's data is */
+    if (size == 0 && j->signed_trailer && EVP_DigestInit_ex(j->chunk_sha, EVP_sha256(), NULL) != 1) return fail(j, "CryptoError", "sha256 init");
   }
   if (size == 0) j->fstate = F_TRAILER;
   else j->fstate = F_DATA, j->fremaining = size;
@@ -109,13 +115,34 @@ static int trailer_done(job_t *j) {
   return 0;
 }
 
+/* A signed trailer is complete: its signature against the chain's (after the final chunk's), then as any trailer. */
+static int signed_trailer_done(job_t *j) {
+  if (!j->trailer_sig_seen) return fail(j, "SignatureDoesNotMatch", "The aws-chunked trailer signature is missing.");
+  uint8_t h[32], mac[32];
+  unsigned int hn = 0, mn = 0;
+  if (EVP_DigestFinal_ex(j->chunk_sha, h, &hn) != 1 || hn != 32) return fail(j, "CryptoError", "sha256 final");
+  static const char head[] = "AWS4-HMAC-SHA256-TRAILER\n";
+  const size_t skip = sizeof "AWS4-HMAC-SHA256-PAYLOAD\n" - 1; /* sts_prefix's first line; date and scope follow */
+  char sts[sizeof j->sts_prefix + SIG_HEX + 1 + 64];
+  size_t n = sizeof head - 1;
+  memcpy(sts, head, n);
+  memcpy(sts + n, j->sts_prefix + skip, j->sts_prefix_len - skip), n += j->sts_prefix_len - skip;
+  memcpy(sts + n, j->prev_sig, SIG_HEX), n += SIG_HEX, sts[n++] = '\n';
+  to_hex(h, 32, sts + n), n += 64;
+  if (!HMAC(EVP_sha256(), j->sig_key, sizeof j->sig_key, (const uint8_t *)sts, n, mac, &mn) || mn != 32) return fail(j, "CryptoError", "hmac");
+  char want[SIG_HEX];
+  to_hex(mac, 32, want);
+  if (differ((const uint8_t *)want, (const uint8_t *)j->chunk_sig, SIG_HEX)) return fail(j, "SignatureDoesNotMatch", "The aws-chunked trailer signature does not match.");
+  return trailer_done(j);
+}
+
 /* One trailer line (without CR LF): name:value; an empty line ends the trailer. */
 static int trailer_line(job_t *j, const char *l, size_t n) {
   j->trailer_bytes += n;
   if (j->trailer_bytes > MAX_TRAILER) return fail(j, "InvalidRequest", "The aws-chunked trailer is too long.");
-  if (n == 0) return trailer_done(j);
-  /* signed chunks carry no trailer: the final chunk is followed by CR LF (src/s3/chunked.ts's final-crlf) */
-  if (j->signed_chunks) return fail(j, "IncompleteBody", "Malformed aws-chunked framing: expected CRLF after chunk data.");
+  if (n == 0) return j->signed_trailer ? signed_trailer_done(j) : trailer_done(j);
+  /* signed chunks without a signed trailer carry none: the final chunk is followed by CR LF (src/s3/chunked.ts's final-crlf) */
+  if (j->signed_chunks && !j->signed_trailer) return fail(j, "IncompleteBody", "Malformed aws-chunked framing: expected CRLF after chunk data.");
   const char *colon = memchr(l, ':', n);
   if (!colon || colon == l) return fail(j, "IncompleteBody", "Malformed aws-chunked trailer line.");
   size_t ns = 0, ne = (size_t)(colon - l), vs = ne + 1, ve = n;
@@ -123,6 +150,17 @@ static int trailer_line(job_t *j, const char *l, size_t n) {
   while (ne > ns && is_space(l[ne - 1])) ne--;
   while (vs < ve && is_space(l[vs])) vs++;
   while (ve > vs && is_space(l[ve - 1])) ve--;
+  if (j->signed_trailer) {
+    static const char sig_name[] = "x-amz-trailer-signature";
+    if (j->trailer_sig_seen) return fail(j, "IncompleteBody", "Trailer header after x-amz-trailer-signature.");
+    if (ne - ns == sizeof sig_name - 1 && strncasecmp(l + ns, sig_name, sizeof sig_name - 1) == 0) {
+      if (ve - vs != SIG_HEX) return fail(j, "SignatureDoesNotMatch", "The aws-chunked trailer signature is malformed.");
+      memcpy(j->chunk_sig, l + vs, SIG_HEX), j->trailer_sig_seen = 1;
+      return 0;
+    }
+    /* every other line is signed as received, with a LF after it (src/s3/chunked.ts) */
+    if (EVP_DigestUpdate(j->chunk_sha, l, n) != 1 || EVP_DigestUpdate(j->chunk_sha, "\n", 1) != 1) return fail(j, "CryptoError", "sha256 update");
+  }
   static const char prefix[] = "x-amz-checksum-";
   size_t pl = sizeof prefix - 1;
   if (ne - ns < pl || strncasecmp(l + ns, prefix, pl) != 0) return 0; /* not a checksum: not ours to judge */
@@ -201,14 +239,14 @@ int deframe(job_t *j, const uint8_t *b, size_t n) {
 
 /* All input taken: the framing must have ended (a trailer without its blank line is let go, as the Node path does). */
 int deframe_end(job_t *j) {
-  if (j->fstate == F_TRAILER && !j->signed_chunks) {
+  if (j->fstate == F_TRAILER && (!j->signed_chunks || j->signed_trailer)) {
     if (j->fline_len > 0) {
       size_t len = j->fline_len;
       if (j->fline[len - 1] == '\r') len--;
       j->fline_len = 0;
       if (trailer_line(j, j->fline, len)) return -1;
     }
-    if (j->fstate == F_TRAILER && trailer_done(j)) return -1;
+    if (j->fstate == F_TRAILER && (j->signed_trailer ? signed_trailer_done(j) : trailer_done(j))) return -1;
   }
   if (j->fstate != F_DONE) return fail(j, "IncompleteBody", "The request body ended before the final aws-chunked chunk.");
   return 0;

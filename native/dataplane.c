@@ -33,7 +33,8 @@
  * OpenSSL's EVP (SHA-NI where the CPU has it).
  *
  * An aws-chunked body (seal with `awsChunked` and `inputLength`: STREAMING-UNSIGNED-PAYLOAD-TRAILER, or with `chunkKey`,
- * `chunkSeed` and `chunkDateScope` too: STREAMING-AWS4-HMAC-SHA256-PAYLOAD, each chunk's signature checked) is read
+ * `chunkSeed` and `chunkDateScope` too: STREAMING-AWS4-HMAC-SHA256-PAYLOAD, each chunk's signature checked, and with
+ * `signedTrailer` STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, the trailer's signature and its CRC32 checked too) is read
  * as its framing by native/aws-chunked.c, whose top comment has the rules. The result carries the CRC-32 computed.
  * With `httpChunked` instead of `inputLength` the aws-chunks come inside HTTP chunked transfer coding, whose framing
  * native/http-chunked.c reads first; the body ends where that framing does, and the pump reads no byte past it.
@@ -671,7 +672,12 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   bool signed_chunks = chunk_key || chunk_seed || date_scope;
   if (signed_chunks && (!chunked || chunk_key_len != 32 || chunk_seed_len != SIG_HEX || date_scope_len == 0 || sizeof sts_head - 1 + date_scope_len + 1 > sizeof ((job_t *)0)->sts_prefix))
     return throw_type(env, "chunkKey (32 bytes), chunkSeed (64 hex characters), chunkDateScope (date \\n scope): together, with awsChunked");
-  /* unsigned chunks declare their checksum in the trailer; signed ones may have it (and a Content-MD5) in the headers */
+  bool signed_trailer = false;
+  if (prop(env, o, "signedTrailer", &v)) napi_get_value_bool(env, v, &signed_trailer);
+  if (signed_trailer && !signed_chunks) return throw_type(env, "signedTrailer: with chunkKey, chunkSeed, chunkDateScope");
+  /* unsigned chunks and a signed trailer declare their checksum in the trailer; signed chunks without one may have it
+     (and a Content-MD5) in the headers */
+  if (signed_trailer && has_crc) return throw_type(env, "signedTrailer: without crc32 (the trailer declares it)");
   bool te = false;
   if (prop(env, o, "httpChunked", &v)) napi_get_value_bool(env, v, &te);
   int has_wire = chunked ? get_int(env, o, "inputLength", &wire_len) : 0;
@@ -720,9 +726,9 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   }
   if (has_crc) j->check_crc = 1, j->want_crc = (unsigned long)want_crc;
   if (chunked) j->chunked = 1, j->wire_len = wire_len, j->fstate = F_HEADER, j->te = te;
-  if (has_crc || (chunked && !signed_chunks)) j->compute_crc = 1, j->crc = Cr_z_crc32(0UL, NULL, 0);
+  if (has_crc || (chunked && (!signed_chunks || signed_trailer))) j->compute_crc = 1, j->crc = Cr_z_crc32(0UL, NULL, 0);
   if (signed_chunks) {
-    j->signed_chunks = 1;
+    j->signed_chunks = 1, j->signed_trailer = signed_trailer;
     memcpy(j->sig_key, chunk_key, 32);
     memcpy(j->prev_sig, chunk_seed, SIG_HEX);
     memcpy(j->sts_prefix, sts_head, sizeof sts_head - 1);
@@ -844,6 +850,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "FRESH_UNTIL", n);
   /* ... and without it: an older pump would refuse httpChunked, and such uploads would fail instead of going native */
   napi_set_named_property(env, exports, "HTTP_CHUNKED", n);
+  /* ... and without it: an older pump would ignore signedTrailer and refuse the trailer such bodies end with */
+  napi_set_named_property(env, exports, "SIGNED_TRAILER", n);
   return exports;
 }
 

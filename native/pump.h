@@ -93,7 +93,9 @@ typedef struct job {
   char chunk_sig[SIG_HEX];  /* the signature the chunk in progress declared */
   char sts_prefix[192];     /* "AWS4-HMAC-SHA256-PAYLOAD\n" date "\n" scope "\n" */
   size_t sts_prefix_len;
-  EVP_MD_CTX *chunk_sha;    /* SHA-256 of the chunk in progress's data */
+  EVP_MD_CTX *chunk_sha;    /* SHA-256 of the chunk in progress's data (then of the signed trailer's lines) */
+  int signed_trailer;       /* ... and a signed trailer follows (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER) */
+  int trailer_sig_seen;     /* its x-amz-trailer-signature line was read (into chunk_sig) */
   /* ... inside HTTP chunked transfer coding (no Content-Length: the end is the framing's): native/http-chunked.c */
   int te;
   int tstate, tdigits;

@@ -91,6 +91,11 @@ export interface PumpOptions {
   chunkKey?: Buffer;
   chunkSeed?: Buffer;
   chunkDateScope?: Buffer;
+  /**
+   * seal of signed chunks followed by a signed trailer (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER): the trailer's
+   * x-amz-trailer-signature (code SignatureDoesNotMatch) and its x-amz-checksum-crc32 (BadDigest) are checked.
+   */
+  signedTrailer?: boolean;
 }
 
 export interface PumpResult {
@@ -126,6 +131,8 @@ export interface Addon {
   FRESH_UNTIL: boolean;
   /** The pump reads aws-chunks inside HTTP chunked transfer coding (httpChunked): true in every build the loader accepts. */
   HTTP_CHUNKED: boolean;
+  /** The pump checks a signed trailer (signedTrailer): true in every build the loader accepts. */
+  SIGNED_TRAILER: boolean;
 }
 
 /** Objects smaller than this stay on the Node path: the fd handoff costs more than it saves on a small body. */
@@ -159,6 +166,7 @@ export function nativeDataplane(): Addon | null {
       // ... and would ignore freshUntil, streaming past the revocation bound when the JavaScript thread runs late
       if (a.FRESH_UNTIL !== true) throw new Error('no FRESH_UNTIL: a stale build (npm run build)');
       if (a.HTTP_CHUNKED !== true) throw new Error('no HTTP_CHUNKED: a stale build (npm run build)');
+      if (a.SIGNED_TRAILER !== true) throw new Error('no SIGNED_TRAILER: a stale build (npm run build)');
       addon = a;
     } catch (e) {
       whyNot = `${file} did not load: ${e instanceof Error ? e.message : String(e)}`;

@@ -15,7 +15,7 @@ import { fdOf, holdSocket, nativeDataplane, takePumpSlot } from '../engine/datap
 import type { HeaderChecksums } from '../engine/index.ts';
 import { decodeDigest, expectedFromRequest, type ExpectedChecksums } from '../s3/checksum.ts';
 import type { NativeRead } from '../store/native-read.ts';
-import { NativeUploadError, type NativeUploadSource, type NativeVerify } from '../store/native-write.ts';
+import { NativeUploadError, type ChunkSigning, type NativeUploadSource, type NativeVerify } from '../store/native-write.ts';
 import { continueHeld, takeHeldBody } from './expect-continue.ts';
 import type { AuthResult } from '../s3/sigv4.ts';
 import type { S3Request } from './request.ts';
@@ -113,7 +113,9 @@ export function uploadChecksums(upload: NativeUpload, crc32: number | undefined)
  *   held so that the whole body is still in the socket (src/server/expect-continue.ts); or
  * - an aws-chunked body of STREAMING-AWS4-HMAC-SHA256-PAYLOAD with a Content-Length (minio-go and mc over http),
  *   no trailer, and a Content-MD5, a declared x-amz-checksum-crc32, both or neither: the pump checks each chunk's
- *   signature, chained from the request's (`auth`, the request's verified SigV4 result), and those digests.
+ *   signature, chained from the request's (`auth`, the request's verified SigV4 result), and those digests; or
+ * - one of STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER with a Content-Length and an x-amz-checksum-crc32 trailer (the
+ *   AWS SDK for Java v2 over http): the chunks' signatures, the trailer's and its CRC32 checked by the pump.
  * Anything else — and anything malformed, which the Node path answers with its own error — is the Node path
  * (g.payload), which decodes and verifies.
  */
@@ -123,14 +125,15 @@ export function nativeUploadOf(r: S3Request, auth?: AuthResult): NativeUpload | 
   const payload = h['x-amz-content-sha256'];
   if (!/^AWS4-HMAC-SHA256 /.test(h.authorization ?? '') || typeof payload !== 'string') return null;
   const chunked = payload === 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
-  const signedChunks = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD';
+  const signedTrailer = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER';
+  const signedChunks = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' || signedTrailer;
   if (!chunked && !signedChunks && payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
   // aws-chunks in chunked transfer coding: the pump reads both framings, from the body's first byte (its 100 Continue held)
   const te = h['transfer-encoding'] !== undefined;
   if (te && !(chunked && /^chunked$/i.test(h['transfer-encoding']!) && h['content-length'] === undefined && continueHeld(r.req))) return null;
   // minio-go signs its chunks without naming aws-chunked in Content-Encoding (the Node path goes by the payload mode too)
   if (!signedChunks && chunked !== /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
-  if (!chunked && h['x-amz-trailer'] !== undefined) return null;
+  if (!chunked && !signedTrailer && h['x-amz-trailer'] !== undefined) return null;
   if (!chunked && !signedChunks && h['x-amz-decoded-content-length'] !== undefined) return null;
   const cl = h['content-length'];
   const dl = chunked || signedChunks ? h['x-amz-decoded-content-length'] : cl;
@@ -147,18 +150,21 @@ export function nativeUploadOf(r: S3Request, auth?: AuthResult): NativeUpload | 
     return null; // the Node path answers it with the same check's error
   }
   if (!nativeDataplane()?.CRC32) return null;
-  if (chunked) {
+  // signed chunks: the chain starts at the request's own signature, under its signing key (what the Node path's decoder checks)
+  let signing: ChunkSigning | undefined;
+  if (signedChunks) {
+    if (auth?.payloadMode !== (signedTrailer ? 'streaming-signed-trailer' : 'streaming-signed') || auth.signingKey.length !== 32 || !/^[0-9a-f]{64}$/.test(auth.seedSignature)) return null;
+    signing = { signingKey: auth.signingKey, seedSignature: auth.seedSignature, amzDate: auth.amzDate, scope: auth.scope };
+  }
+  if (chunked || signedTrailer) {
     if (expected.md5 !== undefined) return null;
     // the framing is the pump's to read, the CRC32 trailer its to check (none came: as the Node path, accepted)
     if (expected.trailerName !== 'x-amz-checksum-crc32' || expected.algorithm !== 'CRC32') return null;
-    return { size, wireSize, verify: { awsChunked: wireSize }, checksums: null };
+    return { size, wireSize, verify: { awsChunked: wireSize, ...(signing ? { signedChunks: signing, signedTrailer: true } : {}) }, checksums: null };
   }
   if (expected.trailerName !== undefined) return null;
   let verify: NativeVerify;
-  if (signedChunks) {
-    // the chain starts at the request's own signature, under its signing key (what the Node path's decoder checks)
-    if (auth?.payloadMode !== 'streaming-signed' || auth.signingKey.length !== 32 || !/^[0-9a-f]{64}$/.test(auth.seedSignature)) return null;
-    const signing = { signingKey: auth.signingKey, seedSignature: auth.seedSignature, amzDate: auth.amzDate, scope: auth.scope };
+  if (signing) {
     verify = { awsChunked: wireSize, signedChunks: signing };
   } else {
     verify = payload === 'UNSIGNED-PAYLOAD' ? {} : { sha256: Buffer.from(payload, 'hex') };

@@ -33,6 +33,8 @@ export interface NativeVerify {
   awsChunked?: number;
   /** ... whose chunks are signed (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): each chunk's signature is checked by the pump. */
   signedChunks?: ChunkSigning;
+  /** ... and a signed trailer ends it (-PAYLOAD-TRAILER): its signature and x-amz-checksum-crc32 checked too. */
+  signedTrailer?: boolean;
 }
 
 /** What a signed aws-chunked body's chunk signatures chain from: the request's SigV4 signing key and signature. */
@@ -120,6 +122,7 @@ export async function sealPart(
       awsChunked: src.verify?.awsChunked !== undefined,
       inputLength: src.verify?.awsChunked === -1 ? undefined : src.verify?.awsChunked,
       httpChunked: src.verify?.awsChunked === -1,
+      signedTrailer: src.verify?.signedTrailer,
       ...chunkSigningOf(src.verify?.signedChunks),
     });
   } catch (e) {

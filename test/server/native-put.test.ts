@@ -319,6 +319,59 @@ describe('native data plane PUT', () => {
     c.destroy();
   }, 180_000);
 
+  it('signed chunks with a signed trailer (the AWS SDK for Java v2 over http) are sealed natively: the trailer signature and its CRC32 checked; a forged or missing signature, or a CRC32 of other bytes, commits nothing', async () => {
+    const host = new URL(gw.url).host;
+    /** A PutObject of `body` in signed 64 KiB aws-chunks with a signed CRC32 trailer (`crc` overrides its value); `forge` edits the frame. */
+    const trailedPut = (key: string, body: Buffer, opts: { crc?: string; forge?: (framed: Buffer) => Buffer } = {}) => {
+      const chunks: Buffer[] = [];
+      for (let off = 0; off < body.length; off += 65536) chunks.push(body.subarray(off, off + 65536));
+      const mode = 'streaming-signed-trailer' as const;
+      const trailers: [string, string][] = [['x-amz-checksum-crc32', opts.crc ?? crcOf(body)]];
+      const dummy = { signingKey: Buffer.alloc(32), amzDate: '', scope: '', seedSignature: '' };
+      const length = encodeAwsChunked(chunks, { mode, auth: dummy, trailers }).length;
+      const path = `/${bucket}/${key}`;
+      const headers = {
+        'content-encoding': 'aws-chunked',
+        'content-length': String(length),
+        'x-amz-decoded-content-length': String(body.length),
+        'x-amz-trailer': 'x-amz-checksum-crc32',
+        'x-amz-sdk-checksum-algorithm': 'CRC32',
+      };
+      const signed = signHeaders({ accessKey: gw.accessKey, secretKey: gw.secretKey }, { method: 'PUT', host, path, headers, payload: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' });
+      const framed = encodeAwsChunked(chunks, { mode, auth: signed.auth, trailers });
+      return rawRequest(gw.url, { method: 'PUT', path, headers: signed.headers, body: opts.forge ? opts.forge(framed) : framed, timeoutMs: 120_000 });
+    };
+    const editSignature = (f: Buffer, edit: (sig: string) => string) => {
+      const s = f.toString('latin1');
+      const at = s.lastIndexOf('x-amz-trailer-signature:');
+      const end = s.indexOf('\r\n', at);
+      return Buffer.from(s.slice(0, at) + edit(s.slice(at, end)) + s.slice(end), 'latin1');
+    };
+    const body = randomBytes(11 * MiB + 5);
+    const before = nativeTransfers.put;
+    const ok = await trailedPut('signed-trailer', body);
+    expect(ok.status, ok.body.toString()).toBe(200);
+    expect(nativeTransfers.put - before).toBe(1);
+    const c = sdk(gw);
+    expect(sha(await sdkGet(c, 'signed-trailer'))).toBe(sha(body));
+    await gw.running.gateway.store.settled(); // the final header (with the CRC32) is written after the commit
+    const head = await c.send(new HeadObjectCommand({ Bucket: bucket, Key: 'signed-trailer', ChecksumMode: 'ENABLED' }));
+    expect(head.ChecksumCRC32).toBe(crcOf(body));
+    const refused: [string, () => Promise<RawResponse>, number, string][] = [
+      ['a forged trailer signature', () => trailedPut('signed-trailer', randomBytes(9 * MiB), { forge: (f) => editSignature(f, (l) => l.slice(0, -1) + (l.endsWith('a') ? 'b' : 'a')) }), 403, 'SignatureDoesNotMatch'],
+      ['no trailer signature', () => trailedPut('signed-trailer', randomBytes(9 * MiB), { forge: (f) => editSignature(f, () => 'x-amz-meta-none:1') }), 403, 'SignatureDoesNotMatch'],
+      ['a CRC32 of other bytes, signed', () => trailedPut('signed-trailer', randomBytes(9 * MiB), { crc: crcOf(Buffer.from('other')) }), 400, 'BadDigest'],
+    ];
+    for (const [what, put, status, code] of refused) {
+      const r = await put();
+      expect(r.status, `${what}: ${r.body.toString()}`).toBe(status);
+      expect(errorCode(r.body), what).toBe(code);
+    }
+    expect(nativeTransfers.put - before).toBe(4);
+    expect(sha(await sdkGet(c, 'signed-trailer'))).toBe(sha(body));
+    c.destroy();
+  }, 180_000);
+
   it('a Content-MD5 (rclone) is verified by the pump: the right one commits natively with the MD5 as its ETag, a wrong one is BadDigest and commits nothing', async () => {
     const body = randomBytes(9 * MiB + 3);
     const md5 = createHash('md5').update(body).digest();
