@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # lakecrypt image. Stages:
 #   deps     - production node_modules (npm ci --omit=dev); build tools for the pkcs11js native addon and the
-#              native data plane (native/dataplane.c, aws-chunked.c, heap.cc -> native/build/dataplane.node)
+#              native data plane (native/dataplane.c, aws-chunked.c, http-chunked.c, heap.cc -> native/build/dataplane.node)
 #   build    - the compiled build (scripts/build.mjs: dist/src/main.js, dist/src/cli/main.js) from src/
 #   base     - runtime: node:20 slim, node_modules, the build and what it reads at run time (workers/, config/),
 #              the CLI as `lakecrypt`, non-root user, data dir /data; no TypeScript is compiled at start
@@ -21,7 +21,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 # The native data plane (large GETs off the JS thread, docs/DESIGN.md): gcc from above, node's headers from the
 # node image (<prefix>/include/node); without it the gateway uses the Node path.
 COPY scripts/build-native.mjs ./scripts/
-COPY native/dataplane.c native/aws-chunked.c native/pump.h native/heap.cc ./native/
+COPY native/dataplane.c native/aws-chunked.c native/http-chunked.c native/pump.h native/heap.cc ./native/
 RUN node scripts/build-native.mjs
 
 FROM ${NODE_IMAGE} AS build
