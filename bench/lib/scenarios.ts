@@ -10,8 +10,8 @@ import { bodyBuffer, bodyStream, getDrain, KiB, makeDefaultClient, MiB, putStrea
 import { percentile, runPool, sleep } from './stats.ts';
 import { cpuSecondsOf, type Target } from './targets.ts';
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { rawRequest, signHeaders } from '../../tools/sigv4.ts';
-import { encodeAwsChunked } from '../../test/s3/helpers.ts';
+import { rawRequest } from '../../tools/sigv4.ts';
+import { signedStreamingPut } from '../../test/s3/helpers.ts';
 
 export interface Sizes {
   large: number;
@@ -87,25 +87,11 @@ export async function putSdkStream(t: Target, s: Sizes): Promise<Figures> {
  */
 export async function putSignedTrailer(t: Target, s: Sizes): Promise<Figures> {
   const body = Buffer.concat(Array.from({ length: Math.ceil(s.large / (4 * MiB)) }, (_, i) => bodyBuffer(4 * MiB, i))).subarray(0, s.large);
-  const chunks = Array.from({ length: Math.ceil(body.length / (64 * KiB)) }, (_, i) => body.subarray(i * 64 * KiB, (i + 1) * 64 * KiB));
   const crc = Buffer.alloc(4);
   crc.writeUInt32BE(zlibCrc32(body));
-  const trailers: [string, string][] = [['x-amz-checksum-crc32', crc.toString('base64')]];
-  const mode = 'streaming-signed-trailer' as const;
-  const dummy = { signingKey: Buffer.alloc(32), amzDate: '', scope: '', seedSignature: '' };
-  const length = encodeAwsChunked(chunks, { mode, auth: dummy, trailers }).length; // the frame's length does not depend on the signatures
-  const path = `/${t.bucket}/large-signed-trailer`;
-  const headers = {
-    'content-encoding': 'aws-chunked',
-    'content-length': String(length),
-    'x-amz-decoded-content-length': String(body.length),
-    'x-amz-trailer': 'x-amz-checksum-crc32',
-    'x-amz-sdk-checksum-algorithm': 'CRC32',
-  };
-  const signed = signHeaders({ accessKey: t.accessKey, secretKey: t.secretKey }, { method: 'PUT', host: new URL(t.endpoint).host, path, headers, payload: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' });
-  const framed = encodeAwsChunked(chunks, { mode, auth: signed.auth, trailers });
+  const put = signedStreamingPut(t, t.endpoint, `/${t.bucket}/large-signed-trailer`, body, { trailers: [['x-amz-checksum-crc32', crc.toString('base64')]] });
   const t0 = performance.now();
-  const r = await rawRequest(t.endpoint, { method: 'PUT', path, headers: signed.headers, body: framed, timeoutMs: 600_000 });
+  const r = await rawRequest(t.endpoint, { ...put, timeoutMs: 600_000 });
   const wallMs = performance.now() - t0;
   if (r.status !== 200) throw new Error(`${t.name}: signed-trailer PUT answered ${r.status}: ${r.body.toString().slice(0, 300)}`);
   return { 'put-large-signed-trailer': mibps(s.large, wallMs) };

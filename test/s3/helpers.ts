@@ -3,6 +3,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AuthResult } from '../../src/s3/sigv4.ts';
+import { signHeaders } from '../../tools/sigv4.ts';
 
 export const AK = 'AKIAIOSFODNN7EXAMPLE';
 export const SK = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
@@ -70,6 +71,34 @@ export function encodeAwsChunked(chunks: Buffer[], o: EncodeOpts): Buffer {
     out.push(Buffer.from('\r\n'));
   }
   return Buffer.concat(out);
+}
+
+/**
+ * A PutObject of `body` in signed 64 KiB aws-chunks — with a signed trailer when `trailers` are given (the AWS SDK for
+ * Java v2 over http), else none (minio-go, mc over http) — signed for `creds` at `endpoint`: what to send (tools/sigv4.ts
+ * rawRequest); `forge` edits the framed body after signing.
+ */
+export function signedStreamingPut(
+  creds: { accessKey: string; secretKey: string },
+  endpoint: string,
+  path: string,
+  body: Buffer,
+  opts: { trailers?: Array<[string, string]>; headers?: Record<string, string>; forge?: (framed: Buffer) => Buffer } = {},
+): { method: 'PUT'; path: string; headers: Record<string, string>; body: Buffer } {
+  const chunks: Buffer[] = [];
+  for (let off = 0; off < body.length; off += 65536) chunks.push(body.subarray(off, off + 65536));
+  const mode = opts.trailers ? 'streaming-signed-trailer' : 'streaming-signed';
+  const { trailers } = opts;
+  const dummy = { signingKey: Buffer.alloc(32), amzDate: '', scope: '', seedSignature: '' };
+  const length = encodeAwsChunked(chunks, { mode, auth: dummy, trailers }).length; // the frame's length does not depend on the signatures
+  const trailing: Record<string, string> = trailers
+    ? { 'content-encoding': 'aws-chunked', 'x-amz-trailer': trailers.map(([k]) => k).join(','), 'x-amz-sdk-checksum-algorithm': 'CRC32' }
+    : {};
+  const headers = { ...trailing, ...opts.headers, 'content-length': String(length), 'x-amz-decoded-content-length': String(body.length) };
+  const payload = trailers ? 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' : 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD';
+  const signed = signHeaders(creds, { method: 'PUT', host: new URL(endpoint).host, path, headers, payload });
+  const framed = encodeAwsChunked(chunks, { mode, auth: signed.auth, trailers });
+  return { method: 'PUT', path, headers: signed.headers, body: opts.forge ? opts.forge(framed) : framed };
 }
 
 /** Split a buffer at the given cut points. */

@@ -28,7 +28,7 @@ import { errorCode, rawRequest, signHeaders, type RawResponse } from '../../tool
 import { pollUntil } from '../../tools/wait.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
 import { nativeClient, streamOf } from '../helpers/native-client.ts';
-import { encodeAwsChunked } from '../s3/helpers.ts';
+import { signedStreamingPut } from '../s3/helpers.ts';
 
 const MiB = 1024 * 1024;
 const BLOCK = 8 * MiB;
@@ -265,20 +265,9 @@ describe('native data plane PUT', () => {
   }, 180_000);
 
   it('an aws-chunked body with signed chunks (mc, minio-go over http) is sealed natively: every chunk signature checked, a forged chunk commits nothing', async () => {
-    const host = new URL(gw.url).host;
     /** A PutObject of `body` in signed 64 KiB aws-chunks, as minio-go frames it (no Content-Encoding); `forge` edits the frame. */
-    const signedPut = (key: string, body: Buffer, forge?: (framed: Buffer) => Buffer, extra: Record<string, string> = {}) => {
-      const chunks: Buffer[] = [];
-      for (let off = 0; off < body.length; off += 65536) chunks.push(body.subarray(off, off + 65536));
-      const mode = 'streaming-signed' as const;
-      const dummy = { signingKey: Buffer.alloc(32), amzDate: '', scope: '', seedSignature: '' };
-      const length = encodeAwsChunked(chunks, { mode, auth: dummy }).length; // the frame's length does not depend on the signatures
-      const path = `/${bucket}/${key}`;
-      const headers = { ...extra, 'content-length': String(length), 'x-amz-decoded-content-length': String(body.length) };
-      const signed = signHeaders({ accessKey: gw.accessKey, secretKey: gw.secretKey }, { method: 'PUT', host, path, headers, payload: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' });
-      const framed = encodeAwsChunked(chunks, { mode, auth: signed.auth });
-      return rawRequest(gw.url, { method: 'PUT', path, headers: signed.headers, body: forge ? forge(framed) : framed, timeoutMs: 120_000 });
-    };
+    const signedPut = (key: string, body: Buffer, forge?: (framed: Buffer) => Buffer, headers: Record<string, string> = {}) =>
+      rawRequest(gw.url, { ...signedStreamingPut(gw, gw.url, `/${bucket}/${key}`, body, { forge, headers }), timeoutMs: 120_000 });
     const body = randomBytes(12 * MiB + 7);
     const before = nativeTransfers.put;
     const ok = await signedPut('signed-chunks', body);
@@ -320,27 +309,9 @@ describe('native data plane PUT', () => {
   }, 180_000);
 
   it('signed chunks with a signed trailer (the AWS SDK for Java v2 over http) are sealed natively: the trailer signature and its CRC32 checked; a forged or missing signature, or a CRC32 of other bytes, commits nothing', async () => {
-    const host = new URL(gw.url).host;
     /** A PutObject of `body` in signed 64 KiB aws-chunks with a signed CRC32 trailer (`crc` overrides its value); `forge` edits the frame. */
-    const trailedPut = (key: string, body: Buffer, opts: { crc?: string; forge?: (framed: Buffer) => Buffer } = {}) => {
-      const chunks: Buffer[] = [];
-      for (let off = 0; off < body.length; off += 65536) chunks.push(body.subarray(off, off + 65536));
-      const mode = 'streaming-signed-trailer' as const;
-      const trailers: [string, string][] = [['x-amz-checksum-crc32', opts.crc ?? crcOf(body)]];
-      const dummy = { signingKey: Buffer.alloc(32), amzDate: '', scope: '', seedSignature: '' };
-      const length = encodeAwsChunked(chunks, { mode, auth: dummy, trailers }).length;
-      const path = `/${bucket}/${key}`;
-      const headers = {
-        'content-encoding': 'aws-chunked',
-        'content-length': String(length),
-        'x-amz-decoded-content-length': String(body.length),
-        'x-amz-trailer': 'x-amz-checksum-crc32',
-        'x-amz-sdk-checksum-algorithm': 'CRC32',
-      };
-      const signed = signHeaders({ accessKey: gw.accessKey, secretKey: gw.secretKey }, { method: 'PUT', host, path, headers, payload: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' });
-      const framed = encodeAwsChunked(chunks, { mode, auth: signed.auth, trailers });
-      return rawRequest(gw.url, { method: 'PUT', path, headers: signed.headers, body: opts.forge ? opts.forge(framed) : framed, timeoutMs: 120_000 });
-    };
+    const trailedPut = (key: string, body: Buffer, opts: { crc?: string; forge?: (framed: Buffer) => Buffer } = {}) =>
+      rawRequest(gw.url, { ...signedStreamingPut(gw, gw.url, `/${bucket}/${key}`, body, { trailers: [['x-amz-checksum-crc32', opts.crc ?? crcOf(body)]], forge: opts.forge }), timeoutMs: 120_000 });
     const editSignature = (f: Buffer, edit: (sig: string) => string) => {
       const s = f.toString('latin1');
       const at = s.lastIndexOf('x-amz-trailer-signature:');
