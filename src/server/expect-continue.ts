@@ -34,8 +34,9 @@ type Parser = { getCurrentBuffer?: () => Buffer };
 /**
  * Whether the socket read that carried the request's head ended with it: called while llhttp runs that read (the
  * 'checkContinue' event comes from its headers-complete callback), so nothing after the head has been parsed, and
- * the read's bytes are the parser's current buffer. Only a buffer whose one blank line is its end qualifies (a head
- * split over reads, or a pipelined request before it, does not: the Node path reads those bodies).
+ * the read's bytes are the parser's current buffer. Only a buffer whose one blank line is its end qualifies (a
+ * pipelined request before it, or body bytes after it, do not: the Node path reads those bodies). A blank line split
+ * over two reads is not seen here; takeHeldBody then finds what node:http parsed of the body.
  */
 function headEndedRead(req: IncomingMessage): boolean {
   const parser = (req.socket as unknown as { parser?: Parser | null }).parser;
@@ -82,7 +83,9 @@ export function continueHeld(req: IncomingMessage): boolean {
  */
 export function takeHeldBody(req: IncomingMessage, res: ServerResponse, stopReads: () => void): boolean {
   const bytesRead = held.get(req);
-  if (bytesRead === undefined || req.socket.bytesRead !== bytesRead || req.readableLength > 0) return false;
+  // (a head whose blank line straddled two reads lets body bytes into the read it ended: node:http then holds data, or
+  // the whole of an empty body — readableLength or complete says so)
+  if (bytesRead === undefined || req.socket.bytesRead !== bytesRead || req.readableLength > 0 || req.complete) return false;
   stopReads();
   sendContinue(req, res);
   return true;

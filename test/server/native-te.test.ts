@@ -287,7 +287,7 @@ describe('aws-chunks in chunked transfer coding (the JavaScript SDK stream uploa
     expect((await getBytes('cut')).equals(old)).toBe(true);
   });
 
-  it('a client that did not wait for 100 Continue takes the Node path, and one answered before its body gets no 100 Continue and a closed connection', async () => {
+  it('a client that did not wait for 100 Continue takes the Node path (its body with its head, or a head split before its blank line), and one answered before its body gets no 100 Continue and a closed connection', async () => {
     const plain = randomBytes(9 * MiB + 5);
     const before = nativeTransfers.put;
     const x = await connect();
@@ -296,6 +296,17 @@ describe('aws-chunks in chunked transfer coding (the JavaScript SDK stream uploa
     expect(nativeTransfers.put - before, 'the body was partly read by node:http: not the pump').toBe(0);
     x.socket.destroy();
     expect((await getBytes('eager')).equals(plain)).toBe(true);
+
+    // a head whose blank line is split over two reads, the second also carrying the whole (empty) body: node:http
+    // has parsed the body, so the pump must not take the socket (it would wait for bytes that never come)
+    const split = await connect();
+    const head = uploadHead('split', plain.length);
+    split.send(head.slice(0, -1));
+    await new Promise((r) => setTimeout(r, 300));
+    split.send('\n0\r\n\r\n');
+    await split.until(/HTTP\/1\.1 400 /, 20_000);
+    expect(nativeTransfers.put - before, 'node:http had read the body: not the pump').toBe(0);
+    split.socket.destroy();
 
     const y = await connect();
     y.send(uploadHead('nobody', plain.length, { secretKey: 'not-the-secret' }));
