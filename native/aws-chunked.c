@@ -29,7 +29,7 @@
 
 #include "pump.h"
 
-static int hexval(int c) {
+int hexval(int c) {
   return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 

@@ -25,10 +25,6 @@ static int bad(job_t *j, const char *what) {
   return fail(j, "IncompleteBody", "Malformed chunked transfer coding: %s.", what);
 }
 
-static int hex(uint8_t c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* n bytes of the body on the wire: the transfer coding read, its chunks' data passed on to deframe. */
 int te_deframe(job_t *j, const uint8_t *b, size_t n) {
   while (n > 0) {
@@ -43,7 +39,7 @@ int te_deframe(job_t *j, const uint8_t *b, size_t n) {
     n--;
     switch (j->tstate) {
       case T_SIZE: {
-        int v = hex(c);
+        int v = hexval(c);
         if (v >= 0) {
           if (++j->tdigits > MAX_TE_DIGITS) return bad(j, "chunk size too long");
           j->tremaining = j->tremaining * 16 + (uint64_t)v;

@@ -121,6 +121,8 @@ int take(job_t *j, const uint8_t *b, size_t n);
 /* Equal in time independent of where they differ: 1 when a and b differ. */
 int differ(const uint8_t *a, const uint8_t *b, size_t n);
 
+/* native/aws-chunked.c: a hex digit's value, else -1 (both framings' sizes). */
+int hexval(int c);
 /* native/aws-chunked.c: n framed bytes read (their data taken), then the end of the input. */
 int deframe(job_t *j, const uint8_t *b, size_t n);
 int deframe_end(job_t *j);
