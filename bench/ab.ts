@@ -7,7 +7,7 @@
  * A with --order ba: whichever goes second after a large transfer pays for MinIO's background work, so run both
  * orders); medians over rounds, each gateway's CPU from /proc.
  *
- *   node --import tsx bench/ab.ts [--other /tmp/old] [--a-env K=V,K=V] [--b-env K=V] [--b-node-args --flag,--flag] [--scenario get-large|put-large|put-sdk-stream|put-signed-trailer|get-large-c4|put-large-c4|get-small|multipart|get-multipart|range] [--rounds 6] [--order ab|ba]
+ *   node --import tsx bench/ab.ts [--other /tmp/old] [--a-env K=V,K=V] [--b-env K=V] [--b-node-args --flag,--flag] [--scenario get-large|put-large|put-sdk-stream|put-sdk-stream-agent|put-signed-trailer|get-large-c4|put-large-c4|get-small|multipart|get-multipart|range] [--rounds 6] [--order ab|ba]
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -55,6 +55,7 @@ const run: Record<string, { setup?: (t: Target) => Promise<unknown>; measure: (t
   'get-large': { setup: (t) => putLarge(t, s, 4), measure: (t) => getLarge(t, s, 1), work: s.large / MiB, unit: 'MiB' },
   'put-large': { measure: (t) => putLarge(t, s, 1), work: s.large / MiB, unit: 'MiB' },
   'put-sdk-stream': { measure: (t) => putSdkStream(t, s), work: s.large / MiB, unit: 'MiB' },
+  'put-sdk-stream-agent': { measure: (t) => putSdkStream(t, s, true), work: s.large / MiB, unit: 'MiB' },
   'put-signed-trailer': { measure: (t) => putSignedTrailer(t, s), work: s.large / MiB, unit: 'MiB' },
   'get-large-c4': { setup: (t) => putLarge(t, s, 4), measure: (t) => getLarge(t, s, 4), work: (4 * s.large) / MiB, unit: 'MiB' },
   'put-large-c4': { measure: (t) => putLarge(t, s, 4), work: (4 * s.large) / MiB, unit: 'MiB' },

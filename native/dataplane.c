@@ -683,7 +683,7 @@ static napi_value pump(napi_env env, napi_callback_info info) {
   int has_wire = chunked ? get_int(env, o, "inputLength", &wire_len) : 0;
   if (chunked && (m != M_SEAL || want_sha || (!signed_chunks && (want_md5 || has_crc)) || !Cr_z_crc32 || has_wire < 0 || (has_wire ? te || wire_len < 0 : !te)))
     return throw_type(env, "awsChunked: seal only, with inputLength or httpChunked, without sha256 (and unsigned: without md5 or crc32), when CRC32 is true");
-  if (te && (!chunked || pre_len)) return throw_type(env, "httpChunked: with awsChunked, without pre (the body's framing from its first byte)");
+  if (te && !chunked) return throw_type(env, "httpChunked: with awsChunked (pre, if any, is the body's raw bytes from its first)");
 
   job_t *j = calloc(1, sizeof *j);
   if (!j) return throw_type(env, "out of memory");

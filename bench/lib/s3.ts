@@ -36,14 +36,15 @@ export function makeClient(e: Endpoint, maxSockets = 64): S3Client {
  * HTTP chunked transfer coding, behind `Expect: 100-continue` (which the SDK waits for only with an agent of its own:
  * options here, not an Agent instance).
  */
-export function makeDefaultClient(e: Endpoint): S3Client {
+export function makeDefaultClient(e: Endpoint, o: { agent?: boolean } = {}): S3Client {
   return new S3Client({
     endpoint: e.endpoint,
     region: 'us-east-1',
     forcePathStyle: true,
     credentials: { accessKeyId: e.accessKey, secretAccessKey: e.secretKey },
     maxAttempts: 1,
-    requestHandler: { requestTimeout: 600_000 },
+    // an http.Agent of the caller's: then the SDK sends the body without waiting for 100 Continue
+    requestHandler: o.agent ? { httpAgent: new Agent({ keepAlive: true }), requestTimeout: 600_000 } : { requestTimeout: 600_000 },
   });
 }
 

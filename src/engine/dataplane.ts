@@ -79,8 +79,8 @@ export interface PumpOptions {
   inputLength?: number;
   /**
    * seal, awsChunked, instead of inputLength: the aws-chunked body comes in HTTP chunked transfer coding (the
-   * JavaScript SDK's stream uploads), from its first byte (no `pre`); its end is that framing's, and the pump reads no
-   * byte past it (native/http-chunked.c).
+   * JavaScript SDK's stream uploads), from its first byte (`pre` then holds raw bytes of it, as on the wire); its end
+   * is that framing's, and the pump reads no byte past it (native/http-chunked.c).
    */
   httpChunked?: boolean;
   /**

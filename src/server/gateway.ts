@@ -11,7 +11,7 @@ import { readBodyLimited } from '../s3/xml.ts';
 import { verifyRequest, type AuthResult } from '../s3/sigv4.ts';
 import { isSigV2, verifySigV2 } from '../s3/sigv2.ts';
 import { addressOf, type S3Request } from './request.ts';
-import { continueHeld } from './expect-continue.ts';
+import { clientWaits } from './expect-continue.ts';
 import { bodyTakenByPump } from './native-response.ts';
 import { sendError } from './respond.ts';
 import { refusal, routeOf } from './routes.ts';
@@ -283,10 +283,10 @@ export class Gateway {
       await route.run(this, r);
     } catch (e) {
       // Read (and drop) what the client is still sending, within bounds, so it sees the error response rather
-      // than a connection reset halfway through its upload — unless its 100 Continue is still held (it sends nothing
-      // until then; the answer goes without one and node:http closes that connection after it) or a pump took the
-      // body (node:http reads none of it again: the connection closes after the answer).
-      if (!req.complete && !res.headersSent && !continueHeld(req) && !bodyTakenByPump(req)) await drainRequest(req, 2_000, 64 * 1024 * 1024);
+      // than a connection reset halfway through its upload — unless it waits for a 100 Continue still held (it sends
+      // nothing until then; the answer goes without one and node:http closes that connection after it) or a pump took
+      // the body (node:http reads none of it again: the connection closes after the answer).
+      if (!req.complete && !res.headersSent && !clientWaits(req) && !bodyTakenByPump(req)) await drainRequest(req, 2_000, 64 * 1024 * 1024);
       error = sendError(res, e, rawPath, id, r.method);
       if (!req.complete) req.resume();
     } finally {

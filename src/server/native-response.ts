@@ -16,7 +16,8 @@ import type { HeaderChecksums } from '../engine/index.ts';
 import { decodeDigest, expectedFromRequest, type ExpectedChecksums } from '../s3/checksum.ts';
 import type { NativeRead } from '../store/native-read.ts';
 import { NativeUploadError, type ChunkSigning, type NativeUploadSource, type NativeVerify } from '../store/native-write.ts';
-import { continueHeld, takeHeldBody } from './expect-continue.ts';
+import { bodyHeld, takeHeldBody } from './expect-continue.ts';
+import { startReads, stopReads } from './socket-reads.ts';
 import type { AuthResult } from '../s3/sigv4.ts';
 import type { S3Request } from './request.ts';
 
@@ -130,7 +131,7 @@ export function nativeUploadOf(r: S3Request, auth?: AuthResult): NativeUpload | 
   if (!chunked && !signedChunks && payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
   // aws-chunks in chunked transfer coding: the pump reads both framings, from the body's first byte (its 100 Continue held)
   const te = h['transfer-encoding'] !== undefined;
-  if (te && !(chunked && /^chunked$/i.test(h['transfer-encoding']!) && h['content-length'] === undefined && continueHeld(r.req))) return null;
+  if (te && !(chunked && /^chunked$/i.test(h['transfer-encoding']!) && h['content-length'] === undefined && bodyHeld(r.req))) return null;
   // minio-go signs its chunks without naming aws-chunked in Content-Encoding (the Node path goes by the payload mode too)
   if (!signedChunks && chunked !== /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
   if (!chunked && !signedTrailer && h['x-amz-trailer'] !== undefined) return null;
@@ -185,9 +186,6 @@ interface ServerParser {
   resume(): void;
   constructor: { REQUEST: number };
 }
-type ReadHandle = { reading?: boolean; readStop(): number; readStart(): number };
-const handleOf = (s: net.Socket) => (s as unknown as { _handle?: ReadHandle | null })._handle ?? null;
-const setPaused = (s: net.Socket, v: boolean) => void ((s as unknown as { _paused: boolean })._paused = v);
 
 /** Requests whose body a pump took: node:http reads none of it again (a drain after a failure would only wait). */
 const taken = new WeakSet<IncomingMessage>();
@@ -214,19 +212,16 @@ export interface TakenUpload {
 export function takeNativeUpload(r: S3Request, size: number, verify: NativeVerify = {}): TakenUpload | null {
   const socket = r.req.socket;
   const fd = fdOf(socket);
-  const h = handleOf(socket);
-  if (fd < 0 || !h || socket.destroyed) return null;
-  const stopReads = () => {
-    setPaused(socket, true);
-    h.reading = false;
-    h.readStop();
-  };
-  let pre = Buffer.alloc(0);
+  if (fd < 0 || socket.destroyed) return null;
+  let pre: Buffer;
   if (size < 0) {
-    // chunked transfer coding: only a body of which node:http read nothing (the pump reads its framing from byte 0)
-    if (!takeHeldBody(r.req, r.res, stopReads)) return null;
+    // chunked transfer coding: the body's raw bytes from its first one — those of the head's read, then the socket's,
+    // whose reads stopped when the head was parsed (src/server/expect-continue.ts); what node:http decoded is dropped
+    const early = takeHeldBody(r.req, r.res);
+    if (!early) return null;
+    pre = early;
   } else {
-    stopReads();
+    if (!stopReads(socket)) return null;
     // what node:http parsed before the reads stopped is in the request's buffer (only body bytes: at most `size`)
     const parts: Buffer[] = [];
     for (let c = r.req.read() as Buffer | null; c !== null; c = r.req.read() as Buffer | null) parts.push(c);
@@ -263,17 +258,7 @@ export function takeNativeUpload(r: S3Request, size: number, verify: NativeVerif
       }
       parser?.resume();
       req.resume(); // lets 'end' out, so node:http lets go of the request
-      setPaused(socket, false);
-      // The socket flowing again, not only its handle reading: node:http bounds a body it buffers by pausing the
-      // socket when the request's buffer is full, and a pause of a socket already paused (node:http paused it once the
-      // body filled that buffer before we took it) emits nothing, so its reads went on: the connection's next body was
-      // read into memory whole, up to several MiB of a 16 MiB part (then copied in JavaScript and handed to the pump).
-      socket.resume();
-      const hh = handleOf(socket);
-      if (hh && !hh.reading) {
-        hh.reading = true;
-        hh.readStart();
-      }
+      startReads(socket);
     },
     abandon() {
       if (done) return;

@@ -596,10 +596,9 @@ describe('native data plane', () => {
     await expect(pump({ ...gated, freshUntil: new Int32Array(2) as unknown as BigInt64Array })).rejects.toThrow(/freshUntil/);
     await expect(pump({ ...gated, mode: 'seal', freshUntil: new BigInt64Array(1) })).rejects.toThrow(/freshUntil/);
     await expect(pump({ mode: 'seal', length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), awsChunked: true, inputLength: 200, crc32: 1 })).rejects.toThrow(/awsChunked/);
-    // chunked transfer coding: instead of inputLength, never with pre (the framing from its first byte), with awsChunked
+    // chunked transfer coding: instead of inputLength, with awsChunked
     const sealChunked = { mode: 'seal' as const, length: 100, inFd: fd, outFd: fd, deks: randomBytes(32), aadPrefix: randomBytes(52), awsChunked: true };
     await expect(pump({ ...sealChunked, inputLength: 200, httpChunked: true })).rejects.toThrow(/awsChunked/);
-    await expect(pump({ ...sealChunked, httpChunked: true, pre: Buffer.from('a') })).rejects.toThrow(/httpChunked/);
     await expect(pump({ ...sealChunked, awsChunked: false, httpChunked: true })).rejects.toThrow(/httpChunked/);
     // a signed trailer: with the chunk signing inputs, its CRC32 in the trailer, not declared
     await expect(pump({ ...sealChunked, inputLength: 200, signedTrailer: true })).rejects.toThrow(/signedTrailer/);

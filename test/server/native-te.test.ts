@@ -1,11 +1,12 @@
 /**
  * aws-chunks inside HTTP chunked transfer coding — the AWS SDK for JavaScript's stream uploads (no Content-Length,
  * Transfer-Encoding: chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER, a CRC32 trailer) — sealed by the native data plane
- * (native/http-chunked.c; src/server/expect-continue.ts holds their 100 Continue so the whole body is still in the
- * socket when the pump takes it). `nativeTransfers.put` proves which path took each body, so these fail if the native
+ * (native/http-chunked.c; src/server/expect-continue.ts stops the socket's reads at the head and holds the 100
+ * Continue, so the pump gets the body whole from its first byte). `nativeTransfers.put` proves which path took each body, so these fail if the native
  * path broke or silently fell back; the raw-socket cases check where the pump says the body ends (the next request
- * on the connection is answered), that a malformed framing or trailer commits nothing, and that the requests it
- * cannot take (a client that did not wait for 100 Continue, one answered before its body) still work.
+ * on the connection is answered), that a malformed framing or trailer commits nothing, that a client that does not
+ * wait for 100 Continue is served from the bytes that came with its head, and that the requests it cannot take (a
+ * head split over reads) or that are answered before their body still work.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync, createReadStream, mkdtempSync, rmSync } from 'node:fs';
@@ -25,6 +26,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { Agent } from 'node:http';
 import { nativeDataplane, nativeTransfers } from '../../src/engine/dataplane.ts';
 import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { signHeaders } from '../../tools/sigv4.ts';
@@ -195,6 +197,33 @@ describe('aws-chunks in chunked transfer coding (the JavaScript SDK stream uploa
     expect(head.ContentLength).toBe(file.length);
   });
 
+  it('a held body the pump does not take (under the native size, or a part under 1 MiB) is read by the Node path, the socket read again', async () => {
+    const c = jsSdk(gw);
+    const before = nativeTransfers.put + nativeTransfers.part;
+    const small = randomBytes(MiB + 3);
+    await c.send(new PutObjectCommand({ Bucket: bucket, Key: 'small-stream', Body: Readable.from([small]), ContentLength: small.length }));
+    const { UploadId } = await c.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'small-part', ChecksumAlgorithm: 'CRC32' }));
+    const tiny = randomBytes(1000);
+    const p1 = await c.send(new UploadPartCommand({ Bucket: bucket, Key: 'small-part', UploadId, PartNumber: 1, Body: Readable.from([tiny]), ContentLength: tiny.length }));
+    await c.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'small-part', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag, ChecksumCRC32: p1.ChecksumCRC32 }] } }));
+    expect(nativeTransfers.put + nativeTransfers.part - before, 'the Node path took both').toBe(0);
+    expect((await getBytes('small-stream')).equals(small)).toBe(true);
+    expect((await getBytes('small-part')).equals(tiny)).toBe(true);
+    // as curl (pyarrow's AWS C++ SDK) does: the head in one read, the body right after it in another, not waiting for
+    // 100 Continue; then the next request on the connection
+    const x = await connect();
+    x.send(uploadHead('curl-like', tiny.length));
+    await new Promise((r) => setTimeout(r, 50));
+    x.send(transferChunked(awsBody(tiny), [10]));
+    await x.until(/HTTP\/1\.1 200 OK[\s\S]*\r\n\r\n/);
+    const answered = x.text().length;
+    x.send(getRequest('curl-like'));
+    await x.until((t) => t.length >= answered + tiny.length && t.indexOf('\r\n\r\n', answered) + 4 + tiny.length <= t.length);
+    expect(Buffer.from(x.text().slice(-tiny.length), 'latin1').equals(tiny)).toBe(true);
+    expect(nativeTransfers.put + nativeTransfers.part - before).toBe(0);
+    x.socket.destroy();
+  });
+
   it("the SDK's stream parts (UploadPart) are sealed natively too, and the completed object reads back byte for byte", async () => {
     const c = jsSdk(gw);
     const [one, two] = [randomBytes(6 * MiB), randomBytes(2 * MiB + 3)];
@@ -287,15 +316,46 @@ describe('aws-chunks in chunked transfer coding (the JavaScript SDK stream uploa
     expect((await getBytes('cut')).equals(old)).toBe(true);
   });
 
-  it('a client that did not wait for 100 Continue takes the Node path (its body with its head, or a head split before its blank line), and one answered before its body gets no 100 Continue and a closed connection', async () => {
-    const plain = randomBytes(9 * MiB + 5);
+  it('a client that does not wait for 100 Continue: its body is sealed natively from the bytes that came with its head (the SDK given an http.Agent, a raw client)', async () => {
+    // the SDK with an Agent instance of the caller's does not wait for 100 Continue: head and body go at once
+    const c = new S3Client({
+      endpoint: gw.url,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey },
+      maxAttempts: 1,
+      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 2 }), requestTimeout: 300_000 },
+    });
+    const file = randomBytes(12 * MiB + 77);
+    writeFileSync(path.join(dir, 'agent.bin'), file);
     const before = nativeTransfers.put;
+    const put = await c.send(new PutObjectCommand({ Bucket: bucket, Key: 'agent', Body: createReadStream(path.join(dir, 'agent.bin')) }));
+    expect(nativeTransfers.put - before, 'the SDK with its own Agent went through the pump').toBe(1);
+    expect(put.ChecksumCRC32).toBe(crcOf(file));
+    expect((await getBytes('agent')).equals(file)).toBe(true);
+    c.destroy();
+    // a raw client: the head and the body's first 100 KiB in one write (one read at the gateway, most likely), cut
+    // inside a transfer chunk and inside an aws-chunk, the rest after
+    const plain = randomBytes(9 * MiB + 5);
+    const wire = transferChunked(awsBody(plain), [70_000, 200_000]);
     const x = await connect();
-    x.send(Buffer.concat([Buffer.from(uploadHead('eager', plain.length)), transferChunked(awsBody(plain), [4096])]));
+    x.send(Buffer.concat([Buffer.from(uploadHead('eager', plain.length)), wire.subarray(0, 100 * 1024)]));
+    await new Promise((r) => setTimeout(r, 100));
+    x.send(wire.subarray(100 * 1024));
     await x.until(/HTTP\/1\.1 200 OK[\s\S]*\r\n\r\n/);
-    expect(nativeTransfers.put - before, 'the body was partly read by node:http: not the pump').toBe(0);
+    expect(nativeTransfers.put - before, 'the raw client went through the pump').toBe(2);
     x.socket.destroy();
     expect((await getBytes('eager')).equals(plain)).toBe(true);
+    // refused before its body although the body is on its way: the answer still arrives (the body is drained)
+    const z = await connect();
+    z.send(Buffer.concat([Buffer.from(uploadHead('refused', plain.length, { secretKey: 'not-the-secret' })), wire.subarray(0, MiB)]));
+    await z.until(/HTTP\/1\.1 403 [\s\S]*SignatureDoesNotMatch/);
+    z.socket.destroy();
+  });
+
+  it('a head split before its blank line takes the Node path, and a waiting client answered before its body gets no 100 Continue and a closed connection', async () => {
+    const plain = randomBytes(9 * MiB + 5);
+    const before = nativeTransfers.put;
 
     // a head whose blank line is split over two reads, the second also carrying the whole (empty) body: node:http
     // has parsed the body, so the pump must not take the socket (it would wait for bytes that never come)
