@@ -184,9 +184,9 @@ export async function startGateway(o: StartOptions): Promise<RunningGateway> {
   const server: Server = o.tls
     ? (createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...httpOptions }, listener))
     : createHttpServer(httpOptions, listener);
-  // Half-open or slow clients must not pin sockets forever, nor more sockets than the cap.
-  // a body the pump may read in chunked transfer coding gets its 100 Continue when it is taken (src/server/expect-continue.ts)
+  // A body the pump may read in chunked transfer coding is held from its head (src/server/expect-continue.ts).
   server.on('checkContinue', answerExpectContinue(server));
+  // Half-open or slow clients must not pin sockets forever, nor more sockets than the cap.
   server.headersTimeout = headersTimeout;
   server.requestTimeout = requestTimeout;
   server.maxConnections = o.maxConnections ?? defaultOf('maxConnections');
