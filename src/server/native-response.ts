@@ -110,8 +110,8 @@ export function uploadChecksums(upload: NativeUpload, crc32: number | undefined)
  *   declared x-amz-checksum-crc32 with x-amz-sdk-checksum-algorithm CRC32 or none (boto3 and the AWS CLI over http); or
  * - an aws-chunked body of STREAMING-UNSIGNED-PAYLOAD-TRAILER with a Content-Length and an x-amz-checksum-crc32
  *   trailer (the AWS SDK for Go v2), whose framing and trailer the pump reads; or the same inside HTTP chunked
- *   transfer coding with no Content-Length (the JavaScript SDK's stream uploads), when its `Expect: 100-continue` was
- *   held so that the whole body is still in the socket (src/server/expect-continue.ts); or
+ *   transfer coding with no Content-Length (the JavaScript SDK's stream uploads), when its body was held from its
+ *   first byte at its `Expect: 100-continue` (src/server/expect-continue.ts); or
  * - an aws-chunked body of STREAMING-AWS4-HMAC-SHA256-PAYLOAD with a Content-Length (minio-go and mc over http),
  *   no trailer, and a Content-MD5, a declared x-amz-checksum-crc32, both or neither: the pump checks each chunk's
  *   signature, chained from the request's (`auth`, the request's verified SigV4 result), and those digests; or
@@ -129,7 +129,7 @@ export function nativeUploadOf(r: S3Request, auth?: AuthResult): NativeUpload | 
   const signedTrailer = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER';
   const signedChunks = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' || signedTrailer;
   if (!chunked && !signedChunks && payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
-  // aws-chunks in chunked transfer coding: the pump reads both framings, from the body's first byte (its 100 Continue held)
+  // aws-chunks in chunked transfer coding: the pump reads both framings, from the body's first byte (held at its head)
   const te = h['transfer-encoding'] !== undefined;
   if (te && !(chunked && /^chunked$/i.test(h['transfer-encoding']!) && h['content-length'] === undefined && bodyHeld(r.req))) return null;
   // minio-go signs its chunks without naming aws-chunked in Content-Encoding (the Node path goes by the payload mode too)
