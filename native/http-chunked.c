@@ -25,6 +25,13 @@ static int bad(job_t *j, const char *what) {
   return fail(j, "IncompleteBody", "Malformed chunked transfer coding: %s.", what);
 }
 
+/* The one byte a state allows (`w`), then state `next`; anything else is refused. */
+static int expect(job_t *j, uint8_t c, uint8_t w, int next, const char *what) {
+  if (c != w) return bad(j, what);
+  j->tstate = next;
+  return 0;
+}
+
 /* n bytes of the body on the wire: the transfer coding read, its chunks' data passed on to deframe. */
 int te_deframe(job_t *j, const uint8_t *b, size_t n) {
   while (n > 0) {
@@ -71,12 +78,10 @@ int te_deframe(job_t *j, const uint8_t *b, size_t n) {
         else j->tstate = T_DATA;
         break;
       case T_DATA_CR:
-        if (c != '\r') return bad(j, "CR LF expected after the chunk data");
-        j->tstate = T_DATA_LF;
+        if (expect(j, c, '\r', T_DATA_LF, "CR LF expected after the chunk data")) return -1;
         break;
       case T_DATA_LF:
-        if (c != '\n') return bad(j, "CR LF expected after the chunk data");
-        j->tstate = T_SIZE;
+        if (expect(j, c, '\n', T_SIZE, "CR LF expected after the chunk data")) return -1;
         break;
       case T_TRAILER:
         if (c == '\r') j->tstate = T_END_LF;
@@ -90,12 +95,10 @@ int te_deframe(job_t *j, const uint8_t *b, size_t n) {
         if (++j->tcount > MAX_TRAILER) return bad(j, "trailer too long");
         break;
       case T_FIELD_LF:
-        if (c != '\n') return bad(j, "CR LF expected in the trailer");
-        j->tstate = T_TRAILER;
+        if (expect(j, c, '\n', T_TRAILER, "CR LF expected in the trailer")) return -1;
         break;
       case T_END_LF:
-        if (c != '\n') return bad(j, "CR LF expected at the end");
-        j->tstate = T_DONE;
+        if (expect(j, c, '\n', T_DONE, "CR LF expected at the end")) return -1;
         break;
       default: /* T_DONE: te_read_bound() never lets a read reach past the end */
         return bad(j, "data after the last chunk");

@@ -129,9 +129,10 @@ export function nativeUploadOf(r: S3Request, auth?: AuthResult): NativeUpload | 
   const signedTrailer = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER';
   const signedChunks = payload === 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' || signedTrailer;
   if (!chunked && !signedChunks && payload !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(payload)) return null;
-  // aws-chunks in chunked transfer coding: the pump reads both framings, from the body's first byte (held at its head)
+  // aws-chunks in chunked transfer coding: the pump reads both framings, from the body's first byte — a body held at its
+  // head (src/server/expect-continue.ts holds only those: Transfer-Encoding chunked, no Content-Length, this payload)
   const te = h['transfer-encoding'] !== undefined;
-  if (te && !(chunked && /^chunked$/i.test(h['transfer-encoding']!) && h['content-length'] === undefined && bodyHeld(r.req))) return null;
+  if (te && !bodyHeld(r.req)) return null;
   // minio-go signs its chunks without naming aws-chunked in Content-Encoding (the Node path goes by the payload mode too)
   if (!signedChunks && chunked !== /aws-chunked/i.test(String(h['content-encoding'] ?? ''))) return null;
   if (!chunked && !signedTrailer && h['x-amz-trailer'] !== undefined) return null;
@@ -205,8 +206,9 @@ export interface TakenUpload {
 }
 
 /**
- * Take the request body's bytes from node:http: libuv's reads on the client socket stop (node:http's own `_paused`
- * guard keeps its resume hooks from restarting them) and the body bytes node had already read go first (`pre`).
+ * Take the request body's bytes from node:http: libuv's reads on the client socket stop (src/server/socket-reads.ts)
+ * and the body bytes node had already read go first (`pre`) — for a body in chunked transfer coding, the raw bytes
+ * kept when its head was parsed, the reads having stopped then (src/server/expect-continue.ts).
  * The socket's fd is held open (holdSocket) until giveBack or abandon; a destroy meanwhile stops the pump.
  */
 export function takeNativeUpload(r: S3Request, size: number, verify: NativeVerify = {}): TakenUpload | null {
@@ -256,9 +258,8 @@ export function takeNativeUpload(r: S3Request, size: number, verify: NativeVerif
         req.complete = true;
         req.push(null);
       }
-      parser?.resume();
       req.resume(); // lets 'end' out, so node:http lets go of the request
-      startReads(socket);
+      startReads(socket); // the parser resumed too
     },
     abandon() {
       if (done) return;

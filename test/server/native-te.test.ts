@@ -26,8 +26,8 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Agent } from 'node:http';
 import { nativeDataplane, nativeTransfers } from '../../src/engine/dataplane.ts';
+import { makeDefaultClient } from '../../bench/lib/s3.ts';
 import { startTestGateway, type TestGateway } from '../../tools/gateway.ts';
 import { signHeaders } from '../../tools/sigv4.ts';
 import { uniqueBucket } from '../helpers/s3.ts';
@@ -39,19 +39,11 @@ let dir: string;
 const bucket = uniqueBucket('native-te');
 
 /**
- * The JavaScript SDK with its defaults (CRC32 for every PUT; a stream body goes aws-chunked in chunked transfer coding,
- * and waits for 100 Continue: it does so only with an agent of its own, here configured by options, not an Agent).
+ * The JavaScript SDK with its defaults (bench/lib/s3.ts makeDefaultClient: CRC32 for every PUT, so a stream body goes
+ * aws-chunked in chunked transfer coding, and waits for 100 Continue — with an agent of its own; given an http.Agent,
+ * `agent`, it does not wait).
  */
-function jsSdk(g: TestGateway): S3Client {
-  return new S3Client({
-    endpoint: g.url,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: g.accessKey, secretAccessKey: g.secretKey },
-    maxAttempts: 1,
-    requestHandler: { httpAgent: { keepAlive: true, maxSockets: 2 }, requestTimeout: 300_000 },
-  });
-}
+const jsSdk = (g: TestGateway, o: { agent?: boolean } = {}): S3Client => makeDefaultClient({ endpoint: g.url, accessKey: g.accessKey, secretKey: g.secretKey }, o);
 
 const crcOf = (b: Buffer) => {
   const v = Buffer.alloc(4);
@@ -318,14 +310,7 @@ describe('aws-chunks in chunked transfer coding (the JavaScript SDK stream uploa
 
   it('a client that does not wait for 100 Continue: its body is sealed natively from the bytes that came with its head (the SDK given an http.Agent, a raw client)', async () => {
     // the SDK with an Agent instance of the caller's does not wait for 100 Continue: head and body go at once
-    const c = new S3Client({
-      endpoint: gw.url,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: gw.accessKey, secretAccessKey: gw.secretKey },
-      maxAttempts: 1,
-      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 2 }), requestTimeout: 300_000 },
-    });
+    const c = jsSdk(gw, { agent: true });
     const file = randomBytes(12 * MiB + 77);
     writeFileSync(path.join(dir, 'agent.bin'), file);
     const before = nativeTransfers.put;
