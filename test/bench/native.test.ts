@@ -62,7 +62,7 @@ function stopReading(s: net.Socket): void {
 
 /**
  * writer -> [inSide] pump [outSide] -> reader. Returns the pump's outcome and everything the reader got (until
- * `expectOut` bytes or the end of the stream).
+ * `expectOut` bytes — by default, after a success, the bytes the pump says it wrote — or the end of the stream).
  */
 async function through(o: Omit<PumpOptions, 'inFd' | 'outFd'>, input: Buffer, opts: { end?: boolean; expectOut?: number } = {}) {
   const [writer, inSide] = await tcpPair();
@@ -81,7 +81,10 @@ async function through(o: Omit<PumpOptions, 'inFd' | 'outFd'>, input: Buffer, op
   for (let off = 0; off < input.length; off += 300_001) writer.write(input.subarray(off, off + 300_001));
   if (opts.end) writer.end();
   const outcome = await result;
-  if (opts.expectOut !== undefined) await pollUntil(() => gotLen >= opts.expectOut!, { timeoutMs: 30_000, what: 'output' });
+  // What the pump says it wrote may still be on its way to the reader on a busy machine: wait for it (a clean-clone
+  // CI compared a success's output 50 ms after the outcome and found it short).
+  const want = opts.expectOut ?? (outcome.ok ? outcome.bytesOut : undefined);
+  if (want !== undefined) await pollUntil(() => gotLen >= want, { timeoutMs: 30_000, what: 'output' });
   if (o.shutdown) await pollUntil(() => ended, { timeoutMs: 30_000, what: 'end of output' });
   else await new Promise((r) => setTimeout(r, 50)); // nothing more may arrive: checked by the exact equality below
   return { outcome, out: Buffer.concat(got), writer, inSide };

@@ -23,6 +23,8 @@ const EXPECTED = [
   'rewrap-headers-per-s', 'rewrap-data-bytes-read', 'mc-put-large', 'mc-get-large', 'warp-mixed-MiBps',
   'gateway-cpu-ms-per-get-4k', 'gateway-cpu-s-per-gib-put', 'gateway-cpu-ms-per-mib-multipart', 'gateway-cpu-ms-per-mib-multipart-get',
   'gateway-cpu-ms-per-range-1mib-small', 'gateway-cpu-ms-per-range-1mib-huge',
+  'gateway-cpu-ms-per-mib-get-large-c1', 'gateway-cpu-ms-per-mib-get-large-c4', 'gateway-cpu-ms-per-mib-put-large-c1',
+  'gateway-cpu-ms-per-mib-put-large-c4', 'cpu-ms-per-mib-get-large-c4', 'get-large-c4-machine-bound-x',
 ];
 /** Scenarios every target runs: all three columns are expected. */
 const PEERED = /^(put|get|head)-(large|small)|^multipart|^range-|^mc-/;
@@ -76,6 +78,14 @@ describe('npm run bench -- --quick', () => {
       const r = report.results.find((x) => x.scenario === s)!;
       expect([r.lakecrypt, r.minio, r.minio_sse].every((v) => typeof v === 'number' && v > 0), s).toBe(true);
     }
+    // the gateway's CPU comes from its own counter, less the scrapes': a positive figure, not a tick count of zero
+    for (const s of ['gateway-cpu-ms-per-mib-get-large-c1', 'gateway-cpu-ms-per-mib-get-large-c4', 'gateway-cpu-ms-per-get-4k']) {
+      const v = report.results.find((x) => x.scenario === s)?.lakecrypt;
+      expect(typeof v === 'number' && v > 0, `${s}: ${v}`).toBe(true);
+    }
+    // a share of MinIO's throughput: above zero, and not above what the whole machine's CPU allows anyone
+    const bound = report.results.find((x) => x.scenario === 'get-large-c4-machine-bound-x')?.lakecrypt;
+    expect(typeof bound === 'number' && bound > 0 && bound < 2, `get-large-c4-machine-bound-x: ${bound}`).toBe(true);
   });
 
   it('writes latest.md with one table row per result and the targets marked', () => {
