@@ -24,7 +24,7 @@ const EXPECTED = [
   'gateway-cpu-ms-per-get-4k', 'gateway-cpu-s-per-gib-put', 'gateway-cpu-ms-per-mib-multipart', 'gateway-cpu-ms-per-mib-multipart-get',
   'gateway-cpu-ms-per-range-1mib-small', 'gateway-cpu-ms-per-range-1mib-huge',
   'gateway-cpu-ms-per-mib-get-large-c1', 'gateway-cpu-ms-per-mib-get-large-c4', 'gateway-cpu-ms-per-mib-put-large-c1',
-  'gateway-cpu-ms-per-mib-put-large-c4', 'cpu-ms-per-mib-get-large-c4', 'get-large-c4-machine-bound-x',
+  'gateway-cpu-ms-per-mib-put-large-c4', 'cpu-ms-per-mib-get-large-c4', 'machine-busy-pct-get-large-c4', 'machine-bound-x-get-large-c4',
 ];
 /** Scenarios every target runs: all three columns are expected. */
 const PEERED = /^(put|get|head)-(large|small)|^multipart|^range-|^mc-/;
@@ -84,8 +84,8 @@ describe('npm run bench -- --quick', () => {
       expect(typeof v === 'number' && v > 0, `${s}: ${v}`).toBe(true);
     }
     // a share of MinIO's throughput: above zero, and not above what the whole machine's CPU allows anyone
-    const bound = report.results.find((x) => x.scenario === 'get-large-c4-machine-bound-x')?.lakecrypt;
-    expect(typeof bound === 'number' && bound > 0 && bound < 2, `get-large-c4-machine-bound-x: ${bound}`).toBe(true);
+    const bound = report.results.find((x) => x.scenario === 'machine-bound-x-get-large-c4')?.lakecrypt;
+    expect(typeof bound === 'number' && bound > 0 && bound < 2, `machine-bound-x-get-large-c4: ${bound}`).toBe(true);
   });
 
   it('writes latest.md with one table row per result and the targets marked', () => {
