@@ -165,7 +165,7 @@ try {
             // gateway share them), so what each target costs the whole machine per MiB bounds its throughput here
             const machine = machineBusySeconds() - m0;
             units.set('cpu-ms-per-mib-get-large-c4', 'CPU ms/MiB');
-            units.set('machine-busy-pct-get-large-c4', '% of 2 cores');
+            units.set('machine-busy-pct-get-large-c4', `% of ${availableParallelism()} cores`);
             f['cpu-ms-per-mib-get-large-c4'] = (machine * 1000) / (moved / MiB);
             f['machine-busy-pct-get-large-c4'] = (machine / ((performance.now() - w0) / 1000) / availableParallelism()) * 100;
           }
@@ -216,8 +216,8 @@ try {
   // the work each target costs per MiB, all processes together, is what bounds its throughput here
   {
     const serverPid: Record<TargetName, number | undefined> = { lakecrypt: minio.pid, minio: minio.pid, minio_sse: minioSse.pid };
-    const split: string[] = [];
     const mib = sizes.large / MiB;
+    const split: string[] = [];
     for (const [label, run] of [
       ['get-large-c1', (t: Target) => getLarge(t, sizes, 1)],
       ['put-large-c1', (t: Target) => putLarge(t, sizes, 1)],
