@@ -5,15 +5,16 @@
  * for one side). Each round runs one
  * scenario of the full benchmark (bench/lib/scenarios.ts, its sizes) on MinIO direct, then A, then B (or B then
  * A with --order ba: whichever goes second after a large transfer pays for MinIO's background work, so run both
- * orders); medians over rounds, each gateway's CPU from /proc.
+ * orders); medians over rounds, each gateway's CPU from its own process_cpu_seconds_total (microseconds, less the
+ * scrapes' cost; /proc's 10 ms ticks before 2026-12-03).
  *
  *   node --import tsx bench/ab.ts [--other /tmp/old] [--a-env K=V,K=V] [--b-env K=V] [--b-node-args --flag,--flag] [--scenario get-large|put-large|put-sdk-stream|put-sdk-stream-agent|put-signed-trailer|get-large-c4|put-large-c4|get-small|multipart|get-multipart|range] [--rounds 6] [--order ab|ba]
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FULL, getLarge, getMultipart, multipart, putLarge, putSdkStream, putSignedTrailer, ranges, setupRangeObjects, small, type Figures } from './lib/scenarios.ts';
+import { FULL, gatewayCpuMeter, getLarge, getMultipart, multipart, putLarge, putSdkStream, putSignedTrailer, ranges, setupRangeObjects, small, type Figures } from './lib/scenarios.ts';
 import { KiB, MiB, type Endpoint } from './lib/s3.ts';
-import { cpuSecondsOf, makeTarget, startGatewayProcess, startPlainMinio, type Gateway, type Target } from './lib/targets.ts';
+import { makeTarget, startGatewayProcess, startPlainMinio, type Gateway, type Target } from './lib/targets.ts';
 
 const argv = process.argv.slice(2);
 const opt = (f: string, d?: string) => {
@@ -67,16 +68,19 @@ const run: Record<string, { setup?: (t: Target) => Promise<unknown>; measure: (t
 const sc = run[scenario];
 if (!sc) throw new Error(`--scenario: one of ${Object.keys(run).join(', ')}`);
 for (const { t } of sides) await sc.setup?.(t);
+// each gateway's CPU from its own microsecond counter, less the scrapes' (scenarios.ts gatewayCpuMeter)
+const meters = new Map([['A', await gatewayCpuMeter(gwA.adminUrl)], ['B', await gatewayCpuMeter(gwB.adminUrl)]]);
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const results = new Map<string, Record<string, number[]>>();
 for (let round = 0; round < rounds; round++) {
   for (const { label, t } of sides) {
-    const c0 = t.pid ? cpuSecondsOf(t.pid) : 0;
+    const meter = meters.get(label);
+    const c0 = meter ? await meter.read() : 0;
     const figures = await sc.measure(t);
     const r = results.get(label) ?? {};
     for (const [k, v] of Object.entries(figures)) (r[k] ??= []).push(v);
-    if (t.pid) (r[`gateway CPU-ms per ${sc.unit}`] ??= []).push(((cpuSecondsOf(t.pid) - c0) * 1000) / sc.work);
+    if (meter) (r[`gateway CPU-ms per ${sc.unit}`] ??= []).push((((await meter.read()) - c0) * 1000) / sc.work);
     results.set(label, r);
   }
 }
