@@ -38,6 +38,7 @@ export function storedSizeOf(h: HeaderFields): number {
   return n;
 }
 
+/** An ObjectStore's reads: the store owns one and its read methods delegate here; `s` gives the backend, keys and caches. */
 export class ObjectReads {
   constructor(private readonly s: ObjectStore) {}
 
