@@ -5,13 +5,16 @@ import { RawBody, parseHead, requestHead, type DetachedBody } from './raw-messag
 export type { DetachedBody } from './raw-message.ts';
 
 /**
- * GET and HEAD to a plain-http backend over pooled keep-alive sockets, read into one reused buffer per socket
+ * Requests to a plain-http backend over pooled keep-alive sockets, answers read into one reused buffer per socket
  * (net's `onread`) and parsed here. Node's http client spends 1.9–3.8 CPU-ms per MiB of response body on this
  * machine (llhttp, IncomingMessage, a fresh 64 KiB buffer per socket read), more than decrypting it; this path
- * about half of that (bench/backend-read.ts). It speaks what an S3 server answers to a GET or HEAD over
- * HTTP/1.1: a status line, headers, and a body framed by Content-Length or the chunked transfer coding. Anything
- * else (another transfer coding, a body delimited by the connection closing, HTTP/1.0) is refused with
- * `RawUnsupported` before any of the body is read, and the caller repeats the request through node:http.
+ * about half of that (bench/backend-read.ts). For a small PUT its ClientRequest, agent and parser cost more than
+ * the rest of the backend call's JavaScript (bench/README.md, session 21), so a request whose body is one Buffer
+ * comes here too: head and body leave in one write. It speaks what an S3 server answers over HTTP/1.1: a status
+ * line, headers, and a body framed by Content-Length or the chunked transfer coding. Anything else (another
+ * transfer coding, a body delimited by the connection closing, HTTP/1.0) is refused with `RawUnsupported` before
+ * any of the body is read; the caller repeats a GET or HEAD through node:http, and does not send a request with
+ * effects here to a store it does not know to answer that way (s3-fast.ts).
  */
 export class RawUnsupported extends Error {}
 
@@ -49,6 +52,9 @@ function fdOf(socket: net.Socket): number {
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
+/** The methods sent here: GET and HEAD, and PUT and DELETE with at most one Buffer of body. */
+export type RawMethod = 'GET' | 'HEAD' | 'PUT' | 'DELETE';
+
 const READ_BUFFER = 256 * 1024;
 const MAX_HEAD = 64 * 1024;
 const IDLE_MS = 15_000;
@@ -68,14 +74,18 @@ export class RawHttpPool {
     readonly timeoutMs: number,
   ) {}
 
-  /** One request; a reused socket that turns out closed by the server is replaced once, transparently. */
-  async request(method: 'GET' | 'HEAD', target: string, headers: Record<string, string>): Promise<RawResponse> {
+  /**
+   * One request (with `body`, its Content-Length among `headers`); a reused socket that turns out closed by the
+   * server before any byte of the answer is replaced, transparently, up to twice. With a body that resends it, as
+   * the caller's own retry of a network error would (s3-fast.ts send: only Buffer bodies, which replay whole).
+   */
+  async request(method: RawMethod, target: string, headers: Record<string, string>, body?: Buffer): Promise<RawResponse> {
     const head = requestHead(method, target, headers);
     for (let attempt = 0; ; attempt++) {
       const conn = await this.acquire();
       const reused = conn.exchanges > 0;
       try {
-        return await conn.exchange(method, head);
+        return await conn.exchange(method, head, body);
       } catch (e) {
         if (reused && e instanceof RawNetworkError && e.stale && attempt < 2) {
           // the backend closed it while idle (a restart, its idle timeout): the other idle ones likely too
@@ -137,7 +147,7 @@ class Conn {
   private preWait: { need: number; wake: () => void } | null = null;
   private headParts: Buffer[] = [];
   private headLen = 0;
-  private method: 'GET' | 'HEAD' = 'GET';
+  private method: RawMethod = 'GET';
   private onHead: ((r: RawResponse) => void) | null = null;
   private onFail: ((e: Error) => void) | null = null;
   private body: RawBody | null = null;
@@ -168,7 +178,7 @@ class Conn {
     this.socket.on('close', () => this.fail(new RawNetworkError('backend closed the connection', 'ECONNRESET', this.state === 'head' && this.headLen === 0)));
   }
 
-  exchange(method: 'GET' | 'HEAD', head: string): Promise<RawResponse> {
+  exchange(method: RawMethod, head: string, body?: Buffer): Promise<RawResponse> {
     if (this.state !== 'idle') return Promise.reject(new RawNetworkError('backend connection busy', 'ECONNRESET'));
     this.exchanges++;
     this.state = 'head';
@@ -179,7 +189,15 @@ class Conn {
     return new Promise((resolve, reject) => {
       this.onHead = resolve;
       this.onFail = reject;
+      if (!body?.length) {
+        this.socket.write(head, 'latin1');
+        return;
+      }
+      // one writev for head and body: the store sees the whole request at once (one wake-up, one segment)
+      this.socket.cork();
       this.socket.write(head, 'latin1');
+      this.socket.write(body);
+      this.socket.uncork();
     });
   }
 

@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Readable } from 'node:stream';
 import { S3Error } from '../errors.ts';
-import { RawUnsupported, type RawHttpPool } from './raw-http.ts';
+import { RawUnsupported, type RawHttpPool, type RawMethod } from './raw-http.ts';
 import { requestHead } from './raw-message.ts';
 import { awsChunkedBody, awsChunkedHeaders } from './aws-chunked-body.ts';
 import { EMPTY_SHA256, UNSIGNED_PAYLOAD, deriveSigningKey, signString, stringToSign, uriEncode } from '../s3/sigv4.ts';
@@ -80,7 +80,7 @@ export class FastS3 {
     private readonly region: string,
     private readonly agent: http.Agent,
     private readonly maxAttempts = 5,
-    /** GET and HEAD without a body go through this pool when given (plain-http backends; raw-http.ts). */
+    /** GET and HEAD, and PUT and DELETE with a Buffer body, go through this pool when given (plain-http backends; rawFor). */
     private readonly raw: RawHttpPool | null = null,
     /** How streamed bodies go: 'auto' (raw to MinIO and S3, else aws-chunked), or always one way. */
     private readonly streams: 'auto' | 'aws-chunked' | 'content-length' = 'auto',
@@ -142,16 +142,33 @@ export class FastS3 {
     return { host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(this.url.port || 80), head: requestHead('PUT', query ? `${path}?${query}` : path, signed) };
   }
 
-  /** GET/HEAD over the raw pool; an answer it does not handle (chunked, ...) is asked again through node:http. */
-  private async onceRaw(raw: RawHttpPool, method: 'GET' | 'HEAD', path: string, query: string, extra: Record<string, string>): Promise<FastResponse> {
-    const headers = this.sign(method, path, query, EMPTY_SHA256, extra);
+  /**
+   * Over the raw pool (raw-http.ts). An answer it does not handle (another transfer coding, HTTP/1.0, ...) to a
+   * GET or HEAD is asked again through node:http; to a PUT or DELETE, which may have taken effect, it is an error
+   * that is not retried (send: no code) — such requests come here only for a store known to answer HTTP/1.1
+   * with a length (rawFor).
+   */
+  private async onceRaw(raw: RawHttpPool, method: RawMethod, path: string, query: string, payloadHash: string, extra: Record<string, string>, body?: Buffer): Promise<FastResponse> {
+    const headers = this.sign(method, path, query, payloadHash, extra);
     try {
-      const r = await raw.request(method, query ? `${path}?${query}` : path, headers);
+      const r = await raw.request(method, query ? `${path}?${query}` : path, headers, body);
       return { status: r.status, headers: r.headers, body: r.body };
     } catch (e) {
-      if (e instanceof RawUnsupported) return this.once(method, path, query, EMPTY_SHA256, extra);
+      if (e instanceof RawUnsupported && (method === 'GET' || method === 'HEAD')) return this.once(method, path, query, EMPTY_SHA256, extra);
       throw e;
     }
+  }
+
+  /**
+   * The raw pool for this request, or null for node:http: GET and HEAD without a body on any plain-http store;
+   * PUT and DELETE with at most a Buffer body once the store has answered as MinIO or S3 (whose answers the pool
+   * reads; a PUT's ClientRequest, agent and parser were ~0.2 CPU-ms of a small PUT here). POST (multipart
+   * completion, batch delete) and streamed bodies stay on node:http.
+   */
+  private rawFor(r: FastRequest): RawHttpPool | null {
+    if (!this.raw || (r.body !== undefined && !Buffer.isBuffer(r.body))) return null;
+    if (r.method === 'GET' || r.method === 'HEAD') return r.body === undefined ? this.raw : null;
+    return (r.method === 'PUT' || r.method === 'DELETE') && dropsShortBodies(this.server) ? this.raw : null;
   }
 
   private once(method: string, path: string, query: string, payloadHash: string, extra: Record<string, string>, body?: Buffer | Readable): Promise<FastResponse> {
@@ -272,10 +289,10 @@ export class FastS3 {
     for (let attempt = 1; ; attempt++) {
       let res: FastResponse;
       try {
-        res =
-          this.raw && r.body === undefined && (r.method === 'GET' || r.method === 'HEAD')
-            ? await this.onceRaw(this.raw, r.method, path, query, extra)
-            : await this.once(r.method, path, query, payloadHash, extra, body);
+        const raw = this.rawFor(r);
+        res = raw
+          ? await this.onceRaw(raw, r.method as RawMethod, path, query, payloadHash, extra, r.body as Buffer | undefined)
+          : await this.once(r.method, path, query, payloadHash, extra, body);
       } catch (e) {
         const code = (e as { code?: string }).code ?? '';
         if (replayable && attempt < this.maxAttempts && RETRY_CODES.has(code)) {

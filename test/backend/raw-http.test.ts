@@ -1,9 +1,10 @@
 /**
- * The gateway's own HTTP/1.1 reader for backend GET/HEAD (src/backend/raw-http.ts), against a server that writes
- * exact bytes: framings and splits a real S3 server may produce, keep-alive reuse, stale sockets, truncation,
- * backpressure. Against the real MinIO it is covered by every s3-backend test (test/backend/s3.test.ts and the
+ * The gateway's own HTTP/1.1 client for backend GET/HEAD, and PUT/DELETE with a Buffer body
+ * (src/backend/raw-http.ts), against a server that writes exact bytes: framings and splits a real S3 server may
+ * produce, keep-alive reuse, stale sockets, truncation, backpressure, whole request bodies. Against the real MinIO it is covered by every s3-backend test (test/backend/s3.test.ts and the
  * gateway suites), which read through it.
  */
+import { createHash } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,6 +17,8 @@ interface Server {
   connections: number;
   maxConcurrent: number;
   heads: string[];
+  /** Each request's body (by its Content-Length), in the order of `heads`. */
+  bodies: Buffer[];
   close(): Promise<void>;
 }
 
@@ -23,7 +26,7 @@ interface Server {
 async function rawServer(answer: (head: string, sock: net.Socket, n: number) => void | Promise<void>): Promise<Server> {
   const sockets = new Set<net.Socket>();
   let open = 0;
-  const srv: Server = { port: 0, connections: 0, maxConcurrent: 0, heads: [], close: async () => {} };
+  const srv: Server = { port: 0, connections: 0, maxConcurrent: 0, heads: [], bodies: [], close: async () => {} };
   const server = net.createServer((sock) => {
     sockets.add(sock);
     srv.connections++;
@@ -38,7 +41,10 @@ async function rawServer(answer: (head: string, sock: net.Socket, n: number) => 
       buf += d.toString('latin1');
       for (let i = buf.indexOf('\r\n\r\n'); i >= 0; i = buf.indexOf('\r\n\r\n')) {
         const head = buf.slice(0, i);
-        buf = buf.slice(i + 4);
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < i + 4 + length) break; // the rest of the body is still on its way
+        srv.bodies.push(Buffer.from(buf.slice(i + 4, i + 4 + length), 'latin1'));
+        buf = buf.slice(i + 4 + length);
         srv.heads.push(head);
         void answer(head, sock, srv.heads.length);
       }
@@ -283,5 +289,87 @@ describe('raw HTTP/1.1 reader for backend GET/HEAD', () => {
     await expect(p.request('GET', '/b/k', { range: 'bytes=0-1\r\nx-evil: 1' })).rejects.toThrow(/invalid request header/);
     await expect(p.request('GET', '/b/k HTTP/1.1\r\nx: y', {})).rejects.toThrow(/request target/);
     expect(s.heads.length).toBe(0);
+  });
+});
+
+describe('raw HTTP/1.1 client for PUT and DELETE with a Buffer body (s3-fast.ts rawFor)', () => {
+  const minioOk = (extra = '') => `HTTP/1.1 200 OK\r\nServer: MinIO\r\nContent-Length: 0\r\n${extra}\r\n`;
+  /** A FastS3 over `p`, with the requests that went through the pool counted. */
+  function fastOver(port: number, p: RawHttpPool) {
+    const agent = new http.Agent({ keepAlive: true });
+    const viaPool: string[] = [];
+    const request = p.request.bind(p);
+    p.request = (method, target, headers, body) => {
+      viaPool.push(method);
+      return request(method, target, headers, body);
+    };
+    return { fast: new FastS3(`http://127.0.0.1:${port}`, 'ak', 'sk', 'us-east-1', agent, 3, p), viaPool, agent };
+  }
+
+  it("sends the head and the body whole, reads the store's answer, and the socket carries the next request", async () => {
+    const body = payload(5000);
+    const { s, p } = await setup((_h, sock) => void sock.write(minioOk('ETag: "e1"\r\n')));
+    for (let i = 0; i < 3; i++) {
+      const r = await p.request('PUT', '/b/k', { host: 'h', 'content-length': String(body.length) }, body);
+      expect(r.status).toBe(200);
+      expect(r.headers.etag).toBe('"e1"');
+      expect((await collect(r.body)).length).toBe(0);
+    }
+    expect(s.connections).toBe(1);
+    expect(s.heads[0]).toBe('PUT /b/k HTTP/1.1\r\nhost: h\r\ncontent-length: 5000');
+    expect(s.bodies.map((b) => b.equals(body))).toEqual([true, true, true]);
+  });
+
+  it('PUT and DELETE go through the pool once the store answered as MinIO; before that, and POST, through node:http', async () => {
+    const { s, p } = await setup((h, sock) => {
+      if (h.startsWith('POST')) return void sock.write('HTTP/1.1 200 OK\r\nServer: MinIO\r\nContent-Length: 9\r\n\r\n<Done/>\r\n');
+      sock.write(h.startsWith('DELETE') ? 'HTTP/1.1 204 No Content\r\nServer: MinIO\r\n\r\n' : minioOk());
+    });
+    const { fast, viaPool, agent } = fastOver(s.port, p);
+    const body = Buffer.from('ciphertext and header');
+    const put = () => fast.send({ method: 'PUT', bucket: 'b', key: 'k', body });
+    expect((await put()).status).toBe(200); // the store is not known yet: node:http
+    expect(viaPool).toEqual([]);
+    expect((await fast.send({ method: 'HEAD', bucket: 'b', key: 'k' })).status).toBe(200);
+    expect((await put()).status).toBe(200);
+    expect((await fast.send({ method: 'DELETE', bucket: 'b', key: 'k' })).status).toBe(204);
+    expect((await fast.send({ method: 'POST', bucket: 'b', key: 'k', query: { uploads: '' }, body })).status).toBe(200);
+    expect(viaPool).toEqual(['HEAD', 'PUT', 'DELETE']);
+    // every body arrived whole, signed with its SHA-256
+    const puts = s.heads.map((h, i) => [h, s.bodies[i]] as const).filter(([h]) => h.startsWith('PUT'));
+    expect(puts.length).toBe(2);
+    for (const [h, b] of puts) {
+      expect(b.equals(body)).toBe(true);
+      expect(h).toContain(`x-amz-content-sha256: ${createHash('sha256').update(body).digest('hex')}`);
+    }
+    agent.destroy();
+  });
+
+  it('an answer the pool does not read, to a PUT that may have taken effect, is an error and is not sent again', async () => {
+    const { s, p } = await setup((h, sock) => {
+      if (h.startsWith('HEAD')) return void sock.write(minioOk());
+      sock.end('HTTP/1.0 200 OK\r\nServer: MinIO\r\n\r\n');
+    });
+    const { fast, viaPool, agent } = fastOver(s.port, p);
+    await fast.send({ method: 'HEAD', bucket: 'b', key: 'k' });
+    await expect(fast.send({ method: 'PUT', bucket: 'b', key: 'k', body: Buffer.from('x'), headers: { 'if-none-match': '*' } })).rejects.toMatchObject({ code: 'ServiceUnavailable' });
+    expect(viaPool).toEqual(['HEAD', 'PUT']);
+    expect(s.heads.filter((h) => h.startsWith('PUT')).length).toBe(1);
+    agent.destroy();
+  });
+
+  it('a PUT on a reused socket the store dropped unanswered is sent again whole on a fresh one', async () => {
+    const served = new WeakSet<net.Socket>();
+    const { s, p } = await setup((_h, sock) => {
+      if (served.has(sock)) return void sock.destroy();
+      served.add(sock);
+      sock.write(minioOk());
+    });
+    const body = payload(3000);
+    expect((await p.request('PUT', '/b/k', { 'content-length': '3000' }, body)).status).toBe(200);
+    expect((await p.request('PUT', '/b/k', { 'content-length': '3000' }, body)).status).toBe(200);
+    expect(s.connections).toBe(2);
+    expect(s.bodies.length).toBe(3);
+    expect(s.bodies.every((b) => b.equals(body))).toBe(true);
   });
 });
