@@ -1,8 +1,8 @@
 /**
  * The gateway's own HTTP/1.1 client for backend GET/HEAD, and PUT/DELETE with a Buffer body
  * (src/backend/raw-http.ts), against a server that writes exact bytes: framings and splits a real S3 server may
- * produce, keep-alive reuse, stale sockets, truncation, backpressure, whole request bodies. Against the real MinIO it is covered by every s3-backend test (test/backend/s3.test.ts and the
- * gateway suites), which read through it.
+ * produce, keep-alive reuse, stale sockets, truncation, backpressure, whole request bodies. Against the real MinIO
+ * it is covered by every s3-backend test (test/backend/s3.test.ts and the gateway suites), which go through it.
  */
 import { createHash } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
