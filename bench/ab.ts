@@ -8,11 +8,11 @@
  * orders); medians over rounds, each gateway's CPU from its own process_cpu_seconds_total (microseconds, less the
  * scrapes' cost; /proc's 10 ms ticks before 2026-12-03).
  *
- *   node --import tsx bench/ab.ts [--other /tmp/old] [--a-env K=V,K=V] [--b-env K=V] [--b-node-args --flag,--flag] [--scenario get-large|put-large|put-sdk-stream|put-sdk-stream-agent|put-signed-trailer|get-large-c4|put-large-c4|get-small|multipart|get-multipart|range] [--rounds 6] [--order ab|ba]
+ *   node --import tsx bench/ab.ts [--other /tmp/old] [--a-env K=V,K=V] [--b-env K=V] [--b-node-args --flag,--flag] [--scenario get-large|put-large|put-sdk-stream|put-sdk-stream-agent|put-signed-trailer|get-large-c4|put-large-c4|get-small|put-small|multipart|get-multipart|range] [--rounds 6] [--order ab|ba]
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FULL, gatewayCpuMeter, getLarge, getMultipart, multipart, putLarge, putSdkStream, putSignedTrailer, ranges, setupRangeObjects, small, type Figures } from './lib/scenarios.ts';
+import { FULL, gatewayCpuMeter, getLarge, getMultipart, multipart, putLarge, putSdkStream, putSignedTrailer, ranges, setupRangeObjects, small, smallPuts, type Figures } from './lib/scenarios.ts';
 import { KiB, MiB, type Endpoint } from './lib/s3.ts';
 import { makeTarget, startGatewayProcess, startPlainMinio, type Gateway, type Target } from './lib/targets.ts';
 
@@ -61,6 +61,7 @@ const run: Record<string, { setup?: (t: Target) => Promise<unknown>; measure: (t
   'get-large-c4': { setup: (t) => putLarge(t, s, 4), measure: (t) => getLarge(t, s, 4), work: (4 * s.large) / MiB, unit: 'MiB' },
   'put-large-c4': { measure: (t) => putLarge(t, s, 4), work: (4 * s.large) / MiB, unit: 'MiB' },
   'get-small': { measure: (t) => small(t, s, 4 * KiB), work: 3 * (s.smallLatencyOps + s.smallThroughputOps), unit: 'request' },
+  'put-small': { measure: (t) => smallPuts(t, s), work: s.smallLatencyOps, unit: 'request' },
   multipart: { measure: (t) => multipart(t, s), work: (4 * s.mpuPart) / MiB, unit: 'MiB' },
   'get-multipart': { setup: (t) => multipart(t, s), measure: (t) => getMultipart(t, s), work: (4 * s.mpuPart) / MiB, unit: 'MiB' },
   range: { setup: (t) => setupRangeObjects(t, s), measure: (t) => ranges(t, s), work: 2 * s.rangeReads, unit: 'range read (incl. the warm-up reads)' },

@@ -142,6 +142,13 @@ export async function small(t: Target, s: Sizes, size: number, onError?: (what: 
   return f;
 }
 
+/** Sequential 4 KiB PUTs alone (small()'s first step, without its concurrent ones): p50 / p99 (bench/ab.ts put-small). */
+export async function smallPuts(t: Target, s: Sizes): Promise<Figures> {
+  const body = bodyBuffer(4 * KiB);
+  const { lat } = await runPool(s.smallLatencyOps, 1, (i) => t.client.send(new PutObjectCommand({ Bucket: t.bucket, Key: `small-puts-${i % SMALL_KEYS}`, Body: body })).then(() => undefined));
+  return { 'put-small-p50-ms': percentile(lat, 50), 'put-small-p99-ms': percentile(lat, 99) };
+}
+
 export async function setupRangeObjects(t: Target, s: Sizes): Promise<void> {
   await putStream(t.client, t.bucket, 'range-small', s.rangeSmall);
   await putStream(t.client, t.bucket, 'range-huge', s.rangeHuge);
