@@ -8,9 +8,9 @@ export type { DetachedBody } from './raw-message.ts';
  * Requests to a plain-http backend over pooled keep-alive sockets, answers read into one reused buffer per socket
  * (net's `onread`) and parsed here. Node's http client spends 1.9–3.8 CPU-ms per MiB of response body on this
  * machine (llhttp, IncomingMessage, a fresh 64 KiB buffer per socket read), more than decrypting it; this path
- * about half of that (bench/backend-read.ts). For a small PUT its ClientRequest, agent and parser cost more than
- * the rest of the backend call's JavaScript (bench/README.md, session 21), so a request whose body is one Buffer
- * comes here too: head and body leave in one write. It speaks what an S3 server answers over HTTP/1.1: a status
+ * about half of that (bench/backend-read.ts). For a small PUT its ClientRequest, agent and parser cost 0.2–0.6 of
+ * the gateway's 2.5–3 CPU-ms (bench/README.md "Small requests on the raw backend client"), so a request whose body
+ * is one Buffer comes here too: head and body leave in one write. It speaks what an S3 server answers over HTTP/1.1: a status
  * line, headers, and a body framed by Content-Length or the chunked transfer coding. Anything else (another
  * transfer coding, a body delimited by the connection closing, HTTP/1.0) is refused with `RawUnsupported` before
  * any of the body is read; the caller repeats a GET or HEAD through node:http, and does not send a request with

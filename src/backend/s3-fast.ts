@@ -162,7 +162,7 @@ export class FastS3 {
   /**
    * The raw pool for this request, or null for node:http: GET and HEAD without a body on any plain-http store;
    * PUT and DELETE with at most a Buffer body once the store has answered as MinIO or S3 (whose answers the pool
-   * reads; a PUT's ClientRequest, agent and parser were ~0.2 CPU-ms of a small PUT here). POST (multipart
+   * reads; node:http's ClientRequest, agent and parser were 0.2–0.6 CPU-ms of a small PUT here). POST (multipart
    * completion, batch delete) and streamed bodies stay on node:http.
    */
   private rawFor(r: FastRequest): RawHttpPool | null {
