@@ -80,10 +80,15 @@ export class FastS3 {
     private readonly region: string,
     private readonly agent: http.Agent,
     private readonly maxAttempts = 5,
-    /** GET and HEAD, and PUT and DELETE with a Buffer body, go through this pool when given (plain-http backends; rawFor). */
+    /** GET and HEAD go through this pool when given (plain-http backends; rawFor). */
     private readonly raw: RawHttpPool | null = null,
     /** How streamed bodies go: 'auto' (raw to MinIO and S3, else aws-chunked), or always one way. */
     private readonly streams: 'auto' | 'aws-chunked' | 'content-length' = 'auto',
+    /**
+     * PUT and DELETE with a Buffer body (rawFor): a pool of their own, so that writes never queue behind GET bodies
+     * that hold the read pool's sockets for a whole download (as node:http's agent kept them apart before).
+     */
+    private readonly rawWrites: RawHttpPool | null = raw,
   ) {
     this.url = new URL(endpoint);
     this.request = this.url.protocol === 'https:' ? (https.request) : http.request;
@@ -166,9 +171,9 @@ export class FastS3 {
    * completion, batch delete) and streamed bodies stay on node:http.
    */
   private rawFor(r: FastRequest): RawHttpPool | null {
-    if (!this.raw || (r.body !== undefined && !Buffer.isBuffer(r.body))) return null;
+    if (r.body !== undefined && !Buffer.isBuffer(r.body)) return null;
     if (r.method === 'GET' || r.method === 'HEAD') return r.body === undefined ? this.raw : null;
-    return (r.method === 'PUT' || r.method === 'DELETE') && dropsShortBodies(this.server) ? this.raw : null;
+    return (r.method === 'PUT' || r.method === 'DELETE') && dropsShortBodies(this.server) ? this.rawWrites : null;
   }
 
   private once(method: string, path: string, query: string, payloadHash: string, extra: Record<string, string>, body?: Buffer | Readable): Promise<FastResponse> {

@@ -266,10 +266,9 @@ export class S3Backend implements Backend {
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets });
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets });
     const endpoint = new URL(opts.endpoint);
-    this.raw =
-      endpoint.protocol === 'http:'
-        ? new RawHttpPool(endpoint.hostname.replace(/^\[(.*)\]$/, '$1'), Number(endpoint.port || 80), maxSockets, 60_000)
-        : null;
+    const rawPool = () => new RawHttpPool(endpoint.hostname.replace(/^\[(.*)\]$/, '$1'), Number(endpoint.port || 80), maxSockets, 60_000);
+    this.raw = endpoint.protocol === 'http:' ? rawPool() : null;
+    this.rawWrites = endpoint.protocol === 'http:' ? rawPool() : null;
     this.fast = new FastS3(
       opts.endpoint,
       opts.accessKey,
@@ -278,6 +277,8 @@ export class S3Backend implements Backend {
       endpoint.protocol === 'https:' ? this.httpsAgent : this.httpAgent,
       opts.maxAttempts ?? 5,
       this.raw,
+      'auto',
+      this.rawWrites,
     );
   }
 
@@ -285,6 +286,8 @@ export class S3Backend implements Backend {
   private readonly fast: FastS3;
   /** Where GET and HEAD go on a plain-http endpoint (raw-http.ts). */
   private readonly raw: RawHttpPool | null;
+  /** Where PUT and DELETE with a Buffer body go there, apart from the reads (s3-fast.ts rawFor). */
+  private readonly rawWrites: RawHttpPool | null;
   /** False once the backend refused MinIO's `metadata=true` listing parameter. */
   private metaListing = true;
 
@@ -711,6 +714,7 @@ export class S3Backend implements Backend {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
     this.raw?.close();
+    this.rawWrites?.close();
     return Promise.resolve();
   }
 }

@@ -358,6 +358,28 @@ describe('raw HTTP/1.1 client for PUT and DELETE with a Buffer body (s3-fast.ts 
     agent.destroy();
   });
 
+  it('writes have a pool of their own: a PUT goes through while every read socket is held by a download', async () => {
+    const { s } = await setup((h, sock) => {
+      if (h.startsWith('GET')) return void sock.write('HTTP/1.1 200 OK\r\nServer: MinIO\r\nContent-Length: 1000000\r\n\r\nfirst bytes'); // the rest never comes
+      sock.write(minioOk());
+    });
+    // one read socket, whose idle time-out (60 s) outlasts the test: a write queued behind it would wait that long
+    const p = new RawHttpPool('127.0.0.1', s.port, 1, 60_000);
+    const writes = new RawHttpPool('127.0.0.1', s.port, 1, 5_000);
+    pools.push(p, writes);
+    const agent = new http.Agent({ keepAlive: true });
+    const fast = new FastS3(`http://127.0.0.1:${s.port}`, 'ak', 'sk', 'us-east-1', agent, 1, p, 'auto', writes);
+    await fast.send({ method: 'HEAD', bucket: 'b', key: 'k' });
+    const download = await fast.send({ method: 'GET', bucket: 'b', key: 'big' }); // holds the read pool's one socket
+    expect(download.status).toBe(200);
+    const put = fast.send({ method: 'PUT', bucket: 'b', key: 'small', body: Buffer.from('sealed') }).then((r) => r.status);
+    const late = new Promise<string>((r) => setTimeout(() => r('still queued after 10 s'), 10_000).unref());
+    expect(await Promise.race([put, late])).toBe(200);
+    expect(s.bodies[s.heads.findIndex((h) => h.startsWith('PUT'))]?.toString()).toBe('sealed');
+    download.body.destroy();
+    agent.destroy();
+  });
+
   it('a PUT on a reused socket the store dropped unanswered is sent again whole on a fresh one', async () => {
     const served = new WeakSet<net.Socket>();
     const { s, p } = await setup((_h, sock) => {
