@@ -51,6 +51,11 @@ export interface FastRequest {
   body?: Buffer | Readable;
   /** Content-Length of a Readable body (required with one). */
   size?: number;
+  /**
+   * The answer's body is handed on as a stream (getObject): such a GET may hold its connection for a whole download,
+   * so it goes through the pool of streams; every other request through the pool of short exchanges (rawFor).
+   */
+  stream?: boolean;
 }
 
 const RETRY_STATUS = new Set([500, 502, 503, 504]);
@@ -80,15 +85,16 @@ export class FastS3 {
     private readonly region: string,
     private readonly agent: http.Agent,
     private readonly maxAttempts = 5,
-    /** GET and HEAD go through this pool when given (plain-http backends; rawFor). */
+    /** GETs whose body is streamed on (`stream`) go through this pool when given (plain-http backends; rawFor). */
     private readonly raw: RawHttpPool | null = null,
     /** How streamed bodies go: 'auto' (raw to MinIO and S3, else aws-chunked), or always one way. */
     private readonly streams: 'auto' | 'aws-chunked' | 'content-length' = 'auto',
     /**
-     * PUT and DELETE with a Buffer body (rawFor): a pool of their own, so that writes never queue behind GET bodies
-     * that hold the read pool's sockets for a whole download (as node:http's agent kept them apart before).
+     * Every other request rawFor takes (HEAD, a GET read whole, PUT and DELETE with a Buffer body): a pool of their
+     * own, so that none of them waits behind downloads holding the stream pool's sockets — a download's header or
+     * key read included, which would otherwise wait for one of those downloads to end.
      */
-    private readonly rawWrites: RawHttpPool | null = raw,
+    private readonly rawShort: RawHttpPool | null = raw,
   ) {
     this.url = new URL(endpoint);
     this.request = this.url.protocol === 'https:' ? (https.request) : http.request;
@@ -165,15 +171,16 @@ export class FastS3 {
   }
 
   /**
-   * The raw pool for this request, or null for node:http: GET and HEAD without a body on any plain-http store;
+   * The raw pool for this request, or null for node:http: GET and HEAD without a body on any plain-http store
+   * (a streamed GET through the stream pool, the rest through the short one);
    * PUT and DELETE with at most a Buffer body once the store has answered as MinIO or S3 (whose answers the pool
    * reads; node:http's ClientRequest, agent and parser were 0.2–0.6 CPU-ms of a small PUT here). POST (multipart
    * completion, batch delete) and streamed bodies stay on node:http.
    */
   private rawFor(r: FastRequest): RawHttpPool | null {
     if (r.body !== undefined && !Buffer.isBuffer(r.body)) return null;
-    if (r.method === 'GET' || r.method === 'HEAD') return r.body === undefined ? this.raw : null;
-    return (r.method === 'PUT' || r.method === 'DELETE') && dropsShortBodies(this.server) ? this.rawWrites : null;
+    if (r.method === 'GET' || r.method === 'HEAD') return r.body !== undefined ? null : r.stream && r.method === 'GET' ? this.raw : this.rawShort;
+    return (r.method === 'PUT' || r.method === 'DELETE') && dropsShortBodies(this.server) ? this.rawShort : null;
   }
 
   private once(method: string, path: string, query: string, payloadHash: string, extra: Record<string, string>, body?: Buffer | Readable): Promise<FastResponse> {
@@ -322,8 +329,8 @@ export class FastS3 {
   }
 
   /** GET or HEAD of one object (see send). */
-  call(method: 'GET' | 'HEAD', bucket: string, key: string, extra: Record<string, string> = {}) {
-    return this.send({ method, bucket, key, headers: extra });
+  call(method: 'GET' | 'HEAD', bucket: string, key: string, extra: Record<string, string> = {}, stream = false) {
+    return this.send({ method, bucket, key, headers: extra, stream });
   }
 }
 

@@ -268,7 +268,7 @@ export class S3Backend implements Backend {
     const endpoint = new URL(opts.endpoint);
     const rawPool = () => new RawHttpPool(endpoint.hostname.replace(/^\[(.*)\]$/, '$1'), Number(endpoint.port || 80), maxSockets, 60_000);
     this.raw = endpoint.protocol === 'http:' ? rawPool() : null;
-    this.rawWrites = endpoint.protocol === 'http:' ? rawPool() : null;
+    this.rawShort = endpoint.protocol === 'http:' ? rawPool() : null;
     this.fast = new FastS3(
       opts.endpoint,
       opts.accessKey,
@@ -278,16 +278,16 @@ export class S3Backend implements Backend {
       opts.maxAttempts ?? 5,
       this.raw,
       'auto',
-      this.rawWrites,
+      this.rawShort,
     );
   }
 
   /** Every call to the store, signed by hand (see s3-fast.ts). */
   private readonly fast: FastS3;
-  /** Where GET and HEAD go on a plain-http endpoint (raw-http.ts). */
+  /** Where a GET whose body is streamed on goes on a plain-http endpoint (raw-http.ts; s3-fast.ts rawFor). */
   private readonly raw: RawHttpPool | null;
-  /** Where PUT and DELETE with a Buffer body go there, apart from the reads (s3-fast.ts rawFor). */
-  private readonly rawWrites: RawHttpPool | null;
+  /** Where every other raw request goes there (HEAD, GETs read whole, PUT/DELETE with a Buffer body), apart from the streams. */
+  private readonly rawShort: RawHttpPool | null;
   /** False once the backend refused MinIO's `metadata=true` listing parameter. */
   private metaListing = true;
 
@@ -448,7 +448,13 @@ export class S3Backend implements Backend {
     };
   }
 
-  async getObject(
+  getObject(bucket: string, key: string, range?: { start: number; end?: number }, versionId?: string): Promise<{ body: Readable; info: ObjectInfo }> {
+    return this.getObjectVia(true, bucket, key, range, versionId);
+  }
+
+  /** getObject; `stream`: its body is handed on (the stream pool), else read whole at once by the caller. */
+  private async getObjectVia(
+    stream: boolean,
     bucket: string,
     key: string,
     range?: { start: number; end?: number },
@@ -460,15 +466,15 @@ export class S3Backend implements Backend {
     const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {};
     const r =
       versionId === undefined
-        ? await this.fast.call('GET', bucket, key, headers)
-        : await this.fast.send({ method: 'GET', bucket, key, headers, query: { versionId } });
-    if (r.status >= 300 && refusedNull(versionId, r.status)) return readNullVersion(key, () => this.getObject(bucket, key, range));
+        ? await this.fast.call('GET', bucket, key, headers, stream)
+        : await this.fast.send({ method: 'GET', bucket, key, headers, query: { versionId }, stream });
+    if (r.status >= 300 && refusedNull(versionId, r.status)) return readNullVersion(key, () => this.getObjectVia(stream, bucket, key, range));
     if (r.status >= 300) throw versionError(r, { bucket, key }, versionId);
     return { body: r.body, info: this.fastInfo(key, r.headers) };
   }
 
   async getBuffer(bucket: string, key: string): Promise<{ data: Buffer; info: ObjectInfo }> {
-    const { body, info } = await this.getObject(bucket, key);
+    const { body, info } = await this.getObjectVia(false, bucket, key);
     const chunks: Buffer[] = [];
     try {
       for await (const c of body) chunks.push(c as Buffer);
@@ -714,7 +720,7 @@ export class S3Backend implements Backend {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
     this.raw?.close();
-    this.rawWrites?.close();
+    this.rawShort?.close();
     return Promise.resolve();
   }
 }

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import { RawHttpPool, RawNetworkError, RawUnsupported } from '../../src/backend/raw-http.ts';
 import { FastS3 } from '../../src/backend/s3-fast.ts';
+import { S3Backend } from '../../src/backend/s3.ts';
 
 interface Server {
   port: number;
@@ -358,7 +359,7 @@ describe('raw HTTP/1.1 client for PUT and DELETE with a Buffer body (s3-fast.ts 
     agent.destroy();
   });
 
-  it('writes have a pool of their own: a PUT goes through while every read socket is held by a download', async () => {
+  it('short exchanges have a pool of their own: a PUT goes through while every stream socket is held by a download', async () => {
     const { s } = await setup((h, sock) => {
       if (h.startsWith('GET')) return void sock.write('HTTP/1.1 200 OK\r\nServer: MinIO\r\nContent-Length: 1000000\r\n\r\nfirst bytes'); // the rest never comes
       sock.write(minioOk());
@@ -370,7 +371,7 @@ describe('raw HTTP/1.1 client for PUT and DELETE with a Buffer body (s3-fast.ts 
     const agent = new http.Agent({ keepAlive: true });
     const fast = new FastS3(`http://127.0.0.1:${s.port}`, 'ak', 'sk', 'us-east-1', agent, 1, p, 'auto', writes);
     await fast.send({ method: 'HEAD', bucket: 'b', key: 'k' });
-    const download = await fast.send({ method: 'GET', bucket: 'b', key: 'big' }); // holds the read pool's one socket
+    const download = await fast.send({ method: 'GET', bucket: 'b', key: 'big', stream: true }); // holds the stream pool's one socket
     expect(download.status).toBe(200);
     const put = fast.send({ method: 'PUT', bucket: 'b', key: 'small', body: Buffer.from('sealed') }).then((r) => r.status);
     const late = new Promise<string>((r) => setTimeout(() => r('still queued after 10 s'), 10_000).unref());
@@ -378,6 +379,25 @@ describe('raw HTTP/1.1 client for PUT and DELETE with a Buffer body (s3-fast.ts 
     expect(s.bodies[s.heads.findIndex((h) => h.startsWith('PUT'))]?.toString()).toBe('sealed');
     download.body.destroy();
     agent.destroy();
+  });
+
+  it("the S3 backend: a download's header and key reads (getBuffer) and HEADs never wait behind downloads holding every stream socket", async () => {
+    const { s } = await setup((h, sock) => {
+      const target = h.split(' ')[1];
+      if (h.startsWith('GET') && target.startsWith('/b/big')) return void sock.write('HTTP/1.1 200 OK\r\nServer: MinIO\r\nContent-Length: 1000000\r\n\r\nfirst bytes'); // the rest never comes
+      if (h.startsWith('GET')) return void sock.write(ok(Buffer.from('sealed header'), 'Server: MinIO\r\n'));
+      sock.write(minioOk());
+    });
+    const backend = new S3Backend({ endpoint: `http://127.0.0.1:${s.port}`, accessKey: 'ak', secretKey: 'sk', maxSockets: 1, maxAttempts: 1 });
+    try {
+      const download = await backend.getObject('b', 'big'); // the one stream socket, held
+      const late = <T,>(p: Promise<T>) => Promise.race([p, new Promise<string>((r) => setTimeout(() => r('still queued after 10 s'), 10_000).unref())]);
+      expect(((await late(backend.getBuffer('meta', 'hdr'))) as { data: Buffer }).data.toString()).toBe('sealed header');
+      expect(((await late(backend.headObject('b', 'k'))) as { size: number }).size).toBe(0);
+      download.body.destroy();
+    } finally {
+      await backend.close();
+    }
   });
 
   it('a PUT on a reused socket the store dropped unanswered is sent again whole on a fresh one', async () => {
